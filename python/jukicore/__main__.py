@@ -1,0 +1,3 @@
+from jukicore.cli import main
+
+main()

@@ -1,0 +1,45 @@
+"""The ``jukicore`` command line.
+
+Conventions: ``--help`` on every command; exit code 0 on success, 1 when the
+work failed (a :class:`jukicore.JukiError`), 2 on a usage error; ``--json``
+prints machine-readable output on standard output; long work shows a progress
+bar on standard error (hidden when standard error is not a terminal, or with
+``--quiet``).
+"""
+
+from __future__ import annotations
+
+import sys
+
+import click
+
+from jukicore.errors import JukiError
+
+from ._common import die
+
+__all__ = ["main"]
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="jukicore")
+def main() -> None:
+    """jukicore: the core of the Basic Resident Registration Network (Juki-net)."""
+
+
+def _register() -> None:
+    from . import codes, demo, synth
+
+    main.add_command(codes.codes)
+    main.add_command(synth.synth)
+    main.add_command(demo.demo)
+
+
+_register()
+
+
+def run() -> None:  # pragma: no cover - thin wrapper used by ``python -m jukicore``
+    try:
+        main(standalone_mode=True)
+    except JukiError as exc:
+        die(str(exc))
+    sys.exit(0)

@@ -1,0 +1,101 @@
+"""The one exception hierarchy of jukicore.
+
+Every error jukicore raises on purpose is a :class:`JukiError`. Errors caused by
+what the caller passed in are also :class:`ValueError` (or ``PermissionError``,
+``LookupError``, ``ImportError`` where that is the better-known base), so code
+that does not know jukicore still catches them in the usual way.
+
+The Rust extension maps its core errors onto these classes; it defines none of
+its own.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+__all__ = [
+    "BadRow",
+    "CodeSpaceExhaustedError",
+    "ConflictError",
+    "CorruptFileError",
+    "InvalidInputError",
+    "JukiError",
+    "MissingDependencyError",
+    "NotFoundError",
+    "PermissionDeniedError",
+    "SchemaVersionError",
+    "StoreError",
+]
+
+
+class JukiError(Exception):
+    """Root of every error jukicore raises on purpose."""
+
+
+@dataclass(frozen=True)
+class BadRow:
+    """One rejected row of a column or table: its position, column and reason."""
+
+    row: int
+    reason: str
+    column: str | None = None
+
+    def __str__(self) -> str:
+        where = f"row {self.row}" if self.column is None else f"row {self.row}, column {self.column!r}"
+        return f"{where}: {self.reason}"
+
+
+class _WithRows(JukiError):
+    """An error that may name the offending rows of a column or table."""
+
+    def __init__(self, message: str, rows: Sequence[BadRow] = ()) -> None:
+        self.rows: tuple[BadRow, ...] = tuple(rows)
+        if self.rows:
+            shown = "; ".join(str(r) for r in self.rows[:5])
+            more = f" (and {len(self.rows) - 5} more)" if len(self.rows) > 5 else ""
+            message = f"{message}: {shown}{more}"
+        super().__init__(message)
+
+
+class InvalidInputError(_WithRows, ValueError):
+    """Input that jukicore refuses; nothing was changed.
+
+    ``rows`` lists every offending row (position in the input, column, reason)
+    when the input was a column or a table; it is empty for a scalar.
+    """
+
+
+class CorruptFileError(JukiError, ValueError):
+    """A file jukicore wrote was truncated, corrupted, or is of an unknown version."""
+
+
+class CodeSpaceExhaustedError(JukiError, RuntimeError):
+    """Not enough fresh codes are left (in a block, or in the whole code space)."""
+
+
+class NotFoundError(JukiError, LookupError):
+    """The thing asked for (resident, household, block, ...) does not exist."""
+
+
+class ConflictError(_WithRows, ValueError):
+    """The request contradicts the current state (a duplicate, an illegal transition).
+
+    Like :class:`InvalidInputError`, ``rows`` names the offending rows of a column.
+    """
+
+
+class PermissionDeniedError(JukiError, PermissionError):
+    """The actor may not do this (deny by default)."""
+
+
+class StoreError(JukiError):
+    """The database could not do what was asked (connection, transaction)."""
+
+
+class SchemaVersionError(StoreError):
+    """The store's schema is newer than this jukicore knows, or cannot be migrated."""
+
+
+class MissingDependencyError(JukiError, ImportError):
+    """An optional dependency (an extra) is needed for this feature."""

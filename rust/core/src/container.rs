@@ -1,0 +1,270 @@
+//! The versioned, checksummed file container every jukicore state file uses.
+//!
+//! ```text
+//! offset  size  field
+//! 0       8     magic  b"JUKICORE"
+//! 8       8     kind   ASCII, space padded (for example b"CODEREG ")
+//! 16      4     format version, u32 LE
+//! 20      4     section count, u32 LE
+//! 24      8*n   section lengths, u64 LE
+//! ...           the sections, back to back
+//! end-32  32    SHA-256 of every byte before it
+//! ```
+//!
+//! Files are written to a temporary name beside the target, flushed, synced
+//! and renamed, so a crash leaves either the old file or the new one.
+//! Reading checks size, magic, kind, version and checksum before any section
+//! is parsed: truncation and corruption are detected, never half-loaded.
+
+use std::fs::{self, File};
+use std::io::{BufWriter, Write};
+use std::path::Path;
+
+use sha2::{Digest, Sha256};
+
+const SHA256_OUTPUT_LEN: usize = 32;
+
+use crate::error::{CoreError, Result};
+
+const MAGIC: &[u8; 8] = b"JUKICORE";
+const FIXED: usize = 24;
+
+/// A section writer: called with the sink, must write exactly `len` bytes.
+pub struct Section<'a> {
+    pub len: u64,
+    pub write: Box<dyn Fn(&mut dyn Write) -> std::io::Result<()> + 'a>,
+}
+
+struct HashingWriter<W: Write> {
+    inner: W,
+    ctx: Sha256,
+    written: u64,
+}
+
+impl<W: Write> Write for HashingWriter<W> {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        let n = self.inner.write(buf)?;
+        self.ctx.update(&buf[..n]);
+        self.written += n as u64;
+        Ok(n)
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.inner.flush()
+    }
+}
+
+/// Write a container atomically.
+pub fn write(path: &Path, kind: &[u8; 8], version: u32, sections: &[Section<'_>]) -> Result<()> {
+    let dir = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    let name = path
+        .file_name()
+        .ok_or_else(|| CoreError::Invalid(format!("not a file path: {}", path.display())))?;
+    let tmp = dir.join(format!(".{}.tmp-{}", name.to_string_lossy(), std::process::id()));
+    let result = (|| -> Result<()> {
+        let file = File::create(&tmp)?;
+        let mut w = HashingWriter {
+            inner: BufWriter::with_capacity(1 << 20, file),
+            ctx: Sha256::new(),
+            written: 0,
+        };
+        let lens: Vec<u64> = sections.iter().map(|s| s.len).collect();
+        w.write_all(&header(kind, version, &lens))?;
+        for s in sections {
+            let before = w.written;
+            (s.write)(&mut w)?;
+            if w.written - before != s.len {
+                return Err(CoreError::Invalid("section length mismatch while writing".into()));
+            }
+        }
+        let digest = w.ctx.finalize();
+        let mut inner = w.inner;
+        inner.write_all(&digest)?;
+        let file = inner.into_inner().map_err(|e| e.into_error())?;
+        file.sync_all()?;
+        Ok(())
+    })();
+    match result {
+        Ok(()) => {
+            fs::rename(&tmp, path)?;
+            if let Ok(d) = File::open(dir) {
+                let _ = d.sync_all();
+            }
+            Ok(())
+        }
+        Err(e) => {
+            let _ = fs::remove_file(&tmp);
+            Err(e)
+        }
+    }
+}
+
+fn header(kind: &[u8; 8], version: u32, lens: &[u64]) -> Vec<u8> {
+    let mut h = Vec::with_capacity(FIXED + 8 * lens.len());
+    h.extend_from_slice(MAGIC);
+    h.extend_from_slice(kind);
+    h.extend_from_slice(&version.to_le_bytes());
+    h.extend_from_slice(&(lens.len() as u32).to_le_bytes());
+    for l in lens {
+        h.extend_from_slice(&l.to_le_bytes());
+    }
+    h
+}
+
+/// The container as bytes in memory (same layout as [`write`]), for small
+/// payloads that travel rather than sit in a file.
+pub fn pack(kind: &[u8; 8], version: u32, sections: &[&[u8]]) -> Vec<u8> {
+    let lens: Vec<u64> = sections.iter().map(|s| s.len() as u64).collect();
+    let mut out = header(kind, version, &lens);
+    for s in sections {
+        out.extend_from_slice(s);
+    }
+    let digest = Sha256::digest(&out);
+    out.extend_from_slice(&digest);
+    out
+}
+
+/// A container read back and verified: its version and sections.
+pub struct Loaded {
+    pub version: u32,
+    bytes: Vec<u8>,
+    bounds: Vec<(usize, usize)>,
+}
+
+impl Loaded {
+    pub fn sections(&self) -> usize {
+        self.bounds.len()
+    }
+    pub fn section(&self, i: usize) -> &[u8] {
+        let (a, b) = self.bounds[i];
+        &self.bytes[a..b]
+    }
+}
+
+/// Read and verify a container of the given kind; `versions` lists the
+/// format versions this build understands.
+pub fn read(path: &Path, kind: &[u8; 8], versions: &[u32]) -> Result<Loaded> {
+    let bytes = fs::read(path)?;
+    parse(bytes, kind, versions).map_err(|e| match e {
+        CoreError::Corrupt(m) => CoreError::Corrupt(format!("{}: {m}", path.display())),
+        other => other,
+    })
+}
+
+/// Verify container bytes (see [`read`]).
+pub fn parse(bytes: Vec<u8>, kind: &[u8; 8], versions: &[u32]) -> Result<Loaded> {
+    let corrupt = |m: &str| Err(CoreError::Corrupt(m.to_string()));
+    if bytes.len() < FIXED + SHA256_OUTPUT_LEN {
+        return corrupt("file is truncated (shorter than a header)");
+    }
+    if &bytes[..8] != MAGIC {
+        return corrupt("not a jukicore file (bad magic)");
+    }
+    if &bytes[8..16] != kind {
+        return corrupt(&format!(
+            "file holds {:?}, expected {:?}",
+            String::from_utf8_lossy(&bytes[8..16]).trim_end(),
+            String::from_utf8_lossy(kind).trim_end()
+        ));
+    }
+    let body_end = bytes.len() - SHA256_OUTPUT_LEN;
+    let digest = Sha256::digest(&bytes[..body_end]);
+    let version = u32::from_le_bytes(bytes[16..20].try_into().unwrap());
+    let count = u32::from_le_bytes(bytes[20..24].try_into().unwrap()) as usize;
+    let table_end = FIXED.checked_add(count.checked_mul(8).unwrap_or(usize::MAX));
+    let Some(table_end) = table_end.filter(|e| *e <= body_end) else {
+        return corrupt("file is truncated or corrupted (section table)");
+    };
+    let mut bounds = Vec::with_capacity(count);
+    let mut at = table_end;
+    for i in 0..count {
+        let len = u64::from_le_bytes(bytes[FIXED + 8 * i..FIXED + 8 * i + 8].try_into().unwrap());
+        let end = (at as u64).checked_add(len).filter(|e| *e <= body_end as u64);
+        let Some(end) = end else {
+            return corrupt("file is truncated or corrupted (section length)");
+        };
+        bounds.push((at, end as usize));
+        at = end as usize;
+    }
+    if at != body_end {
+        return corrupt("file is truncated or corrupted (size does not match its sections)");
+    }
+    if digest[..] != bytes[body_end..] {
+        return corrupt("checksum mismatch: the file is corrupted");
+    }
+    if !versions.contains(&version) {
+        return corrupt(&format!("format version {version} is not supported (this build reads {versions:?})"));
+    }
+    Ok(Loaded { version, bytes, bounds })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sample(dir: &Path) -> std::path::PathBuf {
+        let p = dir.join("x.bin");
+        let a = b"hello".to_vec();
+        let b = vec![7u8; 1000];
+        write(
+            &p,
+            b"TESTKIND",
+            3,
+            &[
+                Section { len: 5, write: Box::new(move |w| w.write_all(&a)) },
+                Section { len: 1000, write: Box::new(move |w| w.write_all(&b)) },
+            ],
+        )
+        .unwrap();
+        p
+    }
+
+    fn tmpdir(tag: &str) -> std::path::PathBuf {
+        let d = std::env::temp_dir().join(format!("jkc-test-{tag}-{}", std::process::id()));
+        fs::create_dir_all(&d).unwrap();
+        d
+    }
+
+    #[test]
+    fn round_trip() {
+        let d = tmpdir("rt");
+        let p = sample(&d);
+        let l = read(&p, b"TESTKIND", &[3]).unwrap();
+        assert_eq!(l.version, 3);
+        assert_eq!(l.sections(), 2);
+        assert_eq!(l.section(0), b"hello");
+        assert_eq!(l.section(1), &[7u8; 1000][..]);
+    }
+
+    #[test]
+    fn every_flipped_byte_and_every_truncation_is_detected() {
+        let d = tmpdir("flip");
+        let p = sample(&d);
+        let good = fs::read(&p).unwrap();
+        for i in 0..good.len() {
+            let mut bad = good.clone();
+            bad[i] ^= 0x40;
+            assert!(parse(bad, b"TESTKIND", &[3]).is_err(), "flip at {i}");
+        }
+        for n in 0..good.len() {
+            assert!(parse(good[..n].to_vec(), b"TESTKIND", &[3]).is_err(), "truncated to {n}");
+        }
+    }
+
+    #[test]
+    fn pack_matches_the_file_layout() {
+        let d = tmpdir("pack");
+        let p = sample(&d);
+        let packed = pack(b"TESTKIND", 3, &[b"hello", &[7u8; 1000]]);
+        assert_eq!(packed, fs::read(&p).unwrap());
+        let l = parse(packed, b"TESTKIND", &[3]).unwrap();
+        assert_eq!(l.section(0), b"hello");
+    }
+
+    #[test]
+    fn wrong_kind_and_unknown_version_are_refused() {
+        let d = tmpdir("kind");
+        let p = sample(&d);
+        assert!(matches!(read(&p, b"OTHERKND", &[3]), Err(CoreError::Corrupt(_))));
+        assert!(matches!(read(&p, b"TESTKIND", &[1, 2]), Err(CoreError::Corrupt(_))));
+    }
+}

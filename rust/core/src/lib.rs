@@ -1,0 +1,18 @@
+//! jukicore-core: the pure-Rust core of jukicore.
+//!
+//! No Python here: identifiers and their check digits ([`checkdigit`]), the
+//! set of every code ever issued ([`codeset`]), resident-code allocation
+//! ([`registry`]) and My Number derivation ([`mynumber`]), and the checksummed
+//! file container they persist in ([`container`]). The PyO3 bindings in
+//! `rust/py` convert at the boundary and map [`CoreError`] onto the Python
+//! exception hierarchy.
+
+pub mod checkdigit;
+pub mod codeset;
+pub mod container;
+pub mod error;
+pub mod mynumber;
+pub mod random;
+pub mod registry;
+
+pub use error::{CoreError, Result, RowError};
