@@ -37,7 +37,7 @@ rust-test:
 lint: build
 	$(VENV)/bin/ruff check python tests benches
 	$(VENV)/bin/mypy
-	$(PY) -m mypy.stubtest jukicore._jukicore --allowlist tests/stubtest-allowlist.txt
+	$(PY) -m mypy.stubtest jukicore._jukicore
 
 py-test: build
 	$(VENV)/bin/pytest

@@ -42,7 +42,9 @@ class BadRow:
     column: str | None = None
 
     def __str__(self) -> str:
-        where = f"row {self.row}" if self.column is None else f"row {self.row}, column {self.column!r}"
+        where = f"row {self.row}"
+        if self.column is not None:
+            where += f", column {self.column!r}"
         return f"{where}: {self.reason}"
 
 

@@ -73,7 +73,7 @@ def _scalar_to_int(value: object, digits: int, what: str) -> int:
     reason = _scalar_problem(value, digits, what)
     if reason is not None:
         raise InvalidInputError(reason)
-    return int(value)  # type: ignore[call-overload]
+    return int(value)  # type: ignore[call-overload, no-any-return]
 
 
 def _scalar_problem(value: object, digits: int, what: str) -> str | None:
@@ -345,8 +345,8 @@ class CodeRegistry:
     def add(self, codes: Scalar | Column) -> int:
         """Record existing codes as issued; returns how many were new.
 
-        A malformed or wrong-check-digit code is reported by row, and then
-        nothing is recorded.
+        Malformed codes are reported by row; if there are none, codes with a
+        wrong check digit are reported by row. Either way nothing is recorded.
         """
         col, _ = _normalise(codes, RESIDENT_CODE_DIGITS, "resident code")
         return int(self._core.add(col))
@@ -365,7 +365,7 @@ class CodeRegistry:
         if not _is_scalar(code):
             return False
         try:
-            return bool(self.contains(code))  # type: ignore[arg-type]
+            return bool(self.contains(code))
         except InvalidInputError:
             return False
 
@@ -413,6 +413,10 @@ class CodeBlock:
     """
 
     __slots__ = ("_codes", "block_id", "holder", "parent_id")
+    _codes: U64Array
+    block_id: str
+    holder: str
+    parent_id: str | None
 
     def __init__(self) -> None:
         raise TypeError("use CodeRegistry.allocate_block, CodeBlock.split or CodeBlock.from_codes")
@@ -455,7 +459,10 @@ class CodeBlock:
         return int(self._codes.size)
 
     def __repr__(self) -> str:
-        return f"CodeBlock(block_id={self.block_id!r}, holder={self.holder!r}, remaining={len(self)})"
+        return (
+            f"CodeBlock(block_id={self.block_id!r}, holder={self.holder!r}, "
+            f"remaining={len(self)})"
+        )
 
     def _cut(self, n: int, purpose: str) -> U64Array:
         n = _count(n)

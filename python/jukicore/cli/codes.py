@@ -110,11 +110,13 @@ def check(source: Any, kind: str, as_json: bool) -> None:
         else:
             problems.append({"line": i, "value": line, "reason": f"not {width} ASCII digits"})
     if well_formed:
-        valid = {
-            "resident_code": ids.is_valid_resident_code,
-            "my_number": ids.is_valid_my_number,
-            "lg_code": ids.is_valid_lg_code,
-        }[rust_kind]([v for _, v in well_formed])
+        values = [v for _, v in well_formed]
+        if rust_kind == "resident_code":
+            valid = ids.is_valid_resident_code(values)
+        elif rust_kind == "my_number":
+            valid = ids.is_valid_my_number(values)
+        else:
+            valid = ids.is_valid_lg_code(values)
         for (i, v), ok in zip(well_formed, valid, strict=True):
             if not ok:
                 problems.append({"line": i, "value": v, "reason": "wrong check digit"})

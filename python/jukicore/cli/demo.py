@@ -14,7 +14,6 @@ from jukicore import ids
 from ._common import emit_json, json_option, juki_errors, quiet_option
 
 
-
 @click.command()
 @click.option("--population", default=100_000, show_default=True, type=click.IntRange(min=1),
               help="Residents of the synthetic municipality.")

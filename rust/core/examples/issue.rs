@@ -1,7 +1,10 @@
-use std::time::Instant;
 use jukicore_core::{mynumber::Issuer, registry::Registry};
+use std::time::Instant;
 fn main() {
-    let n: usize = std::env::args().nth(1).map(|s| s.parse().unwrap()).unwrap_or(20_000_000);
+    let n: usize = std::env::args()
+        .nth(1)
+        .map(|s| s.parse().unwrap())
+        .unwrap_or(20_000_000);
     let codes = Registry::new().generate(n).unwrap();
     let mut issuer = Issuer::new(&[7u8; 32]).unwrap();
     let t = Instant::now();

@@ -9,21 +9,36 @@ use jukicore_core::mynumber::Issuer;
 use jukicore_core::registry::Registry;
 
 fn main() {
-    let n: usize = std::env::args().nth(1).map(|s| s.parse().unwrap()).unwrap_or(125_000_000);
+    let n: usize = std::env::args()
+        .nth(1)
+        .map(|s| s.parse().unwrap())
+        .unwrap_or(125_000_000);
     let mut reg = Registry::new();
     let t = Instant::now();
     let codes = reg.generate(n).unwrap();
-    println!("generate {n}: {:.2?}, registry {} MB", t.elapsed(), reg.memory_bytes() / 1_000_000);
+    println!(
+        "generate {n}: {:.2?}, registry {} MB",
+        t.elapsed(),
+        reg.memory_bytes() / 1_000_000
+    );
     let t = Instant::now();
     let more = reg.generate(1_000_000).unwrap();
     println!("generate 1,000,000 more: {:.2?}", t.elapsed());
     let t = Instant::now();
     let ok = checkdigit::validate(Kind::ResidentCode, &codes).unwrap();
-    println!("validate {n}: {:.2?} ({} valid)", t.elapsed(), ok.iter().filter(|v| **v).count());
+    println!(
+        "validate {n}: {:.2?} ({} valid)",
+        t.elapsed(),
+        ok.iter().filter(|v| **v).count()
+    );
     let dir = std::env::temp_dir().join("jkc-scale.bin");
     let t = Instant::now();
     reg.save(&dir).unwrap();
-    println!("save: {:.2?}, {} MB", t.elapsed(), std::fs::metadata(&dir).unwrap().len() / 1_000_000);
+    println!(
+        "save: {:.2?}, {} MB",
+        t.elapsed(),
+        std::fs::metadata(&dir).unwrap().len() / 1_000_000
+    );
     let t = Instant::now();
     let back = Registry::load(&dir).unwrap();
     println!("load: {:.2?}", t.elapsed());

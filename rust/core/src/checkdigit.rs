@@ -186,7 +186,10 @@ fn out_of_range_rows(values: &[u64], limit: u64, what: &str) -> Vec<RowError> {
         .iter()
         .enumerate()
         .filter(|(_, v)| **v >= limit)
-        .map(|(row, v)| RowError { row, reason: format!("{v} has more digits than a {what}") })
+        .map(|(row, v)| RowError {
+            row,
+            reason: format!("{v} has more digits than a {what}"),
+        })
         .collect()
 }
 
@@ -302,7 +305,9 @@ mod tests {
             check_digit(Kind::MyNumber, body).unwrap()
         );
         // Hand computation: weights 5,4,3,2,7,6,5,4,3,2 on 2,3,4,5,6,7,8,9,0,1.
-        let sum = 2 * 5 + 3 * 4 + 4 * 3 + 5 * 2 + 6 * 7 + 7 * 6 + 8 * 5 + 9 * 4 + 0 * 3 + 2;
+        let digits = [2u64, 3, 4, 5, 6, 7, 8, 9, 0, 1];
+        let weights = [5u64, 4, 3, 2, 7, 6, 5, 4, 3, 2];
+        let sum: u64 = digits.iter().zip(weights).map(|(d, w)| d * w).sum();
         let r = sum % 11;
         let expected = if r <= 1 { 0 } else { 11 - r };
         assert_eq!(resident_code_check_digit(body).unwrap() as u64, expected);
@@ -322,10 +327,19 @@ mod tests {
 
     #[test]
     fn columns_agree_with_scalars() {
-        let bodies: Vec<u64> = (0..200_000u64).map(|i| i * 49_999 % 10_000_000_000).collect();
+        let bodies: Vec<u64> = (0..200_000u64)
+            .map(|i| i * 49_999 % 10_000_000_000)
+            .collect();
         let cds = check_digits(Kind::ResidentCode, &bodies).unwrap();
-        let codes: Vec<u64> = bodies.iter().zip(&cds).map(|(b, c)| b * 10 + *c as u64).collect();
-        assert!(validate(Kind::ResidentCode, &codes).unwrap().iter().all(|v| *v));
+        let codes: Vec<u64> = bodies
+            .iter()
+            .zip(&cds)
+            .map(|(b, c)| b * 10 + *c as u64)
+            .collect();
+        assert!(validate(Kind::ResidentCode, &codes)
+            .unwrap()
+            .iter()
+            .all(|v| *v));
         for (b, c) in bodies.iter().zip(&cds).take(1000) {
             assert_eq!(resident_code_check_digit(*b).unwrap(), *c);
         }

@@ -43,7 +43,11 @@ impl CodeSet {
         assert!(universe > 0 && universe <= 1 << 40, "universe out of range");
         let nb = universe.div_ceil(1 << LOW_BITS) as usize;
         let buckets = (0..nb).map(|_| Vec::new()).collect();
-        CodeSet { universe, buckets, len: 0 }
+        CodeSet {
+            universe,
+            buckets,
+            len: 0,
+        }
     }
 
     pub fn universe(&self) -> u64 {
@@ -63,7 +67,11 @@ impl CodeSet {
     pub fn memory_bytes(&self) -> u64 {
         std::mem::size_of::<Self>() as u64
             + (self.buckets.capacity() * std::mem::size_of::<Vec<u16>>()) as u64
-            + self.buckets.iter().map(|b| 2 * b.capacity() as u64).sum::<u64>()
+            + self
+                .buckets
+                .iter()
+                .map(|b| 2 * b.capacity() as u64)
+                .sum::<u64>()
     }
 
     #[inline]
@@ -102,7 +110,10 @@ impl CodeSet {
     ///
     /// Errors (and changes nothing) if a candidate is not below the universe.
     pub fn insert_new(&mut self, candidates: &[u64]) -> Result<Vec<bool>> {
-        if let Some(row) = candidates.par_iter().position_first(|&c| c >= self.universe) {
+        if let Some(row) = candidates
+            .par_iter()
+            .position_first(|&c| c >= self.universe)
+        {
             return Err(CoreError::Invalid(format!(
                 "value {} at row {row} is outside 0..{}",
                 candidates[row], self.universe
@@ -133,8 +144,11 @@ impl CodeSet {
     /// Few candidates against many buckets: sort them and visit only the
     /// buckets they touch.
     fn insert_pass_sparse(&mut self, chunk: &[u64]) -> Vec<u64> {
-        let mut keys: Vec<(u64, u64)> =
-            chunk.iter().enumerate().map(|(i, &b)| (b, i as u64)).collect();
+        let mut keys: Vec<(u64, u64)> = chunk
+            .iter()
+            .enumerate()
+            .map(|(i, &b)| (b, i as u64))
+            .collect();
         keys.sort_unstable();
         let mut rejected = Vec::new();
         let mut packed = Vec::new();
@@ -148,8 +162,12 @@ impl CodeSet {
                 packed.push(((keys[end].0 & LOW_MASK) << IDX_BITS) | keys[end].1);
                 end += 1;
             }
-            let added =
-                merge_bucket(&mut self.buckets[bucket as usize], &packed, &mut rejected, &mut spots);
+            let added = merge_bucket(
+                &mut self.buckets[bucket as usize],
+                &packed,
+                &mut rejected,
+                &mut spots,
+            );
             self.len += added;
             start = end;
         }
@@ -230,11 +248,16 @@ impl CodeSet {
                     while i < keys.len() {
                         let local = (keys[i] >> (IDX_BITS + LOW_BITS)) as usize;
                         let mut j = i + 1;
-                        while j < keys.len() && (keys[j] >> (IDX_BITS + LOW_BITS)) as usize == local {
+                        while j < keys.len() && (keys[j] >> (IDX_BITS + LOW_BITS)) as usize == local
+                        {
                             j += 1;
                         }
-                        added +=
-                            merge_bucket(&mut buckets[local], &keys[i..j], &mut rejected, &mut spots);
+                        added += merge_bucket(
+                            &mut buckets[local],
+                            &keys[i..j],
+                            &mut rejected,
+                            &mut spots,
+                        );
                         i = j;
                     }
                     (added, rejected, scratch, spots)
@@ -292,7 +315,9 @@ impl CodeSet {
         let word = |i: usize| u64::from_le_bytes(bytes[i * 8..i * 8 + 8].try_into().unwrap());
         let (universe, len, nb) = (word(0), word(1), word(2));
         if universe != expected_universe {
-            return Err(corrupt(&format!("universe {universe}, expected {expected_universe}")));
+            return Err(corrupt(&format!(
+                "universe {universe}, expected {expected_universe}"
+            )));
         }
         let set = CodeSet::new(universe);
         if nb != set.buckets.len() as u64 {
@@ -315,13 +340,18 @@ impl CodeSet {
             let (mine, rest) = lows.split_at(2 * c);
             lows = rest;
             let mut v: Vec<u16> = Vec::with_capacity(with_slack(c));
-            v.extend(mine.chunks_exact(2).map(|x| u16::from_le_bytes([x[0], x[1]])));
+            v.extend(
+                mine.chunks_exact(2)
+                    .map(|x| u16::from_le_bytes([x[0], x[1]])),
+            );
             if v.windows(2).any(|w| w[0] >= w[1]) {
                 return Err(corrupt(&format!("bucket {b} is not strictly increasing")));
             }
             if let Some(&last) = v.last() {
                 if ((b as u64) << LOW_BITS | last as u64) >= universe {
-                    return Err(corrupt(&format!("bucket {b} holds a value outside the universe")));
+                    return Err(corrupt(&format!(
+                        "bucket {b} holds a value outside the universe"
+                    )));
                 }
             }
             buckets.push(v);
@@ -329,7 +359,11 @@ impl CodeSet {
         if total != len {
             return Err(corrupt("bucket counts do not add up to the member count"));
         }
-        Ok(CodeSet { universe, buckets, len })
+        Ok(CodeSet {
+            universe,
+            buckets,
+            len,
+        })
     }
 }
 
@@ -357,8 +391,11 @@ fn radix_sort_stable(keys: &mut [u64], scratch: &mut Vec<u64>, from: u32, bits: 
     for pass in 0..passes {
         let sh = from + pass * width;
         let mask = (1u64 << width) - 1;
-        let (src, dst): (&[u64], &mut [u64]) =
-            if in_keys { (&*keys, &mut scratch[..]) } else { (&scratch[..], &mut *keys) };
+        let (src, dst): (&[u64], &mut [u64]) = if in_keys {
+            (&*keys, &mut scratch[..])
+        } else {
+            (&scratch[..], &mut *keys)
+        };
         counts.iter_mut().for_each(|c| *c = 0);
         for &k in src {
             counts[((k >> sh) & mask) as usize] += 1;
@@ -455,7 +492,9 @@ mod tests {
     use std::collections::BTreeSet;
 
     fn lcg(seed: &mut u64) -> u64 {
-        *seed = seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+        *seed = seed
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
         *seed >> 20
     }
 
@@ -508,7 +547,9 @@ mod tests {
     fn serialisation_round_trips_and_detects_damage() {
         let mut set = CodeSet::new(10_000_000_000);
         let mut seed = 7u64;
-        let cands: Vec<u64> = (0..20_000).map(|_| lcg(&mut seed) % 10_000_000_000).collect();
+        let cands: Vec<u64> = (0..20_000)
+            .map(|_| lcg(&mut seed) % 10_000_000_000)
+            .collect();
         set.insert_new(&cands).unwrap();
         let mut bytes = Vec::new();
         set.write_to(&mut bytes).unwrap();

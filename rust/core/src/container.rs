@@ -29,10 +29,13 @@ use crate::error::{CoreError, Result};
 const MAGIC: &[u8; 8] = b"JUKICORE";
 const FIXED: usize = 24;
 
-/// A section writer: called with the sink, must write exactly `len` bytes.
+/// Writes a section's bytes into the sink.
+pub type SectionWriter<'a> = Box<dyn Fn(&mut dyn Write) -> std::io::Result<()> + 'a>;
+
+/// A section: its length, and a writer that must write exactly that many bytes.
 pub struct Section<'a> {
     pub len: u64,
-    pub write: Box<dyn Fn(&mut dyn Write) -> std::io::Result<()> + 'a>,
+    pub write: SectionWriter<'a>,
 }
 
 struct HashingWriter<W: Write> {
@@ -55,11 +58,18 @@ impl<W: Write> Write for HashingWriter<W> {
 
 /// Write a container atomically.
 pub fn write(path: &Path, kind: &[u8; 8], version: u32, sections: &[Section<'_>]) -> Result<()> {
-    let dir = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    let dir = path
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
     let name = path
         .file_name()
         .ok_or_else(|| CoreError::Invalid(format!("not a file path: {}", path.display())))?;
-    let tmp = dir.join(format!(".{}.tmp-{}", name.to_string_lossy(), std::process::id()));
+    let tmp = dir.join(format!(
+        ".{}.tmp-{}",
+        name.to_string_lossy(),
+        std::process::id()
+    ));
     let result = (|| -> Result<()> {
         let file = File::create(&tmp)?;
         let mut w = HashingWriter {
@@ -73,7 +83,9 @@ pub fn write(path: &Path, kind: &[u8; 8], version: u32, sections: &[Section<'_>]
             let before = w.written;
             (s.write)(&mut w)?;
             if w.written - before != s.len {
-                return Err(CoreError::Invalid("section length mismatch while writing".into()));
+                return Err(CoreError::Invalid(
+                    "section length mismatch while writing".into(),
+                ));
             }
         }
         let digest = w.ctx.finalize();
@@ -170,7 +182,7 @@ pub fn parse(bytes: Vec<u8>, kind: &[u8; 8], versions: &[u32]) -> Result<Loaded>
     let digest = Sha256::digest(&bytes[..body_end]);
     let version = u32::from_le_bytes(bytes[16..20].try_into().unwrap());
     let count = u32::from_le_bytes(bytes[20..24].try_into().unwrap()) as usize;
-    let table_end = FIXED.checked_add(count.checked_mul(8).unwrap_or(usize::MAX));
+    let table_end = FIXED.checked_add(count.saturating_mul(8));
     let Some(table_end) = table_end.filter(|e| *e <= body_end) else {
         return corrupt("file is truncated or corrupted (section table)");
     };
@@ -178,7 +190,9 @@ pub fn parse(bytes: Vec<u8>, kind: &[u8; 8], versions: &[u32]) -> Result<Loaded>
     let mut at = table_end;
     for i in 0..count {
         let len = u64::from_le_bytes(bytes[FIXED + 8 * i..FIXED + 8 * i + 8].try_into().unwrap());
-        let end = (at as u64).checked_add(len).filter(|e| *e <= body_end as u64);
+        let end = (at as u64)
+            .checked_add(len)
+            .filter(|e| *e <= body_end as u64);
         let Some(end) = end else {
             return corrupt("file is truncated or corrupted (section length)");
         };
@@ -192,9 +206,15 @@ pub fn parse(bytes: Vec<u8>, kind: &[u8; 8], versions: &[u32]) -> Result<Loaded>
         return corrupt("checksum mismatch: the file is corrupted");
     }
     if !versions.contains(&version) {
-        return corrupt(&format!("format version {version} is not supported (this build reads {versions:?})"));
+        return corrupt(&format!(
+            "format version {version} is not supported (this build reads {versions:?})"
+        ));
     }
-    Ok(Loaded { version, bytes, bounds })
+    Ok(Loaded {
+        version,
+        bytes,
+        bounds,
+    })
 }
 
 #[cfg(test)]
@@ -210,8 +230,14 @@ mod tests {
             b"TESTKIND",
             3,
             &[
-                Section { len: 5, write: Box::new(move |w| w.write_all(&a)) },
-                Section { len: 1000, write: Box::new(move |w| w.write_all(&b)) },
+                Section {
+                    len: 5,
+                    write: Box::new(move |w| w.write_all(&a)),
+                },
+                Section {
+                    len: 1000,
+                    write: Box::new(move |w| w.write_all(&b)),
+                },
             ],
         )
         .unwrap();
@@ -246,7 +272,10 @@ mod tests {
             assert!(parse(bad, b"TESTKIND", &[3]).is_err(), "flip at {i}");
         }
         for n in 0..good.len() {
-            assert!(parse(good[..n].to_vec(), b"TESTKIND", &[3]).is_err(), "truncated to {n}");
+            assert!(
+                parse(good[..n].to_vec(), b"TESTKIND", &[3]).is_err(),
+                "truncated to {n}"
+            );
         }
     }
 
@@ -264,7 +293,13 @@ mod tests {
     fn wrong_kind_and_unknown_version_are_refused() {
         let d = tmpdir("kind");
         let p = sample(&d);
-        assert!(matches!(read(&p, b"OTHERKND", &[3]), Err(CoreError::Corrupt(_))));
-        assert!(matches!(read(&p, b"TESTKIND", &[1, 2]), Err(CoreError::Corrupt(_))));
+        assert!(matches!(
+            read(&p, b"OTHERKND", &[3]),
+            Err(CoreError::Corrupt(_))
+        ));
+        assert!(matches!(
+            read(&p, b"TESTKIND", &[1, 2]),
+            Err(CoreError::Corrupt(_))
+        ));
     }
 }

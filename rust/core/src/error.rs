@@ -20,13 +20,19 @@ impl fmt::Display for RowError {
 pub enum CoreError {
     /// Input refused; every bad row is listed. Nothing was changed.
     #[error("{message} ({} bad rows)", rows.len())]
-    InvalidRows { message: String, rows: Vec<RowError> },
+    InvalidRows {
+        message: String,
+        rows: Vec<RowError>,
+    },
     /// A scalar argument was refused. Nothing was changed.
     #[error("{0}")]
     Invalid(String),
     /// The request contradicts current state (for example a number already issued).
     #[error("{message} ({} rows)", rows.len())]
-    Conflict { message: String, rows: Vec<RowError> },
+    Conflict {
+        message: String,
+        rows: Vec<RowError>,
+    },
     /// A file is truncated, corrupted, or of an unknown kind or version.
     #[error("{0}")]
     Corrupt(String),

@@ -23,8 +23,8 @@
 use std::io::Write;
 use std::path::Path;
 
-use rayon::prelude::*;
 use hmac::{Hmac, KeyInit, Mac};
+use rayon::prelude::*;
 use sha2::Sha256;
 
 use crate::checkdigit::{self, Kind};
@@ -118,7 +118,10 @@ impl Issuer {
     pub fn issue(&mut self, codes: &[u64]) -> Result<Vec<u64>> {
         let rows = checkdigit::invalid_rows(Kind::ResidentCode, codes);
         if !rows.is_empty() {
-            return Err(CoreError::InvalidRows { message: "invalid resident codes".into(), rows });
+            return Err(CoreError::InvalidRows {
+                message: "invalid resident codes".into(),
+                rows,
+            });
         }
         // Record the holders first (first occurrences only); on any conflict
         // put the set back as it was.
@@ -155,8 +158,10 @@ impl Issuer {
             .collect();
         drop(fresh);
         while !pending.is_empty() {
-            let cands: Vec<(u32, u64)> =
-                pending.par_iter().map(|&(i, k)| self.candidate(codes[i], k)).collect();
+            let cands: Vec<(u32, u64)> = pending
+                .par_iter()
+                .map(|&(i, k)| self.candidate(codes[i], k))
+                .collect();
             let bodies: Vec<u64> = cands.iter().map(|c| c.1).collect();
             let fresh = self.numbers.insert_new(&bodies)?;
             let mut next = Vec::new();
@@ -178,10 +183,14 @@ impl Issuer {
     /// number is returned.
     pub fn replace(&mut self, code: u64, leaked: u64) -> Result<u64> {
         if !checkdigit::is_valid(Kind::ResidentCode, code)? {
-            return Err(CoreError::Invalid(format!("{code:011} is not a valid resident code")));
+            return Err(CoreError::Invalid(format!(
+                "{code:011} is not a valid resident code"
+            )));
         }
         if !checkdigit::is_valid(Kind::MyNumber, leaked)? {
-            return Err(CoreError::Invalid(format!("{leaked:012} is not a valid My Number")));
+            return Err(CoreError::Invalid(format!(
+                "{leaked:012} is not a valid My Number"
+            )));
         }
         let leaked_body = leaked / 10;
         if !self.holders.contains(code / 10) || !self.numbers.contains(leaked_body) {
@@ -243,7 +252,9 @@ impl Issuer {
         let mut issuer = Issuer::new(key)?;
         let c = container::read(path, KIND, &[VERSION])?;
         if c.sections() != 3 {
-            return Err(CoreError::Corrupt("a My Number issuer file has three sections".into()));
+            return Err(CoreError::Corrupt(
+                "a My Number issuer file has three sections".into(),
+            ));
         }
         issuer.numbers = CodeSet::read_from(c.section(0), BODY_LIMIT)?;
         issuer.holders = CodeSet::read_from(c.section(1), Kind::ResidentCode.body_limit())?;
@@ -269,7 +280,10 @@ mod tests {
         let codes = Registry::new().generate(100_000).unwrap();
         let mut a = Issuer::new(KEY).unwrap();
         let nums = a.issue(&codes).unwrap();
-        assert!(checkdigit::validate(Kind::MyNumber, &nums).unwrap().iter().all(|v| *v));
+        assert!(checkdigit::validate(Kind::MyNumber, &nums)
+            .unwrap()
+            .iter()
+            .all(|v| *v));
         assert_eq!(nums.iter().collect::<HashSet<_>>().len(), nums.len());
         // Same key, same state: same numbers. Another key: different numbers.
         let mut b = Issuer::new(KEY).unwrap();
@@ -293,7 +307,10 @@ mod tests {
             }
             other => panic!("unexpected {:?}", other.map(|_| ())),
         }
-        assert!(matches!(a.issue(&[codes[7] + 1]), Err(CoreError::InvalidRows { .. })));
+        assert!(matches!(
+            a.issue(&[codes[7] + 1]),
+            Err(CoreError::InvalidRows { .. })
+        ));
         assert_eq!((a.issued_count(), a.holder_count()), before);
         assert!(Issuer::new(b"short").is_err());
     }
@@ -325,8 +342,14 @@ mod tests {
         a.replace(codes[0], nums[0]).unwrap();
         a.save(&p).unwrap();
         let mut b = Issuer::load(KEY, &p).unwrap();
-        assert_eq!((b.issued_count(), b.holder_count(), b.retired_count()), (501, 500, 1));
-        assert_eq!(a.issue(&codes[500..]).unwrap(), b.issue(&codes[500..]).unwrap());
+        assert_eq!(
+            (b.issued_count(), b.holder_count(), b.retired_count()),
+            (501, 500, 1)
+        );
+        assert_eq!(
+            a.issue(&codes[500..]).unwrap(),
+            b.issue(&codes[500..]).unwrap()
+        );
         assert!(b.issue(&codes[..1]).is_err());
     }
 }

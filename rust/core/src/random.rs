@@ -35,15 +35,20 @@ pub fn below<R: Rng + ?Sized>(rng: &mut R, n: u64) -> u64 {
 
 const CHUNK: usize = 1 << 20;
 
-/// Fill `out` with independent uniform draws from `0..n`, using every core.
-pub fn fill_below(out: &mut [u64], n: u64) -> Result<()> {
-    out.par_chunks_mut(CHUNK).try_for_each(|chunk| {
-        let mut rng = os_seeded()?;
-        for v in chunk.iter_mut() {
-            *v = below(&mut rng, n);
-        }
-        Ok(())
-    })
+/// Fill `out` with independent uniform draws from `0..n`, using every core:
+/// each chunk draws from its own ChaCha20 stream seeded by `master`.
+pub fn fill_below<R: Rng + ?Sized>(out: &mut [u64], n: u64, master: &mut R) -> Result<()> {
+    let streams: Vec<ChaCha20Rng> = (0..out.len().div_ceil(CHUNK))
+        .map(|_| ChaCha20Rng::from_rng(master))
+        .collect();
+    out.par_chunks_mut(CHUNK)
+        .zip(streams)
+        .for_each(|(chunk, mut rng)| {
+            for v in chunk.iter_mut() {
+                *v = below(&mut rng, n);
+            }
+        });
+    Ok(())
 }
 
 #[cfg(test)]
@@ -67,7 +72,7 @@ mod tests {
     #[test]
     fn fill_uses_fresh_streams() {
         let mut a = vec![0u64; 3 * CHUNK + 5];
-        fill_below(&mut a, 10_000_000_000).unwrap();
+        fill_below(&mut a, 10_000_000_000, &mut os_seeded().unwrap()).unwrap();
         assert!(a.iter().all(|v| *v < 10_000_000_000));
         // Two chunks drawing the same sequence would mean a reused seed.
         assert_ne!(a[..16], a[CHUNK..CHUNK + 16]);

@@ -27,13 +27,17 @@ fn to_py(py: Python<'_>, err: CoreError) -> PyErr {
             for r in rows {
                 list.append(bad_row.call1((r.row, r.reason))?)?;
             }
-            Ok(PyErr::from_value(errors.getattr(class)?.call1((message, list))?))
+            Ok(PyErr::from_value(
+                errors.getattr(class)?.call1((message, list))?,
+            ))
         };
         let plain = |class: &str, message: String| -> PyResult<PyErr> {
             Ok(PyErr::from_value(errors.getattr(class)?.call1((message,))?))
         };
         match err {
-            CoreError::InvalidRows { message, rows } => with_rows("InvalidInputError", message, rows),
+            CoreError::InvalidRows { message, rows } => {
+                with_rows("InvalidInputError", message, rows)
+            }
             CoreError::Invalid(m) => plain("InvalidInputError", m),
             CoreError::Conflict { message, rows } => with_rows("ConflictError", message, rows),
             CoreError::Corrupt(m) => plain("CorruptFileError", m),
@@ -50,7 +54,9 @@ fn kind_of(name: &str) -> PyResult<Kind> {
         "resident_code" => Ok(Kind::ResidentCode),
         "my_number" => Ok(Kind::MyNumber),
         "lg_code" => Ok(Kind::LgCode),
-        other => Err(PyValueError::new_err(format!("unknown identifier kind {other:?}"))),
+        other => Err(PyValueError::new_err(format!(
+            "unknown identifier kind {other:?}"
+        ))),
     }
 }
 
@@ -63,7 +69,9 @@ fn check_digits<'py>(
 ) -> PyResult<Bound<'py, PyArray1<u8>>> {
     let kind = kind_of(kind)?;
     let bodies = bodies.as_slice()?;
-    let out = py.detach(|| checkdigit::check_digits(kind, bodies)).map_err(|e| to_py(py, e))?;
+    let out = py
+        .detach(|| checkdigit::check_digits(kind, bodies))
+        .map_err(|e| to_py(py, e))?;
     Ok(out.into_pyarray(py))
 }
 
@@ -76,14 +84,18 @@ fn validate<'py>(
 ) -> PyResult<Bound<'py, PyArray1<bool>>> {
     let kind = kind_of(kind)?;
     let codes = codes.as_slice()?;
-    let out = py.detach(|| checkdigit::validate(kind, codes)).map_err(|e| to_py(py, e))?;
+    let out = py
+        .detach(|| checkdigit::validate(kind, codes))
+        .map_err(|e| to_py(py, e))?;
     Ok(out.into_pyarray(py))
 }
 
 fn kind_tag(kind: &str) -> PyResult<[u8; 8]> {
     let b = kind.as_bytes();
     if b.is_empty() || b.len() > 8 || !kind.is_ascii() {
-        return Err(PyValueError::new_err("a container kind is 1 to 8 ASCII characters"));
+        return Err(PyValueError::new_err(
+            "a container kind is 1 to 8 ASCII characters",
+        ));
     }
     let mut tag = [b' '; 8];
     tag[..b.len()].copy_from_slice(b);
@@ -113,7 +125,9 @@ fn container_unpack<'py>(
 ) -> PyResult<(u32, Vec<Bound<'py, PyBytes>>)> {
     let tag = kind_tag(kind)?;
     let loaded = container::parse(data.to_vec(), &tag, &versions).map_err(|e| to_py(py, e))?;
-    let sections = (0..loaded.sections()).map(|i| PyBytes::new(py, loaded.section(i))).collect();
+    let sections = (0..loaded.sections())
+        .map(|i| PyBytes::new(py, loaded.section(i)))
+        .collect();
     Ok((loaded.version, sections))
 }
 
@@ -127,7 +141,9 @@ struct RegistryCore {
 impl RegistryCore {
     #[new]
     fn new() -> Self {
-        RegistryCore { inner: Registry::new() }
+        RegistryCore {
+            inner: Registry::new(),
+        }
     }
 
     fn generate<'py>(&mut self, py: Python<'py>, n: usize) -> PyResult<Bound<'py, PyArray1<u64>>> {
@@ -167,7 +183,9 @@ impl RegistryCore {
 
     #[staticmethod]
     fn load(py: Python<'_>, path: PathBuf) -> PyResult<Self> {
-        let inner = py.detach(|| Registry::load(&path)).map_err(|e| to_py(py, e))?;
+        let inner = py
+            .detach(|| Registry::load(&path))
+            .map_err(|e| to_py(py, e))?;
         Ok(RegistryCore { inner })
     }
 }
@@ -182,7 +200,9 @@ struct IssuerCore {
 impl IssuerCore {
     #[new]
     fn new(py: Python<'_>, key: &[u8]) -> PyResult<Self> {
-        Ok(IssuerCore { inner: Issuer::new(key).map_err(|e| to_py(py, e))? })
+        Ok(IssuerCore {
+            inner: Issuer::new(key).map_err(|e| to_py(py, e))?,
+        })
     }
 
     fn issue<'py>(
@@ -223,7 +243,9 @@ impl IssuerCore {
 
     #[staticmethod]
     fn load(py: Python<'_>, key: &[u8], path: PathBuf) -> PyResult<Self> {
-        let inner = py.detach(|| Issuer::load(key, &path)).map_err(|e| to_py(py, e))?;
+        let inner = py
+            .detach(|| Issuer::load(key, &path))
+            .map_err(|e| to_py(py, e))?;
         Ok(IssuerCore { inner })
     }
 }
