@@ -18,7 +18,7 @@ use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyList};
 
 /// Map a core error onto the Python hierarchy rooted at `jukicore.JukiError`.
-fn to_py(py: Python<'_>, err: CoreError) -> PyErr {
+pub(crate) fn to_py(py: Python<'_>, err: CoreError) -> PyErr {
     let build = || -> PyResult<PyErr> {
         let errors = py.import("jukicore.errors")?;
         let with_rows = |class: &str, message: String, rows: Vec<RowError>| -> PyResult<PyErr> {
