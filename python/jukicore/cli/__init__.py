@@ -9,13 +9,7 @@ bar on standard error (hidden when standard error is not a terminal, or with
 
 from __future__ import annotations
 
-import sys
-
 import click
-
-from jukicore.errors import JukiError
-
-from ._common import die
 
 __all__ = ["main"]
 
@@ -35,11 +29,3 @@ def _register() -> None:
 
 
 _register()
-
-
-def run() -> None:  # pragma: no cover - thin wrapper used by ``python -m jukicore``
-    try:
-        main(standalone_mode=True)
-    except JukiError as exc:
-        die(str(exc))
-    sys.exit(0)
