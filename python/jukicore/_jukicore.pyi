@@ -1,11 +1,10 @@
 """Type stubs of the Rust extension (checked against the built module by stubtest)."""
 
 from os import PathLike
-from typing import final
+from typing import Self, final
 
 import numpy as np
 import numpy.typing as npt
-from typing_extensions import Self
 
 __all__ = [
     "IssuerCore",

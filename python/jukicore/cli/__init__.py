@@ -21,10 +21,11 @@ def main() -> None:
 
 
 def _register() -> None:
-    from . import codes, demo, synth
+    from . import codes, demo, register, synth
 
     main.add_command(codes.codes)
     main.add_command(synth.synth)
+    main.add_command(register.register)
     main.add_command(demo.demo)
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import sys
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from functools import wraps
 from typing import Any, NoReturn, TypeVar
 
@@ -50,3 +50,20 @@ def progress(total: int, label: str, quiet: bool = False) -> Iterator[Callable[[
     hidden = quiet or not sys.stderr.isatty()
     with click.progressbar(length=total, label=label, file=sys.stderr, hidden=hidden) as bar:
         yield bar.update
+
+
+@contextmanager
+def stage_progress(quiet: bool = False) -> Iterator[Callable[[str, int, int], None]]:
+    """Progress bars for named stages; yields ``report(stage, done, total)``."""
+    hidden = quiet or not sys.stderr.isatty()
+    with ExitStack() as stack:
+        bars: dict[str, Any] = {}
+
+        def report(stage: str, done: int, total: int) -> None:
+            if stage not in bars:
+                bars[stage] = stack.enter_context(click.progressbar(
+                    length=total, label=stage, file=sys.stderr, hidden=hidden))
+            bar = bars[stage]
+            bar.update(max(0, done - bar.pos))
+
+        yield report

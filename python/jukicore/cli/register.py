@@ -1,0 +1,183 @@
+"""``jukicore register``: the municipal resident register on SQLite or PostgreSQL."""
+
+from __future__ import annotations
+
+import datetime as dt
+from pathlib import Path
+from typing import Any
+
+import click
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from jukicore.errors import InvalidInputError
+from jukicore.register import Actor, create_register, open_register
+
+from ._common import emit_json, json_option, juki_errors, progress, quiet_option
+
+__all__ = ["register"]
+
+_store = click.argument("store", metavar="STORE")
+_operator = click.option("--operator", default="cli", show_default=True,
+                         help="Name of the operator acting (recorded in the audit log).")
+
+
+def _read_table(path: str) -> pa.Table:
+    p = Path(path)
+    if p.suffix in (".parquet", ".pq"):
+        return pq.read_table(p)
+    if p.suffix in (".arrow", ".feather", ".ipc"):
+        with pa.memory_map(str(p)) as src:
+            return pa.ipc.open_file(src).read_all()
+    if p.suffix == ".csv":
+        import pyarrow.csv as pacsv
+
+        return pacsv.read_csv(p)
+    raise InvalidInputError(f"{path}: use .parquet, .arrow or .csv")
+
+
+def _write_table(table: pa.Table, path: Path) -> None:
+    if path.suffix == ".arrow":
+        with pa.OSFile(str(path), "wb") as sink, pa.ipc.new_file(sink, table.schema) as w:
+            w.write_table(table)
+    else:
+        pq.write_table(table, path)
+
+
+@click.group()
+def register() -> None:
+    """The municipal resident register (住民基本台帳).
+
+    STORE is a SQLite file path (the embedded default) or a postgresql:// URI.
+    """
+
+
+@register.command()
+@_store
+@click.option("--lg-code", required=True, help="6-digit local government code.")
+@click.option("--prefecture", required=True)
+@click.option("--municipality", required=True)
+@_operator
+@json_option
+@juki_errors
+def init(*, store: str, lg_code: str, prefecture: str, municipality: str, operator: str,
+         as_json: bool) -> None:
+    """Create an empty register in STORE."""
+    actor = Actor.operator(operator, lg_code, "admin")
+    with create_register(store, lg_code=lg_code, prefecture=prefecture,
+                         municipality=municipality, actor=actor) as reg:
+        info = {"store": reg.target, "lg_code": reg.lg_code, "schema_version": reg.schema_version}
+    emit_json(info) if as_json else click.echo(f"created register {lg_code} in {store}")
+
+
+@register.command()
+@_store
+@click.argument("residents", type=click.Path(exists=True, dir_okay=False))
+@click.option("--households", type=click.Path(exists=True, dir_okay=False))
+@click.option("--code-block", type=click.Path(exists=True, dir_okay=False),
+              help="A saved jukicore.ids CodeBlock to import into the code pool first.")
+@_operator
+@json_option
+@quiet_option
+@juki_errors
+def load(*, store: str, residents: str, households: str | None, code_block: str | None,
+         operator: str, as_json: bool, quiet: bool) -> None:
+    """Bulk-load RESIDENTS (Parquet/Arrow/CSV) into STORE."""
+    with open_register(store) as reg:
+        actor = Actor.operator(operator, reg.lg_code, "admin")
+        if code_block:
+            from jukicore.ids import CodeBlock
+
+            reg.import_code_block(CodeBlock.load(code_block), actor=actor)
+        res = _read_table(residents)
+        hh = _read_table(households) if households else None
+        with progress(res.num_rows, "loading", quiet) as advance:
+            report = reg.load(res, hh, actor=actor, progress=advance)
+    out = {"residents": report.residents, "households": report.households}
+    emit_json(out) if as_json else click.echo(
+        f"loaded {report.residents:,} residents in {report.households:,} households")
+
+
+@register.command()
+@_store
+@click.argument("events", type=click.Path(exists=True, dir_okay=False))
+@click.option("--today", type=click.DateTime(["%Y-%m-%d"]), default=None,
+              help="The processing date (default: today).")
+@click.option("--rejected", "rejected_path", type=click.Path(dir_okay=False),
+              help="Write the rejected rows to this Parquet file.")
+@_operator
+@json_option
+@quiet_option
+@juki_errors
+def apply(*, store: str, events: str, today: dt.datetime | None, rejected_path: str | None,
+          operator: str, as_json: bool, quiet: bool) -> None:
+    """Apply a table of notifications (届出) from EVENTS in one transaction."""
+    with open_register(store) as reg:
+        actor = Actor.operator(operator, reg.lg_code, "clerk")
+        table = _read_table(events)
+        with progress(table.num_rows, "applying", quiet) as advance:
+            report = reg.apply(table, actor=actor, today=today.date() if today else None,
+                               progress=advance)
+    if rejected_path:
+        pq.write_table(report.rejected_table(), rejected_path)
+    if as_json:
+        emit_json({**report.summary(), "rejected_rows": [r.__dict__ for r in report.rejected]})
+        return
+    s = report.summary()
+    click.echo(f"applied {s['applied']:,}, duplicates {s['duplicates']:,}, "
+               f"rejected {s['rejected']:,}")
+    for r in report.rejected[:20]:
+        click.echo(f"  row {r.row} ({r.notification_id}, {r.kind}): {r.error}: {r.reason}")
+
+
+@register.command()
+@_store
+@click.argument("out_dir", type=click.Path(file_okay=False))
+@click.option("--format", "fmt", type=click.Choice(["parquet", "arrow"]), default="parquet",
+              show_default=True)
+@click.option("--as-of", type=click.DateTime(["%Y-%m-%d"]), default=None,
+              help="Also write the residents as of this date.")
+@_operator
+@json_option
+@juki_errors
+def export(*, store: str, out_dir: str, fmt: str, as_of: dt.datetime | None, operator: str,
+           as_json: bool) -> None:
+    """Export the register (records incl. 除票, households, history) to OUT_DIR."""
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    with open_register(store) as reg:
+        actor = Actor.operator(operator, reg.lg_code, "supervisor")
+        tables = reg.export(actor=actor)
+        if as_of is not None:
+            tables[f"residents_as_of_{as_of.date()}"] = reg.as_of(as_of.date(), actor=actor)
+    written: dict[str, Any] = {}
+    for name, table in tables.items():
+        path = out / f"{name}.{fmt}"
+        _write_table(table, path)
+        written[name] = {"path": str(path), "rows": table.num_rows}
+    if as_json:
+        emit_json(written)
+    else:
+        for name, w in written.items():
+            click.echo(f"{name}: {w['rows']:,} rows -> {w['path']}")
+
+
+@register.command()
+@_store
+@click.argument("resident_code")
+@_operator
+@json_option
+@juki_errors
+def history(*, store: str, resident_code: str, operator: str, as_json: bool) -> None:
+    """Show every recorded change (付随情報) of one resident."""
+    if not resident_code.isdigit():
+        raise InvalidInputError(f"a resident code is 11 digits, got {resident_code!r}")
+    with open_register(store) as reg:
+        actor = Actor.operator(operator, reg.lg_code, "clerk")
+        rows = reg.history(int(resident_code), actor=actor).to_pylist()
+    if as_json:
+        emit_json(rows)
+        return
+    for r in rows:
+        click.echo(f"{r['event_date']}  {r['reason']:<18} {r['item']:<16} "
+                   f"{r['old_value']!s} -> {r['new_value']!s}  ({r['notification_id']})")

@@ -1,0 +1,52 @@
+"""The municipal resident register (住民基本台帳) on SQLite (embedded default) or PostgreSQL.
+
+>>> from jukicore.register import Actor, create_register
+>>> reg = create_register("city.db", lg_code="131016", prefecture="東京都",
+...                       municipality="千代田区", actor=Actor.operator("setup", "131016", "admin"))
+
+See docs/register.md for the schema, the notification table and the rules.
+"""
+
+from __future__ import annotations
+
+from ._schema import (
+    HISTORY_SCHEMA,
+    HOUSEHOLD_SCHEMA,
+    OUTBOX_SCHEMA,
+    RESIDENT_SCHEMA,
+    RETENTION_YEARS,
+    SCHEMA_VERSION,
+)
+from .actors import Actor, check_permission
+from .daygen import generate_day
+from .events import EVENT_SCHEMA, KINDS, REASON_LABELS, events_table
+from .store import (
+    ApplyReport,
+    LoadReport,
+    Register,
+    RejectedRow,
+    create_register,
+    open_register,
+)
+
+__all__ = [
+    "EVENT_SCHEMA",
+    "HISTORY_SCHEMA",
+    "HOUSEHOLD_SCHEMA",
+    "KINDS",
+    "OUTBOX_SCHEMA",
+    "REASON_LABELS",
+    "RESIDENT_SCHEMA",
+    "RETENTION_YEARS",
+    "SCHEMA_VERSION",
+    "Actor",
+    "ApplyReport",
+    "LoadReport",
+    "Register",
+    "RejectedRow",
+    "check_permission",
+    "create_register",
+    "events_table",
+    "generate_day",
+    "open_register",
+]

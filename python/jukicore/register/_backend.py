@@ -1,0 +1,423 @@
+"""Database backends: SQLite (embedded default) and PostgreSQL, behind one session API.
+
+A *session* is one transaction. Workflow code writes SQL once with ``?``
+placeholders and passes dates through :meth:`Session.d` and timestamps through
+:meth:`Session.ts`; the session translates for its database.
+
+Bulk paths move Arrow data without Python loops over rows:
+
+* SQLite: the ADBC SQLite driver (``adbc_ingest`` for loads, Arrow result sets
+  for reads). ADBC links its own copy of SQLite, so the stdlib connection is
+  closed while an ADBC connection is open and reopened after: two copies of
+  SQLite must never hold the same file open in one process at once (POSIX
+  advisory locks are per process).
+* PostgreSQL: psycopg 3 ``COPY ... FROM STDIN`` / ``COPY (...) TO STDOUT`` in
+  CSV, produced and parsed by pyarrow's C++ CSV writer and reader, inside the
+  same transaction as the rest of the workflow.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import io
+import sqlite3
+from abc import ABC, abstractmethod
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager, suppress
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.csv as pacsv
+
+from jukicore.errors import ConflictError, MissingDependencyError, StoreError
+
+Params = Sequence[Any]
+
+_PG_LOCK_KEY = 5_810_001  # advisory lock serializing writers of one register
+
+
+def _cast_to(table: pa.Table, schema: pa.Schema) -> pa.Table:
+    cols = []
+    for field in schema:
+        col = table.column(field.name)
+        if col.type != field.type:
+            if col.null_count == len(col):
+                col = pa.nulls(len(col), field.type)
+            elif pa.types.is_timestamp(field.type) and (
+                    pa.types.is_string(col.type) or pa.types.is_timestamp(col.type)):
+                col = col.cast(pa.timestamp(field.type.unit)).cast(field.type)
+            else:
+                col = col.cast(field.type)
+        cols.append(col)
+    return pa.Table.from_arrays(cols, schema=schema)
+
+
+def rows_to_arrow(rows: Sequence[Sequence[Any]], schema: pa.Schema) -> pa.Table:
+    """Small result sets (a few rows) to Arrow; bulk reads use :meth:`Session.fetch_arrow`."""
+    columns = list(zip(*rows, strict=True)) if rows else [() for _ in schema]
+    arrays = [pa.array(list(col)) for col in columns]
+    return _cast_to(pa.Table.from_arrays(arrays, names=schema.names), schema)
+
+
+class Session(ABC):
+    """One transaction on one database."""
+
+    dialect: str
+
+    @abstractmethod
+    def execute(self, sql: str, params: Params = ()) -> None: ...
+
+    @abstractmethod
+    def query(self, sql: str, params: Params = ()) -> list[tuple[Any, ...]]: ...
+
+    @abstractmethod
+    def executemany(self, sql: str, rows: Iterable[Params]) -> None: ...
+
+    @abstractmethod
+    def ingest(self, table: str, data: pa.Table, progress: Any = None) -> None:
+        """Append an Arrow table to a database table (columns named as in the table)."""
+
+    @abstractmethod
+    def fetch_arrow(self, sql: str, params: Params, schema: pa.Schema) -> pa.Table:
+        """Run a query and return its result as Arrow, cast to ``schema``."""
+
+    @abstractmethod
+    def d(self, value: dt.date | None) -> Any:
+        """A date as a parameter."""
+
+    @abstractmethod
+    def ts(self, value: dt.datetime) -> Any:
+        """A UTC timestamp as a parameter."""
+
+    @staticmethod
+    def pd(value: Any) -> dt.date | None:
+        """A date read from the database."""
+        if value is None or isinstance(value, dt.date):
+            return value
+        return dt.date.fromisoformat(str(value))
+
+    def scalar(self, sql: str, params: Params = ()) -> Any:
+        rows = self.query(sql, params)
+        return rows[0][0] if rows else None
+
+
+# -- SQLite -------------------------------------------------------------------------------
+
+
+def _ts_text(value: dt.datetime) -> str:
+    return value.astimezone(dt.UTC).replace(tzinfo=None).isoformat(sep=" ", timespec="microseconds")
+
+
+class _SqliteSession(Session):
+    dialect = "sqlite"
+
+    def __init__(self, conn: sqlite3.Connection) -> None:
+        self._conn = conn
+
+    def execute(self, sql: str, params: Params = ()) -> None:
+        self._conn.execute(sql, params)
+
+    def query(self, sql: str, params: Params = ()) -> list[tuple[Any, ...]]:
+        return self._conn.execute(sql, params).fetchall()
+
+    def executemany(self, sql: str, rows: Iterable[Params]) -> None:
+        self._conn.executemany(sql, rows)
+
+    def ingest(self, table: str, data: pa.Table, progress: Any = None) -> None:
+        raise StoreError("bulk ingest needs a bulk session")  # pragma: no cover
+
+    def fetch_arrow(self, sql: str, params: Params, schema: pa.Schema) -> pa.Table:
+        return rows_to_arrow(self.query(sql, params), schema)
+
+    def d(self, value: dt.date | None) -> Any:
+        return None if value is None else value.isoformat()
+
+    def ts(self, value: dt.datetime) -> Any:
+        return _ts_text(value)
+
+
+class _AdbcSqliteSession(_SqliteSession):
+    def __init__(self, conn: Any) -> None:  # adbc_driver_manager.dbapi.Connection
+        self._adbc = conn
+
+    def execute(self, sql: str, params: Params = ()) -> None:
+        with self._adbc.cursor() as cur:
+            cur.execute(sql, params or None)
+
+    def query(self, sql: str, params: Params = ()) -> list[tuple[Any, ...]]:
+        with self._adbc.cursor() as cur:
+            cur.execute(sql, params or None)
+            return list(cur.fetchall())
+
+    def executemany(self, sql: str, rows: Iterable[Params]) -> None:
+        rows = list(rows)
+        if rows:
+            with self._adbc.cursor() as cur:
+                cur.executemany(sql, rows)
+
+    def ingest(self, table: str, data: pa.Table, progress: Any = None) -> None:
+        step = 200_000
+        with self._adbc.cursor() as cur:
+            for start in range(0, max(data.num_rows, 1), step):
+                part = data.slice(start, step)
+                if part.num_rows:
+                    cur.adbc_ingest(table, part, mode="append")
+                if progress is not None:
+                    progress(part.num_rows)
+
+    def fetch_arrow(self, sql: str, params: Params, schema: pa.Schema) -> pa.Table:
+        with self._adbc.cursor() as cur:
+            # Type inference looks at the first batch only: one batch for the whole result.
+            cur.adbc_statement.set_options(**{"adbc.sqlite.query.batch_rows": "100000000"})
+            cur.execute(sql, params or None)
+            result: pa.Table = cur.fetch_arrow_table()
+        if result.num_rows == 0:
+            return schema.empty_table()
+        return _cast_to(result, schema)
+
+
+class Backend(ABC):
+    dialect: str
+    target: str
+
+    @abstractmethod
+    def session(self, write: bool = True) -> Any:
+        """Context manager: one transaction; commits on success, rolls back on error."""
+
+    @abstractmethod
+    def bulk_session(self, write: bool = True) -> Any:
+        """Context manager: one transaction on the bulk (Arrow) path."""
+
+    @abstractmethod
+    def close(self) -> None: ...
+
+
+def _raise_mapped(exc: BaseException) -> None:
+    """Turn a database error into a jukicore error (a JukiError passes through unchanged)."""
+    name = type(exc).__name__
+    if isinstance(exc, sqlite3.IntegrityError) or name == "IntegrityError":
+        raise ConflictError(f"conflicting record: {exc}") from exc
+    if isinstance(exc, sqlite3.Error) or name in ("OperationalError", "DatabaseError",
+                                                   "ProgrammingError", "InternalError"):
+        raise StoreError(f"SQLite error: {exc}") from exc
+
+
+class SqliteBackend(Backend):
+    dialect = "sqlite"
+
+    def __init__(self, path: str | Path) -> None:
+        self.path = str(path)
+        self.target = self.path
+        self._conn: sqlite3.Connection | None = None
+        self._open()
+
+    def _open(self) -> None:
+        try:
+            conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
+            conn.execute("PRAGMA busy_timeout = 30000")
+            conn.execute("PRAGMA journal_mode = WAL")
+            conn.execute("PRAGMA synchronous = NORMAL")
+            # checkpoint every ~40 MiB of WAL rather than every 4 MiB: fewer latency spikes
+            conn.execute("PRAGMA wal_autocheckpoint = 10000")
+        except sqlite3.Error as exc:
+            raise StoreError(f"cannot open SQLite register {self.path!r}: {exc}") from exc
+        self._conn = conn
+
+    def _connection(self) -> sqlite3.Connection:
+        if self._conn is None:
+            raise StoreError("the register is closed")
+        return self._conn
+
+    @contextmanager
+    def session(self, write: bool = True) -> Iterator[Session]:
+        conn = self._connection()
+        try:
+            conn.execute("BEGIN IMMEDIATE" if write else "BEGIN")
+        except sqlite3.Error as exc:
+            raise StoreError(f"cannot start a transaction: {exc}") from exc
+        try:
+            yield _SqliteSession(conn)
+        except BaseException as exc:
+            conn.execute("ROLLBACK")
+            _raise_mapped(exc)
+            raise
+        try:
+            conn.execute("COMMIT")
+        except sqlite3.Error as exc:
+            with suppress(sqlite3.Error):
+                conn.execute("ROLLBACK")
+            raise StoreError(f"commit failed: {exc}") from exc
+
+    @contextmanager
+    def bulk_session(self, write: bool = True) -> Iterator[Session]:
+        try:
+            import adbc_driver_sqlite.dbapi as adbc_sqlite
+        except ImportError as exc:  # pragma: no cover - a declared dependency
+            raise MissingDependencyError("the SQLite bulk path needs adbc-driver-sqlite") from exc
+        self._connection().close()
+        self._conn = None
+        try:
+            conn = adbc_sqlite.connect(self.path)
+            try:
+                with conn.cursor() as cur:
+                    cur.execute("PRAGMA busy_timeout = 30000")
+                    cur.execute("PRAGMA cache_size = -262144")  # 256 MiB for bulk work
+                    cur.execute("PRAGMA temp_store = MEMORY")
+                    if write:
+                        # take the write lock now, as BEGIN IMMEDIATE would
+                        cur.execute("UPDATE meta SET value = value WHERE key = 'lg_code'")
+                try:
+                    yield _AdbcSqliteSession(conn)
+                except BaseException as exc:
+                    conn.rollback()
+                    _raise_mapped(exc)
+                    raise
+                conn.commit()
+            finally:
+                conn.close()
+        finally:
+            self._open()
+
+    def close(self) -> None:
+        if self._conn is not None:
+            self._conn.close()
+            self._conn = None
+
+
+# -- PostgreSQL ---------------------------------------------------------------------------
+
+
+class _PgSession(Session):
+    dialect = "postgresql"
+
+    def __init__(self, conn: Any) -> None:  # psycopg.Connection
+        self._conn = conn
+        self._cur = conn.cursor()
+        self._sql: dict[str, str] = {}
+
+    def _q(self, sql: str) -> str:
+        out = self._sql.get(sql)
+        if out is None:
+            out = self._sql[sql] = sql.replace("?", "%s")
+        return out
+
+    def execute(self, sql: str, params: Params = ()) -> None:
+        self._cur.execute(self._q(sql), params or None)
+
+    def query(self, sql: str, params: Params = ()) -> list[tuple[Any, ...]]:
+        self._cur.execute(self._q(sql), params or None)
+        return list(self._cur.fetchall())
+
+    def executemany(self, sql: str, rows: Iterable[Params]) -> None:
+        rows = list(rows)
+        if rows:
+            self._cur.executemany(self._q(sql), rows)
+
+    def ingest(self, table: str, data: pa.Table, progress: Any = None) -> None:
+        cols = ", ".join(data.column_names)
+        step = 100_000
+        opts = pacsv.WriteOptions(include_header=False, batch_size=16_384)
+        with self._cur.copy(f"COPY {table} ({cols}) FROM STDIN WITH (FORMAT csv)") as copy:
+            for start in range(0, max(data.num_rows, 1), step):
+                part = data.slice(start, step)
+                if part.num_rows:
+                    buf = io.BytesIO()
+                    pacsv.write_csv(part, buf, opts)
+                    copy.write(buf.getbuffer())
+                if progress is not None:
+                    progress(part.num_rows)
+
+    def fetch_arrow(self, sql: str, params: Params, schema: pa.Schema) -> pa.Table:
+        buf = io.BytesIO()
+        with self._cur.copy(
+            f"COPY ({self._q(sql)}) TO STDOUT WITH (FORMAT csv)", params or None
+        ) as copy:
+            for data in copy:
+                buf.write(data)
+        if buf.tell() == 0:
+            return schema.empty_table()
+        buf.seek(0)
+        types = {
+            f.name: (pa.timestamp(f.type.unit) if pa.types.is_timestamp(f.type) else f.type)
+            for f in schema
+        }
+        table = pacsv.read_csv(
+            buf,
+            read_options=pacsv.ReadOptions(column_names=schema.names, block_size=1 << 24),
+            parse_options=pacsv.ParseOptions(newlines_in_values=True),
+            convert_options=pacsv.ConvertOptions(
+                column_types=types,
+                strings_can_be_null=True,
+                quoted_strings_can_be_null=False,
+            ),
+        )
+        return _cast_to(table, schema)
+
+    def d(self, value: dt.date | None) -> Any:
+        return value
+
+    def ts(self, value: dt.datetime) -> Any:
+        return value.astimezone(dt.UTC).replace(tzinfo=None)
+
+    @staticmethod
+    def pd(value: Any) -> dt.date | None:
+        return value  # type: ignore[no-any-return]
+
+
+class PostgresBackend(Backend):
+    dialect = "postgresql"
+
+    def __init__(self, uri: str) -> None:
+        try:
+            import psycopg
+        except ImportError as exc:  # pragma: no cover - a declared dependency
+            raise MissingDependencyError("PostgreSQL registers need psycopg (3)") from exc
+        self.target = uri
+        try:
+            self._conn: Any = psycopg.connect(uri, autocommit=True)
+            self._conn.execute("SET TIME ZONE 'UTC'")
+            self._conn.execute("SET DateStyle TO ISO, YMD")
+        except psycopg.Error as exc:
+            raise StoreError(f"cannot connect to PostgreSQL: {exc}") from exc
+        self._psycopg = psycopg
+
+    def _connection(self) -> Any:
+        if self._conn is None:
+            raise StoreError("the register is closed")
+        return self._conn
+
+    @contextmanager
+    def session(self, write: bool = True) -> Iterator[Session]:
+        conn = self._connection()
+        try:
+            with conn.transaction():
+                s = _PgSession(conn)
+                if write:
+                    s.execute(f"SELECT pg_advisory_xact_lock({_PG_LOCK_KEY})")
+                yield s
+        except self._psycopg.errors.UniqueViolation as exc:
+            raise ConflictError(f"conflicting record: {exc}") from exc
+        except self._psycopg.Error as exc:
+            raise StoreError(f"PostgreSQL error: {exc}") from exc
+
+    def bulk_session(self, write: bool = True) -> Any:
+        return self.session(write)
+
+    def close(self) -> None:
+        if self._conn is not None:
+            self._conn.close()
+            self._conn = None
+
+
+def is_postgres_uri(target: str) -> bool:
+    return target.startswith(("postgresql://", "postgres://"))
+
+
+def connect(target: str | Path) -> Backend:
+    t = str(target)
+    if is_postgres_uri(t):
+        return PostgresBackend(t)
+    if t.startswith("sqlite:///"):
+        t = t[len("sqlite:///") :]
+    return SqliteBackend(t)

@@ -1,0 +1,328 @@
+"""Tables of the resident register: one description, two SQL dialects, Arrow schemas.
+
+Every table is described once (:data:`TABLES`) with logical column types; the
+SQLite and PostgreSQL DDL is generated from that description so the two
+databases hold the same schema in meaning:
+
+=========  ==================  ==========================
+logical    SQLite              PostgreSQL
+=========  ==================  ==========================
+int        INTEGER             BIGINT
+small      INTEGER             SMALLINT
+text       TEXT                TEXT
+date       TEXT (ISO 8601)     DATE
+ts         TEXT (ISO, UTC)     TIMESTAMP (UTC)
+serial     INTEGER PRIMARY KEY BIGINT GENERATED ... IDENTITY
+=========  ==================  ==========================
+
+Schema changes are *migrations*: a numbered list of steps, each applied once,
+in order, in one transaction, when a store is opened (:data:`MIGRATIONS`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import pyarrow as pa
+
+Dialect = str  # "sqlite" | "postgresql"
+
+RESIDENT = "resident"
+REMOVED = "removed"
+REMOVAL_REASONS = ("moved_out", "died", "ex_officio")
+HEAD = "世帯主"
+
+#: Retention of removed records (除票), in years.
+RETENTION_YEARS = 150
+
+
+@dataclass(frozen=True)
+class Column:
+    name: str
+    type: str  # int | small | text | date | ts | serial
+    nullable: bool = True
+
+
+@dataclass(frozen=True)
+class Table:
+    name: str
+    columns: tuple[Column, ...]
+    primary_key: tuple[str, ...] = ()
+
+    @property
+    def names(self) -> list[str]:
+        return [c.name for c in self.columns]
+
+
+def _c(name: str, type_: str, nullable: bool = True) -> Column:
+    return Column(name, type_, nullable)
+
+
+# -- the resident record (住民票) -----------------------------------------------------
+
+#: Items of a resident record that changes are tracked on (付随情報), in order.
+RESIDENT_COLUMNS: tuple[Column, ...] = (
+    _c("person_id", "int", False),
+    _c("resident_code", "int", False),
+    _c("my_number", "int"),
+    _c("family_name", "text", False),
+    _c("given_name", "text", False),
+    _c("family_name_kana", "text", False),
+    _c("given_name_kana", "text", False),
+    _c("birth_date", "date", False),
+    _c("sex", "small", False),
+    _c("household_id", "int", False),
+    _c("relationship", "text", False),
+    _c("domicile", "text"),
+    _c("domicile_head", "text"),
+    _c("postal_code", "text", False),
+    _c("prefecture", "text", False),
+    _c("municipality", "text", False),
+    _c("lg_code", "text", False),
+    _c("town", "text", False),
+    _c("street", "text", False),
+    _c("building", "text"),
+    _c("address", "text", False),
+    _c("resident_since", "date", False),
+    _c("address_since", "date", False),
+    _c("previous_address", "text"),
+    _c("move_in_notified", "date"),
+    _c("status", "text", False),
+    _c("removal_reason", "text"),
+    _c("removal_date", "date"),
+    _c("move_out_destination", "text"),
+    _c("updated_on", "date", False),
+)
+
+#: Items whose changes are recorded in the history (everything but the key and bookkeeping).
+TRACKED_ITEMS: tuple[str, ...] = tuple(
+    c.name for c in RESIDENT_COLUMNS if c.name not in ("person_id", "updated_on")
+)
+
+#: Identity confirmation info (本人確認情報) items: a change to one of these goes to the outbox.
+IDENTITY_ITEMS: frozenset[str] = frozenset(
+    {"family_name", "given_name", "birth_date", "sex", "address", "resident_code", "status"}
+)
+
+TABLES: tuple[Table, ...] = (
+    Table("meta", (_c("key", "text", False), _c("value", "text")), ("key",)),
+    Table("residents", RESIDENT_COLUMNS, ("person_id",)),
+    Table(
+        "households",
+        (
+            _c("household_id", "int", False),
+            _c("head_person_id", "int", False),
+            _c("address", "text", False),
+            _c("created_on", "date"),
+            _c("dissolved_on", "date"),
+        ),
+        ("household_id",),
+    ),
+    Table(
+        "history",
+        (
+            _c("id", "serial", False),
+            _c("person_id", "int", False),
+            _c("resident_code", "int", False),
+            _c("item", "text", False),
+            _c("old_value", "text"),
+            _c("new_value", "text"),
+            _c("event_date", "date", False),
+            _c("recorded_at", "ts", False),
+            _c("reason", "text", False),
+            _c("notification_id", "text"),
+        ),
+    ),
+    Table(
+        "notifications",
+        (
+            _c("notification_id", "text", False),
+            _c("kind", "text", False),
+            _c("person_id", "int"),
+            _c("resident_code", "int"),
+            _c("notified_date", "date", False),
+            _c("event_date", "date", False),
+            _c("recorded_at", "ts", False),
+            _c("actor", "text", False),
+        ),
+        ("notification_id",),
+    ),
+    Table(
+        "audit",
+        (
+            _c("id", "serial", False),
+            _c("at", "ts", False),
+            _c("actor", "text", False),
+            _c("actor_kind", "text", False),
+            _c("action", "text", False),
+            _c("target", "text"),
+            _c("notification_id", "text"),
+            _c("detail", "text"),
+        ),
+    ),
+    Table(
+        "outbox",
+        (
+            _c("lg_code", "text", False),
+            _c("seq", "int", False),
+            _c("resident_code", "int", False),
+            _c("previous_resident_code", "int"),
+            _c("family_name", "text", False),
+            _c("given_name", "text", False),
+            _c("birth_date", "date", False),
+            _c("sex", "small", False),
+            _c("address", "text", False),
+            _c("status", "text", False),
+            _c("change_date", "date", False),
+            _c("change_reason", "text", False),
+            _c("notification_id", "text"),
+            _c("recorded_at", "ts", False),
+        ),
+        ("seq",),  # one register is one municipality: seq numbers its changes
+    ),
+    Table(
+        "code_blocks",
+        (
+            _c("block_id", "text", False),
+            _c("holder", "text", False),
+            _c("parent_id", "text"),
+            _c("imported_at", "ts", False),
+        ),
+        ("block_id",),
+    ),
+    Table(
+        "code_pool",
+        (_c("pos", "int", False), _c("code", "int", False), _c("block_id", "text", False)),
+        ("pos",),
+    ),
+    Table(
+        "retired_codes",
+        (
+            _c("code", "int", False),
+            _c("person_id", "int", False),
+            _c("retired_on", "date", False),
+            _c("notification_id", "text"),
+        ),
+        ("code",),
+    ),
+)
+
+TABLE_BY_NAME: dict[str, Table] = {t.name: t for t in TABLES}
+
+#: Secondary indexes (name, table, columns, unique, partial WHERE clause).
+INDEXES: tuple[tuple[str, str, str, bool, str | None], ...] = (
+    ("residents_current_code", "residents", "resident_code", True, "status = 'resident'"),
+    (
+        "residents_my_number",
+        "residents",
+        "my_number",
+        True,
+        "my_number IS NOT NULL AND status = 'resident'",
+    ),
+    ("residents_my_number_any", "residents", "my_number", False, None),
+    ("residents_household", "residents", "household_id", False, None),
+    ("residents_removal", "residents", "removal_date", False, "status = 'removed'"),
+    ("history_person", "history", "person_id, id", False, None),
+    ("history_event_date", "history", "event_date", False, None),
+    ("history_code", "history", "resident_code", False, None),
+    ("code_pool_code", "code_pool", "code", True, None),
+)
+
+
+def _sql_type(col: Column, dialect: Dialect) -> str:
+    if dialect == "sqlite":
+        t = {
+            "int": "INTEGER",
+            "small": "INTEGER",
+            "text": "TEXT",
+            "date": "TEXT",
+            "ts": "TEXT",
+            "serial": "INTEGER PRIMARY KEY",
+        }[col.type]
+    else:
+        t = {
+            "int": "BIGINT",
+            "small": "SMALLINT",
+            "text": "TEXT",
+            "date": "DATE",
+            "ts": "TIMESTAMP",
+            "serial": "BIGINT GENERATED BY DEFAULT AS IDENTITY PRIMARY KEY",
+        }[col.type]
+    if not col.nullable and col.type != "serial":
+        t += " NOT NULL"
+    return t
+
+
+def create_table_sql(table: Table, dialect: Dialect) -> str:
+    parts = [f"{c.name} {_sql_type(c, dialect)}" for c in table.columns]
+    if table.primary_key:
+        parts.append(f"PRIMARY KEY ({', '.join(table.primary_key)})")
+    return f"CREATE TABLE {table.name} (\n  " + ",\n  ".join(parts) + "\n)"
+
+
+def create_index_sql(index: tuple[str, str, str, bool, str | None]) -> str:
+    name, table, cols, unique, where = index
+    u = "UNIQUE " if unique else ""
+    w = f" WHERE {where}" if where else ""
+    return f"CREATE {u}INDEX {name} ON {table} ({cols}){w}"
+
+
+def _v1(dialect: Dialect) -> list[str]:
+    stmts = [create_table_sql(t, dialect) for t in TABLES]
+    stmts += [create_index_sql(i) for i in INDEXES]
+    return stmts
+
+
+@dataclass(frozen=True)
+class Migration:
+    version: int
+    description: str
+    statements: Callable[[Dialect], list[str]]
+
+
+#: Every schema version this jukicore knows, in order. Append; never edit a published step.
+MIGRATIONS: tuple[Migration, ...] = (
+    Migration(1, "resident register: residents, households, history, notifications, audit, "
+              "outbox, code pool", _v1),
+)
+
+SCHEMA_VERSION = MIGRATIONS[-1].version
+
+# -- Arrow schemas ------------------------------------------------------------------------
+
+
+def _arrow_type(col: Column) -> pa.DataType:
+    if col.name in ("resident_code", "my_number", "previous_resident_code", "code"):
+        return pa.uint64()
+    return {
+        "int": pa.int64(),
+        "small": pa.int8(),
+        "text": pa.string(),
+        "date": pa.date32(),
+        "ts": pa.timestamp("us", tz="UTC"),
+        "serial": pa.int64(),
+    }[col.type]
+
+
+def arrow_schema(table_name: str, columns: list[str] | None = None) -> pa.Schema:
+    table = TABLE_BY_NAME[table_name]
+    cols = table.columns if columns is None else [c for c in table.columns if c.name in columns]
+    return pa.schema([pa.field(c.name, _arrow_type(c), c.nullable) for c in cols])
+
+
+#: The resident record as Arrow (current residents, exports, as-of queries).
+RESIDENT_SCHEMA: pa.Schema = arrow_schema("residents")
+HOUSEHOLD_SCHEMA: pa.Schema = pa.schema(
+    [
+        pa.field("household_id", pa.int64(), False),
+        pa.field("head_person_id", pa.int64()),
+        pa.field("head_resident_code", pa.uint64()),
+        pa.field("address", pa.string()),
+        pa.field("size", pa.int32(), False),
+    ]
+)
+HISTORY_SCHEMA: pa.Schema = arrow_schema("history")
+AUDIT_SCHEMA: pa.Schema = arrow_schema("audit")
+OUTBOX_SCHEMA: pa.Schema = arrow_schema("outbox")
+NOTIFICATION_SCHEMA: pa.Schema = arrow_schema("notifications")

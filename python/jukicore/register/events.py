@@ -1,0 +1,64 @@
+"""The notification (届出) table that :meth:`Register.apply` takes: one Arrow schema, all kinds."""
+
+from __future__ import annotations
+
+import pyarrow as pa
+
+__all__ = ["EVENT_SCHEMA", "KINDS", "REASON_LABELS", "empty_events", "events_table"]
+
+#: Every kind of notification, with the reason recorded in the history (付随情報).
+REASON_LABELS: dict[str, str] = {
+    "birth": "出生",
+    "death": "死亡",
+    "move_in": "転入",
+    "move_out": "転出",
+    "move_within": "転居",
+    "household_change": "世帯変更",
+    "name_change": "氏名変更",
+    "code_change": "住民票コード変更",
+    "my_number": "個人番号指定",
+    "ex_officio_removal": "職権消除",
+}
+KINDS: tuple[str, ...] = tuple(REASON_LABELS)
+
+#: One row per notification. ``kind`` says which columns a row needs (docs/register.md).
+EVENT_SCHEMA: pa.Schema = pa.schema(
+    [
+        pa.field("notification_id", pa.string()),
+        pa.field("kind", pa.string()),
+        pa.field("notified_date", pa.date32()),
+        pa.field("event_date", pa.date32()),
+        pa.field("resident_code", pa.uint64()),
+        pa.field("family_name", pa.string()),
+        pa.field("given_name", pa.string()),
+        pa.field("family_name_kana", pa.string()),
+        pa.field("given_name_kana", pa.string()),
+        pa.field("birth_date", pa.date32()),
+        pa.field("sex", pa.int8()),
+        pa.field("household_id", pa.int64()),
+        pa.field("relationship", pa.string()),
+        pa.field("household_action", pa.string()),
+        pa.field("new_head_code", pa.uint64()),
+        pa.field("whole_household", pa.bool_()),
+        pa.field("domicile", pa.string()),
+        pa.field("domicile_head", pa.string()),
+        pa.field("postal_code", pa.string()),
+        pa.field("town", pa.string()),
+        pa.field("street", pa.string()),
+        pa.field("building", pa.string()),
+        pa.field("previous_address", pa.string()),
+        pa.field("from_abroad", pa.bool_()),
+        pa.field("destination", pa.string()),
+        pa.field("my_number", pa.uint64()),
+    ]
+)
+
+
+def empty_events() -> pa.Table:
+    return EVENT_SCHEMA.empty_table()
+
+
+def events_table(rows: list[dict[str, object]]) -> pa.Table:
+    """Build an events table from dicts (missing keys are null); handy for one-off use."""
+    full = [{name: row.get(name) for name in EVENT_SCHEMA.names} for row in rows]
+    return pa.Table.from_pylist(full, schema=EVENT_SCHEMA)

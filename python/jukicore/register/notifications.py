@@ -1,0 +1,799 @@
+"""Applying notifications (届出): validation and the changes each kind makes.
+
+Each row is validated completely against the register's current state (reads
+only) before anything is written, so a rejected row changes nothing. Writes
+for accepted rows go straight to the resident and household tables (later rows
+of the same batch see them); the append-only rows (history, notification log,
+audit, outbox) are buffered and written with ``executemany`` before the
+transaction commits.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from jukicore.errors import (
+    CodeSpaceExhaustedError,
+    ConflictError,
+    InvalidInputError,
+    JukiError,
+    NotFoundError,
+)
+
+from ._backend import Session
+from ._schema import HEAD, REMOVED, RESIDENT, RESIDENT_COLUMNS, TRACKED_ITEMS
+from .events import KINDS
+
+RES_COLS: tuple[str, ...] = tuple(c.name for c in RESIDENT_COLUMNS)
+_DATE_COLS = frozenset(c.name for c in RESIDENT_COLUMNS if c.type == "date")
+SELECT_RES = "SELECT " + ", ".join(RES_COLS) + " FROM residents"
+INSERT_RES = (
+    "INSERT INTO residents (" + ", ".join(RES_COLS) + ") VALUES (" + ", ".join("?" * len(RES_COLS))
+    + ")"
+)
+_IDENTITY = ("family_name", "given_name", "birth_date", "sex", "address", "resident_code", "status")
+
+#: How far ahead a move-out may be planned (転出予定日), in days after the notification.
+MOVE_OUT_LEAD_DAYS = 14
+
+
+class Rejected(JukiError):
+    """Internal: a row is rejected (carries the public error to report)."""
+
+    def __init__(self, error: JukiError, column: str | None = None) -> None:
+        super().__init__(str(error))
+        self.error = error
+        self.column = column
+
+
+def _invalid(msg: str, column: str | None = None) -> Rejected:
+    return Rejected(InvalidInputError(msg), column)
+
+
+def _conflict(msg: str, column: str | None = None) -> Rejected:
+    return Rejected(ConflictError(msg), column)
+
+
+def fmt_code(code: int | None, width: int = 11) -> str | None:
+    return None if code is None else str(int(code)).zfill(width)
+
+
+def _text(item: str, value: Any) -> str | None:
+    if value is None:
+        return None
+    if item == "resident_code":
+        return fmt_code(value)
+    if item == "my_number":
+        return fmt_code(value, 12)
+    if isinstance(value, dt.date):
+        return value.isoformat()
+    return str(value)
+
+
+def _check_digit(body: int, weights: tuple[int, ...]) -> int:
+    digits = [int(ch) for ch in str(body).zfill(len(weights))]
+    r = sum(d * w for d, w in zip(digits, weights, strict=True)) % 11
+    return 0 if r <= 1 else 11 - r
+
+
+_ids_module: Any = None
+_ids_checked = False
+
+
+def _ids() -> Any:
+    """jukicore.ids when the Rust extension is built, else None (checked once)."""
+    global _ids_module, _ids_checked
+    if not _ids_checked:
+        mod: Any
+        try:
+            from jukicore import ids as mod
+        except ImportError:  # pragma: no cover - before the Rust extension exists
+            mod = None
+        _ids_module, _ids_checked = mod, True
+    return _ids_module
+
+
+def valid_resident_code(code: int) -> bool:
+    """Check digit of an 11-digit resident code (jukicore.ids when available)."""
+    ids = _ids()
+    if ids is None:  # pragma: no cover
+        if not 0 <= code < 10**11:
+            return False
+        return _check_digit(code // 10, (5, 4, 3, 2, 7, 6, 5, 4, 3, 2)) == code % 10
+    return bool(ids.is_valid_resident_code(int(code)))
+
+
+def valid_my_number(number: int) -> bool:
+    ids = _ids()
+    if ids is None:  # pragma: no cover
+        if not 0 <= number < 10**12:
+            return False
+        return _check_digit(number // 10, (6, 5, 4, 3, 2, 7, 6, 5, 4, 3, 2)) == number % 10
+    return bool(ids.is_valid_my_number(int(number)))
+
+
+@dataclass
+class Batch:
+    """State of one ``apply`` transaction."""
+
+    s: Session
+    lg_code: str
+    prefecture: str
+    municipality: str
+    actor: str
+    actor_kind: str
+    now: dt.datetime
+    today: dt.date
+    next_person_id: int
+    next_household_id: int
+    outbox_seq: int
+    history: list[tuple[Any, ...]] = field(default_factory=list)
+    notifications: list[tuple[Any, ...]] = field(default_factory=list)
+    audit: list[tuple[Any, ...]] = field(default_factory=list)
+    outbox: list[tuple[Any, ...]] = field(default_factory=list)
+    seen_ids: set[str] = field(default_factory=set)
+    last_person_id: int | None = None
+
+    # -- reads -----------------------------------------------------------------------
+
+    def person_by_code(self, code: int, column: str = "resident_code") -> dict[str, Any]:
+        rows = self.s.query(SELECT_RES + " WHERE resident_code = ? AND status = 'resident'",
+                            (code,))
+        if rows:
+            return self._person(rows[0])
+        gone = self.s.query(
+            "SELECT r.removal_reason FROM history h JOIN residents r ON r.person_id = h.person_id"
+            " WHERE h.resident_code = ? AND r.status = 'removed' ORDER BY r.person_id DESC"
+            " LIMIT 1",
+            (code,),
+        )
+        if gone:
+            raise _conflict(
+                f"resident {fmt_code(code)} was removed ({gone[0][0]}): no further notifications",
+                column,
+            )
+        raise Rejected(NotFoundError(f"no resident with code {fmt_code(code)}"), column)
+
+    def _person(self, row: tuple[Any, ...]) -> dict[str, Any]:
+        p = dict(zip(RES_COLS, row, strict=True))
+        pd = self.s.pd
+        for name in _DATE_COLS:
+            p[name] = pd(p[name])
+        return p
+
+    def members(self, household_id: int) -> list[dict[str, Any]]:
+        rows = self.s.query(
+            SELECT_RES + " WHERE household_id = ? AND status = 'resident' ORDER BY person_id",
+            (household_id,),
+        )
+        return [self._person(r) for r in rows]
+
+    def household(self, household_id: int) -> tuple[int, str, dt.date | None] | None:
+        rows = self.s.query(
+            "SELECT head_person_id, address, dissolved_on FROM households WHERE household_id = ?",
+            (household_id,),
+        )
+        if not rows:
+            return None
+        return int(rows[0][0]), str(rows[0][1]), self.s.pd(rows[0][2])
+
+    def code_in_use(self, code: int) -> bool:
+        return bool(
+            self.s.query(
+                "SELECT 1 FROM residents WHERE resident_code = ? AND status = 'resident'", (code,)
+            )
+        )
+
+    def code_retired(self, code: int) -> bool:
+        return bool(self.s.query("SELECT 1 FROM retired_codes WHERE code = ?", (code,)))
+
+    def take_code(self) -> int:
+        rows = self.s.query("SELECT pos, code FROM code_pool ORDER BY pos LIMIT 1")
+        if not rows:
+            raise Rejected(
+                CodeSpaceExhaustedError(
+                    "the municipality's code block is empty: import a new block"
+                )
+            )
+        self.s.execute("DELETE FROM code_pool WHERE pos = ?", (rows[0][0],))
+        return int(rows[0][1])
+
+    # -- writes ----------------------------------------------------------------------
+
+    def update(
+        self,
+        person: dict[str, Any],
+        changes: dict[str, Any],
+        event_date: dt.date,
+        reason: str,
+        nid: str | None,
+        *,
+        previous_code: int | None = None,
+    ) -> None:
+        diff = {k: v for k, v in changes.items() if person[k] != v}
+        if self.last_person_id is None:
+            self.last_person_id = int(person["person_id"])
+        if not diff:
+            return
+        sets = ", ".join(f"{k} = ?" for k in diff)
+        d = self.s.d
+        params = [d(v) if k in _DATE_COLS else v for k, v in diff.items()]
+        updated_on = max(person["updated_on"], event_date)
+        self.s.execute(
+            f"UPDATE residents SET {sets}, updated_on = ? WHERE person_id = ?",
+            [*params, d(updated_on), person["person_id"]],
+        )
+        code_before = person["resident_code"]
+        rec = self.s.ts(self.now)
+        ev = d(event_date)
+        for k, v in diff.items():
+            self.history.append(
+                (person["person_id"], code_before, k, _text(k, person[k]), _text(k, v), ev, rec,
+                 reason, nid)
+            )
+        person.update(diff)
+        person["updated_on"] = updated_on
+        if any(k in diff for k in _IDENTITY):
+            self.to_outbox(person, event_date, reason, nid, previous_code=previous_code)
+
+    def create(self, person: dict[str, Any], reason: str, nid: str) -> None:
+        d = self.s.d
+        self.last_person_id = int(person["person_id"])
+        values = [d(person[c]) if c in _DATE_COLS else person[c] for c in RES_COLS]
+        self.s.execute(INSERT_RES, values)
+        self.history.append(
+            (person["person_id"], person["resident_code"], "status", None, RESIDENT,
+             d(person["resident_since"]), self.s.ts(self.now), reason, nid)
+        )
+        self.to_outbox(person, person["resident_since"], reason, nid)
+
+    def to_outbox(
+        self,
+        p: dict[str, Any],
+        change_date: dt.date,
+        reason: str,
+        nid: str | None,
+        *,
+        previous_code: int | None = None,
+    ) -> None:
+        self.outbox_seq += 1
+        self.outbox.append(
+            (self.lg_code, self.outbox_seq, p["resident_code"], previous_code, p["family_name"],
+             p["given_name"], self.s.d(p["birth_date"]), p["sex"], p["address"], p["status"],
+             self.s.d(change_date), reason, nid, self.s.ts(self.now))
+        )
+
+    def flush(self) -> None:
+        s = self.s
+        s.executemany(
+            "INSERT INTO history (person_id, resident_code, item, old_value, new_value, event_date,"
+            " recorded_at, reason, notification_id) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            self.history,
+        )
+        s.executemany(
+            "INSERT INTO notifications (notification_id, kind, person_id, resident_code,"
+            " notified_date, event_date, recorded_at, actor) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            self.notifications,
+        )
+        s.executemany(
+            "INSERT INTO audit (at, actor, actor_kind, action, target, notification_id, detail)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?)",
+            self.audit,
+        )
+        s.executemany(
+            "INSERT INTO outbox (lg_code, seq, resident_code, previous_resident_code, family_name,"
+            " given_name, birth_date, sex, address, status, change_date, change_reason,"
+            " notification_id, recorded_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            self.outbox,
+        )
+        s.execute("UPDATE meta SET value = ? WHERE key = 'outbox_seq'", (str(self.outbox_seq),))
+        self.history.clear()
+        self.notifications.clear()
+        self.audit.clear()
+        self.outbox.clear()
+
+
+# -- validation helpers --------------------------------------------------------------------
+
+
+def _req(r: dict[str, Any], *names: str) -> None:
+    for n in names:
+        v = r.get(n)
+        if v is None or (isinstance(v, str) and not v.strip()):
+            raise _invalid(f"{r['kind']} needs {n}", n)
+
+
+def _opt_text(v: Any) -> str | None:
+    if v is None or (isinstance(v, str) and not v.strip()):
+        return None
+    return str(v)
+
+
+def _address(b: Batch, r: dict[str, Any]) -> dict[str, Any]:
+    _req(r, "postal_code", "town", "street")
+    pc = str(r["postal_code"])
+    if len(pc) != 7 or not pc.isdigit():
+        raise _invalid(f"postal code must be 7 digits, got {pc!r}", "postal_code")
+    building = _opt_text(r.get("building"))
+    full = f"{b.prefecture}{b.municipality}{r['town']}{r['street']}"
+    if building:
+        full += f" {building}"
+    return {
+        "postal_code": pc,
+        "prefecture": b.prefecture,
+        "municipality": b.municipality,
+        "lg_code": b.lg_code,
+        "town": r["town"],
+        "street": r["street"],
+        "building": building,
+        "address": full,
+    }
+
+
+def _check_code_value(r: dict[str, Any], column: str) -> int:
+    code = int(r[column])
+    if not valid_resident_code(code):
+        raise _invalid(f"{fmt_code(code)} is not a valid resident code (check digit)", column)
+    return code
+
+
+def _target(b: Batch, r: dict[str, Any], event_date: dt.date) -> dict[str, Any]:
+    _req(r, "resident_code")
+    code = _check_code_value(r, "resident_code")
+    p = b.person_by_code(code)
+    if event_date < p["updated_on"]:
+        raise _conflict(
+            f"event date {event_date} is before the record's last change ({p['updated_on']}):"
+            " dates must be in order",
+            "event_date",
+        )
+    if event_date < p["birth_date"]:
+        raise _invalid(f"event date {event_date} is before the date of birth", "event_date")
+    return p
+
+
+def _relationship(r: dict[str, Any], *, head_ok: bool) -> str:
+    _req(r, "relationship")
+    rel = str(r["relationship"]).strip()
+    if rel == HEAD and not head_ok:
+        raise _conflict("a household has one head: use a household change (new_head)",
+                        "relationship")
+    return rel
+
+
+@dataclass
+class _Leave:
+    """What happens to a household when someone leaves it (validated, not yet written)."""
+
+    household_id: int
+    new_head: dict[str, Any] | None
+    dissolve: bool
+
+
+def _plan_leave(b: Batch, r: dict[str, Any], p: dict[str, Any], also_leaving: set[int]) -> _Leave:
+    hid = int(p["household_id"])
+    hh = b.household(hid)
+    head_id = hh[0] if hh else None
+    remaining = [m for m in b.members(hid) if m["person_id"] not in also_leaving]
+    if p["person_id"] != head_id or not remaining:
+        if r.get("new_head_code") is not None and p["person_id"] != head_id:
+            raise _invalid("new_head_code is only for the head of a household", "new_head_code")
+        return _Leave(hid, None, dissolve=not remaining)
+    if r.get("new_head_code") is None:
+        raise _conflict(
+            f"{fmt_code(p['resident_code'])} heads household {hid} and others remain:"
+            " name the new head (new_head_code)",
+            "new_head_code",
+        )
+    nh = int(r["new_head_code"])
+    match = [m for m in remaining if m["resident_code"] == nh]
+    if not match:
+        raise _conflict(
+            f"new head {fmt_code(nh)} is not a current member of household {hid}", "new_head_code"
+        )
+    return _Leave(hid, match[0], dissolve=False)
+
+
+def _do_leave(b: Batch, leave: _Leave, ev: dt.date, reason: str, nid: str) -> None:
+    if leave.new_head is not None:
+        b.update(leave.new_head, {"relationship": HEAD}, ev, reason, nid)
+        b.s.execute(
+            "UPDATE households SET head_person_id = ? WHERE household_id = ?",
+            (leave.new_head["person_id"], leave.household_id),
+        )
+    elif leave.dissolve:
+        b.s.execute(
+            "UPDATE households SET dissolved_on = ? WHERE household_id = ?",
+            (b.s.d(ev), leave.household_id),
+        )
+
+
+def _new_household_id(b: Batch, r: dict[str, Any]) -> int:
+    hid = r.get("household_id")
+    if hid is None:
+        hid = b.next_household_id
+    elif b.household(int(hid)) is not None:
+        raise _conflict(f"household {hid} already exists", "household_id")
+    hid = int(hid)
+    b.next_household_id = max(b.next_household_id, hid + 1)
+    return hid
+
+
+def _create_household(b: Batch, hid: int, head_id: int, address: str, ev: dt.date) -> None:
+    b.s.execute(
+        "INSERT INTO households (household_id, head_person_id, address, created_on, dissolved_on)"
+        " VALUES (?, ?, ?, ?, NULL)",
+        (hid, head_id, address, b.s.d(ev)),
+    )
+
+
+def _active_household(b: Batch, hid: int) -> tuple[int, str]:
+    hh = b.household(hid)
+    if hh is None or hh[2] is not None or not b.s.query(
+            "SELECT 1 FROM residents WHERE household_id = ? AND status = 'resident' LIMIT 1",
+            (hid,)):
+        raise Rejected(NotFoundError(f"no current household {hid}"), "household_id")
+    return hh[0], hh[1]
+
+
+def _names(r: dict[str, Any]) -> dict[str, Any]:
+    _req(r, "family_name", "given_name", "family_name_kana", "given_name_kana")
+    return {k: str(r[k]) for k in ("family_name", "given_name", "family_name_kana",
+                                   "given_name_kana")}
+
+
+def _sex(r: dict[str, Any]) -> int:
+    _req(r, "sex")
+    sex = int(r["sex"])
+    if sex not in (1, 2):
+        raise _invalid(f"sex must be 1 (male) or 2 (female), got {sex}", "sex")
+    return sex
+
+
+# -- the kinds ---------------------------------------------------------------------------
+
+
+def _new_person(b: Batch, **fields: Any) -> dict[str, Any]:
+    p: dict[str, Any] = dict.fromkeys(RES_COLS)
+    p.update(fields)
+    p["person_id"] = b.next_person_id
+    b.next_person_id += 1
+    p["status"] = RESIDENT
+    p["updated_on"] = p["resident_since"]
+    return p
+
+
+def _birth(b: Batch, r: dict[str, Any], ev: dt.date, nid: str) -> int:
+    names = _names(r)
+    sex = _sex(r)
+    if r.get("birth_date") is not None and r["birth_date"] != ev:
+        raise _invalid("a birth's event date is the date of birth", "birth_date")
+    _req(r, "household_id")
+    hid = int(r["household_id"])
+    head_id, _ = _active_household(b, hid)
+    rel = _relationship(r, head_ok=False)
+    head = b.s.query(SELECT_RES + " WHERE person_id = ?", (head_id,))
+    h = b._person(head[0])
+    if ev < h["address_since"]:
+        raise _conflict("the household did not live at its address on the date of birth",
+                        "event_date")
+    code = b.take_code()
+    p = _new_person(
+        b,
+        resident_code=code,
+        **names,
+        birth_date=ev,
+        sex=sex,
+        household_id=hid,
+        relationship=rel,
+        domicile=_opt_text(r.get("domicile")) or h["domicile"],
+        domicile_head=_opt_text(r.get("domicile_head")) or h["domicile_head"],
+        **{k: h[k] for k in ("postal_code", "prefecture", "municipality", "lg_code", "town",
+                             "street", "building", "address")},
+        resident_since=ev,
+        address_since=ev,
+    )
+    b.create(p, "birth", nid)
+    return code
+
+
+def _move_in(b: Batch, r: dict[str, Any], ev: dt.date, nid: str) -> int:
+    names = _names(r)
+    sex = _sex(r)
+    _req(r, "birth_date", "previous_address")
+    birth = r["birth_date"]
+    if birth > ev:
+        raise _invalid("date of birth after the move-in date", "birth_date")
+    addr = _address(b, r)
+    from_abroad = bool(r.get("from_abroad"))
+    code: int | None = None
+    if r.get("resident_code") is not None:
+        code = _check_code_value(r, "resident_code")
+        if b.code_in_use(code):
+            raise _conflict(f"resident code {fmt_code(code)} belongs to a current resident",
+                            "resident_code")
+        if b.code_retired(code):
+            raise _conflict(f"resident code {fmt_code(code)} was retired", "resident_code")
+    elif not from_abroad:
+        raise _invalid("a move-in from another municipality carries the resident code",
+                       "resident_code")
+    mn = r.get("my_number")
+    if mn is not None:
+        _check_my_number(b, int(mn), code)
+    hid_in = r.get("household_id")
+    joining = hid_in is not None and b.household(int(hid_in)) is not None
+    if joining:
+        hid = int(hid_in)  # type: ignore[arg-type]
+        _, hh_addr = _active_household(b, hid)
+        rel = _relationship(r, head_ok=False)
+        if hh_addr != addr["address"]:
+            raise _conflict(f"household {hid} lives at another address", "household_id")
+    else:
+        rel = _relationship(r, head_ok=True)
+        if rel != HEAD:
+            raise _conflict("a new household's first member is its head (世帯主)", "relationship")
+        hid = _new_household_id(b, r)
+    if code is None:
+        code = b.take_code()
+    p = _new_person(
+        b,
+        resident_code=code,
+        my_number=None if mn is None else int(mn),
+        **names,
+        birth_date=birth,
+        sex=sex,
+        household_id=hid,
+        relationship=rel,
+        domicile=_opt_text(r.get("domicile")),
+        domicile_head=_opt_text(r.get("domicile_head")),
+        **addr,
+        resident_since=ev,
+        address_since=ev,
+        previous_address=str(r["previous_address"]),
+        move_in_notified=r["notified_date"],
+    )
+    b.create(p, "move_in", nid)
+    if not joining:
+        _create_household(b, hid, p["person_id"], addr["address"], ev)
+    return code
+
+
+def _remove(b: Batch, r: dict[str, Any], ev: dt.date, nid: str, kind: str) -> int:
+    p = _target(b, r, ev)
+    leaving = [p]
+    if kind == "move_out" and r.get("whole_household"):
+        hh = b.household(int(p["household_id"]))
+        if hh is None or hh[0] != p["person_id"]:
+            raise _conflict("only the head moves out a whole household", "whole_household")
+        leaving = b.members(int(p["household_id"]))
+    if kind == "move_out":
+        _req(r, "destination")
+    leave = _plan_leave(b, r, p, {m["person_id"] for m in leaving})
+    reason_code = {"death": "died", "move_out": "moved_out", "ex_officio_removal": "ex_officio"}
+    for m in leaving:
+        if m["person_id"] != p["person_id"] and ev < m["updated_on"]:
+            raise _conflict(f"event date before the last change of {fmt_code(m['resident_code'])}",
+                            "event_date")
+    _do_leave(b, leave, ev, kind, nid)
+    for m in leaving:
+        changes: dict[str, Any] = {
+            "status": REMOVED,
+            "removal_reason": reason_code[kind],
+            "removal_date": ev,
+        }
+        if kind == "move_out":
+            changes["move_out_destination"] = str(r["destination"])
+        b.update(m, changes, ev, kind, nid)
+    return int(p["resident_code"])
+
+
+def _move_within(b: Batch, r: dict[str, Any], ev: dt.date, nid: str) -> int:
+    p = _target(b, r, ev)
+    addr = _address(b, r)
+    if addr["address"] == p["address"]:
+        raise _conflict("the new address is the current address", "street")
+    hid = int(p["household_id"])
+    hh = b.household(hid)
+    is_head = hh is not None and hh[0] == p["person_id"]
+    changes = {**addr, "address_since": ev}
+    if r.get("whole_household"):
+        if not is_head:
+            raise _conflict("only the head moves a whole household", "whole_household")
+        members = b.members(hid)
+        for m in members:
+            if ev < m["updated_on"]:
+                raise _conflict(
+                    f"event date before the last change of {fmt_code(m['resident_code'])}",
+                    "event_date")
+        for m in members:
+            b.update(m, changes, ev, "move_within", nid)
+        b.s.execute("UPDATE households SET address = ? WHERE household_id = ?",
+                    (addr["address"], hid))
+        return int(p["resident_code"])
+    members = b.members(hid)
+    if len(members) == 1:  # alone: the household moves with them
+        b.update(p, changes, ev, "move_within", nid)
+        b.s.execute("UPDATE households SET address = ? WHERE household_id = ?",
+                    (addr["address"], hid))
+        return int(p["resident_code"])
+    leave = _plan_leave(b, r, p, {p["person_id"]})
+    target_hid = r.get("household_id")
+    if target_hid is not None and b.household(int(target_hid)) is not None:
+        thid = int(target_hid)
+        _, t_addr = _active_household(b, thid)
+        if t_addr != addr["address"]:
+            raise _conflict(f"household {thid} lives at another address", "household_id")
+        rel = _relationship(r, head_ok=False)
+        _do_leave(b, leave, ev, "move_within", nid)
+        b.update(p, {**changes, "household_id": thid, "relationship": rel}, ev, "move_within", nid)
+    else:
+        nhid = _new_household_id(b, r)
+        _do_leave(b, leave, ev, "move_within", nid)
+        b.update(p, {**changes, "household_id": nhid, "relationship": HEAD}, ev, "move_within",
+                 nid)
+        _create_household(b, nhid, p["person_id"], addr["address"], ev)
+    return int(p["resident_code"])
+
+
+def _household_change(b: Batch, r: dict[str, Any], ev: dt.date, nid: str) -> int:
+    _req(r, "household_action")
+    action = str(r["household_action"])
+    p = _target(b, r, ev)
+    hid = int(p["household_id"])
+    hh = b.household(hid)
+    head_id = hh[0] if hh else None
+    if action == "new_head":
+        if p["person_id"] == head_id:
+            raise _conflict(f"{fmt_code(p['resident_code'])} already heads household {hid}",
+                            "resident_code")
+        rel = _relationship(r, head_ok=False)  # the former head's new relationship
+        old = b.s.query(SELECT_RES + " WHERE person_id = ?", (head_id,))
+        former = b._person(old[0])
+        if ev < former["updated_on"]:
+            raise _conflict("event date before the former head's last change", "event_date")
+        b.update(former, {"relationship": rel}, ev, "household_change", nid)
+        b.update(p, {"relationship": HEAD}, ev, "household_change", nid)
+        b.s.execute("UPDATE households SET head_person_id = ? WHERE household_id = ?",
+                    (p["person_id"], hid))
+    elif action == "split":
+        if len(b.members(hid)) == 1:
+            raise _conflict("a household of one cannot split", "household_action")
+        leave = _plan_leave(b, r, p, {p["person_id"]})
+        nhid = _new_household_id(b, r)
+        _do_leave(b, leave, ev, "household_change", nid)
+        b.update(p, {"household_id": nhid, "relationship": HEAD}, ev, "household_change", nid)
+        _create_household(b, nhid, p["person_id"], p["address"], ev)
+    elif action == "merge":
+        _req(r, "household_id")
+        thid = int(r["household_id"])
+        if thid == hid:
+            raise _conflict(f"already a member of household {thid}", "household_id")
+        _, t_addr = _active_household(b, thid)
+        if t_addr != p["address"]:
+            raise _conflict(f"household {thid} lives at another address: file a move",
+                            "household_id")
+        rel = _relationship(r, head_ok=False)
+        leave = _plan_leave(b, r, p, {p["person_id"]})
+        _do_leave(b, leave, ev, "household_change", nid)
+        b.update(p, {"household_id": thid, "relationship": rel}, ev, "household_change", nid)
+    else:
+        raise _invalid(f"household_action must be new_head, split or merge, not {action!r}",
+                       "household_action")
+    return int(p["resident_code"])
+
+
+def _name_change(b: Batch, r: dict[str, Any], ev: dt.date, nid: str) -> int:
+    p = _target(b, r, ev)
+    names = {k: str(r[k]) for k in ("family_name", "given_name", "family_name_kana",
+                                    "given_name_kana") if _opt_text(r.get(k)) is not None}
+    if not names:
+        raise _invalid("a name change needs at least one new name or reading", "family_name")
+    if all(p[k] == v for k, v in names.items()):
+        raise _conflict("the new name is the current name", "family_name")
+    b.update(p, names, ev, "name_change", nid)
+    return int(p["resident_code"])
+
+
+def _code_change(b: Batch, r: dict[str, Any], ev: dt.date, nid: str) -> int:
+    p = _target(b, r, ev)
+    old = int(p["resident_code"])
+    new = b.take_code()
+    b.s.execute(
+        "INSERT INTO retired_codes (code, person_id, retired_on, notification_id)"
+        " VALUES (?, ?, ?, ?)",
+        (old, p["person_id"], b.s.d(ev), nid),
+    )
+    b.update(p, {"resident_code": new}, ev, "code_change", nid, previous_code=old)
+    return new
+
+
+def _check_my_number(b: Batch, number: int, code: int | None) -> None:
+    if not valid_my_number(number):
+        raise _invalid(f"{fmt_code(number, 12)} is not a valid My Number (check digit)",
+                       "my_number")
+    rows = b.s.query("SELECT resident_code FROM residents WHERE my_number = ?", (number,))
+    if any(int(row[0]) != code for row in rows):
+        raise _conflict("this My Number belongs to another person", "my_number")
+
+
+def _my_number(b: Batch, r: dict[str, Any], ev: dt.date, nid: str) -> int:
+    p = _target(b, r, ev)
+    _req(r, "my_number")
+    number = int(r["my_number"])
+    _check_my_number(b, number, int(p["resident_code"]))
+    if p["my_number"] == number:
+        raise _conflict("this My Number is already recorded", "my_number")
+    b.update(p, {"my_number": number}, ev, "my_number", nid)
+    return int(p["resident_code"])
+
+
+Handler = Callable[[Batch, dict[str, Any], dt.date, str], int]
+
+HANDLERS: dict[str, Handler] = {
+    "birth": _birth,
+    "death": lambda b, r, ev, nid: _remove(b, r, ev, nid, "death"),
+    "move_in": _move_in,
+    "move_out": lambda b, r, ev, nid: _remove(b, r, ev, nid, "move_out"),
+    "move_within": _move_within,
+    "household_change": _household_change,
+    "name_change": _name_change,
+    "code_change": _code_change,
+    "my_number": _my_number,
+    "ex_officio_removal": lambda b, r, ev, nid: _remove(b, r, ev, nid, "ex_officio_removal"),
+}
+assert set(HANDLERS) == set(KINDS)
+
+
+def already_applied(b: Batch, nid: str) -> bool:
+    if nid in b.seen_ids:
+        return True
+    return bool(b.s.query("SELECT 1 FROM notifications WHERE notification_id = ?", (nid,)))
+
+
+def apply_row(b: Batch, r: dict[str, Any]) -> int | None:
+    """Validate and apply one notification; returns the resident code it concerns.
+
+    Returns None when the notification was applied before (idempotence). Raises
+    :class:`Rejected` when the row is refused (nothing has been written then).
+    """
+    nid = _opt_text(r.get("notification_id"))
+    if nid is None:
+        raise _invalid("every notification needs a notification_id", "notification_id")
+    kind = r.get("kind")
+    if kind not in HANDLERS:
+        raise _invalid(f"unknown kind {kind!r} (one of {', '.join(KINDS)})", "kind")
+    if already_applied(b, nid):
+        return None
+    notified = r.get("notified_date")
+    ev = r.get("event_date")
+    if notified is None:
+        raise _invalid("notified_date is required", "notified_date")
+    if ev is None:
+        raise _invalid("event_date is required", "event_date")
+    if notified > b.today:
+        raise _invalid(f"notified date {notified} is in the future", "notified_date")
+    if kind == "move_out":
+        if ev > notified + dt.timedelta(days=MOVE_OUT_LEAD_DAYS):
+            raise _invalid(
+                f"planned move-out date more than {MOVE_OUT_LEAD_DAYS} days after the notification",
+                "event_date",
+            )
+    elif ev > notified:
+        raise _invalid(f"event date {ev} is after the notified date {notified}", "event_date")
+    b.last_person_id = None
+    code = HANDLERS[kind](b, r, ev, nid)
+    b.seen_ids.add(nid)
+    pid = b.last_person_id
+    b.notifications.append(
+        (nid, kind, pid, code, b.s.d(notified), b.s.d(ev), b.s.ts(b.now), b.actor)
+    )
+    b.audit.append(
+        (b.s.ts(b.now), b.actor, b.actor_kind, f"notify.{kind}", fmt_code(code), nid, None)
+    )
+    return code
+
+
+assert set(TRACKED_ITEMS) >= set(_IDENTITY)

@@ -1,0 +1,761 @@
+"""The municipal resident register (住民基本台帳) on SQLite or PostgreSQL."""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from jukicore.errors import (
+    BadRow,
+    CodeSpaceExhaustedError,
+    ConflictError,
+    InvalidInputError,
+    NotFoundError,
+    SchemaVersionError,
+)
+
+from . import actors as perm
+from ._backend import Backend, Session, connect, rows_to_arrow
+from ._schema import (
+    AUDIT_SCHEMA,
+    HEAD,
+    HISTORY_SCHEMA,
+    HOUSEHOLD_SCHEMA,
+    INDEXES,
+    MIGRATIONS,
+    NOTIFICATION_SCHEMA,
+    OUTBOX_SCHEMA,
+    RESIDENT,
+    RESIDENT_COLUMNS,
+    RESIDENT_SCHEMA,
+    RETENTION_YEARS,
+    SCHEMA_VERSION,
+    TABLES,
+    TRACKED_ITEMS,
+    arrow_schema,
+    create_index_sql,
+)
+from .actors import Actor
+from .events import EVENT_SCHEMA
+from .notifications import Batch, Rejected, _ids, apply_row, fmt_code
+
+__all__ = ["ApplyReport", "LoadReport", "Register", "RejectedRow", "create_register",
+           "open_register"]
+
+Progress = Callable[[int], None]
+
+_LOAD_REQUIRED = (
+    "person_id", "family_name", "given_name", "family_name_kana", "given_name_kana",
+    "birth_date", "sex", "household_id", "relationship", "postal_code", "prefecture",
+    "municipality", "lg_code", "town", "street", "address", "resident_since", "address_since",
+)
+
+
+@dataclass(frozen=True)
+class RejectedRow:
+    """A notification that ``apply`` refused: nothing of it was applied."""
+
+    row: int
+    notification_id: str | None
+    kind: str | None
+    reason: str
+    column: str | None
+    error: str  # the jukicore error class name, e.g. "ConflictError"
+
+
+@dataclass(frozen=True)
+class ApplyReport:
+    applied: int
+    duplicates: int
+    rejected: tuple[RejectedRow, ...]
+    #: resident code each applied row concerns (new code for births, move-ins, code changes);
+    #: null for rejected and duplicate rows; aligned with the input rows
+    resident_codes: pa.Array
+
+    @property
+    def ok(self) -> bool:
+        return not self.rejected
+
+    def rejected_table(self) -> pa.Table:
+        return pa.Table.from_pylist(
+            [r.__dict__ for r in self.rejected],
+            schema=pa.schema([("row", pa.int64()), ("notification_id", pa.string()),
+                              ("kind", pa.string()), ("reason", pa.string()),
+                              ("column", pa.string()), ("error", pa.string())]),
+        )
+
+    def summary(self) -> dict[str, int]:
+        return {"applied": self.applied, "duplicates": self.duplicates,
+                "rejected": len(self.rejected)}
+
+
+@dataclass(frozen=True)
+class LoadReport:
+    residents: int
+    households: int
+    first_person_id: int
+    first_household_id: int
+
+
+def _utcnow() -> dt.datetime:
+    return dt.datetime.now(dt.UTC)
+
+
+def create_register(
+    target: str | Path,
+    *,
+    lg_code: str,
+    prefecture: str,
+    municipality: str,
+    actor: Actor,
+) -> Register:
+    """Create a new, empty register (SQLite file path or ``postgresql://`` URI)."""
+    if not (len(lg_code) == 6 and lg_code.isdigit()):
+        raise InvalidInputError(f"lg_code must be 6 digits, got {lg_code!r}")
+    perm.check_permission(actor, perm.INIT, lg_code)
+    backend = connect(target)
+    try:
+        with backend.session() as s:
+            if _installed_version(s) is not None:
+                raise ConflictError(f"{backend.target} already holds a register")
+            _migrate(s, 0)
+            s.executemany(
+                "INSERT INTO meta (key, value) VALUES (?, ?)",
+                [("lg_code", lg_code), ("prefecture", prefecture),
+                 ("municipality", municipality), ("outbox_seq", "0")],
+            )
+            _audit(s, actor, "register.init", lg_code, None,
+                   detail=f"{prefecture}{municipality} schema v{SCHEMA_VERSION}")
+    except BaseException:
+        backend.close()
+        raise
+    return Register(backend)
+
+
+def open_register(target: str | Path) -> Register:
+    """Open an existing register, migrating its schema to this version if older."""
+    backend = connect(target)
+    try:
+        with backend.session() as s:
+            version = _installed_version(s)
+            if version is None:
+                raise NotFoundError(f"{backend.target} holds no register (run register init)")
+            if version > SCHEMA_VERSION:
+                raise SchemaVersionError(
+                    f"the register's schema is version {version}; this jukicore knows up to "
+                    f"{SCHEMA_VERSION}: upgrade jukicore"
+                )
+            _migrate(s, version)
+    except BaseException:
+        backend.close()
+        raise
+    return Register(backend)
+
+
+def _installed_version(s: Session) -> int | None:
+    if s.dialect == "sqlite":
+        exists = s.query("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?",
+                         ("schema_version",))
+    else:
+        exists = s.query("SELECT 1 FROM information_schema.tables WHERE table_name = ?"
+                         " AND table_schema = current_schema()", ("schema_version",))
+    if not exists:
+        return None
+    v = s.scalar("SELECT max(version) FROM schema_version")
+    return None if v is None else int(v)
+
+
+def _migrate(s: Session, current: int) -> None:
+    if current == 0:
+        s.execute("CREATE TABLE schema_version (version INTEGER NOT NULL PRIMARY KEY,"
+                  " description TEXT NOT NULL, applied_at TEXT NOT NULL)")
+    for m in MIGRATIONS:
+        if m.version <= current:
+            continue
+        for stmt in m.statements(s.dialect):
+            s.execute(stmt)
+        s.execute("INSERT INTO schema_version (version, description, applied_at) VALUES (?, ?, ?)",
+                  (m.version, m.description, _utcnow().isoformat()))
+
+
+def _audit(s: Session, actor: Actor, action: str, target: str | None, nid: str | None,
+           *, detail: str | None = None) -> None:
+    s.execute(
+        "INSERT INTO audit (at, actor, actor_kind, action, target, notification_id, detail)"
+        " VALUES (?, ?, ?, ?, ?, ?, ?)",
+        (s.ts(_utcnow()), str(actor), actor.kind, action, target, nid, detail),
+    )
+
+
+def _normalize_events(events: pa.Table | Sequence[Mapping[str, Any]]) -> pa.Table:
+    if not isinstance(events, pa.Table):
+        if hasattr(events, "__arrow_c_stream__") and not isinstance(events, list | tuple):
+            events = pa.table(events)
+        else:
+            rows = list(events)
+            unknown = {k for row in rows for k in row} - set(EVENT_SCHEMA.names)
+            if unknown:
+                raise InvalidInputError(f"unknown event columns: {', '.join(sorted(unknown))}")
+            events = pa.Table.from_pylist(
+                [{n: row.get(n) for n in EVENT_SCHEMA.names} for row in rows], schema=EVENT_SCHEMA
+            )
+    unknown_cols = set(events.column_names) - set(EVENT_SCHEMA.names)
+    if unknown_cols:
+        raise InvalidInputError(f"unknown event columns: {', '.join(sorted(unknown_cols))}")
+    cols = []
+    for f in EVENT_SCHEMA:
+        if f.name in events.column_names:
+            try:
+                cols.append(events.column(f.name).cast(f.type))
+            except (pa.ArrowInvalid, pa.ArrowNotImplementedError) as exc:
+                raise InvalidInputError(f"event column {f.name!r}: {exc}") from exc
+        else:
+            cols.append(pa.nulls(events.num_rows, f.type))
+    return pa.Table.from_arrays(cols, schema=EVENT_SCHEMA)
+
+
+class Register:
+    """One municipality's resident register. Use :func:`create_register` / :func:`open_register`.
+
+    Every method takes the acting :class:`Actor`, checks its permission (deny by
+    default) and, for changes, writes an audit entry in the same transaction.
+    """
+
+    def __init__(self, backend: Backend) -> None:
+        self._b = backend
+        with backend.session(write=False) as s:
+            meta = dict(s.query("SELECT key, value FROM meta"))
+            self.schema_version = int(s.scalar("SELECT max(version) FROM schema_version"))
+        self.lg_code: str = meta["lg_code"]
+        self.prefecture: str = meta["prefecture"]
+        self.municipality: str = meta["municipality"]
+
+    # -- lifecycle ---------------------------------------------------------------------------
+
+    @property
+    def dialect(self) -> str:
+        return self._b.dialect
+
+    @property
+    def target(self) -> str:
+        return self._b.target
+
+    def close(self) -> None:
+        self._b.close()
+
+    def __enter__(self) -> Register:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def _check(self, actor: Actor, permission: str) -> None:
+        perm.check_permission(actor, permission, self.lg_code)
+
+    # -- resident codes ----------------------------------------------------------------------
+
+    def import_code_block(self, block: Any, *, actor: Actor) -> int:
+        """Add a :class:`jukicore.ids.CodeBlock`'s codes to the register's pool of fresh codes."""
+        self._check(actor, perm.INIT)
+        codes = np.asarray(block.codes, dtype=np.uint64)
+        if str(block.holder) != self.lg_code:
+            raise ConflictError(f"block {block.block_id} is held by {block.holder}, "
+                                f"not by {self.lg_code}")
+        bad = [i for i in np.flatnonzero(~_valid_codes(codes))[:20]]
+        if bad:
+            raise InvalidInputError("invalid resident codes in block",
+                                    [BadRow(int(i), "bad check digit", "codes") for i in bad])
+        with self._b.bulk_session() as s:
+            if s.query("SELECT 1 FROM code_blocks WHERE block_id = ?", (block.block_id,)):
+                raise ConflictError(f"block {block.block_id} was already imported")
+            start = int(s.scalar("SELECT coalesce(max(pos), 0) FROM code_pool")) + 1
+            s.ingest("code_pool", pa.table({
+                "pos": pa.array(np.arange(start, start + len(codes), dtype=np.int64)),
+                "code": pa.array(codes.astype(np.int64)),
+                "block_id": pa.array([str(block.block_id)] * len(codes), pa.string()),
+            }))
+            s.execute("INSERT INTO code_blocks (block_id, holder, parent_id, imported_at)"
+                      " VALUES (?, ?, ?, ?)",
+                      (block.block_id, block.holder, block.parent_id, s.ts(_utcnow())))
+            _audit(s, actor, "register.import_code_block", str(block.block_id), None,
+                   detail=f"{len(codes)} codes")
+        return len(codes)
+
+    def codes_remaining(self) -> int:
+        with self._b.session(write=False) as s:
+            return int(s.scalar("SELECT count(*) FROM code_pool"))
+
+    def _take_codes(self, s: Session, n: int) -> np.ndarray[Any, np.dtype[np.uint64]]:
+        if n == 0:
+            return np.zeros(0, dtype=np.uint64)
+        have = int(s.scalar("SELECT count(*) FROM code_pool"))
+        if have < n:
+            raise CodeSpaceExhaustedError(f"{n} codes needed, {have} left in the code pool")
+        t = s.fetch_arrow("SELECT pos, code FROM code_pool ORDER BY pos LIMIT ?", (n,),
+                          pa.schema([("pos", pa.int64()), ("code", pa.uint64())]))
+        last = int(pc.max(t.column("pos")).as_py())
+        s.execute("DELETE FROM code_pool WHERE pos <= ?", (last,))
+        return np.asarray(t.column("code").to_numpy(), dtype=np.uint64)
+
+    # -- bulk load -------------------------------------------------------------------------
+
+    def load(
+        self,
+        residents: pa.Table,
+        households: pa.Table | None = None,
+        *,
+        actor: Actor,
+        progress: Progress | None = None,
+    ) -> LoadReport:
+        """Bulk-load residents (and households) in one transaction, Arrow in, no row loops.
+
+        ``residents`` has the columns of :func:`jukicore.synth.synthesize_municipality`'s
+        residents table, plus optional ``resident_code`` (uint64; drawn from the register's
+        code pool when absent) and ``my_number``. Person and household ids are kept when the
+        register is empty and shifted past the existing ones otherwise.
+        """
+        self._check(actor, perm.LOAD)
+        res = residents
+        missing = [c for c in _LOAD_REQUIRED if c not in res.column_names]
+        if missing:
+            raise InvalidInputError(f"residents table lacks columns: {', '.join(missing)}")
+        _check_load(res, households, self.lg_code)
+        n = res.num_rows
+        with self._b.bulk_session() as s:
+            pid0 = int(s.scalar("SELECT coalesce(max(person_id), 0) FROM residents"))
+            hid0 = int(s.scalar("SELECT coalesce(max(household_id), 0) FROM households"))
+            if "resident_code" in res.column_names:
+                codes = res.column("resident_code").cast(pa.uint64())
+                _check_codes_free(s, codes)
+            else:
+                codes = pa.array(self._take_codes(s, n))
+            pids = pc.add(res.column("person_id").cast(pa.int64()), pid0)
+            hids = pc.add(res.column("household_id").cast(pa.int64()), hid0)
+            since = res.column("resident_since").cast(pa.date32())
+            addr_since = res.column("address_since").cast(pa.date32())
+            cols: dict[str, Any] = {}
+            for c in RESIDENT_COLUMNS:
+                if c.name == "person_id":
+                    cols[c.name] = pids
+                elif c.name == "household_id":
+                    cols[c.name] = hids
+                elif c.name == "resident_code":
+                    cols[c.name] = codes.cast(pa.int64())
+                elif c.name == "status":
+                    cols[c.name] = pa.array(np.full(n, RESIDENT, dtype=object), pa.string())
+                elif c.name == "updated_on":
+                    cols[c.name] = pc.max_element_wise(since, addr_since)
+                elif c.name in res.column_names:
+                    t = RESIDENT_SCHEMA.field(c.name).type
+                    cols[c.name] = res.column(c.name).cast(
+                        pa.int64() if pa.types.is_uint64(t) else t)
+                else:
+                    cols[c.name] = pa.nulls(n, RESIDENT_SCHEMA.field(c.name).type)
+            table = pa.table(cols)
+            if households is None:
+                households = _households_from(res)
+            hh = pa.table({
+                "household_id": pc.add(households.column("household_id").cast(pa.int64()), hid0),
+                "head_person_id": pc.add(households.column("head_person_id").cast(pa.int64()),
+                                         pid0),
+                "address": households.column("address").cast(pa.string()),
+            })
+            fresh = not s.query("SELECT 1 FROM residents LIMIT 1")
+            if fresh:  # building indexes once after the load beats updating them row by row
+                for index in INDEXES:
+                    if index[1] in ("residents", "households"):
+                        s.execute(f"DROP INDEX {index[0]}")
+            s.ingest("residents", table, progress)
+            s.ingest("households", hh)
+            if fresh:
+                for index in INDEXES:
+                    if index[1] in ("residents", "households"):
+                        s.execute(create_index_sql(index))
+            seq = int(s.scalar("SELECT value FROM meta WHERE key = 'outbox_seq'"))
+            # every loaded record is new identity info for the center: one outbox row each
+            s.execute(
+                "INSERT INTO outbox (lg_code, seq, resident_code, previous_resident_code,"
+                " family_name, given_name, birth_date, sex, address, status, change_date,"
+                " change_reason, notification_id, recorded_at)"
+                " SELECT lg_code, ? + row_number() OVER (ORDER BY person_id), resident_code, NULL,"
+                " family_name, given_name, birth_date, sex, address, status, resident_since,"
+                " 'load', NULL, ? FROM residents WHERE person_id > ?",
+                (seq, s.ts(_utcnow()), pid0),
+            )
+            s.execute("UPDATE meta SET value = ? WHERE key = 'outbox_seq'", (str(seq + n),))
+            _audit(s, actor, "register.load", self.lg_code, None,
+                   detail=f"{n} residents, {hh.num_rows} households")
+        return LoadReport(n, hh.num_rows, pid0 + 1, hid0 + 1)
+
+    # -- notifications -----------------------------------------------------------------------
+
+    def apply(
+        self,
+        events: pa.Table | Sequence[Mapping[str, Any]],
+        *,
+        actor: Actor,
+        today: dt.date | None = None,
+        progress: Progress | None = None,
+    ) -> ApplyReport:
+        """Apply a table of notifications (:data:`EVENT_SCHEMA`) in one transaction.
+
+        Valid rows are applied with their history, audit entry and outbox rows; rejected
+        rows change nothing and are listed in the report with their position and reason.
+        A notification id that was applied before is skipped (counted as a duplicate).
+        """
+        self._check(actor, perm.NOTIFY)
+        table = _normalize_events(events)
+        rows = table.to_pylist()
+        codes: list[int | None] = [None] * len(rows)
+        rejected: list[RejectedRow] = []
+        applied = duplicates = 0
+        today = today or dt.date.today()
+        with self._b.session() as s:
+            b = self._batch(s, actor, today)
+            for i, r in enumerate(rows):
+                try:
+                    code = self._apply_row(b, r)
+                except Rejected as rej:
+                    rejected.append(RejectedRow(i, r.get("notification_id"), r.get("kind"),
+                                                str(rej.error), rej.column,
+                                                type(rej.error).__name__))
+                else:
+                    if code is None:
+                        duplicates += 1
+                    else:
+                        applied += 1
+                        codes[i] = code
+                if progress is not None and (i + 1) % 1000 == 0:
+                    progress(1000)
+            b.flush()
+        if progress is not None and len(rows) % 1000:
+            progress(len(rows) % 1000)
+        return ApplyReport(applied, duplicates, tuple(rejected), pa.array(codes, pa.uint64()))
+
+    def _apply_row(self, b: Batch, r: dict[str, Any]) -> int | None:
+        return apply_row(b, r)
+
+    def _batch(self, s: Session, actor: Actor, today: dt.date) -> Batch:
+        return Batch(
+            s=s, lg_code=self.lg_code, prefecture=self.prefecture,
+            municipality=self.municipality, actor=str(actor), actor_kind=actor.kind,
+            now=_utcnow(), today=today,
+            next_person_id=int(s.scalar("SELECT coalesce(max(person_id), 0) FROM residents")) + 1,
+            next_household_id=int(
+                s.scalar("SELECT coalesce(max(household_id), 0) FROM households")) + 1,
+            outbox_seq=int(s.scalar("SELECT value FROM meta WHERE key = 'outbox_seq'")),
+        )
+
+    def notify(self, *, actor: Actor, today: dt.date | None = None, **fields: Any) -> int | None:
+        """Apply one notification; raise its error when it is rejected.
+
+        Returns the resident code it concerns (the new code for a birth, a move-in without
+        code, a code change), or None when this notification id was applied before.
+        """
+        report = self.apply([fields], actor=actor, today=today)
+        if report.rejected:
+            rej = report.rejected[0]
+            cls = {"ConflictError": ConflictError, "NotFoundError": NotFoundError,
+                   "CodeSpaceExhaustedError": CodeSpaceExhaustedError}.get(rej.error)
+            if cls is not None:
+                raise cls(rej.reason)
+            raise InvalidInputError("notification rejected", [BadRow(0, rej.reason, rej.column)])
+        value = report.resident_codes[0].as_py()
+        return None if value is None else int(value)
+
+    # -- queries ---------------------------------------------------------------------------
+
+    def residents(self, *, actor: Actor, include_removed: bool = False) -> pa.Table:
+        """The register's records as Arrow (current residents; with 除票 on request)."""
+        self._check(actor, perm.READ)
+        where = "" if include_removed else " WHERE status = 'resident'"
+        with self._b.bulk_session(write=False) as s:
+            return s.fetch_arrow(
+                f"SELECT {', '.join(RESIDENT_SCHEMA.names)} FROM residents{where}"
+                " ORDER BY person_id", (), RESIDENT_SCHEMA)
+
+    def resident(self, resident_code: int | str, *, actor: Actor) -> dict[str, Any]:
+        """One record (current resident, else the latest 除票 with this code)."""
+        self._check(actor, perm.READ)
+        code = int(resident_code)
+        with self._b.session(write=False) as s:
+            cols = ", ".join(RESIDENT_SCHEMA.names)
+            rows = s.query(f"SELECT {cols} FROM residents WHERE resident_code = ?"
+                           " AND status = 'resident'", (code,))
+            if not rows:  # a 除票: found through its history (the removal is recorded there)
+                rows = s.query(
+                    f"SELECT {cols} FROM residents WHERE person_id = (SELECT max(h.person_id)"
+                    " FROM history h JOIN residents r ON r.person_id = h.person_id"
+                    " WHERE h.resident_code = ? AND r.status = 'removed')", (code,))
+            if not rows:
+                raise NotFoundError(f"no record with resident code {fmt_code(code)}")
+            record: dict[str, Any] = rows_to_arrow(rows, RESIDENT_SCHEMA).to_pylist()[0]
+            return record
+
+    def as_of(self, date: dt.date, *, actor: Actor) -> pa.Table:
+        """Who lived where on ``date``: the residents' records as they stood that day.
+
+        Reconstructed from the current records and the history: for each record and item,
+        the value on ``date`` is the old value of the earliest change dated after ``date``,
+        or the current value when there is none.
+        """
+        self._check(actor, perm.READ)
+        with self._b.bulk_session(write=False) as s:
+            cur = s.fetch_arrow(
+                f"SELECT {', '.join(RESIDENT_SCHEMA.names)} FROM residents"
+                " WHERE resident_since <= ? ORDER BY person_id", (s.d(date),), RESIDENT_SCHEMA)
+            later = s.fetch_arrow(
+                "SELECT id, person_id, item, old_value FROM history WHERE event_date > ?"
+                " ORDER BY person_id, item, event_date, id", (s.d(date),),
+                pa.schema([("id", pa.int64()), ("person_id", pa.int64()), ("item", pa.string()),
+                           ("old_value", pa.string())]))
+        return _rewind(cur, later)
+
+    def history(self, resident_code: int | str, *, actor: Actor) -> pa.Table:
+        """Every recorded change (付随情報) of the person(s) who held this resident code."""
+        self._check(actor, perm.READ)
+        code = int(resident_code)
+        with self._b.session(write=False) as s:
+            pids = [r[0] for r in s.query(
+                "SELECT person_id FROM residents WHERE resident_code = ? AND status = 'resident'"
+                " UNION SELECT person_id FROM history WHERE resident_code = ?"
+                " UNION SELECT person_id FROM retired_codes WHERE code = ?", (code, code, code))]
+            if not pids:
+                raise NotFoundError(f"no record with resident code {fmt_code(code)}")
+            marks = ", ".join("?" * len(pids))
+            return s.fetch_arrow(
+                f"SELECT {', '.join(HISTORY_SCHEMA.names)} FROM history"
+                f" WHERE person_id IN ({marks}) ORDER BY id", pids, HISTORY_SCHEMA)
+
+    def households(self, *, actor: Actor, as_of: dt.date | None = None) -> pa.Table:
+        """Households (id, head, address, size) now or as of a past date."""
+        self._check(actor, perm.READ)
+        res = self.as_of(as_of, actor=actor) if as_of is not None else self.residents(actor=actor)
+        return _households_of(res)
+
+    def notifications(self, *, actor: Actor) -> pa.Table:
+        self._check(actor, perm.READ)
+        with self._b.bulk_session(write=False) as s:
+            return s.fetch_arrow(
+                f"SELECT {', '.join(NOTIFICATION_SCHEMA.names)} FROM notifications"
+                " ORDER BY recorded_at, notification_id", (), NOTIFICATION_SCHEMA)
+
+    def audit_log(self, *, actor: Actor) -> pa.Table:
+        self._check(actor, perm.EXPORT)
+        with self._b.bulk_session(write=False) as s:
+            return s.fetch_arrow(f"SELECT {', '.join(AUDIT_SCHEMA.names)} FROM audit ORDER BY id",
+                                 (), AUDIT_SCHEMA)
+
+    def outbox(self, *, actor: Actor, after_seq: int = 0) -> pa.Table:
+        """Identity-info changes in sequence order (for synchronization with the prefecture)."""
+        self._check(actor, perm.EXPORT)
+        with self._b.bulk_session(write=False) as s:
+            return s.fetch_arrow(
+                f"SELECT {', '.join(OUTBOX_SCHEMA.names)} FROM outbox WHERE seq > ? ORDER BY seq",
+                (after_seq,), OUTBOX_SCHEMA)
+
+    def export(self, *, actor: Actor) -> dict[str, pa.Table]:
+        """The whole register (records incl. 除票, households, history) as Arrow tables."""
+        self._check(actor, perm.EXPORT)
+        hh_schema = arrow_schema("households")
+        with self._b.bulk_session() as s:
+            out = {
+                "residents": s.fetch_arrow(
+                    f"SELECT {', '.join(RESIDENT_SCHEMA.names)} FROM residents ORDER BY person_id",
+                    (), RESIDENT_SCHEMA),
+                "households": s.fetch_arrow(
+                    f"SELECT {', '.join(hh_schema.names)} FROM households ORDER BY household_id",
+                    (), hh_schema),
+                "history": s.fetch_arrow(
+                    f"SELECT {', '.join(HISTORY_SCHEMA.names)} FROM history ORDER BY id", (),
+                    HISTORY_SCHEMA),
+            }
+            _audit(s, actor, "register.export", self.lg_code, None,
+                   detail=f"{out['residents'].num_rows} records")
+        return out
+
+    def counts(self) -> dict[str, int]:
+        """Row counts (no personal data): residents, removed, households, history, ..."""
+        with self._b.session(write=False) as s:
+            out = {
+                "residents": int(s.scalar("SELECT count(*) FROM residents WHERE status = ?",
+                                          (RESIDENT,))),
+                "removed": int(s.scalar("SELECT count(*) FROM residents WHERE status <> ?",
+                                        (RESIDENT,))),
+                "households": int(s.scalar(
+                    "SELECT count(*) FROM households WHERE dissolved_on IS NULL")),
+            }
+            for t in ("history", "notifications", "audit", "outbox", "code_pool"):
+                out[t] = int(s.scalar(f"SELECT count(*) FROM {t}"))
+            return out
+
+    def content_digest(self) -> str:
+        """SHA-256 over every table's full content: equal digests mean nothing changed."""
+        h = hashlib.sha256()
+        with self._b.bulk_session(write=False) as s:
+            for t in TABLES:
+                schema = arrow_schema(t.name)
+                order = ", ".join(t.primary_key or ("id",))
+                data = s.fetch_arrow(f"SELECT {', '.join(schema.names)} FROM {t.name}"
+                                     f" ORDER BY {order}", (), schema)
+                h.update(t.name.encode())
+                sink = pa.BufferOutputStream()
+                with pa.ipc.new_stream(sink, schema) as w:
+                    w.write_table(data.combine_chunks())
+                h.update(sink.getvalue().to_pybytes())
+        return h.hexdigest()
+
+    def purge_expired(self, *, actor: Actor, today: dt.date | None = None) -> int:
+        """Delete removed records (除票) whose retention (150 years) has run out."""
+        self._check(actor, perm.PURGE)
+        today = today or dt.date.today()
+        try:
+            cutoff = today.replace(year=today.year - RETENTION_YEARS)
+        except ValueError:  # 29 February
+            cutoff = today.replace(year=today.year - RETENTION_YEARS, day=28)
+        with self._b.session() as s:
+            where = "status = 'removed' AND removal_date < ?"
+            n = int(s.scalar(f"SELECT count(*) FROM residents WHERE {where}", (s.d(cutoff),)))
+            s.execute(f"DELETE FROM history WHERE person_id IN (SELECT person_id FROM residents"
+                      f" WHERE {where})", (s.d(cutoff),))
+            s.execute(f"DELETE FROM residents WHERE {where}", (s.d(cutoff),))
+            _audit(s, actor, "register.purge", self.lg_code, None,
+                   detail=f"{n} records removed before {cutoff}")
+        return n
+
+
+# -- helpers -------------------------------------------------------------------------------
+
+
+def _valid_codes(codes: np.ndarray[Any, np.dtype[np.uint64]]) -> np.ndarray[Any, Any]:
+    ids = _ids()
+    if ids is None:  # pragma: no cover - before the Rust extension exists: vectorized here
+        c = codes.astype(np.int64)
+        body = c // 10
+        w = np.array([5, 4, 3, 2, 7, 6, 5, 4, 3, 2], dtype=np.int64)
+        digits = (body[:, None] // (10 ** np.arange(9, -1, -1, dtype=np.int64))) % 10
+        r = (digits * w).sum(axis=1) % 11
+        return np.asarray((np.where(r <= 1, 0, 11 - r) == c % 10) & (c < 10**11), dtype=bool)
+    return np.asarray(ids.is_valid_resident_code(codes), dtype=bool)
+
+
+def _check_codes_free(s: Session, codes: pa.ChunkedArray | pa.Array) -> None:
+    arr = codes.to_numpy()
+    if pc.sum(pc.is_null(codes)).as_py():
+        raise InvalidInputError("resident_code has nulls")
+    bad = np.flatnonzero(~_valid_codes(arr.astype(np.uint64)))
+    if len(bad):
+        raise InvalidInputError("invalid resident codes",
+                                [BadRow(int(i), "bad check digit", "resident_code")
+                                 for i in bad[:20]])
+    if len(np.unique(arr)) != len(arr):
+        raise InvalidInputError("resident codes repeat within the table")
+    if int(s.scalar("SELECT count(*) FROM residents")) or int(
+            s.scalar("SELECT count(*) FROM retired_codes")):
+        used = s.fetch_arrow(
+            "SELECT resident_code AS code FROM residents WHERE status = 'resident'"
+            " UNION SELECT code FROM retired_codes", (), pa.schema([("code", pa.uint64())]))
+        clash = pc.is_in(pa.array(arr, pa.uint64()), value_set=used.column("code").combine_chunks())
+        idx = np.flatnonzero(clash.to_numpy(zero_copy_only=False))
+        if len(idx):
+            raise ConflictError(f"{len(idx)} resident codes are already in use or retired "
+                                f"(first at row {int(idx[0])})")
+
+
+def _check_load(res: pa.Table, households: pa.Table | None, lg_code: str) -> None:
+    bad: list[BadRow] = []
+    for c in _LOAD_REQUIRED:
+        col = res.column(c)
+        if col.null_count:
+            i = int(np.flatnonzero(pc.is_null(col).to_numpy(zero_copy_only=False))[0])
+            bad.append(BadRow(i, "required item missing", c))
+    if bad:
+        raise InvalidInputError("residents table has missing items", bad)
+    sex = res.column("sex").cast(pa.int8()).to_numpy()
+    wrong = np.flatnonzero((sex != 1) & (sex != 2))
+    if len(wrong):
+        raise InvalidInputError("sex must be 1 or 2",
+                                [BadRow(int(i), "bad sex", "sex") for i in wrong[:20]])
+    other = np.flatnonzero(pc.not_equal(res.column("lg_code"), lg_code).to_numpy(
+        zero_copy_only=False))
+    if len(other):
+        raise InvalidInputError(f"residents of another municipality than {lg_code}",
+                                [BadRow(int(i), "wrong lg_code", "lg_code") for i in other[:20]])
+    pid = res.column("person_id").to_numpy()
+    if len(np.unique(pid)) != len(pid):
+        raise InvalidInputError("person_id repeats within the table")
+    birth = res.column("birth_date").cast(pa.date32())
+    late = np.flatnonzero(pc.greater(birth, res.column("resident_since").cast(pa.date32()))
+                          .to_numpy(zero_copy_only=False))
+    if len(late):
+        raise InvalidInputError("resident_since before the date of birth",
+                                [BadRow(int(i), "resident_since < birth_date", "resident_since")
+                                 for i in late[:20]])
+    # a household has exactly one head
+    is_head = pc.equal(res.column("relationship"), HEAD)
+    per = pa.table({"h": res.column("household_id"), "head": is_head.cast(pa.int32())}) \
+        .group_by("h").aggregate([("head", "sum")])
+    wrong_hh = pc.filter(per.column("h"), pc.not_equal(per.column("head_sum"), 1))
+    if len(wrong_hh):
+        raise InvalidInputError(
+            f"{len(wrong_hh)} households do not have exactly one head (世帯主), e.g. "
+            f"household {wrong_hh[0].as_py()}")
+    if households is not None:
+        heads = pc.filter(res.column("person_id"), is_head).cast(pa.int64())
+        declared = households.column("head_person_id").cast(pa.int64())
+        if not pc.all(pc.is_in(declared, value_set=heads.combine_chunks())).as_py():
+            raise InvalidInputError("households name a head whose relationship is not 世帯主")
+
+
+def _households_from(res: pa.Table) -> pa.Table:
+    heads = res.filter(pc.equal(res.column("relationship"), HEAD))
+    return pa.table({"household_id": heads.column("household_id"),
+                     "head_person_id": heads.column("person_id"),
+                     "address": heads.column("address")})
+
+
+def _households_of(res: pa.Table) -> pa.Table:
+    sizes = res.group_by("household_id").aggregate([("person_id", "count")])
+    heads = res.filter(pc.equal(res.column("relationship"), HEAD)).select(
+        ["household_id", "person_id", "resident_code", "address"])
+    j = sizes.join(heads, "household_id", join_type="left outer").sort_by("household_id")
+    return pa.Table.from_arrays(
+        [j.column("household_id"), j.column("person_id"), j.column("resident_code"),
+         j.column("address"), j.column("person_id_count").cast(pa.int32())],
+        schema=HOUSEHOLD_SCHEMA)
+
+
+def _rewind(cur: pa.Table, later: pa.Table) -> pa.Table:
+    """Undo, on ``cur``, every change in ``later`` (history rows dated after the day)."""
+    if later.num_rows:
+        # earliest later change per (person, item): rows come sorted, take the first of each run
+        pid = later.column("person_id").to_numpy()
+        item = later.column("item").to_numpy(zero_copy_only=False)
+        first = np.ones(len(pid), dtype=bool)
+        first[1:] = (pid[1:] != pid[:-1]) | (item[1:] != item[:-1])
+        firsts = later.filter(pa.array(first))
+        cols = {}
+        for name in RESIDENT_SCHEMA.names:
+            cols[name] = cur.column(name)
+        for name in TRACKED_ITEMS:
+            sel = firsts.filter(pc.equal(firsts.column("item"), name))
+            if not sel.num_rows:
+                continue
+            pos = pc.index_in(cur.column("person_id"), value_set=sel.column("person_id"))
+            hit = pc.is_valid(pos)
+            old = pc.take(sel.column("old_value"), pc.fill_null(pos, 0))
+            typ = RESIDENT_SCHEMA.field(name).type
+            old_typed = old.cast(pa.int64()).cast(typ) if pa.types.is_integer(typ) else \
+                old.cast(typ)
+            cols[name] = pc.if_else(hit, old_typed, cur.column(name))
+        cur = pa.Table.from_arrays([cols[n] for n in RESIDENT_SCHEMA.names],
+                                   schema=RESIDENT_SCHEMA)
+    return cur.filter(pc.equal(cur.column("status"), RESIDENT))
