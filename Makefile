@@ -46,6 +46,7 @@ test: rust-test lint py-test
 
 bench: build
 	$(PY) benches/compare.py
+	$(PY) benches/compare_register.py
 
 bench-asv: build
 	cd benches && ../$(VENV)/bin/asv run --python=same --quick --show-stderr

@@ -75,7 +75,8 @@ def init(*, store: str, lg_code: str, prefecture: str, municipality: str, operat
 @click.argument("residents", type=click.Path(exists=True, dir_okay=False))
 @click.option("--households", type=click.Path(exists=True, dir_okay=False))
 @click.option("--code-block", type=click.Path(exists=True, dir_okay=False),
-              help="A saved jukicore.ids CodeBlock to import into the code pool first.")
+              help="A saved jukicore.ids CodeBlock to import into the code pool first. "
+                   "Its codes move into the register: the file is left empty.")
 @_operator
 @json_option
 @quiet_option
@@ -88,7 +89,10 @@ def load(*, store: str, residents: str, households: str | None, code_block: str 
         if code_block:
             from jukicore.ids import CodeBlock
 
-            reg.import_code_block(CodeBlock.load(code_block), actor=actor)
+            block = CodeBlock.load(code_block)
+            reg.import_code_block(block, actor=actor)
+            block.take(len(block))  # handed over: the file must not feed a second register
+            block.save(code_block)
         res = _read_table(residents)
         hh = _read_table(households) if households else None
         with progress(res.num_rows, "loading", quiet) as advance:
