@@ -1,0 +1,401 @@
+"""Identity confirmation info (本人確認情報) stores of the prefectures and the center.
+
+A prefecture keeps the identity info of its residents, the center that of the
+whole country: for each resident code the six items (name, date of birth,
+sex, address, resident code, and the date and reason of the last change) plus
+the municipality that holds the record and its status, and the full history of
+every change received. Nothing else: domicile, household, My Number and every
+other municipal item never reach these stores (:data:`IDENTITY_COLUMNS` is the
+whole schema of a change).
+
+Changes arrive from municipalities in numbered batches (their outbox sequence
+numbers). :meth:`IdentityStore.apply_changes` applies one batch in one
+transaction, exactly once:
+
+* a batch whose id was applied before is refused (applied twice);
+* a batch whose entries were all applied before is refused (a replay);
+* a batch starting after the next expected number is refused (a gap, or out
+  of order);
+* a batch overlapping what was applied (a retransmission of entries not yet
+  acknowledged) applies only its unseen suffix.
+
+Refusals change nothing. The current record of a resident code follows the
+latest change by date, whichever municipality sent it first: a move-out from
+one municipality and the move-in at the next may arrive in either order.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from jukicore.errors import (
+    ConflictError,
+    InvalidInputError,
+    NotFoundError,
+    SchemaVersionError,
+)
+from jukicore.register._backend import Backend, Session, connect
+from jukicore.register._schema import Column, Table, create_index_sql, create_table_sql
+
+__all__ = [
+    "IDENTITY_COLUMNS",
+    "IDENTITY_SCHEMA",
+    "ApplyResult",
+    "IdentityStore",
+    "create_identity_store",
+    "open_identity_store",
+]
+
+KINDS = ("prefecture", "center")
+
+#: One change of identity confirmation info, as a municipality sends it.
+IDENTITY_COLUMNS: tuple[Column, ...] = (
+    Column("seq", "int", False),
+    Column("resident_code", "int", False),
+    Column("previous_resident_code", "int"),
+    Column("family_name", "text", False),
+    Column("given_name", "text", False),
+    Column("birth_date", "date", False),
+    Column("sex", "small", False),
+    Column("address", "text", False),
+    Column("status", "text", False),
+    Column("change_date", "date", False),
+    Column("change_reason", "text", False),
+)
+
+IDENTITY_SCHEMA = pa.schema([
+    pa.field("seq", pa.int64(), False),
+    pa.field("resident_code", pa.uint64(), False),
+    pa.field("previous_resident_code", pa.uint64()),
+    pa.field("family_name", pa.string(), False),
+    pa.field("given_name", pa.string(), False),
+    pa.field("birth_date", pa.date32(), False),
+    pa.field("sex", pa.int8(), False),
+    pa.field("address", pa.string(), False),
+    pa.field("status", pa.string(), False),
+    pa.field("change_date", pa.date32(), False),
+    pa.field("change_reason", pa.string(), False),
+])
+
+_ITEMS = [c.name for c in IDENTITY_COLUMNS if c.name not in ("seq", "previous_resident_code")]
+_CURRENT = Table(
+    "identity",
+    (Column("resident_code", "int", False),
+     *[c for c in IDENTITY_COLUMNS if c.name in _ITEMS and c.name != "resident_code"],
+     Column("lg_code", "text", False), Column("seq", "int", False)),
+    ("resident_code",),
+)
+_HISTORY = Table(
+    "identity_history",
+    (Column("id", "serial", False), Column("lg_code", "text", False), *IDENTITY_COLUMNS,
+     Column("packet_id", "text", False)),
+)
+_STAGING = Table(
+    "identity_staging",
+    (Column("lg_code", "text", False), *IDENTITY_COLUMNS, Column("packet_id", "text", False)),
+)
+_TABLES = (
+    Table("meta", (Column("key", "text", False), Column("value", "text")), ("key",)),
+    _CURRENT,
+    _HISTORY,
+    _STAGING,
+    Table("peers", (Column("lg_code", "text", False), Column("last_seq", "int", False)),
+          ("lg_code",)),
+    Table("packets_applied",
+          (Column("packet_id", "text", False), Column("lg_code", "text", False),
+           Column("first_seq", "int", False), Column("last_seq", "int", False),
+           Column("applied", "int", False), Column("applied_at", "ts", False)),
+          ("packet_id",)),
+    Table("audit",
+          (Column("id", "serial", False), Column("at", "ts", False),
+           Column("actor", "text", False), Column("action", "text", False),
+           Column("target", "text"), Column("detail", "text"))),
+)
+_INDEXES = (
+    ("identity_history_code", "identity_history", "resident_code", False, None),
+    ("identity_history_peer", "identity_history", "lg_code, seq", True, None),
+)
+SCHEMA_VERSION = 1
+
+
+def _utcnow() -> dt.datetime:
+    return dt.datetime.now(dt.UTC)
+
+
+def _installed_version(s: Session) -> int | None:
+    if s.dialect == "sqlite":
+        exists = s.query("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?",
+                         ("identity_schema_version",))
+    else:
+        exists = s.query("SELECT 1 FROM information_schema.tables WHERE table_name = ?"
+                         " AND table_schema = current_schema()", ("identity_schema_version",))
+    if not exists:
+        return None
+    v = s.scalar("SELECT max(version) FROM identity_schema_version")
+    return None if v is None else int(v)
+
+
+def create_identity_store(target: str | Path, *, node_id: str, kind: str) -> IdentityStore:
+    """Create an empty identity store for a prefecture or the center."""
+    if kind not in KINDS:
+        raise InvalidInputError(f"an identity store belongs to one of {KINDS}, not {kind!r}")
+    backend = connect(target)
+    try:
+        with backend.session() as s:
+            if _installed_version(s) is not None:
+                raise ConflictError(f"{backend.target} already holds an identity store")
+            s.execute("CREATE TABLE identity_schema_version (version INTEGER NOT NULL PRIMARY KEY,"
+                      " applied_at TEXT NOT NULL)")
+            for t in _TABLES:
+                s.execute(create_table_sql(t, s.dialect))
+            for i in _INDEXES:
+                s.execute(create_index_sql(i))
+            s.execute("INSERT INTO identity_schema_version (version, applied_at) VALUES (?, ?)",
+                      (SCHEMA_VERSION, _utcnow().isoformat()))
+            # The backend's bulk path takes its write lock on the meta row 'lg_code'.
+            s.executemany("INSERT INTO meta (key, value) VALUES (?, ?)",
+                          [("lg_code", node_id), ("kind", kind)])
+            _audit(s, node_id, "identity.init", node_id, kind)
+    except BaseException:
+        backend.close()
+        raise
+    return IdentityStore(backend)
+
+
+def open_identity_store(target: str | Path) -> IdentityStore:
+    backend = connect(target)
+    try:
+        with backend.session(write=False) as s:
+            version = _installed_version(s)
+            if version is None:
+                raise NotFoundError(f"{backend.target} holds no identity store")
+            if version > SCHEMA_VERSION:
+                raise SchemaVersionError(
+                    f"the identity store's schema is version {version}; this jukicore knows "
+                    f"up to {SCHEMA_VERSION}: upgrade jukicore")
+    except BaseException:
+        backend.close()
+        raise
+    return IdentityStore(backend)
+
+
+def _audit(s: Session, actor: str, action: str, target: str | None, detail: str | None) -> None:
+    s.execute("INSERT INTO audit (at, actor, action, target, detail) VALUES (?, ?, ?, ?, ?)",
+              (s.ts(_utcnow()), actor, action, target, detail))
+
+
+class ApplyResult:
+    """What one batch did: entries applied, and those skipped as already applied."""
+
+    __slots__ = ("applied", "last_seq", "sender", "skipped")
+
+    def __init__(self, sender: str, applied: int, skipped: int, last_seq: int) -> None:
+        self.sender, self.applied, self.skipped, self.last_seq = sender, applied, skipped, last_seq
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"sender": self.sender, "applied": self.applied, "skipped": self.skipped,
+                "last_seq": self.last_seq}
+
+
+class IdentityStore:
+    """A prefecture's or the center's identity store (SQLite path or PostgreSQL URI)."""
+
+    def __init__(self, backend: Backend) -> None:
+        self._b = backend
+        with backend.session(write=False) as s:
+            meta = dict(s.query("SELECT key, value FROM meta"))
+        self.node_id: str = meta["lg_code"]
+        self.kind: str = meta["kind"]
+
+    def close(self) -> None:
+        self._b.close()
+
+    def __enter__(self) -> IdentityStore:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # ------------------------------------------------------------------ state
+
+    def last_seq(self, sender: str) -> int:
+        """The last entry applied from municipality ``sender`` (0 when none)."""
+        with self._b.session(write=False) as s:
+            v = s.scalar("SELECT last_seq FROM peers WHERE lg_code = ?", (sender,))
+        return 0 if v is None else int(v)
+
+    def packet_applied(self, packet_id: str) -> bool:
+        with self._b.session(write=False) as s:
+            return bool(s.query("SELECT 1 FROM packets_applied WHERE packet_id = ?",
+                                (packet_id,)))
+
+    def count(self) -> int:
+        with self._b.session(write=False) as s:
+            return int(s.scalar("SELECT count(*) FROM identity"))
+
+    # ------------------------------------------------------------------ apply
+
+    def apply_changes(self, *, sender: str, packet_id: str, first_seq: int, last_seq: int,
+                      changes: pa.Table, actor: str) -> ApplyResult:
+        """Apply a batch of changes from municipality ``sender``, exactly once.
+
+        ``changes`` has :data:`IDENTITY_SCHEMA`'s columns with ``seq`` running
+        ``first_seq..last_seq`` without gaps. See the module docs for the
+        refusals; each raises and changes nothing.
+        """
+        changes = _validated(changes, first_seq, last_seq)
+        with self._b.bulk_session() as s:
+            if s.query("SELECT 1 FROM packets_applied WHERE packet_id = ?", (packet_id,)):
+                raise ConflictError(f"packet {packet_id} was already applied")
+            v = s.scalar("SELECT last_seq FROM peers WHERE lg_code = ?", (sender,))
+            done = 0 if v is None else int(v)
+            if last_seq <= done:
+                raise ConflictError(
+                    f"replayed packet: entries {first_seq}..{last_seq} from {sender} were "
+                    f"already applied (up to {done})")
+            if first_seq > done + 1:
+                raise ConflictError(
+                    f"gap: the next entry expected from {sender} is {done + 1}, the packet "
+                    f"starts at {first_seq}")
+            fresh = changes.filter(pc.greater(changes.column("seq"), done))
+            s.execute("DELETE FROM identity_staging")
+            staged = fresh.append_column("packet_id", pa.array([packet_id] * fresh.num_rows,
+                                                              pa.string()))
+            staged = staged.add_column(0, "lg_code", pa.array([sender] * fresh.num_rows,
+                                                              pa.string()))
+            s.ingest("identity_staging", _for_db(staged, s.dialect))
+            cols = ", ".join(c.name for c in IDENTITY_COLUMNS)
+            s.execute(f"INSERT INTO identity_history (lg_code, {cols}, packet_id)"
+                      f" SELECT lg_code, {cols}, packet_id FROM identity_staging")
+            # A code given up by a code change is retired for good: its record goes.
+            s.execute("DELETE FROM identity WHERE resident_code IN (SELECT previous_resident_code"
+                      " FROM identity_staging WHERE previous_resident_code IS NOT NULL)")
+            self._upsert_latest(s)
+            s.execute("DELETE FROM identity_staging")
+            if v is None:
+                s.execute("INSERT INTO peers (lg_code, last_seq) VALUES (?, ?)",
+                          (sender, last_seq))
+            else:
+                s.execute("UPDATE peers SET last_seq = ? WHERE lg_code = ?", (last_seq, sender))
+            s.execute("INSERT INTO packets_applied (packet_id, lg_code, first_seq, last_seq,"
+                      " applied, applied_at) VALUES (?, ?, ?, ?, ?, ?)",
+                      (packet_id, sender, first_seq, last_seq, fresh.num_rows,
+                       s.ts(_utcnow())))
+            _audit(s, actor, "identity.apply", sender,
+                   f"packet {packet_id} entries {first_seq}..{last_seq}, "
+                   f"{fresh.num_rows} applied")
+        return ApplyResult(sender, fresh.num_rows, changes.num_rows - fresh.num_rows, last_seq)
+
+    @staticmethod
+    def _upsert_latest(s: Session) -> None:
+        items = [c for c in _ITEMS if c != "resident_code"]
+        sets = ", ".join(f"{c} = excluded.{c}" for c in [*items, "lg_code", "seq"])
+        cols = ", ".join(["resident_code", *items, "lg_code", "seq"])
+        # The latest staged change of each code that was not itself given up.
+        latest = (
+            f"SELECT {cols} FROM (SELECT {cols}, row_number() OVER (PARTITION BY resident_code"
+            " ORDER BY change_date DESC, seq DESC) AS rn FROM identity_staging"
+            " WHERE resident_code NOT IN (SELECT previous_resident_code FROM identity_staging"
+            " WHERE previous_resident_code IS NOT NULL)) AS t WHERE rn = 1"
+        )
+        # Newer by date wins; on the same date the same municipality's later entry wins,
+        # and between municipalities a move-in (resident) wins over a move-out (removed).
+        newer = (
+            "excluded.change_date > identity.change_date OR (excluded.change_date ="
+            " identity.change_date AND ((excluded.lg_code = identity.lg_code AND excluded.seq >"
+            " identity.seq) OR (excluded.lg_code <> identity.lg_code AND excluded.status ="
+            " 'resident')))"
+        )
+        s.execute(f"INSERT INTO identity ({cols}) {latest}"
+                  f" ON CONFLICT (resident_code) DO UPDATE SET {sets} WHERE {newer}")
+
+    # ------------------------------------------------------------------ queries
+
+    def current(self) -> pa.Table:
+        """Every resident code's current identity info."""
+        cols = [c.name for c in _CURRENT.columns]
+        with self._b.bulk_session(write=False) as s:
+            return s.fetch_arrow(f"SELECT {', '.join(cols)} FROM identity ORDER BY resident_code",
+                                 (), _current_schema())
+
+    def history(self, resident_code: int) -> pa.Table:
+        cols = ["lg_code", *(c.name for c in IDENTITY_COLUMNS)]
+        schema = pa.schema([pa.field("lg_code", pa.string()), *IDENTITY_SCHEMA])
+        with self._b.bulk_session(write=False) as s:
+            return s.fetch_arrow(
+                f"SELECT {', '.join(cols)} FROM identity_history WHERE resident_code = ?"
+                " OR previous_resident_code = ? ORDER BY change_date, id",
+                (int(resident_code), int(resident_code)), schema)
+
+    def content_digest(self) -> str:
+        """SHA-256 over every table's content, wall-clock columns left out."""
+        h = hashlib.sha256()
+        queries = [
+            "SELECT * FROM identity ORDER BY resident_code",
+            "SELECT lg_code, seq, resident_code, previous_resident_code, family_name, given_name,"
+            " birth_date, sex, address, status, change_date, change_reason, packet_id"
+            " FROM identity_history ORDER BY lg_code, seq",
+            "SELECT lg_code, last_seq FROM peers ORDER BY lg_code",
+            "SELECT packet_id, lg_code, first_seq, last_seq, applied FROM packets_applied"
+            " ORDER BY packet_id",
+            "SELECT count(*) FROM identity_staging",
+        ]
+        with self._b.session(write=False) as s:
+            for q in queries:
+                for row in s.query(q):
+                    h.update(repr(tuple(str(v) for v in row)).encode())
+                h.update(b"|")
+        return h.hexdigest()
+
+
+def _current_schema() -> pa.Schema:
+    by_name = {f.name: f for f in IDENTITY_SCHEMA}
+    return pa.schema([by_name[c.name] if c.name in by_name else pa.field(c.name, pa.string())
+                      if c.type == "text" else pa.field(c.name, pa.int64())
+                      for c in _CURRENT.columns])
+
+
+def _validated(changes: pa.Table, first_seq: int, last_seq: int) -> pa.Table:
+    missing = [n for n in IDENTITY_SCHEMA.names if n not in changes.column_names]
+    if missing:
+        raise InvalidInputError(f"identity changes lack columns {missing}")
+    extra = [n for n in changes.column_names if n not in IDENTITY_SCHEMA.names]
+    if extra:
+        raise InvalidInputError(
+            f"identity changes carry columns that must not leave a municipality: {extra}")
+    try:
+        changes = changes.select(IDENTITY_SCHEMA.names).cast(IDENTITY_SCHEMA)
+    except (pa.ArrowInvalid, pa.ArrowTypeError) as exc:
+        raise InvalidInputError(f"identity changes do not match the schema: {exc}") from exc
+    if first_seq < 1 or last_seq < first_seq:
+        raise InvalidInputError(f"bad sequence range {first_seq}..{last_seq}")
+    seq = changes.column("seq").to_numpy()
+    if seq.size != last_seq - first_seq + 1 or not np.array_equal(
+            seq, np.arange(first_seq, last_seq + 1)):
+        raise InvalidInputError(
+            f"entries must run {first_seq}..{last_seq} in order without gaps")
+    for name in ("resident_code", "family_name", "given_name", "birth_date", "sex", "address",
+                 "status", "change_date", "change_reason"):
+        if changes.column(name).null_count:
+            raise InvalidInputError(f"identity changes have missing {name}")
+    return changes
+
+
+def _for_db(table: pa.Table, dialect: str) -> pa.Table:
+    """Arrow columns as the database stores them (codes as int64, dates as text on SQLite)."""
+    out = []
+    for f in table.schema:
+        col = table.column(f.name)
+        if pa.types.is_uint64(f.type):
+            col = pc.cast(col, pa.int64())
+        elif dialect == "sqlite" and pa.types.is_date32(f.type):
+            col = pc.strftime(col, "%Y-%m-%d")
+        out.append(col)
+    return pa.table(out, names=table.column_names)

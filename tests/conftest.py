@@ -1,0 +1,50 @@
+"""Fixtures shared by every suite: a throwaway PostgreSQL server and store targets.
+
+PostgreSQL: a private cluster (initdb + pg_ctl on a loopback port in a temp dir)
+starts once per session; each test gets a fresh database. Without PostgreSQL's
+binaries the PostgreSQL variants skip, unless JUKICORE_REQUIRE_POSTGRES=1 (as
+in CI), when they fail.
+"""
+
+from __future__ import annotations
+
+import itertools
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from jukicore.register.pgtemp import TempPostgres, find_pg_bin
+
+
+@pytest.fixture(scope="session")
+def pg_server() -> Iterator[TempPostgres | None]:
+    if find_pg_bin() is None:
+        if os.environ.get("JUKICORE_REQUIRE_POSTGRES") == "1":
+            pytest.fail("JUKICORE_REQUIRE_POSTGRES=1 but PostgreSQL's binaries are not installed")
+        yield None
+        return
+    server = TempPostgres().start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+_db_counter = itertools.count()
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def db_target(request: pytest.FixtureRequest, tmp_path: Path,
+              pg_server: TempPostgres | None) -> Iterator[str]:
+    """A location for a fresh store: a SQLite file path or a PostgreSQL URI."""
+    if request.param == "sqlite":
+        yield str(tmp_path / "store.db")
+        return
+    if pg_server is None:
+        pytest.skip("PostgreSQL binaries not installed")
+    name = f"db_{os.getpid()}_{next(_db_counter)}"
+    uri = pg_server.create_database(name)
+    yield uri
+    pg_server.drop_database(name)

@@ -1,0 +1,129 @@
+"""Identity stores of the prefecture and the center, on SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Iterator
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+import pytest
+
+from jukicore import ids
+from jukicore.errors import ConflictError, InvalidInputError, NotFoundError
+from jukicore.identity.store import (
+    IDENTITY_SCHEMA,
+    IdentityStore,
+    create_identity_store,
+    open_identity_store,
+)
+
+MUNI_A, MUNI_B = "131016", "131041"
+D = dt.date(2024, 4, 1)
+
+
+@pytest.fixture
+def store(db_target: str) -> Iterator[IdentityStore]:
+    st = create_identity_store(db_target, node_id="130001", kind="prefecture")
+    yield st
+    st.close()
+
+
+_codes = ids.CodeRegistry().generate(1000)
+
+
+def change(seq: int, code_index: int, **kw: Any) -> dict[str, Any]:
+    row = {"seq": seq, "resident_code": int(_codes[code_index]), "previous_resident_code": None,
+           "family_name": "佐藤", "given_name": f"花子{code_index}",
+           "birth_date": dt.date(1980, 1, 2), "sex": 2,
+           "address": "東京都千代田区丸の内1丁目1番1号", "status": "resident",
+           "change_date": D, "change_reason": "load"}
+    row.update(kw)
+    return row
+
+
+def table(rows: list[dict[str, Any]]) -> pa.Table:
+    return pa.Table.from_pylist(rows, schema=IDENTITY_SCHEMA)
+
+
+def apply(st: IdentityStore, sender: str, pid: str, rows: list[dict[str, Any]]) -> Any:
+    first, last = rows[0]["seq"], rows[-1]["seq"]
+    return st.apply_changes(sender=sender, packet_id=pid, first_seq=first, last_seq=last,
+                            changes=table(rows), actor="test")
+
+
+def test_apply_then_refusals_change_nothing(store: IdentityStore) -> None:
+    res = apply(store, MUNI_A, "p1", [change(i, i) for i in range(1, 6)])
+    assert (res.applied, res.skipped, res.last_seq) == (5, 0, 5)
+    assert store.count() == 5 and store.last_seq(MUNI_A) == 5
+    before = store.content_digest()
+    with pytest.raises(ConflictError, match="already applied"):
+        apply(store, MUNI_A, "p1", [change(6, 6)])
+    with pytest.raises(ConflictError, match="replayed"):
+        apply(store, MUNI_A, "p2", [change(i, i) for i in range(2, 5)])
+    with pytest.raises(ConflictError, match="gap"):
+        apply(store, MUNI_A, "p3", [change(7, 7)])
+    with pytest.raises(InvalidInputError, match="without gaps"):
+        store.apply_changes(sender=MUNI_A, packet_id="p4", first_seq=6, last_seq=8,
+                            changes=table([change(6, 6), change(8, 8)]), actor="t")
+    leaky = table([change(6, 6)]).append_column("domicile", pa.array(["北海道"]))
+    with pytest.raises(InvalidInputError, match="must not leave"):
+        store.apply_changes(sender=MUNI_A, packet_id="p5", first_seq=6, last_seq=6,
+                            changes=leaky, actor="t")
+    assert store.content_digest() == before
+    assert not store.packet_applied("p2")
+
+
+def test_retransmission_applies_only_the_unseen_suffix(store: IdentityStore) -> None:
+    apply(store, MUNI_A, "p1", [change(i, i) for i in range(1, 4)])
+    res = apply(store, MUNI_A, "p2", [change(i, i, given_name=f"x{i}") for i in range(2, 7)])
+    assert (res.applied, res.skipped) == (3, 2)
+    cur = store.current().to_pylist()
+    names = {r["resident_code"]: r["given_name"] for r in cur}
+    assert names[int(_codes[2])] == "花子2"  # entry 2 was applied once, from p1
+    assert names[int(_codes[5])] == "x5"
+    assert store.last_seq(MUNI_A) == 6 and store.last_seq(MUNI_B) == 0
+
+
+def test_latest_change_wins_whatever_the_arrival_order(store: IdentityStore) -> None:
+    moved = 10
+    apply(store, MUNI_B, "b1", [change(1, moved, address="新宿区", change_date=D,
+                                       change_reason="move_in")])
+    apply(store, MUNI_A, "a1", [change(1, moved, status="removed",
+                                       change_date=D - dt.timedelta(days=3),
+                                       change_reason="move_out")])
+    row = store.current().to_pylist()[0]
+    assert (row["lg_code"], row["status"], row["address"]) == (MUNI_B, "resident", "新宿区")
+    hist = store.history(int(_codes[moved])).to_pylist()
+    assert [h["change_reason"] for h in hist] == ["move_out", "move_in"]
+
+
+def test_code_change_retires_the_old_code(store: IdentityStore) -> None:
+    apply(store, MUNI_A, "p1", [change(1, 20)])
+    apply(store, MUNI_A, "p2", [change(2, 21, previous_resident_code=int(_codes[20]),
+                                       change_reason="code_change")])
+    codes = [r["resident_code"] for r in store.current().to_pylist()]
+    assert codes == [int(_codes[21])]
+    assert len(store.history(int(_codes[20]))) == 2
+
+
+def test_open_and_errors(db_target: str) -> None:
+    with pytest.raises(NotFoundError):
+        open_identity_store(db_target)
+    with pytest.raises(InvalidInputError):
+        create_identity_store(db_target, node_id="x", kind="municipality")
+    create_identity_store(db_target, node_id="center", kind="center").close()
+    with pytest.raises(ConflictError):
+        create_identity_store(db_target, node_id="center", kind="center")
+    with open_identity_store(db_target) as st:
+        assert (st.node_id, st.kind, st.count()) == ("center", "center", 0)
+
+
+def test_bulk_batch(store: IdentityStore) -> None:
+    n = 1000
+    rows = [change(i + 1, i) for i in range(n)]
+    apply(store, MUNI_A, "bulk", rows)
+    cur = store.current()
+    assert cur.num_rows == n
+    assert np.array_equal(np.sort(cur.column("resident_code").to_numpy()), np.sort(_codes))
