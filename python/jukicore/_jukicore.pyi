@@ -3,11 +3,15 @@
 from os import PathLike
 from typing import Self, final
 
+from typing_extensions import Buffer
+
 import numpy as np
 import numpy.typing as npt
 
 __all__ = [
     "IssuerCore",
+    "aead_open",
+    "aead_seal",
     "RegistryCore",
     "check_digits",
     "container_pack",
@@ -17,6 +21,24 @@ __all__ = [
 
 def check_digits(kind: str, bodies: npt.NDArray[np.uint64]) -> npt.NDArray[np.uint8]: ...
 def validate(kind: str, codes: npt.NDArray[np.uint64]) -> npt.NDArray[np.bool_]: ...
+def aead_seal(
+    key: bytes,
+    nonce_prefix: bytes,
+    aad_prefix: bytes,
+    data: Buffer,
+    offsets: npt.NDArray[np.int32 | np.int64 | np.uint32 | np.uint64],
+    *,
+    parallel: bool = True,
+) -> tuple[npt.NDArray[np.uint8], npt.NDArray[np.int64]]: ...
+def aead_open(
+    key: bytes,
+    nonce_prefix: bytes,
+    aad_prefix: bytes,
+    data: Buffer,
+    offsets: npt.NDArray[np.int32 | np.int64 | np.uint32 | np.uint64],
+    *,
+    parallel: bool = True,
+) -> tuple[npt.NDArray[np.uint8], npt.NDArray[np.int64]]: ...
 def container_pack(kind: str, version: int, sections: list[bytes]) -> bytes: ...
 def container_unpack(data: bytes, kind: str, versions: list[int]) -> tuple[int, list[bytes]]: ...
 

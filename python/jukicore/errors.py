@@ -21,11 +21,16 @@ __all__ = [
     "CorruptFileError",
     "InvalidInputError",
     "JukiError",
+    "MisaddressedPacketError",
     "MissingDependencyError",
     "NotFoundError",
+    "PacketRefusedError",
+    "PacketSequenceError",
     "PermissionDeniedError",
     "SchemaVersionError",
     "StoreError",
+    "TamperedPacketError",
+    "UntrustedSenderError",
 ]
 
 
@@ -101,3 +106,23 @@ class SchemaVersionError(StoreError):
 
 class MissingDependencyError(JukiError, ImportError):
     """An optional dependency (an extra) is needed for this feature."""
+
+
+class PacketRefusedError(JukiError):
+    """A packet between nodes was refused; nothing was applied."""
+
+
+class TamperedPacketError(CorruptFileError, PacketRefusedError):
+    """A packet is truncated, altered, or of an unknown format version."""
+
+
+class UntrustedSenderError(PermissionDeniedError, PacketRefusedError):
+    """The sender, or the key it signed with, is not in the recipient's trust store."""
+
+
+class MisaddressedPacketError(PermissionDeniedError, PacketRefusedError):
+    """The packet is for another node, or for a relation that does not exist."""
+
+
+class PacketSequenceError(ConflictError, PacketRefusedError):
+    """Applied twice, a replay, or a gap in the sender's numbering."""

@@ -39,6 +39,7 @@ from jukicore.errors import (
     ConflictError,
     InvalidInputError,
     NotFoundError,
+    PacketSequenceError,
     SchemaVersionError,
 )
 from jukicore.register._backend import Backend, Session, connect
@@ -256,15 +257,15 @@ class IdentityStore:
         changes = _validated(changes, first_seq, last_seq)
         with self._b.bulk_session() as s:
             if s.query("SELECT 1 FROM packets_applied WHERE packet_id = ?", (packet_id,)):
-                raise ConflictError(f"packet {packet_id} was already applied")
+                raise PacketSequenceError(f"packet {packet_id} was already applied")
             v = s.scalar("SELECT last_seq FROM peers WHERE lg_code = ?", (sender,))
             done = 0 if v is None else int(v)
             if last_seq <= done:
-                raise ConflictError(
+                raise PacketSequenceError(
                     f"replayed packet: entries {first_seq}..{last_seq} from {sender} were "
                     f"already applied (up to {done})")
             if first_seq > done + 1:
-                raise ConflictError(
+                raise PacketSequenceError(
                     f"gap: the next entry expected from {sender} is {done + 1}, the packet "
                     f"starts at {first_seq}")
             fresh = changes.filter(pc.greater(changes.column("seq"), done))

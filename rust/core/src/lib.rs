@@ -3,10 +3,12 @@
 //! No Python here: identifiers and their check digits ([`checkdigit`]), the
 //! set of every code ever issued ([`codeset`]), resident-code allocation
 //! ([`registry`]) and My Number derivation ([`mynumber`]), and the checksummed
-//! file container they persist in ([`container`]). The PyO3 bindings in
+//! file container they persist in ([`container`]), and bulk AES-256-GCM of
+//! record columns ([`aead`]). The PyO3 bindings in
 //! `rust/py` convert at the boundary and map [`CoreError`] onto the Python
 //! exception hierarchy.
 
+pub mod aead;
 pub mod checkdigit;
 pub mod codeset;
 pub mod container;

@@ -5,6 +5,8 @@
 //! for the heavy work, and maps core errors onto `jukicore.errors`. Input
 //! normalisation (scalars, strings, pyarrow, lists) lives in `jukicore.ids`.
 
+mod aead;
+
 use std::path::PathBuf;
 
 use jukicore_core::checkdigit::{self, Kind};
@@ -256,6 +258,7 @@ fn _jukicore(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(validate, m)?)?;
     m.add_function(wrap_pyfunction!(container_pack, m)?)?;
     m.add_function(wrap_pyfunction!(container_unpack, m)?)?;
+    aead::register(m)?;
     m.add_class::<RegistryCore>()?;
     m.add_class::<IssuerCore>()?;
     Ok(())

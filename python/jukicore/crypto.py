@@ -1,0 +1,798 @@
+"""Keys, trust and record encryption for the packets nodes exchange.
+
+Outside the hot path everything uses ``cryptography``: Ed25519 signing keys,
+X25519 encryption keys, HKDF-SHA256, AES-256-GCM for the data-key wrap, and
+password-protected PKCS#8 PEM files for private keys. Bulk record encryption
+runs in Rust (``_jukicore.aead_seal`` / ``aead_open``, hardware AES-GCM).
+The constructions are documented in ``docs/crypto.md``; in short:
+
+* **key id**: ``SHA-256(b"jukicore-key-id/v1\\0" || algorithm || b"\\0" ||
+  raw public key)``, first 16 bytes, hex (32 characters).
+* **data-key wrap** (a fresh 32-byte AES key per packet, for one recipient):
+  ephemeral X25519 key ``e``; ``shared = X25519(e, recipient)``;
+  ``kek = HKDF-SHA256(ikm=shared, salt=e_pub || recipient_pub,
+  info=b"jukicore/v1/data-key-wrap\\0" || context)``;
+  ``blob = e_pub || AES-256-GCM(kek, nonce=0^96, data_key, aad=context)``
+  (80 bytes). The KEK is used once (fresh ``e``), so the fixed nonce is safe.
+  ``context`` binds sender, recipient, key ids and packet id.
+* **records**: record ``i`` of a column under nonce ``prefix || u64_be(i)``
+  and AAD ``aad_prefix || u64_be(i)``, where the prefix is the column's slot
+  (unique per column of a packet) and ``aad_prefix`` binds packet id, slot,
+  column name, row count and the column's null pattern.
+"""
+
+from __future__ import annotations
+
+import base64
+import datetime as dt
+import hashlib
+import json
+import os
+import re
+import struct
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Literal
+
+from jukicore.errors import (
+    ConflictError,
+    CorruptFileError,
+    InvalidInputError,
+    MissingDependencyError,
+    NotFoundError,
+    PermissionDeniedError,
+)
+
+if TYPE_CHECKING:
+    import pyarrow as pa
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import (
+        Ed25519PrivateKey,
+        Ed25519PublicKey,
+    )
+    from cryptography.hazmat.primitives.asymmetric.x25519 import (
+        X25519PrivateKey,
+        X25519PublicKey,
+    )
+
+__all__ = [
+    "DATA_KEY_LEN",
+    "ROLES",
+    "WRAPPED_KEY_LEN",
+    "NodeKeys",
+    "PeerKey",
+    "RecordCipher",
+    "TrustStore",
+    "check_node_id",
+    "key_id",
+    "load_private_key",
+    "new_data_key",
+    "open_records",
+    "private_keys_by_id",
+    "save_private_key",
+    "seal_records",
+    "unwrap_data_key",
+    "wrap_context",
+    "wrap_data_key",
+]
+
+DATA_KEY_LEN = 32
+WRAPPED_KEY_LEN = 32 + DATA_KEY_LEN + 16
+ROLES = ("municipality", "prefecture", "center")
+Role = Literal["municipality", "prefecture", "center"]
+_NODE_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
+_WRAP_INFO = b"jukicore/v1/data-key-wrap\0"
+_RECORD_AAD = b"jukicore/v1/record\0"
+_TRUST_FORMAT = "jukicore-trust-store"
+_TRUST_VERSION = 1
+
+
+def _crypto() -> None:
+    try:
+        import cryptography  # noqa: F401
+    except ImportError as e:  # pragma: no cover - exercised only without the dependency
+        raise MissingDependencyError(
+            "jukicore's keys and packets need the 'cryptography' package"
+        ) from e
+
+
+def _utc(when: dt.datetime | None) -> dt.datetime:
+    if when is None:
+        return dt.datetime.now(dt.UTC)
+    if when.tzinfo is None:
+        raise InvalidInputError("times must be timezone-aware (UTC)")
+    return when.astimezone(dt.UTC)
+
+
+def _iso(when: dt.datetime) -> str:
+    return when.astimezone(dt.UTC).isoformat(timespec="microseconds").replace("+00:00", "Z")
+
+
+def _parse_iso(text: str) -> dt.datetime:
+    when = dt.datetime.fromisoformat(text.replace("Z", "+00:00"))
+    if when.tzinfo is None:
+        raise ValueError("naive time")
+    return when.astimezone(dt.UTC)
+
+
+def check_node_id(node_id: str) -> str:
+    """Return ``node_id`` if it is a valid node id (1-64 of ``[A-Za-z0-9._-]``)."""
+    if not isinstance(node_id, str) or not _NODE_ID.match(node_id):
+        raise InvalidInputError(
+            f"invalid node id {node_id!r}: 1 to 64 characters of A-Z a-z 0-9 . _ -"
+        )
+    return node_id
+
+
+# --------------------------------------------------------------------------- keys
+
+
+def _raw_public(key: Ed25519PublicKey | X25519PublicKey) -> bytes:
+    from cryptography.hazmat.primitives import serialization
+
+    return key.public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
+
+
+def _algorithm(key: Ed25519PublicKey | X25519PublicKey) -> bytes:
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+
+    return b"ed25519" if isinstance(key, Ed25519PublicKey) else b"x25519"
+
+
+def key_id(public_key: Ed25519PublicKey | X25519PublicKey) -> str:
+    """The id of a public key: 16 bytes of a domain-separated SHA-256, as 32 hex digits."""
+    h = hashlib.sha256(b"jukicore-key-id/v1\0" + _algorithm(public_key) + b"\0")
+    h.update(_raw_public(public_key))
+    return h.digest()[:16].hex()
+
+
+def _password(password: str | bytes) -> bytes:
+    pw = password.encode() if isinstance(password, str) else bytes(password)
+    if not pw:
+        raise InvalidInputError("a private key file needs a non-empty password")
+    return pw
+
+
+def _write_atomic(path: Path, data: bytes, mode: int = 0o644) -> None:
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+
+
+def save_private_key(
+    key: Ed25519PrivateKey | X25519PrivateKey, path: str | os.PathLike[str], password: str | bytes
+) -> None:
+    """Write a private key as password-protected PKCS#8 PEM (mode 0600, atomic)."""
+    from cryptography.hazmat.primitives import serialization
+
+    pem = key.private_bytes(
+        serialization.Encoding.PEM,
+        serialization.PrivateFormat.PKCS8,
+        serialization.BestAvailableEncryption(_password(password)),
+    )
+    _write_atomic(Path(path), pem, 0o600)
+
+
+def load_private_key(
+    path: str | os.PathLike[str], password: str | bytes
+) -> Ed25519PrivateKey | X25519PrivateKey:
+    """Read a private key written by :func:`save_private_key`.
+
+    A wrong password raises :class:`PermissionDeniedError`; a damaged file or a
+    key of another type raises :class:`CorruptFileError`.
+    """
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+    from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
+
+    p = Path(path)
+    try:
+        pem = p.read_bytes()
+    except FileNotFoundError as e:
+        raise NotFoundError(f"no private key file at {p}") from e
+    try:
+        key = serialization.load_pem_private_key(pem, password=_password(password))
+    except (ValueError, TypeError) as e:
+        if "password" in str(e).lower() or "decrypt" in str(e).lower():
+            raise PermissionDeniedError(f"wrong password for private key file {p}") from e
+        raise CorruptFileError(f"{p} is not a readable private key file: {e}") from e
+    if not isinstance(key, Ed25519PrivateKey | X25519PrivateKey):
+        raise CorruptFileError(f"{p} holds a {type(key).__name__}, not an Ed25519/X25519 key")
+    return key
+
+
+@dataclass(frozen=True)
+class NodeKeys:
+    """One generation of a node's private keys: Ed25519 to sign, X25519 to receive.
+
+    Keep retired generations (to open packets sent to their encryption key) by
+    saving each in its own directory.
+    """
+
+    node_id: str
+    signing: Ed25519PrivateKey
+    encryption: X25519PrivateKey
+
+    @classmethod
+    def generate(cls, node_id: str) -> NodeKeys:
+        _crypto()
+        from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+        from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
+
+        return cls(check_node_id(node_id), Ed25519PrivateKey.generate(),
+                   X25519PrivateKey.generate())
+
+    @property
+    def signing_key_id(self) -> str:
+        return key_id(self.signing.public_key())
+
+    @property
+    def encryption_key_id(self) -> str:
+        return key_id(self.encryption.public_key())
+
+    def public_record(
+        self, role: Role, valid_from: dt.datetime | None = None
+    ) -> dict[str, Any]:
+        """The public half as a JSON-able dict, for a peer's :meth:`TrustStore.add_record`."""
+        if role not in ROLES:
+            raise InvalidInputError(f"unknown role {role!r}; one of {', '.join(ROLES)}")
+        return {
+            "node_id": self.node_id,
+            "role": role,
+            "signing_public": base64.b64encode(_raw_public(self.signing.public_key())).decode(),
+            "encryption_public": base64.b64encode(
+                _raw_public(self.encryption.public_key())
+            ).decode(),
+            "valid_from": _iso(_utc(valid_from)),
+        }
+
+    def save(self, directory: str | os.PathLike[str], password: str | bytes) -> None:
+        """Write ``signing.pem``, ``encryption.pem`` (encrypted, 0600) and ``node.json``."""
+        d = Path(directory)
+        d.mkdir(parents=True, exist_ok=True)
+        pw = _password(password)
+        save_private_key(self.signing, d / "signing.pem", pw)
+        save_private_key(self.encryption, d / "encryption.pem", pw)
+        meta = {"node_id": self.node_id, "signing_key_id": self.signing_key_id,
+                "encryption_key_id": self.encryption_key_id}
+        _write_atomic(d / "node.json", json.dumps(meta, indent=2).encode() + b"\n")
+
+    @classmethod
+    def load(cls, directory: str | os.PathLike[str], password: str | bytes) -> NodeKeys:
+        from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+        from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
+
+        d = Path(directory)
+        try:
+            meta = json.loads((d / "node.json").read_text())
+            node_id = check_node_id(meta["node_id"])
+        except FileNotFoundError as e:
+            raise NotFoundError(f"no node keys in {d}") from e
+        except (ValueError, KeyError, TypeError) as e:
+            raise CorruptFileError(f"{d / 'node.json'} is damaged: {e}") from e
+        signing = load_private_key(d / "signing.pem", password)
+        encryption = load_private_key(d / "encryption.pem", password)
+        if not isinstance(signing, Ed25519PrivateKey) or not isinstance(
+            encryption, X25519PrivateKey
+        ):
+            raise CorruptFileError(f"{d}: signing.pem / encryption.pem hold the wrong key types")
+        keys = cls(node_id, signing, encryption)
+        if (keys.signing_key_id, keys.encryption_key_id) != (
+            meta.get("signing_key_id"), meta.get("encryption_key_id")
+        ):
+            raise CorruptFileError(f"{d}: node.json does not match the key files")
+        return keys
+
+
+# ------------------------------------------------------------------ trust store
+
+
+@dataclass(frozen=True)
+class PeerKey:
+    """One generation of a peer's public keys and when it may be used."""
+
+    signing_public: Ed25519PublicKey
+    encryption_public: X25519PublicKey
+    valid_from: dt.datetime
+    retired_at: dt.datetime | None = None
+    revoked: bool = False
+
+    @property
+    def signing_key_id(self) -> str:
+        return key_id(self.signing_public)
+
+    @property
+    def encryption_key_id(self) -> str:
+        return key_id(self.encryption_public)
+
+    def valid_at(self, when: dt.datetime) -> bool:
+        """Whether a packet created at ``when`` may carry this key's signature."""
+        if self.revoked or when < self.valid_from:
+            return False
+        return self.retired_at is None or when < self.retired_at
+
+    def _to_json(self) -> dict[str, Any]:
+        return {
+            "signing_public": base64.b64encode(_raw_public(self.signing_public)).decode(),
+            "encryption_public": base64.b64encode(_raw_public(self.encryption_public)).decode(),
+            "signing_key_id": self.signing_key_id,
+            "encryption_key_id": self.encryption_key_id,
+            "valid_from": _iso(self.valid_from),
+            "retired_at": None if self.retired_at is None else _iso(self.retired_at),
+            "revoked": self.revoked,
+        }
+
+    @classmethod
+    def _from_json(cls, d: dict[str, Any]) -> PeerKey:
+        sign, enc = _public_pair(d["signing_public"], d["encryption_public"])
+        key = cls(sign, enc, _parse_iso(d["valid_from"]),
+                  None if d.get("retired_at") is None else _parse_iso(d["retired_at"]),
+                  bool(d.get("revoked", False)))
+        if (key.signing_key_id, key.encryption_key_id) != (
+            d.get("signing_key_id", key.signing_key_id),
+            d.get("encryption_key_id", key.encryption_key_id),
+        ):
+            raise ValueError("key ids do not match the keys")
+        return key
+
+
+def _public_pair(signing_b64: str, encryption_b64: str) -> tuple[Ed25519PublicKey, X25519PublicKey]:
+    _crypto()
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+    from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PublicKey
+
+    return (Ed25519PublicKey.from_public_bytes(base64.b64decode(signing_b64, validate=True)),
+            X25519PublicKey.from_public_bytes(base64.b64decode(encryption_b64, validate=True)))
+
+
+@dataclass
+class _Peer:
+    role: Role
+    keys: list[PeerKey] = field(default_factory=list)
+
+
+class TrustStore:
+    """The peers a node accepts packets from, with their key generations.
+
+    Rotation: adding a new generation for a peer retires its current one at the
+    new one's ``valid_from``. Retired keys still verify packets created while
+    they were current (old packets stay verifiable); new packets must be
+    signed with, and encrypted to, the current generation. A revoked key
+    verifies nothing. Which peer may send what to whom (the relations) is the
+    caller's check; :meth:`role` gives the peer's tier.
+    """
+
+    def __init__(self) -> None:
+        self._peers: dict[str, _Peer] = {}
+
+    def __contains__(self, node_id: object) -> bool:
+        return node_id in self._peers
+
+    def __len__(self) -> int:
+        return len(self._peers)
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(sorted(self._peers))
+
+    def role(self, node_id: str) -> Role:
+        return self._peer(node_id).role
+
+    def keys(self, node_id: str) -> tuple[PeerKey, ...]:
+        """Every key generation of a peer, oldest first."""
+        return tuple(self._peer(node_id).keys)
+
+    def _peer(self, node_id: str) -> _Peer:
+        try:
+            return self._peers[node_id]
+        except KeyError:
+            raise NotFoundError(f"node {node_id!r} is not in the trust store") from None
+
+    def add(
+        self,
+        node_id: str,
+        role: Role,
+        signing_public: Ed25519PublicKey,
+        encryption_public: X25519PublicKey,
+        valid_from: dt.datetime | None = None,
+    ) -> PeerKey:
+        """Trust a peer's key generation (a new peer, or a rotation of a known one).
+
+        Refused with :class:`ConflictError` (and nothing changed) when the peer is
+        known with another role, the key is already known, or ``valid_from`` is
+        not after the current generation's.
+        """
+        check_node_id(node_id)
+        if role not in ROLES:
+            raise InvalidInputError(f"unknown role {role!r}; one of {', '.join(ROLES)}")
+        when = _utc(valid_from)
+        new = PeerKey(signing_public, encryption_public, when)
+        known = {k for p in self._peers.values() for g in p.keys
+                 for k in (g.signing_key_id, g.encryption_key_id)}
+        if new.signing_key_id in known or new.encryption_key_id in known:
+            raise ConflictError(f"a key of this generation for {node_id!r} is already trusted")
+        peer = self._peers.get(node_id)
+        if peer is None:
+            self._peers[node_id] = _Peer(role, [new])
+            return new
+        if peer.role != role:
+            raise ConflictError(f"node {node_id!r} is trusted as a {peer.role}, not a {role}")
+        current = self._current_index(peer)
+        if current is not None:
+            cur = peer.keys[current]
+            if when <= cur.valid_from:
+                raise ConflictError(
+                    f"a new key for {node_id!r} must become valid after the current one "
+                    f"({_iso(cur.valid_from)})"
+                )
+            peer.keys[current] = replace(cur, retired_at=when)
+        peer.keys.append(new)
+        return new
+
+    def add_record(self, record: dict[str, Any]) -> PeerKey:
+        """Trust a peer from its :meth:`NodeKeys.public_record`."""
+        try:
+            sign, enc = _public_pair(record["signing_public"], record["encryption_public"])
+            valid_from = _parse_iso(record["valid_from"])
+            node_id, role = record["node_id"], record["role"]
+        except (KeyError, ValueError, TypeError) as e:
+            raise InvalidInputError(f"not a node's public record: {e}") from e
+        return self.add(node_id, role, sign, enc, valid_from)
+
+    def revoke(self, node_id: str, signing_key_id: str) -> None:
+        """Stop trusting a (compromised) key generation for anything, even old packets."""
+        peer = self._peer(node_id)
+        for i, k in enumerate(peer.keys):
+            if k.signing_key_id == signing_key_id:
+                peer.keys[i] = replace(k, revoked=True)
+                return
+        raise NotFoundError(f"node {node_id!r} has no key {signing_key_id}")
+
+    @staticmethod
+    def _current_index(peer: _Peer) -> int | None:
+        for i in range(len(peer.keys) - 1, -1, -1):
+            k = peer.keys[i]
+            if not k.revoked and k.retired_at is None:
+                return i
+        return None
+
+    def current(self, node_id: str) -> PeerKey:
+        """The generation to encrypt to (and to expect new packets to be signed with)."""
+        peer = self._peer(node_id)
+        i = self._current_index(peer)
+        if i is None:
+            raise NotFoundError(f"node {node_id!r} has no current (unretired, unrevoked) key")
+        return peer.keys[i]
+
+    def verifying_key(self, node_id: str, signing_key_id: str, at: dt.datetime) -> PeerKey:
+        """The generation that may verify a packet of ``node_id`` signed with
+        ``signing_key_id`` and created at ``at``.
+
+        Raises :class:`PermissionDeniedError` for an unknown sender, an unknown
+        or revoked key, or a key that was not current at ``at``.
+        """
+        peer = self._peers.get(node_id)
+        if peer is None:
+            raise PermissionDeniedError(f"unknown sender {node_id!r}: not in the trust store")
+        for k in peer.keys:
+            if k.signing_key_id == signing_key_id:
+                if k.revoked:
+                    raise PermissionDeniedError(
+                        f"sender {node_id!r} key {signing_key_id} has been revoked"
+                    )
+                if not k.valid_at(at):
+                    raise PermissionDeniedError(
+                        f"sender {node_id!r} key {signing_key_id} was not current at {_iso(at)}"
+                    )
+                return k
+        raise PermissionDeniedError(
+            f"sender {node_id!r} signed with key {signing_key_id}, which is not in the trust store"
+        )
+
+    # ------------------------------------------------------------ persistence
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "format": _TRUST_FORMAT,
+            "version": _TRUST_VERSION,
+            "peers": {
+                node: {"role": p.role, "keys": [k._to_json() for k in p.keys]}
+                for node, p in sorted(self._peers.items())
+            },
+        }
+
+    def save(self, path: str | os.PathLike[str]) -> None:
+        """Write the store as JSON (atomically: a crash leaves the old file or the new one)."""
+        data = json.dumps(self.to_json(), indent=2, ensure_ascii=False).encode() + b"\n"
+        _write_atomic(Path(path), data)
+
+    @classmethod
+    def from_json(cls, doc: Any) -> TrustStore:
+        if not isinstance(doc, dict) or doc.get("format") != _TRUST_FORMAT:
+            raise CorruptFileError("not a jukicore trust store")
+        if doc.get("version") != _TRUST_VERSION:
+            raise CorruptFileError(f"unsupported trust store version {doc.get('version')!r}")
+        store = cls()
+        try:
+            for node, p in doc["peers"].items():
+                check_node_id(node)
+                if p["role"] not in ROLES:
+                    raise ValueError(f"unknown role {p['role']!r}")
+                store._peers[node] = _Peer(p["role"], [PeerKey._from_json(k) for k in p["keys"]])
+        except (KeyError, ValueError, TypeError, AttributeError, InvalidInputError) as e:
+            raise CorruptFileError(f"damaged trust store: {e}") from e
+        return store
+
+    @classmethod
+    def load(cls, path: str | os.PathLike[str]) -> TrustStore:
+        p = Path(path)
+        try:
+            doc = json.loads(p.read_bytes())
+        except FileNotFoundError as e:
+            raise NotFoundError(f"no trust store at {p}") from e
+        except ValueError as e:
+            raise CorruptFileError(f"{p} is not valid JSON: {e}") from e
+        return cls.from_json(doc)
+
+
+# -------------------------------------------------------------- data-key wrap
+
+
+def new_data_key() -> bytes:
+    """A fresh random 32-byte AES-256 data key (one per packet)."""
+    return os.urandom(DATA_KEY_LEN)
+
+
+def wrap_context(
+    sender: str, sender_key_id: str, recipient: str, recipient_key_id: str, packet_id: bytes
+) -> bytes:
+    """The unambiguous (length-prefixed) binding a wrapped data key is tied to."""
+    parts = [p.encode() for p in (sender, sender_key_id, recipient, recipient_key_id)]
+    parts.append(bytes(packet_id))
+    return b"".join(struct.pack(">H", len(p)) + p for p in parts)
+
+
+def _kek(shared: bytes, eph_pub: bytes, recipient_pub: bytes, context: bytes) -> bytes:
+    from cryptography.hazmat.primitives import hashes
+    from cryptography.hazmat.primitives.kdf.hkdf import HKDF
+
+    return HKDF(algorithm=hashes.SHA256(), length=32, salt=eph_pub + recipient_pub,
+                info=_WRAP_INFO + context).derive(shared)
+
+
+def wrap_data_key(data_key: bytes, recipient: X25519PublicKey, context: bytes) -> bytes:
+    """Wrap ``data_key`` for ``recipient`` (ephemeral X25519 + HKDF + AES-256-GCM)."""
+    _crypto()
+    from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
+    from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+
+    if len(data_key) != DATA_KEY_LEN:
+        raise InvalidInputError(f"a data key is {DATA_KEY_LEN} bytes")
+    eph = X25519PrivateKey.generate()
+    eph_pub = _raw_public(eph.public_key())
+    kek = _kek(eph.exchange(recipient), eph_pub, _raw_public(recipient), context)
+    return eph_pub + AESGCM(kek).encrypt(bytes(12), bytes(data_key), context)
+
+
+def unwrap_data_key(blob: bytes, recipient: X25519PrivateKey, context: bytes) -> bytes:
+    """Recover a data key wrapped by :func:`wrap_data_key`; refuses with
+    :class:`CorruptFileError` if the blob, the key or the context differ."""
+    _crypto()
+    from cryptography.exceptions import InvalidTag
+    from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PublicKey
+    from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+
+    if len(blob) != WRAPPED_KEY_LEN:
+        raise CorruptFileError(f"a wrapped data key is {WRAPPED_KEY_LEN} bytes, got {len(blob)}")
+    eph_pub = bytes(blob[:32])
+    try:
+        shared = recipient.exchange(X25519PublicKey.from_public_bytes(eph_pub))
+        kek = _kek(shared, eph_pub, _raw_public(recipient.public_key()), context)
+        return AESGCM(kek).decrypt(bytes(12), bytes(blob[32:]), context)
+    except (InvalidTag, ValueError) as e:
+        raise CorruptFileError("the wrapped data key does not open (tampered or not ours)") from e
+
+
+# ------------------------------------------------------------ record columns
+
+
+def _pa() -> Any:
+    import pyarrow as pa
+
+    return pa
+
+
+def _np() -> Any:
+    import numpy as np
+
+    return np
+
+
+def _as_array(column: Any, name: str) -> pa.Array:
+    pa = _pa()
+    if isinstance(column, pa.ChunkedArray):
+        column = column.combine_chunks()
+    if not isinstance(column, pa.Array):
+        raise InvalidInputError(f"column {name!r} is not a pyarrow Array or ChunkedArray")
+    return column
+
+
+def _layout(typ: pa.DataType) -> tuple[str, Any]:
+    """('var', offset dtype) for binary/string types, ('fixed', byte width) for fixed-width."""
+    pa, np = _pa(), _np()
+    if pa.types.is_string(typ) or pa.types.is_binary(typ):
+        return "var", np.int32
+    if pa.types.is_large_string(typ) or pa.types.is_large_binary(typ):
+        return "var", np.int64
+    if not pa.types.is_boolean(typ) and not pa.types.is_nested(typ) \
+            and not pa.types.is_dictionary(typ):
+        try:
+            width = typ.bit_width
+        except ValueError:
+            width = 0
+        if width and width % 8 == 0:
+            return "fixed", width // 8
+    raise InvalidInputError(
+        f"cannot encrypt a column of type {typ}: use binary, string or a fixed-width type"
+    )
+
+
+def _validity_digest(arr: pa.Array) -> bytes:
+    np = _np()
+    if arr.null_count == 0:
+        return hashlib.sha256(b"no-nulls").digest()
+    mask = arr.is_null().to_numpy(zero_copy_only=False)
+    return hashlib.sha256(np.packbits(mask).tobytes()).digest()
+
+
+def _validity_buffer(arr: pa.Array) -> Any:
+    if arr.null_count == 0:
+        return None
+    pa = _pa()
+    valid = pa.compute.is_valid(arr)  # fresh array: bitmap starts at offset 0
+    return valid.buffers()[1]
+
+
+def _aad_prefix(packet_id: bytes, slot: int, name: str, arr: pa.Array) -> bytes:
+    nb = name.encode()
+    return (_RECORD_AAD + bytes(packet_id) + struct.pack(">IH", slot, len(nb)) + nb
+            + struct.pack(">Q", len(arr)) + _validity_digest(arr))
+
+
+def seal_records(
+    data_key: bytes, packet_id: bytes, slot: int, name: str, column: Any, *, parallel: bool = True
+) -> pa.Array:
+    """Encrypt every value of ``column`` (binary, string or fixed-width) into a
+    ``large_binary`` column of ``ct || tag`` records; nulls stay null.
+
+    ``(data_key, slot)`` must never be used twice: :class:`RecordCipher` hands out
+    slots. Values are read in place from the column's buffers (no copy).
+    """
+    from jukicore import _jukicore
+
+    pa, np = _pa(), _np()
+    arr = _as_array(column, name)
+    if not 0 <= slot < 2**32:
+        raise InvalidInputError("a column slot is a 32-bit unsigned number")
+    kind, spec = _layout(arr.type)
+    n = len(arr)
+    bufs = arr.buffers()
+    if kind == "var":
+        offsets = np.frombuffer(bufs[1], dtype=spec)[arr.offset:arr.offset + n + 1]
+        data = bufs[2] if bufs[2] is not None else b""
+    else:
+        data = bufs[1] if bufs[1] is not None else b""
+        offsets = np.arange(arr.offset, arr.offset + n + 1, dtype=np.int64) * spec
+    out, out_offsets = _jukicore.aead_seal(
+        data_key, struct.pack(">I", slot), _aad_prefix(packet_id, slot, name, arr), data,
+        offsets, parallel=parallel,
+    )
+    return pa.Array.from_buffers(
+        pa.large_binary(), n,
+        [_validity_buffer(arr), pa.py_buffer(out_offsets), pa.py_buffer(out)],
+        null_count=arr.null_count,
+    )
+
+
+def open_records(
+    data_key: bytes,
+    packet_id: bytes,
+    slot: int,
+    name: str,
+    column: Any,
+    *,
+    type: pa.DataType,
+    parallel: bool = True,
+) -> pa.Array:
+    """Decrypt a column sealed by :func:`seal_records` back to ``type``.
+
+    A record that fails authentication (wrong key, altered, moved to another
+    row, column or packet, or a changed null pattern) raises
+    :class:`CorruptFileError` naming the first failing row; nothing is returned.
+    """
+    from jukicore import _jukicore
+
+    pa, np = _pa(), _np()
+    arr = _as_array(column, name)
+    if not (pa.types.is_large_binary(arr.type) or pa.types.is_binary(arr.type)):
+        raise CorruptFileError(f"encrypted column {name!r} is {arr.type}, not binary")
+    kind, spec = _layout(type)
+    n = len(arr)
+    bufs = arr.buffers()
+    odt = np.int64 if pa.types.is_large_binary(arr.type) else np.int32
+    offsets = np.frombuffer(bufs[1], dtype=odt)[arr.offset:arr.offset + n + 1]
+    data = bufs[2] if bufs[2] is not None else b""
+    try:
+        out, out_offsets = _jukicore.aead_open(
+            data_key, struct.pack(">I", slot), _aad_prefix(packet_id, slot, name, arr), data,
+            offsets, parallel=parallel,
+        )
+    except CorruptFileError as e:
+        raise CorruptFileError(f"column {name!r}: {e}") from None
+    validity = _validity_buffer(arr)
+    if kind == "fixed":
+        if not np.array_equal(out_offsets, np.arange(n + 1, dtype=np.int64) * spec):
+            raise CorruptFileError(f"column {name!r}: records are not {spec}-byte {type} values")
+        return pa.Array.from_buffers(type, n, [validity, pa.py_buffer(out)],
+                                     null_count=arr.null_count)
+    if spec is np.int32:
+        if out_offsets[-1] >= 2**31:
+            raise CorruptFileError(f"column {name!r} is too large for {type}")
+        out_offsets = out_offsets.astype(np.int32)
+    result = pa.Array.from_buffers(
+        type, n, [validity, pa.py_buffer(out_offsets), pa.py_buffer(out)],
+        null_count=arr.null_count,
+    )
+    if pa.types.is_string(type) or pa.types.is_large_string(type):
+        try:
+            result.validate(full=True)
+        except pa.ArrowInvalid as e:
+            raise CorruptFileError(f"column {name!r}: decrypted text is not UTF-8") from e
+    return result
+
+
+class RecordCipher:
+    """Seals the columns of one packet under one fresh data key.
+
+    Each column gets its own slot (the 4-byte nonce prefix), so no
+    (key, nonce) pair is ever used twice; sealing a column name twice is refused.
+    """
+
+    def __init__(self, data_key: bytes, packet_id: bytes) -> None:
+        if len(data_key) != DATA_KEY_LEN:
+            raise InvalidInputError(f"a data key is {DATA_KEY_LEN} bytes")
+        if len(packet_id) != 16:
+            raise InvalidInputError("a packet id is 16 bytes")
+        self._key = bytes(data_key)
+        self._packet_id = bytes(packet_id)
+        self._slots: dict[str, int] = {}
+
+    @property
+    def slots(self) -> dict[str, int]:
+        return dict(self._slots)
+
+    def seal(self, name: str, column: Any) -> tuple[int, pa.Array]:
+        """Encrypt a column; returns (its slot, the ``large_binary`` ciphertext column)."""
+        if name in self._slots:
+            raise ConflictError(f"column {name!r} was already sealed under this data key")
+        slot = len(self._slots)
+        sealed = seal_records(self._key, self._packet_id, slot, name, column)
+        self._slots[name] = slot
+        return slot, sealed
+
+    def open(self, name: str, slot: int, column: Any, type: pa.DataType) -> pa.Array:
+        """Decrypt a column this packet's data key sealed (see :func:`open_records`)."""
+        return open_records(self._key, self._packet_id, slot, name, column, type=type)
+
+
+def private_keys_by_id(keys: NodeKeys | Iterable[NodeKeys]) -> dict[str, NodeKeys]:
+    """Index a node's key generations by encryption key id."""
+    gens = [keys] if isinstance(keys, NodeKeys) else list(keys)
+    return {k.encryption_key_id: k for k in gens}

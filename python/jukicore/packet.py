@@ -1,0 +1,401 @@
+"""The packet: the transport-agnostic file nodes exchange.
+
+Layout (all integers big-endian)::
+
+    offset  size  field
+    0       8     magic b"JUKIPKT\\0"
+    8       2     format version (1)
+    10      4     header length H
+    14      H     header: UTF-8 JSON (see PacketHeader)
+    14+H    2     wrapped data key length W (80)
+    ...     W     the data key wrapped for the recipient (crypto.wrap_data_key)
+    ...     8     payload length P
+    ...     P     payload: an Arrow IPC stream
+    end-64  64    Ed25519 signature of the sender over every byte before it
+
+The payload is the table with its sensitive columns replaced by
+``large_binary`` columns of AES-256-GCM records (``crypto.seal_records``) under
+a fresh data key; the header lists them (name, slot) and carries the table's
+original Arrow schema, so opening restores names, types and nullability. By
+default every column is sensitive except :data:`CLEAR_COLUMNS` (the change
+sequence number and the change reason code, which reveal no one's identity);
+the resident code, names, birth date, sex, address and change dates are
+always encrypted.
+
+Opening checks, in order: framing and version, the sender and its key in the
+trust store (the key must have been current at the packet's creation time),
+the signature over every byte, the recipient (node and key), the wrapped key,
+the payload and every record's tag. Any failure raises and returns nothing.
+Replay, duplicate, gap and ordering need the receiving store's state: the
+identity store checks them (:meth:`jukicore.identity.IdentityStore.apply_changes`).
+
+Every refusal is a :class:`~jukicore.errors.PacketRefusedError`: tampering,
+truncation and unknown versions are :class:`~jukicore.errors.TamperedPacketError`
+(also a ``CorruptFileError``); unknown senders and untrusted keys are
+:class:`~jukicore.errors.UntrustedSenderError` and packets for someone else
+:class:`~jukicore.errors.MisaddressedPacketError` (both ``PermissionDeniedError``).
+"""
+
+from __future__ import annotations
+
+import base64
+import datetime as dt
+import json
+import os
+import struct
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from jukicore.crypto import (
+    WRAPPED_KEY_LEN,
+    NodeKeys,
+    RecordCipher,
+    TrustStore,
+    check_node_id,
+    new_data_key,
+    open_records,
+    private_keys_by_id,
+    unwrap_data_key,
+    wrap_context,
+    wrap_data_key,
+)
+from jukicore.errors import (
+    InvalidInputError,
+    MisaddressedPacketError,
+    TamperedPacketError,
+    UntrustedSenderError,
+)
+
+if TYPE_CHECKING:
+    import pyarrow as pa
+
+__all__ = [
+    "CLEAR_COLUMNS",
+    "FORMAT_VERSION",
+    "KINDS",
+    "MAGIC",
+    "EncryptedColumn",
+    "Packet",
+    "PacketHeader",
+]
+
+MAGIC = b"JUKIPKT\0"
+FORMAT_VERSION = 1
+KINDS = ("identity-changes", "ack", "code-block")
+CLEAR_COLUMNS = frozenset({"seq", "change_reason"})
+SIGNATURE_LEN = 64
+_PREFIX = struct.Struct(">8sHI")
+_MAX_HEADER = 1 << 20
+
+
+# Every refusal goes through one of these, so moving to dedicated classes is a
+# one-line change each.
+def _tampered(message: str) -> TamperedPacketError:
+    return TamperedPacketError(f"packet refused: {message}")
+
+
+def _untrusted(message: str) -> UntrustedSenderError:
+    return UntrustedSenderError(f"packet refused: {message}")
+
+
+def _misaddressed(message: str) -> MisaddressedPacketError:
+    return MisaddressedPacketError(f"packet refused: {message}")
+
+
+@dataclass(frozen=True)
+class EncryptedColumn:
+    name: str
+    slot: int
+
+
+@dataclass(frozen=True)
+class PacketHeader:
+    """What a packet says about itself (all of it covered by the signature)."""
+
+    version: int
+    packet_id: bytes
+    kind: str
+    sender: str
+    sender_key_id: str
+    recipient: str
+    recipient_key_id: str
+    seq_first: int
+    seq_last: int
+    created_at: dt.datetime
+    rows: int
+    encrypted: tuple[EncryptedColumn, ...]
+    schema: bytes
+
+    def to_json_bytes(self) -> bytes:
+        doc = {
+            "version": self.version,
+            "packet_id": self.packet_id.hex(),
+            "kind": self.kind,
+            "sender": {"node": self.sender, "key_id": self.sender_key_id},
+            "recipient": {"node": self.recipient, "key_id": self.recipient_key_id},
+            "sequence": [self.seq_first, self.seq_last],
+            "created_at": self.created_at.astimezone(dt.UTC)
+            .isoformat(timespec="microseconds")
+            .replace("+00:00", "Z"),
+            "rows": self.rows,
+            "encrypted": [{"name": c.name, "slot": c.slot} for c in self.encrypted],
+            "schema": base64.b64encode(self.schema).decode(),
+        }
+        return json.dumps(doc, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
+
+    @classmethod
+    def from_json_bytes(cls, raw: bytes) -> PacketHeader:
+        def no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+            d = dict(pairs)
+            if len(d) != len(pairs):
+                raise ValueError("duplicate key")
+            return d
+
+        try:
+            d = json.loads(raw.decode("utf-8"), object_pairs_hook=no_duplicates)
+            created = dt.datetime.fromisoformat(d["created_at"].replace("Z", "+00:00"))
+            if created.tzinfo is None:
+                raise ValueError("created_at has no time zone")
+            first, last = d["sequence"]
+            enc = tuple(EncryptedColumn(str(c["name"]), int(c["slot"])) for c in d["encrypted"])
+            h = cls(
+                version=int(d["version"]),
+                packet_id=bytes.fromhex(d["packet_id"]),
+                kind=str(d["kind"]),
+                sender=str(d["sender"]["node"]),
+                sender_key_id=str(d["sender"]["key_id"]),
+                recipient=str(d["recipient"]["node"]),
+                recipient_key_id=str(d["recipient"]["key_id"]),
+                seq_first=int(first),
+                seq_last=int(last),
+                created_at=created.astimezone(dt.UTC),
+                rows=int(d["rows"]),
+                encrypted=enc,
+                schema=base64.b64decode(d["schema"], validate=True),
+            )
+        except (ValueError, KeyError, TypeError, AttributeError, UnicodeDecodeError) as e:
+            raise _tampered(f"unreadable header ({e})") from None
+        if len(h.packet_id) != 16 or h.kind not in KINDS or h.rows < 0:
+            raise _tampered("header fields out of range")
+        return h
+
+
+def _ipc_bytes(table: pa.Table) -> bytes:
+    import pyarrow as pa
+
+    sink = pa.BufferOutputStream()
+    with pa.ipc.new_stream(sink, table.schema) as w:
+        w.write_table(table)
+    return bytes(sink.getvalue())
+
+
+@dataclass(frozen=True)
+class Packet:
+    """A signed, encrypted packet. Build with :meth:`build`, read with
+    :meth:`from_bytes`, and trust nothing in it before :meth:`verify_and_open`."""
+
+    header: PacketHeader
+    header_bytes: bytes
+    wrapped_key: bytes
+    payload: bytes
+    signature: bytes
+
+    @classmethod
+    def build(
+        cls,
+        *,
+        kind: str,
+        table: pa.Table,
+        sender: NodeKeys,
+        recipient: str,
+        trust_store: TrustStore,
+        seq_first: int,
+        seq_last: int,
+        clear_columns: Iterable[str] = CLEAR_COLUMNS,
+        created_at: dt.datetime | None = None,
+    ) -> Packet:
+        """Encrypt ``table`` for ``recipient`` (its current key in ``trust_store``)
+        and sign it with ``sender``'s key.
+
+        Columns named in ``clear_columns`` stay in clear; every other column is
+        encrypted record by record. If the table has a ``seq`` column, its values
+        must lie within ``seq_first..seq_last``.
+        """
+        import pyarrow as pa
+
+        if kind not in KINDS:
+            raise InvalidInputError(f"unknown packet kind {kind!r}; one of {', '.join(KINDS)}")
+        check_node_id(recipient)
+        if isinstance(seq_first, bool) or isinstance(seq_last, bool) or not (
+            isinstance(seq_first, int) and isinstance(seq_last, int)
+        ) or not 1 <= seq_first <= seq_last:
+            raise InvalidInputError(f"malformed sequence range {seq_first!r}..{seq_last!r}")
+        if not isinstance(table, pa.Table):
+            raise InvalidInputError("a packet's payload is a pyarrow Table")
+        if "seq" in table.column_names and table.num_rows:
+            import pyarrow.compute as pc
+
+            lo, hi = pc.min_max(table.column("seq")).values()
+            if lo.as_py() is None or lo.as_py() < seq_first or hi.as_py() > seq_last:
+                raise InvalidInputError(
+                    f"column 'seq' holds {lo} .. {hi}, outside the packet's range "
+                    f"{seq_first}..{seq_last}"
+                )
+        when = dt.datetime.now(dt.UTC) if created_at is None else created_at
+        if when.tzinfo is None:
+            raise InvalidInputError("created_at must be timezone-aware (UTC)")
+        target = trust_store.current(recipient)
+        packet_id = os.urandom(16)
+        data_key = new_data_key()
+        cipher = RecordCipher(data_key, packet_id)
+        clear = set(clear_columns)
+        columns, fields, encrypted = [], [], []
+        for name, col in zip(table.column_names, table.columns, strict=True):
+            if name in clear:
+                columns.append(col)
+                fields.append(table.schema.field(name))
+            else:
+                slot, sealed = cipher.seal(name, col)
+                encrypted.append(EncryptedColumn(name, slot))
+                columns.append(sealed)
+                fields.append(pa.field(name, pa.large_binary()))
+        payload_table = pa.Table.from_arrays(columns, schema=pa.schema(fields))
+        header = PacketHeader(
+            version=FORMAT_VERSION,
+            packet_id=packet_id,
+            kind=kind,
+            sender=sender.node_id,
+            sender_key_id=sender.signing_key_id,
+            recipient=recipient,
+            recipient_key_id=target.encryption_key_id,
+            seq_first=seq_first,
+            seq_last=seq_last,
+            created_at=when.astimezone(dt.UTC),
+            rows=table.num_rows,
+            encrypted=tuple(encrypted),
+            schema=bytes(table.schema.serialize()),
+        )
+        context = wrap_context(sender.node_id, header.sender_key_id, recipient,
+                               header.recipient_key_id, packet_id)
+        wrapped = wrap_data_key(data_key, target.encryption_public, context)
+        hb = header.to_json_bytes()
+        payload = _ipc_bytes(payload_table)
+        body = _frame(hb, wrapped, payload)
+        return cls(header, hb, wrapped, payload, sender.signing.sign(body))
+
+    def _body(self) -> bytes:
+        return _frame(self.header_bytes, self.wrapped_key, self.payload)
+
+    def to_bytes(self) -> bytes:
+        return self._body() + self.signature
+
+    @classmethod
+    def from_bytes(cls, data: bytes) -> Packet:
+        """Split a packet into its parts (checks framing and version only: nothing
+        here is authenticated until :meth:`verify_and_open`)."""
+        data = bytes(data)
+        if len(data) < _PREFIX.size + 2 + 8 + SIGNATURE_LEN:
+            raise _tampered(f"truncated ({len(data)} bytes)")
+        magic, version, hlen = _PREFIX.unpack_from(data, 0)
+        if magic != MAGIC:
+            raise _tampered("not a jukicore packet (bad magic)")
+        if version != FORMAT_VERSION:
+            raise _tampered(f"unsupported packet format version {version}")
+        if hlen > _MAX_HEADER:
+            raise _tampered("header too large")
+        pos = _PREFIX.size
+        need = pos + hlen + 2
+        if len(data) < need:
+            raise _tampered("truncated in the header")
+        hb = data[pos:pos + hlen]
+        pos += hlen
+        (wlen,) = struct.unpack_from(">H", data, pos)
+        pos += 2
+        if len(data) < pos + wlen + 8:
+            raise _tampered("truncated in the wrapped key")
+        wrapped = data[pos:pos + wlen]
+        pos += wlen
+        (plen,) = struct.unpack_from(">Q", data, pos)
+        pos += 8
+        if len(data) != pos + plen + SIGNATURE_LEN:
+            raise _tampered(
+                f"length mismatch: {len(data)} bytes, framing says {pos + plen + SIGNATURE_LEN}"
+            )
+        payload = data[pos:pos + plen]
+        header = PacketHeader.from_json_bytes(hb)
+        if header.version != version:
+            raise _tampered("header version differs from the framing's")
+        return cls(header, hb, wrapped, payload, data[-SIGNATURE_LEN:])
+
+    def verify_and_open(
+        self,
+        trust_store: TrustStore,
+        my_node_id: str,
+        my_private_keys: NodeKeys | Iterable[NodeKeys] | Mapping[str, NodeKeys],
+    ) -> tuple[PacketHeader, pa.Table]:
+        """Authenticate, then decrypt: returns the header and the original table.
+
+        ``my_private_keys`` are this node's key generations (current and retired:
+        a packet encrypted to a retired key still opens).
+        """
+        from cryptography.exceptions import InvalidSignature
+
+        h = self.header
+        signer = trust_store.verifying_key(h.sender, h.sender_key_id, h.created_at)
+        try:
+            signer.signing_public.verify(self.signature, self._body())
+        except InvalidSignature:
+            raise _tampered(f"signature of {h.sender!r} does not verify "
+                            "(tampered or forged)") from None
+        if h.recipient != my_node_id:
+            raise _misaddressed(f"addressed to {h.recipient!r}, not to {my_node_id!r}")
+        keys = (dict(my_private_keys) if isinstance(my_private_keys, Mapping)
+                else private_keys_by_id(my_private_keys))
+        mine = keys.get(h.recipient_key_id)
+        if mine is None or mine.node_id != my_node_id:
+            raise _misaddressed(
+                f"encrypted to key {h.recipient_key_id}, which {my_node_id!r} does not hold"
+            )
+        if len(self.wrapped_key) != WRAPPED_KEY_LEN:
+            raise _tampered("wrapped key has the wrong length")
+        context = wrap_context(h.sender, h.sender_key_id, h.recipient, h.recipient_key_id,
+                               h.packet_id)
+        data_key = unwrap_data_key(self.wrapped_key, mine.encryption, context)
+        return h, _open_payload(h, self.payload, data_key)
+
+
+def _frame(header_bytes: bytes, wrapped: bytes, payload: bytes) -> bytes:
+    return b"".join((
+        _PREFIX.pack(MAGIC, FORMAT_VERSION, len(header_bytes)),
+        header_bytes,
+        struct.pack(">H", len(wrapped)),
+        wrapped,
+        struct.pack(">Q", len(payload)),
+        payload,
+    ))
+
+
+def _open_payload(h: PacketHeader, payload: bytes, data_key: bytes) -> pa.Table:
+    import pyarrow as pa
+
+    try:
+        schema = pa.ipc.read_schema(pa.py_buffer(h.schema))
+        table = pa.ipc.open_stream(pa.py_buffer(payload)).read_all()
+    except (pa.ArrowInvalid, pa.ArrowException, OSError) as e:
+        raise _tampered(f"unreadable payload ({e})") from None
+    slots = {c.name: c.slot for c in h.encrypted}
+    if table.num_rows != h.rows or table.column_names != schema.names \
+            or len(slots) != len(h.encrypted) or not set(slots) <= set(schema.names):
+        raise _tampered("payload does not match its header")
+    columns = []
+    for f in schema:
+        col = table.column(f.name)
+        if f.name in slots:
+            columns.append(open_records(data_key, h.packet_id, slots[f.name], f.name, col,
+                                        type=f.type))
+        elif col.type != f.type:
+            raise _tampered(f"clear column {f.name!r} is {col.type}, header says {f.type}")
+        else:
+            columns.append(col)
+    return pa.Table.from_arrays(columns, schema=schema)
