@@ -116,6 +116,8 @@ def _from_numpy(arr: npt.NDArray[Any], digits: int, what: str) -> U64Array:
     limit = 10**digits
     if kind == "u":
         out = np.ascontiguousarray(arr, dtype=np.uint64)
+        if out.size == 0 or int(out.max()) < limit:  # one pass, no mask: the common case
+            return out
         over = np.flatnonzero(out >= np.uint64(limit))
         if over.size:
             raise InvalidInputError(

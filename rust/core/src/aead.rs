@@ -173,36 +173,6 @@ fn nonce(prefix: &[u8; NONCE_PREFIX_LEN], index: u64) -> Nonce {
     Nonce::assume_unique_for_key(n)
 }
 
-/// A zeroed output buffer. Large ones ask Linux for transparent huge pages
-/// before the first touch: the buffer is written once, and faulting it in
-/// 2 MiB pages instead of 4 KiB ones is most of the cost of fresh memory
-/// (measured: several times faster sealing of gigabyte columns).
-fn output_buffer(len: usize) -> Vec<u8> {
-    // `vec![0; n]` gets fresh, untouched pages from the allocator (calloc/mmap).
-    let out = vec![0u8; len];
-    #[cfg(target_os = "linux")]
-    {
-        const HUGE: usize = 2 << 20;
-        if len >= 4 * HUGE {
-            let start = out.as_ptr() as usize;
-            let aligned = start.next_multiple_of(HUGE);
-            let end = (start + len) & !(HUGE - 1);
-            if end > aligned {
-                // SAFETY: advice only, on whole pages inside our own allocation;
-                // it changes no contents. Failure is harmless and ignored.
-                unsafe {
-                    libc::madvise(
-                        aligned as *mut libc::c_void,
-                        end - aligned,
-                        libc::MADV_HUGEPAGE,
-                    );
-                }
-            }
-        }
-    }
-    out
-}
-
 /// Split `out` into the regions of consecutive record chunks, in order.
 fn regions<'a>(mut out: &'a mut [u8], out_offsets: &[u64], n: usize) -> Vec<(usize, &'a mut [u8])> {
     let mut v = Vec::with_capacity(n.div_ceil(CHUNK));
@@ -268,7 +238,7 @@ pub fn seal<O: Offset>(
             rows: too_long,
         });
     }
-    let mut out = output_buffer(total as usize);
+    let mut out = crate::mem::fresh_vec::<u8>(total as usize);
     let work = regions(&mut out, &out_offsets, n);
     let failed = run(work, threads, |start, region| {
         let end = (start + CHUNK).min(n);
@@ -331,7 +301,7 @@ pub fn open<O: Offset>(
         total += (len - TAG_LEN) as u64;
         out_offsets.push(total);
     }
-    let mut out = output_buffer(total as usize);
+    let mut out = crate::mem::fresh_vec::<u8>(total as usize);
     let work = regions(&mut out, &out_offsets, n);
     let failed = run(work, threads, |start, region| {
         let end = (start + CHUNK).min(n);

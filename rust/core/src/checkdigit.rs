@@ -94,15 +94,24 @@ const fn weight(n: usize) -> u64 {
 #[inline]
 fn mod11_tabled(body: u64) -> u8 {
     let t = group_tables();
-    let lo = (body % 10_000) as usize;
-    let mid = (body / 10_000 % 10_000) as usize;
+    // One 64-bit split; the rest in 32-bit arithmetic (bodies are below 10^11).
     let hi = (body / 100_000_000) as usize;
-    let r = (t[0][lo] + t[1][mid] + t[2][hi]) % 11;
-    if r <= 1 {
-        0
-    } else {
-        11 - r
-    }
+    let rest = (body - hi as u64 * 100_000_000) as u32;
+    let mid = (rest / 10_000) as usize;
+    let lo = (rest % 10_000) as usize;
+    // Each partial sum is below 11, so the total is below 33: one table read
+    // gives the check digit, without a branch (r <= 1 is unpredictable).
+    const BY_SUM: [u8; 33] = {
+        let mut t = [0u8; 33];
+        let mut i = 0;
+        while i < 33 {
+            let r = i % 11;
+            t[i] = if r <= 1 { 0 } else { (11 - r) as u8 };
+            i += 1;
+        }
+        t
+    };
+    BY_SUM[(t[0][lo] + t[1][mid] + t[2][hi]) as usize]
 }
 
 /// Append each body's check digit in place (bodies known to be in range).
@@ -202,7 +211,7 @@ pub fn check_digits(kind: Kind, bodies: &[u64]) -> Result<Vec<u8>> {
             rows: out_of_range_rows(bodies, limit, &format!("{} body", kind.name())),
         });
     }
-    let mut out = vec![0u8; bodies.len()];
+    let mut out: Vec<u8> = crate::mem::fresh_vec(bodies.len());
     out.par_chunks_mut(PAR_CHUNK)
         .zip(bodies.par_chunks(PAR_CHUNK))
         .for_each(|(o, b)| {
@@ -214,22 +223,30 @@ pub fn check_digits(kind: Kind, bodies: &[u64]) -> Result<Vec<u8>> {
 }
 
 /// Validity of a column of full codes; every out-of-range row is reported.
+/// One pass: the range check rides along with the check digit.
 pub fn validate(kind: Kind, codes: &[u64]) -> Result<Vec<bool>> {
     let limit = kind.code_limit();
-    if codes.par_iter().any(|c| *c >= limit) {
+    let mut out: Vec<bool> = crate::mem::fresh_vec(codes.len());
+    let out_of_range = out
+        .par_chunks_mut(PAR_CHUNK)
+        .zip(codes.par_chunks(PAR_CHUNK))
+        .map(|(o, c)| {
+            let mut over = false;
+            for (d, &v) in o.iter_mut().zip(c) {
+                over |= v >= limit;
+                let v = v.min(limit - 1);
+                let body = v / 10;
+                *d = kind.check_digit_unchecked(body) as u64 == v - body * 10;
+            }
+            over
+        })
+        .reduce(|| false, |a, b| a | b);
+    if out_of_range {
         return Err(CoreError::InvalidRows {
             message: format!("not a {}", kind.name()),
             rows: out_of_range_rows(codes, limit, kind.name()),
         });
     }
-    let mut out = vec![false; codes.len()];
-    out.par_chunks_mut(PAR_CHUNK)
-        .zip(codes.par_chunks(PAR_CHUNK))
-        .for_each(|(o, c)| {
-            for (d, &v) in o.iter_mut().zip(c) {
-                *d = kind.check_digit_unchecked(v / 10) as u64 == v % 10;
-            }
-        });
     Ok(out)
 }
 

@@ -13,6 +13,7 @@ pub mod checkdigit;
 pub mod codeset;
 pub mod container;
 pub mod error;
+pub mod mem;
 pub mod mynumber;
 pub mod random;
 pub mod registry;

@@ -110,7 +110,7 @@ impl Registry {
     /// Whether each code was issued (a code with a wrong check digit never was).
     pub fn contains_many(&self, codes: &[u64]) -> Vec<bool> {
         let limit = Kind::ResidentCode.code_limit();
-        let mut out = vec![false; codes.len()];
+        let mut out: Vec<bool> = crate::mem::fresh_vec(codes.len());
         out.par_chunks_mut(1 << 14)
             .zip(codes.par_chunks(1 << 14))
             .for_each(|(o, c)| {
