@@ -1,0 +1,39 @@
+"""asv: check-digit validation of a uint64 column, jukicore against two numpy validators.
+
+JUKICORE_BENCH_IDS_N codes (default 10,000,000), about half of them valid.
+"""
+
+from __future__ import annotations
+
+import os
+
+import numpy as np
+
+from jukicore.ids import is_valid_resident_code
+
+from . import ids_numpy
+
+N = int(os.environ.get("JUKICORE_BENCH_IDS_N", "10000000"))
+
+
+class Validate:
+    params = (["jukicore", "numpy-table", "numpy-digits"],)
+    param_names = ("impl",)
+    number = 1
+    repeat = (1, 5, 60.0)
+    warmup_time = 0.0
+    timeout = 600
+
+    def setup_cache(self) -> np.ndarray:
+        rng = np.random.default_rng(0)
+        codes = ids_numpy.with_check_digits(rng.integers(0, 10**10, size=N, dtype=np.uint64))
+        bad = rng.random(N) < 0.5
+        ten = np.uint64(10)
+        codes[bad] = codes[bad] // ten * ten + (codes[bad] + np.uint64(1)) % ten
+        return codes
+
+    def time_validate(self, codes: np.ndarray, impl: str) -> None:
+        if impl == "jukicore":
+            is_valid_resident_code(codes)
+        else:
+            ids_numpy.VALIDATORS[impl.removeprefix("numpy-")](codes)
