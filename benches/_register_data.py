@@ -101,9 +101,15 @@ def municipality(n: int, seed: int = 0) -> tuple[pa.Table, pa.Table]:
     return residents, households
 
 
+#: Codes handed to residents by with_codes: block() never hands them out again (a code
+#: block from the center holds only codes never issued before).
+_ISSUED: list[np.ndarray[Any, np.dtype[np.uint64]]] = []
+
+
 def with_codes(residents: pa.Table, seed: int = 7) -> pa.Table:
-    return residents.append_column("resident_code",
-                                   pa.array(_codes(residents.num_rows, seed), pa.uint64()))
+    codes = _codes(residents.num_rows, seed)
+    _ISSUED.append(codes)
+    return residents.append_column("resident_code", pa.array(codes, pa.uint64()))
 
 
 class Block:
@@ -117,9 +123,16 @@ class Block:
 
 
 def block(n: int, seed: int = 99) -> Any:
+    """A block of n fresh codes for LG, disjoint from every code with_codes gave out."""
     try:
         from jukicore.ids import CodeRegistry
 
-        return CodeRegistry().allocate_block(n, LG)
-    except Exception:
-        return Block(n, seed)
+        registry = CodeRegistry()
+        for codes in _ISSUED:
+            registry.add(codes)
+        return registry.allocate_block(n, LG)
+    except ImportError:
+        b = Block(n, seed)
+        if _ISSUED:
+            b.codes = b.codes[~np.isin(b.codes, np.concatenate(_ISSUED))]
+        return b

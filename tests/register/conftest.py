@@ -1,25 +1,21 @@
 """Fixtures for the register suite: every test runs on SQLite and on PostgreSQL.
 
-PostgreSQL: a throwaway cluster (initdb + pg_ctl on a loopback port in a temp
-dir) is started once per session; each test gets a fresh database. Without
-PostgreSQL's binaries the PostgreSQL variants skip, unless
-JUKICORE_REQUIRE_POSTGRES=1, when they fail.
+The throwaway PostgreSQL server and the store locations come from
+tests/conftest.py, shared with every suite.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import itertools
-import os
 from collections.abc import Iterator
 from typing import Any
 
-import numpy as np
 import pyarrow as pa
 import pytest
 
+from jukicore import ids
 from jukicore.register import Actor, Register, create_register
-from jukicore.register.pgtemp import TempPostgres, find_pg_bin
 
 LG = "131016"  # 千代田区 (valid check digit)
 PREF = "東京都"
@@ -30,42 +26,21 @@ ADMIN = Actor.operator("admin", LG, "admin")
 CLERK = Actor.operator("clerk1", LG, "clerk")
 
 
-def check_digit(body: int, weights: tuple[int, ...]) -> int:
-    digits = [int(ch) for ch in str(body).zfill(len(weights))]
-    r = sum(d * w for d, w in zip(digits, weights, strict=True)) % 11
-    return 0 if r <= 1 else 11 - r
-
-
 def make_code(body: int) -> int:
-    return body * 10 + check_digit(body, (5, 4, 3, 2, 7, 6, 5, 4, 3, 2))
+    """The resident code with this 10-digit body (check digit by jukicore.ids)."""
+    return body * 10 + ids.resident_code_check_digit(body)
 
 
 def make_my_number(body: int) -> int:
-    return body * 10 + check_digit(body, (6, 5, 4, 3, 2, 7, 6, 5, 4, 3, 2))
+    """The My Number with this 11-digit body."""
+    return body * 10 + ids.my_number_check_digit(body)
 
 
-class FakeBlock:
-    """Stands in for jukicore.ids.CodeBlock until the real one is built."""
-
-    def __init__(self, codes: np.ndarray[Any, Any], holder: str, block_id: str) -> None:
-        self.codes = codes
-        self.holder = holder
-        self.block_id = block_id
-        self.parent_id: str | None = None
-
-    def __len__(self) -> int:
-        return len(self.codes)
-
-
-def make_block(n: int, seed: int = 1, holder: str = LG) -> Any:
-    try:
-        from jukicore.ids import CodeRegistry
-    except ImportError:
-        rng = np.random.default_rng(seed)
-        bodies = rng.choice(10**10, size=n, replace=False)
-        codes = np.array([make_code(int(b)) for b in bodies], dtype=np.uint64)
-        return FakeBlock(codes, holder, f"blk-{seed}-{n}")
-    return CodeRegistry().allocate_block(n, holder)
+def make_block(n: int, seed: int = 1, holder: str = LG) -> ids.CodeBlock:
+    """A block of ``n`` fresh codes for ``holder`` (``seed`` is kept for call sites;
+    codes come from the CSPRNG)."""
+    del seed
+    return ids.CodeRegistry().allocate_block(n, holder)
 
 
 def tiny_municipality(households: int = 6) -> tuple[pa.Table, pa.Table]:
@@ -120,36 +95,10 @@ def tiny_municipality(households: int = 6) -> tuple[pa.Table, pa.Table]:
 # -- stores --------------------------------------------------------------------------------
 
 
-@pytest.fixture(scope="session")
-def pg_server() -> Iterator[TempPostgres | None]:
-    if find_pg_bin() is None:
-        if os.environ.get("JUKICORE_REQUIRE_POSTGRES") == "1":
-            pytest.fail("JUKICORE_REQUIRE_POSTGRES=1 but PostgreSQL's binaries are not installed")
-        yield None
-        return
-    server = TempPostgres().start()
-    try:
-        yield server
-    finally:
-        server.stop()
-
-
-_db_counter = itertools.count()
-
-
-@pytest.fixture(params=["sqlite", "postgresql"])
-def store_target(request: pytest.FixtureRequest, tmp_path: Any,
-                 pg_server: TempPostgres | None) -> Iterator[str]:
-    """A location for a fresh register: a SQLite file path or a PostgreSQL URI."""
-    if request.param == "sqlite":
-        yield str(tmp_path / "register.db")
-        return
-    if pg_server is None:
-        pytest.skip("PostgreSQL binaries not installed")
-    name = f"reg_{os.getpid()}_{next(_db_counter)}"
-    uri = pg_server.create_database(name)
-    yield uri
-    pg_server.drop_database(name)
+@pytest.fixture
+def store_target(db_target: str) -> str:
+    """A location for a fresh register (tests/conftest.py: SQLite path or PostgreSQL URI)."""
+    return db_target
 
 
 @pytest.fixture

@@ -15,6 +15,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from jukicore import ids
 from jukicore.errors import (
     CodeSpaceExhaustedError,
     ConflictError,
@@ -73,45 +74,12 @@ def _text(item: str, value: Any) -> str | None:
     return str(value)
 
 
-def _check_digit(body: int, weights: tuple[int, ...]) -> int:
-    digits = [int(ch) for ch in str(body).zfill(len(weights))]
-    r = sum(d * w for d, w in zip(digits, weights, strict=True)) % 11
-    return 0 if r <= 1 else 11 - r
-
-
-_ids_module: Any = None
-_ids_checked = False
-
-
-def _ids() -> Any:
-    """jukicore.ids when the Rust extension is built, else None (checked once)."""
-    global _ids_module, _ids_checked
-    if not _ids_checked:
-        mod: Any
-        try:
-            from jukicore import ids as mod
-        except ImportError:  # pragma: no cover - before the Rust extension exists
-            mod = None
-        _ids_module, _ids_checked = mod, True
-    return _ids_module
-
-
 def valid_resident_code(code: int) -> bool:
-    """Check digit of an 11-digit resident code (jukicore.ids when available)."""
-    ids = _ids()
-    if ids is None:  # pragma: no cover
-        if not 0 <= code < 10**11:
-            return False
-        return _check_digit(code // 10, (5, 4, 3, 2, 7, 6, 5, 4, 3, 2)) == code % 10
+    """Whether an 11-digit resident code has its check digit (the rule lives in jukicore.ids)."""
     return bool(ids.is_valid_resident_code(int(code)))
 
 
 def valid_my_number(number: int) -> bool:
-    ids = _ids()
-    if ids is None:  # pragma: no cover
-        if not 0 <= number < 10**12:
-            return False
-        return _check_digit(number // 10, (6, 5, 4, 3, 2, 7, 6, 5, 4, 3, 2)) == number % 10
     return bool(ids.is_valid_my_number(int(number)))
 
 
@@ -136,10 +104,65 @@ class Batch:
     outbox: list[tuple[Any, ...]] = field(default_factory=list)
     seen_ids: set[str] = field(default_factory=set)
     last_person_id: int | None = None
+    #: notification ids of this batch already in the register (None: ask per row)
+    known_ids: set[str] | None = None
+    # Read caches, filled up front by prefetch() and on reads. Every write to a cached
+    # record or household goes through this class and drops its entry, so a hit is always
+    # the current state of this transaction.
+    _by_code: dict[int, dict[str, Any]] = field(default_factory=dict)
+    _code_of: dict[int, int] = field(default_factory=dict)
+    _households: dict[int, tuple[int, str, dt.date | None] | None] = field(default_factory=dict)
+    now_p: Any = None  # self.now as a parameter
+
+    def __post_init__(self) -> None:
+        self.now_p = self.s.ts(self.now)
+
+    # -- prefetch (one query per 500 keys instead of one per row) ------------------------
+
+    def prefetch(self, nids: list[str], codes: list[int], household_ids: list[int]) -> None:
+        known: set[str] = set()
+        for part in _chunks(sorted(set(nids))):
+            marks = ", ".join("?" * len(part))
+            known.update(r[0] for r in self.s.query(
+                f"SELECT notification_id FROM notifications WHERE notification_id IN ({marks})",
+                part))
+        self.known_ids = known
+        hids: set[int] = set(household_ids)
+        for part in _chunks(sorted(set(codes))):
+            marks = ", ".join("?" * len(part))
+            for row in self.s.query(
+                    f"{SELECT_RES} WHERE resident_code IN ({marks}) AND status = 'resident'", part):
+                p = self._person(row)
+                self._remember(p)
+                hids.add(int(p["household_id"]))
+        for part in _chunks(sorted(hids)):
+            self._households.update(dict.fromkeys(part))  # absent unless found below
+            marks = ", ".join("?" * len(part))
+            for hid, head, addr, gone in self.s.query(
+                    "SELECT household_id, head_person_id, address, dissolved_on FROM households"
+                    f" WHERE household_id IN ({marks})", part):
+                self._households[int(hid)] = (int(head), str(addr), self.s.pd(gone))
+
+    def _remember(self, p: dict[str, Any]) -> None:
+        self._by_code[int(p["resident_code"])] = p
+        self._code_of[int(p["person_id"])] = int(p["resident_code"])
+
+    def _forget(self, person_id: int) -> None:
+        code = self._code_of.pop(int(person_id), None)
+        if code is not None:
+            self._by_code.pop(code, None)
+
+    def household_write(self, sql: str, params: tuple[Any, ...], household_id: int) -> None:
+        """Every write to ``households`` (keeps the household cache exact)."""
+        self._households.pop(int(household_id), None)
+        self.s.execute(sql, params)
 
     # -- reads -----------------------------------------------------------------------
 
     def person_by_code(self, code: int, column: str = "resident_code") -> dict[str, Any]:
+        hit = self._by_code.get(code)
+        if hit is not None:
+            return dict(hit)
         rows = self.s.query(SELECT_RES + " WHERE resident_code = ? AND status = 'resident'",
                             (code,))
         if rows:
@@ -172,13 +195,16 @@ class Batch:
         return [self._person(r) for r in rows]
 
     def household(self, household_id: int) -> tuple[int, str, dt.date | None] | None:
+        household_id = int(household_id)
+        if household_id in self._households:
+            return self._households[household_id]
         rows = self.s.query(
             "SELECT head_person_id, address, dissolved_on FROM households WHERE household_id = ?",
             (household_id,),
         )
-        if not rows:
-            return None
-        return int(rows[0][0]), str(rows[0][1]), self.s.pd(rows[0][2])
+        out = None if not rows else (int(rows[0][0]), str(rows[0][1]), self.s.pd(rows[0][2]))
+        self._households[household_id] = out
+        return out
 
     def code_in_use(self, code: int) -> bool:
         return bool(
@@ -186,6 +212,16 @@ class Batch:
                 "SELECT 1 FROM residents WHERE resident_code = ? AND status = 'resident'", (code,)
             )
         )
+
+    def code_status(self, code: int) -> tuple[bool, bool]:
+        """(held by a current resident, retired): one round trip."""
+        if code in self._by_code:
+            return True, False
+        row = self.s.query(
+            "SELECT (SELECT count(*) FROM residents WHERE resident_code = ?"
+            " AND status = 'resident'), (SELECT count(*) FROM retired_codes WHERE code = ?)",
+            (code, code))[0]
+        return bool(row[0]), bool(row[1])
 
     def code_retired(self, code: int) -> bool:
         return bool(self.s.query("SELECT 1 FROM retired_codes WHERE code = ?", (code,)))
@@ -218,6 +254,7 @@ class Batch:
             self.last_person_id = int(person["person_id"])
         if not diff:
             return
+        self._forget(person["person_id"])
         sets = ", ".join(f"{k} = ?" for k in diff)
         d = self.s.d
         params = [d(v) if k in _DATE_COLS else v for k, v in diff.items()]
@@ -227,7 +264,7 @@ class Batch:
             [*params, d(updated_on), person["person_id"]],
         )
         code_before = person["resident_code"]
-        rec = self.s.ts(self.now)
+        rec = self.now_p
         ev = d(event_date)
         for k, v in diff.items():
             self.history.append(
@@ -242,11 +279,12 @@ class Batch:
     def create(self, person: dict[str, Any], reason: str, nid: str) -> None:
         d = self.s.d
         self.last_person_id = int(person["person_id"])
+        self._forget(person["person_id"])
         values = [d(person[c]) if c in _DATE_COLS else person[c] for c in RES_COLS]
         self.s.execute(INSERT_RES, values)
         self.history.append(
             (person["person_id"], person["resident_code"], "status", None, RESIDENT,
-             d(person["resident_since"]), self.s.ts(self.now), reason, nid)
+             d(person["resident_since"]), self.now_p, reason, nid)
         )
         self.to_outbox(person, person["resident_since"], reason, nid)
 
@@ -263,7 +301,7 @@ class Batch:
         self.outbox.append(
             (self.lg_code, self.outbox_seq, p["resident_code"], previous_code, p["family_name"],
              p["given_name"], self.s.d(p["birth_date"]), p["sex"], p["address"], p["status"],
-             self.s.d(change_date), reason, nid, self.s.ts(self.now))
+             self.s.d(change_date), reason, nid, self.now_p)
         )
 
     def flush(self) -> None:
@@ -294,6 +332,10 @@ class Batch:
         self.notifications.clear()
         self.audit.clear()
         self.outbox.clear()
+
+
+def _chunks(values: list[Any], size: int = 500) -> list[list[Any]]:
+    return [values[i:i + size] for i in range(0, len(values), size)]
 
 
 # -- validation helpers --------------------------------------------------------------------
@@ -400,14 +442,14 @@ def _plan_leave(b: Batch, r: dict[str, Any], p: dict[str, Any], also_leaving: se
 def _do_leave(b: Batch, leave: _Leave, ev: dt.date, reason: str, nid: str) -> None:
     if leave.new_head is not None:
         b.update(leave.new_head, {"relationship": HEAD}, ev, reason, nid)
-        b.s.execute(
+        b.household_write(
             "UPDATE households SET head_person_id = ? WHERE household_id = ?",
-            (leave.new_head["person_id"], leave.household_id),
+            (leave.new_head["person_id"], leave.household_id), leave.household_id,
         )
     elif leave.dissolve:
-        b.s.execute(
+        b.household_write(
             "UPDATE households SET dissolved_on = ? WHERE household_id = ?",
-            (b.s.d(ev), leave.household_id),
+            (b.s.d(ev), leave.household_id), leave.household_id,
         )
 
 
@@ -423,10 +465,10 @@ def _new_household_id(b: Batch, r: dict[str, Any]) -> int:
 
 
 def _create_household(b: Batch, hid: int, head_id: int, address: str, ev: dt.date) -> None:
-    b.s.execute(
+    b.household_write(
         "INSERT INTO households (household_id, head_person_id, address, created_on, dissolved_on)"
         " VALUES (?, ?, ?, ?, NULL)",
-        (hid, head_id, address, b.s.d(ev)),
+        (hid, head_id, address, b.s.d(ev)), hid,
     )
 
 
@@ -512,10 +554,11 @@ def _move_in(b: Batch, r: dict[str, Any], ev: dt.date, nid: str) -> int:
     code: int | None = None
     if r.get("resident_code") is not None:
         code = _check_code_value(r, "resident_code")
-        if b.code_in_use(code):
+        in_use, retired = b.code_status(code)
+        if in_use:
             raise _conflict(f"resident code {fmt_code(code)} belongs to a current resident",
                             "resident_code")
-        if b.code_retired(code):
+        if retired:
             raise _conflict(f"resident code {fmt_code(code)} was retired", "resident_code")
     elif not from_abroad:
         raise _invalid("a move-in from another municipality carries the resident code",
@@ -610,14 +653,14 @@ def _move_within(b: Batch, r: dict[str, Any], ev: dt.date, nid: str) -> int:
                     "event_date")
         for m in members:
             b.update(m, changes, ev, "move_within", nid)
-        b.s.execute("UPDATE households SET address = ? WHERE household_id = ?",
-                    (addr["address"], hid))
+        b.household_write("UPDATE households SET address = ? WHERE household_id = ?",
+                          (addr["address"], hid), hid)
         return int(p["resident_code"])
     members = b.members(hid)
     if len(members) == 1:  # alone: the household moves with them
         b.update(p, changes, ev, "move_within", nid)
-        b.s.execute("UPDATE households SET address = ? WHERE household_id = ?",
-                    (addr["address"], hid))
+        b.household_write("UPDATE households SET address = ? WHERE household_id = ?",
+                          (addr["address"], hid), hid)
         return int(p["resident_code"])
     leave = _plan_leave(b, r, p, {p["person_id"]})
     target_hid = r.get("household_id")
@@ -656,8 +699,8 @@ def _household_change(b: Batch, r: dict[str, Any], ev: dt.date, nid: str) -> int
             raise _conflict("event date before the former head's last change", "event_date")
         b.update(former, {"relationship": rel}, ev, "household_change", nid)
         b.update(p, {"relationship": HEAD}, ev, "household_change", nid)
-        b.s.execute("UPDATE households SET head_person_id = ? WHERE household_id = ?",
-                    (p["person_id"], hid))
+        b.household_write("UPDATE households SET head_person_id = ? WHERE household_id = ?",
+                          (p["person_id"], hid), hid)
     elif action == "split":
         if len(b.members(hid)) == 1:
             raise _conflict("a household of one cannot split", "household_action")
@@ -750,6 +793,8 @@ assert set(HANDLERS) == set(KINDS)
 def already_applied(b: Batch, nid: str) -> bool:
     if nid in b.seen_ids:
         return True
+    if b.known_ids is not None:
+        return nid in b.known_ids
     return bool(b.s.query("SELECT 1 FROM notifications WHERE notification_id = ?", (nid,)))
 
 
@@ -788,10 +833,10 @@ def apply_row(b: Batch, r: dict[str, Any]) -> int | None:
     b.seen_ids.add(nid)
     pid = b.last_person_id
     b.notifications.append(
-        (nid, kind, pid, code, b.s.d(notified), b.s.d(ev), b.s.ts(b.now), b.actor)
+        (nid, kind, pid, code, b.s.d(notified), b.s.d(ev), b.now_p, b.actor)
     )
     b.audit.append(
-        (b.s.ts(b.now), b.actor, b.actor_kind, f"notify.{kind}", fmt_code(code), nid, None)
+        (b.now_p, b.actor, b.actor_kind, f"notify.{kind}", fmt_code(code), nid, None)
     )
     return code
 

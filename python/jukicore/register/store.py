@@ -13,6 +13,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from jukicore import ids
 from jukicore.errors import (
     BadRow,
     CodeSpaceExhaustedError,
@@ -45,7 +46,8 @@ from ._schema import (
 )
 from .actors import Actor
 from .events import EVENT_SCHEMA
-from .notifications import Batch, Rejected, _ids, apply_row, fmt_code
+from .notifications import Batch, Rejected, apply_row, fmt_code
+from .sync_state import SyncState
 
 __all__ = ["ApplyReport", "LoadReport", "Register", "RejectedRow", "create_register",
            "open_register"]
@@ -222,7 +224,7 @@ def _normalize_events(events: pa.Table | Sequence[Mapping[str, Any]]) -> pa.Tabl
     return pa.Table.from_arrays(cols, schema=EVENT_SCHEMA)
 
 
-class Register:
+class Register(SyncState):
     """One municipality's resident register. Use :func:`create_register` / :func:`open_register`.
 
     Every method takes the acting :class:`Actor`, checks its permission (deny by
@@ -264,7 +266,7 @@ class Register:
 
     def import_code_block(self, block: Any, *, actor: Actor) -> int:
         """Add a :class:`jukicore.ids.CodeBlock`'s codes to the register's pool of fresh codes."""
-        self._check(actor, perm.INIT)
+        self._check(actor, perm.IMPORT_CODES)
         codes = np.asarray(block.codes, dtype=np.uint64)
         if str(block.holder) != self.lg_code:
             raise ConflictError(f"block {block.block_id} is held by {block.holder}, "
@@ -380,19 +382,28 @@ class Register:
                     if index[1] in ("residents", "households"):
                         s.execute(create_index_sql(index))
             seq = int(s.scalar("SELECT value FROM meta WHERE key = 'outbox_seq'"))
-            # every loaded record is new identity info for the center: one outbox row each
+            # every loaded record is new identity info for the center: one outbox row each,
+            # numbered in person_id order. When the loaded ids are one contiguous run (checked
+            # above: unique, so max - min + 1 == n), that number is the id's offset in the run
+            # and no sort of the whole load is needed.
+            pmin, pmax = (int(v.as_py()) for v in pc.min_max(pids).values())
+            seq_expr = (f"? + (person_id - {pmin - 1})" if pmax - pmin + 1 == n
+                        else "? + row_number() OVER (ORDER BY person_id)")
             s.execute(
                 "INSERT INTO outbox (lg_code, seq, resident_code, previous_resident_code,"
                 " family_name, given_name, birth_date, sex, address, status, change_date,"
-                " change_reason, notification_id, recorded_at)"
-                " SELECT lg_code, ? + row_number() OVER (ORDER BY person_id), resident_code, NULL,"
-                " family_name, given_name, birth_date, sex, address, status, resident_since,"
-                " 'load', NULL, ? FROM residents WHERE person_id > ?",
+                f" change_reason, notification_id, recorded_at) SELECT lg_code, {seq_expr},"
+                " resident_code, NULL, family_name, given_name, birth_date, sex, address,"
+                " status, resident_since, 'load', NULL, ? FROM residents WHERE person_id > ?",
                 (seq, s.ts(_utcnow()), pid0),
             )
             s.execute("UPDATE meta SET value = ? WHERE key = 'outbox_seq'", (str(seq + n),))
             _audit(s, actor, "register.load", self.lg_code, None,
                    detail=f"{n} residents, {hh.num_rows} households")
+            if s.dialect == "postgresql":
+                # planner statistics for the new rows now, not whenever autovacuum gets to
+                # them: without them the per-notification lookups may be planned as scans
+                s.execute("ANALYZE residents, households")
         return LoadReport(n, hh.num_rows, pid0 + 1, hid0 + 1)
 
     # -- notifications -----------------------------------------------------------------------
@@ -418,8 +429,14 @@ class Register:
         rejected: list[RejectedRow] = []
         applied = duplicates = 0
         today = today or dt.date.today()
-        with self._b.session() as s:
+        with self._b.session() as s, s.pipelined():
             b = self._batch(s, actor, today)
+            if len(rows) > 1:  # a day's worth: read what the rows will look up, up front
+                b.prefetch(
+                    [str(r["notification_id"]) for r in rows if r.get("notification_id")],
+                    [int(r[c]) for r in rows for c in ("resident_code", "new_head_code")
+                     if r.get(c) is not None],
+                    [int(r["household_id"]) for r in rows if r.get("household_id") is not None])
             for i, r in enumerate(rows):
                 try:
                     code = self._apply_row(b, r)
@@ -636,15 +653,18 @@ class Register:
 
 
 def _valid_codes(codes: np.ndarray[Any, np.dtype[np.uint64]]) -> np.ndarray[Any, Any]:
-    ids = _ids()
-    if ids is None:  # pragma: no cover - before the Rust extension exists: vectorized here
-        c = codes.astype(np.int64)
-        body = c // 10
-        w = np.array([5, 4, 3, 2, 7, 6, 5, 4, 3, 2], dtype=np.int64)
-        digits = (body[:, None] // (10 ** np.arange(9, -1, -1, dtype=np.int64))) % 10
-        r = (digits * w).sum(axis=1) % 11
-        return np.asarray((np.where(r <= 1, 0, 11 - r) == c % 10) & (c < 10**11), dtype=bool)
-    return np.asarray(ids.is_valid_resident_code(codes), dtype=bool)
+    """Per code, whether it is a well-formed resident code (too many digits: False)."""
+    codes = np.asarray(codes, dtype=np.uint64)
+    in_range = codes < np.uint64(10**11)
+    out = np.zeros(codes.shape, dtype=bool)
+    out[in_range] = ids.is_valid_resident_code(codes[in_range])
+    return out
+
+
+def _has_repeats(values: np.ndarray[Any, Any]) -> bool:
+    """Whether any value occurs twice (a sort: much faster than np.unique on 10^6 ints)."""
+    v = np.sort(values)
+    return bool(len(v) > 1 and np.any(v[1:] == v[:-1]))
 
 
 def _check_codes_free(s: Session, codes: pa.ChunkedArray | pa.Array) -> None:
@@ -656,7 +676,7 @@ def _check_codes_free(s: Session, codes: pa.ChunkedArray | pa.Array) -> None:
         raise InvalidInputError("invalid resident codes",
                                 [BadRow(int(i), "bad check digit", "resident_code")
                                  for i in bad[:20]])
-    if len(np.unique(arr)) != len(arr):
+    if _has_repeats(arr):
         raise InvalidInputError("resident codes repeat within the table")
     if int(s.scalar("SELECT count(*) FROM residents")) or int(
             s.scalar("SELECT count(*) FROM retired_codes")):
@@ -689,8 +709,7 @@ def _check_load(res: pa.Table, households: pa.Table | None, lg_code: str) -> Non
     if len(other):
         raise InvalidInputError(f"residents of another municipality than {lg_code}",
                                 [BadRow(int(i), "wrong lg_code", "lg_code") for i in other[:20]])
-    pid = res.column("person_id").to_numpy()
-    if len(np.unique(pid)) != len(pid):
+    if _has_repeats(res.column("person_id").to_numpy()):
         raise InvalidInputError("person_id repeats within the table")
     birth = res.column("birth_date").cast(pa.date32())
     late = np.flatnonzero(pc.greater(birth, res.column("resident_since").cast(pa.date32()))
