@@ -3,16 +3,15 @@
 from os import PathLike
 from typing import Self, final
 
-from typing_extensions import Buffer
-
 import numpy as np
 import numpy.typing as npt
+from typing_extensions import Buffer
 
 __all__ = [
     "IssuerCore",
+    "RegistryCore",
     "aead_open",
     "aead_seal",
-    "RegistryCore",
     "check_digits",
     "container_pack",
     "container_unpack",

@@ -42,6 +42,7 @@ from jukicore.errors import (
     MissingDependencyError,
     NotFoundError,
     PermissionDeniedError,
+    UntrustedSenderError,
 )
 
 if TYPE_CHECKING:
@@ -475,24 +476,25 @@ class TrustStore:
         """The generation that may verify a packet of ``node_id`` signed with
         ``signing_key_id`` and created at ``at``.
 
-        Raises :class:`PermissionDeniedError` for an unknown sender, an unknown
-        or revoked key, or a key that was not current at ``at``.
+        Raises :class:`UntrustedSenderError` (a ``PermissionDeniedError``) for an
+        unknown sender, an unknown or revoked key, or a key that was not current
+        at ``at``.
         """
         peer = self._peers.get(node_id)
         if peer is None:
-            raise PermissionDeniedError(f"unknown sender {node_id!r}: not in the trust store")
+            raise UntrustedSenderError(f"unknown sender {node_id!r}: not in the trust store")
         for k in peer.keys:
             if k.signing_key_id == signing_key_id:
                 if k.revoked:
-                    raise PermissionDeniedError(
+                    raise UntrustedSenderError(
                         f"sender {node_id!r} key {signing_key_id} has been revoked"
                     )
                 if not k.valid_at(at):
-                    raise PermissionDeniedError(
+                    raise UntrustedSenderError(
                         f"sender {node_id!r} key {signing_key_id} was not current at {_iso(at)}"
                     )
                 return k
-        raise PermissionDeniedError(
+        raise UntrustedSenderError(
             f"sender {node_id!r} signed with key {signing_key_id}, which is not in the trust store"
         )
 

@@ -21,11 +21,13 @@ def main() -> None:
 
 
 def _register() -> None:
-    from . import codes, demo, register, synth
+    from . import codes, demo, node, register, sync, synth
 
     main.add_command(codes.codes)
     main.add_command(synth.synth)
     main.add_command(register.register)
+    main.add_command(node.node)
+    main.add_command(sync.sync)
     main.add_command(demo.demo)
 
 

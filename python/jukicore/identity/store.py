@@ -235,6 +235,12 @@ class IdentityStore:
             v = s.scalar("SELECT last_seq FROM peers WHERE lg_code = ?", (sender,))
         return 0 if v is None else int(v)
 
+    def peers(self) -> dict[str, int]:
+        """The last entry applied from each municipality heard from."""
+        with self._b.session(write=False) as s:
+            return {str(k): int(v) for k, v in
+                    s.query("SELECT lg_code, last_seq FROM peers ORDER BY lg_code")}
+
     def packet_applied(self, packet_id: str) -> bool:
         with self._b.session(write=False) as s:
             return bool(s.query("SELECT 1 FROM packets_applied WHERE packet_id = ?",

@@ -105,7 +105,8 @@ IDENTITY_ITEMS: frozenset[str] = frozenset(
     {"family_name", "given_name", "birth_date", "sex", "address", "resident_code", "status"}
 )
 
-TABLES: tuple[Table, ...] = (
+#: Tables of schema version 1 (a published step: never edit).
+V1_TABLES: tuple[Table, ...] = (
     Table("meta", (_c("key", "text", False), _c("value", "text")), ("key",)),
     Table("residents", RESIDENT_COLUMNS, ("person_id",)),
     Table(
@@ -208,6 +209,31 @@ TABLES: tuple[Table, ...] = (
     ),
 )
 
+#: Tables added by version 2: the municipality's side of the nightly synchronization.
+SYNC_TABLES: tuple[Table, ...] = (
+    Table(
+        "sync_peers",  # per recipient (prefecture, center): the last outbox entry acknowledged
+        (_c("peer", "text", False), _c("acked_seq", "int", False)),
+        ("peer",),
+    ),
+    Table(
+        "sync_log",  # every packet sent or acknowledgement received (histories of communication)
+        (
+            _c("packet_id", "text", False),
+            _c("direction", "text", False),
+            _c("peer", "text", False),
+            _c("kind", "text", False),
+            _c("first_seq", "int", False),
+            _c("last_seq", "int", False),
+            _c("at", "ts", False),
+        ),
+        ("packet_id",),
+    ),
+)
+
+#: Every table of the current schema.
+TABLES: tuple[Table, ...] = V1_TABLES + SYNC_TABLES
+
 TABLE_BY_NAME: dict[str, Table] = {t.name: t for t in TABLES}
 
 #: Secondary indexes (name, table, columns, unique, partial WHERE clause).
@@ -269,9 +295,15 @@ def create_index_sql(index: tuple[str, str, str, bool, str | None]) -> str:
 
 
 def _v1(dialect: Dialect) -> list[str]:
-    stmts = [create_table_sql(t, dialect) for t in TABLES]
+    stmts = [create_table_sql(t, dialect) for t in V1_TABLES]
     stmts += [create_index_sql(i) for i in INDEXES]
     return stmts
+
+
+def _v2(dialect: Dialect) -> list[str]:
+    return [create_table_sql(t, dialect) for t in SYNC_TABLES] + [
+        create_index_sql(("sync_log_peer", "sync_log", "peer, direction, last_seq", False, None))
+    ]
 
 
 @dataclass(frozen=True)
@@ -285,6 +317,7 @@ class Migration:
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "resident register: residents, households, history, notifications, audit, "
               "outbox, code pool", _v1),
+    Migration(2, "synchronization state: acknowledgements per recipient, packet log", _v2),
 )
 
 SCHEMA_VERSION = MIGRATIONS[-1].version

@@ -25,22 +25,24 @@ __all__ = [
 
 ActorKind = Literal["operator", "node", "agency"]
 
-INIT = "register.init"  #: create a register, import code blocks
+INIT = "register.init"  #: create a register
+IMPORT_CODES = "register.import_codes"  #: import a block of fresh resident codes
 LOAD = "register.load"  #: bulk-load residents
 NOTIFY = "register.notify"  #: apply notifications (届出)
 READ = "register.read"  #: query residents, households, history
 EXPORT = "register.export"  #: export the whole register, read the audit log and the outbox
 PURGE = "register.purge"  #: delete removed records past retention
 
-PERMISSIONS: frozenset[str] = frozenset({INIT, LOAD, NOTIFY, READ, EXPORT, PURGE})
+PERMISSIONS: frozenset[str] = frozenset({INIT, IMPORT_CODES, LOAD, NOTIFY, READ, EXPORT, PURGE})
 
 #: Roles and what they grant. Anything not listed is denied.
 ROLE_PERMISSIONS: dict[tuple[ActorKind, str], frozenset[str]] = {
     ("operator", "clerk"): frozenset({NOTIFY, READ}),
     ("operator", "supervisor"): frozenset({NOTIFY, READ, LOAD, EXPORT}),
     ("operator", "admin"): PERMISSIONS,
-    # the municipality's communication server (CS): reads what it synchronizes
-    ("node", "cs"): frozenset({READ, EXPORT}),
+    # the municipality's communication server (CS): reads and sends what it synchronizes,
+    # records acknowledgements, and imports the code blocks its prefecture sends
+    ("node", "cs"): frozenset({READ, EXPORT, IMPORT_CODES}),
 }
 
 

@@ -90,11 +90,12 @@ class TempPostgres:
     def uri(self, dbname: str = "postgres") -> str:
         return f"postgresql://{self.user}@127.0.0.1:{self.port}/{dbname}"
 
-    def create_database(self, name: str) -> str:
+    def create_database(self, name: str, template: str = "template0") -> str:
+        """A new database (a copy of ``template``, which nobody may be connected to)."""
         import psycopg
 
         with psycopg.connect(self.uri(), autocommit=True) as conn:
-            conn.execute(f'CREATE DATABASE "{name}" TEMPLATE template0 ENCODING \'UTF8\'')
+            conn.execute(f'CREATE DATABASE "{name}" TEMPLATE "{template}" ENCODING \'UTF8\'')
         return self.uri(name)
 
     def drop_database(self, name: str) -> None:

@@ -1,0 +1,139 @@
+"""``jukicore node``: create nodes, exchange public keys, rotate keys."""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from pathlib import Path
+from typing import Any
+
+import click
+
+from jukicore.node import PASSWORD_ENV, Node, init_node, role_of
+
+from ._common import emit_json, json_option, juki_errors
+
+password_option = click.option(
+    "--password-file", type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help=f"File holding the password of the node's private keys (else ${PASSWORD_ENV}, "
+         "else a prompt on a terminal).")
+
+
+def read_password(password_file: Path | None) -> str | None:
+    """The keys' password: a file, the environment, or a prompt on a terminal."""
+    if password_file is not None:
+        return password_file.read_text(encoding="utf-8").rstrip("\n")
+    if os.environ.get(PASSWORD_ENV):
+        return None  # the node layer reads the environment itself
+    if sys.stdin.isatty():
+        return str(click.prompt("password of the node's private keys", hide_input=True))
+    raise click.UsageError(f"no password: use --password-file or set {PASSWORD_ENV}")
+
+
+@click.group()
+def node() -> None:
+    """Nodes: a municipality's communication server, a prefecture, the center."""
+
+
+@node.command("init")
+@click.argument("directory", type=click.Path(file_okay=False, path_type=Path))
+@click.option("--id", "node_id", required=True,
+              help="A municipality's or prefecture's 6-digit local government code, or 'center'.")
+@click.option("--store", help="SQLite file inside the node (default store.sqlite) or a "
+                              "postgresql:// URI.")
+@click.option("--prefecture", help="Prefecture name (a municipality's register).")
+@click.option("--municipality", help="Municipality name (a municipality's register).")
+@password_option
+@json_option
+@juki_errors
+def init(directory: Path, node_id: str, store: str | None, prefecture: str | None,
+         municipality: str | None, password_file: Path | None, as_json: bool) -> None:
+    """Create a node in DIRECTORY: keys, an empty trust store, and its store."""
+    role = role_of(node_id)
+    if role == "municipality" and not (prefecture and municipality):
+        raise click.UsageError("a municipality needs --prefecture and --municipality")
+    n = init_node(directory, node_id, store=store, password=read_password(password_file))
+    if role == "municipality":
+        from jukicore.register import Actor, create_register
+
+        create_register(n.store_target(), lg_code=node_id, prefecture=prefecture or "",
+                        municipality=municipality or "",
+                        actor=Actor.operator("node-init", node_id, "admin")).close()
+    else:
+        from jukicore.identity import create_identity_store
+
+        create_identity_store(n.store_target(), node_id=node_id, kind=role).close()
+    _show(n, as_json)
+
+
+@node.command("show")
+@click.argument("directory", type=click.Path(exists=True, file_okay=False, path_type=Path))
+@json_option
+@juki_errors
+def show(directory: Path, as_json: bool) -> None:
+    """Describe the node in DIRECTORY."""
+    _show(Node.open(directory), as_json)
+
+
+@node.command("public-key")
+@click.argument("directory", type=click.Path(exists=True, file_okay=False, path_type=Path))
+@click.option("--out", type=click.Path(dir_okay=False, path_type=Path),
+              help="Write the public record here (default: standard output).")
+@password_option
+@juki_errors
+def public_key(directory: Path, out: Path | None, password_file: Path | None) -> None:
+    """Print the node's current public keys, for its peers' ``node trust``."""
+    record = Node.open(directory).public_record(read_password(password_file))
+    text = json.dumps(record, indent=2) + "\n"
+    if out is None:
+        click.echo(text, nl=False)
+    else:
+        out.write_text(text, encoding="utf-8")
+
+
+@node.command("trust")
+@click.argument("directory", type=click.Path(exists=True, file_okay=False, path_type=Path))
+@click.argument("record", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@json_option
+@juki_errors
+def trust(directory: Path, record: Path, as_json: bool) -> None:
+    """Trust a peer's public keys (a file written by its ``node public-key``).
+
+    A newer record of a known peer is a key rotation: its old keys keep
+    verifying packets made while they were current.
+    """
+    n = Node.open(directory)
+    store = n.trust()
+    try:
+        doc: dict[str, Any] = json.loads(record.read_text(encoding="utf-8"))
+    except ValueError as exc:
+        raise click.BadParameter(f"{record} is not JSON: {exc}") from None
+    key = store.add_record(doc)
+    n.save_trust(store)
+    info = {"node_id": doc.get("node_id"), "role": doc.get("role"),
+            "signing_key_id": key.signing_key_id}
+    if as_json:
+        emit_json(info)
+    else:
+        click.echo(f"trusting {info['role']} {info['node_id']} (key {key.signing_key_id})")
+
+
+@node.command("rotate")
+@click.argument("directory", type=click.Path(exists=True, file_okay=False, path_type=Path))
+@password_option
+@juki_errors
+def rotate(directory: Path, password_file: Path | None) -> None:
+    """Start a new key generation (hand the new public key to every peer)."""
+    keys = Node.open(directory).rotate(read_password(password_file))
+    click.echo(f"new signing key {keys.signing_key_id}; run 'jukicore node public-key' "
+               "and have every peer trust it")
+
+
+def _show(n: Node, as_json: bool) -> None:
+    info = n.info()
+    if as_json:
+        emit_json(info)
+        return
+    for k, v in info.items():
+        click.echo(f"{k}: {v}")

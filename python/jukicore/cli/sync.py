@@ -1,0 +1,110 @@
+"""``jukicore sync``: export, apply and follow the nightly packets."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import click
+
+from jukicore.errors import JukiError
+from jukicore.node import Node
+
+from ._common import emit_json, json_option, juki_errors, progress, quiet_option
+from .node import password_option, read_password
+
+
+@click.group()
+def sync() -> None:
+    """The nightly synchronization between municipalities, prefectures and the center."""
+
+
+@sync.command("export")
+@click.argument("directory", type=click.Path(exists=True, file_okay=False, path_type=Path))
+@click.option("--to", "recipients", multiple=True,
+              help="Recipient node (repeatable). Default: the municipality's prefecture and "
+                   "the center.")
+@password_option
+@json_option
+@juki_errors
+def export(directory: Path, recipients: tuple[str, ...], password_file: Path | None,
+           as_json: bool) -> None:
+    """Pack the changes each recipient has not acknowledged into the node's outbox."""
+    from jukicore.ids import lg_code_check_digit
+    from jukicore.node import CENTER
+    from jukicore.sync import export_changes
+
+    n = Node.open(directory)
+    pw = read_password(password_file)
+    if not recipients:
+        body = f"{n.node_id[:2]}000"
+        recipients = (f"{body}{lg_code_check_digit(body)}", CENTER)
+    out: dict[str, str | None] = {}
+    for r in recipients:
+        written = export_changes(n, r, password=pw)
+        out[r] = None if written is None else str(written)
+    if as_json:
+        emit_json(out)
+        return
+    for r, where in out.items():
+        click.echo(f"{r}: {where or 'nothing to send'}")
+
+
+@sync.command("apply")
+@click.argument("directory", type=click.Path(exists=True, file_okay=False, path_type=Path))
+@click.argument("packets", nargs=-1, type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@password_option
+@json_option
+@quiet_option
+def apply(directory: Path, packets: tuple[Path, ...], password_file: Path | None,
+          as_json: bool, quiet: bool) -> None:
+    """Verify and apply PACKETS (default: every packet in the node's inbox, in order).
+
+    A packet applied before is reported and skipped (its acknowledgement is written
+    again). A refused packet changes nothing and makes the exit code 1; the others
+    are still applied.
+    """
+    from jukicore.sync import apply_packet
+
+    try:
+        n = Node.open(directory)
+        pw = read_password(password_file)
+    except JukiError as exc:
+        click.echo(f"error: {exc}", err=True)
+        sys.exit(1)
+    todo = list(packets) or sorted(n.inbox.glob("*.jkp"))
+    results, failed = [], 0
+    with progress(len(todo), "applying", quiet) as advance:
+        for p in todo:
+            try:
+                results.append(apply_packet(n, p, password=pw).as_dict())
+            except JukiError as exc:
+                failed += 1
+                results.append({"packet": str(p), "status": "refused",
+                                "error": type(exc).__name__, "reason": str(exc)})
+            advance(1)
+    if as_json:
+        emit_json({"packets": results, "refused": failed})
+    else:
+        for r in results:
+            extra = r.get("reason") or ", ".join(
+                f"{k} {v}" for k, v in r.items() if k in ("applied", "skipped", "acked_seq"))
+            click.echo(f"{Path(r['packet']).name}: {r['status']}" + (f" ({extra})" if extra
+                                                                     else ""))
+    sys.exit(1 if failed else 0)
+
+
+@sync.command("status")
+@click.argument("directory", type=click.Path(exists=True, file_okay=False, path_type=Path))
+@json_option
+@juki_errors
+def status(directory: Path, as_json: bool) -> None:
+    """What was sent and acknowledged (municipality) or applied (prefecture, center)."""
+    from jukicore.sync import sync_status
+
+    info = sync_status(Node.open(directory))
+    if as_json:
+        emit_json(info)
+        return
+    for k, v in info.items():
+        click.echo(f"{k}: {v}")

@@ -1,0 +1,132 @@
+"""A whole night of the network, end to end (what ``jukicore demo`` runs).
+
+1. Three nodes are created in a work directory: a municipality (with its
+   resident register), its prefecture and the center (each with an identity
+   store), and they trust each other's public keys.
+2. The center allocates a block of fresh resident codes to the prefecture and
+   sends it as a packet; the prefecture splits a block for the municipality
+   and sends that on; the municipality imports it into its register.
+3. The municipality loads a synthetic population (its codes from the block)
+   and applies a day of notifications.
+4. It exports the identity-info changes to the prefecture and the center; they
+   verify, decrypt and apply them, and answer with signed acknowledgements,
+   which the municipality records.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from jukicore import ids
+from jukicore.identity import create_identity_store, open_identity_store
+from jukicore.node import CENTER, Node, init_node
+from jukicore.register import Actor, create_register, generate_day, open_register
+from jukicore.sync import apply_packet, export_changes, send_code_block
+
+__all__ = ["run_night"]
+
+Progress = Callable[[str, int, int], None]
+
+
+def _deliver(packet: Path, to: Node) -> Path:
+    target = to.inbox / packet.name
+    target.write_bytes(packet.read_bytes())
+    return target
+
+
+def run_night(workdir: str | os.PathLike[str], *, population: int = 100_000,
+              notifications: int = 2_000, seed: int = 1, day: dt.date | None = None,
+              password: str = "jukicore-demo", progress: Progress | None = None
+              ) -> dict[str, Any]:
+    """Run the night in ``workdir`` (which must not hold nodes yet); returns a summary."""
+    from jukicore.synth import synthesize_municipality
+
+    day = day or dt.date.today()
+    root = Path(workdir)
+    times: dict[str, float] = {}
+    t = time.perf_counter()
+    m = synthesize_municipality(population, seed=seed, as_of=day - dt.timedelta(days=1))
+    times["synthesize"] = time.perf_counter() - t
+
+    t = time.perf_counter()
+    body = f"{m.lg_code[:2]}000"
+    pref_id = f"{body}{ids.lg_code_check_digit(body)}"
+    muni = init_node(root / m.lg_code, m.lg_code, password=password)
+    pref = init_node(root / pref_id, pref_id, password=password)
+    center = init_node(root / CENTER, CENTER, password=password)
+    nodes = (muni, pref, center)
+    for a in nodes:
+        trust = a.trust()
+        for b in nodes:
+            if b is not a:
+                trust.add_record(b.public_record(password))
+        a.save_trust(trust)
+    create_identity_store(pref.store_target(), node_id=pref_id, kind="prefecture").close()
+    create_identity_store(center.store_target(), node_id=CENTER, kind="center").close()
+    admin = Actor.operator("demo", m.lg_code, "admin")
+    create_register(muni.store_target(), lg_code=m.lg_code, prefecture=m.prefecture,
+                    municipality=m.name, actor=admin).close()
+    times["nodes"] = time.perf_counter() - t
+
+    # Codes: center -> prefecture -> municipality, as packets.
+    t = time.perf_counter()
+    registry = ids.CodeRegistry()
+    needed = population + 2 * notifications + 1000
+    to_pref = registry.allocate_block(2 * needed, pref_id)
+    apply_packet(pref, _deliver(send_code_block(center, to_pref, password=password), pref),
+                 password=password)
+    registry.save(center.path / "registry.bin")
+    pref_block = ids.CodeBlock.load(pref.path / "blocks" / f"{to_pref.block_id}.block")
+    to_muni = pref_block.split(needed, m.lg_code)
+    pref_block.save(pref.path / "blocks" / f"{to_pref.block_id}.block")
+    apply_packet(muni, _deliver(send_code_block(pref, to_muni, password=password), muni),
+                 password=password)
+    times["code blocks"] = time.perf_counter() - t
+
+    t = time.perf_counter()
+    with open_register(muni.store_target()) as reg:
+        reg.load(m.residents, m.households, actor=admin,
+                 progress=(lambda k: progress("load", k, m.residents.num_rows))
+                 if progress else None)
+        times["load"] = time.perf_counter() - t
+        t = time.perf_counter()
+        events = generate_day(reg, actor=admin, day=day, n=notifications, seed=seed)
+        report = reg.apply(events, actor=Actor.operator("counter-1", m.lg_code, "clerk"),
+                           today=day)
+        times["notifications"] = time.perf_counter() - t
+        kinds = {k["values"]: k["counts"]
+                 for k in events.column("kind").value_counts().to_pylist()}
+
+    t = time.perf_counter()
+    moved: dict[str, Any] = {}
+    for node in (pref, center):
+        packet = export_changes(muni, node.node_id, password=password)
+        if packet is None:
+            continue
+        outcome = apply_packet(node, _deliver(packet, node), password=password)
+        assert outcome.reply is not None
+        ack = apply_packet(muni, _deliver(outcome.reply, muni), password=password)
+        moved[node.node_id] = {"packet_bytes": packet.stat().st_size, **outcome.detail,
+                               "acknowledged": ack.detail["acked_seq"]}
+    times["sync"] = time.perf_counter() - t
+    with open_identity_store(center.store_target()) as st:
+        center_records = st.count()
+    with open_identity_store(pref.store_target()) as st:
+        pref_records = st.count()
+    return {
+        "workdir": str(root),
+        "municipality": f"{m.prefecture}{m.name} ({m.lg_code})",
+        "residents_loaded": m.residents.num_rows,
+        "households_loaded": m.households.num_rows,
+        "codes_issued_by_center": len(registry),
+        "notifications": kinds,
+        **report.summary(),
+        "sent": moved,
+        "identity_records": {pref_id: pref_records, CENTER: center_records},
+        "seconds": {k: round(v, 3) for k, v in times.items()},
+    }

@@ -1,0 +1,219 @@
+"""Nodes of the network: a municipality's communication server, a prefecture, the center.
+
+A node is a directory::
+
+    node.json        node id, role, store (SQLite path relative to the node, or a URI)
+    keys/<n>/        key generation n: signing.pem (Ed25519) and encryption.pem (X25519),
+                     password-protected PKCS#8, with their ids in keys/<n>/node.json
+    trust.json       the peers' public keys (jukicore.crypto.TrustStore)
+    outbox/          packets this node wrote, for the transport to carry
+    inbox/           packets received, for ``jukicore sync apply``
+
+Node ids: a municipality is its 6-digit local government code, a prefecture the
+local government code of the prefecture (for example 130001 for Tokyo), the
+center ``center``.
+
+Relations (who may send what to whom; everything else is refused):
+
+=================  ==============================  ===============================
+kind               from                            to
+=================  ==============================  ===============================
+identity-changes   a municipality                  its own prefecture, the center
+ack                a prefecture / the center       a municipality it receives from
+code-block         the center / a prefecture       a prefecture / its municipality
+=================  ==============================  ===============================
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from jukicore import ids
+from jukicore.crypto import NodeKeys, Role, TrustStore, check_node_id
+from jukicore.errors import (
+    ConflictError,
+    CorruptFileError,
+    InvalidInputError,
+    MisaddressedPacketError,
+    NotFoundError,
+)
+
+__all__ = ["CENTER", "Node", "allowed", "check_relation", "init_node", "role_of"]
+
+CENTER = "center"
+PASSWORD_ENV = "JUKICORE_NODE_PASSWORD"
+
+
+def role_of(node_id: str) -> Role:
+    """The tier a node id names (see the module docs)."""
+    if node_id == CENTER:
+        return "center"
+    if len(node_id) == 6 and node_id.isascii() and node_id.isdigit() and \
+            ids.is_valid_lg_code(node_id):
+        return "prefecture" if node_id[2:5] == "000" else "municipality"
+    raise InvalidInputError(
+        f"{node_id!r} is not a node id: a 6-digit local government code or {CENTER!r}")
+
+
+def allowed(kind: str, sender: str, recipient: str) -> bool:
+    """Whether ``sender`` may send a packet of ``kind`` to ``recipient``."""
+    s, r = role_of(sender), role_of(recipient)
+    same_prefecture = sender[:2] == recipient[:2]
+    if kind == "identity-changes":
+        return s == "municipality" and (r == "center" or (r == "prefecture" and same_prefecture))
+    if kind == "ack":
+        return r == "municipality" and (s == "center" or (s == "prefecture" and same_prefecture))
+    if kind == "code-block":
+        return (s == "center" and r == "prefecture") or (
+            s == "prefecture" and r == "municipality" and same_prefecture)
+    return False
+
+
+def check_relation(kind: str, sender: str, recipient: str) -> None:
+    if not allowed(kind, sender, recipient):
+        raise MisaddressedPacketError(
+            f"packet refused: no {kind} relation from {sender} to {recipient}")
+
+
+def _password(password: str | bytes | None) -> str | bytes:
+    if password is not None:
+        return password
+    env = os.environ.get(PASSWORD_ENV)
+    if env:
+        return env
+    raise InvalidInputError(
+        f"the node's private keys need a password: pass one, or set {PASSWORD_ENV}")
+
+
+@dataclass
+class Node:
+    """An opened node directory."""
+
+    path: Path
+    node_id: str
+    role: Role
+    store: str
+
+    @property
+    def trust_path(self) -> Path:
+        return self.path / "trust.json"
+
+    @property
+    def outbox(self) -> Path:
+        return self.path / "outbox"
+
+    @property
+    def inbox(self) -> Path:
+        return self.path / "inbox"
+
+    def store_target(self) -> str:
+        """The store as a SQLite path (resolved against the node) or a URI."""
+        if "://" in self.store:
+            return self.store
+        return str((self.path / self.store).resolve())
+
+    def trust(self) -> TrustStore:
+        return TrustStore.load(self.trust_path)
+
+    def save_trust(self, trust: TrustStore) -> None:
+        trust.save(self.trust_path)
+
+    def generations(self) -> list[Path]:
+        gens = sorted((p for p in (self.path / "keys").iterdir() if p.name.isdigit()),
+                      key=lambda p: int(p.name))
+        if not gens:
+            raise NotFoundError(f"node {self.node_id} has no keys")
+        return gens
+
+    def keys(self, password: str | bytes | None = None) -> list[NodeKeys]:
+        """Every key generation, oldest first (the last one is current)."""
+        pw = _password(password)
+        return [NodeKeys.load(g, pw) for g in self.generations()]
+
+    def current_keys(self, password: str | bytes | None = None) -> NodeKeys:
+        return NodeKeys.load(self.generations()[-1], _password(password))
+
+    def public_record(self, password: str | bytes | None = None) -> dict[str, Any]:
+        """The current public keys, to hand to peers (``jukicore node trust``)."""
+        keys = self.current_keys(password)
+        meta = json.loads((self.generations()[-1] / "valid_from").read_text())
+        return keys.public_record(self.role, dt.datetime.fromisoformat(meta))
+
+    def rotate(self, password: str | bytes | None = None,
+               valid_from: dt.datetime | None = None) -> NodeKeys:
+        """Start a new key generation; the old ones stay to open older packets."""
+        pw = _password(password)
+        self.current_keys(pw)  # the password must open the current generation
+        n = int(self.generations()[-1].name) + 1
+        return _new_generation(self.path, self.node_id, n, pw, valid_from)
+
+    def info(self) -> dict[str, Any]:
+        gens = self.generations()
+        trust = self.trust()
+        return {
+            "node_id": self.node_id,
+            "role": self.role,
+            "store": self.store,
+            "key_generations": len(gens),
+            "peers": {p: trust.role(p) for p in trust},
+        }
+
+    @classmethod
+    def open(cls, path: str | os.PathLike[str]) -> Node:
+        p = Path(path)
+        try:
+            doc = json.loads((p / "node.json").read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            raise NotFoundError(f"{p} is not a node (no node.json): run jukicore node init"
+                                ) from None
+        except ValueError as exc:
+            raise CorruptFileError(f"{p / 'node.json'} is damaged: {exc}") from None
+        try:
+            node_id, role, store = doc["node_id"], doc["role"], doc["store"]
+        except (KeyError, TypeError) as exc:
+            raise CorruptFileError(f"{p / 'node.json'} lacks {exc}") from None
+        if role_of(node_id) != role:
+            raise CorruptFileError(f"{p / 'node.json'}: {node_id} is not a {role}")
+        return cls(p, node_id, role, store)
+
+
+def _new_generation(path: Path, node_id: str, n: int, password: str | bytes,
+                    valid_from: dt.datetime | None) -> NodeKeys:
+    keys = NodeKeys.generate(node_id)
+    d = path / "keys" / str(n)
+    keys.save(d, password)
+    when = (valid_from or dt.datetime.now(dt.UTC)).astimezone(dt.UTC)
+    (d / "valid_from").write_text(json.dumps(when.isoformat()), encoding="utf-8")
+    return keys
+
+
+def init_node(path: str | os.PathLike[str], node_id: str, *, store: str | None = None,
+              password: str | bytes | None = None) -> Node:
+    """Create a node directory with a first key generation and an empty trust store.
+
+    ``store`` defaults to ``store.sqlite`` inside the node; a ``postgresql://`` URI
+    puts it on PostgreSQL. The store itself is created by the caller (a register
+    for a municipality, an identity store for a prefecture or the center).
+    """
+    check_node_id(node_id)
+    role = role_of(node_id)
+    p = Path(path)
+    if (p / "node.json").exists():
+        raise ConflictError(f"{p} is a node already")
+    pw = _password(password)
+    p.mkdir(parents=True, exist_ok=True)
+    for sub in ("keys", "outbox", "inbox"):
+        (p / sub).mkdir(exist_ok=True)
+    _new_generation(p, node_id, 1, pw, None)
+    TrustStore().save(p / "trust.json")
+    doc = {"node_id": node_id, "role": role, "store": store or "store.sqlite",
+           "created_at": dt.datetime.now(dt.UTC).isoformat()}
+    tmp = p / ".node.json.tmp"
+    tmp.write_text(json.dumps(doc, indent=2) + "\n", encoding="utf-8")
+    os.replace(tmp, p / "node.json")
+    return Node(p, node_id, role, doc["store"])

@@ -1,0 +1,259 @@
+"""The nightly synchronization: municipality -> prefecture and center, and back.
+
+``export_changes`` (municipality): the outbox entries the recipient has not
+acknowledged become one packet: only the identity confirmation info
+(:data:`jukicore.identity.IDENTITY_SCHEMA`), sensitive columns encrypted under a
+fresh data key wrapped for the recipient, signed, bound to sender, recipient,
+sequence range and creation time. The packet is written atomically into the
+node's outbox and logged in the register; exporting again before anything new
+or acknowledged happened writes nothing.
+
+``apply_packet`` (any node): verifies the signature, the sender and the
+relation, decrypts, and
+
+* at a prefecture or the center, applies identity changes to the identity
+  store exactly once (refusing a packet applied twice, a replay, a gap) and
+  answers with a signed acknowledgement of everything applied from that
+  municipality, written atomically into the outbox;
+* at a municipality, records an acknowledgement (acknowledged entries leave
+  later exports) or imports a code block into the register;
+* at a prefecture, stores a code block from the center for splitting.
+
+Crash safety: every state change is one database transaction and every file is
+written to a temporary name and renamed, so a run killed at any moment and
+started again ends in the state of an uninterrupted run. A packet whose
+changes were applied before the kill is refused as applied twice on the
+second run, and its acknowledgement is written again (acknowledgements are
+cumulative, so writing one twice is harmless).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+
+from jukicore import ids
+from jukicore.crypto import NodeKeys
+from jukicore.errors import InvalidInputError, MisaddressedPacketError, PacketSequenceError
+from jukicore.identity import IDENTITY_SCHEMA, open_identity_store
+from jukicore.node import Node, check_relation
+from jukicore.packet import Packet, PacketHeader
+
+__all__ = [
+    "ApplyOutcome",
+    "apply_packet",
+    "export_changes",
+    "send_code_block",
+    "sync_status",
+    "write_atomic",
+]
+
+ACK_SCHEMA = pa.schema([pa.field("seq", pa.int64(), False),
+                        pa.field("acked_packet", pa.string(), False)])
+BLOCK_SCHEMA = pa.schema([pa.field("seq", pa.int64(), False),
+                          pa.field("block", pa.large_binary(), False)])
+
+
+def write_atomic(path: Path, data: bytes) -> None:
+    """Write a file so that it is either absent or complete, even across a crash."""
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    with open(tmp, "wb") as f:
+        f.write(data)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
+    dir_fd = os.open(path.parent, os.O_RDONLY)
+    try:
+        os.fsync(dir_fd)
+    finally:
+        os.close(dir_fd)
+
+
+def packet_name(sender: str, recipient: str, kind: str, first: int, last: int) -> str:
+    return f"{sender}-{recipient}-{kind}-{first:012d}-{last:012d}.jkp"
+
+
+# --------------------------------------------------------------------------- export
+
+
+def export_changes(node: Node, recipient: str, *, password: str | bytes | None = None,
+                   now: dt.datetime | None = None) -> Path | None:
+    """Pack the changes ``recipient`` has not acknowledged; None when there are none."""
+    from jukicore.register import Actor, open_register
+
+    check_relation("identity-changes", node.node_id, recipient)
+    keys = node.current_keys(password)
+    trust = node.trust()
+    actor = Actor.node(node.node_id, node.node_id, "cs")
+    with open_register(node.store_target()) as reg:
+        acked = reg.sync_acked(recipient, actor=actor)
+        entries = reg.outbox(actor=actor, after_seq=acked)
+        if entries.num_rows == 0:
+            return None
+        first = int(entries.column("seq")[0].as_py())
+        last = int(entries.column("seq")[-1].as_py())
+        target = node.outbox / packet_name(node.node_id, recipient, "identity-changes",
+                                           first, last)
+        logged = reg.sync_sent(recipient, first, last, actor=actor)
+        if logged is not None and target.exists():
+            return target  # exported already, nothing new since: idempotent
+        table = entries.select(IDENTITY_SCHEMA.names).cast(IDENTITY_SCHEMA)
+        packet = Packet.build(kind="identity-changes", table=table, sender=keys,
+                              recipient=recipient, trust_store=trust, seq_first=first,
+                              seq_last=last, created_at=now)
+        write_atomic(target, packet.to_bytes())
+        reg.log_sync_packet(packet.header.packet_id.hex(), "out", recipient,
+                            "identity-changes", first, last, actor=actor)
+    return target
+
+
+# --------------------------------------------------------------------------- apply
+
+
+@dataclass
+class ApplyOutcome:
+    """What applying one packet did."""
+
+    packet: Path
+    kind: str
+    sender: str
+    status: str  # "applied" | "already-applied"
+    detail: dict[str, Any] = field(default_factory=dict)
+    reply: Path | None = None
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"packet": str(self.packet), "kind": self.kind, "sender": self.sender,
+                "status": self.status, **self.detail,
+                "reply": None if self.reply is None else str(self.reply)}
+
+
+def apply_packet(node: Node, path: str | os.PathLike[str], *,
+                 password: str | bytes | None = None) -> ApplyOutcome:
+    """Verify, open and apply one packet at ``node`` (see the module docs)."""
+    p = Path(path)
+    packet = Packet.from_bytes(p.read_bytes())
+    keys = node.keys(password)
+    header, table = packet.verify_and_open(node.trust(), node.node_id, keys)
+    check_relation(header.kind, header.sender, node.node_id)
+    if header.kind == "identity-changes":
+        return _apply_changes(node, p, header, table, keys[-1])
+    if header.kind == "ack":
+        return _apply_ack(node, p, header, table)
+    return _apply_block(node, p, header, table)
+
+
+def _apply_changes(node: Node, path: Path, h: PacketHeader, table: pa.Table,
+                   keys: NodeKeys) -> ApplyOutcome:
+    pid = h.packet_id.hex()
+    with open_identity_store(node.store_target()) as store:
+        try:
+            result = store.apply_changes(sender=h.sender, packet_id=pid, first_seq=h.seq_first,
+                                         last_seq=h.seq_last, changes=table,
+                                         actor=node.node_id)
+            status, detail = "applied", result.as_dict()
+        except PacketSequenceError:
+            if not store.packet_applied(pid):
+                raise
+            status, detail = "already-applied", {}
+        acked = store.last_seq(h.sender)
+    reply = _write_ack(node, keys, h.sender, acked, pid)
+    return ApplyOutcome(path, h.kind, h.sender, status, detail, reply)
+
+
+def _write_ack(node: Node, keys: NodeKeys, municipality: str, acked: int,
+               packet_id: str) -> Path:
+    ack = pa.table({"seq": pa.array([acked], pa.int64()),
+                    "acked_packet": pa.array([packet_id], pa.string())}, schema=ACK_SCHEMA)
+    packet = Packet.build(kind="ack", table=ack, sender=keys, recipient=municipality,
+                          trust_store=node.trust(), seq_first=acked, seq_last=acked)
+    target = node.outbox / packet_name(node.node_id, municipality, "ack", acked, acked)
+    write_atomic(target, packet.to_bytes())
+    return target
+
+
+def _apply_ack(node: Node, path: Path, h: PacketHeader, table: pa.Table) -> ApplyOutcome:
+    from jukicore.register import Actor, open_register
+
+    if table.schema != ACK_SCHEMA or table.num_rows != 1:
+        raise InvalidInputError("an acknowledgement carries one (seq, acked_packet) row")
+    acked = int(table.column("seq")[0].as_py())
+    actor = Actor.node(node.node_id, node.node_id, "cs")
+    with open_register(node.store_target()) as reg:
+        before = reg.sync_acked(h.sender, actor=actor)
+        reg.record_sync_ack(h.sender, acked, h.packet_id.hex(), actor=actor)
+        after = reg.sync_acked(h.sender, actor=actor)
+    status = "applied" if after > before else "already-applied"
+    return ApplyOutcome(path, h.kind, h.sender, status, {"acked_seq": after})
+
+
+# --------------------------------------------------------------------------- code blocks
+
+
+def send_code_block(node: Node, block: ids.CodeBlock, *, password: str | bytes | None = None,
+                    seq: int = 1) -> Path:
+    """Send a code block to its holder (center -> prefecture, prefecture -> municipality)."""
+    check_relation("code-block", node.node_id, block.holder)
+    table = pa.table({"seq": pa.array([seq], pa.int64()),
+                      "block": pa.array([block.to_bytes()], pa.large_binary())},
+                     schema=BLOCK_SCHEMA)
+    packet = Packet.build(kind="code-block", table=table, sender=node.current_keys(password),
+                          recipient=block.holder, trust_store=node.trust(), seq_first=seq,
+                          seq_last=seq)
+    target = node.outbox / f"{node.node_id}-{block.holder}-code-block-{block.block_id}.jkp"
+    write_atomic(target, packet.to_bytes())
+    return target
+
+
+def _apply_block(node: Node, path: Path, h: PacketHeader, table: pa.Table) -> ApplyOutcome:
+    if table.schema != BLOCK_SCHEMA or table.num_rows != 1:
+        raise InvalidInputError("a code-block packet carries one block")
+    block = ids.CodeBlock.from_bytes(table.column("block")[0].as_py())
+    if block.holder != node.node_id:
+        raise MisaddressedPacketError(
+            f"packet refused: block {block.block_id} is for {block.holder}")
+    detail = {"block_id": block.block_id, "codes": len(block)}
+    if node.role == "prefecture":
+        target = node.path / "blocks" / f"{block.block_id}.block"
+        target.parent.mkdir(exist_ok=True)
+        if target.exists():
+            return ApplyOutcome(path, h.kind, h.sender, "already-applied", detail)
+        block.save(target)
+        return ApplyOutcome(path, h.kind, h.sender, "applied", detail)
+    from jukicore.errors import ConflictError
+    from jukicore.register import Actor, open_register
+
+    with open_register(node.store_target()) as reg:
+        actor = Actor.node(node.node_id, node.node_id, "cs")
+        try:
+            reg.import_code_block(block, actor=actor)
+        except ConflictError:
+            if reg.code_block_imported(block.block_id, actor=actor):
+                return ApplyOutcome(path, h.kind, h.sender, "already-applied", detail)
+            raise
+    return ApplyOutcome(path, h.kind, h.sender, "applied", detail)
+
+
+# --------------------------------------------------------------------------- status
+
+
+def sync_status(node: Node) -> dict[str, Any]:
+    """Municipality: per recipient, entries sent and acknowledged. Prefecture or center:
+    identity records held and the last entry applied from each municipality."""
+    if node.role == "municipality":
+        from jukicore.register import Actor, open_register
+
+        actor = Actor.node(node.node_id, node.node_id, "cs")
+        with open_register(node.store_target()) as reg:
+            last = reg.outbox_last_seq(actor=actor)
+            peers = reg.sync_peers(actor=actor)
+        return {"node_id": node.node_id, "outbox_last_seq": last,
+                "acknowledged": peers,
+                "pending": {p: last - a for p, a in peers.items()}}
+    with open_identity_store(node.store_target()) as store:
+        return {"node_id": node.node_id, "identity_records": store.count(),
+                "last_applied": store.peers()}

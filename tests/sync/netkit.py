@@ -1,0 +1,78 @@
+"""Helpers of the sync tests: a small network of a municipality, its prefecture, the center."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import os
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from jukicore import ids
+from jukicore.identity import create_identity_store
+from jukicore.node import CENTER, Node, init_node
+from jukicore.register import Actor, create_register, generate_day, open_register
+from jukicore.synth import synthesize_municipality
+
+PASSWORD = "correct horse battery staple"
+MUNI, PREF = "131041", "130001"
+DAY = dt.date(2024, 6, 3)
+
+
+@dataclass
+class Network:
+    muni: Node
+    pref: Node
+    center: Node
+
+    def trust_all(self) -> None:
+        nodes = (self.muni, self.pref, self.center)
+        for a in nodes:
+            store = a.trust()
+            for b in nodes:
+                if b is not a:
+                    store.add_record(b.public_record(PASSWORD))
+            a.save_trust(store)
+
+
+def build_network(root: Path, make_target: Callable[[str], str], population: int = 300,
+                  seed: int = 5) -> Network:
+    os.environ["JUKICORE_NODE_PASSWORD"] = PASSWORD
+    muni = init_node(root / "muni", MUNI)
+    pref = init_node(root / "pref", PREF, store=make_target("pref"))
+    center = init_node(root / "center", CENTER, store=make_target("center"))
+    create_identity_store(pref.store_target(), node_id=PREF, kind="prefecture").close()
+    create_identity_store(center.store_target(), node_id=CENTER, kind="center").close()
+    m = synthesize_municipality(population, lg_code=MUNI, seed=seed,
+                                as_of=DAY - dt.timedelta(days=1))
+    admin = Actor.operator("admin", MUNI, "admin")
+    with create_register(muni.store_target(), lg_code=MUNI, prefecture=m.prefecture,
+                         municipality=m.name, actor=admin) as reg:
+        reg.import_code_block(ids.CodeRegistry().allocate_block(population * 3, MUNI),
+                              actor=admin)
+        reg.load(m.residents, m.households, actor=admin)
+    net = Network(muni, pref, center)
+    net.trust_all()
+    return net
+
+
+def apply_day(net: Network, n: int, seed: int, day: dt.date = DAY) -> int:
+    admin = Actor.operator("admin", MUNI, "admin")
+    with open_register(net.muni.store_target()) as reg:
+        events = generate_day(reg, actor=admin, day=day, n=n, seed=seed)
+        report = reg.apply(events, actor=Actor.operator("clerk", MUNI, "clerk"), today=day)
+    return report.applied
+
+
+def deliver(packet: Path, to: Node) -> Path:
+    """The transport: copy a packet file into a node's inbox."""
+    target = to.inbox / packet.name
+    target.write_bytes(packet.read_bytes())
+    return target
+
+
+def packets_json(out: str) -> dict[str, object]:
+    return json.loads(out)  # type: ignore[no-any-return]
+
+
