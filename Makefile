@@ -47,9 +47,11 @@ test: rust-test lint py-test
 bench: build
 	$(PY) benches/compare.py
 	$(PY) benches/compare_register.py
+	$(PY) benches/compare_aead.py
 
 bench-asv: build
-	cd benches && ../$(VENV)/bin/asv run --python=same --quick --show-stderr
+	cd benches && ../$(VENV)/bin/asv machine --yes && \
+	  ../$(VENV)/bin/asv run --python=same --quick --show-stderr
 
 clean:
 	rm -rf $(VENV) target

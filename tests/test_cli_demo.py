@@ -38,14 +38,21 @@ def test_block_from_the_center_feeds_exactly_one_register(tmp_path: Path) -> Non
     assert code == 1 and "error:" in err
 
 
-def test_demo_runs_the_main_job(tmp_path: Path) -> None:
-    store = tmp_path / "out" / "register.sqlite"
-    code, out, _ = run("demo", "--population", "2000", "--notifications", "200", "--store",
-                       str(store), "--json")
+def test_demo_runs_a_whole_night(tmp_path: Path) -> None:
+    work = tmp_path / "night"
+    code, out, _ = run("demo", "--population", "2000", "--notifications", "200", "--workdir",
+                       str(work), "--json")
     assert code == 0, out
     summary = json.loads(out)
     assert summary["residents_loaded"] == 2000
     assert summary["applied"] + summary["rejected"] + summary["duplicates"] == 200
     assert summary["applied"] >= 190
-    assert summary["codes_left_in_municipal_block"] > 0
-    assert store.exists()
+    sent = summary["sent"]
+    lg_code = summary["municipality"][-7:-1]
+    prefecture = f"{lg_code[:2]}000{ids.lg_code_check_digit(lg_code[:2] + '000')}"
+    assert set(sent) == {"center", prefecture}
+    for node, moved in sent.items():
+        # Every change was applied and acknowledged: the whole outbox, load included.
+        assert moved["applied"] == moved["acknowledged"] >= 2000, node
+        assert summary["identity_records"][node] >= 2000
+    assert (work / "center" / "registry.bin").exists()

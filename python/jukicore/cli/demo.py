@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import shutil
 from pathlib import Path
 
 import click
@@ -16,41 +17,43 @@ from ._common import emit_json, json_option, juki_errors, quiet_option, stage_pr
 @click.option("--notifications", default=2_000, show_default=True,
               type=click.IntRange(min=0), help="Notifications (届出) in the day applied.")
 @click.option("--seed", default=1, show_default=True, type=int)
-@click.option("--store", default="demo-out/register.sqlite", show_default=True,
-              type=click.Path(dir_okay=False, path_type=Path),
-              help="SQLite register to create (replaced if it exists).")
+@click.option("--workdir", default="demo-out", show_default=True,
+              type=click.Path(file_okay=False, path_type=Path),
+              help="Directory for the three nodes (replaced if it exists).")
 @json_option
 @quiet_option
 @juki_errors
-def demo(population: int, notifications: int, seed: int, store: Path, as_json: bool,
+def demo(population: int, notifications: int, seed: int, workdir: Path, as_json: bool,
          quiet: bool) -> None:
-    """A synthetic municipality gets codes, a fresh SQLite register, and a day of notifications.
+    """A whole night of the network on SQLite: a municipality, its prefecture, the center.
 
-    The center allocates fresh resident codes to the prefecture, which hands a block to
-    the municipality; the municipality loads its residents into a new register and
-    applies a day of births, deaths, moves and other notifications.
+    The center sends fresh resident codes to the prefecture, which hands a block to a
+    synthetic municipality; the municipality loads its residents into a new register,
+    applies a day of births, deaths, moves and other notifications, and sends the
+    identity-info changes, encrypted and signed, to the prefecture and the center, which
+    apply them and send back signed acknowledgements.
     """
-    from jukicore.register.demo import run_demo
+    from jukicore.night import run_night
 
-    store.parent.mkdir(parents=True, exist_ok=True)
-    for leftover in (store, store.with_name(store.name + "-wal"),
-                     store.with_name(store.name + "-shm")):
-        leftover.unlink(missing_ok=True)
+    if workdir.exists():
+        shutil.rmtree(workdir)
     with stage_progress(quiet) as progress:
-        summary = run_demo(store, population=population, notifications=notifications,
-                           seed=seed, day=dt.date.today(), progress=progress)
+        summary = run_night(workdir, population=population, notifications=notifications,
+                            seed=seed, day=dt.date.today(), progress=progress)
     if as_json:
         emit_json(summary)
         return
     click.echo(f"{summary['municipality']}: {summary['residents_loaded']:,} residents in "
-               f"{summary['households_loaded']:,} households loaded into {store}")
-    click.echo(f"codes: center issued {summary['codes_issued_by_center']:,}; prefecture block "
-               f"keeps {summary['codes_left_in_prefecture_block']:,}; municipal block keeps "
-               f"{summary['codes_left_in_municipal_block']:,}")
+               f"{summary['households_loaded']:,} households, codes from a block the center "
+               f"sent through the prefecture ({summary['codes_issued_by_center']:,} issued)")
     kinds = ", ".join(f"{k} {v}" for k, v in sorted(summary["notifications"].items()))
-    click.echo(f"notifications: {kinds}")
+    click.echo(f"a day of notifications: {kinds}")
     click.echo(f"applied {summary['applied']:,}, duplicates {summary['duplicates']:,}, "
                f"rejected {summary['rejected']:,}")
-    counts = ", ".join(f"{k} {v:,}" for k, v in summary["counts"].items())
-    click.echo(f"register now holds: {counts}")
+    for node, sent in summary["sent"].items():
+        click.echo(f"to {node}: packet of {sent['packet_bytes']:,} bytes, {sent['applied']:,} "
+                   f"changes applied, acknowledged up to entry {sent['acknowledged']:,}")
+    records = ", ".join(f"{k} {v:,}" for k, v in summary["identity_records"].items())
+    click.echo(f"identity records held: {records}")
     click.echo("seconds: " + ", ".join(f"{k} {v}" for k, v in summary["seconds"].items()))
+    click.echo(f"nodes in {workdir}/")
