@@ -92,7 +92,7 @@ def main() -> None:
     args = ap.parse_args()
     n = 10_000_000 if args.scale == "full" else 100_000
     key = os.urandom(32)
-    bulk(n, key, 1 if args.scale == "full" else 3)
+    bulk(n, key, 3)
     one_core(2_000_000 if args.scale == "full" else 200_000, key)
 
 

@@ -7,7 +7,9 @@ Each function does the same job as the jukicore call it is measured against:
   every code its check digit, return them in draw (random) order, and record
   them in numpy's natural registry, a sorted ``uint64`` array of issued codes.
   The draws come from ``numpy.random.Generator`` (PCG64), which is *not* a
-  CSPRNG and is much cheaper than jukicore's ChaCha20: this favours numpy.
+  CSPRNG and is much cheaper than jukicore's ChaCha20: this favours numpy; or
+  from :class:`OsCsprng` (the operating system's CSPRNG through ``os.urandom``,
+  unbiased), which does the job the issue asks for.
 * :func:`is_valid_table` / :func:`is_valid_digits`: check-digit validation of a
   ``uint64`` column of 11-digit codes, refusing values with more than 11 digits
   (as jukicore does).
@@ -24,6 +26,7 @@ search sorted candidates (``np.searchsorted`` is cache-friendly only then).
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Final, TypeAlias
@@ -221,10 +224,33 @@ def _new_in(sorted_vals: U64, issued: U64) -> tuple[Bools, npt.NDArray[np.intp]]
     return np.asarray(issued[np.minimum(pos, issued.size - 1)] != sorted_vals), pos
 
 
+class OsCsprng:
+    """Unbiased uniform integers from the operating system's CSPRNG, vectorised.
+
+    Stands in for ``numpy.random.Generator`` in the generators below when the
+    baseline must do the same job as jukicore: codes drawn with a CSPRNG.
+    Each value is a 64-bit word from ``os.urandom``; words at or above the
+    largest multiple of the range are rejected and redrawn, so ``% range`` has
+    no bias.
+    """
+
+    def integers(self, low: int, high: int, size: int, dtype: type = np.uint64) -> U64:
+        span = high - low
+        limit = np.uint64((2**64 // span) * span)
+        out = np.empty(size, dtype=np.uint64)
+        filled = 0
+        while filled < size:
+            raw = np.frombuffer(os.urandom(8 * (size - filled)), dtype=np.uint64)
+            raw = raw[raw < limit]
+            out[filled:filled + raw.size] = raw % np.uint64(span) + np.uint64(low)
+            filled += raw.size
+        return out.astype(dtype, copy=False)
+
+
 def generate_more(
     issued: U64,
     n: int,
-    rng: np.random.Generator,
+    rng: np.random.Generator | OsCsprng,
     merge: str = "concat",
 ) -> tuple[U64, U64]:
     """Issue ``n`` fresh codes against the sorted ``issued`` registry.
@@ -270,7 +296,8 @@ def generate_more(
     return out, registry
 
 
-def generate_empty(n: int, rng: np.random.Generator, threads: int = 1) -> tuple[U64, U64]:
+def generate_empty(n: int, rng: np.random.Generator | OsCsprng,
+                   threads: int = 1) -> tuple[U64, U64]:
     """Issue ``n`` fresh codes into an empty registry.
 
     Draws a few more than ``n`` (the expected number of repeats plus a safety
