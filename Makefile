@@ -35,7 +35,7 @@ rust-test:
 	$(CARGO) clippy --workspace --all-targets --release --quiet -- -D warnings
 
 lint: build
-	$(VENV)/bin/ruff check python tests benches
+	$(VENV)/bin/ruff check --no-cache python tests benches
 	$(VENV)/bin/mypy
 	$(PY) -m mypy.stubtest jukicore._jukicore
 

@@ -12,6 +12,7 @@ from typing import Any
 
 import pyarrow as pa
 import pytest
+
 from conftest import (
     ADMIN,
     CLERK,
@@ -22,7 +23,6 @@ from conftest import (
     make_my_number,
     tiny_municipality,
 )
-
 from jukicore.errors import ConflictError, InvalidInputError, NotFoundError
 from jukicore.register import Register, events_table
 
