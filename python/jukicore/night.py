@@ -26,7 +26,7 @@ from jukicore import ids
 from jukicore.identity import create_identity_store, open_identity_store
 from jukicore.node import CENTER, Node, init_node
 from jukicore.register import Actor, create_register, generate_day, open_register
-from jukicore.sync import apply_packet, export_changes, send_code_block
+from jukicore.sync import apply_packet, default_recipients, export_changes, send_code_block
 
 __all__ = ["run_night"]
 
@@ -54,8 +54,7 @@ def run_night(workdir: str | os.PathLike[str], *, population: int = 100_000,
     times["synthesize"] = time.perf_counter() - t
 
     t = time.perf_counter()
-    body = f"{m.lg_code[:2]}000"
-    pref_id = f"{body}{ids.lg_code_check_digit(body)}"
+    pref_id = default_recipients(m.lg_code)[0]
     muni = init_node(root / m.lg_code, m.lg_code, password=password)
     pref = init_node(root / pref_id, pref_id, password=password)
     center = init_node(root / CENTER, CENTER, password=password)

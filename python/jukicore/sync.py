@@ -41,12 +41,13 @@ from jukicore import ids
 from jukicore.crypto import NodeKeys
 from jukicore.errors import InvalidInputError, MisaddressedPacketError, PacketSequenceError
 from jukicore.identity import IDENTITY_SCHEMA, open_identity_store
-from jukicore.node import Node, check_relation
+from jukicore.node import CENTER, Node, check_relation
 from jukicore.packet import Packet, PacketHeader
 
 __all__ = [
     "ApplyOutcome",
     "apply_packet",
+    "default_recipients",
     "export_changes",
     "send_code_block",
     "sync_status",
@@ -241,6 +242,12 @@ def _apply_block(node: Node, path: Path, h: PacketHeader, table: pa.Table) -> Ap
 # --------------------------------------------------------------------------- status
 
 
+def default_recipients(municipality: str) -> tuple[str, str]:
+    """Where a municipality sends its changes: its prefecture and the center."""
+    body = f"{municipality[:2]}000"
+    return (f"{body}{ids.lg_code_check_digit(body)}", CENTER)
+
+
 def sync_status(node: Node) -> dict[str, Any]:
     """Municipality: per recipient, entries sent and acknowledged. Prefecture or center:
     identity records held and the last entry applied from each municipality."""
@@ -250,7 +257,8 @@ def sync_status(node: Node) -> dict[str, Any]:
         actor = Actor.node(node.node_id, node.node_id, "cs")
         with open_register(node.store_target()) as reg:
             last = reg.outbox_last_seq(actor=actor)
-            peers = reg.sync_peers(actor=actor)
+            peers = {r: 0 for r in default_recipients(node.node_id)}
+            peers.update(reg.sync_peers(actor=actor))
         return {"node_id": node.node_id, "outbox_last_seq": last,
                 "acknowledged": peers,
                 "pending": {p: last - a for p, a in peers.items()}}

@@ -30,15 +30,12 @@ def sync() -> None:
 def export(directory: Path, recipients: tuple[str, ...], password_file: Path | None,
            as_json: bool) -> None:
     """Pack the changes each recipient has not acknowledged into the node's outbox."""
-    from jukicore.ids import lg_code_check_digit
-    from jukicore.node import CENTER
-    from jukicore.sync import export_changes
+    from jukicore.sync import default_recipients, export_changes
 
     n = Node.open(directory)
     pw = read_password(password_file)
     if not recipients:
-        body = f"{n.node_id[:2]}000"
-        recipients = (f"{body}{lg_code_check_digit(body)}", CENTER)
+        recipients = default_recipients(n.node_id)
     out: dict[str, str | None] = {}
     for r in recipients:
         written = export_changes(n, r, password=pw)
