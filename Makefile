@@ -48,6 +48,7 @@ bench: build
 	$(PY) benches/compare.py
 	$(PY) benches/compare_register.py
 	$(PY) benches/compare_aead.py
+	$(PY) benches/compare_sync.py
 
 bench-asv: build
 	cd benches && ../$(VENV)/bin/asv machine --yes && \

@@ -27,7 +27,7 @@ import pyarrow as pa
 
 from jukicore import ids
 from jukicore.identity import IDENTITY_SCHEMA, create_identity_store
-from jukicore.node import CENTER, Node, init_node
+from jukicore.node import CENTER, Node, init_node, trust_each_other
 from jukicore.packet import Packet
 from jukicore.sync import apply_packet, export_changes
 
@@ -40,10 +40,7 @@ def _nodes(root: Path, center_store: str | None = None) -> tuple[Node, Node]:
     muni = init_node(root / "muni", MUNI)
     center = init_node(root / "center", CENTER, store=center_store)
     create_identity_store(center.store_target(), node_id=CENTER, kind="center").close()
-    for a, b in ((muni, center), (center, muni)):
-        t = a.trust()
-        t.add_record(b.public_record(PASSWORD))
-        a.save_trust(t)
+    trust_each_other((muni, center), PASSWORD)
     return muni, center
 
 

@@ -24,7 +24,7 @@ from typing import Any
 
 from jukicore import ids
 from jukicore.identity import create_identity_store, open_identity_store
-from jukicore.node import CENTER, Node, init_node
+from jukicore.node import CENTER, Node, init_node, trust_each_other
 from jukicore.register import Actor, create_register, generate_day, open_register
 from jukicore.sync import apply_packet, default_recipients, export_changes, send_code_block
 
@@ -58,13 +58,7 @@ def run_night(workdir: str | os.PathLike[str], *, population: int = 100_000,
     muni = init_node(root / m.lg_code, m.lg_code, password=password)
     pref = init_node(root / pref_id, pref_id, password=password)
     center = init_node(root / CENTER, CENTER, password=password)
-    nodes = (muni, pref, center)
-    for a in nodes:
-        trust = a.trust()
-        for b in nodes:
-            if b is not a:
-                trust.add_record(b.public_record(password))
-        a.save_trust(trust)
+    trust_each_other((muni, pref, center), password)
     create_identity_store(pref.store_target(), node_id=pref_id, kind="prefecture").close()
     create_identity_store(center.store_target(), node_id=CENTER, kind="center").close()
     admin = Actor.operator("demo", m.lg_code, "admin")

@@ -43,7 +43,8 @@ from jukicore.errors import (
     NotFoundError,
 )
 
-__all__ = ["CENTER", "Node", "allowed", "check_relation", "init_node", "role_of"]
+__all__ = ["CENTER", "Node", "allowed", "check_relation", "init_node", "role_of",
+           "trust_each_other"]
 
 CENTER = "center"
 PASSWORD_ENV = "JUKICORE_NODE_PASSWORD"
@@ -217,3 +218,19 @@ def init_node(path: str | os.PathLike[str], node_id: str, *, store: str | None =
     tmp.write_text(json.dumps(doc, indent=2) + "\n", encoding="utf-8")
     os.replace(tmp, p / "node.json")
     return Node(p, node_id, role, doc["store"])
+
+
+def trust_each_other(nodes: list[Node] | tuple[Node, ...],
+                     password: str | bytes | None = None) -> None:
+    """Make every node trust every other node's current public keys (one site, or a test).
+
+    Nodes run by different bodies exchange ``jukicore node public-key`` files
+    instead; this is the same exchange when one operator holds every password.
+    """
+    records = {n.node_id: n.public_record(password) for n in nodes}
+    for n in nodes:
+        trust = n.trust()
+        for other, record in records.items():
+            if other != n.node_id:
+                trust.add_record(record)
+        n.save_trust(trust)

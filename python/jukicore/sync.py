@@ -39,7 +39,12 @@ import pyarrow as pa
 
 from jukicore import ids
 from jukicore.crypto import NodeKeys
-from jukicore.errors import InvalidInputError, MisaddressedPacketError, PacketSequenceError
+from jukicore.errors import (
+    ConflictError,
+    InvalidInputError,
+    MisaddressedPacketError,
+    PacketSequenceError,
+)
 from jukicore.identity import IDENTITY_SCHEMA, open_identity_store
 from jukicore.node import CENTER, Node, check_relation
 from jukicore.packet import Packet, PacketHeader
@@ -225,7 +230,6 @@ def _apply_block(node: Node, path: Path, h: PacketHeader, table: pa.Table) -> Ap
             return ApplyOutcome(path, h.kind, h.sender, "already-applied", detail)
         block.save(target)
         return ApplyOutcome(path, h.kind, h.sender, "applied", detail)
-    from jukicore.errors import ConflictError
     from jukicore.register import Actor, open_register
 
     with open_register(node.store_target()) as reg:

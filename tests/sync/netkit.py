@@ -11,7 +11,7 @@ from pathlib import Path
 
 from jukicore import ids
 from jukicore.identity import create_identity_store
-from jukicore.node import CENTER, Node, init_node
+from jukicore.node import CENTER, Node, init_node, trust_each_other
 from jukicore.register import Actor, create_register, generate_day, open_register
 from jukicore.synth import synthesize_municipality
 
@@ -26,14 +26,6 @@ class Network:
     pref: Node
     center: Node
 
-    def trust_all(self) -> None:
-        nodes = (self.muni, self.pref, self.center)
-        for a in nodes:
-            store = a.trust()
-            for b in nodes:
-                if b is not a:
-                    store.add_record(b.public_record(PASSWORD))
-            a.save_trust(store)
 
 
 def build_network(root: Path, make_target: Callable[[str], str], population: int = 300,
@@ -53,7 +45,7 @@ def build_network(root: Path, make_target: Callable[[str], str], population: int
                               actor=admin)
         reg.load(m.residents, m.households, actor=admin)
     net = Network(muni, pref, center)
-    net.trust_all()
+    trust_each_other((muni, pref, center), PASSWORD)
     return net
 
 

@@ -26,7 +26,6 @@ one municipality and the move-in at the next may arrive in either order.
 
 from __future__ import annotations
 
-import datetime as dt
 import hashlib
 from pathlib import Path
 from typing import Any
@@ -42,7 +41,7 @@ from jukicore.errors import (
     PacketSequenceError,
     SchemaVersionError,
 )
-from jukicore.register._backend import Backend, Session, connect
+from jukicore.register._backend import Backend, Session, connect, installed_version, utcnow
 from jukicore.register._schema import Column, Table, create_index_sql, create_table_sql
 
 __all__ = [
@@ -123,23 +122,6 @@ _INDEXES = (("identity_history_code", "identity_history", "resident_code", False
 SCHEMA_VERSION = 1
 
 
-def _utcnow() -> dt.datetime:
-    return dt.datetime.now(dt.UTC)
-
-
-def _installed_version(s: Session) -> int | None:
-    if s.dialect == "sqlite":
-        exists = s.query("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?",
-                         ("identity_schema_version",))
-    else:
-        exists = s.query("SELECT 1 FROM information_schema.tables WHERE table_name = ?"
-                         " AND table_schema = current_schema()", ("identity_schema_version",))
-    if not exists:
-        return None
-    v = s.scalar("SELECT max(version) FROM identity_schema_version")
-    return None if v is None else int(v)
-
-
 def create_identity_store(target: str | Path, *, node_id: str, kind: str) -> IdentityStore:
     """Create an empty identity store for a prefecture or the center."""
     if kind not in KINDS:
@@ -147,7 +129,7 @@ def create_identity_store(target: str | Path, *, node_id: str, kind: str) -> Ide
     backend = connect(target)
     try:
         with backend.session() as s:
-            if _installed_version(s) is not None:
+            if installed_version(s, "identity_schema_version") is not None:
                 raise ConflictError(f"{backend.target} already holds an identity store")
             s.execute("CREATE TABLE identity_schema_version (version INTEGER NOT NULL PRIMARY KEY,"
                       " applied_at TEXT NOT NULL)")
@@ -162,7 +144,7 @@ def create_identity_store(target: str | Path, *, node_id: str, kind: str) -> Ide
             for i in _INDEXES:
                 s.execute(create_index_sql(i))
             s.execute("INSERT INTO identity_schema_version (version, applied_at) VALUES (?, ?)",
-                      (SCHEMA_VERSION, _utcnow().isoformat()))
+                      (SCHEMA_VERSION, utcnow().isoformat()))
             # The backend's bulk path takes its write lock on the meta row 'lg_code'.
             s.executemany("INSERT INTO meta (key, value) VALUES (?, ?)",
                           [("lg_code", node_id), ("kind", kind)])
@@ -177,7 +159,7 @@ def open_identity_store(target: str | Path) -> IdentityStore:
     backend = connect(target)
     try:
         with backend.session(write=False) as s:
-            version = _installed_version(s)
+            version = installed_version(s, "identity_schema_version")
             if version is None:
                 raise NotFoundError(f"{backend.target} holds no identity store")
             if version > SCHEMA_VERSION:
@@ -192,7 +174,7 @@ def open_identity_store(target: str | Path) -> IdentityStore:
 
 def _audit(s: Session, actor: str, action: str, target: str | None, detail: str | None) -> None:
     s.execute("INSERT INTO audit (at, actor, action, target, detail) VALUES (?, ?, ?, ?, ?)",
-              (s.ts(_utcnow()), actor, action, target, detail))
+              (s.ts(utcnow()), actor, action, target, detail))
 
 
 class ApplyResult:
@@ -301,7 +283,7 @@ class IdentityStore:
             s.execute("INSERT INTO packets_applied (packet_id, lg_code, first_seq, last_seq,"
                       " applied, applied_at) VALUES (?, ?, ?, ?, ?, ?)",
                       (packet_id, sender, first_seq, last_seq, fresh.num_rows,
-                       s.ts(_utcnow())))
+                       s.ts(utcnow())))
             _audit(s, actor, "identity.apply", sender,
                    f"packet {packet_id} entries {first_seq}..{last_seq}, "
                    f"{fresh.num_rows} applied")
@@ -373,10 +355,10 @@ class IdentityStore:
 
 
 def _current_schema() -> pa.Schema:
+    """The current-info table as Arrow: the identity columns it shares, plus ``lg_code``."""
     by_name = {f.name: f for f in IDENTITY_SCHEMA}
-    return pa.schema([by_name[c.name] if c.name in by_name else pa.field(c.name, pa.string())
-                      if c.type == "text" else pa.field(c.name, pa.int64())
-                      for c in _CURRENT.columns])
+    by_name["lg_code"] = pa.field("lg_code", pa.string(), False)
+    return pa.schema([by_name[c.name] for c in _CURRENT.columns])
 
 
 def _validated(changes: pa.Table, first_seq: int, last_seq: int) -> pa.Table:

@@ -39,6 +39,25 @@ Params = Sequence[Any]
 _PG_LOCK_KEY = 5_810_001  # advisory lock serializing writers of one register
 
 
+def utcnow() -> dt.datetime:
+    """The current time, UTC (every stored timestamp is UTC)."""
+    return dt.datetime.now(dt.UTC)
+
+
+def installed_version(s: Session, version_table: str) -> int | None:
+    """The schema version recorded in ``version_table``, or None if the table is absent."""
+    if s.dialect == "sqlite":
+        exists = s.query("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?",
+                         (version_table,))
+    else:
+        exists = s.query("SELECT 1 FROM information_schema.tables WHERE table_name = ?"
+                         " AND table_schema = current_schema()", (version_table,))
+    if not exists:
+        return None
+    v = s.scalar(f"SELECT max(version) FROM {version_table}")
+    return None if v is None else int(v)
+
+
 def _cast_to(table: pa.Table, schema: pa.Schema) -> pa.Table:
     cols = []
     for field in schema:

@@ -24,7 +24,7 @@ from jukicore.errors import (
 )
 
 from . import actors as perm
-from ._backend import Backend, Session, connect, rows_to_arrow
+from ._backend import Backend, Session, connect, installed_version, rows_to_arrow, utcnow
 from ._schema import (
     AUDIT_SCHEMA,
     HEAD,
@@ -107,10 +107,6 @@ class LoadReport:
     first_household_id: int
 
 
-def _utcnow() -> dt.datetime:
-    return dt.datetime.now(dt.UTC)
-
-
 def create_register(
     target: str | Path,
     *,
@@ -126,7 +122,7 @@ def create_register(
     backend = connect(target)
     try:
         with backend.session() as s:
-            if _installed_version(s) is not None:
+            if installed_version(s, "schema_version") is not None:
                 raise ConflictError(f"{backend.target} already holds a register")
             _migrate(s, 0)
             s.executemany(
@@ -147,7 +143,7 @@ def open_register(target: str | Path) -> Register:
     backend = connect(target)
     try:
         with backend.session() as s:
-            version = _installed_version(s)
+            version = installed_version(s, "schema_version")
             if version is None:
                 raise NotFoundError(f"{backend.target} holds no register (run register init)")
             if version > SCHEMA_VERSION:
@@ -162,19 +158,6 @@ def open_register(target: str | Path) -> Register:
     return Register(backend)
 
 
-def _installed_version(s: Session) -> int | None:
-    if s.dialect == "sqlite":
-        exists = s.query("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?",
-                         ("schema_version",))
-    else:
-        exists = s.query("SELECT 1 FROM information_schema.tables WHERE table_name = ?"
-                         " AND table_schema = current_schema()", ("schema_version",))
-    if not exists:
-        return None
-    v = s.scalar("SELECT max(version) FROM schema_version")
-    return None if v is None else int(v)
-
-
 def _migrate(s: Session, current: int) -> None:
     if current == 0:
         s.execute("CREATE TABLE schema_version (version INTEGER NOT NULL PRIMARY KEY,"
@@ -185,7 +168,7 @@ def _migrate(s: Session, current: int) -> None:
         for stmt in m.statements(s.dialect):
             s.execute(stmt)
         s.execute("INSERT INTO schema_version (version, description, applied_at) VALUES (?, ?, ?)",
-                  (m.version, m.description, _utcnow().isoformat()))
+                  (m.version, m.description, utcnow().isoformat()))
 
 
 def _audit(s: Session, actor: Actor, action: str, target: str | None, nid: str | None,
@@ -193,7 +176,7 @@ def _audit(s: Session, actor: Actor, action: str, target: str | None, nid: str |
     s.execute(
         "INSERT INTO audit (at, actor, actor_kind, action, target, notification_id, detail)"
         " VALUES (?, ?, ?, ?, ?, ?, ?)",
-        (s.ts(_utcnow()), str(actor), actor.kind, action, target, nid, detail),
+        (s.ts(utcnow()), str(actor), actor.kind, action, target, nid, detail),
     )
 
 
@@ -286,7 +269,7 @@ class Register(SyncState):
             }))
             s.execute("INSERT INTO code_blocks (block_id, holder, parent_id, imported_at)"
                       " VALUES (?, ?, ?, ?)",
-                      (block.block_id, block.holder, block.parent_id, s.ts(_utcnow())))
+                      (block.block_id, block.holder, block.parent_id, s.ts(utcnow())))
             _audit(s, actor, "register.import_code_block", str(block.block_id), None,
                    detail=f"{len(codes)} codes")
         return len(codes)
@@ -395,7 +378,7 @@ class Register(SyncState):
                 f" change_reason, notification_id, recorded_at) SELECT lg_code, {seq_expr},"
                 " resident_code, NULL, family_name, given_name, birth_date, sex, address,"
                 " status, resident_since, 'load', NULL, ? FROM residents WHERE person_id > ?",
-                (seq, s.ts(_utcnow()), pid0),
+                (seq, s.ts(utcnow()), pid0),
             )
             s.execute("UPDATE meta SET value = ? WHERE key = 'outbox_seq'", (str(seq + n),))
             _audit(s, actor, "register.load", self.lg_code, None,
@@ -464,7 +447,7 @@ class Register(SyncState):
         return Batch(
             s=s, lg_code=self.lg_code, prefecture=self.prefecture,
             municipality=self.municipality, actor=str(actor), actor_kind=actor.kind,
-            now=_utcnow(), today=today,
+            now=utcnow(), today=today,
             next_person_id=int(s.scalar("SELECT coalesce(max(person_id), 0) FROM residents")) + 1,
             next_household_id=int(
                 s.scalar("SELECT coalesce(max(household_id), 0) FROM households")) + 1,

@@ -9,20 +9,16 @@ audit entry.
 
 from __future__ import annotations
 
-import datetime as dt
 from typing import TYPE_CHECKING, Any
 
 from jukicore.errors import InvalidInputError
 
 from . import actors as perm
+from ._backend import utcnow
 from .actors import Actor
 
 if TYPE_CHECKING:
     from ._backend import Backend, Session
-
-
-def _utcnow() -> dt.datetime:
-    return dt.datetime.now(dt.UTC)
 
 
 class SyncState:
@@ -37,7 +33,7 @@ class SyncState:
         s.execute(
             "INSERT INTO audit (at, actor, actor_kind, action, target, notification_id, detail)"
             " VALUES (?, ?, ?, ?, ?, ?, ?)",
-            (s.ts(_utcnow()), str(actor), actor.kind, action, None, None, detail),
+            (s.ts(utcnow()), str(actor), actor.kind, action, None, None, detail),
         )
 
     def outbox_last_seq(self, *, actor: Actor) -> int:
@@ -79,7 +75,7 @@ class SyncState:
         with self._b.session() as s:
             s.execute("INSERT INTO sync_log (packet_id, direction, peer, kind, first_seq,"
                       " last_seq, at) VALUES (?, ?, ?, ?, ?, ?, ?)",
-                      (packet_id, direction, peer, kind, first, last, s.ts(_utcnow())))
+                      (packet_id, direction, peer, kind, first, last, s.ts(utcnow())))
             self._sync_audit(s, actor, f"sync.{direction}", f"{kind} {packet_id} {peer} "
                              f"{first}..{last}")
 
@@ -100,7 +96,7 @@ class SyncState:
                 return False
             s.execute("INSERT INTO sync_log (packet_id, direction, peer, kind, first_seq,"
                       " last_seq, at) VALUES (?, ?, ?, ?, ?, ?, ?)",
-                      (packet_id, "in", peer, "ack", acked, acked, s.ts(_utcnow())))
+                      (packet_id, "in", peer, "ack", acked, acked, s.ts(utcnow())))
             if cur is not None and int(cur) >= acked:
                 return False
             if cur is None:

@@ -1,3 +1,5 @@
+//! Time My Number issuance in the core alone:
+//! `cargo run --release -p jukicore-core --example issue [n]` (default 20,000,000).
 use jukicore_core::{mynumber::Issuer, registry::Registry};
 use std::time::Instant;
 fn main() {

@@ -9,19 +9,6 @@ fn main() {
     let codes: Vec<u64> = (0..n)
         .map(|i| checkdigit::with_check_digit(Kind::ResidentCode, i * 97 % 10_000_000_000))
         .collect();
-    let mut out = vec![1u8; n as usize];
-    for _ in 0..3 {
-        let t = Instant::now();
-        use rayon::prelude::*;
-        out.par_chunks_mut(1 << 16)
-            .zip(codes.par_chunks(1 << 16))
-            .for_each(|(o, c)| {
-                for (d, &v) in o.iter_mut().zip(c) {
-                    *d = (checkdigit::with_check_digit(Kind::ResidentCode, v / 10) == v) as u8;
-                }
-            });
-        println!("into a touched buffer: {:.3?}", t.elapsed());
-    }
     for _ in 0..3 {
         let t = Instant::now();
         let ok = checkdigit::validate(Kind::ResidentCode, &codes).unwrap();
