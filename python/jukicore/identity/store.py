@@ -26,7 +26,6 @@ one municipality and the move-in at the next may arrive in either order.
 
 from __future__ import annotations
 
-import hashlib
 from pathlib import Path
 from typing import Any
 
@@ -41,7 +40,14 @@ from jukicore.errors import (
     PacketSequenceError,
     SchemaVersionError,
 )
-from jukicore.register._backend import Backend, Session, connect, installed_version, utcnow
+from jukicore.register._backend import (
+    Backend,
+    Session,
+    connect,
+    content_digest,
+    installed_version,
+    utcnow,
+)
 from jukicore.register._schema import Column, Table, create_index_sql, create_table_sql
 
 __all__ = [
@@ -335,7 +341,6 @@ class IdentityStore:
 
     def content_digest(self) -> str:
         """SHA-256 over every table's content, wall-clock columns left out."""
-        h = hashlib.sha256()
         queries = [
             "SELECT * FROM identity ORDER BY resident_code",
             "SELECT lg_code, seq, resident_code, previous_resident_code, family_name, given_name,"
@@ -347,11 +352,7 @@ class IdentityStore:
             "SELECT count(*) FROM identity_staging",
         ]
         with self._b.session(write=False) as s:
-            for q in queries:
-                for row in s.query(q):
-                    h.update(repr(tuple(str(v) for v in row)).encode())
-                h.update(b"|")
-        return h.hexdigest()
+            return content_digest(s, queries)
 
 
 def _current_schema() -> pa.Schema:

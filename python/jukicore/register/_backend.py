@@ -19,6 +19,7 @@ Bulk paths move Arrow data without Python loops over rows:
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 import io
 import sqlite3
 import threading
@@ -56,6 +57,22 @@ def installed_version(s: Session, version_table: str) -> int | None:
         return None
     v = s.scalar(f"SELECT max(version) FROM {version_table}")
     return None if v is None else int(v)
+
+
+def content_digest(s: Session, queries: Sequence[str]) -> str:
+    """SHA-256 over the rows the queries return, in order (each query must ORDER BY a key).
+
+    Rows, not Arrow buffers: Arrow's bytes are not canonical (validity bitmaps may or may
+    not be allocated, padding bits are left as they were), so equal contents could hash
+    differently.
+    """
+    h = hashlib.sha256()
+    for q in queries:
+        h.update(q.encode())
+        for row in s.query(q):
+            h.update(repr(tuple(None if v is None else str(v) for v in row)).encode())
+        h.update(b"\x00")
+    return h.hexdigest()
 
 
 def _cast_to(table: pa.Table, schema: pa.Schema) -> pa.Table:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import datetime as dt
-import hashlib
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,7 +23,15 @@ from jukicore.errors import (
 )
 
 from . import actors as perm
-from ._backend import Backend, Session, connect, installed_version, rows_to_arrow, utcnow
+from ._backend import (
+    Backend,
+    Session,
+    connect,
+    content_digest,
+    installed_version,
+    rows_to_arrow,
+    utcnow,
+)
 from ._schema import (
     AUDIT_SCHEMA,
     HEAD,
@@ -599,19 +606,10 @@ class Register(SyncState):
 
     def content_digest(self) -> str:
         """SHA-256 over every table's full content: equal digests mean nothing changed."""
-        h = hashlib.sha256()
-        with self._b.bulk_session(write=False) as s:
-            for t in TABLES:
-                schema = arrow_schema(t.name)
-                order = ", ".join(t.primary_key or ("id",))
-                data = s.fetch_arrow(f"SELECT {', '.join(schema.names)} FROM {t.name}"
-                                     f" ORDER BY {order}", (), schema)
-                h.update(t.name.encode())
-                sink = pa.BufferOutputStream()
-                with pa.ipc.new_stream(sink, schema) as w:
-                    w.write_table(data.combine_chunks())
-                h.update(sink.getvalue().to_pybytes())
-        return h.hexdigest()
+        queries = [f"SELECT {', '.join(t.names)} FROM {t.name}"
+                   f" ORDER BY {', '.join(t.primary_key or ('id',))}" for t in TABLES]
+        with self._b.session(write=False) as s:
+            return content_digest(s, queries)
 
     def purge_expired(self, *, actor: Actor, today: dt.date | None = None) -> int:
         """Delete removed records (除票) whose retention (150 years) has run out."""
