@@ -14,8 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-
-from conftest import (
+from regkit import (
     ADMIN,
     CLERK,
     LG,
@@ -28,6 +27,7 @@ from conftest import (
     make_code,
     tiny_municipality,
 )
+
 from jukicore.register import Register, create_register, open_register
 from jukicore.register._backend import WAL_AUTOCHECKPOINT_PAGES, SqliteBackend
 

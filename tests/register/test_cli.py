@@ -8,8 +8,8 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.parquet as pq
 from click.testing import CliRunner
+from regkit import LG, TODAY, ev, make_block, tiny_municipality
 
-from conftest import LG, TODAY, ev, make_block, tiny_municipality
 from jukicore.cli.register import register
 from jukicore.register import events_table
 

@@ -7,8 +7,8 @@ import itertools
 from typing import Any
 
 import pytest
+from regkit import ADMIN, CLERK, TODAY, code_of, ev
 
-from conftest import ADMIN, CLERK, TODAY, code_of, ev
 from jukicore.errors import StoreError
 from jukicore.register import Register, generate_day
 from jukicore.register._schema import TRACKED_ITEMS

@@ -12,17 +12,18 @@ from typing import Any
 
 import pyarrow as pa
 import pytest
-
-from conftest import (
+from regkit import (
     ADMIN,
     CLERK,
     TODAY,
     code_of,
     ev,
+    make_block,
     make_code,
     make_my_number,
     tiny_municipality,
 )
+
 from jukicore.errors import ConflictError, InvalidInputError, NotFoundError
 from jukicore.register import Register, events_table
 
@@ -201,6 +202,15 @@ def test_move_in_invalid(register: Register, change: dict[str, Any], error: str,
 def test_move_in_with_a_current_residents_code(register: Register) -> None:
     rejected(register, move_in("i1", resident_code=code_of(register, 1)), "ConflictError",
              "current resident")
+
+
+def test_move_in_with_a_code_never_issued_is_one_rejected_row(register: Register) -> None:
+    # A code still in this municipality's block was never issued to anyone: a move-in
+    # carrying it is refused as a row (else a later birth could take the same code).
+    block = make_block(3)
+    register.import_code_block(block, actor=ADMIN)
+    rejected(register, move_in("i1", resident_code=int(block.codes[0])), "ConflictError",
+             "never issued")
 
 
 def test_move_out_and_back_keeps_the_old_record(register: Register) -> None:

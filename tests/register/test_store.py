@@ -9,8 +9,8 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.compute as pc
 import pytest
+from regkit import ADMIN, CLERK, LG, MUNI, PREF, TODAY, ev, make_block, tiny_municipality
 
-from conftest import ADMIN, CLERK, LG, MUNI, PREF, TODAY, ev, make_block, tiny_municipality
 from jukicore.errors import (
     ConflictError,
     InvalidInputError,

@@ -14,6 +14,8 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 
+from jukicore import ids
+
 from ._schema import HEAD
 from .actors import Actor
 from .events import EVENT_SCHEMA
@@ -41,20 +43,15 @@ _FROM = ("神奈川県横浜市中区港町一丁目1番地", "埼玉県さい�
          "千葉県千葉市中央区千葉港1番1号", "京都府京都市中京区寺町通御池上る上本能寺前町488番地")
 
 
-def _check(body: int, weights: tuple[int, ...]) -> int:
-    digits = [int(ch) for ch in str(body).zfill(len(weights))]
-    r = sum(d * w for d, w in zip(digits, weights, strict=True)) % 11
-    return 0 if r <= 1 else 11 - r
-
-
 def _fresh_code(rng: np.random.Generator) -> int:
+    """A plausible code for someone moving in: any body, with its check digit."""
     body = int(rng.integers(0, 10**10))
-    return body * 10 + _check(body, (5, 4, 3, 2, 7, 6, 5, 4, 3, 2))
+    return body * 10 + ids.resident_code_check_digit(body)
 
 
 def _fresh_my_number(rng: np.random.Generator) -> int:
     body = int(rng.integers(0, 10**11))
-    return body * 10 + _check(body, (6, 5, 4, 3, 2, 7, 6, 5, 4, 3, 2))
+    return body * 10 + ids.my_number_check_digit(body)
 
 
 def generate_day(

@@ -223,6 +223,10 @@ class Batch:
             (code, code))[0]
         return bool(row[0]), bool(row[1])
 
+    def code_unissued(self, code: int) -> bool:
+        """Whether the code waits in this municipality's pool (never issued to anyone)."""
+        return bool(self.s.query("SELECT 1 FROM code_pool WHERE code = ?", (code,)))
+
     def code_retired(self, code: int) -> bool:
         return bool(self.s.query("SELECT 1 FROM retired_codes WHERE code = ?", (code,)))
 
@@ -560,6 +564,9 @@ def _move_in(b: Batch, r: dict[str, Any], ev: dt.date, nid: str) -> int:
                             "resident_code")
         if retired:
             raise _conflict(f"resident code {fmt_code(code)} was retired", "resident_code")
+        if b.code_unissued(code):
+            raise _conflict(f"resident code {fmt_code(code)} is in this municipality's block of "
+                            "codes never issued: no one moving in can hold it", "resident_code")
     elif not from_abroad:
         raise _invalid("a move-in from another municipality carries the resident code",
                        "resident_code")
