@@ -18,6 +18,7 @@ from jukicore.identity.store import (
     create_identity_store,
     open_identity_store,
 )
+from jukicore.register._backend import connect
 
 MUNI_A, MUNI_B = "131016", "131041"
 D = dt.date(2024, 4, 1)
@@ -127,3 +128,67 @@ def test_bulk_batch(store: IdentityStore) -> None:
     cur = store.current()
     assert cur.num_rows == n
     assert np.array_equal(np.sort(cur.column("resident_code").to_numpy()), np.sort(_codes))
+
+
+def test_version_1_store_is_migrated_and_keeps_its_content(
+        db_target: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A store made by schema version 1 opens at version 2 with the same content."""
+    from jukicore.identity import store as store_mod
+
+    rows = [change(1, 30), change(2, 31),
+            change(3, 32, previous_resident_code=int(_codes[31]), change_reason="code_change")]
+    with monkeypatch.context() as m:
+        m.setattr(store_mod, "_MIGRATIONS", store_mod._MIGRATIONS[:1])
+        old = create_identity_store(db_target, node_id="130001", kind="prefecture")
+    # What version 1 stored for these changes (its own apply path is gone: write it as is).
+    with old._b.session() as s:
+        d = s.d
+        for r in rows:
+            s.execute("INSERT INTO identity_history (lg_code, seq, resident_code,"
+                      " previous_resident_code, family_name, given_name, birth_date, sex,"
+                      " address, status, change_date, change_reason, packet_id)"
+                      " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                      (MUNI_A, r["seq"], r["resident_code"], r["previous_resident_code"],
+                       r["family_name"], r["given_name"], d(r["birth_date"]), r["sex"],
+                       r["address"], r["status"], d(r["change_date"]), r["change_reason"],
+                       "p1"))
+        for r in (rows[0], rows[2]):
+            s.execute("INSERT INTO identity (resident_code, family_name, given_name,"
+                      " birth_date, sex, address, status, change_date, change_reason, lg_code,"
+                      " seq) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                      (r["resident_code"], r["family_name"], r["given_name"],
+                       d(r["birth_date"]), r["sex"], r["address"], r["status"],
+                       d(r["change_date"]), r["change_reason"], MUNI_A, r["seq"]))
+        s.execute("INSERT INTO peers (lg_code, last_seq) VALUES (?, 3)", (MUNI_A,))
+    old.close()
+
+    with open_identity_store(db_target) as st:
+        with st._b.session(write=False) as s:
+            assert s.scalar("SELECT max(version) FROM identity_schema_version") == 2
+        assert [r["resident_code"] for r in st.current().to_pylist()] == sorted(
+            [int(_codes[30]), int(_codes[32])])
+        assert [h["seq"] for h in st.history(int(_codes[31])).to_pylist()] == [2, 3]
+        # The migrated store applies the next entry, and still refuses a replay.
+        apply(st, MUNI_A, "p2", [change(4, 33)])
+        assert st.count() == 3 and st.last_seq(MUNI_A) == 4
+        before = st.content_digest()
+        with pytest.raises(ConflictError, match="replayed"):
+            apply(st, MUNI_A, "p3", [change(2, 31), change(3, 31)])
+        assert st.content_digest() == before
+    with open_identity_store(db_target) as st:  # opening again migrates nothing
+        assert st.content_digest() == before
+
+
+def test_newer_schema_is_refused(db_target: str) -> None:
+    from jukicore.errors import SchemaVersionError
+
+    create_identity_store(db_target, node_id="center", kind="center").close()
+    with open_identity_store(db_target) as st:
+        with st._b.session() as s:
+            s.execute("INSERT INTO identity_schema_version (version, applied_at)"
+                      " VALUES (99, 'later')")
+        before = st.content_digest()
+    with pytest.raises(SchemaVersionError, match="version 99"):
+        open_identity_store(db_target)
+    with IdentityStore(connect(db_target)) as st:  # past the version check: unchanged
+        assert st.content_digest() == before

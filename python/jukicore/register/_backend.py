@@ -113,8 +113,11 @@ class Session(ABC):
     def executemany(self, sql: str, rows: Iterable[Params]) -> None: ...
 
     @abstractmethod
-    def ingest(self, table: str, data: pa.Table, progress: Any = None) -> None:
-        """Append an Arrow table to a database table (columns named as in the table)."""
+    def ingest(self, table: str, data: pa.Table, progress: Any = None, *,
+               temporary: bool = False) -> None:
+        """Append an Arrow table to a database table (columns named as in the table);
+        ``temporary``: the table is a temporary one (created by the caller on PostgreSQL,
+        created on first use on SQLite)."""
 
     @abstractmethod
     def fetch_arrow(self, sql: str, params: Params, schema: pa.Schema) -> pa.Table:
@@ -168,7 +171,8 @@ class _SqliteSession(Session):
     def executemany(self, sql: str, rows: Iterable[Params]) -> None:
         self._conn.executemany(sql, rows)
 
-    def ingest(self, table: str, data: pa.Table, progress: Any = None) -> None:
+    def ingest(self, table: str, data: pa.Table, progress: Any = None, *,
+               temporary: bool = False) -> None:
         raise StoreError("bulk ingest needs a bulk session")  # pragma: no cover
 
     def fetch_arrow(self, sql: str, params: Params, schema: pa.Schema) -> pa.Table:
@@ -200,13 +204,15 @@ class _AdbcSqliteSession(_SqliteSession):
             with self._adbc.cursor() as cur:
                 cur.executemany(sql, rows)
 
-    def ingest(self, table: str, data: pa.Table, progress: Any = None) -> None:
+    def ingest(self, table: str, data: pa.Table, progress: Any = None, *,
+               temporary: bool = False) -> None:
         step = 200_000
         with self._adbc.cursor() as cur:
             for start in range(0, max(data.num_rows, 1), step):
                 part = data.slice(start, step)
                 if part.num_rows:
-                    cur.adbc_ingest(table, part, mode="append")
+                    cur.adbc_ingest(table, part, mode="create_append" if temporary else "append",
+                                    temporary=temporary)
                 if progress is not None:
                     progress(part.num_rows)
 
@@ -343,12 +349,14 @@ class SqliteBackend(Backend):
 
     dialect = "sqlite"
 
-    def __init__(self, path: str | Path, *, synchronous: str = "NORMAL") -> None:
+    def __init__(self, path: str | Path, *, synchronous: str = "NORMAL",
+                 page_size: int | None = None) -> None:
         if synchronous.upper() not in ("NORMAL", "FULL", "EXTRA"):
             raise ValueError(f"synchronous must be NORMAL, FULL or EXTRA, not {synchronous!r}")
         self.path = str(path)
         self.target = self.path
         self.synchronous = synchronous.upper()
+        self.page_size = page_size
         self._conn: sqlite3.Connection | None = None
         self.checkpointer: _Checkpointer | None = None
         self._open()
@@ -360,6 +368,9 @@ class SqliteBackend(Backend):
             conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False,
                                    cached_statements=256)
             conn.execute("PRAGMA busy_timeout = 30000")
+            if self.page_size is not None:
+                # takes effect only while the file is still empty (before WAL mode is set)
+                conn.execute(f"PRAGMA page_size = {int(self.page_size)}")
             mode = conn.execute("PRAGMA journal_mode = WAL").fetchone()[0]
             conn.execute(f"PRAGMA synchronous = {self.synchronous}")
             # checkpoints run in the background (_Checkpointer); this is only the backstop
@@ -413,7 +424,8 @@ class SqliteBackend(Backend):
                 try:
                     with conn.cursor() as cur:
                         cur.execute("PRAGMA busy_timeout = 30000")
-                        cur.execute("PRAGMA cache_size = -262144")  # 256 MiB for bulk work
+                        # up to 1 GiB for bulk work: B-trees touched all over stay cached
+                        cur.execute("PRAGMA cache_size = -1048576")
                         cur.execute("PRAGMA temp_store = MEMORY")
                         if write:
                             # take the write lock now, as BEGIN IMMEDIATE would
@@ -467,7 +479,8 @@ class _PgSession(Session):
         if rows:
             self._cur.executemany(self._q(sql), rows)
 
-    def ingest(self, table: str, data: pa.Table, progress: Any = None) -> None:
+    def ingest(self, table: str, data: pa.Table, progress: Any = None, *,
+               temporary: bool = False) -> None:
         cols = ", ".join(data.column_names)
         step = 50_000
         opts = pacsv.WriteOptions(include_header=False, batch_size=16_384)
@@ -584,10 +597,12 @@ def is_postgres_uri(target: str) -> bool:
     return target.startswith(("postgresql://", "postgres://"))
 
 
-def connect(target: str | Path) -> Backend:
+def connect(target: str | Path, *, sqlite_page_size: int | None = None) -> Backend:
+    """The backend of ``target``; ``sqlite_page_size`` sets the page size of a new SQLite
+    file (an existing file keeps its own)."""
     t = str(target)
     if is_postgres_uri(t):
         return PostgresBackend(t)
     if t.startswith("sqlite:///"):
         t = t[len("sqlite:///") :]
-    return SqliteBackend(t)
+    return SqliteBackend(t, page_size=sqlite_page_size)
