@@ -23,7 +23,14 @@ from jukicore.identity import IDENTITY_SCHEMA, open_identity_store
 from jukicore.node import CENTER, Node, allowed, init_node
 from jukicore.packet import Packet
 from jukicore.register import Actor, open_register
-from jukicore.sync import apply_packet, export_changes, send_code_block, sync_status
+from jukicore.sync import (
+    ApplyOutcome,
+    apply_packet,
+    apply_packets,
+    export_changes,
+    send_code_block,
+    sync_status,
+)
 
 BOTH = pytest.mark.parametrize("identity_target", ["sqlite", "postgresql"], indirect=True)
 CS = Actor.node(MUNI, MUNI, "cs")
@@ -237,3 +244,39 @@ def test_wrong_password_and_missing_node(tmp_path: Path, network: Network) -> No
     (network.pref.path / "keys").mkdir()
     with pytest.raises(NotFoundError):
         network.pref.keys(PASSWORD)
+
+
+def test_apply_packets_applies_in_order_and_reports_refusals(network: Network,
+                                                             tmp_path: Path) -> None:
+    """A refused packet among good ones is reported, changes nothing; the rest apply."""
+    apply_day(network, 20, seed=7)
+    first = export_changes(network.muni, CENTER)
+    assert first is not None
+    with open_register(network.muni.store_target()) as reg:
+        last1 = reg.outbox_last_seq(actor=CS)
+    # The next night's entries as their own packet (an export would send them together
+    # with the first night's, which nobody has acknowledged yet).
+    apply_day(network, 20, seed=8, day=DAY + dt.timedelta(days=1))
+    with open_register(network.muni.store_target()) as reg:
+        entries = reg.outbox(actor=CS, after_seq=last1)
+    last2 = int(entries.column("seq")[-1].as_py())
+    second = tmp_path / "second.jkp"
+    second.write_bytes(Packet.build(
+        kind="identity-changes", table=entries.select(IDENTITY_SCHEMA.names).cast(
+            IDENTITY_SCHEMA), sender=network.muni.current_keys(PASSWORD), recipient=CENTER,
+        trust_store=network.muni.trust(), seq_first=last1 + 1, seq_last=last2).to_bytes())
+    tampered = tmp_path / "tampered.jkp"
+    data = bytearray(first.read_bytes())
+    data[len(data) // 2] ^= 0x01
+    tampered.write_bytes(bytes(data))
+    # The tampered copy and the follow-up come before the good first packet: the
+    # follow-up is then a gap, refused, and changes nothing either.
+    order = [tampered, second, deliver(first, network.center), second]
+    results = list(apply_packets(network.center, order))
+    assert [p for p, _ in results] == order
+    kinds = [type(o).__name__ if not isinstance(o, ApplyOutcome) else o.status
+             for _, o in results]
+    assert kinds == ["TamperedPacketError", "PacketSequenceError", "applied", "applied"]
+    with open_identity_store(network.center.store_target()) as st:
+        assert st.last_seq(MUNI) == last2
+        assert st.count() > 0

@@ -61,7 +61,7 @@ def apply(directory: Path, packets: tuple[Path, ...], password_file: Path | None
     again). A refused packet changes nothing and makes the exit code 1; the others
     are still applied.
     """
-    from jukicore.sync import apply_packet
+    from jukicore.sync import apply_packets
 
     try:
         n = Node.open(directory)
@@ -72,14 +72,18 @@ def apply(directory: Path, packets: tuple[Path, ...], password_file: Path | None
     todo = list(packets) or sorted(n.inbox.glob("*.jkp"))
     results, failed = [], 0
     with progress(len(todo), "applying", quiet) as advance:
-        for p in todo:
-            try:
-                results.append(apply_packet(n, p, password=pw).as_dict())
-            except JukiError as exc:
-                failed += 1
-                results.append({"packet": str(p), "status": "refused",
-                                "error": type(exc).__name__, "reason": str(exc)})
-            advance(1)
+        try:
+            for p, outcome in apply_packets(n, todo, password=pw):
+                if isinstance(outcome, JukiError):
+                    failed += 1
+                    results.append({"packet": str(p), "status": "refused",
+                                    "error": type(outcome).__name__, "reason": str(outcome)})
+                else:
+                    results.append(outcome.as_dict())
+                advance(1)
+        except JukiError as exc:  # the node's own keys could not be opened
+            click.echo(f"error: {exc}", err=True)
+            sys.exit(1)
     if as_json:
         emit_json({"packets": results, "refused": failed})
     else:
