@@ -46,14 +46,12 @@ def _free_port() -> int:
 class TempPostgres:
     """A private PostgreSQL cluster; ``uri(db)`` gives a connection URI."""
 
-    def __init__(self, *, durable: bool = False,
-                 settings: dict[str, str] | None = None) -> None:
+    def __init__(self, *, durable: bool = False) -> None:
         bindir = find_pg_bin()
         if bindir is None:
             raise MissingDependencyError("PostgreSQL server binaries (initdb, pg_ctl) not found")
         self.bindir = bindir
         self.durable = durable
-        self.settings = dict(settings or {})
         self.dir = Path(tempfile.mkdtemp(prefix="jukicore-pg-"))
         self.data = self.dir / "data"
         self.port = _free_port()
@@ -84,7 +82,6 @@ class TempPostgres:
                 "-c max_connections=50", "-c shared_buffers=256MB"]
         if not self.durable:
             opts += ["-c fsync=off", "-c synchronous_commit=off", "-c full_page_writes=off"]
-        opts += [f"-c {k}={v}" for k, v in self.settings.items()]
         self._run(str(self.bindir / "pg_ctl"), "-D", str(self.data), "-o", " ".join(opts),
                   "-l", str(self.dir / "server.log"), "-w", "-t", "60", "start")
         self._started = True
