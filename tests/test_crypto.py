@@ -44,14 +44,22 @@ PID = bytes(range(16))
 T0 = dt.datetime(2024, 4, 1, tzinfo=dt.UTC)
 
 
-def documented_aad_prefix(packet_id: bytes, slot: int, name: str, n: int,
-                          null_mask: np.ndarray | None) -> bytes:
-    """The record AAD prefix exactly as docs/crypto.md describes it."""
+def documented_context(packet_id: bytes, slot: int, name: str, n: int,
+                       null_mask: np.ndarray | None) -> bytes:
+    """A column's record context exactly as docs/crypto.md describes it."""
     nb = name.encode()
     digest = (hashlib.sha256(b"no-nulls").digest() if null_mask is None
               else hashlib.sha256(np.packbits(null_mask).tobytes()).digest())
-    return (b"jukicore/v1/record\0" + packet_id + struct.pack(">IH", slot, len(nb)) + nb
-            + struct.pack(">Q", n) + digest)
+    return packet_id + struct.pack(">IH", slot, len(nb)) + nb + struct.pack(">Q", n) + digest
+
+
+def documented_record_key(data_key: bytes, context: bytes) -> bytes:
+    """Scheme 2: the column's own key, derived from the packet's data key."""
+    from cryptography.hazmat.primitives import hashes
+    from cryptography.hazmat.primitives.kdf.hkdf import HKDF
+
+    return HKDF(algorithm=hashes.SHA256(), length=32, salt=None,
+                info=b"jukicore/v2/record-key\0" + context).derive(data_key)
 
 
 def names_column(n: int = 50) -> pa.Array:
@@ -117,12 +125,29 @@ def test_sealed_string_column_interoperates_with_cryptography() -> None:
     col = names_column()
     sealed = seal_records(key, PID, 3, "family_name", col)
     assert sealed.type == pa.large_binary() and len(sealed) == len(col)
-    aad = documented_aad_prefix(PID, 3, "family_name", len(col), None)
+    column_key = documented_record_key(key, documented_context(PID, 3, "family_name",
+                                                               len(col), None))
     for i in range(len(col)):
         idx = i.to_bytes(8, "big")
         nonce = struct.pack(">I", 3) + idx
-        plain = AESGCM(key).decrypt(nonce, sealed[i].as_py(), aad + idx)
+        plain = AESGCM(column_key).decrypt(nonce, sealed[i].as_py(), idx)
         assert plain.decode() == col[i].as_py()
+
+
+def test_scheme_1_records_interoperate_and_stay_readable() -> None:
+    """Packets of format 1 sealed records under the data key with the long AAD."""
+    key = new_data_key()
+    col = names_column(20)
+    sealed = seal_records(key, PID, 2, "address", col, scheme=1)
+    aad = b"jukicore/v1/record\0" + documented_context(PID, 2, "address", len(col), None)
+    idx = (7).to_bytes(8, "big")
+    plain = AESGCM(key).decrypt(struct.pack(">I", 2) + idx, sealed[7].as_py(), aad + idx)
+    assert plain.decode() == col[7].as_py()
+    assert open_records(key, PID, 2, "address", sealed, type=pa.string(), scheme=1).equals(col)
+    with pytest.raises(CorruptFileError):  # one scheme's records never open as the other's
+        open_records(key, PID, 2, "address", sealed, type=pa.string(), scheme=2)
+    with pytest.raises(InvalidInputError, match="scheme"):
+        seal_records(key, PID, 2, "address", col, scheme=3)
 
 
 def test_null_pattern_is_bound_and_kept() -> None:
@@ -131,9 +156,9 @@ def test_null_pattern_is_bound_and_kept() -> None:
     sealed = seal_records(key, PID, 0, "building", col)
     assert sealed.null_count == 2 and sealed.is_null().to_pylist() == col.is_null().to_pylist()
     mask = col.is_null().to_numpy(zero_copy_only=False)
-    aad = documented_aad_prefix(PID, 0, "building", 5, mask)
-    assert AESGCM(key).decrypt(struct.pack(">IQ", 0, 2), sealed[2].as_py(),
-                               aad + (2).to_bytes(8, "big")) == b"ccc"
+    column_key = documented_record_key(key, documented_context(PID, 0, "building", 5, mask))
+    assert AESGCM(column_key).decrypt(struct.pack(">IQ", 0, 2), sealed[2].as_py(),
+                                      (2).to_bytes(8, "big")) == b"ccc"
     back = open_records(key, PID, 0, "building", sealed, type=pa.string())
     assert back.equals(col)
     # Unmasking a null (or masking a value) changes the bound null pattern.

@@ -160,9 +160,24 @@ def _resign(data: bytes, key: NodeKeys, mutate: bytes | None = None, at: int = 0
 
 
 def test_unsupported_version_even_when_signed(world: World) -> None:
-    data = _resign(build(world).to_bytes(), world.muni, struct.pack(">H", 2), 8)
-    with pytest.raises(CorruptFileError, match="unsupported packet format version 2"):
+    data = _resign(build(world).to_bytes(), world.muni, struct.pack(">H", 3), 8)
+    with pytest.raises(CorruptFileError, match="unsupported packet format version 3"):
         Packet.from_bytes(data)
+
+
+def test_format_1_packets_still_open_and_versions_cannot_be_swapped(world: World) -> None:
+    """A packet written before an upgrade (format 1) still opens; relabelling a packet's
+    version, even re-signed by its sender, is refused."""
+    old = Packet.build(kind="identity-changes", table=changes(), sender=world.muni,
+                       recipient=CENTER, trust_store=world.trust[MUNI], seq_first=5,
+                       seq_last=7, format_version=1)
+    opened = Packet.from_bytes(old.to_bytes())
+    assert opened.header.version == 1
+    _, table = opened.verify_and_open(world.trust[CENTER], CENTER, [world.center])
+    assert table.equals(changes())
+    relabelled = _resign(build(world).to_bytes(), world.muni, struct.pack(">H", 1), 8)
+    with pytest.raises(CorruptFileError, match="header version differs"):
+        Packet.from_bytes(relabelled)
 
 
 def test_forged_signature_is_refused(world: World) -> None:

@@ -15,10 +15,15 @@ The constructions are documented in ``docs/crypto.md``; in short:
   ``blob = e_pub || AES-256-GCM(kek, nonce=0^96, data_key, aad=context)``
   (80 bytes). The KEK is used once (fresh ``e``), so the fixed nonce is safe.
   ``context`` binds sender, recipient, key ids and packet id.
-* **records**: record ``i`` of a column under nonce ``prefix || u64_be(i)``
-  and AAD ``aad_prefix || u64_be(i)``, where the prefix is the column's slot
-  (unique per column of a packet) and ``aad_prefix`` binds packet id, slot,
-  column name, row count and the column's null pattern.
+* **records** (scheme 2, packets of format 2): each column of a packet has its
+  own key ``HKDF-SHA256(ikm=data_key, info=b"jukicore/v2/record-key\0" ||
+  context)``, where ``context`` binds packet id, slot, column name, row count
+  and the column's null pattern; record ``i`` is sealed under nonce
+  ``slot || u64_be(i)`` (the slot, unique per column of a packet, as a 4-byte
+  prefix) with AAD ``u64_be(i)``. The context is bound once per column, not
+  hashed again into every record (an 8-byte AAD is one GHASH block).
+  Scheme 1 (packets of format 1, opened still) sealed every record under the
+  data key itself with AAD ``b"jukicore/v1/record\0" || context || u64_be(i)``.
 """
 
 from __future__ import annotations
@@ -84,6 +89,7 @@ Role = Literal["municipality", "prefecture", "center"]
 _NODE_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
 _WRAP_INFO = b"jukicore/v1/data-key-wrap\0"
 _RECORD_AAD = b"jukicore/v1/record\0"
+_RECORD_KEY_INFO = b"jukicore/v2/record-key\0"
 _TRUST_FORMAT = "jukicore-trust-store"
 _TRUST_VERSION = 1
 
@@ -662,14 +668,36 @@ def _validity_buffer(arr: pa.Array) -> Any:
     return valid.buffers()[1]
 
 
-def _aad_prefix(packet_id: bytes, slot: int, name: str, arr: pa.Array) -> bytes:
+#: Record schemes: 2 (per-column key, AAD = row index), 1 (data key, long AAD; open only
+#: in practice, for packets of format 1).
+RECORD_SCHEMES = (1, 2)
+
+
+def _record_context(packet_id: bytes, slot: int, name: str, arr: pa.Array) -> bytes:
     nb = name.encode()
-    return (_RECORD_AAD + bytes(packet_id) + struct.pack(">IH", slot, len(nb)) + nb
+    return (bytes(packet_id) + struct.pack(">IH", slot, len(nb)) + nb
             + struct.pack(">Q", len(arr)) + _validity_digest(arr))
 
 
+def _record_key_and_aad(scheme: int, data_key: bytes, packet_id: bytes, slot: int, name: str,
+                        arr: pa.Array) -> tuple[bytes, bytes]:
+    """The AES key and the AAD prefix of a column's records under ``scheme``."""
+    context = _record_context(packet_id, slot, name, arr)
+    if scheme == 1:
+        return data_key, _RECORD_AAD + context
+    if scheme != 2:
+        raise InvalidInputError(f"unknown record scheme {scheme}; one of {RECORD_SCHEMES}")
+    from cryptography.hazmat.primitives import hashes
+    from cryptography.hazmat.primitives.kdf.hkdf import HKDF
+
+    key = HKDF(algorithm=hashes.SHA256(), length=32, salt=None,
+               info=_RECORD_KEY_INFO + context).derive(data_key)
+    return key, b""
+
+
 def seal_records(
-    data_key: bytes, packet_id: bytes, slot: int, name: str, column: Any, *, parallel: bool = True
+    data_key: bytes, packet_id: bytes, slot: int, name: str, column: Any, *,
+    parallel: bool = True, scheme: int = 2,
 ) -> pa.Array:
     """Encrypt every value of ``column`` (binary, string or fixed-width) into a
     ``large_binary`` column of ``ct || tag`` records; nulls stay null.
@@ -692,10 +720,9 @@ def seal_records(
     else:
         data = bufs[1] if bufs[1] is not None else b""
         offsets = np.arange(arr.offset, arr.offset + n + 1, dtype=np.int64) * spec
-    out, out_offsets = _jukicore.aead_seal(
-        data_key, struct.pack(">I", slot), _aad_prefix(packet_id, slot, name, arr), data,
-        offsets, parallel=parallel,
-    )
+    key, aad = _record_key_and_aad(scheme, data_key, packet_id, slot, name, arr)
+    out, out_offsets = _jukicore.aead_seal(key, struct.pack(">I", slot), aad, data, offsets,
+                                           parallel=parallel)
     return pa.Array.from_buffers(
         pa.large_binary(), n,
         [_validity_buffer(arr), pa.py_buffer(out_offsets), pa.py_buffer(out)],
@@ -712,6 +739,7 @@ def open_records(
     *,
     type: pa.DataType,
     parallel: bool = True,
+    scheme: int = 2,
 ) -> pa.Array:
     """Decrypt a column sealed by :func:`seal_records` back to ``type``.
 
@@ -731,11 +759,10 @@ def open_records(
     odt = np.int64 if pa.types.is_large_binary(arr.type) else np.int32
     offsets = np.frombuffer(bufs[1], dtype=odt)[arr.offset:arr.offset + n + 1]
     data = bufs[2] if bufs[2] is not None else b""
+    key, aad = _record_key_and_aad(scheme, data_key, packet_id, slot, name, arr)
     try:
-        out, out_offsets = _jukicore.aead_open(
-            data_key, struct.pack(">I", slot), _aad_prefix(packet_id, slot, name, arr), data,
-            offsets, parallel=parallel,
-        )
+        out, out_offsets = _jukicore.aead_open(key, struct.pack(">I", slot), aad, data, offsets,
+                                               parallel=parallel)
     except CorruptFileError as e:
         raise CorruptFileError(f"column {name!r}: {e}") from None
     validity = _validity_buffer(arr)
@@ -767,13 +794,16 @@ class RecordCipher:
     (key, nonce) pair is ever used twice; sealing a column name twice is refused.
     """
 
-    def __init__(self, data_key: bytes, packet_id: bytes) -> None:
+    def __init__(self, data_key: bytes, packet_id: bytes, *, scheme: int = 2) -> None:
+        if scheme not in RECORD_SCHEMES:
+            raise InvalidInputError(f"unknown record scheme {scheme}; one of {RECORD_SCHEMES}")
         if len(data_key) != DATA_KEY_LEN:
             raise InvalidInputError(f"a data key is {DATA_KEY_LEN} bytes")
         if len(packet_id) != 16:
             raise InvalidInputError("a packet id is 16 bytes")
         self._key = bytes(data_key)
         self._packet_id = bytes(packet_id)
+        self._scheme = scheme
         self._slots: dict[str, int] = {}
 
     @property
@@ -785,13 +815,15 @@ class RecordCipher:
         if name in self._slots:
             raise ConflictError(f"column {name!r} was already sealed under this data key")
         slot = len(self._slots)
-        sealed = seal_records(self._key, self._packet_id, slot, name, column)
+        sealed = seal_records(self._key, self._packet_id, slot, name, column,
+                              scheme=self._scheme)
         self._slots[name] = slot
         return slot, sealed
 
     def open(self, name: str, slot: int, column: Any, type: pa.DataType) -> pa.Array:
         """Decrypt a column this packet's data key sealed (see :func:`open_records`)."""
-        return open_records(self._key, self._packet_id, slot, name, column, type=type)
+        return open_records(self._key, self._packet_id, slot, name, column, type=type,
+                            scheme=self._scheme)
 
 
 def private_keys_by_id(keys: NodeKeys | Iterable[NodeKeys]) -> dict[str, NodeKeys]:

@@ -4,7 +4,7 @@ Layout (all integers big-endian)::
 
     offset  size  field
     0       8     magic b"JUKIPKT\\0"
-    8       2     format version (1)
+    8       2     format version (2; version 1 is still opened)
     10      4     header length H
     14      H     header: UTF-8 JSON (see PacketHeader)
     14+H    2     wrapped data key length W (80)
@@ -73,6 +73,7 @@ if TYPE_CHECKING:
 __all__ = [
     "CLEAR_COLUMNS",
     "FORMAT_VERSION",
+    "READABLE_VERSIONS",
     "KINDS",
     "MAGIC",
     "EncryptedColumn",
@@ -81,7 +82,11 @@ __all__ = [
 ]
 
 MAGIC = b"JUKIPKT\0"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
+#: Versions opened: 2 (records under per-column keys, ``crypto`` scheme 2) and 1 (records
+#: under the data key with a long AAD, scheme 1), so packets written before an upgrade
+#: still apply after it. New packets are always written in :data:`FORMAT_VERSION`.
+READABLE_VERSIONS = (1, 2)
 KINDS = ("identity-changes", "ack", "code-block")
 CLEAR_COLUMNS = frozenset({"seq", "change_reason"})
 SIGNATURE_LEN = 64
@@ -214,18 +219,22 @@ class Packet:
         seq_last: int,
         clear_columns: Iterable[str] = CLEAR_COLUMNS,
         created_at: dt.datetime | None = None,
+        format_version: int = FORMAT_VERSION,
     ) -> Packet:
         """Encrypt ``table`` for ``recipient`` (its current key in ``trust_store``)
         and sign it with ``sender``'s key.
 
         Columns named in ``clear_columns`` stay in clear; every other column is
         encrypted record by record. If the table has a ``seq`` column, its values
-        must lie within ``seq_first..seq_last``.
+        must lie within ``seq_first..seq_last``. ``format_version`` is for tests of
+        older readers and writers only.
         """
         import pyarrow as pa
 
         if kind not in KINDS:
             raise InvalidInputError(f"unknown packet kind {kind!r}; one of {', '.join(KINDS)}")
+        if format_version not in READABLE_VERSIONS:
+            raise InvalidInputError(f"unknown packet format version {format_version}")
         check_node_id(recipient)
         if isinstance(seq_first, bool) or isinstance(seq_last, bool) or not (
             isinstance(seq_first, int) and isinstance(seq_last, int)
@@ -248,7 +257,7 @@ class Packet:
         target = trust_store.current(recipient)
         packet_id = os.urandom(16)
         data_key = new_data_key()
-        cipher = RecordCipher(data_key, packet_id)
+        cipher = RecordCipher(data_key, packet_id, scheme=format_version)
         clear = set(clear_columns)
         columns, fields, encrypted = [], [], []
         for name, col in zip(table.column_names, table.columns, strict=True):
@@ -262,7 +271,7 @@ class Packet:
                 fields.append(pa.field(name, pa.large_binary()))
         payload_table = pa.Table.from_arrays(columns, schema=pa.schema(fields))
         header = PacketHeader(
-            version=FORMAT_VERSION,
+            version=format_version,
             packet_id=packet_id,
             kind=kind,
             sender=sender.node_id,
@@ -281,11 +290,11 @@ class Packet:
         wrapped = wrap_data_key(data_key, target.encryption_public, context)
         hb = header.to_json_bytes()
         payload = _ipc_bytes(payload_table)
-        body = _frame(hb, wrapped, payload)
+        body = _frame(format_version, hb, wrapped, payload)
         return cls(header, hb, wrapped, payload, sender.signing.sign(body))
 
     def _body(self) -> bytes:
-        return _frame(self.header_bytes, self.wrapped_key, self.payload)
+        return _frame(self.header.version, self.header_bytes, self.wrapped_key, self.payload)
 
     def to_bytes(self) -> bytes:
         return self._body() + self.signature
@@ -300,7 +309,7 @@ class Packet:
         magic, version, hlen = _PREFIX.unpack_from(data, 0)
         if magic != MAGIC:
             raise _tampered("not a jukicore packet (bad magic)")
-        if version != FORMAT_VERSION:
+        if version not in READABLE_VERSIONS:
             raise _tampered(f"unsupported packet format version {version}")
         if hlen > _MAX_HEADER:
             raise _tampered("header too large")
@@ -365,9 +374,9 @@ class Packet:
         return h, _open_payload(h, self.payload, data_key)
 
 
-def _frame(header_bytes: bytes, wrapped: bytes, payload: bytes) -> bytes:
+def _frame(version: int, header_bytes: bytes, wrapped: bytes, payload: bytes) -> bytes:
     return b"".join((
-        _PREFIX.pack(MAGIC, FORMAT_VERSION, len(header_bytes)),
+        _PREFIX.pack(MAGIC, version, len(header_bytes)),
         header_bytes,
         struct.pack(">H", len(wrapped)),
         wrapped,
@@ -393,7 +402,7 @@ def _open_payload(h: PacketHeader, payload: bytes, data_key: bytes) -> pa.Table:
         col = table.column(f.name)
         if f.name in slots:
             columns.append(open_records(data_key, h.packet_id, slots[f.name], f.name, col,
-                                        type=f.type))
+                                        type=f.type, scheme=h.version))
         elif col.type != f.type:
             raise _tampered(f"clear column {f.name!r} is {col.type}, header says {f.type}")
         else:
