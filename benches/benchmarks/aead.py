@@ -18,7 +18,7 @@ from jukicore.crypto import open_records, seal_records
 N = int(os.environ.get("JUKICORE_BENCH_AEAD_RECORDS", "1000000"))
 KEY = bytes(range(32))
 PREFIX = b"\x00\x00\x00\x01"
-AAD = b"jukicore-bench-aad-prefix-" + bytes(32)
+AAD = b""  # as packets of format 2 seal records: the AAD is the 8-byte row index only
 PID = bytes(16)
 
 
