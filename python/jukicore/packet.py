@@ -73,9 +73,9 @@ if TYPE_CHECKING:
 __all__ = [
     "CLEAR_COLUMNS",
     "FORMAT_VERSION",
-    "READABLE_VERSIONS",
     "KINDS",
     "MAGIC",
+    "READABLE_VERSIONS",
     "EncryptedColumn",
     "Packet",
     "PacketHeader",
