@@ -43,7 +43,8 @@ def db_target(request: pytest.FixtureRequest, tmp_path: Path,
         yield str(tmp_path / "store.db")
         return
     if pg_server is None:
-        pytest.skip("PostgreSQL binaries not installed")
+        pytest.skip("PostgreSQL server binaries (initdb, pg_ctl) not installed: install "
+                    "PostgreSQL, or set JUKICORE_REQUIRE_POSTGRES=1 to fail instead")
     name = f"db_{os.getpid()}_{next(_db_counter)}"
     uri = pg_server.create_database(name)
     yield uri

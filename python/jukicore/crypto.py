@@ -21,7 +21,7 @@ The constructions are documented in ``docs/crypto.md``; in short:
   and the column's null pattern; record ``i`` is sealed under nonce
   ``slot || u64_be(i)`` (the slot, unique per column of a packet, as a 4-byte
   prefix) with AAD ``u64_be(i)``. The context is bound once per column, not
-  hashed again into every record (an 8-byte AAD is one GHASH block).
+  hashed again into every record (an 8-byte AAD is one GHASH block, not six).
   Scheme 1 (packets of format 1, opened still) sealed every record under the
   data key itself with AAD ``b"jukicore/v1/record\0" || context || u64_be(i)``.
 """

@@ -26,7 +26,8 @@ def identity_target(request: pytest.FixtureRequest, tmp_path: Path,
         if dialect == "sqlite":
             return f"{name}.sqlite"
         if pg_server is None:
-            pytest.skip("PostgreSQL binaries not installed")
+            pytest.skip("PostgreSQL server binaries (initdb, pg_ctl) not installed: install "
+                        "PostgreSQL, or set JUKICORE_REQUIRE_POSTGRES=1 to fail instead")
         db = f"sync_{os.getpid()}_{next(_counter)}_{name}"
         made.append(db)
         return pg_server.create_database(db)

@@ -116,8 +116,7 @@ class Session(ABC):
     def ingest(self, table: str, data: pa.Table, progress: Any = None, *,
                temporary: bool = False) -> None:
         """Append an Arrow table to a database table (columns named as in the table);
-        ``temporary``: the table is a temporary one (created by the caller on PostgreSQL,
-        created on first use on SQLite)."""
+        ``temporary``: the table is a temporary one the caller created."""
 
     @abstractmethod
     def fetch_arrow(self, sql: str, params: Params, schema: pa.Schema) -> pa.Table:
@@ -211,8 +210,7 @@ class _AdbcSqliteSession(_SqliteSession):
             for start in range(0, max(data.num_rows, 1), step):
                 part = data.slice(start, step)
                 if part.num_rows:
-                    cur.adbc_ingest(table, part, mode="create_append" if temporary else "append",
-                                    temporary=temporary)
+                    cur.adbc_ingest(table, part, mode="append", temporary=temporary)
                 if progress is not None:
                     progress(part.num_rows)
 
