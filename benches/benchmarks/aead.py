@@ -1,4 +1,4 @@
-"""asv benchmarks for bulk AES-256-GCM (Rust, ring) against cryptography's AESGCM loop.
+"""asv benchmarks for bulk AES-256-GCM (Rust, aws-lc-rs) against cryptography's AESGCM loop.
 
 Sizes are set by JUKICORE_BENCH_AEAD_RECORDS (default 1,000,000 records of
 180-220 bytes; ``benches/compare_aead.py`` runs the issue's 10,000,000).

@@ -30,13 +30,18 @@
 //!
 //! ## Engine
 //!
-//! `ring`'s AES-GCM (BoringSSL's assembly: AES-NI/VAES + PCLMULQDQ/VPCLMULQDQ,
-//! chosen at run time from the CPU's features; never a software AES on
-//! x86-64 CPUs that have AES-NI). Records are split into chunks that `rayon`
-//! seals or opens on every core.
+//! `aws-lc-rs`'s AES-GCM (AWS-LC's assembly: AES-NI/VAES + PCLMULQDQ/VPCLMULQDQ,
+//! AVX-512 where the CPU has it, chosen at run time; never a software AES on
+//! x86-64 CPUs that have AES-NI). Sealing reads each record where it lies and
+//! writes ciphertext and tag straight into the output (no copy, no in-place
+//! pass); opening likewise. Records are split into chunks that `rayon` seals
+//! or opens on every core; there is no single-threaded pass over the records
+//! besides splitting the work (offsets are checked in parallel, and output
+//! offsets are computed by the chunks themselves: sealing adds exactly one
+//! tag per record, opening removes one).
 
+use aws_lc_rs::aead::{Aad, LessSafeKey, Nonce, UnboundKey, AES_256_GCM, NONCE_LEN};
 use rayon::prelude::*;
-use ring::aead::{Aad, LessSafeKey, Nonce, Tag, UnboundKey, AES_256_GCM, NONCE_LEN};
 
 use crate::error::{CoreError, Result, RowError};
 
@@ -47,7 +52,7 @@ pub const TAG_LEN: usize = 16;
 /// Length of the per-call nonce prefix; the record index fills the other 8 bytes.
 pub const NONCE_PREFIX_LEN: usize = 4;
 /// Largest plaintext GCM allows under one nonce (2^36 - 32 bytes).
-const MAX_RECORD: u64 = (1 << 36) - 32;
+const MAX_RECORD: usize = (1 << 36) - 32;
 /// Records per parallel work item.
 const CHUNK: usize = 2048;
 
@@ -78,11 +83,12 @@ pub enum Threads {
     One,
 }
 
-/// Encrypted or decrypted records: a contiguous buffer and `n + 1` offsets from 0.
+/// Encrypted or decrypted records: a contiguous buffer and `n + 1` offsets
+/// from 0 (int64, as Arrow's large binary type has them).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Records {
     pub data: Vec<u8>,
-    pub offsets: Vec<u64>,
+    pub offsets: Vec<i64>,
 }
 
 impl Records {
@@ -123,14 +129,36 @@ fn check_prefix(nonce_prefix: &[u8]) -> Result<[u8; NONCE_PREFIX_LEN]> {
     })
 }
 
-/// Check the offsets against the buffer; return them as positions.
-fn positions<O: Offset>(data: &[u8], offsets: &[O]) -> Result<Vec<usize>> {
+/// Whether every offset lies in the buffer, the offsets never decrease and
+/// every record's length passes `len_ok`: one parallel pass over the offsets.
+fn offsets_fine<O: Offset>(
+    data: &[u8],
+    offsets: &[O],
+    threads: Threads,
+    len_ok: impl Fn(usize) -> bool + Sync,
+) -> bool {
+    let Some(first) = offsets.first().and_then(|o| o.position()) else {
+        return false;
+    };
+    let pair = |w: &[O]| match (w[0].position(), w[1].position()) {
+        (Some(a), Some(b)) => a <= b && b <= data.len() && len_ok(b - a),
+        _ => false,
+    };
+    first <= data.len()
+        && match threads {
+            Threads::All => offsets.par_windows(2).all(pair),
+            Threads::One => offsets.windows(2).all(pair),
+        }
+}
+
+/// The malformed offsets, up to 100 of them (the slow path, once
+/// [`offsets_fine`] has said no); `None` when the offsets themselves are sound.
+fn offset_errors<O: Offset>(data: &[u8], offsets: &[O]) -> Option<CoreError> {
     if offsets.is_empty() {
-        return Err(CoreError::Invalid(
+        return Some(CoreError::Invalid(
             "offsets must hold n + 1 entries (at least one)".into(),
         ));
     }
-    let mut out = Vec::with_capacity(offsets.len());
     let mut bad = Vec::new();
     let mut prev = 0usize;
     for (i, o) in offsets.iter().enumerate() {
@@ -150,19 +178,32 @@ fn positions<O: Offset>(data: &[u8], offsets: &[O]) -> Result<Vec<usize>> {
                 reason: format!("offsets decrease at entry {i}"),
             });
         }
-        out.push(p.max(prev));
         prev = p.max(prev);
         if bad.len() >= 100 {
             break;
         }
     }
-    if !bad.is_empty() {
-        return Err(CoreError::InvalidRows {
-            message: "malformed record offsets".into(),
-            rows: bad,
-        });
-    }
-    Ok(out)
+    (!bad.is_empty()).then(|| CoreError::InvalidRows {
+        message: "malformed record offsets".into(),
+        rows: bad,
+    })
+}
+
+/// The rows whose length fails `len_ok` (offsets already known sound), up to 100.
+fn rows_failing<O: Offset>(offsets: &[O], len_ok: impl Fn(usize) -> bool) -> Vec<usize> {
+    offsets
+        .windows(2)
+        .enumerate()
+        .filter(|(_, w)| !len_ok(at(w[1]) - at(w[0])))
+        .map(|(i, _)| i)
+        .take(100)
+        .collect()
+}
+
+/// An offset already checked by [`offsets_fine`] (so never `None`).
+#[inline]
+fn at<O: Offset>(o: O) -> usize {
+    o.position().unwrap_or(usize::MAX)
 }
 
 #[inline]
@@ -173,35 +214,114 @@ fn nonce(prefix: &[u8; NONCE_PREFIX_LEN], index: u64) -> Nonce {
     Nonce::assume_unique_for_key(n)
 }
 
-/// Split `out` into the regions of consecutive record chunks, in order.
-fn regions<'a>(mut out: &'a mut [u8], out_offsets: &[u64], n: usize) -> Vec<(usize, &'a mut [u8])> {
-    let mut v = Vec::with_capacity(n.div_ceil(CHUNK));
+/// `aad_prefix || u64_be(i)`, rewritten in place record by record.
+struct AadBuf {
+    buf: Vec<u8>,
+    at: usize,
+}
+
+impl AadBuf {
+    fn new(prefix: &[u8]) -> Self {
+        let mut buf = Vec::with_capacity(prefix.len() + 8);
+        buf.extend_from_slice(prefix);
+        buf.extend_from_slice(&[0u8; 8]);
+        AadBuf {
+            buf,
+            at: prefix.len(),
+        }
+    }
+
+    #[inline]
+    fn for_row(&mut self, i: usize) -> Aad<&[u8]> {
+        self.buf[self.at..].copy_from_slice(&(i as u64).to_be_bytes());
+        Aad::from(&self.buf[..])
+    }
+}
+
+/// Sealing adds one tag to every record; opening takes one off.
+#[derive(Clone, Copy)]
+enum Direction {
+    Seal,
+    Open,
+}
+
+impl Direction {
+    /// Output bytes for `records` records holding `input` bytes in all.
+    #[inline]
+    fn out_len(self, records: usize, input: usize) -> usize {
+        match self {
+            Direction::Seal => input + TAG_LEN * records,
+            Direction::Open => input - TAG_LEN * records,
+        }
+    }
+}
+
+/// Run `each` over every record into a fresh output: `make` builds one
+/// per-chunk worker, called as `(row, input record, output record)` and
+/// answering whether the record went through. Offsets must have passed
+/// [`offsets_fine`] with the direction's length rule. On failure, the first
+/// failing row.
+fn bulk<O, M, W>(
+    data: &[u8],
+    offsets: &[O],
+    threads: Threads,
+    direction: Direction,
+    make: M,
+) -> std::result::Result<Records, usize>
+where
+    O: Offset,
+    M: Fn() -> W + Sync,
+    W: FnMut(usize, &[u8], &mut [u8]) -> bool,
+{
+    let n = offsets.len() - 1;
+    let pos = |i: usize| at(offsets[i]);
+    let first = pos(0);
+    let total = direction.out_len(n, pos(n) - first);
+    let mut out = crate::mem::fresh_vec::<u8>(total);
+    let mut out_offsets = crate::mem::fresh_vec::<i64>(n + 1);
+    let mut work = Vec::with_capacity(n.div_ceil(CHUNK));
+    let mut rest: &mut [u8] = &mut out;
+    let mut rest_offsets: &mut [i64] = &mut out_offsets[..n];
     let mut start = 0;
     while start < n {
         let end = (start + CHUNK).min(n);
-        let len = (out_offsets[end] - out_offsets[start]) as usize;
-        let (head, tail) = std::mem::take(&mut out).split_at_mut(len);
-        v.push((start, head));
-        out = tail;
+        let len = direction.out_len(end - start, pos(end) - pos(start));
+        let (region, tail) = std::mem::take(&mut rest).split_at_mut(len);
+        let (offs, offs_tail) = std::mem::take(&mut rest_offsets).split_at_mut(end - start);
+        work.push((start, region, offs));
+        rest = tail;
+        rest_offsets = offs_tail;
         start = end;
     }
-    v
-}
-
-fn run<F>(work: Vec<(usize, &mut [u8])>, threads: Threads, f: F) -> Option<usize>
-where
-    F: Fn(usize, &mut [u8]) -> Option<usize> + Send + Sync,
-{
-    match threads {
-        Threads::All => work
-            .into_par_iter()
-            .filter_map(|(start, region)| f(start, region))
-            .min(),
-        Threads::One => work
-            .into_iter()
-            .filter_map(|(start, region)| f(start, region))
-            .min(),
+    let task = |(start, region, offs): (usize, &mut [u8], &mut [i64])| -> Option<usize> {
+        let mut each = make();
+        let base = direction.out_len(start, pos(start) - first);
+        let mut o = 0;
+        for (k, slot) in offs.iter_mut().enumerate() {
+            let i = start + k;
+            let input = &data[pos(i)..pos(i + 1)];
+            let len = direction.out_len(1, input.len());
+            *slot = (base + o) as i64;
+            if !each(i, input, &mut region[o..o + len]) {
+                return Some(i);
+            }
+            o += len;
+        }
+        None
+    };
+    let failed = match threads {
+        Threads::All => work.into_par_iter().filter_map(task).min(),
+        Threads::One => work.into_iter().filter_map(task).min(),
+    };
+    if let Some(row) = failed {
+        return Err(row);
     }
+    // A Vec's length never exceeds isize::MAX, so it fits in i64.
+    out_offsets[n] = total as i64;
+    Ok(Records {
+        data: out,
+        offsets: out_offsets,
+    })
 }
 
 /// Encrypt every record; see the module docs for nonces and AAD.
@@ -215,63 +335,44 @@ pub fn seal<O: Offset>(
 ) -> Result<Records> {
     let key = make_key(key)?;
     let prefix = check_prefix(nonce_prefix)?;
-    let pos = positions(data, offsets)?;
-    let n = pos.len() - 1;
-    let mut out_offsets = Vec::with_capacity(n + 1);
-    out_offsets.push(0u64);
-    let mut total = 0u64;
-    let mut too_long = Vec::new();
-    for i in 0..n {
-        let len = (pos[i + 1] - pos[i]) as u64;
-        if len > MAX_RECORD {
-            too_long.push(RowError {
-                row: i,
-                reason: format!("record of {len} bytes exceeds GCM's limit"),
-            });
+    let len_ok = |len: usize| len <= MAX_RECORD;
+    if !offsets_fine(data, offsets, threads, len_ok) {
+        if let Some(err) = offset_errors(data, offsets) {
+            return Err(err);
         }
-        total += len + TAG_LEN as u64;
-        out_offsets.push(total);
-    }
-    if !too_long.is_empty() {
         return Err(CoreError::InvalidRows {
             message: "records too long to encrypt".into(),
-            rows: too_long,
+            rows: rows_failing(offsets, len_ok)
+                .into_iter()
+                .map(|row| RowError {
+                    row,
+                    reason: format!("record exceeds GCM's limit of {MAX_RECORD} bytes"),
+                })
+                .collect(),
         });
     }
-    let mut out = crate::mem::fresh_vec::<u8>(total as usize);
-    let work = regions(&mut out, &out_offsets, n);
-    let failed = run(work, threads, |start, region| {
-        let end = (start + CHUNK).min(n);
-        let base = out_offsets[start];
-        let mut aad = Vec::with_capacity(aad_prefix.len() + 8);
-        aad.extend_from_slice(aad_prefix);
-        aad.extend_from_slice(&[0u8; 8]);
-        let idx_at = aad_prefix.len();
-        for i in start..end {
-            let o = (out_offsets[i] - base) as usize;
-            let len = pos[i + 1] - pos[i];
-            let (body, rest) = region[o..].split_at_mut(len);
-            body.copy_from_slice(&data[pos[i]..pos[i + 1]]);
-            aad[idx_at..].copy_from_slice(&(i as u64).to_be_bytes());
-            match key.seal_in_place_separate_tag(nonce(&prefix, i as u64), Aad::from(&aad), body) {
-                Ok(tag) => rest[..TAG_LEN].copy_from_slice(tag.as_ref()),
-                Err(_) => return Some(i),
-            }
+    let sealed = bulk(data, offsets, threads, Direction::Seal, || {
+        let mut aad = AadBuf::new(aad_prefix);
+        let key = &key;
+        move |i: usize, plain: &[u8], out: &mut [u8]| {
+            let (ct, tag) = out.split_at_mut(plain.len());
+            key.seal_out_of_place_scatter(
+                nonce(&prefix, i as u64),
+                aad.for_row(i),
+                plain,
+                ct,
+                &[],
+                tag,
+            )
+            .is_ok()
         }
-        None
     });
-    if let Some(row) = failed {
-        return Err(CoreError::InvalidRows {
-            message: "encryption failed".into(),
-            rows: vec![RowError {
-                row,
-                reason: "AES-GCM refused the record".into(),
-            }],
-        });
-    }
-    Ok(Records {
-        data: out,
-        offsets: out_offsets,
+    sealed.map_err(|row| CoreError::InvalidRows {
+        message: "encryption failed".into(),
+        rows: vec![RowError {
+            row,
+            reason: "AES-GCM refused the record".into(),
+        }],
     })
 }
 
@@ -288,62 +389,28 @@ pub fn open<O: Offset>(
 ) -> Result<Records> {
     let key = make_key(key)?;
     let prefix = check_prefix(nonce_prefix)?;
-    let pos = positions(data, offsets)?;
-    let n = pos.len() - 1;
-    let mut out_offsets = Vec::with_capacity(n + 1);
-    out_offsets.push(0u64);
-    let mut total = 0u64;
-    for i in 0..n {
-        let len = pos[i + 1] - pos[i];
-        if len < TAG_LEN {
-            return Err(tampered(i, "shorter than its authentication tag"));
+    let len_ok = |len: usize| len >= TAG_LEN;
+    if !offsets_fine(data, offsets, threads, len_ok) {
+        if let Some(err) = offset_errors(data, offsets) {
+            return Err(err);
         }
-        total += (len - TAG_LEN) as u64;
-        out_offsets.push(total);
+        let row = rows_failing(offsets, len_ok).first().copied().unwrap_or(0);
+        return Err(tampered(row, "shorter than its authentication tag"));
     }
-    let mut out = crate::mem::fresh_vec::<u8>(total as usize);
-    let work = regions(&mut out, &out_offsets, n);
-    let failed = run(work, threads, |start, region| {
-        let end = (start + CHUNK).min(n);
-        let base = out_offsets[start];
-        let mut aad = Vec::with_capacity(aad_prefix.len() + 8);
-        aad.extend_from_slice(aad_prefix);
-        aad.extend_from_slice(&[0u8; 8]);
-        let idx_at = aad_prefix.len();
-        for i in start..end {
-            let o = (out_offsets[i] - base) as usize;
-            let record = &data[pos[i]..pos[i + 1]];
-            let (ct, tag) = record.split_at(record.len() - TAG_LEN);
-            let body = &mut region[o..o + ct.len()];
-            body.copy_from_slice(ct);
-            aad[idx_at..].copy_from_slice(&(i as u64).to_be_bytes());
-            let Ok(tag) = Tag::try_from(tag) else {
-                return Some(i);
-            };
-            if key
-                .open_in_place_separate_tag(
-                    nonce(&prefix, i as u64),
-                    Aad::from(&aad),
-                    tag,
-                    body,
-                    0..,
-                )
-                .is_err()
-            {
-                return Some(i);
-            }
+    let opened = bulk(data, offsets, threads, Direction::Open, || {
+        let mut aad = AadBuf::new(aad_prefix);
+        let key = &key;
+        move |i: usize, record: &[u8], out: &mut [u8]| {
+            let (ct, tag) = record.split_at(out.len());
+            key.open_separate_gather(nonce(&prefix, i as u64), aad.for_row(i), ct, tag, out)
+                .is_ok()
         }
-        None
     });
-    if let Some(row) = failed {
-        return Err(tampered(
+    opened.map_err(|row| {
+        tampered(
             row,
             "authentication failed (wrong key, or the record was altered or moved)",
-        ));
-    }
-    Ok(Records {
-        data: out,
-        offsets: out_offsets,
+        )
     })
 }
 
@@ -447,7 +514,7 @@ mod tests {
         assert_eq!(a.data.len(), data.len() + TAG_LEN * a.len());
         let back = open(&KEY, &PREFIX, b"p|col", &a.data, &a.offsets, Threads::All).unwrap();
         assert_eq!(back.data, data);
-        let want: Vec<u64> = offsets.iter().map(|o| *o as u64).collect();
+        let want: Vec<i64> = offsets.iter().map(|o| *o as i64).collect();
         assert_eq!(back.offsets, want);
     }
 
@@ -556,6 +623,33 @@ mod tests {
         let s = seal(&KEY, &PREFIX, b"", b"abc", &[0u32, 3], Threads::All).unwrap();
         let err = open(&KEY, &PREFIX, b"", &s.data[..10], &[0u32, 10], Threads::All).unwrap_err();
         assert!(err.to_string().contains("row 0: shorter"), "{err}");
+    }
+
+    #[test]
+    fn malformed_offsets_far_into_a_large_column_are_named_on_both_paths() {
+        let (data, offsets) = sample(3 * CHUNK);
+        let row = 2 * CHUNK + 3;
+        let mut bad = offsets.clone();
+        bad[row + 1] = bad[row] - 1;
+        for threads in [Threads::All, Threads::One] {
+            match seal(&KEY, &PREFIX, b"", &data, &bad, threads) {
+                Err(CoreError::InvalidRows { rows, .. }) => {
+                    assert_eq!(rows[0].row, row, "{threads:?}")
+                }
+                other => panic!("{threads:?}: {other:?}"),
+            }
+        }
+        let sealed = seal(&KEY, &PREFIX, b"", &data, &offsets, Threads::All).unwrap();
+        // Cut one record far into the column below the tag's length.
+        let mut cut = sealed.offsets.clone();
+        cut[row + 1] = cut[row] + TAG_LEN as i64 - 1;
+        for threads in [Threads::All, Threads::One] {
+            let err = open(&KEY, &PREFIX, b"", &sealed.data, &cut, threads).unwrap_err();
+            assert!(
+                err.to_string().contains(&format!("row {row}: shorter")),
+                "{threads:?}: {err}"
+            );
+        }
     }
 
     #[test]

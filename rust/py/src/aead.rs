@@ -37,9 +37,7 @@ fn apply<O: Offset>(
         Op::Seal => aead::seal(key, nonce_prefix, aad_prefix, data, offsets, threads)?,
         Op::Open => aead::open(key, nonce_prefix, aad_prefix, data, offsets, threads)?,
     };
-    // Offsets never exceed the buffer's length, which fits in isize.
-    let offs = records.offsets.into_iter().map(|o| o as i64).collect();
-    Ok((records.data, offs))
+    Ok((records.data, records.offsets))
 }
 
 #[allow(clippy::too_many_arguments)]
