@@ -192,3 +192,41 @@ def test_newer_schema_is_refused(db_target: str) -> None:
         open_identity_store(db_target)
     with IdentityStore(connect(db_target)) as st:  # past the version check: unchanged
         assert st.content_digest() == before
+
+
+@pytest.mark.parametrize("bulk", [False, True])
+def test_try_execute_undoes_only_the_duplicate_statement(store: IdentityStore,
+                                                         bulk: bool) -> None:
+    """``Session.try_execute``: a unique-key violation undoes that statement alone; the
+    transaction goes on and commits what came before and after it."""
+    b = store._b  # on SQLite, the bulk session is ADBC's connection, the other sqlite3's
+    with b.session() as s:
+        s.execute("CREATE TABLE t (k INTEGER PRIMARY KEY, v TEXT NOT NULL)")
+    with (b.bulk_session() if bulk else b.session()) as s:
+        s.execute("INSERT INTO t (k, v) VALUES (1, 'a')")
+        assert s.try_execute("INSERT INTO t (k, v) VALUES (2, 'b'), (3, 'c')")
+        # the second row breaks the key: neither row of the statement stays
+        assert not s.try_execute("INSERT INTO t (k, v) VALUES (4, 'd'), (1, 'x')")
+        s.execute("INSERT INTO t (k, v) VALUES (5, 'e')")
+        with pytest.raises(Exception, match=r"(?i)null"):
+            s.try_execute("INSERT INTO t (k, v) VALUES (6, NULL)")  # not a duplicate
+    with b.session(write=False) as s:
+        assert s.query("SELECT k, v FROM t ORDER BY k") == [
+            (1, "a"), (2, "b"), (3, "c"), (5, "e")]
+
+
+def test_batch_of_new_codes_with_one_already_present(store: IdentityStore) -> None:
+    """A batch of unique codes takes PostgreSQL's plain INSERT; one code already in the
+    store sends it back to the upsert, which applies the usual rules."""
+    apply(store, MUNI_A, "p1", [change(i + 1, i) for i in range(5)])
+    rows = [change(6 + i, 100 + i) for i in range(200)]
+    rows.append(change(206, 2, given_name="newer", change_date=D + dt.timedelta(days=1)))
+    rows.append(change(207, 3, given_name="older", change_date=D - dt.timedelta(days=1)))
+    res = apply(store, MUNI_A, "p2", rows)
+    assert (res.applied, res.skipped) == (202, 0)
+    names = {r["resident_code"]: r["given_name"] for r in store.current().to_pylist()}
+    assert len(names) == 205
+    assert names[int(_codes[2])] == "newer"
+    assert names[int(_codes[3])] == "花子3"  # an older change does not replace the current
+    assert names[int(_codes[150])] == "花子150"
+    assert len(store.history(int(_codes[3]))) == 2

@@ -113,6 +113,12 @@ class Session(ABC):
     def executemany(self, sql: str, rows: Iterable[Params]) -> None: ...
 
     @abstractmethod
+    def try_execute(self, sql: str, params: Params = ()) -> bool:
+        """Run a statement that may break a unique constraint: True if it ran; False if it
+        broke one, in which case the statement is undone (back to a savepoint taken just
+        before it) and the transaction goes on. Any other error is raised."""
+
+    @abstractmethod
     def ingest(self, table: str, data: pa.Table, progress: Any = None, *,
                temporary: bool = False) -> None:
         """Append an Arrow table to a database table (columns named as in the table);
@@ -169,6 +175,20 @@ class _SqliteSession(Session):
 
     def executemany(self, sql: str, rows: Iterable[Params]) -> None:
         self._conn.executemany(sql, rows)
+
+    def try_execute(self, sql: str, params: Params = ()) -> bool:
+        self.execute("SAVEPOINT jukicore_try")
+        try:
+            self.execute(sql, params)
+        except Exception as exc:
+            self.execute("ROLLBACK TO jukicore_try")
+            self.execute("RELEASE jukicore_try")
+            # sqlite3's and ADBC's IntegrityError; only a unique key is "already there".
+            if type(exc).__name__ != "IntegrityError" or "UNIQUE constraint" not in str(exc):
+                raise
+            return False
+        self.execute("RELEASE jukicore_try")
+        return True
 
     def ingest(self, table: str, data: pa.Table, progress: Any = None, *,
                temporary: bool = False) -> None:
@@ -476,6 +496,16 @@ class _PgSession(Session):
         rows = list(rows)
         if rows:
             self._cur.executemany(self._q(sql), rows)
+
+    def try_execute(self, sql: str, params: Params = ()) -> bool:
+        import psycopg
+
+        try:
+            with self._conn.transaction():  # nested: a savepoint, rolled back on error
+                self._cur.execute(self._q(sql), params or None)
+        except psycopg.errors.UniqueViolation:
+            return False
+        return True
 
     def ingest(self, table: str, data: pa.Table, progress: Any = None, *,
                temporary: bool = False) -> None:
