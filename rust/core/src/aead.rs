@@ -52,7 +52,7 @@ pub const TAG_LEN: usize = 16;
 /// Length of the per-call nonce prefix; the record index fills the other 8 bytes.
 pub const NONCE_PREFIX_LEN: usize = 4;
 /// Largest plaintext GCM allows under one nonce (2^36 - 32 bytes).
-const MAX_RECORD: usize = (1 << 36) - 32;
+const MAX_RECORD: u64 = (1 << 36) - 32;
 /// Records per parallel work item.
 const CHUNK: usize = 2048;
 
@@ -335,7 +335,7 @@ pub fn seal<O: Offset>(
 ) -> Result<Records> {
     let key = make_key(key)?;
     let prefix = check_prefix(nonce_prefix)?;
-    let len_ok = |len: usize| len <= MAX_RECORD;
+    let len_ok = |len: usize| len as u64 <= MAX_RECORD;
     if !offsets_fine(data, offsets, threads, len_ok) {
         if let Some(err) = offset_errors(data, offsets) {
             return Err(err);
