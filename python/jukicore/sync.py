@@ -32,7 +32,6 @@ from __future__ import annotations
 import datetime as dt
 import os
 from collections.abc import Iterable, Iterator
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -40,6 +39,7 @@ from typing import Any
 import pyarrow as pa
 
 from jukicore import ids
+from jukicore._threads import one_ahead
 from jukicore.crypto import NodeKeys
 from jukicore.errors import (
     ConflictError,
@@ -51,6 +51,7 @@ from jukicore.errors import (
 from jukicore.identity import IDENTITY_SCHEMA, open_identity_store
 from jukicore.node import CENTER, Node, check_relation
 from jukicore.packet import Packet, PacketHeader
+from jukicore.register import Actor, open_register
 
 __all__ = [
     "ApplyOutcome",
@@ -84,6 +85,11 @@ def write_atomic(path: Path, data: bytes) -> None:
         os.close(dir_fd)
 
 
+def _actor(node: Node) -> Actor:
+    """The node's own synchronization software, acting on its register."""
+    return Actor.node(node.node_id, node.node_id, "cs")
+
+
 def packet_name(sender: str, recipient: str, kind: str, first: int, last: int) -> str:
     return f"{sender}-{recipient}-{kind}-{first:012d}-{last:012d}.jkp"
 
@@ -94,12 +100,10 @@ def packet_name(sender: str, recipient: str, kind: str, first: int, last: int) -
 def export_changes(node: Node, recipient: str, *, password: str | bytes | None = None,
                    now: dt.datetime | None = None) -> Path | None:
     """Pack the changes ``recipient`` has not acknowledged; None when there are none."""
-    from jukicore.register import Actor, open_register
-
     check_relation("identity-changes", node.node_id, recipient)
     keys = node.current_keys(password)
     trust = node.trust()
-    actor = Actor.node(node.node_id, node.node_id, "cs")
+    actor = _actor(node)
     with open_register(node.store_target()) as reg:
         acked = reg.sync_acked(recipient, actor=actor)
         entries = reg.outbox(actor=actor, after_seq=acked)
@@ -172,20 +176,15 @@ def apply_packets(node: Node, paths: Iterable[str | os.PathLike[str]], *,
         except JukiError as exc:
             return exc
 
-    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="jukicore-open") as pool:
-        ahead = pool.submit(open_one, todo[0]) if todo else None
-        for k, p in enumerate(todo):
-            assert ahead is not None
-            opened = ahead.result()
-            ahead = pool.submit(open_one, todo[k + 1]) if k + 1 < len(todo) else None
-            if isinstance(opened, JukiError):
-                yield p, opened
-                continue
-            try:
-                outcome: ApplyOutcome | JukiError = _apply_opened(node, opened, keys)
-            except JukiError as exc:
-                outcome = exc
-            yield p, outcome
+    for p, opened in zip(todo, one_ahead(open_one, todo, name="jukicore-open"), strict=True):
+        if isinstance(opened, JukiError):
+            yield p, opened
+            continue
+        try:
+            outcome: ApplyOutcome | JukiError = _apply_opened(node, opened, keys)
+        except JukiError as exc:
+            outcome = exc
+        yield p, outcome
 
 
 @dataclass
@@ -243,12 +242,10 @@ def _write_ack(node: Node, keys: NodeKeys, municipality: str, acked: int,
 
 
 def _apply_ack(node: Node, path: Path, h: PacketHeader, table: pa.Table) -> ApplyOutcome:
-    from jukicore.register import Actor, open_register
-
     if table.schema != ACK_SCHEMA or table.num_rows != 1:
         raise InvalidInputError("an acknowledgement carries one (seq, acked_packet) row")
     acked = int(table.column("seq")[0].as_py())
-    actor = Actor.node(node.node_id, node.node_id, "cs")
+    actor = _actor(node)
     with open_register(node.store_target()) as reg:
         before = reg.sync_acked(h.sender, actor=actor)
         reg.record_sync_ack(h.sender, acked, h.packet_id.hex(), actor=actor)
@@ -290,10 +287,8 @@ def _apply_block(node: Node, path: Path, h: PacketHeader, table: pa.Table) -> Ap
             return ApplyOutcome(path, h.kind, h.sender, "already-applied", detail)
         block.save(target)
         return ApplyOutcome(path, h.kind, h.sender, "applied", detail)
-    from jukicore.register import Actor, open_register
-
     with open_register(node.store_target()) as reg:
-        actor = Actor.node(node.node_id, node.node_id, "cs")
+        actor = _actor(node)
         try:
             reg.import_code_block(block, actor=actor)
         except ConflictError:
@@ -316,9 +311,7 @@ def sync_status(node: Node) -> dict[str, Any]:
     """Municipality: per recipient, entries sent and acknowledged. Prefecture or center:
     identity records held and the last entry applied from each municipality."""
     if node.role == "municipality":
-        from jukicore.register import Actor, open_register
-
-        actor = Actor.node(node.node_id, node.node_id, "cs")
+        actor = _actor(node)
         with open_register(node.store_target()) as reg:
             last = reg.outbox_last_seq(actor=actor)
             peers = {r: 0 for r in default_recipients(node.node_id)}

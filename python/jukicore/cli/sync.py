@@ -53,6 +53,7 @@ def export(directory: Path, recipients: tuple[str, ...], password_file: Path | N
 @password_option
 @json_option
 @quiet_option
+@juki_errors
 def apply(directory: Path, packets: tuple[Path, ...], password_file: Path | None,
           as_json: bool, quiet: bool) -> None:
     """Verify and apply PACKETS (default: every packet in the node's inbox, in order).
@@ -63,27 +64,19 @@ def apply(directory: Path, packets: tuple[Path, ...], password_file: Path | None
     """
     from jukicore.sync import apply_packets
 
-    try:
-        n = Node.open(directory)
-        pw = read_password(password_file)
-    except JukiError as exc:
-        click.echo(f"error: {exc}", err=True)
-        sys.exit(1)
+    n = Node.open(directory)
+    pw = read_password(password_file)
     todo = list(packets) or sorted(n.inbox.glob("*.jkp"))
     results, failed = [], 0
     with progress(len(todo), "applying", quiet) as advance:
-        try:
-            for p, outcome in apply_packets(n, todo, password=pw):
-                if isinstance(outcome, JukiError):
-                    failed += 1
-                    results.append({"packet": str(p), "status": "refused",
-                                    "error": type(outcome).__name__, "reason": str(outcome)})
-                else:
-                    results.append(outcome.as_dict())
-                advance(1)
-        except JukiError as exc:  # the node's own keys could not be opened
-            click.echo(f"error: {exc}", err=True)
-            sys.exit(1)
+        for p, outcome in apply_packets(n, todo, password=pw):  # raises if our keys don't open
+            if isinstance(outcome, JukiError):
+                failed += 1
+                results.append({"packet": str(p), "status": "refused",
+                                "error": type(outcome).__name__, "reason": str(outcome)})
+            else:
+                results.append(outcome.as_dict())
+            advance(1)
     if as_json:
         emit_json({"packets": results, "refused": failed})
     else:

@@ -26,7 +26,6 @@ one municipality and the move-in at the next may arrive in either order.
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -48,9 +47,16 @@ from jukicore.register._backend import (
     connect,
     content_digest,
     installed_version,
+    migrate,
     utcnow,
 )
-from jukicore.register._schema import Column, Table, create_index_sql, create_table_sql
+from jukicore.register._schema import (
+    Column,
+    Migration,
+    Table,
+    create_index_sql,
+    create_table_sql,
+)
 
 __all__ = [
     "IDENTITY_COLUMNS",
@@ -179,8 +185,11 @@ def _v2(dialect: str) -> list[str]:
 
 
 #: Every schema version of the identity store, in order. Append; never edit a published step.
-_MIGRATIONS: tuple[tuple[int, Callable[[str], list[str]]], ...] = ((1, _v1), (2, _v2))
-SCHEMA_VERSION = _MIGRATIONS[-1][0]
+_MIGRATIONS: tuple[Migration, ...] = (
+    Migration(1, "identity store: current info, history, peers, packets applied, audit", _v1),
+    Migration(2, "history keyed by code; SQLite current info in arrival order", _v2),
+)
+SCHEMA_VERSION = _MIGRATIONS[-1].version
 #: Page size of a new SQLite identity store. Its B-trees take rows at random code
 #: positions; larger pages mean fewer page splits and a shallower tree (measured: a
 #: 6M-record load about a quarter faster than at SQLite's default 4 KiB).
@@ -188,15 +197,7 @@ SQLITE_PAGE_SIZE = 16384
 
 
 def _migrate(s: Session, current: int) -> None:
-    if current == 0:
-        s.execute("CREATE TABLE identity_schema_version (version INTEGER NOT NULL PRIMARY KEY,"
-                  " applied_at TEXT NOT NULL)")
-    for version, statements in _MIGRATIONS:
-        if version > current:
-            for stmt in statements(s.dialect):
-                s.execute(stmt)
-            s.execute("INSERT INTO identity_schema_version (version, applied_at) VALUES (?, ?)",
-                      (version, utcnow().isoformat()))
+    migrate(s, "identity_schema_version", _MIGRATIONS, current, described=False)
 
 
 def create_identity_store(target: str | Path, *, node_id: str, kind: str) -> IdentityStore:

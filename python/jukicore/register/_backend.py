@@ -25,7 +25,6 @@ import sqlite3
 import threading
 from abc import ABC, abstractmethod
 from collections.abc import Iterable, Iterator, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from contextlib import AbstractContextManager, contextmanager, nullcontext, suppress
 from pathlib import Path
 from typing import Any
@@ -33,7 +32,9 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.csv as pacsv
 
+from jukicore._threads import one_ahead
 from jukicore.errors import ConflictError, MissingDependencyError, StoreError
+from jukicore.register._schema import Migration
 
 Params = Sequence[Any]
 
@@ -57,6 +58,28 @@ def installed_version(s: Session, version_table: str) -> int | None:
         return None
     v = s.scalar(f"SELECT max(version) FROM {version_table}")
     return None if v is None else int(v)
+
+
+def migrate(s: Session, version_table: str, migrations: Sequence[Migration], current: int,
+            *, described: bool = True) -> None:
+    """Bring a store from schema version ``current`` (0: empty) to the last of
+    ``migrations``, recording each step in ``version_table`` (with its description if
+    ``described``: the identity store's version table has no such column)."""
+    description = " description TEXT NOT NULL," if described else ""
+    if current == 0:
+        s.execute(f"CREATE TABLE {version_table} (version INTEGER NOT NULL PRIMARY KEY,"
+                  f"{description} applied_at TEXT NOT NULL)")
+    for m in migrations:
+        if m.version <= current:
+            continue
+        for stmt in m.statements(s.dialect):
+            s.execute(stmt)
+        if described:
+            s.execute(f"INSERT INTO {version_table} (version, description, applied_at)"
+                      " VALUES (?, ?, ?)", (m.version, m.description, utcnow().isoformat()))
+        else:
+            s.execute(f"INSERT INTO {version_table} (version, applied_at) VALUES (?, ?)",
+                      (m.version, utcnow().isoformat()))
 
 
 def content_digest(s: Session, queries: Sequence[str]) -> str:
@@ -519,17 +542,12 @@ class _PgSession(Session):
             pacsv.write_csv(part, buf, opts)  # pyarrow's C++ writer: releases the GIL
             return part.num_rows, buf.getbuffer()
 
-        starts = list(range(0, data.num_rows, step))
+        starts = range(0, data.num_rows, step)
         # Encode the next slice in a worker thread while this one streams to the server:
         # the server parses CSV at the same time as pyarrow writes it (at most two slices
         # in memory). Everything still goes through this one connection and transaction.
-        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="jukicore-csv") as pool, \
-                self._cur.copy(f"COPY {table} ({cols}) FROM STDIN WITH (FORMAT csv)") as copy:
-            pending = pool.submit(encode, starts[0]) if starts else None
-            for k in range(len(starts)):
-                assert pending is not None
-                rows, chunk = pending.result()
-                pending = pool.submit(encode, starts[k + 1]) if k + 1 < len(starts) else None
+        with self._cur.copy(f"COPY {table} ({cols}) FROM STDIN WITH (FORMAT csv)") as copy:
+            for rows, chunk in one_ahead(encode, starts, name="jukicore-csv"):
                 copy.write(chunk)
                 if progress is not None:
                     progress(rows)

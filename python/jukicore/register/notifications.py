@@ -206,29 +206,17 @@ class Batch:
         self._households[household_id] = out
         return out
 
-    def code_in_use(self, code: int) -> bool:
-        return bool(
-            self.s.query(
-                "SELECT 1 FROM residents WHERE resident_code = ? AND status = 'resident'", (code,)
-            )
-        )
-
-    def code_status(self, code: int) -> tuple[bool, bool]:
-        """(held by a current resident, retired): one round trip."""
+    def code_status(self, code: int) -> tuple[bool, bool, bool]:
+        """(held by a current resident, retired, waiting in this municipality's pool of codes
+        never issued): one round trip."""
         if code in self._by_code:
-            return True, False
+            return True, False, False
         row = self.s.query(
             "SELECT (SELECT count(*) FROM residents WHERE resident_code = ?"
-            " AND status = 'resident'), (SELECT count(*) FROM retired_codes WHERE code = ?)",
-            (code, code))[0]
-        return bool(row[0]), bool(row[1])
-
-    def code_unissued(self, code: int) -> bool:
-        """Whether the code waits in this municipality's pool (never issued to anyone)."""
-        return bool(self.s.query("SELECT 1 FROM code_pool WHERE code = ?", (code,)))
-
-    def code_retired(self, code: int) -> bool:
-        return bool(self.s.query("SELECT 1 FROM retired_codes WHERE code = ?", (code,)))
+            " AND status = 'resident'), (SELECT count(*) FROM retired_codes WHERE code = ?),"
+            " (SELECT count(*) FROM code_pool WHERE code = ?)",
+            (code, code, code))[0]
+        return bool(row[0]), bool(row[1]), bool(row[2])
 
     def take_code(self) -> int:
         rows = self.s.query("SELECT pos, code FROM code_pool ORDER BY pos LIMIT 1")
@@ -558,13 +546,13 @@ def _move_in(b: Batch, r: dict[str, Any], ev: dt.date, nid: str) -> int:
     code: int | None = None
     if r.get("resident_code") is not None:
         code = _check_code_value(r, "resident_code")
-        in_use, retired = b.code_status(code)
+        in_use, retired, unissued = b.code_status(code)
         if in_use:
             raise _conflict(f"resident code {fmt_code(code)} belongs to a current resident",
                             "resident_code")
         if retired:
             raise _conflict(f"resident code {fmt_code(code)} was retired", "resident_code")
-        if b.code_unissued(code):
+        if unissued:
             raise _conflict(f"resident code {fmt_code(code)} is in this municipality's block of "
                             "codes never issued: no one moving in can hold it", "resident_code")
     elif not from_abroad:

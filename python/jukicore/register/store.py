@@ -29,6 +29,7 @@ from ._backend import (
     connect,
     content_digest,
     installed_version,
+    migrate,
     rows_to_arrow,
     utcnow,
 )
@@ -166,16 +167,7 @@ def open_register(target: str | Path) -> Register:
 
 
 def _migrate(s: Session, current: int) -> None:
-    if current == 0:
-        s.execute("CREATE TABLE schema_version (version INTEGER NOT NULL PRIMARY KEY,"
-                  " description TEXT NOT NULL, applied_at TEXT NOT NULL)")
-    for m in MIGRATIONS:
-        if m.version <= current:
-            continue
-        for stmt in m.statements(s.dialect):
-            s.execute(stmt)
-        s.execute("INSERT INTO schema_version (version, description, applied_at) VALUES (?, ?, ?)",
-                  (m.version, m.description, utcnow().isoformat()))
+    migrate(s, "schema_version", MIGRATIONS, current)
 
 
 def _audit(s: Session, actor: Actor, action: str, target: str | None, nid: str | None,
