@@ -39,6 +39,7 @@ import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -95,6 +96,21 @@ def _timed(fn: Callable[..., Any], *args: Any) -> tuple[float, Any]:
     t0 = time.perf_counter()
     out = fn(*args)
     return time.perf_counter() - t0, out
+
+
+def _secs(fn: Callable[..., Any], *args: Any) -> float:
+    """Seconds of one timed call (its output dropped at once)."""
+    return _timed(fn, *args)[0]
+
+
+def _alternate(repeat: int, runs: dict[str, Callable[[], float]]) -> dict[str, list[float]]:
+    """Seconds of ``repeat`` calls of each run: the first run first in even rounds, last in odd."""
+    first, *rest = runs
+    times: dict[str, list[float]] = {who: [] for who in runs}
+    for r in range(repeat):
+        for who in [first, *rest] if r % 2 == 0 else [*rest, first]:
+            times[who].append(runs[who]())
+    return times
 
 
 def _med(xs: list[float]) -> float:
@@ -161,28 +177,26 @@ def _saved(ctx: Context) -> Path:
 
 def bench_gen_empty(ctx: Context) -> list[Row]:
     n = ctx.sizes["registry"]
-    jk: list[float] = []
+    left = ctx.repeat
+
+    def jk_run() -> float:
+        nonlocal left
+        reg = CodeRegistry()
+        t, codes = _timed(reg.generate, n)
+        left -= 1
+        if left == 0:  # the last run's registry serves the benchmarks after this one
+            ctx.registry, ctx.codes, ctx.registry_file = reg, codes, None
+        return t
+
     # The job draws with a CSPRNG: the target is judged against numpy doing the
     # same (os.urandom); the PCG64 variants (not a CSPRNG) are shown beside it.
-    base: dict[str, list[float]] = {"sort 2 threads, CSPRNG": [], "sort": [],
-                                    "sort 2 threads": []}
-    threads = {"sort": 1, "sort 2 threads": 2, "sort 2 threads, CSPRNG": 2}
-    csprng = B.OsCsprng()
-    for r in range(ctx.repeat):
-        order = ["jk", *base] if r % 2 == 0 else [*base, "jk"]
-        for who in order:
-            if who == "jk":
-                reg = CodeRegistry()
-                t, codes = _timed(reg.generate, n)
-                jk.append(t)
-                if r == ctx.repeat - 1:
-                    ctx.registry, ctx.codes, ctx.registry_file = reg, codes, None
-                del reg, codes
-            else:
-                rng = csprng if "CSPRNG" in who else ctx.rng
-                t, out = _timed(B.generate_empty, n, rng, threads[who])
-                base[who].append(t)
-                del out
+    variants = {"sort 2 threads, CSPRNG": (B.OsCsprng(), 2), "sort": (ctx.rng, 1),
+                "sort 2 threads": (ctx.rng, 2)}
+    base = _alternate(ctx.repeat, {
+        "jk": jk_run,
+        **{k: partial(_secs, B.generate_empty, n, *v) for k, v in variants.items()},
+    })
+    jk = base.pop("jk")
     same_job = {k: v for k, v in base.items() if "CSPRNG" in k}
     variant, b = _best(same_job)
     pcg_variant, pcg = _best({k: v for k, v in base.items() if k not in same_job})
@@ -210,13 +224,9 @@ def bench_registry(ctx: Context) -> list[Row]:
     path = _saved(ctx)
     mem = reg.memory_bytes()
     size = path.stat().st_size
-    sorted_codes = np.sort(codes)
-    np_mem = sorted_codes.nbytes
-    np_path = ctx.tmp / "registry.npy"
-    np.save(np_path, sorted_codes)
-    np_size = np_path.stat().st_size
-    np_path.unlink()
-    del sorted_codes
+    # numpy's registry is the codes sorted: as many bytes, in memory and in a .npy, as unsorted.
+    np_mem = codes.nbytes
+    np_size = B.npy_file_bytes(codes)
     rss = _load_rss(path)
     limit = 512 * MB
     tgt = "<= 512 MB" if ctx.full else "(full: <= 512 MB)"
@@ -249,20 +259,11 @@ def bench_gen_more(ctx: Context) -> list[Row]:
     path = _saved(ctx)
     _, codes = _state(ctx)
     issued = np.sort(codes)
-    jk: list[float] = []
-    base: dict[str, list[float]] = {m: [] for m in B.MERGERS}
-    for r in range(ctx.repeat):
-        order = ["jk", *base] if r % 2 == 0 else [*base, "jk"]
-        for who in order:
-            if who == "jk":
-                reg = CodeRegistry.load(path)
-                t, out = _timed(reg.generate, k)
-                jk.append(t)
-                del reg, out
-            else:
-                t, out = _timed(B.generate_more, issued, k, ctx.rng, who)
-                base[who].append(t)
-                del out
+    base = _alternate(ctx.repeat, {
+        "jk": lambda: _secs(CodeRegistry.load(path).generate, k),
+        **{m: partial(_secs, B.generate_more, issued, k, ctx.rng, m) for m in B.MERGERS},
+    })
+    jk = base.pop("jk")
     del issued
     variant, b = _best(base)
     jm = _med(jk)
@@ -290,20 +291,11 @@ def bench_my_number(ctx: Context) -> list[Row]:
     # Same job, same answer: the pure-Python issuer gives jukicore's numbers.
     if not np.array_equal(MyNumberIssuer(KEY).issue(sample), PyIssuer(KEY).issue(sample)):
         raise SystemExit("the pure-Python My Number baseline disagrees with jukicore")
-    jk: list[float] = []
-    py: list[float] = []
-    for r in range(ctx.repeat):
-        for who in ("jk", "py") if r % 2 == 0 else ("py", "jk"):
-            if who == "jk":
-                issuer = MyNumberIssuer(KEY)
-                t, out = _timed(issuer.issue, codes)
-                jk.append(t)
-                del issuer, out
-            else:
-                p = PyIssuer(KEY)
-                t, out = _timed(p.issue, sample)
-                py.append(t)
-                del p, out
+    times = _alternate(ctx.repeat, {
+        "jk": lambda: _secs(MyNumberIssuer(KEY).issue, codes),
+        "py": lambda: _secs(PyIssuer(KEY).issue, sample),
+    })
+    jk, py = times["jk"], times["py"]
     jm = _med(jk)
     per_item = _med(py) / s
     return [
@@ -327,28 +319,16 @@ def bench_my_number(ctx: Context) -> list[Row]:
 
 def bench_validate(ctx: Context) -> list[Row]:
     n = ctx.sizes["validate"]
-    codes = B.with_check_digits(ctx.rng.integers(0, 10**10, size=n, dtype=np.uint64))
-    # Corrupt about half of them (a wrong last digit), so both answers occur.
-    bad = ctx.rng.random(n) < 0.5
-    ten = np.uint64(10)
-    codes[bad] = codes[bad] // ten * ten + (codes[bad] + np.uint64(1)) % ten
-    del bad
+    codes = B.half_invalid(n, ctx.rng)
     expect = is_valid_resident_code(codes)
     for name, fn in B.VALIDATORS.items():
         if not np.array_equal(fn(codes), expect):
             raise SystemExit(f"numpy validator {name} disagrees with jukicore")
-    jk: list[float] = []
-    base: dict[str, list[float]] = {k: [] for k in B.VALIDATORS}
-    for r in range(ctx.repeat):
-        order = ["jk", *base] if r % 2 == 0 else [*base, "jk"]
-        for who in order:
-            if who == "jk":
-                t, out = _timed(is_valid_resident_code, codes)
-                jk.append(t)
-            else:
-                t, out = _timed(B.VALIDATORS[who], codes)
-                base[who].append(t)
-            del out
+    base = _alternate(ctx.repeat, {
+        "jk": partial(_secs, is_valid_resident_code, codes),
+        **{k: partial(_secs, fn, codes) for k, fn in B.VALIDATORS.items()},
+    })
+    jk = base.pop("jk")
     del codes, expect
     variant, b = _best(base)
     jm = _med(jk)
@@ -461,6 +441,7 @@ def main(argv: list[str] | None = None) -> int:
         # not pay the hypervisor's first-touch cost alone.
         warm = np.ones(6 * 2**30 // 8, dtype=np.uint64)
         del warm
+    B.tables()  # numpy's lookup tables, built before any timing
     rows: list[Row] = []
     with tempfile.TemporaryDirectory(prefix="jukicore-bench-") as tmp:
         ctx = Context(sizes, args.repeat, full, Path(tmp), np.random.default_rng(args.seed))

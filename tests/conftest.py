@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import itertools
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -35,17 +35,30 @@ def pg_server() -> Iterator[TempPostgres | None]:
 _db_counter = itertools.count()
 
 
+@pytest.fixture
+def pg_databases(pg_server: TempPostgres | None) -> Iterator[Callable[[str], str]]:
+    """Make fresh PostgreSQL databases (``make(label)`` returns a URI), dropped after the
+    test; without PostgreSQL's binaries the test skips."""
+    made: list[str] = []
+
+    def make(label: str) -> str:
+        if pg_server is None:
+            pytest.skip("PostgreSQL server binaries (initdb, pg_ctl) not installed: install "
+                        "PostgreSQL, or set JUKICORE_REQUIRE_POSTGRES=1 to fail instead")
+        name = f"{label}_{os.getpid()}_{next(_db_counter)}"
+        made.append(name)
+        return pg_server.create_database(name)
+
+    yield make
+    for name in made:
+        assert pg_server is not None
+        pg_server.drop_database(name)
+
+
 @pytest.fixture(params=["sqlite", "postgresql"])
 def db_target(request: pytest.FixtureRequest, tmp_path: Path,
-              pg_server: TempPostgres | None) -> Iterator[str]:
+              pg_databases: Callable[[str], str]) -> str:
     """A location for a fresh store: a SQLite file path or a PostgreSQL URI."""
     if request.param == "sqlite":
-        yield str(tmp_path / "store.db")
-        return
-    if pg_server is None:
-        pytest.skip("PostgreSQL server binaries (initdb, pg_ctl) not installed: install "
-                    "PostgreSQL, or set JUKICORE_REQUIRE_POSTGRES=1 to fail instead")
-    name = f"db_{os.getpid()}_{next(_db_counter)}"
-    uri = pg_server.create_database(name)
-    yield uri
-    pg_server.drop_database(name)
+        return str(tmp_path / "store.db")
+    return pg_databases("db")

@@ -26,12 +26,15 @@ search sorted candidates (``np.searchsorted`` is cache-friendly only then).
 
 from __future__ import annotations
 
+import functools
+import io
 import os
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Final, TypeAlias
 
 import numpy as np
+import numpy.lib.format as npformat
 import numpy.typing as npt
 
 U64: TypeAlias = npt.NDArray[np.uint64]
@@ -47,7 +50,9 @@ IDX_MASK: Final = np.uint64((1 << IDX_BITS) - 1)
 _SHIFT: Final = np.uint64(IDX_BITS)
 
 
-def _tables() -> tuple[U8, U8, U8, npt.NDArray[np.uint16], npt.NDArray[np.uint16], Bools]:
+@functools.cache
+def tables() -> tuple[U8, U8, U8, npt.NDArray[np.uint16], npt.NDArray[np.uint16], Bools]:
+    """The lookup tables (built on first use, not at import: asv imports every module)."""
     v = np.arange(100_000)
     digits = [(v // 10 ** (4 - i)) % 10 for i in range(5)]  # most significant first
     hi = sum(w * d for w, d in zip((5, 4, 3, 2, 7), digits, strict=True)) % 11
@@ -64,7 +69,6 @@ def _tables() -> tuple[U8, U8, U8, npt.NDArray[np.uint16], npt.NDArray[np.uint16
     return hi.astype(np.uint8), lo.astype(np.uint8), cd, th110, tld, valid
 
 
-_TH, _TL, _CD, _TH110, _TLD, _VALID = _tables()
 _E5: Final = np.uint64(100_000)
 _E6: Final = np.uint64(1_000_000)
 _TEN: Final = np.uint64(10)
@@ -74,30 +78,48 @@ _TEN: Final = np.uint64(10)
 # Check digits
 
 
-def _cd_chunk(bodies: U64) -> U8:
+def _cd_chunk(bodies: U64, th: U8, tl: U8, cd: U8) -> U8:
     hi = bodies // _E5
     lo = bodies - hi * _E5
-    s = _TH.take(hi)
-    s += _TL.take(lo)
-    return _CD.take(s)
+    s = th.take(hi)
+    s += tl.take(lo)
+    return cd.take(s)
 
 
 def check_digits(bodies: U64) -> U8:
     """Check digits of 10-digit bodies (table lookups, chunked)."""
+    th, tl, cd, *_ = tables()
     out = np.empty(bodies.size, dtype=np.uint8)
     for i in range(0, bodies.size, CHUNK):
-        out[i : i + CHUNK] = _cd_chunk(bodies[i : i + CHUNK])
+        out[i : i + CHUNK] = _cd_chunk(bodies[i : i + CHUNK], th, tl, cd)
     return out
 
 
 def with_check_digits(bodies: U64) -> U64:
     """Turn bodies into full codes *in place* (``body * 10 + check digit``)."""
+    th, tl, cd, *_ = tables()
     for i in range(0, bodies.size, CHUNK):
         part = bodies[i : i + CHUNK]
-        cd = _cd_chunk(part)
+        check = _cd_chunk(part, th, tl, cd)
         part *= _TEN
-        part += cd
+        part += check
     return bodies
+
+
+def half_invalid(n: int, rng: np.random.Generator) -> U64:
+    """``n`` random codes, about half of them with a wrong last digit (so both answers occur)."""
+    codes = with_check_digits(rng.integers(0, BODY_LIMIT, size=n, dtype=np.uint64))
+    bad = rng.random(n) < 0.5
+    wrong = codes[bad]
+    codes[bad] = wrong // _TEN * _TEN + (wrong + np.uint64(1)) % _TEN
+    return codes
+
+
+def npy_file_bytes(a: npt.NDArray[np.generic]) -> int:
+    """Size of the file ``np.save`` writes for ``a``: its header, then its bytes."""
+    header = io.BytesIO()
+    npformat.write_array_header_1_0(header, npformat.header_data_from_array_1_0(a))
+    return header.tell() + a.nbytes
 
 
 def is_valid_table(codes: U64) -> Bools:
@@ -106,17 +128,18 @@ def is_valid_table(codes: U64) -> Bools:
     A value with more than 11 digits makes ``take`` index past the first table,
     which is reported as ``ValueError`` (jukicore raises InvalidInputError).
     """
+    *_, th110, tld, valid = tables()
     out = np.empty(codes.size, dtype=np.bool_)
     for i in range(0, codes.size, CHUNK):
         c = codes[i : i + CHUNK]
         hi = c // _E6
         lo = c - hi * _E6
         try:
-            idx = _TH110.take(hi)
+            idx = th110.take(hi)
         except IndexError:
             raise ValueError("a value has more than 11 digits") from None
-        idx += _TLD.take(lo)
-        out[i : i + CHUNK] = _VALID.take(idx)
+        idx += tld.take(lo)
+        out[i : i + CHUNK] = valid.take(idx)
     return out
 
 

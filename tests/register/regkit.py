@@ -36,10 +36,8 @@ def make_my_number(body: int) -> int:
     return body * 10 + ids.my_number_check_digit(body)
 
 
-def make_block(n: int, seed: int = 1, holder: str = LG) -> ids.CodeBlock:
-    """A block of ``n`` fresh codes for ``holder`` (``seed`` is kept for call sites;
-    codes come from the CSPRNG)."""
-    del seed
+def make_block(n: int, holder: str = LG) -> ids.CodeBlock:
+    """A block of ``n`` fresh codes for ``holder`` (from the CSPRNG)."""
     return ids.CodeRegistry().allocate_block(n, holder)
 
 
@@ -129,3 +127,17 @@ def ev(kind: str, nid: str, **fields: Any) -> dict[str, Any]:
                            "event_date": TODAY}
     out.update(fields)
     return out
+
+
+#: An address in the register's municipality that no household of tiny_municipality uses.
+ADDR = {"postal_code": "1010021", "town": "外神田", "street": "1丁目1番1号"}
+
+
+def move_in(nid: str, **kw: Any) -> dict[str, Any]:
+    """A move-in of 山田健 from Osaka, as head of a new household at ADDR; ``kw`` overrides."""
+    base = ev("move_in", nid, event_date=TODAY - dt.timedelta(days=2),
+              resident_code=make_code(4242), family_name="山田", given_name="健",
+              family_name_kana="ヤマダ", given_name_kana="ケン", birth_date=dt.date(1990, 4, 1),
+              sex=1, relationship="世帯主", previous_address="大阪府大阪市北区1番地", **ADDR)
+    base.update(kw)
+    return base

@@ -7,7 +7,6 @@ in a background thread with its own connection; the durability setting is explic
 
 from __future__ import annotations
 
-import datetime as dt
 import sqlite3
 import time
 from pathlib import Path
@@ -15,6 +14,7 @@ from typing import Any
 
 import pytest
 from regkit import (
+    ADDR,
     ADMIN,
     CLERK,
     LG,
@@ -25,23 +25,20 @@ from regkit import (
     ev,
     make_block,
     make_code,
+    move_in,
     tiny_municipality,
 )
 
 from jukicore.register import Register, create_register, open_register
 from jukicore.register._backend import WAL_AUTOCHECKPOINT_PAGES, SqliteBackend
 
-D = dt.timedelta
-NEW = {"postal_code": "1010021", "town": "外神田", "street": "1丁目1番1号"}
-NEW_ADDRESS = f"{PREF}{MUNI}外神田1丁目1番1号"
+NEW_ADDRESS = f"{PREF}{MUNI}{ADDR['town']}{ADDR['street']}"
+
 
 def _move_in(nid: str, code: int, **kw: Any) -> dict[str, Any]:
-    base = ev("move_in", nid, event_date=TODAY, resident_code=code, family_name="山田",
-              given_name="健", family_name_kana="ヤマダ", given_name_kana="ケン",
-              birth_date=dt.date(1990, 4, 1), sex=1, relationship="同居人",
-              previous_address="大阪府大阪市北区1番地", **NEW)
-    base.update(kw)
-    return base
+    """Today's move-in of someone joining a household, carrying ``code``."""
+    return move_in(nid, event_date=TODAY, resident_code=code, relationship="同居人", **kw)
+
 
 def test_later_rows_see_changes_to_prefetched_records(register: Register) -> None:
     c1, c10, c13 = code_of(register, 1), code_of(register, 10), code_of(register, 13)
@@ -50,7 +47,7 @@ def test_later_rows_see_changes_to_prefetched_records(register: Register) -> Non
         ev("name_change", "n1", resident_code=c1, given_name="次郎"),  # the old code: gone
         ev("death", "d13", resident_code=c13, new_head_code=code_of(register, 14)),
         ev("name_change", "n13", resident_code=c13, given_name="三郎"),  # removed
-        ev("move_within", "w10", resident_code=c10, **NEW),  # alone: the household moves
+        ev("move_within", "w10", resident_code=c10, **ADDR),  # alone: the household moves
         _move_in("i1", make_code(7001), household_id=4),  # joins at the new address: ok
         _move_in("i2", make_code(7002), household_id=4, street="9丁目9番9号"),  # elsewhere
         ev("name_change", "n10", resident_code=c10, given_name="四郎"),  # moved: still ok

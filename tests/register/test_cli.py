@@ -17,7 +17,7 @@ from jukicore.register import events_table
 def test_init_load_apply_export_history(tmp_path: Path) -> None:
     store = str(tmp_path / "city.db")
     residents, households = tiny_municipality()
-    codes = make_block(residents.num_rows, seed=3).codes
+    codes = make_block(residents.num_rows).codes
     pq.write_table(residents.append_column("resident_code", pa.array(codes, pa.uint64())),
                    tmp_path / "res.parquet")
     pq.write_table(households, tmp_path / "hh.parquet")

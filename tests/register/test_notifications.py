@@ -13,6 +13,7 @@ from typing import Any
 import pyarrow as pa
 import pytest
 from regkit import (
+    ADDR,
     ADMIN,
     CLERK,
     TODAY,
@@ -21,6 +22,7 @@ from regkit import (
     make_block,
     make_code,
     make_my_number,
+    move_in,
     tiny_municipality,
 )
 
@@ -28,7 +30,6 @@ from jukicore.errors import ConflictError, InvalidInputError, NotFoundError
 from jukicore.register import Register, events_table
 
 D = dt.timedelta
-ADDR = {"postal_code": "1010021", "town": "外神田", "street": "1丁目1番1号"}
 
 
 def person(reg: Register, pid: int) -> dict[str, Any]:
@@ -153,15 +154,6 @@ def test_death_before_birth_or_out_of_order(register: Register) -> None:
 
 
 # -- move in / move out --------------------------------------------------------------------
-
-
-def move_in(nid: str, **kw: Any) -> dict[str, Any]:
-    base = ev("move_in", nid, event_date=TODAY - D(2), resident_code=make_code(4242),
-              family_name="山田", given_name="健", family_name_kana="ヤマダ",
-              given_name_kana="ケン", birth_date=dt.date(1990, 4, 1), sex=1,
-              relationship="世帯主", previous_address="大阪府大阪市北区1番地", **ADDR)
-    base.update(kw)
-    return base
 
 
 def test_move_in_family_and_from_abroad(register: Register) -> None:

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import datetime as dt
-import json
-import os
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -27,10 +25,10 @@ class Network:
     center: Node
 
 
-
 def build_network(root: Path, make_target: Callable[[str], str], population: int = 300,
                   seed: int = 5) -> Network:
-    os.environ["JUKICORE_NODE_PASSWORD"] = PASSWORD
+    """The three nodes, their stores and a loaded register. Their keys are protected by
+    PASSWORD, read from JUKICORE_NODE_PASSWORD (set by the suite's conftest)."""
     muni = init_node(root / "muni", MUNI)
     pref = init_node(root / "pref", PREF, store=make_target("pref"))
     center = init_node(root / "center", CENTER, store=make_target("center"))
@@ -62,9 +60,5 @@ def deliver(packet: Path, to: Node) -> Path:
     target = to.inbox / packet.name
     target.write_bytes(packet.read_bytes())
     return target
-
-
-def packets_json(out: str) -> dict[str, object]:
-    return json.loads(out)  # type: ignore[no-any-return]
 
 

@@ -41,18 +41,15 @@ def _digest(node: Node) -> str:
         return st.content_digest()
 
 
-def _night(net: Network) -> dict[str, Path]:
+def _night(net: Network) -> None:
     """Export to both recipients, deliver, apply, and bring the acknowledgements back."""
     sent = {r: export_changes(net.muni, r) for r in (PREF, CENTER)}
-    acks = {}
     for r, node in ((PREF, net.pref), (CENTER, net.center)):
         packet = sent[r]
         assert packet is not None
         outcome = apply_packet(node, deliver(packet, node))
         assert outcome.status == "applied" and outcome.reply is not None
-        acks[r] = outcome.reply
         assert apply_packet(net.muni, deliver(outcome.reply, net.muni)).status == "applied"
-    return acks
 
 
 @BOTH
