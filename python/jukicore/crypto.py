@@ -40,6 +40,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
+from jukicore._files import write_atomic
 from jukicore.errors import (
     ConflictError,
     CorruptFileError,
@@ -160,20 +161,6 @@ def _password(password: str | bytes) -> bytes:
     return pw
 
 
-def _write_atomic(path: Path, data: bytes, mode: int = 0o644) -> None:
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-
-
 def save_private_key(
     key: Ed25519PrivateKey | X25519PrivateKey, path: str | os.PathLike[str], password: str | bytes
 ) -> None:
@@ -185,7 +172,7 @@ def save_private_key(
         serialization.PrivateFormat.PKCS8,
         serialization.BestAvailableEncryption(_password(password)),
     )
-    _write_atomic(Path(path), pem, 0o600)
+    write_atomic(path, pem, mode=0o600)
 
 
 def load_private_key(
@@ -270,7 +257,7 @@ class NodeKeys:
         save_private_key(self.encryption, d / "encryption.pem", pw)
         meta = {"node_id": self.node_id, "signing_key_id": self.signing_key_id,
                 "encryption_key_id": self.encryption_key_id}
-        _write_atomic(d / "node.json", json.dumps(meta, indent=2).encode() + b"\n")
+        write_atomic(d / "node.json", json.dumps(meta, indent=2).encode() + b"\n")
 
     @classmethod
     def load(cls, directory: str | os.PathLike[str], password: str | bytes) -> NodeKeys:
@@ -519,7 +506,7 @@ class TrustStore:
     def save(self, path: str | os.PathLike[str]) -> None:
         """Write the store as JSON (atomically: a crash leaves the old file or the new one)."""
         data = json.dumps(self.to_json(), indent=2, ensure_ascii=False).encode() + b"\n"
-        _write_atomic(Path(path), data)
+        write_atomic(path, data)
 
     @classmethod
     def from_json(cls, doc: Any) -> TrustStore:

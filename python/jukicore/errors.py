@@ -19,6 +19,7 @@ __all__ = [
     "CodeSpaceExhaustedError",
     "ConflictError",
     "CorruptFileError",
+    "FileError",
     "InvalidInputError",
     "JukiError",
     "MisaddressedPacketError",
@@ -75,6 +76,11 @@ class InvalidInputError(_WithRows, ValueError):
 
 class CorruptFileError(JukiError, ValueError):
     """A file jukicore wrote was truncated, corrupted, or is of an unknown version."""
+
+
+class FileError(JukiError, OSError):
+    """A file could not be read or written (missing, not a regular file, too large,
+    disk full, no permission); the message names the path. Nothing was changed."""
 
 
 class CodeSpaceExhaustedError(JukiError, RuntimeError):

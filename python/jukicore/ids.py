@@ -32,6 +32,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from . import _jukicore
+from ._files import write_atomic
 from .errors import BadRow, CodeSpaceExhaustedError, CorruptFileError, InvalidInputError
 
 __all__ = [
@@ -508,13 +509,7 @@ class CodeBlock:
 
     def save(self, path: str | os.PathLike[str]) -> None:
         """Write the block atomically."""
-        target = Path(path)
-        tmp = target.with_name(f".{target.name}.tmp-{os.getpid()}")
-        with open(tmp, "wb") as f:
-            f.write(self.to_bytes())
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, target)
+        write_atomic(path, self.to_bytes())
 
     @classmethod
     def load(cls, path: str | os.PathLike[str]) -> CodeBlock:

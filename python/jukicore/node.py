@@ -34,6 +34,7 @@ from pathlib import Path
 from typing import Any
 
 from jukicore import ids
+from jukicore._files import write_atomic
 from jukicore.crypto import NodeKeys, Role, TrustStore, check_node_id
 from jukicore.errors import (
     ConflictError,
@@ -214,9 +215,7 @@ def init_node(path: str | os.PathLike[str], node_id: str, *, store: str | None =
     TrustStore().save(p / "trust.json")
     doc = {"node_id": node_id, "role": role, "store": store or "store.sqlite",
            "created_at": dt.datetime.now(dt.UTC).isoformat()}
-    tmp = p / ".node.json.tmp"
-    tmp.write_text(json.dumps(doc, indent=2) + "\n", encoding="utf-8")
-    os.replace(tmp, p / "node.json")
+    write_atomic(p / "node.json", (json.dumps(doc, indent=2) + "\n").encode())
     return Node(p, node_id, role, doc["store"])
 
 

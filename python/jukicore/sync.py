@@ -39,6 +39,7 @@ from typing import Any
 import pyarrow as pa
 
 from jukicore import ids
+from jukicore._files import write_atomic
 from jukicore._threads import one_ahead
 from jukicore.crypto import NodeKeys
 from jukicore.errors import (
@@ -61,28 +62,12 @@ __all__ = [
     "export_changes",
     "send_code_block",
     "sync_status",
-    "write_atomic",
 ]
 
 ACK_SCHEMA = pa.schema([pa.field("seq", pa.int64(), False),
                         pa.field("acked_packet", pa.string(), False)])
 BLOCK_SCHEMA = pa.schema([pa.field("seq", pa.int64(), False),
                           pa.field("block", pa.large_binary(), False)])
-
-
-def write_atomic(path: Path, data: bytes) -> None:
-    """Write a file so that it is either absent or complete, even across a crash."""
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    with open(tmp, "wb") as f:
-        f.write(data)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
-    dir_fd = os.open(path.parent, os.O_RDONLY)
-    try:
-        os.fsync(dir_fd)
-    finally:
-        os.close(dir_fd)
 
 
 def _actor(node: Node) -> Actor:

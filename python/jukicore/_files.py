@@ -1,0 +1,181 @@
+"""Files that survive crashes and files that cannot stall a run.
+
+One writer for every file jukicore writes (packets, blocks, keys, trust
+stores, node descriptions): :func:`write_atomic` writes to a temporary name
+beside the target, fsyncs it, renames it over the target and fsyncs the
+directory, so a reader sees either the old file or the new one, never a part.
+
+A run killed between the write and the rename leaves its temporary file
+behind; :func:`remove_stale_temps` removes those of processes that are gone,
+and every command that writes into a directory calls it first.
+
+:func:`read_regular` reads a file that someone else put there (an inbox
+entry, a block file): only a regular file, never a directory, FIFO, device or
+dangling link, and never more than a stated size, so an odd entry cannot hang
+or exhaust a run.
+
+Every failure is a :class:`jukicore.errors.FileError` (a ``JukiError`` and an
+``OSError``) naming the path.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import os
+import re
+import stat
+import time
+from pathlib import Path
+
+from jukicore.errors import FileError
+
+__all__ = ["read_regular", "remove_stale_temps", "temp_name", "write_atomic"]
+
+#: ``.{name}.tmp-{pid}`` or ``.{name}.tmp-{pid}-{random}``: jukicore's temporary files
+#: (the Rust core's container writer uses the same form).
+_TEMP = re.compile(r"^\..+\.tmp-(\d+)(?:-[0-9a-f]+)?$")
+#: A temporary file older than this is stale even when its pid is alive again (pid reuse).
+STALE_AFTER_S = 24 * 3600
+
+
+def temp_name(path: Path) -> Path:
+    """The temporary name :func:`write_atomic` writes ``path`` under first."""
+    return path.with_name(f".{path.name}.tmp-{os.getpid()}-{os.urandom(4).hex()}")
+
+
+def _fail(action: str, path: Path, exc: OSError) -> FileError:
+    reason = exc.strerror or str(exc)
+    err = FileError(f"cannot {action} {path}: {reason}")
+    err.errno = exc.errno
+    err.filename = str(path)
+    return err
+
+
+def write_atomic(path: str | os.PathLike[str], data: bytes, *, mode: int = 0o644) -> None:
+    """Write ``data`` to ``path`` so that it is either the old file or complete, even across
+    a crash or a full disk. ``mode`` applies to a new file (0600 for secrets)."""
+    target = Path(path)
+    tmp = temp_name(target)
+    try:
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, mode)
+        try:
+            view = memoryview(data)
+            while view:
+                written = os.write(fd, view)
+                view = view[written:]
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        os.replace(tmp, target)
+    except OSError as exc:
+        _unlink_quietly(tmp)
+        raise _fail("write", target, exc) from exc
+    except BaseException:
+        _unlink_quietly(tmp)
+        raise
+    try:
+        dir_fd = os.open(target.parent, os.O_RDONLY)
+        try:
+            os.fsync(dir_fd)
+        finally:
+            os.close(dir_fd)
+    except OSError as exc:  # the file is in place; its directory entry may not be durable
+        raise _fail("sync the directory of", target, exc) from exc
+
+
+def _unlink_quietly(path: Path) -> None:
+    with contextlib.suppress(OSError):
+        path.unlink()
+
+
+def _alive(pid: int) -> bool:
+    if pid == os.getpid():
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # someone else's process
+        return True
+    except OverflowError:
+        return False
+    return True
+
+
+def remove_stale_temps(directory: str | os.PathLike[str]) -> list[Path]:
+    """Remove the temporary files that killed runs left in ``directory``; returns them.
+
+    A temporary file is stale when the process that wrote it is gone, or when it is
+    older than :data:`STALE_AFTER_S`. Other files are never touched.
+    """
+    d = Path(directory)
+    removed: list[Path] = []
+    try:
+        entries = list(os.scandir(d))
+    except FileNotFoundError:
+        return removed
+    except OSError as exc:
+        raise _fail("list", d, exc) from exc
+    now = time.time()
+    for entry in entries:
+        m = _TEMP.match(entry.name)
+        if m is None:
+            continue
+        try:
+            st = entry.stat(follow_symlinks=False)
+        except OSError:
+            continue
+        if not stat.S_ISREG(st.st_mode):
+            continue
+        if _alive(int(m.group(1))) and now - st.st_mtime < STALE_AFTER_S:
+            continue
+        try:
+            os.unlink(entry.path)
+        except FileNotFoundError:
+            continue
+        except OSError as exc:
+            raise _fail("remove", Path(entry.path), exc) from exc
+        removed.append(Path(entry.path))
+    return removed
+
+
+def read_regular(path: str | os.PathLike[str], *, max_bytes: int) -> bytes:
+    """The content of the regular file at ``path``, at most ``max_bytes`` long.
+
+    Refuses (:class:`FileError`) a directory, a FIFO, a device, a socket, a dangling
+    link or a file larger than ``max_bytes``, without blocking and without reading
+    more than ``max_bytes + 1`` bytes. A link to a regular file is followed.
+    """
+    p = Path(path)
+    try:
+        # O_NONBLOCK: opening a FIFO with no writer would otherwise wait forever
+        fd = os.open(p, os.O_RDONLY | os.O_NONBLOCK)
+    except OSError as exc:
+        if exc.errno == errno.ENOENT and os.path.lexists(p):
+            raise FileError(f"cannot read {p}: a link to nothing") from exc
+        raise _fail("read", p, exc) from exc
+    try:
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode):
+            raise FileError(f"cannot read {p}: not a regular file")
+        if st.st_size > max_bytes:
+            raise FileError(f"cannot read {p}: {st.st_size} bytes, more than the "
+                            f"{max_bytes} allowed")
+        chunks: list[bytes] = []
+        total = 0
+        while True:
+            chunk = os.read(fd, min(1 << 20, max_bytes + 1 - total))
+            if not chunk:
+                break
+            chunks.append(chunk)
+            total += len(chunk)
+            if total > max_bytes:  # grew after the stat
+                raise FileError(f"cannot read {p}: more than the {max_bytes} bytes allowed")
+        return b"".join(chunks)
+    except OSError as exc:
+        if isinstance(exc, FileError):
+            raise
+        raise _fail("read", p, exc) from exc
+    finally:
+        os.close(fd)
