@@ -50,11 +50,11 @@ def test_generate_text_json_and_registry(tmp_path: Path) -> None:
 
 
 def test_generate_to_files(tmp_path: Path) -> None:
-    code, _, _ = run("codes", "generate", "100", "--out", str(tmp_path / "c.npy"))
+    code, _, _ = run("codes", "generate", "100", "--unrecorded", "--out", str(tmp_path / "c.npy"))
     assert code == 0
     arr = np.load(tmp_path / "c.npy")
     assert arr.dtype == np.uint64 and ids.is_valid_resident_code(arr).all()
-    code, _, _ = run("codes", "generate", "10", "--out", str(tmp_path / "c.txt"))
+    code, _, _ = run("codes", "generate", "10", "--unrecorded", "--out", str(tmp_path / "c.txt"))
     assert code == 0 and len((tmp_path / "c.txt").read_text().split()) == 10
 
 

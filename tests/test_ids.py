@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import math
 from pathlib import Path
 
@@ -15,6 +16,7 @@ from jukicore.errors import (
     CodeSpaceExhaustedError,
     ConflictError,
     CorruptFileError,
+    FileError,
     InvalidInputError,
     JukiError,
 )
@@ -260,8 +262,9 @@ def test_registry_round_trip_and_damage(tmp_path: Path) -> None:
     block.save(tmp_path / "b.block")
     with pytest.raises(CorruptFileError, match="expected"):
         ids.CodeRegistry.load(tmp_path / "b.block")
-    with pytest.raises(FileNotFoundError):
+    with pytest.raises(FileError, match=r"missing\.bin") as caught:
         ids.CodeRegistry.load(tmp_path / "missing.bin")
+    assert caught.value.errno == errno.ENOENT
 
 
 def test_generate_refuses_bad_counts() -> None:

@@ -47,8 +47,7 @@ def temp_name(path: Path) -> Path:
 def _fail(action: str, path: Path, exc: OSError) -> FileError:
     reason = exc.strerror or str(exc)
     err = FileError(f"cannot {action} {path}: {reason}")
-    err.errno = exc.errno
-    err.filename = str(path)
+    err.errno = exc.errno  # no .filename: OSError.__str__ would then drop the message
     return err
 
 

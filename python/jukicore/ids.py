@@ -19,12 +19,16 @@ My Number rule's form is applied to the 10 body digits (weights
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
+import json
 import os
 import re
+import threading
 import uuid
-from collections.abc import Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
-from typing import Any, Final, Literal, TypeAlias, overload
+from typing import Any, Final, Literal, TypeAlias, TypeVar, overload
 
 import numpy as np
 import numpy.typing as npt
@@ -32,13 +36,23 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from . import _jukicore
-from ._files import write_atomic
-from .errors import BadRow, CodeSpaceExhaustedError, CorruptFileError, InvalidInputError
+from ._files import read_regular, write_atomic
+from .errors import (
+    BadRow,
+    CodeSpaceExhaustedError,
+    ConflictError,
+    CorruptFileError,
+    FileError,
+    InvalidInputError,
+    JukiError,
+)
 
 __all__ = [
     "CodeBlock",
     "CodeRegistry",
     "MyNumberIssuer",
+    "allocate_block_file",
+    "complete_pending",
     "format_code",
     "is_valid_lg_code",
     "is_valid_my_number",
@@ -46,6 +60,8 @@ __all__ = [
     "lg_code_check_digit",
     "my_number_check_digit",
     "resident_code_check_digit",
+    "split_block_file",
+    "update_registry",
 ]
 
 U64Array: TypeAlias = npt.NDArray[np.uint64]
@@ -153,9 +169,18 @@ def _from_numpy(arr: npt.NDArray[Any], digits: int, what: str) -> U64Array:
 def _from_arrow(arr: pa.Array | pa.ChunkedArray, digits: int, what: str) -> U64Array:
     if isinstance(arr, pa.ChunkedArray):
         arr = arr.combine_chunks() if arr.num_chunks != 1 else arr.chunk(0)
+    if pa.types.is_struct(arr.type):  # a one-column table (duckdb, polars/pandas frames)
+        if arr.type.num_fields != 1:
+            raise InvalidInputError(
+                f"expected a {what} column, got a table of {arr.type.num_fields} columns")
+        arr = arr.field(0)
+    if pa.types.is_dictionary(arr.type):  # categorical strings
+        arr = arr.dictionary_decode()
+    if pa.types.is_string_view(arr.type):  # polars' default string type
+        arr = pc.cast(arr, pa.large_string())
     t = arr.type
     null_rows = [BadRow(int(i), f"a {what} is missing (null)") for i in _null_positions(arr)]
-    if pa.types.is_string(t) or pa.types.is_large_string(t) or pa.types.is_string_view(t):
+    if pa.types.is_string(t) or pa.types.is_large_string(t):
         ok = pc.match_substring_regex(arr, f"^[0-9]{{{digits}}}$")
         bad = pc.and_(pc.invert(ok), pc.is_valid(arr))
         bad_idx = np.flatnonzero(bad.to_numpy(zero_copy_only=False))
@@ -183,8 +208,24 @@ def _null_positions(arr: pa.Array) -> npt.NDArray[np.intp]:
     return np.flatnonzero(pc.is_null(arr).to_numpy(zero_copy_only=False))
 
 
+#: What a malformed column can make numpy, pyarrow or a foreign Arrow producer raise;
+#: each becomes an InvalidInputError.
+_COLUMN_ERRORS: Final = (pa.ArrowException, OverflowError, TypeError, AttributeError,
+                         UnicodeDecodeError, ValueError)
+
+
 def _as_column(values: Column, digits: int, what: str) -> U64Array:
     """Any supported column as a contiguous uint64 numpy array, or InvalidInputError."""
+    try:
+        return _as_column_unchecked(values, digits, what)
+    except JukiError:
+        raise
+    except _COLUMN_ERRORS as exc:
+        raise InvalidInputError(
+            f"cannot read the {what} column ({type(values).__name__}): {exc}") from exc
+
+
+def _as_column_unchecked(values: Column, digits: int, what: str) -> U64Array:
     if isinstance(values, np.ndarray):
         return _from_numpy(values, digits, what)
     if isinstance(values, pa.Array | pa.ChunkedArray):
@@ -195,6 +236,8 @@ def _as_column(values: Column, digits: int, what: str) -> U64Array:
         return _from_arrow(pa.array(values), digits, what)
     if hasattr(values, "__arrow_c_stream__"):
         return _from_arrow(pa.chunked_array(values), digits, what)
+    if type(values).__module__.partition(".")[0] == "pandas":  # pandas before 3
+        return _from_arrow(pa.array(values), digits, what)
     raise InvalidInputError(
         f"expected a {what} or a column of them, got {type(values).__name__}"
     )
@@ -298,7 +341,7 @@ def format_code(
     codes: Scalar | Column, width: int = RESIDENT_CODE_DIGITS
 ) -> str | npt.NDArray[np.str_]:
     """Codes as zero-padded digit strings of ``width`` digits (leading zeros kept)."""
-    if width not in _DIGITS_RE:
+    if isinstance(width, bool) or not isinstance(width, int) or width not in _DIGITS_RE:
         raise InvalidInputError(f"width must be one of {sorted(_DIGITS_RE)}, got {width}")
     col, scalar = _normalise(codes, width, f"{width}-digit code")
     if scalar:
@@ -320,10 +363,32 @@ def _holder(holder: str) -> str:
     return holder
 
 
+#: Resident-code bodies: no request can ask for more codes than exist.
+_CODE_SPACE: Final = 10**10
+
+
 def _count(n: object, what: str = "n") -> int:
     if isinstance(n, bool) or not isinstance(n, int | np.integer) or int(n) < 0:
         raise InvalidInputError(f"{what} must be a non-negative integer, got {n!r}")
+    if int(n) > _CODE_SPACE:
+        raise InvalidInputError(f"{what} must be at most 10^10 (every resident code), got {n}")
     return int(n)
+
+
+_T = TypeVar("_T")
+
+
+def _file_call(action: str, path: Path, call: Callable[[], _T]) -> _T:
+    """Run a Rust file operation; an OSError becomes a FileError naming the path."""
+    try:
+        return call()
+    except FileError:
+        raise
+    except OSError as exc:
+        reason = exc.strerror or str(exc)
+        err = FileError(f"cannot {action} {path}: {reason}")
+        err.errno = exc.errno  # no .filename: OSError.__str__ would then drop the message
+        raise err from exc
 
 
 class CodeRegistry:
@@ -334,6 +399,12 @@ class CodeRegistry:
     repeating a code ever issued, retired ones included; a batch comes in
     random order. The set costs about 2.1 bytes per code in memory and
     2 bytes per code on disk.
+
+    Thread safety: one registry may be shared by threads. Each call runs under
+    the registry's own lock (taken with the GIL released), so concurrent
+    ``generate``/``allocate_block``/``add`` calls never hand out one code twice.
+    Between processes, use :func:`allocate_block_file` (or lock the file yourself):
+    the file is the state, and two processes saving it would lose each other's codes.
     """
 
     __slots__ = ("_core",)
@@ -381,13 +452,24 @@ class CodeRegistry:
 
     def save(self, path: str | os.PathLike[str]) -> None:
         """Write the registry atomically (versioned, SHA-256 checksummed)."""
-        self._core.save(Path(path))
+        p = Path(path)
+        _file_call("write", p, lambda: self._core.save(p))
 
     @classmethod
     def load(cls, path: str | os.PathLike[str]) -> CodeRegistry:
-        """Read a registry; truncation or corruption raises CorruptFileError."""
+        """Read a registry; truncation or corruption raises CorruptFileError.
+
+        A block allocation that a crash or a failed write interrupted
+        (:func:`allocate_block_file`) is completed first.
+        """
+        p = Path(path)
+        complete_pending(p)
+        return cls._load_raw(p)
+
+    @classmethod
+    def _load_raw(cls, path: Path) -> CodeRegistry:
         reg = cls.__new__(cls)
-        reg._core = _jukicore.RegistryCore.load(Path(path))
+        reg._core = _file_call("read", path, lambda: _jukicore.RegistryCore.load(path))
         return reg
 
     def allocate_block(self, n: int, holder: str) -> CodeBlock:
@@ -402,6 +484,17 @@ class CodeRegistry:
 
 _BLOCK_KIND: Final = "CODEBLK"
 _BLOCK_VERSION: Final = 1
+#: A block of every resident code is 80 GB; nothing larger is read as a block or intent.
+_MAX_BLOCK_BYTES: Final = 8 * _CODE_SPACE * 2 + (1 << 20)
+#: Block ids name files (``blocks/{id}.block``): letters, digits, ``-`` and ``_`` only.
+_BLOCK_ID_RE: Final = re.compile(r"[A-Za-z0-9_-]{1,64}")
+
+
+def _block_id(block_id: object) -> str:
+    if not isinstance(block_id, str) or _BLOCK_ID_RE.fullmatch(block_id) is None:
+        raise InvalidInputError(
+            f"a block id is 1 to 64 ASCII letters, digits, '-' or '_', got {block_id!r}")
+    return block_id
 
 
 class CodeBlock:
@@ -413,10 +506,16 @@ class CodeBlock:
     resident-code changes, offline. Because every code of every block was
     drawn once from the one national registry, two holders never share a code.
     The holder persists the block after each take (``to_bytes``/``save``).
+
+    Thread safety: ``take`` and ``split`` run under the block's own lock, so
+    threads sharing one block never receive the same code. Splitting a block
+    *file* goes through :func:`split_block_file`, which also locks the file
+    against other processes and survives a crash between its two writes.
     """
 
-    __slots__ = ("_codes", "block_id", "holder", "parent_id")
+    __slots__ = ("_codes", "_lock", "block_id", "holder", "parent_id")
     _codes: U64Array
+    _lock: threading.Lock
     block_id: str
     holder: str
     parent_id: str | None
@@ -428,11 +527,12 @@ class CodeBlock:
     def _new(cls, codes: U64Array, holder: str, parent_id: str | None,
              block_id: str | None = None) -> CodeBlock:
         block = object.__new__(cls)
+        block._lock = threading.Lock()
         block._codes = np.ascontiguousarray(codes, dtype=np.uint64)
         block._codes.flags.writeable = False
         block.holder = holder
         block.parent_id = parent_id
-        block.block_id = block_id or uuid.uuid4().hex
+        block.block_id = uuid.uuid4().hex if block_id is None else _block_id(block_id)
         return block
 
     @classmethod
@@ -451,6 +551,8 @@ class CodeBlock:
                 "a block cannot hold a code twice",
                 [BadRow(int(i), f"{int(col[i]):011d} repeats") for i in dup],
             )
+        if parent_id is not None:
+            parent_id = _block_id(parent_id)
         return cls._new(col.copy(), _holder(holder), parent_id, block_id)
 
     @property
@@ -469,15 +571,15 @@ class CodeBlock:
 
     def _cut(self, n: int, purpose: str) -> U64Array:
         n = _count(n)
-        if n > len(self):
-            raise CodeSpaceExhaustedError(
-                f"block {self.block_id} of {self.holder} has {len(self)} codes left, "
-                f"{n} needed to {purpose}"
-            )
-        head = self._codes[:n].copy()
-        rest = self._codes[n:]
-        self._codes = rest
-        return head
+        with self._lock:
+            if n > len(self):
+                raise CodeSpaceExhaustedError(
+                    f"block {self.block_id} of {self.holder} has {len(self)} codes left, "
+                    f"{n} needed to {purpose}"
+                )
+            head = self._codes[:n].copy()
+            self._codes = self._codes[n:]
+            return head
 
     def take(self, n: int) -> U64Array:
         """Remove and return the next ``n`` codes; nothing is removed if too few remain."""
@@ -490,22 +592,33 @@ class CodeBlock:
 
     def to_bytes(self) -> bytes:
         """The block as a versioned, checksummed jukicore container."""
+        with self._lock:
+            codes = self._codes
         meta = "\n".join([self.block_id, self.holder, self.parent_id or ""]).encode()
         return _jukicore.container_pack(
-            _BLOCK_KIND, _BLOCK_VERSION, [meta, self._codes.astype("<u8").tobytes()]
+            _BLOCK_KIND, _BLOCK_VERSION, [meta, codes.astype("<u8").tobytes()]
         )
 
     @classmethod
     def from_bytes(cls, data: bytes) -> CodeBlock:
+        """A block from :meth:`to_bytes`; anything else raises CorruptFileError."""
+        if not isinstance(data, bytes | bytearray | memoryview):
+            raise InvalidInputError(f"a code block is bytes, got {type(data).__name__}")
         _, sections = _jukicore.container_unpack(bytes(data), _BLOCK_KIND, [_BLOCK_VERSION])
         if len(sections) != 2 or len(sections[1]) % 8:
             raise CorruptFileError("a code block has two sections: metadata and codes")
-        fields = bytes(sections[0]).decode().split("\n")
+        try:
+            fields = bytes(sections[0]).decode("utf-8").split("\n")
+        except UnicodeDecodeError:
+            raise CorruptFileError("code block metadata is not UTF-8") from None
         if len(fields) != 3:
             raise CorruptFileError("code block metadata is malformed")
         block_id, holder, parent = fields
         codes = np.frombuffer(bytes(sections[1]), dtype="<u8").astype(np.uint64)
-        return cls.from_codes(codes, holder, block_id=block_id, parent_id=parent or None)
+        try:
+            return cls.from_codes(codes, holder, block_id=block_id, parent_id=parent or None)
+        except InvalidInputError as exc:
+            raise CorruptFileError(f"code block content is invalid: {exc}") from None
 
     def save(self, path: str | os.PathLike[str]) -> None:
         """Write the block atomically."""
@@ -513,10 +626,252 @@ class CodeBlock:
 
     @classmethod
     def load(cls, path: str | os.PathLike[str]) -> CodeBlock:
+        """Read a block file (a regular file only). A split of this block that a crash or
+        a failed write interrupted (:func:`split_block_file`) is completed first."""
+        p = Path(path)
+        complete_pending(p)
+        return cls._load_raw(p)
+
+    @classmethod
+    def _load_raw(cls, path: Path) -> CodeBlock:
         try:
-            return cls.from_bytes(Path(path).read_bytes())
+            return cls.from_bytes(read_regular(path, max_bytes=_MAX_BLOCK_BYTES))
         except CorruptFileError as exc:
             raise CorruptFileError(f"{path}: {exc}") from None
+
+
+# --------------------------------------------------------------------------
+# Two-file steps: a recorded intent that the next run completes
+#
+# Splitting a block file writes two files (the parent without the codes, the
+# child with them); allocating a block writes the registry and the block. A
+# failed write or a crash between the two must never leave a code in two
+# blocks, nor a code in a block that the registry does not record as issued.
+# So each step first writes one intent file beside the file it starts from
+# (``.{name}.intent``, atomically: the step's commit point), then the files in
+# the safe order (parent before child; registry before block), then removes
+# the intent. Whoever opens that file next (``CodeBlock.load``,
+# ``CodeRegistry.load``, every ``codes`` command) completes a pending intent
+# first. Each step holds an exclusive lock on ``.{name}.lock`` (``flock``) so
+# two processes never split one block or extend one registry at once.
+
+_INTENT_KIND: Final = "CODEINT"
+_INTENT_VERSION: Final = 1
+_path_locks: dict[str, threading.RLock] = {}
+_path_locks_guard = threading.Lock()
+_held = threading.local()
+
+
+def _intent_path(path: Path) -> Path:
+    return path.with_name(f".{path.name}.intent")
+
+
+@contextlib.contextmanager
+def _locked(path: Path) -> Iterator[None]:
+    """Exclusive use of ``path`` by this thread and process (re-entrant in a thread)."""
+    key = os.path.abspath(path)
+    with _path_locks_guard:
+        rlock = _path_locks.setdefault(key, threading.RLock())
+    with rlock:
+        depth: dict[str, int] = getattr(_held, "depth", None) or {}
+        _held.depth = depth
+        if depth.get(key):
+            depth[key] += 1
+            try:
+                yield
+            finally:
+                depth[key] -= 1
+            return
+        lock_path = path.with_name(f".{path.name}.lock")
+        try:
+            fd = os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o644)
+        except OSError as exc:
+            raise FileError(f"cannot lock {path}: {exc.strerror or exc}") from exc
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            depth[key] = 1
+            try:
+                yield
+            finally:
+                depth[key] = 0
+        finally:
+            os.close(fd)  # releases the flock
+
+
+def _sync_dir(path: Path) -> None:
+    with contextlib.suppress(OSError):
+        fd = os.open(path.parent, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+
+
+def _write_intent(start: Path, op: str, target: Path, child: bytes, parent: bytes) -> Path:
+    meta = json.dumps({"op": op, "target": str(target)}).encode()
+    intent = _intent_path(start)
+    write_atomic(intent, _jukicore.container_pack(
+        _INTENT_KIND, _INTENT_VERSION, [meta, child, parent]))
+    return intent
+
+
+def _drop_intent(start: Path) -> None:
+    intent = _intent_path(start)
+    try:
+        intent.unlink()
+    except FileNotFoundError:
+        return
+    except OSError as exc:
+        raise FileError(f"cannot remove {intent}: {exc.strerror or exc}") from exc
+    _sync_dir(intent)
+
+
+def _new_file(target: Path, what: str) -> Path:
+    """``target`` for a new block file: it must not exist (a block is never overwritten)."""
+    target = Path(target)
+    if os.path.lexists(target):
+        raise ConflictError(f"{target} already exists; a new {what} never replaces a file")
+    if not target.parent.is_dir():
+        raise FileError(f"cannot write {target}: no such directory {target.parent}")
+    return target
+
+
+def complete_pending(path: str | os.PathLike[str]) -> bool:
+    """Complete a block split or allocation that was interrupted at ``path`` (a block
+    file or a registry file); returns whether there was one.
+
+    Called by :meth:`CodeBlock.load`, :meth:`CodeRegistry.load` and every file step
+    here, so callers rarely need it. When the child's file name was meanwhile taken
+    by another block, :class:`ConflictError` is raised and the intent is kept: the
+    codes then sit in no block, never in two.
+    """
+    p = Path(path)
+    if not os.path.lexists(_intent_path(p)):
+        return False
+    with _locked(p):
+        intent = _intent_path(p)
+        if not os.path.lexists(intent):  # another process completed it meanwhile
+            return False
+        raw = read_regular(intent, max_bytes=_MAX_BLOCK_BYTES)
+        try:
+            _, (meta_b, child_b, parent_b) = _jukicore.container_unpack(
+                raw, _INTENT_KIND, [_INTENT_VERSION])
+            meta = json.loads(bytes(meta_b).decode("utf-8"))
+            op, target = meta["op"], Path(meta["target"])
+            child = CodeBlock.from_bytes(bytes(child_b))
+        except (ValueError, KeyError, TypeError) as exc:
+            raise CorruptFileError(f"{intent}: unreadable intent: {exc}") from None
+        if op == "split":
+            current = CodeBlock._load_raw(p)
+            if np.intersect1d(current.codes, child.codes).size:  # parent not yet written
+                write_atomic(p, bytes(parent_b))
+        elif op == "allocate":
+            registry = CodeRegistry._load_raw(p) if p.exists() else CodeRegistry()
+            if not registry.contains(child.codes).all():  # registry not yet written
+                registry.add(child.codes)
+                registry.save(p)
+        else:
+            raise CorruptFileError(f"{intent}: unknown step {op!r}")
+        if os.path.lexists(target):
+            present = CodeBlock._load_raw(target)
+            if present.block_id != child.block_id:
+                raise ConflictError(
+                    f"cannot complete the {op} recorded in {intent}: {target} now holds "
+                    f"another block ({present.block_id}); its {len(child)} codes are in "
+                    f"no block")
+        else:
+            write_atomic(target, bytes(child_b))
+        _drop_intent(p)
+        return True
+
+
+def _run_step(start: Path, first_write: Callable[[], None], first_done: Callable[[], bool],
+              target: Path, child_bytes: bytes) -> None:
+    """After the intent: the first write (rolled back with the intent if it left the
+    file unchanged), then the child (rolled forward by the next run if it fails)."""
+    try:
+        first_write()
+    except BaseException:
+        try:
+            unchanged = not first_done()
+        except BaseException:
+            unchanged = False  # cannot tell: keep the intent, rolling forward is safe
+        if unchanged:
+            _drop_intent(start)  # nothing happened
+        raise
+    try:
+        write_atomic(target, child_bytes)
+    except FileError as exc:
+        raise FileError(
+            f"{exc}; the step is recorded in {_intent_path(start)} and the next command "
+            f"on {start} completes it") from exc
+    _drop_intent(start)
+
+
+def split_block_file(source: str | os.PathLike[str], n: int, holder: str,
+                     out: str | os.PathLike[str]) -> CodeBlock:
+    """Move ``n`` codes of the block file ``source`` into a new block file ``out`` for
+    ``holder``, atomically across both files; returns the child block.
+
+    A failed write or a crash leaves either nothing changed or a recorded intent that
+    the next use of ``source`` completes; a code is never in both files.
+    """
+    src = Path(source)
+    target = _new_file(Path(out), "block")
+    if os.path.abspath(target) == os.path.abspath(src):
+        raise InvalidInputError("the child block's file must differ from its parent's")
+    with _locked(src):
+        complete_pending(src)
+        parent = CodeBlock._load_raw(src)
+        child = parent.split(n, holder)
+        child_bytes = child.to_bytes()
+        target = _new_file(target, "block")
+        _write_intent(src, "split", target.absolute(), child_bytes, parent.to_bytes())
+        _run_step(src, lambda: parent.save(src),
+                  lambda: not np.intersect1d(CodeBlock._load_raw(src).codes,
+                                             child.codes).size,
+                  target, child_bytes)
+    return child
+
+
+def allocate_block_file(registry: str | os.PathLike[str], n: int, holder: str,
+                        out: str | os.PathLike[str]) -> CodeBlock:
+    """Allocate a block of ``n`` fresh codes for ``holder`` from the registry file
+    ``registry`` (created if absent) into a new block file ``out``; returns the block.
+
+    The registry records the codes before the block file holds them; a failed write
+    or a crash leaves either nothing changed or a recorded intent that the next use of
+    the registry completes.
+    """
+    reg_path = Path(registry)
+    target = _new_file(Path(out), "block")
+    holder = _holder(holder)
+    n = _count(n)
+    with _locked(reg_path):
+        complete_pending(reg_path)
+        reg = CodeRegistry._load_raw(reg_path) if reg_path.exists() else CodeRegistry()
+        block = reg.allocate_block(n, holder)
+        block_bytes = block.to_bytes()
+        target = _new_file(target, "block")
+        _write_intent(reg_path, "allocate", target.absolute(), block_bytes, b"")
+        _run_step(reg_path, lambda: reg.save(reg_path),
+                  lambda: reg_path.exists()
+                  and bool(CodeRegistry._load_raw(reg_path).contains(block.codes).all()),
+                  target, block_bytes)
+    return block
+
+
+@contextlib.contextmanager
+def update_registry(path: str | os.PathLike[str]) -> Iterator[CodeRegistry]:
+    """The registry file at ``path`` (new if absent) for an update by this process alone:
+    locked, any interrupted step completed, and saved atomically when the block exits
+    without an exception (on an exception nothing is saved)."""
+    p = Path(path)
+    with _locked(p):
+        complete_pending(p)
+        reg = CodeRegistry._load_raw(p) if p.exists() else CodeRegistry()
+        yield reg
+        reg.save(p)
 
 
 # --------------------------------------------------------------------------
@@ -532,6 +887,9 @@ class MyNumberIssuer:
     a number. Every number has a valid check digit and is unique forever: the
     issuer remembers every number ever issued, including those replaced after
     a leak, and never issues one twice. The key is never saved with the state.
+
+    Thread safety: one issuer may be shared by threads; each call runs under the
+    issuer's own lock (taken with the GIL released).
     """
 
     __slots__ = ("_core",)
@@ -577,12 +935,15 @@ class MyNumberIssuer:
 
     def save(self, path: str | os.PathLike[str]) -> None:
         """Write the issuer's state (never the key) atomically."""
-        self._core.save(Path(path))
+        p = Path(path)
+        _file_call("write", p, lambda: self._core.save(p))
 
     @classmethod
     def load(cls, key: bytes, path: str | os.PathLike[str]) -> MyNumberIssuer:
+        p = Path(path)
+        k = _key(key)
         issuer = cls.__new__(cls)
-        issuer._core = _jukicore.IssuerCore.load(_key(key), Path(path))
+        issuer._core = _file_call("read", p, lambda: _jukicore.IssuerCore.load(k, p))
         return issuer
 
 

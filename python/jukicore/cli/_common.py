@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack, contextmanager
@@ -11,9 +12,12 @@ from typing import Any, NoReturn, TypeVar
 
 import click
 
-from jukicore.errors import JukiError
+from jukicore.errors import FileError, JukiError
 
 F = TypeVar("F", bound=Callable[..., Any])
+
+#: Set to 1 to let an unexpected exception (a bug) show its traceback.
+DEBUG_ENV = "JUKICORE_DEBUG"
 
 
 def die(message: str, code: int = 1) -> NoReturn:
@@ -21,15 +25,64 @@ def die(message: str, code: int = 1) -> NoReturn:
     sys.exit(code)
 
 
+def _os_message(exc: OSError) -> str:
+    reason = exc.strerror or str(exc) or type(exc).__name__
+    names = [n for n in (exc.filename, getattr(exc, "filename2", None)) if n is not None]
+    if names:
+        return f"cannot use {' -> '.join(os.fsdecode(n) for n in names)}: {reason}"
+    return f"file or device error: {reason}"
+
+
+@contextmanager
+def cli_errors() -> Iterator[None]:
+    """The CLI's one error boundary (used by :class:`JukiGroup`, so every command).
+
+    A :class:`JukiError` becomes ``error: <message>`` and exit 1; an ``OSError`` (a
+    missing or unwritable file, a full disk) a :class:`FileError` message naming the
+    path; a non-UTF-8 input or an out-of-range number a plain message; usage errors
+    stay click's (exit 2). Anything else is a bug: one line, a hint, exit 1 (the
+    traceback with ``JUKICORE_DEBUG=1``).
+    """
+    try:
+        yield
+    except (click.exceptions.ClickException, click.exceptions.Exit, click.exceptions.Abort,
+            SystemExit, KeyboardInterrupt, GeneratorExit):
+        raise
+    except JukiError as exc:
+        die(str(exc) or type(exc).__name__)
+    except OSError as exc:
+        die(str(FileError(_os_message(exc))))
+    except UnicodeDecodeError as exc:
+        die(f"the input is not UTF-8 text (byte {exc.start}: {exc.reason})")
+    except OverflowError as exc:
+        die(f"a number is out of range: {exc}")
+    except Exception as exc:
+        if os.environ.get(DEBUG_ENV):
+            raise
+        line = " ".join(str(exc).split())[:300]
+        click.echo(f"error: internal error: {type(exc).__name__}: {line}", err=True)
+        click.echo(f"hint: this is a bug in jukicore; please report it with the command "
+                   f"line (run again with {DEBUG_ENV}=1 for the traceback)", err=True)
+        sys.exit(1)
+
+
+class JukiGroup(click.Group):
+    """A click group whose commands and subgroups all run inside :func:`cli_errors`."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        with cli_errors():
+            return super().invoke(ctx)
+
+
 def juki_errors(func: F) -> F:
-    """Turn a JukiError raised by a command into ``error: ...`` and exit code 1."""
+    """Kept for commands written with it: the same boundary as :class:`JukiGroup`
+    (which ``main`` already applies to every command), so a command also behaves
+    when invoked on its own."""
 
     @wraps(func)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
-        try:
+        with cli_errors():
             return func(*args, **kwargs)
-        except JukiError as exc:
-            die(str(exc))
 
     return wrapper  # type: ignore[return-value]
 

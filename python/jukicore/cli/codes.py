@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import io
+import os
 import sys
 from pathlib import Path
 from typing import Any, Literal
@@ -12,8 +14,10 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from jukicore import ids
+from jukicore._files import write_atomic
+from jukicore.errors import ConflictError
 
-from ._common import emit_json, json_option, juki_errors, progress, quiet_option
+from ._common import emit_json, json_option, progress, quiet_option
 
 CHUNK = 10_000_000
 _KINDS: dict[str, tuple[Literal["resident_code", "my_number", "lg_code"], int]] = {
@@ -28,40 +32,29 @@ def codes() -> None:
     """Resident codes, My Numbers and local government codes."""
 
 
-def _open_registry(path: Path | None) -> ids.CodeRegistry:
-    if path is not None and path.exists():
-        return ids.CodeRegistry.load(path)
-    return ids.CodeRegistry()
+def _codes_bytes(codes_: np.ndarray[Any, Any], suffix: str, width: int) -> bytes:
+    if suffix == ".npy":
+        buf = io.BytesIO()
+        np.save(buf, codes_)
+        return buf.getvalue()
+    if suffix == ".parquet":
+        sink = pa.BufferOutputStream()
+        pq.write_table(pa.table({"resident_code": pa.array(codes_, pa.uint64())}), sink)
+        return bytes(sink.getvalue().to_pybytes())
+    text = "\n".join(ids.format_code(codes_, width).tolist())
+    return (text + ("\n" if text else "")).encode("ascii")
 
 
 def _write_codes(codes_: np.ndarray[Any, Any], out: Path | None, width: int) -> None:
-    if out is not None and out.suffix == ".npy":
-        np.save(out, codes_)
-    elif out is not None and out.suffix == ".parquet":
-        pq.write_table(pa.table({"resident_code": pa.array(codes_, pa.uint64())}), out)
-    else:
+    if out is None:
         text = "\n".join(ids.format_code(codes_, width).tolist())
-        if out is None:
-            if text:
-                click.echo(text)
-        else:
-            out.write_text(text + ("\n" if text else ""), encoding="ascii")
+        if text:
+            click.echo(text)
+    else:
+        write_atomic(out, _codes_bytes(codes_, out.suffix, width))
 
 
-@codes.command()
-@click.argument("n", type=click.IntRange(min=0))
-@click.option("--registry", "registry_path", type=click.Path(dir_okay=False, path_type=Path),
-              help="Registry file of every code ever issued: read if present, then updated.")
-@click.option("--out", type=click.Path(dir_okay=False, path_type=Path),
-              help="Write the codes here (.npy, .parquet, or text: one code a line). "
-                   "Default: standard output as text.")
-@json_option
-@quiet_option
-@juki_errors
-def generate(n: int, registry_path: Path | None, out: Path | None, as_json: bool,
-             quiet: bool) -> None:
-    """Issue N fresh resident codes, never issued before."""
-    reg = _open_registry(registry_path)
+def _generate(reg: ids.CodeRegistry, n: int, quiet: bool) -> np.ndarray[Any, Any]:
     parts = []
     with progress(n, "generating", quiet) as advance:
         left = n
@@ -70,27 +63,61 @@ def generate(n: int, registry_path: Path | None, out: Path | None, as_json: bool
             parts.append(reg.generate(k))
             advance(k)
             left -= k
-    fresh = np.concatenate(parts) if parts else np.empty(0, dtype=np.uint64)
+    return np.concatenate(parts) if parts else np.empty(0, dtype=np.uint64)
+
+
+@codes.command()
+@click.argument("n", type=click.IntRange(min=0, max=10**10))
+@click.option("--registry", "registry_path", type=click.Path(dir_okay=False, path_type=Path),
+              help="Registry file of every code ever issued: read if present (created if "
+                   "absent), and the new codes recorded in it.")
+@click.option("--unrecorded", is_flag=True,
+              help="Record nothing (for tests and samples): the codes are fresh only within "
+                   "this run and may be issued again by any registry.")
+@click.option("--out", type=click.Path(dir_okay=False, path_type=Path),
+              help="Write the codes here (.npy, .parquet, or text: one code a line). "
+                   "Default: standard output as text.")
+@json_option
+@quiet_option
+def generate(n: int, registry_path: Path | None, unrecorded: bool, out: Path | None,
+             as_json: bool, quiet: bool) -> None:
+    """Issue N fresh resident codes, never issued before, recorded in --registry.
+
+    One of --registry (the codes are recorded as issued) or --unrecorded (nothing is
+    recorded) is required.
+    """
+    if (registry_path is None) == (not unrecorded):
+        raise click.UsageError("give exactly one of --registry FILE or --unrecorded")
+    if out is not None and os.path.lexists(out):
+        raise ConflictError(f"{out} already exists; codes are never written over a file")
     if registry_path is not None:
-        reg.save(registry_path)
+        with ids.update_registry(registry_path) as reg:
+            fresh = _generate(reg, n, quiet)
+    else:
+        reg = ids.CodeRegistry()
+        fresh = _generate(reg, n, quiet)
+        click.echo(f"warning: {fresh.size} codes NOT recorded in any registry "
+                   "(--unrecorded): they may be issued again", err=True)
+    if out is not None:
+        _write_codes(fresh, out, 11)
     if as_json:
-        if out is not None:
-            _write_codes(fresh, out, 11)
         emit_json({
             "generated": int(fresh.size),
-            "registry_size": len(reg),
+            "recorded": registry_path is not None,
+            "registry_size": len(reg) if registry_path is not None else None,
             "registry": str(registry_path) if registry_path else None,
             "out": str(out) if out else None,
             "codes": None if out is not None else ids.format_code(fresh).tolist(),
         })
+    elif out is None:
+        _write_codes(fresh, None, 11)
     else:
-        _write_codes(fresh, out, 11)
-        if out is not None:
-            click.echo(f"{fresh.size} codes written to {out}; registry holds {len(reg)}", err=True)
+        where = f"registry holds {len(reg)}" if registry_path is not None else "not recorded"
+        click.echo(f"{fresh.size} codes written to {out}; {where}", err=True)
 
 
 @codes.command()
-@click.argument("source", type=click.File("r", encoding="utf-8"), default="-")
+@click.argument("source", type=click.File("rb"), default="-")
 @click.option("--kind", type=click.Choice(sorted(_KINDS)), default="resident-code",
               show_default=True, help="Which identifier the lines hold.")
 @json_option
@@ -100,15 +127,25 @@ def check(source: Any, kind: str, as_json: bool) -> None:
     Exit code 0 when every line is a valid identifier, 1 otherwise.
     """
     rust_kind, width = _KINDS[kind]
-    lines = [line.strip() for line in source]
-    lines = [line for line in lines if line]
     problems: list[dict[str, Any]] = []
     well_formed: list[tuple[int, str]] = []
-    for i, line in enumerate(lines, start=1):
+    checked = 0
+    for raw in source:
+        try:
+            line = raw.decode("utf-8").strip()
+        except UnicodeDecodeError:
+            checked += 1
+            problems.append({"line": checked, "value": raw.strip().decode("utf-8", "replace"),
+                             "reason": "not UTF-8 text"})
+            continue
+        if not line:
+            continue
+        checked += 1
         if len(line) == width and line.isascii() and line.isdigit():
-            well_formed.append((i, line))
+            well_formed.append((checked, line))
         else:
-            problems.append({"line": i, "value": line, "reason": f"not {width} ASCII digits"})
+            problems.append({"line": checked, "value": line,
+                             "reason": f"not {width} ASCII digits"})
     if well_formed:
         values = [v for _, v in well_formed]
         if rust_kind == "resident_code":
@@ -122,11 +159,11 @@ def check(source: Any, kind: str, as_json: bool) -> None:
                 problems.append({"line": i, "value": v, "reason": "wrong check digit"})
     problems.sort(key=lambda p: p["line"])
     if as_json:
-        emit_json({"checked": len(lines), "invalid": len(problems), "problems": problems})
+        emit_json({"checked": checked, "invalid": len(problems), "problems": problems})
     else:
         for p in problems:
             click.echo(f"line {p['line']}: {p['value']}: {p['reason']}")
-        click.echo(f"{len(lines)} checked, {len(problems)} invalid", err=True)
+        click.echo(f"{checked} checked, {len(problems)} invalid", err=True)
     sys.exit(1 if problems else 0)
 
 
@@ -140,39 +177,38 @@ def block() -> None:
               type=click.Path(dir_okay=False, path_type=Path),
               help="The center's registry file (created if absent, then updated).")
 @click.option("--holder", required=True, help="6-digit local government code of the holder.")
-@click.option("-n", "n", required=True, type=click.IntRange(min=1), help="Codes in the block.")
+@click.option("-n", "n", required=True, type=click.IntRange(min=1, max=10**10),
+              help="Codes in the block.")
 @click.option("--out", required=True, type=click.Path(dir_okay=False, path_type=Path))
 @json_option
-@juki_errors
 def block_allocate(registry_path: Path, holder: str, n: int, out: Path, as_json: bool) -> None:
-    """Allocate a block of N fresh codes from the center's registry to HOLDER."""
-    reg = _open_registry(registry_path)
-    blk = reg.allocate_block(n, holder)
-    blk.save(out)
-    reg.save(registry_path)
-    _show(blk, as_json)
+    """Allocate a block of N fresh codes from the center's registry to HOLDER.
+
+    The registry records the codes before the block file holds them; a failed write or
+    a crash in between is completed by the next command on the registry.
+    """
+    _show(ids.allocate_block_file(registry_path, n, holder, out), as_json)
 
 
 @block.command("split")
 @click.argument("source", type=click.Path(exists=True, dir_okay=False, path_type=Path))
 @click.option("--holder", required=True, help="6-digit local government code of the child.")
-@click.option("-n", "n", required=True, type=click.IntRange(min=1), help="Codes to move.")
+@click.option("-n", "n", required=True, type=click.IntRange(min=1, max=10**10),
+              help="Codes to move.")
 @click.option("--out", required=True, type=click.Path(dir_okay=False, path_type=Path))
 @json_option
-@juki_errors
 def block_split(source: Path, holder: str, n: int, out: Path, as_json: bool) -> None:
-    """Move N codes of the block in SOURCE into a child block for HOLDER."""
-    parent = ids.CodeBlock.load(source)
-    child = parent.split(n, holder)
-    child.save(out)
-    parent.save(source)
-    _show(child, as_json)
+    """Move N codes of the block in SOURCE into a new child block file for HOLDER.
+
+    A code is never in both files: a failed write or a crash in between is completed
+    by the next command on SOURCE.
+    """
+    _show(ids.split_block_file(source, n, holder, out), as_json)
 
 
 @block.command("show")
 @click.argument("source", type=click.Path(exists=True, dir_okay=False, path_type=Path))
 @json_option
-@juki_errors
 def block_show(source: Path, as_json: bool) -> None:
     """Describe the block in SOURCE."""
     _show(ids.CodeBlock.load(source), as_json)

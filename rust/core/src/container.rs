@@ -155,11 +155,35 @@ impl Loaded {
 /// Read and verify a container of the given kind; `versions` lists the
 /// format versions this build understands.
 pub fn read(path: &Path, kind: &[u8; 8], versions: &[u32]) -> Result<Loaded> {
-    let bytes = fs::read(path)?;
+    let bytes = read_regular(path)?;
     parse(bytes, kind, versions).map_err(|e| match e {
         CoreError::Corrupt(m) => CoreError::Corrupt(format!("{}: {m}", path.display())),
         other => other,
     })
+}
+
+/// The bytes of the regular file at `path`. A directory, FIFO, device or socket is
+/// refused without blocking (a FIFO with no writer would otherwise hang the read).
+fn read_regular(path: &Path) -> std::io::Result<Vec<u8>> {
+    use std::io::Read;
+    let mut opts = fs::OpenOptions::new();
+    opts.read(true);
+    #[cfg(target_os = "linux")]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        opts.custom_flags(0o4000); // O_NONBLOCK: opening a FIFO never waits for a writer
+    }
+    let mut file = opts.open(path)?;
+    let meta = file.metadata()?;
+    if !meta.is_file() {
+        return Err(std::io::Error::new(
+            std::io::ErrorKind::InvalidInput,
+            "not a regular file",
+        ));
+    }
+    let mut bytes = Vec::with_capacity(meta.len() as usize);
+    file.read_to_end(&mut bytes)?;
+    Ok(bytes)
 }
 
 /// Verify container bytes (see [`read`]).
@@ -301,5 +325,18 @@ mod tests {
             read(&p, b"TESTKIND", &[1, 2]),
             Err(CoreError::Corrupt(_))
         ));
+    }
+
+    #[test]
+    fn a_directory_or_a_fifo_is_refused_without_blocking() {
+        let d = tmpdir("odd");
+        assert!(matches!(read(&d, b"TESTKIND", &[3]), Err(CoreError::Io(_))));
+        let fifo = d.join("fifo");
+        let _ = fs::remove_file(&fifo);
+        let made = std::process::Command::new("mkfifo").arg(&fifo).status();
+        if matches!(made, Ok(s) if s.success()) {
+            // Without O_NONBLOCK this open would wait forever for a writer.
+            assert!(matches!(read(&fifo, b"TESTKIND", &[3]), Err(CoreError::Io(_))));
+        }
     }
 }

@@ -8,6 +8,7 @@
 mod aead;
 
 use std::path::PathBuf;
+use std::sync::{Mutex, MutexGuard};
 
 use jukicore_core::checkdigit::{self, Kind};
 use jukicore_core::container;
@@ -45,7 +46,18 @@ pub(crate) fn to_py(py: Python<'_>, err: CoreError) -> PyErr {
             CoreError::Corrupt(m) => plain("CorruptFileError", m),
             CoreError::Exhausted(m) => plain("CodeSpaceExhaustedError", m),
             CoreError::Random(m) => plain("JukiError", format!("random source failed: {m}")),
-            CoreError::Io(e) => Ok(PyErr::from(e)),
+            // OSError(errno, strerror): Python picks the subclass and keeps the errno.
+            CoreError::Io(e) => match e.raw_os_error() {
+                Some(n) => {
+                    let reason = py.import("os")?.getattr("strerror")?.call1((n,))?;
+                    Ok(PyErr::from_value(
+                        py.import("builtins")?
+                            .getattr("OSError")?
+                            .call1((n, reason))?,
+                    ))
+                }
+                None => Ok(PyErr::from(e)),
+            },
         }
     };
     build().unwrap_or_else(|e| e)
@@ -133,10 +145,23 @@ fn container_unpack<'py>(
     Ok((loaded.version, sections))
 }
 
+/// Lock a core object's mutex; a panic that poisoned it leaves the object unusable.
+fn locked<'a, T>(m: &'a Mutex<T>) -> Result<MutexGuard<'a, T>, CoreError> {
+    m.lock().map_err(|_| {
+        CoreError::Invalid(
+            "this object is unusable: an earlier call failed inside the Rust core".into(),
+        )
+    })
+}
+
 /// The set of every resident code ever issued (see `jukicore.ids.CodeRegistry`).
-#[pyclass(module = "jukicore._jukicore")]
+///
+/// Thread-safe: the state sits behind a mutex taken with the GIL released, so
+/// threads sharing one registry run one call at a time and never see a
+/// borrow error.
+#[pyclass(module = "jukicore._jukicore", frozen)]
 struct RegistryCore {
-    inner: Registry,
+    inner: Mutex<Registry>,
 }
 
 #[pymethods]
@@ -144,20 +169,23 @@ impl RegistryCore {
     #[new]
     fn new() -> Self {
         RegistryCore {
-            inner: Registry::new(),
+            inner: Mutex::new(Registry::new()),
         }
     }
 
-    fn generate<'py>(&mut self, py: Python<'py>, n: usize) -> PyResult<Bound<'py, PyArray1<u64>>> {
-        let inner = &mut self.inner;
-        let out = py.detach(|| inner.generate(n)).map_err(|e| to_py(py, e))?;
+    fn generate<'py>(&self, py: Python<'py>, n: usize) -> PyResult<Bound<'py, PyArray1<u64>>> {
+        let inner = &self.inner;
+        let out = py
+            .detach(|| locked(inner)?.generate(n))
+            .map_err(|e| to_py(py, e))?;
         Ok(out.into_pyarray(py))
     }
 
-    fn add(&mut self, py: Python<'_>, codes: PyReadonlyArray1<'_, u64>) -> PyResult<u64> {
+    fn add(&self, py: Python<'_>, codes: PyReadonlyArray1<'_, u64>) -> PyResult<u64> {
         let codes = codes.as_slice()?;
-        let inner = &mut self.inner;
-        py.detach(|| inner.add(codes)).map_err(|e| to_py(py, e))
+        let inner = &self.inner;
+        py.detach(|| locked(inner)?.add(codes))
+            .map_err(|e| to_py(py, e))
     }
 
     fn contains<'py>(
@@ -167,20 +195,28 @@ impl RegistryCore {
     ) -> PyResult<Bound<'py, PyArray1<bool>>> {
         let codes = codes.as_slice()?;
         let inner = &self.inner;
-        Ok(py.detach(|| inner.contains_many(codes)).into_pyarray(py))
+        let out = py
+            .detach(|| locked(inner).map(|r| r.contains_many(codes)))
+            .map_err(|e| to_py(py, e))?;
+        Ok(out.into_pyarray(py))
     }
 
-    fn __len__(&self) -> usize {
-        self.inner.len() as usize
+    fn __len__(&self, py: Python<'_>) -> PyResult<usize> {
+        let inner = &self.inner;
+        py.detach(|| locked(inner).map(|r| r.len() as usize))
+            .map_err(|e| to_py(py, e))
     }
 
-    fn memory_bytes(&self) -> u64 {
-        self.inner.memory_bytes()
+    fn memory_bytes(&self, py: Python<'_>) -> PyResult<u64> {
+        let inner = &self.inner;
+        py.detach(|| locked(inner).map(|r| r.memory_bytes()))
+            .map_err(|e| to_py(py, e))
     }
 
     fn save(&self, py: Python<'_>, path: PathBuf) -> PyResult<()> {
         let inner = &self.inner;
-        py.detach(|| inner.save(&path)).map_err(|e| to_py(py, e))
+        py.detach(|| locked(inner)?.save(&path))
+            .map_err(|e| to_py(py, e))
     }
 
     #[staticmethod]
@@ -188,14 +224,17 @@ impl RegistryCore {
         let inner = py
             .detach(|| Registry::load(&path))
             .map_err(|e| to_py(py, e))?;
-        Ok(RegistryCore { inner })
+        Ok(RegistryCore {
+            inner: Mutex::new(inner),
+        })
     }
 }
 
-/// The center's My Number issuer (see `jukicore.ids.MyNumberIssuer`).
-#[pyclass(module = "jukicore._jukicore")]
+/// The center's My Number issuer (see `jukicore.ids.MyNumberIssuer`); thread-safe
+/// like `RegistryCore`.
+#[pyclass(module = "jukicore._jukicore", frozen)]
 struct IssuerCore {
-    inner: Issuer,
+    inner: Mutex<Issuer>,
 }
 
 #[pymethods]
@@ -203,44 +242,57 @@ impl IssuerCore {
     #[new]
     fn new(py: Python<'_>, key: &[u8]) -> PyResult<Self> {
         Ok(IssuerCore {
-            inner: Issuer::new(key).map_err(|e| to_py(py, e))?,
+            inner: Mutex::new(Issuer::new(key).map_err(|e| to_py(py, e))?),
         })
     }
 
     fn issue<'py>(
-        &mut self,
+        &self,
         py: Python<'py>,
         codes: PyReadonlyArray1<'py, u64>,
     ) -> PyResult<Bound<'py, PyArray1<u64>>> {
         let codes = codes.as_slice()?;
-        let inner = &mut self.inner;
-        let out = py.detach(|| inner.issue(codes)).map_err(|e| to_py(py, e))?;
+        let inner = &self.inner;
+        let out = py
+            .detach(|| locked(inner)?.issue(codes))
+            .map_err(|e| to_py(py, e))?;
         Ok(out.into_pyarray(py))
     }
 
-    fn replace(&mut self, py: Python<'_>, code: u64, leaked: u64) -> PyResult<u64> {
-        self.inner.replace(code, leaked).map_err(|e| to_py(py, e))
+    fn replace(&self, py: Python<'_>, code: u64, leaked: u64) -> PyResult<u64> {
+        let inner = &self.inner;
+        py.detach(|| locked(inner)?.replace(code, leaked))
+            .map_err(|e| to_py(py, e))
     }
 
-    fn issued_count(&self) -> u64 {
-        self.inner.issued_count()
+    fn issued_count(&self, py: Python<'_>) -> PyResult<u64> {
+        let inner = &self.inner;
+        py.detach(|| locked(inner).map(|r| r.issued_count()))
+            .map_err(|e| to_py(py, e))
     }
 
-    fn holder_count(&self) -> u64 {
-        self.inner.holder_count()
+    fn holder_count(&self, py: Python<'_>) -> PyResult<u64> {
+        let inner = &self.inner;
+        py.detach(|| locked(inner).map(|r| r.holder_count()))
+            .map_err(|e| to_py(py, e))
     }
 
-    fn retired_count(&self) -> u64 {
-        self.inner.retired_count()
+    fn retired_count(&self, py: Python<'_>) -> PyResult<u64> {
+        let inner = &self.inner;
+        py.detach(|| locked(inner).map(|r| r.retired_count()))
+            .map_err(|e| to_py(py, e))
     }
 
-    fn memory_bytes(&self) -> u64 {
-        self.inner.memory_bytes()
+    fn memory_bytes(&self, py: Python<'_>) -> PyResult<u64> {
+        let inner = &self.inner;
+        py.detach(|| locked(inner).map(|r| r.memory_bytes()))
+            .map_err(|e| to_py(py, e))
     }
 
     fn save(&self, py: Python<'_>, path: PathBuf) -> PyResult<()> {
         let inner = &self.inner;
-        py.detach(|| inner.save(&path)).map_err(|e| to_py(py, e))
+        py.detach(|| locked(inner)?.save(&path))
+            .map_err(|e| to_py(py, e))
     }
 
     #[staticmethod]
@@ -248,7 +300,9 @@ impl IssuerCore {
         let inner = py
             .detach(|| Issuer::load(key, &path))
             .map_err(|e| to_py(py, e))?;
-        Ok(IssuerCore { inner })
+        Ok(IssuerCore {
+            inner: Mutex::new(inner),
+        })
     }
 }
 
