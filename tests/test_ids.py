@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import errno
 import math
+import os
+import threading
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -401,3 +404,186 @@ def test_replacement_after_a_leak(tmp_path: Path) -> None:
     assert fresh not in back.issue(ids.CodeRegistry().generate(1000)).tolist()
     assert int(numbers[0]) not in back.issue(ids.CodeRegistry().generate(1000)).tolist()
     assert b"\x00\x01\x02\x03\x04\x05\x06\x07" not in (tmp_path / "issuer.bin").read_bytes()
+
+
+# ---------------------------------------------------------------- ASCII digits only
+
+FULL_WIDTH = str.maketrans("0123456789", "０１２３４５６７８９")
+ARABIC_INDIC = str.maketrans("0123456789", "٠١٢٣٤٥٦٧٨٩")
+DEVANAGARI = str.maketrans("0123456789", "०१२३४५६७८९")
+
+
+def _containers(values: list[str]) -> list[object]:
+    return [
+        values,
+        tuple(values),
+        np.array(values),
+        np.array(values, dtype=object),
+        pa.array(values),
+        pa.array(values, pa.large_string()),
+        pa.array(values, pa.string_view()),
+        pa.chunked_array([values[:1], values[1:]], pa.string_view()),
+        pa.array(values).dictionary_encode(),
+    ]
+
+
+@pytest.mark.parametrize("table", [FULL_WIDTH, ARABIC_INDIC, DEVANAGARI])
+def test_non_ascii_digits_are_never_a_code(table: dict[int, str]) -> None:
+    good = {"resident": _codes()[1], "my_number": "123456789018", "lg": "131130"}
+    funcs = {"resident": ids.is_valid_resident_code, "my_number": ids.is_valid_my_number,
+             "lg": ids.is_valid_lg_code}
+    for kind, code in good.items():
+        odd = code.translate(table)
+        assert odd.isdigit() and odd != code  # str.isdigit() would let it through
+        with pytest.raises(InvalidInputError):
+            funcs[kind](odd)
+        for column in _containers([code, odd, code]):
+            with pytest.raises(InvalidInputError) as caught:
+                funcs[kind](column)
+            assert [r.row for r in caught.value.rows] == [1], (kind, type(column))
+        # One odd digit in an otherwise ASCII code is refused as well.
+        mixed = code[:-1] + code[-1].translate(table)
+        with pytest.raises(InvalidInputError):
+            funcs[kind]([mixed])
+    reg = ids.CodeRegistry()
+    odd = good["resident"].translate(table)
+    with pytest.raises(InvalidInputError):
+        reg.add([odd])
+    with pytest.raises(InvalidInputError):
+        ids.CodeBlock.from_codes(pa.array([odd], pa.string_view()), "130001")
+    with pytest.raises(InvalidInputError):
+        ids.MyNumberIssuer(KEY).issue(odd)
+    assert len(reg) == 0
+
+
+def test_string_view_and_dictionary_columns_answer_like_strings() -> None:
+    codes = _codes()
+    for column in _containers(codes):
+        assert ids.is_valid_resident_code(column).tolist() == [True] * len(codes), type(column)
+
+
+# ---------------------------------------------------------------- no untyped errors
+
+
+class _BrokenStream:
+    def __arrow_c_stream__(self, requested_schema: object = None) -> object:
+        raise RuntimeError("producer failed")
+
+
+@pytest.mark.parametrize("bad", [
+    pa.array([1.5, 2.0]),
+    pa.table({"a": ["131130"], "b": ["131130"]}).to_struct_array(),
+    pa.array([b"131130"]),
+    pa.array([[1, 2]]),
+    np.array([b"\xff\xfe131130"], dtype="S8"),
+    np.zeros((2, 2), dtype=np.uint64),
+    {"131130"},
+    object(),
+])
+def test_odd_columns_raise_invalid_input_only(bad: object) -> None:
+    with pytest.raises(InvalidInputError):
+        ids.is_valid_lg_code(bad)
+
+
+def test_a_failing_arrow_producer_is_a_juki_error() -> None:
+    with pytest.raises(JukiError):
+        ids.is_valid_lg_code(_BrokenStream())
+
+
+def test_huge_counts_and_odd_arguments_are_invalid_input() -> None:
+    reg = ids.CodeRegistry()
+    for n in (2**64, 2**70, 10**10 + 1):
+        with pytest.raises(InvalidInputError):
+            reg.generate(n)
+        with pytest.raises(InvalidInputError):
+            reg.allocate_block(n, "130001")
+    block = reg.allocate_block(3, "130001")
+    with pytest.raises(InvalidInputError):
+        block.take(2**64)
+    with pytest.raises(InvalidInputError):
+        ids.format_code(12, 11.0)  # type: ignore[call-overload]
+    with pytest.raises(InvalidInputError):
+        ids.format_code(12, True)  # type: ignore[call-overload]
+    with pytest.raises(InvalidInputError):
+        ids.CodeBlock.from_bytes("not bytes")  # type: ignore[arg-type]
+    with pytest.raises(InvalidInputError):
+        ids.CodeBlock.from_codes(block.codes, "130001", block_id="../../etc/x")
+    assert len(reg) == 3 and len(block) == 3
+
+
+def test_block_file_must_be_a_regular_file(tmp_path: Path) -> None:
+    fifo = tmp_path / "fifo.block"
+    os.mkfifo(fifo)
+    raised: list[BaseException] = []
+
+    def load_all() -> None:
+        for load in (ids.CodeBlock.load, ids.CodeRegistry.load):
+            for path in (fifo, tmp_path):
+                try:
+                    load(path)
+                except BaseException as exc:
+                    raised.append(exc)
+
+    worker = threading.Thread(target=load_all, daemon=True)
+    worker.start()
+    worker.join(timeout=20)
+    if worker.is_alive():  # a reader blocked on the FIFO: unblock it, then fail
+        with open(fifo, "wb"):
+            pass
+        pytest.fail("reading a FIFO as a block or registry blocked")
+    assert len(raised) == 4 and all(isinstance(e, FileError) for e in raised), raised
+    assert "not a regular file" in str(raised[0])
+
+
+# ---------------------------------------------------------------- threads
+
+
+def _in_threads(work: Callable[[int], object], n: int = 8) -> list[object]:
+    results: list[object] = [None] * n
+    errors: list[BaseException] = []
+    start = threading.Barrier(n)
+
+    def run(i: int) -> None:
+        start.wait()
+        try:
+            results[i] = work(i)
+        except BaseException as exc:
+            errors.append(exc)
+
+    threads = [threading.Thread(target=run, args=(i,)) for i in range(n)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not errors, errors[:3]
+    return results
+
+
+def test_one_registry_shared_by_threads() -> None:
+    reg = ids.CodeRegistry()
+
+    def work(i: int) -> np.ndarray:
+        got = []
+        for _ in range(25):
+            got.append(reg.generate(2000))
+            got.append(reg.allocate_block(500, "130001").codes)
+            assert reg.contains(got[-1]).all()
+            assert len(reg) > 0 and reg.memory_bytes() > 0
+        return np.concatenate(got)
+
+    every = np.concatenate(_in_threads(work))  # type: ignore[arg-type]
+    assert every.size == 8 * 25 * 2500
+    assert np.unique(every).size == every.size == len(reg)
+
+
+def test_one_issuer_and_one_block_shared_by_threads() -> None:
+    reg = ids.CodeRegistry()
+    residents = reg.generate(8 * 2000)
+    issuer = ids.MyNumberIssuer(KEY)
+    numbers = _in_threads(lambda i: issuer.issue(residents[i * 2000:(i + 1) * 2000]))
+    every = np.concatenate(numbers)  # type: ignore[arg-type]
+    assert np.unique(every).size == every.size == issuer.issued_count
+    block = reg.allocate_block(8 * 50 * 10, "130001")
+    taken = _in_threads(lambda i: np.concatenate([block.take(10) for _ in range(50)]))
+    every = np.concatenate(taken)  # type: ignore[arg-type]
+    assert len(block) == 0 and np.unique(every).size == every.size == 4000

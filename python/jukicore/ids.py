@@ -225,6 +225,16 @@ def _as_column(values: Column, digits: int, what: str) -> U64Array:
             f"cannot read the {what} column ({type(values).__name__}): {exc}") from exc
 
 
+def _foreign(convert: Callable[[Any], Any], values: Any, what: str) -> Any:
+    """Import a foreign Arrow object; whatever its producer raises is an InvalidInputError."""
+    try:
+        return convert(values)
+    except Exception as exc:
+        raise InvalidInputError(
+            f"cannot read the {what} column from {type(values).__name__}: "
+            f"{type(exc).__name__}: {exc}") from exc
+
+
 def _as_column_unchecked(values: Column, digits: int, what: str) -> U64Array:
     if isinstance(values, np.ndarray):
         return _from_numpy(values, digits, what)
@@ -233,11 +243,11 @@ def _as_column_unchecked(values: Column, digits: int, what: str) -> U64Array:
     if isinstance(values, list | tuple):
         return _from_sequence(values, digits, what)
     if hasattr(values, "__arrow_c_array__"):
-        return _from_arrow(pa.array(values), digits, what)
+        return _from_arrow(_foreign(pa.array, values, what), digits, what)
     if hasattr(values, "__arrow_c_stream__"):
-        return _from_arrow(pa.chunked_array(values), digits, what)
+        return _from_arrow(_foreign(pa.chunked_array, values, what), digits, what)
     if type(values).__module__.partition(".")[0] == "pandas":  # pandas before 3
-        return _from_arrow(pa.array(values), digits, what)
+        return _from_arrow(_foreign(pa.array, values, what), digits, what)
     raise InvalidInputError(
         f"expected a {what} or a column of them, got {type(values).__name__}"
     )
