@@ -3,15 +3,21 @@
 from __future__ import annotations
 
 import json
+import os
+import resource
 import subprocess
 import sys
 from pathlib import Path
 
+import click
 import numpy as np
+import pytest
 from click.testing import CliRunner
 
 from jukicore import ids
 from jukicore.cli import main
+from jukicore.cli._common import DEBUG_ENV, JukiGroup, juki_errors
+from jukicore.errors import ConflictError
 
 
 def run(*args: str, input: str | None = None) -> tuple[int, str, str]:
@@ -105,3 +111,150 @@ def test_block_errors_exit_1_and_change_nothing(tmp_path: Path) -> None:
     (tmp_path / "junk.block").write_bytes(b"not a block at all")
     code, _, err = run("codes", "block", "show", str(tmp_path / "junk.block"))
     assert code == 1 and "error:" in err
+
+
+def _subprocess(*args: str, fsize: int | None = None, stdin: bytes | None = None
+                ) -> subprocess.CompletedProcess[bytes]:
+    def limit() -> None:
+        if fsize is not None:
+            resource.setrlimit(resource.RLIMIT_FSIZE, (fsize, fsize))
+
+    env = dict(os.environ)
+    root = Path(__file__).resolve().parents[1]
+    env["PYTHONPATH"] = os.pathsep.join([str(root / "python"), env.get("PYTHONPATH", "")])
+    return subprocess.run([sys.executable, "-m", "jukicore", *args], capture_output=True,
+                          env=env, input=stdin, preexec_fn=limit, check=False, timeout=120)
+
+
+def test_generate_needs_a_registry_or_says_nothing_is_recorded(tmp_path: Path) -> None:
+    code, out, err = run("codes", "generate", "5")
+    assert code == 2 and "--registry" in err and out == ""
+    code, _, err = run("codes", "generate", "5", "--unrecorded", "--registry",
+                       str(tmp_path / "r.bin"))
+    assert code == 2 and not (tmp_path / "r.bin").exists()
+    code, out, err = run("codes", "generate", "5", "--unrecorded", "--json")
+    data = json.loads(out)
+    assert code == 0 and data["recorded"] is False and data["registry_size"] is None
+    assert "NOT recorded" in err
+    assert "--unrecorded" in run("codes", "generate", "--help")[1]
+
+
+def test_json_codes_are_zero_padded_strings(tmp_path: Path) -> None:
+    code, out, _ = run("codes", "generate", "200", "--registry", str(tmp_path / "r.bin"),
+                       "--json")
+    codes_ = json.loads(out)["codes"]
+    assert code == 0 and len(codes_) == 200
+    assert all(isinstance(c, str) and len(c) == 11 and c.isascii() and c.isdigit()
+               for c in codes_)
+    padded = f"{7:010d}{ids.resident_code_check_digit(7)}"
+    code, out, _ = run("codes", "check", "--json", input=f"{padded}\n{padded[:-1]}9\n")
+    problems = json.loads(out)["problems"]
+    assert problems and all(isinstance(p["value"], str) for p in problems)
+    assert problems[0]["value"].startswith("000000000")
+    code, out, _ = run("codes", "check", "--json", "--kind", "lg-code", input="011000\n")
+    assert json.loads(out)["problems"][0]["value"] == "011000"
+
+
+def test_check_reports_a_non_utf8_line_instead_of_crashing(tmp_path: Path) -> None:
+    src = tmp_path / "codes.txt"
+    good = ids.format_code(ids.CodeRegistry().generate(1)).tolist()[0]
+    src.write_bytes(b"\xff\xfe\xfd\n" + good.encode() + b"\n")
+    code, out, _ = run("codes", "check", "--json", str(src))
+    data = json.loads(out)
+    assert code == 1 and data["checked"] == 2
+    assert data["problems"] == [{"line": 1, "value": "\ufffd\ufffd\ufffd",
+                                 "reason": "not UTF-8 text"}]
+
+
+def test_os_errors_are_file_errors_naming_the_path(tmp_path: Path) -> None:
+    missing = tmp_path / "no" / "such"
+    reg = tmp_path / "r.bin"
+    code, _, err = run("codes", "generate", "3", "--registry", str(reg), "--out",
+                       str(missing / "c.txt"))
+    assert code == 1 and err.startswith("error: ") and str(missing) in err
+    assert not reg.exists()  # refused before anything was recorded
+    code, _, err = run("codes", "block", "allocate", "--registry", str(missing / "r.bin"),
+                       "--holder", "130001", "-n", "5", "--out", str(tmp_path / "b.block"))
+    assert code == 1 and err.startswith("error: ") and str(missing) in err
+    assert not (tmp_path / "b.block").exists()
+    (tmp_path / "taken.txt").write_text("mine")
+    code, _, err = run("codes", "generate", "3", "--unrecorded", "--out",
+                       str(tmp_path / "taken.txt"))
+    assert code == 1 and "already exists" in err
+    assert (tmp_path / "taken.txt").read_text() == "mine"
+
+
+def test_a_full_disk_is_an_error_message_not_a_traceback(tmp_path: Path) -> None:
+    out = tmp_path / "c.txt"
+    done = _subprocess("codes", "generate", "100000", "--unrecorded", "--out", str(out),
+                       fsize=64 * 1024)
+    err = done.stderr.decode()
+    assert done.returncode == 1, err
+    assert "error: cannot write" in err and str(out) in err and "Traceback" not in err
+    assert not out.exists() and not [p for p in tmp_path.iterdir() if ".tmp-" in p.name]
+
+
+def test_usage_errors_exit_2() -> None:
+    for args in (["codes", "generate", "99999999999999999999", "--unrecorded"],
+                 ["codes", "generate", "x", "--unrecorded"],
+                 ["codes", "block", "split", "/no/such.block", "--holder", "131032", "-n", "1",
+                  "--out", "x"],
+                 ["codes", "check", "--kind", "nope"],
+                 ["codes", "nope"]):
+        done = _subprocess(*args)
+        assert done.returncode == 2, args
+        assert b"Traceback" not in done.stderr
+
+
+def _probe_group() -> click.Group:
+    @click.group(cls=JukiGroup)
+    def root() -> None: ...
+
+    @root.group()
+    def sub() -> None: ...
+
+    failures: dict[str, BaseException] = {
+        "juki": ConflictError("two holders"),
+        "os": FileNotFoundError(2, "No such file or directory", "/x/y.db"),
+        "unicode": UnicodeDecodeError("utf-8", b"\xff", 0, 1, "invalid start byte"),
+        "overflow": OverflowError("int too big to convert"),
+        "bug": KeyError("surprise"),
+    }
+    for name, exc in failures.items():
+        def fail(exc: BaseException = exc) -> None:
+            raise exc
+
+        sub.command(name)(fail)
+
+    @root.command("legacy")
+    @juki_errors
+    def legacy() -> None:
+        raise ConflictError("still caught")
+
+    return root
+
+
+@pytest.mark.parametrize(("name", "message"), [
+    ("juki", "error: two holders"),
+    ("os", "error: cannot use /x/y.db: No such file or directory"),
+    ("unicode", "error: the input is not UTF-8 text"),
+    ("overflow", "error: a number is out of range"),
+    ("bug", "error: internal error: KeyError: 'surprise'"),
+])
+def test_one_error_boundary_covers_nested_commands(name: str, message: str) -> None:
+    result = CliRunner().invoke(_probe_group(), ["sub", name])
+    assert result.exit_code == 1
+    assert result.stderr.startswith(message), result.stderr
+    assert "Traceback" not in result.stderr
+    assert isinstance(result.exception, SystemExit)  # exited; nothing escaped
+    if name == "bug":
+        assert "hint:" in result.stderr and DEBUG_ENV in result.stderr
+        assert len(result.stderr.strip().splitlines()) == 2
+
+
+def test_the_old_decorator_still_works_and_main_is_the_boundary() -> None:
+    assert isinstance(main, JukiGroup)
+    result = CliRunner().invoke(_probe_group(), ["legacy"])
+    assert result.exit_code == 1 and result.stderr == "error: still caught\n"
+    for command in main.commands.values():  # every command group hangs under the boundary
+        assert isinstance(command, click.Command)

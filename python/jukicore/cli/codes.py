@@ -15,7 +15,7 @@ import pyarrow.parquet as pq
 
 from jukicore import ids
 from jukicore._files import write_atomic
-from jukicore.errors import ConflictError
+from jukicore.errors import ConflictError, FileError
 
 from ._common import emit_json, json_option, progress, quiet_option
 
@@ -90,6 +90,8 @@ def generate(n: int, registry_path: Path | None, unrecorded: bool, out: Path | N
         raise click.UsageError("give exactly one of --registry FILE or --unrecorded")
     if out is not None and os.path.lexists(out):
         raise ConflictError(f"{out} already exists; codes are never written over a file")
+    if out is not None and not out.absolute().parent.is_dir():
+        raise FileError(f"cannot write {out}: no such directory {out.absolute().parent}")
     if registry_path is not None:
         with ids.update_registry(registry_path) as reg:
             fresh = _generate(reg, n, quiet)
