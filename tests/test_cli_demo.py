@@ -56,3 +56,35 @@ def test_demo_runs_a_whole_night(tmp_path: Path) -> None:
         assert moved["applied"] == moved["acknowledged"] >= 2000, node
         assert summary["identity_records"][node] >= 2000
     assert (work / "center" / "registry.bin").exists()
+
+
+def test_demo_never_deletes_a_directory_it_did_not_create(tmp_path: Path) -> None:
+    mine = tmp_path / "my-files"
+    mine.mkdir()
+    (mine / "thesis.txt").write_text("years of work")
+    (mine / "sub").mkdir()
+    (mine / "sub" / "data.csv").write_text("a,b\n")
+    code, out, err = run("demo", "--population", "50", "--notifications", "5", "--workdir",
+                         str(mine), "-q")
+    assert code == 1 and "refusing to delete" in err and out == ""
+    assert (mine / "thesis.txt").read_text() == "years of work"
+    assert (mine / "sub" / "data.csv").read_text() == "a,b\n"
+    assert sorted(p.name for p in mine.iterdir()) == ["sub", "thesis.txt"]
+    link = tmp_path / "link"
+    link.symlink_to(mine, target_is_directory=True)
+    code, _, err = run("demo", "--population", "50", "--workdir", str(link), "-q")
+    assert code == 1 and "symbolic link" in err
+    assert (mine / "thesis.txt").exists()
+
+
+def test_demo_replaces_only_its_own_output(tmp_path: Path) -> None:
+    work = tmp_path / "night"
+    work.mkdir()  # an empty directory is used as it is
+    assert run("demo", "--population", "200", "--notifications", "10", "--workdir",
+               str(work), "-q")[0] == 0
+    assert (work / ".jukicore-demo").is_file()
+    (work / "left-over").write_text("from the last run")
+    code, out, _ = run("demo", "--population", "200", "--notifications", "10", "--workdir",
+                       str(work), "-q", "--json")
+    assert code == 0, out
+    assert not (work / "left-over").exists() and (work / ".jukicore-demo").is_file()

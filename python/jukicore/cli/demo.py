@@ -8,7 +8,32 @@ from pathlib import Path
 
 import click
 
+from jukicore._files import write_atomic
+from jukicore.errors import ConflictError
+
 from ._common import emit_json, json_option, juki_errors, quiet_option, stage_progress
+
+#: The file every demo writes into its workdir: only such a directory is ever replaced.
+MARKER = ".jukicore-demo"
+
+
+def _prepare_workdir(workdir: Path) -> None:
+    """Create ``workdir``, or empty it when it is a previous demo's output; never delete a
+    directory the demo did not create (ConflictError, nothing touched)."""
+    if workdir.is_symlink():
+        raise ConflictError(f"{workdir} is a symbolic link; give the demo a real directory")
+    if workdir.exists():
+        if not workdir.is_dir():
+            raise ConflictError(f"{workdir} exists and is not a directory")
+        marker = workdir / MARKER
+        if any(workdir.iterdir()):
+            if marker.is_symlink() or not marker.is_file():
+                raise ConflictError(
+                    f"{workdir} is not empty and is not a previous demo's output (no {MARKER} "
+                    f"file); refusing to delete it: choose another --workdir")
+            shutil.rmtree(workdir)
+    workdir.mkdir(parents=True, exist_ok=True)
+    write_atomic(workdir / MARKER, b"jukicore demo output: replaced by the next demo run\n")
 
 
 @click.command()
@@ -19,7 +44,8 @@ from ._common import emit_json, json_option, juki_errors, quiet_option, stage_pr
 @click.option("--seed", default=1, show_default=True, type=int)
 @click.option("--workdir", default="demo-out", show_default=True,
               type=click.Path(file_okay=False, path_type=Path),
-              help="Directory for the three nodes (replaced if it exists).")
+              help="Directory for the three nodes: created, or replaced only when it is "
+                   "empty or a previous demo's output (marked by a .jukicore-demo file).")
 @json_option
 @quiet_option
 @juki_errors
@@ -35,8 +61,7 @@ def demo(population: int, notifications: int, seed: int, workdir: Path, as_json:
     """
     from jukicore.night import run_night
 
-    if workdir.exists():
-        shutil.rmtree(workdir)
+    _prepare_workdir(workdir)
     with stage_progress(quiet) as progress:
         summary = run_night(workdir, population=population, notifications=notifications,
                             seed=seed, day=dt.date.today(), progress=progress)
