@@ -174,10 +174,9 @@ def _from_arrow(arr: pa.Array | pa.ChunkedArray, digits: int, what: str) -> U64A
             raise InvalidInputError(
                 f"expected a {what} column, got a table of {arr.type.num_fields} columns")
         arr = arr.field(0)
-    if pa.types.is_dictionary(arr.type):  # categorical strings
-        arr = arr.dictionary_decode()
-    if pa.types.is_string_view(arr.type):  # polars' default string type
-        arr = pc.cast(arr, pa.large_string())
+    if pa.types.is_dictionary(arr.type):  # categorical strings (polars: string_view values)
+        arr = pc.take(_from_string_view(arr.dictionary), arr.indices)
+    arr = _from_string_view(arr)
     t = arr.type
     null_rows = [BadRow(int(i), f"a {what} is missing (null)") for i in _null_positions(arr)]
     if pa.types.is_string(t) or pa.types.is_large_string(t):
@@ -200,6 +199,17 @@ def _from_arrow(arr: pa.Array | pa.ChunkedArray, digits: int, what: str) -> U64A
             raise InvalidInputError(f"malformed {what} column", null_rows)
         return np.empty(0, dtype=np.uint64)
     raise InvalidInputError(f"a {what} column must hold integers or digit strings, not {t}")
+
+
+def _from_string_view(arr: pa.Array) -> pa.Array:
+    """A ``string_view`` column (polars' default strings) as ``large_string``; any other
+    column as it is."""
+    if not pa.types.is_string_view(arr.type):
+        return arr
+    try:
+        return pc.cast(arr, pa.large_string())
+    except pa.ArrowNotImplementedError:  # pyarrow before 18 has no such cast
+        return pa.array(arr.to_pylist(), pa.large_string())
 
 
 def _null_positions(arr: pa.Array) -> npt.NDArray[np.intp]:
