@@ -153,6 +153,13 @@ def test_json_codes_are_zero_padded_strings(tmp_path: Path) -> None:
     assert problems[0]["value"].startswith("000000000")
     code, out, _ = run("codes", "check", "--json", "--kind", "lg-code", input="011000\n")
     assert json.loads(out)["problems"][0]["value"] == "011000"
+    code, out, _ = run("codes", "block", "allocate", "--registry", str(tmp_path / "r.bin"),
+                       "--holder", "011002", "-n", "5", "--out", str(tmp_path / "b.block"),
+                       "--json")
+    assert code == 0 and json.loads(out)["holder"] == "011002"
+    code, out, _ = run("synth", "-n", "20", "--lg-code", "011011", "--out",
+                       str(tmp_path / "town"), "--json", "-q")
+    assert code == 0 and json.loads(out)["lg_code"] == "011011"
 
 
 def test_check_reports_a_non_utf8_line_instead_of_crashing(tmp_path: Path) -> None:
