@@ -19,7 +19,7 @@ from click.testing import CliRunner
 
 from jukicore import ids
 from jukicore.cli import main
-from jukicore.errors import ConflictError
+from jukicore.errors import ConflictError, InvalidInputError
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -216,3 +216,24 @@ def test_roll_forward_never_overwrites_a_block_that_took_the_name(tmp_path: Path
         ids.CodeBlock.load(parent)
     assert ids.CodeBlock.load(child).block_id == intruder.block_id  # untouched
     assert _intent(parent).exists()  # kept: the codes are in no block, never in two
+
+
+def test_the_new_block_file_is_never_the_registry_or_the_parent(tmp_path: Path) -> None:
+    reg = tmp_path / "center.bin"
+    with pytest.raises(InvalidInputError, match="must differ"):
+        ids.allocate_block_file(reg, 10, "130001", reg)  # would overwrite the registry
+    assert not reg.exists()
+    ids.allocate_block_file(reg, 10, "130001", tmp_path / "t.block")
+    before = reg.read_bytes()
+    with pytest.raises(InvalidInputError, match="must differ"):
+        ids.allocate_block_file(reg, 10, "130001", tmp_path / ".center.bin.intent")
+    link = tmp_path / "alias.block"
+    link.symlink_to(tmp_path / "new.block")
+    (tmp_path / "new.block").write_bytes(b"")
+    (tmp_path / "new.block").unlink()  # a dangling link is still an existing name
+    with pytest.raises(ConflictError):
+        ids.split_block_file(tmp_path / "t.block", 1, "131032", link)
+    assert reg.read_bytes() == before and len(ids.CodeBlock.load(tmp_path / "t.block")) == 10
+    result = CliRunner().invoke(main, ["codes", "block", "allocate", "--registry", str(reg),
+                                       "--holder", "130001", "-n", "5", "--out", str(reg)])
+    assert result.exit_code == 1 and reg.read_bytes() == before

@@ -606,7 +606,8 @@ class CodeBlock:
         return self._cut(n, "take")
 
     def split(self, n: int, holder: str) -> CodeBlock:
-        """Move ``n`` codes into a child block for ``holder``."""
+        """Move ``n`` codes into a child block for ``holder`` (in memory; to split a block
+        file, use :func:`split_block_file`, which survives a crash between its writes)."""
         holder = _holder(holder)
         return CodeBlock._new(self._cut(n, "split"), holder, parent_id=self.block_id)
 
@@ -756,6 +757,14 @@ def _new_file(target: Path, what: str) -> Path:
     return target
 
 
+def _distinct(target: Path, start: Path, what: str) -> None:
+    """The new block file must not be ``start`` (nor its intent or lock file)."""
+    own = {os.path.realpath(p) for p in (start, _intent_path(start),
+                                         start.with_name(f".{start.name}.lock"))}
+    if os.path.realpath(target) in own:
+        raise InvalidInputError(f"the new block's file {target} must differ from {what}'s")
+
+
 def complete_pending(path: str | os.PathLike[str]) -> bool:
     """Complete a block split or allocation that was interrupted at ``path`` (a block
     file or a registry file); returns whether there was one.
@@ -838,8 +847,7 @@ def split_block_file(source: str | os.PathLike[str], n: int, holder: str,
     """
     src = Path(source)
     target = _new_file(Path(out), "block")
-    if os.path.abspath(target) == os.path.abspath(src):
-        raise InvalidInputError("the child block's file must differ from its parent's")
+    _distinct(target, src, "the parent block")
     with _locked(src):
         complete_pending(src)
         parent = CodeBlock._load_raw(src)
@@ -865,6 +873,7 @@ def allocate_block_file(registry: str | os.PathLike[str], n: int, holder: str,
     """
     reg_path = Path(registry)
     target = _new_file(Path(out), "block")
+    _distinct(target, reg_path, "the registry")
     holder = _holder(holder)
     n = _count(n)
     with _locked(reg_path):
