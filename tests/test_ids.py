@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import math
 import os
@@ -12,6 +13,8 @@ from pathlib import Path
 import numpy as np
 import pyarrow as pa
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from jukicore import ids
 from jukicore.errors import (
@@ -587,3 +590,42 @@ def test_one_issuer_and_one_block_shared_by_threads() -> None:
     taken = _in_threads(lambda i: np.concatenate([block.take(10) for _ in range(50)]))
     every = np.concatenate(taken)  # type: ignore[arg-type]
     assert len(block) == 0 and np.unique(every).size == every.size == 4000
+
+
+# ---------------------------------------------------------------- fuzz
+
+_VALUES = st.one_of(
+    st.none(), st.booleans(), st.integers(), st.floats(allow_nan=True),
+    st.text(max_size=14), st.text(alphabet="0123456789０１２٣४ \n+-", max_size=14),
+    st.binary(max_size=14),
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(values=st.lists(_VALUES, max_size=6), as_arrow=st.booleans())
+def test_fuzz_columns_answer_or_raise_invalid_input(values: list[object],
+                                                    as_arrow: bool) -> None:
+    column: object = values
+    if as_arrow:
+        try:
+            column = pa.array(values)
+        except (pa.ArrowException, OverflowError, TypeError, ValueError):
+            column = np.array(values, dtype=object)
+    for func in (ids.is_valid_resident_code, ids.is_valid_my_number, ids.is_valid_lg_code,
+                 ids.lg_code_check_digit, ids.format_code):
+        try:
+            out = func(column)  # type: ignore[arg-type]
+        except InvalidInputError:
+            continue
+        assert len(out) == len(values)
+        for v in values:  # accepted: every value was an ASCII-digit string or an int
+            assert (isinstance(v, int) and not isinstance(v, bool)) or (
+                isinstance(v, str) and v.isascii() and v.isdigit())
+
+
+@settings(max_examples=300, deadline=None)
+@given(value=_VALUES)
+def test_fuzz_scalars_answer_or_raise_invalid_input(value: object) -> None:
+    for func in (ids.is_valid_resident_code, ids.is_valid_my_number, ids.is_valid_lg_code):
+        with contextlib.suppress(InvalidInputError):
+            assert isinstance(func(value), bool)  # type: ignore[arg-type]
