@@ -20,7 +20,6 @@ My Number rule's form is applied to the 10 body digits (weights
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import json
 import os
 import re
@@ -709,6 +708,8 @@ def _locked(path: Path) -> Iterator[None]:
         except OSError as exc:
             raise FileError(f"cannot lock {path}: {exc.strerror or exc}") from exc
         try:
+            import fcntl  # POSIX only; imported here so that `import jukicore.ids` works anywhere
+
             fcntl.flock(fd, fcntl.LOCK_EX)
             depth[key] = 1
             try:
