@@ -30,7 +30,7 @@ def _os_message(exc: OSError) -> str:
     names = [n for n in (exc.filename, getattr(exc, "filename2", None)) if n is not None]
     if names:
         return f"cannot use {' -> '.join(os.fsdecode(n) for n in names)}: {reason}"
-    return f"file or device error: {reason}"
+    return f"file or device error ({type(exc).__name__}): {reason}"
 
 
 @contextmanager
