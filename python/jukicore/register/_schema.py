@@ -306,6 +306,16 @@ def _v2(dialect: Dialect) -> list[str]:
     ]
 
 
+#: Version 3: replaced My Numbers are looked up in the history (never recorded again).
+V3_INDEXES: tuple[tuple[str, str, str, bool, str | None], ...] = (
+    ("history_replaced_my_number", "history", "old_value", False, "item = 'my_number'"),
+)
+
+
+def _v3(dialect: Dialect) -> list[str]:
+    return [create_index_sql(i) for i in V3_INDEXES]
+
+
 @dataclass(frozen=True)
 class Migration:
     version: int
@@ -318,6 +328,7 @@ MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "resident register: residents, households, history, notifications, audit, "
               "outbox, code pool", _v1),
     Migration(2, "synchronization state: acknowledgements per recipient, packet log", _v2),
+    Migration(3, "index of replaced My Numbers in the history", _v3),
 )
 
 SCHEMA_VERSION = MIGRATIONS[-1].version

@@ -555,6 +555,7 @@ def _move_in(b: Batch, r: dict[str, Any], ev: dt.date, nid: str) -> int:
         if unissued:
             raise _conflict(f"resident code {fmt_code(code)} is in this municipality's block of "
                             "codes never issued: no one moving in can hold it", "resident_code")
+        _check_returning(b, code, birth, sex)
     elif not from_abroad:
         raise _invalid("a move-in from another municipality carries the resident code",
                        "resident_code")
@@ -597,6 +598,34 @@ def _move_in(b: Batch, r: dict[str, Any], ev: dt.date, nid: str) -> int:
     if not joining:
         _create_household(b, hid, p["person_id"], addr["address"], ev)
     return code
+
+
+#: Removal reasons after which the same person may move in again with their code.
+_RETURNABLE = ("moved_out", "ex_officio")
+
+
+def _check_returning(b: Batch, code: int, birth: dt.date, sex: int) -> None:
+    """A code on a 除票 of this register moves in only as the same person coming back.
+
+    The latest removed record holding ``code`` must have been removed by a move-out (or
+    ex officio: the person still lives) and have the same date of birth and sex; a code
+    whose holder died, or a different identity, is refused.
+    """
+    rows = b.s.query(
+        "SELECT removal_reason, birth_date, sex FROM residents WHERE resident_code = ?"
+        " AND status = 'removed' ORDER BY person_id DESC LIMIT 1", (code,))
+    if not rows:
+        return
+    reason, born, held_sex = rows[0][0], b.s.pd(rows[0][1]), int(rows[0][2])
+    if reason not in _RETURNABLE:
+        raise _conflict(f"resident code {fmt_code(code)} belongs to a removed record ({reason}):"
+                        " it cannot move in again", "resident_code")
+    if born != birth:
+        raise _conflict(f"resident code {fmt_code(code)} belongs to a removed record with another"
+                        " date of birth: not the same person", "birth_date")
+    if held_sex != sex:
+        raise _conflict(f"resident code {fmt_code(code)} belongs to a removed record with another"
+                        " sex: not the same person", "sex")
 
 
 def _remove(b: Batch, r: dict[str, Any], ev: dt.date, nid: str, kind: str) -> int:
@@ -748,12 +777,24 @@ def _code_change(b: Batch, r: dict[str, Any], ev: dt.date, nid: str) -> int:
     return new
 
 
-def _check_my_number(b: Batch, number: int, code: int | None) -> None:
+def _check_my_number(b: Batch, number: int, code: int | None,
+                     person_id: int | None = None) -> None:
+    """A My Number once recorded for a person is never recorded for anyone else.
+
+    Refused: a number replaced before (leaked numbers never come back, not even to their
+    holder), and a number held by any record, current or 除票, of another person (same
+    person: the same record, or a record holding the same resident code).
+    """
     if not valid_my_number(number):
         raise _invalid(f"{fmt_code(number, 12)} is not a valid My Number (check digit)",
                        "my_number")
-    rows = b.s.query("SELECT resident_code FROM residents WHERE my_number = ?", (number,))
-    if any(int(row[0]) != code for row in rows):
+    if b.s.query("SELECT 1 FROM history WHERE item = 'my_number' AND old_value = ? LIMIT 1",
+                 (fmt_code(number, 12),)):
+        raise _conflict(f"My Number {fmt_code(number, 12)} was replaced: it is never recorded"
+                        " again", "my_number")
+    rows = b.s.query("SELECT person_id, resident_code FROM residents WHERE my_number = ?",
+                     (number,))
+    if any(int(pid) != person_id and int(rc) != code for pid, rc in rows):
         raise _conflict("this My Number belongs to another person", "my_number")
 
 
@@ -761,7 +802,7 @@ def _my_number(b: Batch, r: dict[str, Any], ev: dt.date, nid: str) -> int:
     p = _target(b, r, ev)
     _req(r, "my_number")
     number = int(r["my_number"])
-    _check_my_number(b, number, int(p["resident_code"]))
+    _check_my_number(b, number, int(p["resident_code"]), int(p["person_id"]))
     if p["my_number"] == number:
         raise _conflict("this My Number is already recorded", "my_number")
     b.update(p, {"my_number": number}, ev, "my_number", nid)
