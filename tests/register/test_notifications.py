@@ -213,9 +213,12 @@ def test_move_out_and_back_keeps_the_old_record(register: Register) -> None:
     assert (rec["status"], rec["removal_reason"], rec["removal_date"],
             rec["move_out_destination"]) == ("removed", "moved_out", TODAY + D(10),
                                               "大阪府大阪市北区")
-    # back again later with the same code: a new record, the 除票 stays
+    # back again later with the same code (the same person): a new record, the 除票 stays
+    ident = {k: rec[k] for k in ("family_name", "given_name", "family_name_kana",
+                                 "given_name_kana", "birth_date", "sex")}
     rep = register.apply([move_in("i9", resident_code=code, notified_date=TODAY + D(30),
-                                  event_date=TODAY + D(29))], actor=CLERK, today=TODAY + D(30))
+                                  event_date=TODAY + D(29), **ident)],
+                         actor=CLERK, today=TODAY + D(30))
     assert rep.applied == 1
     assert register.counts()["removed"] == 1
     assert register.resident(code, actor=ADMIN)["status"] == "resident"
