@@ -147,6 +147,8 @@ def test_unknown_or_malformed_code(register: Register) -> None:
 def test_death_before_birth_or_out_of_order(register: Register) -> None:
     code = code_of(register, 2)
     rejected(register, ev("death", "d1", resident_code=code, event_date=dt.date(1950, 1, 1)),
+             "InvalidInputError", "date of birth")
+    rejected(register, ev("death", "d1", resident_code=code, event_date=dt.date(2009, 1, 1)),
              "ConflictError", "in order")
     apply_ok(register, ev("name_change", "n1", resident_code=code, given_name="花江"))
     rejected(register, ev("death", "d1", resident_code=code, event_date=TODAY - D(5)),

@@ -134,3 +134,97 @@ def test_my_number_of_a_removed_record_stays_its_holders(register: Register) -> 
     apply_ok(register, move_in("i2", resident_code=moved, my_number=n_moved,
                                **_identity_of(register, 12)))
     assert register.resident(moved, actor=ADMIN)["status"] == "resident"
+
+
+# -- 3. a death dated before a later move ---------------------------------------------------
+
+NEW_ADDR = {"postal_code": "1010021", "town": "外神田", "street": "1丁目1番1号"}
+
+
+def _check_death_before_move(register: Register, together: bool) -> None:
+    d_death, d_move = TODAY - D(7), TODAY - D(2)
+    head, dead = code_of(register, 6), code_of(register, 8)
+    old = person(register, 8)
+    move = ev("move_within", "w1", resident_code=head, whole_household=True,
+              notified_date=d_move, event_date=d_move, **NEW_ADDR)
+    death = ev("death", "d1", resident_code=dead, event_date=d_death)
+    if together:
+        apply_ok(register, move, death)
+    else:
+        apply_ok(register, move)
+        apply_ok(register, death)
+    rec = person(register, 8)
+    assert (rec["status"], rec["removal_reason"], rec["removal_date"]) == (
+        "removed", "died", d_death)
+    # the death took effect at its date: the dead person did not move
+    assert (rec["address"], rec["address_since"], rec["postal_code"]) == (
+        old["address"], old["address_since"], old["postal_code"])
+    assert rec["updated_on"] == d_death
+    assert {person(register, p)["address"] for p in (6, 7, 9)} == {
+        "東京都千代田区外神田1丁目1番1号"}
+    hist = register.history(dead, actor=ADMIN).to_pylist()
+    moved = [h for h in hist if h["reason"] == "move_within"]
+    assert moved and all(h["voided_by"] == "d1" for h in moved)
+    died = [h for h in hist if h["reason"] == "death"]
+    assert {h["item"] for h in died} >= {"status", "removal_reason", "removal_date"}
+    assert all(h["voided_by"] is None and h["event_date"] == d_death for h in died)
+    # the history that is not voided replays to the current record
+    for item in ("address", "address_since", "town"):
+        assert not [h for h in hist if h["item"] == item and h["voided_by"] is None]
+    # as_of around it
+    before = {r["person_id"]: r for r in register.as_of(d_death - D(1), actor=ADMIN).to_pylist()}
+    assert before[8]["address"] == old["address"] and before[8]["status"] == "resident"
+    assert before[6]["address"] == old["address"]
+    for day in (d_death, d_move - D(1), d_move, TODAY):
+        snap = {r["person_id"]: r for r in register.as_of(day, actor=ADMIN).to_pylist()}
+        assert 8 not in snap, day
+        assert 6 in snap and 7 in snap and 9 in snap
+    at_move = {r["person_id"]: r for r in register.as_of(d_move, actor=ADMIN).to_pylist()}
+    assert at_move[7]["address"] == "東京都千代田区外神田1丁目1番1号"
+    hh = {h["household_id"]: h for h in
+          register.households(actor=ADMIN, as_of=d_death - D(1)).to_pylist()}
+    assert hh[3]["size"] == 4
+    hh = {h["household_id"]: h for h in register.households(actor=ADMIN).to_pylist()}
+    assert hh[3]["size"] == 3
+    # the center learns the death at its date, with the address the person had then
+    last = register.outbox(actor=ADMIN).to_pylist()[-1]
+    assert (last["resident_code"], last["status"], last["change_date"], last["address"],
+            last["change_reason"]) == (dead, "removed", d_death, old["address"], "death")
+
+
+def test_death_dated_before_a_later_household_move(register: Register) -> None:
+    _check_death_before_move(register, together=False)
+
+
+def test_death_dated_before_a_move_of_the_same_batch(register: Register) -> None:
+    _check_death_before_move(register, together=True)
+
+
+def test_death_alone_before_own_move_restores_the_household(register: Register) -> None:
+    code = code_of(register, 10)
+    old = person(register, 10)
+    apply_ok(register, ev("move_within", "w1", resident_code=code, event_date=TODAY - D(2),
+                          **NEW_ADDR))
+    apply_ok(register, ev("death", "d1", resident_code=code, event_date=TODAY - D(6)))
+    assert person(register, 10)["address"] == old["address"]
+    assert 4 not in {h["household_id"] for h in register.households(actor=ADMIN).to_pylist()}
+    hh = {h["household_id"]: h for h in
+          register.households(actor=ADMIN, as_of=TODAY - D(7)).to_pylist()}
+    assert hh[4]["address"] == old["address"] and hh[4]["size"] == 1
+
+
+def test_death_before_other_later_changes_stays_refused(register: Register) -> None:
+    code = code_of(register, 8)
+    apply_ok(register, ev("move_within", "w1", resident_code=code_of(register, 6),
+                          whole_household=True, event_date=TODAY - D(3), **NEW_ADDR),
+             ev("name_change", "n1", resident_code=code, given_name="一夫",
+                event_date=TODAY - D(2)))
+    rejected(register, ev("death", "d1", resident_code=code, event_date=TODAY - D(6)),
+             "ConflictError", "name_change", "event_date")
+    # before the record's address was set (loaded data): refused as before
+    rejected(register, ev("death", "d2", resident_code=code_of(register, 2),
+                          event_date=dt.date(2009, 1, 1)), "ConflictError", "in order",
+             "event_date")
+    # a move-out (not a death) dated before a later move stays refused
+    rejected(register, ev("move_out", "o1", resident_code=code, event_date=TODAY - D(6),
+                          destination="x"), "ConflictError", "in order", "event_date")

@@ -231,8 +231,20 @@ SYNC_TABLES: tuple[Table, ...] = (
     ),
 )
 
+#: Columns added to version 1's tables by later versions (table -> columns, in order).
+ADDED_COLUMNS: dict[str, tuple[Column, ...]] = {
+    # v4: a history row undone by a later-recorded, earlier-dated notification (a death
+    # dated before a move recorded for the person): the id of that notification
+    "history": (_c("voided_by", "text"),),
+}
+
+
+def _current(t: Table) -> Table:
+    return Table(t.name, t.columns + ADDED_COLUMNS.get(t.name, ()), t.primary_key)
+
+
 #: Every table of the current schema.
-TABLES: tuple[Table, ...] = V1_TABLES + SYNC_TABLES
+TABLES: tuple[Table, ...] = tuple(_current(t) for t in V1_TABLES) + SYNC_TABLES
 
 TABLE_BY_NAME: dict[str, Table] = {t.name: t for t in TABLES}
 
@@ -329,6 +341,8 @@ MIGRATIONS: tuple[Migration, ...] = (
               "outbox, code pool", _v1),
     Migration(2, "synchronization state: acknowledgements per recipient, packet log", _v2),
     Migration(3, "index of replaced My Numbers in the history", _v3),
+    Migration(4, "history rows voided by an earlier-dated notification (voided_by)",
+              lambda dialect: ["ALTER TABLE history ADD COLUMN voided_by TEXT"]),
 )
 
 SCHEMA_VERSION = MIGRATIONS[-1].version

@@ -296,13 +296,20 @@ class Batch:
              self.s.d(change_date), reason, nid, self.now_p)
         )
 
+    def flush_history(self) -> None:
+        """Write the buffered history rows now (a read of the history follows)."""
+        if self.history:
+            self.s.executemany(
+                "INSERT INTO history (person_id, resident_code, item, old_value, new_value,"
+                " event_date, recorded_at, reason, notification_id)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                self.history,
+            )
+            self.history.clear()
+
     def flush(self) -> None:
         s = self.s
-        s.executemany(
-            "INSERT INTO history (person_id, resident_code, item, old_value, new_value, event_date,"
-            " recorded_at, reason, notification_id) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            self.history,
-        )
+        self.flush_history()
         s.executemany(
             "INSERT INTO notifications (notification_id, kind, person_id, resident_code,"
             " notified_date, event_date, recorded_at, actor) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
@@ -374,11 +381,14 @@ def _check_code_value(r: dict[str, Any], column: str) -> int:
     return code
 
 
-def _target(b: Batch, r: dict[str, Any], event_date: dt.date) -> dict[str, Any]:
+def _target(b: Batch, r: dict[str, Any], event_date: dt.date, *,
+            retroactive: bool = False) -> dict[str, Any]:
+    """The current record the row names; its event date not before the record's last change
+    (``retroactive``: the caller checks that itself, see :func:`_plan_retroactive`)."""
     _req(r, "resident_code")
     code = _check_code_value(r, "resident_code")
     p = b.person_by_code(code)
-    if event_date < p["updated_on"]:
+    if event_date < p["updated_on"] and not retroactive:
         raise _conflict(
             f"event date {event_date} is before the record's last change ({p['updated_on']}):"
             " dates must be in order",
@@ -628,8 +638,67 @@ def _check_returning(b: Batch, code: int, birth: dt.date, sex: int) -> None:
                         " sex: not the same person", "sex")
 
 
+#: Items a move within the municipality sets: the only changes a retroactive death voids.
+_MOVE_ITEMS = frozenset({"postal_code", "prefecture", "municipality", "lg_code", "town",
+                         "street", "building", "address", "address_since"})
+
+
+@dataclass
+class _Retro:
+    """A death dated before moves recorded for the person: what to void and restore."""
+
+    void_ids: list[int]
+    restore: dict[str, Any]
+
+
+def _plan_retroactive(b: Batch, p: dict[str, Any], ev: dt.date) -> _Retro:
+    """Reads only. A death dated before the record's last change is accepted when every
+    change recorded after the date of death is a move within the municipality (the whole
+    household moved, the dead person with it): those history rows are voided (they stay,
+    marked ``voided_by`` the death's notification id) and the record's address items go back
+    to their values on the date of death. Anything else after that date stays a conflict."""
+    b.flush_history()  # earlier rows of this batch may have moved the person
+    later = b.s.query(
+        "SELECT id, item, old_value, reason FROM history WHERE person_id = ? AND event_date > ?"
+        " AND voided_by IS NULL ORDER BY event_date, id", (p["person_id"], b.s.d(ev)))
+    other = sorted({str(reason) for _, item, _, reason in later
+                    if reason != "move_within" or item not in _MOVE_ITEMS})
+    if not later or other:
+        what = f" ({', '.join(other)} recorded after it)" if other else ""
+        raise _conflict(
+            f"event date {ev} is before the record's last change ({p['updated_on']}){what}:"
+            " dates must be in order (only moves within the municipality recorded after a"
+            " death are voided by it)",
+            "event_date")
+    restore: dict[str, Any] = {}
+    for _, item, old, _ in later:
+        if item not in restore:
+            restore[item] = old
+    if "address_since" in restore:
+        restore["address_since"] = dt.date.fromisoformat(str(restore["address_since"]))
+    if max(p["resident_since"], restore.get("address_since", p["address_since"])) > ev:
+        raise _conflict(f"event date {ev} is before the record's address was set",
+                        "event_date")
+    return _Retro([int(row[0]) for row in later], restore)
+
+
+def _void(b: Batch, p: dict[str, Any], retro: _Retro, ev: dt.date, nid: str) -> None:
+    marks = ", ".join("?" * len(retro.void_ids))
+    b.s.execute(f"UPDATE history SET voided_by = ? WHERE id IN ({marks})",
+                [nid, *retro.void_ids])
+    b._forget(p["person_id"])
+    d = b.s.d
+    sets = ", ".join(f"{k} = ?" for k in retro.restore)
+    b.s.execute(f"UPDATE residents SET {sets}, updated_on = ? WHERE person_id = ?",
+                [*(d(v) if k in _DATE_COLS else v for k, v in retro.restore.items()), d(ev),
+                 p["person_id"]])
+    p.update(retro.restore)
+    p["updated_on"] = ev
+
+
 def _remove(b: Batch, r: dict[str, Any], ev: dt.date, nid: str, kind: str) -> int:
-    p = _target(b, r, ev)
+    p = _target(b, r, ev, retroactive=kind == "death")
+    retro = _plan_retroactive(b, p, ev) if ev < p["updated_on"] else None
     leaving = [p]
     if kind == "move_out" and r.get("whole_household"):
         hh = b.household(int(p["household_id"]))
@@ -644,7 +713,12 @@ def _remove(b: Batch, r: dict[str, Any], ev: dt.date, nid: str, kind: str) -> in
         if m["person_id"] != p["person_id"] and ev < m["updated_on"]:
             raise _conflict(f"event date before the last change of {fmt_code(m['resident_code'])}",
                             "event_date")
+    if retro is not None:
+        _void(b, p, retro, ev, nid)
     _do_leave(b, leave, ev, kind, nid)
+    if retro is not None and leave.dissolve and "address" in retro.restore:
+        b.household_write("UPDATE households SET address = ? WHERE household_id = ?",
+                          (retro.restore["address"], leave.household_id), leave.household_id)
     for m in leaving:
         changes: dict[str, Any] = {
             "status": REMOVED,

@@ -513,7 +513,7 @@ class Register(SyncState):
                 " WHERE resident_since <= ? ORDER BY person_id", (s.d(date),), RESIDENT_SCHEMA)
             later = s.fetch_arrow(
                 "SELECT id, person_id, item, old_value FROM history WHERE event_date > ?"
-                " ORDER BY person_id, item, event_date, id", (s.d(date),),
+                " AND voided_by IS NULL ORDER BY person_id, item, event_date, id", (s.d(date),),
                 pa.schema([("id", pa.int64()), ("person_id", pa.int64()), ("item", pa.string()),
                            ("old_value", pa.string())]))
         return _rewind(cur, later)
