@@ -228,3 +228,107 @@ def test_death_before_other_later_changes_stays_refused(register: Register) -> N
     # a move-out (not a death) dated before a later move stays refused
     rejected(register, ev("move_out", "o1", resident_code=code, event_date=TODAY - D(6),
                           destination="x"), "ConflictError", "in order", "event_date")
+
+
+# -- 4. households: a one-person household joins another; relationships restated -------------
+
+
+def test_one_person_household_moving_within_joins_another(register: Register) -> None:
+    alone, head6 = code_of(register, 10), code_of(register, 13)
+    target = person(register, 13)
+    addr = {"postal_code": target["postal_code"], "town": target["town"],
+            "street": target["street"]}
+    # without a relationship it cannot join; with 世帯主 neither (household 6 has its head)
+    rejected(register, ev("move_within", "w0", resident_code=alone, household_id=6, **addr),
+             "InvalidInputError", "relationship", "relationship")
+    rejected(register, ev("move_within", "w0", resident_code=alone, household_id=6,
+                          relationship="世帯主", **addr), "ConflictError", "one head",
+             "relationship")
+    # a household elsewhere: refused, not silently ignored
+    rejected(register, ev("move_within", "w0", resident_code=alone, household_id=5,
+                          relationship="同居人", **addr), "ConflictError", "another address",
+             "household_id")
+    apply_ok(register, ev("move_within", "w1", resident_code=alone, household_id=6,
+                          relationship="同居人", event_date=TODAY - D(1), **addr))
+    rec = person(register, 10)
+    assert (rec["household_id"], rec["relationship"], rec["address"]) == (
+        6, "同居人", target["address"])
+    hh = {h["household_id"]: h for h in register.households(actor=ADMIN).to_pylist()}
+    assert 4 not in hh  # the old household was dissolved
+    assert hh[6]["size"] == 4 and hh[6]["head_resident_code"] == head6
+    hist = {h["item"]: h for h in register.history(alone, actor=ADMIN).to_pylist()}
+    assert (hist["household_id"]["old_value"], hist["household_id"]["new_value"]) == ("4", "6")
+    assert hist["relationship"]["new_value"] == "同居人"
+    before = {h["household_id"]: h for h in
+              register.households(actor=ADMIN, as_of=TODAY - D(2)).to_pylist()}
+    assert before[4]["size"] == 1 and before[6]["size"] == 3
+
+
+def test_one_person_household_moving_alone_stays_its_head(register: Register) -> None:
+    alone = code_of(register, 10)
+    rejected(register, ev("move_within", "w1", resident_code=alone, relationship="子",
+                          **NEW_ADDR), "ConflictError", "head", "relationship")
+    apply_ok(register, ev("move_within", "w2", resident_code=alone, **NEW_ADDR))
+    rec = person(register, 10)
+    assert (rec["household_id"], rec["relationship"]) == (4, "世帯主")
+
+
+def test_whole_household_move_does_not_ignore_a_household_id(register: Register) -> None:
+    rejected(register, ev("move_within", "w1", resident_code=code_of(register, 11),
+                          whole_household=True, household_id=6, **NEW_ADDR),
+             "ConflictError", "merge", "household_id")
+
+
+def test_relationship_restated_by_a_household_change(register: Register) -> None:
+    child, head = code_of(register, 4), code_of(register, 3)
+    apply_ok(register, ev("household_change", "h1", resident_code=child,
+                          household_action="relationship", relationship="同居人",
+                          event_date=TODAY - D(3)))
+    assert person(register, 4)["relationship"] == "同居人"
+    hist = [h for h in register.history(child, actor=ADMIN).to_pylist()
+            if h["item"] == "relationship"]
+    assert [(h["old_value"], h["new_value"], h["reason"], h["notification_id"]) for h in hist] \
+        == [("妻", "同居人", "household_change", "h1")]
+    audit = register.audit_log(actor=ADMIN).to_pylist()[-1]
+    assert (audit["action"], audit["notification_id"]) == ("notify.household_change", "h1")
+    before = {r["person_id"]: r for r in register.as_of(TODAY - D(4), actor=ADMIN).to_pylist()}
+    assert before[4]["relationship"] == "妻"
+    rejected(register, ev("household_change", "h2", resident_code=child,
+                          household_action="relationship", relationship="同居人"),
+             "ConflictError", "already", "relationship")
+    rejected(register, ev("household_change", "h3", resident_code=child,
+                          household_action="relationship", relationship="世帯主"),
+             "ConflictError", "one head", "relationship")
+    rejected(register, ev("household_change", "h4", resident_code=head,
+                          household_action="relationship", relationship="子"),
+             "ConflictError", "heads household", "resident_code")
+    rejected(register, ev("household_change", "h5", resident_code=child,
+                          household_action="relationship"),
+             "InvalidInputError", "relationship", "relationship")
+
+
+def test_new_head_restates_the_other_members(register: Register) -> None:
+    head, wife, c1, c2 = (code_of(register, p) for p in (6, 7, 8, 9))
+    change = ev("household_change", "h1", resident_code=wife, household_action="new_head",
+                relationship="夫", event_date=TODAY - D(2))
+    for bad, error, words in [
+        ([{"resident_code": code_of(register, 1), "relationship": "子"}], "ConflictError",
+         "not another member"),
+        ([{"resident_code": head, "relationship": "子"}], "ConflictError", "not another member"),
+        ([{"resident_code": c1, "relationship": "世帯主"}], "ConflictError", "one head"),
+        ([{"resident_code": c1, "relationship": "子"}, {"resident_code": c1,
+                                                       "relationship": "子"}],
+         "InvalidInputError", "twice"),
+        ([{"resident_code": c1, "relationship": None}], "InvalidInputError", "names"),
+    ]:
+        rejected(register, {**change, "restated_relationships": bad}, error, words,
+                 "restated_relationships")
+    apply_ok(register, {**change, "restated_relationships": [
+        {"resident_code": c1, "relationship": "子"},
+        {"resident_code": c2, "relationship": "夫の子"}]})
+    rels = {p: person(register, p)["relationship"] for p in (6, 7, 8, 9)}
+    assert rels == {6: "夫", 7: "世帯主", 8: "子", 9: "夫の子"}
+    hist = [h for h in register.history(c2, actor=ADMIN).to_pylist()
+            if h["item"] == "relationship"]
+    assert [(h["old_value"], h["new_value"], h["notification_id"]) for h in hist] == [
+        ("子", "夫の子", "h1")]

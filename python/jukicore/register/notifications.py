@@ -743,6 +743,9 @@ def _move_within(b: Batch, r: dict[str, Any], ev: dt.date, nid: str) -> int:
     if r.get("whole_household"):
         if not is_head:
             raise _conflict("only the head moves a whole household", "whole_household")
+        if r.get("household_id") not in (None, hid):
+            raise _conflict("a whole household moves as itself: file a merge after the move",
+                            "household_id")
         members = b.members(hid)
         for m in members:
             if ev < m["updated_on"]:
@@ -755,13 +758,16 @@ def _move_within(b: Batch, r: dict[str, Any], ev: dt.date, nid: str) -> int:
                           (addr["address"], hid), hid)
         return int(p["resident_code"])
     members = b.members(hid)
-    if len(members) == 1:  # alone: the household moves with them
+    target_hid = r.get("household_id")
+    if len(members) == 1 and target_hid in (None, hid):  # alone: the household moves along
+        if _opt_text(r.get("relationship")) not in (None, HEAD):
+            raise _conflict("the only member of a household is its head (世帯主): name the"
+                            " household to join (household_id)", "relationship")
         b.update(p, changes, ev, "move_within", nid)
         b.household_write("UPDATE households SET address = ? WHERE household_id = ?",
                           (addr["address"], hid), hid)
         return int(p["resident_code"])
     leave = _plan_leave(b, r, p, {p["person_id"]})
-    target_hid = r.get("household_id")
     if target_hid is not None and b.household(int(target_hid)) is not None:
         thid = int(target_hid)
         _, t_addr = _active_household(b, thid)
@@ -771,6 +777,9 @@ def _move_within(b: Batch, r: dict[str, Any], ev: dt.date, nid: str) -> int:
         _do_leave(b, leave, ev, "move_within", nid)
         b.update(p, {**changes, "household_id": thid, "relationship": rel}, ev, "move_within", nid)
     else:
+        if _opt_text(r.get("relationship")) not in (None, HEAD):
+            raise _conflict("a new household's first member is its head (世帯主)",
+                            "relationship")
         nhid = _new_household_id(b, r)
         _do_leave(b, leave, ev, "move_within", nid)
         b.update(p, {**changes, "household_id": nhid, "relationship": HEAD}, ev, "move_within",
@@ -795,8 +804,11 @@ def _household_change(b: Batch, r: dict[str, Any], ev: dt.date, nid: str) -> int
         former = b._person(old[0])
         if ev < former["updated_on"]:
             raise _conflict("event date before the former head's last change", "event_date")
+        restated = _restated(b, r, hid, {p["person_id"], former["person_id"]})
         b.update(former, {"relationship": rel}, ev, "household_change", nid)
         b.update(p, {"relationship": HEAD}, ev, "household_change", nid)
+        for m, new_rel in restated:
+            b.update(m, {"relationship": new_rel}, ev, "household_change", nid)
         b.household_write("UPDATE households SET head_person_id = ? WHERE household_id = ?",
                           (p["person_id"], hid), hid)
     elif action == "split":
@@ -820,10 +832,49 @@ def _household_change(b: Batch, r: dict[str, Any], ev: dt.date, nid: str) -> int
         leave = _plan_leave(b, r, p, {p["person_id"]})
         _do_leave(b, leave, ev, "household_change", nid)
         b.update(p, {"household_id": thid, "relationship": rel}, ev, "household_change", nid)
+    elif action == "relationship":
+        if p["person_id"] == head_id:
+            raise _conflict(f"{fmt_code(p['resident_code'])} heads household {hid}: its"
+                            " relationship is 世帯主 (use new_head)", "resident_code")
+        rel = _relationship(r, head_ok=False)
+        if rel == p["relationship"]:
+            raise _conflict(f"the relationship is already {rel}", "relationship")
+        b.update(p, {"relationship": rel}, ev, "household_change", nid)
     else:
-        raise _invalid(f"household_action must be new_head, split or merge, not {action!r}",
-                       "household_action")
+        raise _invalid(f"household_action must be new_head, relationship, split or merge, not"
+                       f" {action!r}", "household_action")
     return int(p["resident_code"])
+
+
+def _restated(b: Batch, r: dict[str, Any], hid: int,
+              excluded: set[int]) -> list[tuple[dict[str, Any], str]]:
+    """The members and new relationships a new_head change restates (validated, not written):
+    current members of the household other than the new and the former head, once each."""
+    col = "restated_relationships"
+    entries = r.get(col) or []
+    members = {int(m["resident_code"]): m for m in b.members(hid)
+               if m["person_id"] not in excluded}
+    out: list[tuple[dict[str, Any], str]] = []
+    seen: set[int] = set()
+    for e in entries:
+        code, rel = (e or {}).get("resident_code"), _opt_text((e or {}).get("relationship"))
+        if code is None or rel is None:
+            raise _invalid("each restated relationship names a resident_code and a"
+                           " relationship", col)
+        code = int(code)
+        if code in seen:
+            raise _invalid(f"{fmt_code(code)} is restated twice", col)
+        seen.add(code)
+        if code not in members:
+            raise _conflict(f"{fmt_code(code)} is not another member of household {hid} (the"
+                            " new and the former head's relationships have their own columns)",
+                            col)
+        rel = rel.strip()
+        if rel == HEAD:
+            raise _conflict("a household has one head: the new head is the row's resident",
+                            col)
+        out.append((members[code], rel))
+    return out
 
 
 def _name_change(b: Batch, r: dict[str, Any], ev: dt.date, nid: str) -> int:
