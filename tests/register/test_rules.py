@@ -332,3 +332,70 @@ def test_new_head_restates_the_other_members(register: Register) -> None:
             if h["item"] == "relationship"]
     assert [(h["old_value"], h["new_value"], h["notification_id"]) for h in hist] == [
         ("子", "夫の子", "h1")]
+
+
+# -- 5. purging a 除票 purges the person's data everywhere ------------------------------------
+
+from jukicore.register._schema import TABLES  # noqa: E402
+
+
+def _all_cells(reg: Register) -> dict[str, list[dict[str, Any]]]:
+    """Every row of every table of the store (raw, as the database holds it)."""
+    out: dict[str, list[dict[str, Any]]] = {}
+    with reg._b.session(write=False) as s:
+        for t in TABLES:
+            out[t.name] = [dict(zip(t.names, row, strict=True))
+                           for row in s.query(f"SELECT {', '.join(t.names)} FROM {t.name}")]
+    return out
+
+
+def test_purge_leaves_no_trace_of_the_person(register: Register) -> None:
+    old_code = code_of(register, 10)
+    number = make_my_number(98765)
+    apply_ok(register, ev("code_change", "c1", resident_code=old_code, event_date=TODAY - D(9)))
+    code = code_of(register, 10)
+    apply_ok(register,
+             ev("name_change", "n1", resident_code=code, family_name="忘却",
+                given_name="消去", event_date=TODAY - D(8)),
+             ev("my_number", "m1", resident_code=code, my_number=number,
+                event_date=TODAY - D(7)),
+             ev("move_within", "w1", resident_code=code, event_date=TODAY - D(6), **NEW_ADDR),
+             ev("death", "d1", resident_code=code, event_date=TODAY - D(5)))
+    # another person's data stays: person 12 (code kept) dies too but later
+    keep = code_of(register, 12)
+    apply_ok(register, ev("death", "d2", resident_code=keep, event_date=TODAY))
+    audit_rows = register.counts()["audit"]
+    died = TODAY - D(5)
+    assert register.purge_expired(actor=ADMIN, today=died.replace(year=died.year + 150)) == 0
+    after = died.replace(year=died.year + 150) + D(1)
+    assert register.purge_expired(actor=ADMIN, today=after) == 1
+    rows = _all_cells(register)
+    codes = {old_code, code}
+    texts = {"忘却", "消去", str(code).zfill(11), str(old_code).zfill(11),
+             str(number).zfill(12), "外神田"}
+    for table, content in rows.items():
+        for row in content:
+            for col, value in row.items():
+                if table == "retired_codes" and col == "code":
+                    continue  # bare codes, linked to nobody: never issued again
+                assert not (isinstance(value, int) and value in codes | {number}), (table, col)
+                assert not (isinstance(value, str) and any(t in value for t in texts)), (
+                    table, col, value)
+                if col in ("person_id", "head_person_id"):
+                    assert value != 10, (table, col)
+    assert not [h for h in rows["households"] if h["household_id"] == 4]
+    assert {(r["code"], r["person_id"], r["notification_id"]) for r in rows["retired_codes"]} \
+        == {(old_code, 0, None), (code, 0, None)}
+    # the audit rows are kept (what was done, when, by whom), the one for the purge added
+    assert len(rows["audit"]) == audit_rows + 2  # both purges
+    assert sorted(a["notification_id"] for a in rows["audit"]
+                  if a["action"] == "notify.death") == ["d1", "d2"]
+    # the other dead person's records are still there
+    assert register.resident(keep, actor=ADMIN)["status"] == "removed"
+    assert any(o["resident_code"] == keep for o in rows["outbox"])
+    assert {n["notification_id"] for n in rows["notifications"]} == {"d2"}
+    # and the purged codes never come back
+    rejected(register, move_in("i1", resident_code=code), "ConflictError", "retired",
+             "resident_code")
+    rejected(register, move_in("i2", resident_code=old_code), "ConflictError", "retired",
+             "resident_code")

@@ -604,7 +604,16 @@ class Register(SyncState):
             return content_digest(s, queries)
 
     def purge_expired(self, *, actor: Actor, today: dt.date | None = None) -> int:
-        """Delete removed records (除票) whose retention (150 years) has run out."""
+        """Delete removed records (除票) whose retention (150 years) has run out.
+
+        With each record goes everything that holds the person's data: history,
+        outbox entries and notification-log rows under the person's codes, and the
+        dissolved households the person headed. Kept: the audit rows (with the resident
+        code they targeted blanked: what was done, when, by whom) and the person's
+        codes as bare retired codes (no person, no notification), so that no code is
+        ever issued or moved in again. A code still held by another record of the same
+        person (who came back) is not touched.
+        """
         self._check(actor, perm.PURGE)
         today = today or dt.date.today()
         try:
@@ -613,16 +622,63 @@ class Register(SyncState):
             cutoff = today.replace(year=today.year - RETENTION_YEARS, day=28)
         with self._b.session() as s:
             where = "status = 'removed' AND removal_date < ?"
-            n = int(s.scalar(f"SELECT count(*) FROM residents WHERE {where}", (s.d(cutoff),)))
-            s.execute(f"DELETE FROM history WHERE person_id IN (SELECT person_id FROM residents"
-                      f" WHERE {where})", (s.d(cutoff),))
-            s.execute(f"DELETE FROM residents WHERE {where}", (s.d(cutoff),))
+            pids = [int(r[0]) for r in s.query(f"SELECT person_id FROM residents WHERE {where}",
+                                               (s.d(cutoff),))]
+            for part in _chunks(pids):
+                _purge_people(s, part, today)
             _audit(s, actor, "register.purge", self.lg_code, None,
-                   detail=f"{n} records removed before {cutoff}")
-        return n
+                   detail=f"{len(pids)} records removed before {cutoff}")
+        return len(pids)
 
 
 # -- helpers -------------------------------------------------------------------------------
+
+
+def _chunks(values: list[int], size: int = 500) -> list[list[int]]:
+    return [values[i:i + size] for i in range(0, len(values), size)]
+
+
+def _purge_people(s: Session, pids: list[int], today: dt.date) -> None:
+    """Delete these 除票 and every row holding their person's data (see purge_expired)."""
+    marks = ", ".join("?" * len(pids))
+    ids_ = tuple(pids)
+    codes = {int(r[0]) for r in s.query(
+        f"SELECT resident_code FROM residents WHERE person_id IN ({marks})"
+        f" UNION SELECT resident_code FROM history WHERE person_id IN ({marks})"
+        f" UNION SELECT code FROM retired_codes WHERE person_id IN ({marks})", ids_ * 3)}
+    if codes:  # codes still held by a kept record of the same person stay as they are
+        cm = ", ".join("?" * len(codes))
+        cl = tuple(codes)
+        kept = {int(r[0]) for r in s.query(
+            f"SELECT resident_code FROM residents WHERE resident_code IN ({cm})"
+            f" AND person_id NOT IN ({marks})"
+            f" UNION SELECT resident_code FROM history WHERE resident_code IN ({cm})"
+            f" AND person_id NOT IN ({marks})"
+            f" UNION SELECT code FROM retired_codes WHERE code IN ({cm})"
+            f" AND person_id NOT IN ({marks})", (*cl, *ids_) * 3)}
+        codes -= kept
+    current = {int(r[0]) for r in s.query(
+        f"SELECT resident_code FROM residents WHERE person_id IN ({marks})", ids_)} & codes
+    s.execute(f"DELETE FROM history WHERE person_id IN ({marks})", ids_)
+    s.execute(f"DELETE FROM households WHERE head_person_id IN ({marks})"
+              " AND dissolved_on IS NOT NULL", ids_)
+    s.execute(f"DELETE FROM residents WHERE person_id IN ({marks})", ids_)
+    s.execute(f"UPDATE notifications SET person_id = NULL WHERE person_id IN ({marks})", ids_)
+    s.execute(f"UPDATE retired_codes SET person_id = 0, notification_id = NULL"
+              f" WHERE person_id IN ({marks})", ids_)
+    if not codes:
+        return
+    cs = sorted(codes)
+    cm = ", ".join("?" * len(cs))
+    text = [str(c).zfill(11) for c in cs]
+    s.execute(f"DELETE FROM outbox WHERE resident_code IN ({cm})"
+              f" OR previous_resident_code IN ({cm})", (*cs, *cs))
+    s.execute(f"DELETE FROM notifications WHERE resident_code IN ({cm})", cs)
+    s.execute(f"UPDATE audit SET target = NULL WHERE target IN ({cm})", text)
+    retired = {int(r[0]) for r in s.query(
+        f"SELECT code FROM retired_codes WHERE code IN ({cm})", cs)}
+    s.executemany("INSERT INTO retired_codes (code, person_id, retired_on, notification_id)"
+                  " VALUES (?, 0, ?, NULL)", [(c, s.d(today)) for c in sorted(current - retired)])
 
 
 def _valid_codes(codes: np.ndarray[Any, np.dtype[np.uint64]]) -> np.ndarray[Any, Any]:
