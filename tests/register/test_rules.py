@@ -399,3 +399,57 @@ def test_purge_leaves_no_trace_of_the_person(register: Register) -> None:
              "resident_code")
     rejected(register, move_in("i2", resident_code=old_code), "ConflictError", "retired",
              "resident_code")
+
+
+# -- 6. a reused notification id is a repeat only with identical content ---------------------
+
+
+def test_reused_notification_id_with_other_content_is_a_conflict(register: Register) -> None:
+    a, b = code_of(register, 1), code_of(register, 3)
+    first = ev("name_change", "n1", resident_code=a, given_name="一")
+    apply_ok(register, first)
+    digest = register.content_digest()
+    # identical content (an absent column is the same as a null one): a repeat, skipped
+    for batch in ([first], [{**first, "building": None}],
+                  [first, ev("name_change", "n2", resident_code=b, given_name="三")]):
+        rep = register.apply(batch, actor=CLERK, today=TODAY)
+        assert rep.rejected == () and rep.duplicates == 1
+    digest = register.content_digest()
+    # other content under the same id, alone (per-row lookup) or in a batch (prefetched)
+    for other in ({**first, "given_name": "二"}, {**first, "resident_code": b},
+                  {**first, "event_date": TODAY - D(1)}):
+        rejected(register, other, "ConflictError", "other content", "notification_id")
+        rep = register.apply([ev("name_change", "n3", resident_code=b, given_name="参"), other],
+                             actor=CLERK, today=TODAY)
+        assert [(r.row, r.error, r.column) for r in rep.rejected] == [
+            (1, "ConflictError", "notification_id")]
+        assert register.resident(a, actor=ADMIN)["given_name"] == "一"
+        register.apply([ev("name_change", "n4", resident_code=b, given_name="三")],
+                       actor=CLERK, today=TODAY)
+    assert register.resident(b, actor=ADMIN)["given_name"] == "三"
+    # the same id twice in one batch with different content: the second is refused
+    rep = register.apply([ev("name_change", "n5", resident_code=a, given_name="壱"),
+                          ev("name_change", "n5", resident_code=a, given_name="弐")],
+                         actor=CLERK, today=TODAY)
+    assert rep.applied == 1 and [(r.row, r.column) for r in rep.rejected] == [
+        (1, "notification_id")]
+    assert register.resident(a, actor=ADMIN)["given_name"] == "壱"
+    assert digest != register.content_digest()
+
+
+def test_ids_applied_before_the_digest_compare_what_the_log_holds(register: Register) -> None:
+    """Rows applied before schema version 5 have no digest (the migration leaves it null):
+    a repeat must match kind, dates and, for kinds naming a resident, the code."""
+    a, b = code_of(register, 1), code_of(register, 3)
+    first = ev("name_change", "n1", resident_code=a, given_name="一")
+    apply_ok(register, first)
+    with register._b.session() as s:
+        s.execute("UPDATE notifications SET digest = NULL")
+    for batch in ([first], [first, ev("name_change", "n2", resident_code=b, given_name="三")]):
+        rep = register.apply(batch, actor=CLERK, today=TODAY)
+        assert rep.rejected == () and rep.duplicates == 1
+    digest = register.content_digest()
+    for other in ({**first, "resident_code": b}, {**first, "event_date": TODAY - D(1)},
+                  {**first, "kind": "death"}):
+        rejected(register, other, "ConflictError", "other content", "notification_id")
+    assert register.content_digest() == digest

@@ -236,6 +236,8 @@ ADDED_COLUMNS: dict[str, tuple[Column, ...]] = {
     # v4: a history row undone by a later-recorded, earlier-dated notification (a death
     # dated before a move recorded for the person): the id of that notification
     "history": (_c("voided_by", "text"),),
+    # v5: SHA-256 of the normalized notification (a reused id must carry the same content)
+    "notifications": (_c("digest", "text"),),
 }
 
 
@@ -343,6 +345,8 @@ MIGRATIONS: tuple[Migration, ...] = (
     Migration(3, "index of replaced My Numbers in the history", _v3),
     Migration(4, "history rows voided by an earlier-dated notification (voided_by)",
               lambda dialect: ["ALTER TABLE history ADD COLUMN voided_by TEXT"]),
+    Migration(5, "digest of each applied notification (a reused id with other content is a"
+              " conflict)", lambda dialect: ["ALTER TABLE notifications ADD COLUMN digest TEXT"]),
 )
 
 SCHEMA_VERSION = MIGRATIONS[-1].version

@@ -11,6 +11,8 @@ transaction commits.
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
+import json
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -83,6 +85,44 @@ def valid_my_number(number: int) -> bool:
     return bool(ids.is_valid_my_number(int(number)))
 
 
+@dataclass(frozen=True)
+class Prior:
+    """What the notification log holds of an applied notification id."""
+
+    digest: str | None  # None: applied before schema version 5
+    kind: str
+    notified_date: dt.date | None
+    event_date: dt.date | None
+    resident_code: int | None
+
+
+SELECT_PRIOR = ("SELECT notification_id, digest, kind, notified_date, event_date, resident_code"
+                " FROM notifications")
+
+#: Kinds whose log row holds the resident code the notification named.
+_NAMED_CODE_KINDS = frozenset({"death", "move_out", "move_within", "household_change",
+                               "name_change", "my_number", "ex_officio_removal"})
+
+
+def _canonical(v: Any) -> Any:
+    if isinstance(v, dt.date):
+        return v.isoformat()
+    if isinstance(v, list | tuple):
+        return [_canonical(x) for x in v]
+    if isinstance(v, dict):
+        return {str(k): _canonical(x) for k, x in sorted(v.items())}
+    return v
+
+
+def row_digest(r: dict[str, Any]) -> str:
+    """SHA-256 of a normalized notification: every non-null column (a false flag counts as
+    absent), in name order, as canonical JSON. Columns added to EVENT_SCHEMA later do not
+    change the digest of a row that leaves them null."""
+    items = {k: _canonical(v) for k, v in r.items() if v is not None and v is not False}
+    payload = json.dumps(items, ensure_ascii=False, sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(payload.encode("utf-8")).hexdigest()
+
+
 @dataclass
 class Batch:
     """State of one ``apply`` transaction."""
@@ -102,10 +142,12 @@ class Batch:
     notifications: list[tuple[Any, ...]] = field(default_factory=list)
     audit: list[tuple[Any, ...]] = field(default_factory=list)
     outbox: list[tuple[Any, ...]] = field(default_factory=list)
-    seen_ids: set[str] = field(default_factory=set)
+    #: notification id -> digest of the rows this batch applied
+    seen_ids: dict[str, str] = field(default_factory=dict)
     last_person_id: int | None = None
-    #: notification ids of this batch already in the register (None: ask per row)
-    known_ids: set[str] | None = None
+    #: notification ids of this batch already in the register, with what the log holds of
+    #: them (None: ask per row)
+    known_ids: dict[str, Prior] | None = None
     # Read caches, filled up front by prefetch() and on reads. Every write to a cached
     # record or household goes through this class and drops its entry, so a hit is always
     # the current state of this transaction.
@@ -120,12 +162,11 @@ class Batch:
     # -- prefetch (one query per 500 keys instead of one per row) ------------------------
 
     def prefetch(self, nids: list[str], codes: list[int], household_ids: list[int]) -> None:
-        known: set[str] = set()
+        known: dict[str, Prior] = {}
         for part in _chunks(sorted(set(nids))):
             marks = ", ".join("?" * len(part))
-            known.update(r[0] for r in self.s.query(
-                f"SELECT notification_id FROM notifications WHERE notification_id IN ({marks})",
-                part))
+            for row in self.s.query(f"{SELECT_PRIOR} WHERE notification_id IN ({marks})", part):
+                known[str(row[0])] = self.prior(row)
         self.known_ids = known
         hids: set[int] = set(household_ids)
         for part in _chunks(sorted(set(codes))):
@@ -142,6 +183,11 @@ class Batch:
                     "SELECT household_id, head_person_id, address, dissolved_on FROM households"
                     f" WHERE household_id IN ({marks})", part):
                 self._households[int(hid)] = (int(head), str(addr), self.s.pd(gone))
+
+    def prior(self, row: tuple[Any, ...]) -> Prior:
+        pd = self.s.pd
+        return Prior(None if row[1] is None else str(row[1]), str(row[2]), pd(row[3]),
+                     pd(row[4]), None if row[5] is None else int(row[5]))
 
     def _remember(self, p: dict[str, Any]) -> None:
         self._by_code[int(p["resident_code"])] = p
@@ -312,7 +358,8 @@ class Batch:
         self.flush_history()
         s.executemany(
             "INSERT INTO notifications (notification_id, kind, person_id, resident_code,"
-            " notified_date, event_date, recorded_at, actor) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            " notified_date, event_date, recorded_at, actor, digest)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
             self.notifications,
         )
         s.executemany(
@@ -951,12 +998,38 @@ HANDLERS: dict[str, Handler] = {
 assert set(HANDLERS) == set(KINDS)
 
 
-def already_applied(b: Batch, nid: str) -> bool:
-    if nid in b.seen_ids:
-        return True
+def _prior(b: Batch, nid: str) -> Prior | None:
     if b.known_ids is not None:
-        return nid in b.known_ids
-    return bool(b.s.query("SELECT 1 FROM notifications WHERE notification_id = ?", (nid,)))
+        return b.known_ids.get(nid)
+    rows = b.s.query(f"{SELECT_PRIOR} WHERE notification_id = ?", (nid,))
+    return b.prior(rows[0]) if rows else None
+
+
+def already_applied(b: Batch, nid: str, r: dict[str, Any], digest: str) -> bool:
+    """Whether this notification id was applied before with the same content (a repeat:
+    skipped). The same id with other content is a conflict. An id applied before schema
+    version 5 has no digest: the repeat must match what the log holds (kind, dates, and the
+    resident code for kinds that name one)."""
+    clash = _conflict(f"notification id {nid!r} was applied before with other content",
+                      "notification_id")
+    if nid in b.seen_ids:
+        if b.seen_ids[nid] != digest:
+            raise clash
+        return True
+    prior = _prior(b, nid)
+    if prior is None:
+        return False
+    if prior.digest is not None:
+        if prior.digest != digest:
+            raise clash
+        return True
+    same = (prior.kind == r.get("kind") and prior.notified_date == r.get("notified_date")
+            and prior.event_date == r.get("event_date"))
+    if same and prior.kind in _NAMED_CODE_KINDS and r.get("resident_code") is not None:
+        same = prior.resident_code == int(r["resident_code"])
+    if not same:
+        raise clash
+    return True
 
 
 def apply_row(b: Batch, r: dict[str, Any]) -> int | None:
@@ -971,7 +1044,8 @@ def apply_row(b: Batch, r: dict[str, Any]) -> int | None:
     kind = r.get("kind")
     if kind not in HANDLERS:
         raise _invalid(f"unknown kind {kind!r} (one of {', '.join(KINDS)})", "kind")
-    if already_applied(b, nid):
+    digest = row_digest(r)
+    if already_applied(b, nid, r, digest):
         return None
     notified = r.get("notified_date")
     ev = r.get("event_date")
@@ -991,10 +1065,10 @@ def apply_row(b: Batch, r: dict[str, Any]) -> int | None:
         raise _invalid(f"event date {ev} is after the notified date {notified}", "event_date")
     b.last_person_id = None
     code = HANDLERS[kind](b, r, ev, nid)
-    b.seen_ids.add(nid)
+    b.seen_ids[nid] = digest
     pid = b.last_person_id
     b.notifications.append(
-        (nid, kind, pid, code, b.s.d(notified), b.s.d(ev), b.now_p, b.actor)
+        (nid, kind, pid, code, b.s.d(notified), b.s.d(ev), b.now_p, b.actor, digest)
     )
     b.audit.append(
         (b.now_p, b.actor, b.actor_kind, f"notify.{kind}", fmt_code(code), nid, None)
