@@ -12,9 +12,24 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
-from regkit import ADMIN, CLERK, TODAY, code_of, ev, make_my_number, move_in
+import pytest
+from regkit import (
+    ADMIN,
+    CLERK,
+    LOAD_DAY,
+    TODAY,
+    code_of,
+    ev,
+    load_on,
+    make_code,
+    make_my_number,
+    move_in,
+    tiny_municipality,
+)
 
+from jukicore.errors import InvalidInputError, JukiError, NotFoundError
 from jukicore.register import Register
+from jukicore.register._schema import TABLES
 
 D = dt.timedelta
 
@@ -336,8 +351,6 @@ def test_new_head_restates_the_other_members(register: Register) -> None:
 
 # -- 5. purging a 除票 purges the person's data everywhere ------------------------------------
 
-from jukicore.register._schema import TABLES  # noqa: E402
-
 
 def _all_cells(reg: Register) -> dict[str, list[dict[str, Any]]]:
     """Every row of every table of the store (raw, as the database holds it)."""
@@ -453,3 +466,79 @@ def test_ids_applied_before_the_digest_compare_what_the_log_holds(register: Regi
                   {**first, "kind": "death"}):
         rejected(register, other, "ConflictError", "other content", "notification_id")
     assert register.content_digest() == digest
+
+
+# -- 7. lookups: retired codes, malformed codes, codes as strings, as_of before the load -----
+
+
+def test_retired_code_answers_the_same_living_or_dead(register: Register) -> None:
+    old = code_of(register, 4)
+    (new,) = apply_ok(register, ev("code_change", "c1", resident_code=old,
+                                   event_date=TODAY - D(5)))
+    assert new is not None
+    living = register.resident(old, actor=ADMIN)
+    assert (living["person_id"], living["status"], living["resident_code"],
+            living["via_retired_code"]) == (4, "resident", str(new).zfill(11),
+                                            str(old).zfill(11))
+    assert register.resident(new, actor=ADMIN)["via_retired_code"] is None
+    # notifications naming the retired code: one answer too
+    rejected(register, ev("name_change", "n1", resident_code=old, given_name="x"),
+             "ConflictError", "retired", "resident_code")
+    apply_ok(register, ev("death", "d1", resident_code=new, event_date=TODAY - D(1)))
+    dead = register.resident(old, actor=ADMIN)
+    assert (dead["person_id"], dead["status"], dead["resident_code"],
+            dead["via_retired_code"]) == (4, "removed", str(new).zfill(11), str(old).zfill(11))
+    assert set(dead) == set(living)
+    rejected(register, ev("name_change", "n2", resident_code=old, given_name="x"),
+             "ConflictError", "retired", "resident_code")
+
+
+FULL_WIDTH = str.maketrans("0123456789", "０１２３４５６７８９")
+
+
+def test_resident_takes_well_formed_codes_and_answers_in_strings(register: Register) -> None:
+    code = code_of(register, 1)
+    number = make_my_number(5150)
+    apply_ok(register, ev("my_number", "m1", resident_code=code, my_number=number))
+    rec = register.resident(code, actor=ADMIN)
+    assert rec["resident_code"] == str(code).zfill(11) and len(rec["resident_code"]) == 11
+    assert rec["my_number"] == str(number).zfill(12)
+    assert register.resident(str(code).zfill(11), actor=ADMIN) == rec
+    assert register.resident(rec["resident_code"], actor=ADMIN) == rec
+    assert register.resident(code_of(register, 2), actor=ADMIN)["my_number"] is None
+    before = register.content_digest()
+    bad_check = code + 1 if code % 10 != 9 else code - 1
+    for bad in ("abc", "", str(code).zfill(11).translate(FULL_WIDTH), str(code) + "0", -1,
+                2**64, True, None, 1.5, [code], bad_check):
+        with pytest.raises(InvalidInputError):
+            register.resident(bad, actor=ADMIN)  # type: ignore[arg-type]
+        with pytest.raises(InvalidInputError):
+            register.history(bad, actor=ADMIN)  # type: ignore[arg-type]
+    with pytest.raises(NotFoundError):
+        register.resident(make_code(99), actor=ADMIN)
+    assert register.content_digest() == before
+
+
+def test_as_of_before_the_load_says_where_the_history_starts(register: Register) -> None:
+    assert register.history_start() == LOAD_DAY
+    assert register.as_of(LOAD_DAY, actor=ADMIN).num_rows == 15
+    for day in (LOAD_DAY - D(1), dt.date(2005, 4, 1), dt.date(1900, 1, 1)):
+        with pytest.raises(InvalidInputError, match=f"starts at {LOAD_DAY.isoformat()}"):
+            register.as_of(day, actor=ADMIN)
+        with pytest.raises(JukiError, match=LOAD_DAY.isoformat()):
+            register.households(actor=ADMIN, as_of=day)
+    with pytest.raises(InvalidInputError):
+        register.as_of("2024-01-01", actor=ADMIN)  # type: ignore[arg-type]
+
+
+def test_history_start_moves_to_a_later_load(empty_register: Register,
+                                             monkeypatch: pytest.MonkeyPatch) -> None:
+    assert empty_register.history_start() is None  # nothing loaded: all history is recorded
+    residents, households = tiny_municipality(2)
+    load_on(empty_register, LOAD_DAY, monkeypatch, residents, households)
+    second = LOAD_DAY + D(30)
+    load_on(empty_register, second, monkeypatch, residents, households)
+    assert empty_register.history_start() == second
+    with pytest.raises(InvalidInputError, match=second.isoformat()):
+        empty_register.as_of(second - D(1), actor=ADMIN)
+    assert empty_register.as_of(second, actor=ADMIN).num_rows == 2 * residents.num_rows

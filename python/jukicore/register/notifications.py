@@ -213,6 +213,10 @@ class Batch:
                             (code,))
         if rows:
             return self._person(rows[0])
+        if self.s.query("SELECT 1 FROM retired_codes WHERE code = ?", (code,)):
+            # the same answer whether the holder lives or not
+            raise _conflict(f"resident code {fmt_code(code)} was retired by a code change:"
+                            " a notification names the current code", column)
         gone = self.s.query(
             "SELECT r.removal_reason FROM history h JOIN residents r ON r.person_id = h.person_id"
             " WHERE h.resident_code = ? AND r.status = 'removed' ORDER BY r.person_id DESC"
