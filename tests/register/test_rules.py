@@ -542,3 +542,88 @@ def test_history_start_moves_to_a_later_load(empty_register: Register,
     with pytest.raises(InvalidInputError, match=second.isoformat()):
         empty_register.as_of(second - D(1), actor=ADMIN)
     assert empty_register.as_of(second, actor=ADMIN).num_rows == 2 * residents.num_rows
+
+
+# -- 8. a planned move-out closed at the actual move-in date (move_out_correction) -----------
+
+
+def _by_pid(table: Any) -> dict[int, dict[str, Any]]:
+    return {r["person_id"]: r for r in table.to_pylist()}
+
+
+def test_move_out_correction_closes_the_record_at_the_actual_date(register: Register) -> None:
+    code = code_of(register, 10)
+    planned, actual, told = TODAY + D(10), TODAY + D(3), TODAY + D(5)
+    apply_ok(register, ev("move_out", "o1", resident_code=code, event_date=planned,
+                          destination="大阪府大阪市北区"))
+    correction = ev("move_out_correction", "oc1", resident_code=code, event_date=actual,
+                    notified_date=told)
+    apply_ok(register, correction, today=told)
+    rec = person(register, 10)
+    assert (rec["status"], rec["removal_reason"], rec["removal_date"],
+            rec["move_out_destination"], rec["updated_on"]) == (
+        "removed", "moved_out", actual, "大阪府大阪市北区", actual)
+    hist = register.history(code, actor=ADMIN).to_pylist()
+    old = [h for h in hist if h["reason"] == "move_out"]
+    new = [h for h in hist if h["reason"] == "move_out_correction"]
+    assert old and all(h["voided_by"] == "oc1" and h["event_date"] == planned for h in old)
+    assert {(h["item"], h["old_value"], h["new_value"]) for h in new} == {
+        ("status", "resident", "removed"), ("removal_reason", None, "moved_out"),
+        ("removal_date", None, actual.isoformat()),
+        ("move_out_destination", None, "大阪府大阪市北区")}
+    assert all(h["event_date"] == actual and h["voided_by"] is None
+               and h["notification_id"] == "oc1" for h in new)
+    # the outbox tells the prefecture and the center: same code, removed, the earlier date
+    last = register.outbox(actor=ADMIN).to_pylist()[-1]
+    assert (last["resident_code"], last["status"], last["change_date"], last["change_reason"],
+            last["notification_id"]) == (code, "removed", actual, "move_out_correction", "oc1")
+    assert 10 in _by_pid(register.as_of(actual - D(1), actor=ADMIN))
+    for day in (actual, planned - D(1), planned):
+        assert 10 not in _by_pid(register.as_of(day, actor=ADMIN)), day
+    hh = {h["household_id"]: h for h in register.export(actor=ADMIN)["households"].to_pylist()}
+    assert hh[4]["dissolved_on"] == actual
+    audit = register.audit_log(actor=ADMIN).to_pylist()[-2]  # (the export's entry is last)
+    assert (audit["action"], audit["notification_id"]) == ("notify.move_out_correction", "oc1")
+    # a repeat is a duplicate; an even earlier correction later still works
+    rep = register.apply([correction], actor=CLERK, today=told)
+    assert rep.duplicates == 1
+    apply_ok(register, ev("move_out_correction", "oc2", resident_code=code,
+                          event_date=actual - D(1), notified_date=told), today=told)
+    assert person(register, 10)["removal_date"] == actual - D(1)
+    live = [h for h in register.history(code, actor=ADMIN).to_pylist()
+            if h["voided_by"] is None and h["item"] == "removal_date"]
+    assert [h["new_value"] for h in live] == [(actual - D(1)).isoformat()]
+    # the same person may come back later with the code
+    ident = {k: rec[k] for k in ("family_name", "given_name", "family_name_kana",
+                                 "given_name_kana", "birth_date", "sex")}
+    apply_ok(register, move_in("i1", resident_code=code, event_date=told, notified_date=told,
+                               **ident), today=told)
+
+
+def test_move_out_correction_refusals(register: Register) -> None:
+    moved, dead, living = code_of(register, 12), code_of(register, 2), code_of(register, 3)
+    told = TODAY + D(5)
+    apply_ok(register, ev("name_change", "n1", resident_code=moved, given_name="改",
+                          event_date=TODAY - D(2)),
+             ev("move_out", "o1", resident_code=moved, event_date=TODAY + D(4),
+                destination="x", new_head_code=None),
+             ev("death", "d1", resident_code=dead, event_date=TODAY - D(1)))
+
+    def corr(code: int, day: dt.date, nid: str = "oc") -> dict[str, Any]:
+        return ev("move_out_correction", nid, resident_code=code, event_date=day,
+                  notified_date=told)
+
+    for event, error, words, column in [
+        (corr(moved, TODAY + D(4)), "ConflictError", "not before", "event_date"),
+        (corr(moved, TODAY + D(6)), "InvalidInputError", "after the notified", "event_date"),
+        (corr(moved, TODAY - D(3)), "ConflictError", "given_name", "event_date"),
+        (corr(moved, dt.date(2004, 1, 1)), "ConflictError", "before the record began",
+         "event_date"),
+        (corr(dead, TODAY - D(2)), "ConflictError", "died", "resident_code"),
+        (corr(living, TODAY), "ConflictError", "not moved out", "resident_code"),
+        (corr(make_code(77), TODAY), "NotFoundError", "no record", "resident_code"),
+        ({**corr(moved, TODAY), "resident_code": None}, "InvalidInputError", "resident_code",
+         "resident_code"),
+    ]:
+        rejected(register, event, error, words, column, today=told)
+    apply_ok(register, corr(moved, TODAY), today=told)

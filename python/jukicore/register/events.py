@@ -19,6 +19,9 @@ REASON_LABELS: dict[str, str] = {
     "code_change": "住民票コード変更",
     "my_number": "個人番号指定",
     "ex_officio_removal": "職権消除",
+    # the old municipality closes a planned move-out at the actual move-in date that the new
+    # municipality reported (転入通知): a removed record's removal date moves earlier
+    "move_out_correction": "転出日訂正",
 }
 KINDS: tuple[str, ...] = tuple(REASON_LABELS)
 

@@ -101,7 +101,8 @@ SELECT_PRIOR = ("SELECT notification_id, digest, kind, notified_date, event_date
 
 #: Kinds whose log row holds the resident code the notification named.
 _NAMED_CODE_KINDS = frozenset({"death", "move_out", "move_within", "household_change",
-                               "name_change", "my_number", "ex_officio_removal"})
+                               "name_change", "my_number", "ex_officio_removal",
+                               "move_out_correction"})
 
 
 def _canonical(v: Any) -> Any:
@@ -953,6 +954,76 @@ def _code_change(b: Batch, r: dict[str, Any], ev: dt.date, nid: str) -> int:
     return new
 
 
+#: Items a removal sets (their history rows are redated by a move-out correction).
+_REMOVAL_ITEMS = ("status", "removal_reason", "removal_date", "move_out_destination")
+
+
+def _move_out_correction(b: Batch, r: dict[str, Any], ev: dt.date, nid: str) -> int:
+    """Close a planned move-out (転出予定日) at the earlier, actual move-in date the new
+    municipality reported (転入通知): the 除票's removal is redated to ``event_date``.
+
+    The removal's history rows are voided (``voided_by``) and recorded again at the
+    corrected date under this notification; one outbox entry (same code, status removed,
+    the corrected date, reason move_out_correction) tells the prefecture and the center.
+    """
+    _req(r, "resident_code")
+    code = _check_code_value(r, "resident_code")
+    rows = b.s.query(SELECT_RES + " WHERE resident_code = ? AND status = 'removed'"
+                     " ORDER BY person_id DESC LIMIT 1", (code,))
+    if not rows:
+        if b.s.query("SELECT 1 FROM retired_codes WHERE code = ?", (code,)):
+            raise _conflict(f"resident code {fmt_code(code)} was retired by a code change:"
+                            " a notification names the current code", "resident_code")
+        if b.s.query("SELECT 1 FROM residents WHERE resident_code = ?", (code,)):
+            raise _conflict(f"resident {fmt_code(code)} has not moved out", "resident_code")
+        raise Rejected(NotFoundError(f"no record with resident code {fmt_code(code)}"),
+                       "resident_code")
+    p = b._person(rows[0])
+    if p["removal_reason"] != "moved_out":
+        raise _conflict(f"resident {fmt_code(code)} was removed ({p['removal_reason']}), not"
+                        " moved out: nothing to correct", "resident_code")
+    planned = p["removal_date"]
+    if ev >= planned:
+        raise _conflict(f"the corrected date {ev} is not before the recorded move-out date"
+                        f" {planned}: a correction only closes the record earlier",
+                        "event_date")
+    if ev < max(p["resident_since"], p["birth_date"]):
+        raise _conflict(f"the corrected date {ev} is before the record began", "event_date")
+    b.flush_history()
+    removal_ids: list[int] = []
+    for hid, item, ev_date in b.s.query(
+            "SELECT id, item, event_date FROM history WHERE person_id = ? AND event_date > ?"
+            " AND voided_by IS NULL ORDER BY id", (p["person_id"], b.s.d(ev))):
+        if item in _REMOVAL_ITEMS and b.s.pd(ev_date) == planned:
+            removal_ids.append(int(hid))
+        else:
+            raise _conflict(f"{item} of {fmt_code(code)} changed after {ev}: the record cannot"
+                            " close earlier", "event_date")
+    b.last_person_id = int(p["person_id"])
+    d = b.s.d
+    if removal_ids:
+        marks = ", ".join("?" * len(removal_ids))
+        b.s.execute(f"UPDATE history SET voided_by = ? WHERE id IN ({marks})",
+                    [nid, *removal_ids])
+    b.s.execute("UPDATE residents SET removal_date = ?, updated_on = ? WHERE person_id = ?",
+                (d(ev), d(ev), p["person_id"]))
+    b.household_write(
+        "UPDATE households SET dissolved_on = ? WHERE household_id = ? AND head_person_id = ?"
+        " AND dissolved_on = ?", (d(ev), p["household_id"], p["person_id"], d(planned)),
+        int(p["household_id"]))
+    values = {"status": REMOVED, "removal_reason": p["removal_reason"], "removal_date": ev,
+              "move_out_destination": p["move_out_destination"]}
+    olds = {"status": RESIDENT}
+    for item in _REMOVAL_ITEMS:
+        if values[item] is not None:
+            b.history.append((p["person_id"], code, item, olds.get(item),
+                              _text(item, values[item]), d(ev), b.now_p,
+                              "move_out_correction", nid))
+    p.update(removal_date=ev, updated_on=ev)
+    b.to_outbox(p, ev, "move_out_correction", nid)
+    return code
+
+
 def _check_my_number(b: Batch, number: int, code: int | None,
                      person_id: int | None = None) -> None:
     """A My Number once recorded for a person is never recorded for anyone else.
@@ -998,6 +1069,7 @@ HANDLERS: dict[str, Handler] = {
     "code_change": _code_change,
     "my_number": _my_number,
     "ex_officio_removal": lambda b, r, ev, nid: _remove(b, r, ev, nid, "ex_officio_removal"),
+    "move_out_correction": _move_out_correction,
 }
 assert set(HANDLERS) == set(KINDS)
 
