@@ -338,6 +338,12 @@ def test_new_head_restates_the_other_members(register: Register) -> None:
     ]:
         rejected(register, {**change, "restated_relationships": bad}, error, words,
                  "restated_relationships")
+    # never silently ignored: only a new_head change restates others
+    for other in (ev("household_change", "h2", resident_code=c1, household_action="split"),
+                  ev("name_change", "h3", resident_code=c1, given_name="新")):
+        rejected(register, {**other, "restated_relationships": [
+            {"resident_code": c2, "relationship": "子"}]}, "InvalidInputError", "new_head",
+            "restated_relationships")
     apply_ok(register, {**change, "restated_relationships": [
         {"resident_code": c1, "relationship": "子"},
         {"resident_code": c2, "relationship": "夫の子"}]})

@@ -1139,6 +1139,10 @@ def apply_row(b: Batch, r: dict[str, Any]) -> int | None:
             )
     elif ev > notified:
         raise _invalid(f"event date {ev} is after the notified date {notified}", "event_date")
+    if r.get("restated_relationships") and not (
+            kind == "household_change" and r.get("household_action") == "new_head"):
+        raise _invalid("restated_relationships go with a household_change new_head (one"
+                       " member: household_action 'relationship')", "restated_relationships")
     b.last_person_id = None
     code = HANDLERS[kind](b, r, ev, nid)
     b.seen_ids[nid] = digest
