@@ -633,3 +633,13 @@ def test_move_out_correction_refusals(register: Register) -> None:
     ]:
         rejected(register, event, error, words, column, today=told)
     apply_ok(register, corr(moved, TODAY), today=told)
+
+
+def test_history_lists_changes_in_event_date_order(register: Register) -> None:
+    head, dead = code_of(register, 6), code_of(register, 8)
+    apply_ok(register, ev("move_within", "w1", resident_code=head, whole_household=True,
+                          event_date=TODAY - D(2), **NEW_ADDR))
+    apply_ok(register, ev("death", "d1", resident_code=dead, event_date=TODAY - D(7)))
+    hist = register.history(dead, actor=ADMIN).to_pylist()
+    assert [h["event_date"] for h in hist] == sorted(h["event_date"] for h in hist)
+    assert hist[0]["reason"] == "death" and hist[-1]["reason"] == "move_within"

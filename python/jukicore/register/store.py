@@ -561,8 +561,8 @@ class Register(SyncState):
         return _rewind(cur, later)
 
     def history(self, resident_code: int | str, *, actor: Actor) -> pa.Table:
-        """Every recorded change (付随情報) of the person(s) who held this resident code
-        (voided rows included, with ``voided_by``)."""
+        """Every recorded change (付随情報) of the person(s) who held this resident code, in
+        event-date order (then recording order); voided rows included, with ``voided_by``."""
         self._check(actor, perm.READ)
         code = _code_arg(resident_code)
         with self._b.session(write=False) as s:
@@ -575,7 +575,7 @@ class Register(SyncState):
             marks = ", ".join("?" * len(pids))
             return s.fetch_arrow(
                 f"SELECT {', '.join(HISTORY_SCHEMA.names)} FROM history"
-                f" WHERE person_id IN ({marks}) ORDER BY id", pids, HISTORY_SCHEMA)
+                f" WHERE person_id IN ({marks}) ORDER BY event_date, id", pids, HISTORY_SCHEMA)
 
     def households(self, *, actor: Actor, as_of: dt.date | None = None) -> pa.Table:
         """Households (id, head, address, size) now or as of a past date."""
