@@ -131,6 +131,30 @@ def test_replaced_my_number_is_never_given_to_anyone(register: Register) -> None
              "ConflictError", "replaced", "my_number")
 
 
+def test_my_number_replaced_earlier_in_the_same_batch(register: Register) -> None:
+    a, b = code_of(register, 1), code_of(register, 3)
+    leaked, fresh = make_my_number(111), make_my_number(222)
+    rep = register.apply([
+        ev("my_number", "m1", resident_code=a, my_number=leaked, event_date=TODAY - D(9)),
+        ev("my_number", "m2", resident_code=a, my_number=fresh, event_date=TODAY - D(8)),
+        ev("my_number", "m3", resident_code=b, my_number=leaked),
+        move_in("i1", my_number=leaked),
+    ], actor=CLERK, today=TODAY)
+    assert rep.applied == 2
+    assert [(r.notification_id, r.error, r.column) for r in rep.rejected] == [
+        ("m3", "ConflictError", "my_number"), ("i1", "ConflictError", "my_number")]
+    assert register.resident(b, actor=ADMIN)["my_number"] is None
+
+
+def test_dead_code_refused_in_the_same_batch(register: Register) -> None:
+    code = code_of(register, 10)
+    ident = _identity_of(register, 10)
+    rep = register.apply([ev("death", "d1", resident_code=code, event_date=TODAY - D(5)),
+                          move_in("i1", resident_code=code, **ident)], actor=CLERK, today=TODAY)
+    assert rep.applied == 1 and [(r.notification_id, r.column) for r in rep.rejected] == [
+        ("i1", "resident_code")]
+
+
 def test_my_number_of_a_removed_record_stays_its_holders(register: Register) -> None:
     dead, moved, other = code_of(register, 10), code_of(register, 12), code_of(register, 3)
     n_dead, n_moved = make_my_number(333), make_my_number(444)

@@ -145,6 +145,8 @@ class Batch:
     outbox: list[tuple[Any, ...]] = field(default_factory=list)
     #: notification id -> digest of the rows this batch applied
     seen_ids: dict[str, str] = field(default_factory=dict)
+    #: My Numbers replaced by this batch (their history rows are not written yet)
+    replaced_numbers: set[int] = field(default_factory=set)
     last_person_id: int | None = None
     #: notification ids of this batch already in the register, with what the log holds of
     #: them (None: ask per row)
@@ -309,6 +311,8 @@ class Batch:
         code_before = person["resident_code"]
         rec = self.now_p
         ev = d(event_date)
+        if diff.get("my_number") is not None and person["my_number"] is not None:
+            self.replaced_numbers.add(int(person["my_number"]))
         for k, v in diff.items():
             self.history.append(
                 (person["person_id"], code_before, k, _text(k, person[k]), _text(k, v), ev, rec,
@@ -1035,8 +1039,9 @@ def _check_my_number(b: Batch, number: int, code: int | None,
     if not valid_my_number(number):
         raise _invalid(f"{fmt_code(number, 12)} is not a valid My Number (check digit)",
                        "my_number")
-    if b.s.query("SELECT 1 FROM history WHERE item = 'my_number' AND old_value = ? LIMIT 1",
-                 (fmt_code(number, 12),)):
+    if number in b.replaced_numbers or b.s.query(
+            "SELECT 1 FROM history WHERE item = 'my_number' AND old_value = ? LIMIT 1",
+            (fmt_code(number, 12),)):
         raise _conflict(f"My Number {fmt_code(number, 12)} was replaced: it is never recorded"
                         " again", "my_number")
     rows = b.s.query("SELECT person_id, resident_code FROM residents WHERE my_number = ?",
