@@ -667,3 +667,24 @@ def test_history_lists_changes_in_event_date_order(register: Register) -> None:
     hist = register.history(dead, actor=ADMIN).to_pylist()
     assert [h["event_date"] for h in hist] == sorted(h["event_date"] for h in hist)
     assert hist[0]["reason"] == "death" and hist[-1]["reason"] == "move_within"
+
+
+def test_head_dead_before_the_household_move_hands_over_at_the_death(
+        register: Register) -> None:
+    head, wife = code_of(register, 6), code_of(register, 7)
+    old = person(register, 6)
+    d_death, d_move = TODAY - D(7), TODAY - D(2)
+    apply_ok(register, ev("move_within", "w1", resident_code=head, whole_household=True,
+                          event_date=d_move, **NEW_ADDR))
+    rejected(register, ev("death", "d0", resident_code=head, event_date=d_death),
+             "ConflictError", "new head", "new_head_code")
+    apply_ok(register, ev("death", "d1", resident_code=head, event_date=d_death,
+                          new_head_code=wife))
+    assert person(register, 6)["address"] == old["address"]
+    assert person(register, 7)["relationship"] == "世帯主"
+    for day, head_pid, size in ((d_death - D(1), 6, 4), (d_death, 7, 3), (d_move, 7, 3)):
+        hh = {h["household_id"]: h for h in
+              register.households(actor=ADMIN, as_of=day).to_pylist()}
+        assert (hh[3]["head_person_id"], hh[3]["size"]) == (head_pid, size), day
+    now = {h["household_id"]: h for h in register.households(actor=ADMIN).to_pylist()}
+    assert now[3]["address"] == "東京都千代田区外神田1丁目1番1号"
