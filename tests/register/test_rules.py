@@ -21,6 +21,7 @@ from regkit import (
     code_of,
     ev,
     load_on,
+    make_block,
     make_code,
     make_my_number,
     move_in,
@@ -688,3 +689,42 @@ def test_head_dead_before_the_household_move_hands_over_at_the_death(
         assert (hh[3]["head_person_id"], hh[3]["size"]) == (head_pid, size), day
     now = {h["household_id"]: h for h in register.households(actor=ADMIN).to_pylist()}
     assert now[3]["address"] == "東京都千代田区外神田1丁目1番1号"
+
+
+# -- migrations: a version-2 register opens with these rules ----------------------------------
+
+
+def test_version_2_register_migrates_and_keeps_its_repeats(store_target: str) -> None:
+    """A register made by the previous jukicore (schema v2, one applied notification) opens,
+    migrates to the current version, and treats a repeat of its old notification by what
+    the log holds (no digest)."""
+    from jukicore.register import open_register
+    from jukicore.register._backend import connect, migrate
+    from jukicore.register._schema import MIGRATIONS, SCHEMA_VERSION
+
+    backend = connect(store_target)
+    with backend.session() as s:
+        migrate(s, "schema_version", MIGRATIONS[:2], 0)
+        s.executemany("INSERT INTO meta (key, value) VALUES (?, ?)",
+                      [("lg_code", "131016"), ("prefecture", "東京都"),
+                       ("municipality", "千代田区"), ("outbox_seq", "0")])
+    backend.close()
+    reg = open_register(store_target)
+    try:
+        assert reg.schema_version == SCHEMA_VERSION >= 5
+        residents, households = tiny_municipality()
+        reg.import_code_block(make_block(50), actor=ADMIN)
+        with pytest.MonkeyPatch.context() as mp:
+            load_on(reg, LOAD_DAY, mp, residents, households)
+        code = code_of(reg, 1)
+        first = ev("name_change", "n1", resident_code=code, given_name="一")
+        apply_ok(reg, first)
+        with reg._b.session() as s:  # as a v2 register recorded it: no digest
+            s.execute("UPDATE notifications SET digest = NULL")
+        assert reg.notifications(actor=ADMIN).column("digest").to_pylist() == [None]
+        assert reg.apply([first], actor=CLERK, today=TODAY).duplicates == 1
+        rejected(reg, {**first, "event_date": TODAY - D(1)}, "ConflictError", "other content",
+                 "notification_id")
+        assert "voided_by" in reg.history(code, actor=ADMIN).column_names
+    finally:
+        reg.close()
