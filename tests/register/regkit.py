@@ -108,11 +108,28 @@ def empty_register(store_target: str) -> Iterator[Register]:
     reg.close()
 
 
+#: The day the tiny municipality is loaded in the ``register`` fixture: the register's
+#: history starts there (Register.history_start), a while before TODAY.
+LOAD_DAY = dt.date(2023, 4, 1)
+
+
+def load_on(reg: Register, day: dt.date, monkeypatch: pytest.MonkeyPatch,
+            residents: pa.Table, households: pa.Table | None = None) -> None:
+    """Bulk-load as if on ``day`` (the load has no date of its own: it takes the clock's)."""
+    from jukicore.register import store
+
+    at = dt.datetime.combine(day, dt.time(9), tzinfo=dt.UTC)
+    with monkeypatch.context() as m:
+        m.setattr(store, "utcnow", lambda: at)
+        reg.load(residents, households, actor=ADMIN)
+
+
 @pytest.fixture
-def register(empty_register: Register) -> Register:
-    """A register with the tiny municipality loaded (15 residents in 6 households)."""
+def register(empty_register: Register, monkeypatch: pytest.MonkeyPatch) -> Register:
+    """A register with the tiny municipality loaded on LOAD_DAY (15 residents in 6
+    households)."""
     residents, households = tiny_municipality()
-    empty_register.load(residents, households, actor=ADMIN)
+    load_on(empty_register, LOAD_DAY, monkeypatch, residents, households)
     return empty_register
 
 

@@ -54,7 +54,8 @@ def test_later_rows_see_changes_to_prefetched_records(register: Register) -> Non
     ], actor=CLERK, today=TODAY)
     assert rep.applied == 5, rep.rejected
     assert [r.notification_id for r in rep.rejected] == ["n1", "n13", "i2"]
-    assert rep.rejected[0].error == "NotFoundError" and rep.rejected[2].error == "ConflictError"
+    assert rep.rejected[0].error == "ConflictError" and "retired" in rep.rejected[0].reason
+    assert rep.rejected[2].error == "ConflictError"
     res = {r["person_id"]: r for r in register.residents(actor=ADMIN, include_removed=True)
            .to_pylist()}
     assert res[1]["resident_code"] != c1 and res[1]["given_name"] != "次郎"

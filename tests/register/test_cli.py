@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 from pathlib import Path
 
@@ -44,10 +45,14 @@ def test_init_load_apply_export_history(tmp_path: Path) -> None:
     r = run(register, ["history", store, str(code).zfill(11), "--json"])
     assert r.exit_code == 0, r.output
     assert [h["item"] for h in json.loads(r.output)] == ["given_name"]
+    # the history starts at the load: an earlier day is refused, naming the first day
     r = run(register, ["export", store, str(tmp_path / "out"), "--as-of", "2020-01-01"])
+    assert r.exit_code == 1 and "history starts at" in r.output, r.output
+    day = dt.datetime.now(dt.UTC).date().isoformat()  # the day of the load above
+    r = run(register, ["export", store, str(tmp_path / "out"), "--as-of", day])
     assert r.exit_code == 0, r.output
     assert pq.read_table(tmp_path / "out" / "residents.parquet").num_rows == 15
-    assert pq.read_table(tmp_path / "out" / "residents_as_of_2020-01-01.parquet").num_rows == 15
+    assert pq.read_table(tmp_path / "out" / f"residents_as_of_{day}.parquet").num_rows == 15
 
 
 def test_errors_exit_1_and_usage_exit_2(tmp_path: Path) -> None:

@@ -231,8 +231,22 @@ SYNC_TABLES: tuple[Table, ...] = (
     ),
 )
 
+#: Columns added to version 1's tables by later versions (table -> columns, in order).
+ADDED_COLUMNS: dict[str, tuple[Column, ...]] = {
+    # v4: a history row undone by a later-recorded, earlier-dated notification (a death
+    # dated before a move recorded for the person): the id of that notification
+    "history": (_c("voided_by", "text"),),
+    # v5: SHA-256 of the normalized notification (a reused id must carry the same content)
+    "notifications": (_c("digest", "text"),),
+}
+
+
+def _current(t: Table) -> Table:
+    return Table(t.name, t.columns + ADDED_COLUMNS.get(t.name, ()), t.primary_key)
+
+
 #: Every table of the current schema.
-TABLES: tuple[Table, ...] = V1_TABLES + SYNC_TABLES
+TABLES: tuple[Table, ...] = tuple(_current(t) for t in V1_TABLES) + SYNC_TABLES
 
 TABLE_BY_NAME: dict[str, Table] = {t.name: t for t in TABLES}
 
@@ -306,6 +320,16 @@ def _v2(dialect: Dialect) -> list[str]:
     ]
 
 
+#: Version 3: replaced My Numbers are looked up in the history (never recorded again).
+V3_INDEXES: tuple[tuple[str, str, str, bool, str | None], ...] = (
+    ("history_replaced_my_number", "history", "old_value", False, "item = 'my_number'"),
+)
+
+
+def _v3(dialect: Dialect) -> list[str]:
+    return [create_index_sql(i) for i in V3_INDEXES]
+
+
 @dataclass(frozen=True)
 class Migration:
     version: int
@@ -318,6 +342,11 @@ MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "resident register: residents, households, history, notifications, audit, "
               "outbox, code pool", _v1),
     Migration(2, "synchronization state: acknowledgements per recipient, packet log", _v2),
+    Migration(3, "index of replaced My Numbers in the history", _v3),
+    Migration(4, "history rows voided by an earlier-dated notification (voided_by)",
+              lambda dialect: ["ALTER TABLE history ADD COLUMN voided_by TEXT"]),
+    Migration(5, "digest of each applied notification (a reused id with other content is a"
+              " conflict)", lambda dialect: ["ALTER TABLE notifications ADD COLUMN digest TEXT"]),
 )
 
 SCHEMA_VERSION = MIGRATIONS[-1].version

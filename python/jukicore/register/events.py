@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pyarrow as pa
 
-__all__ = ["EVENT_SCHEMA", "KINDS", "REASON_LABELS", "empty_events", "events_table"]
+__all__ = ["EVENT_SCHEMA", "KINDS", "REASON_LABELS", "RESTATED_TYPE", "empty_events",
+           "events_table"]
 
 #: Every kind of notification, with the reason recorded in the history (付随情報).
 REASON_LABELS: dict[str, str] = {
@@ -18,8 +19,15 @@ REASON_LABELS: dict[str, str] = {
     "code_change": "住民票コード変更",
     "my_number": "個人番号指定",
     "ex_officio_removal": "職権消除",
+    # the old municipality closes a planned move-out at the actual move-in date that the new
+    # municipality reported (転入通知): a removed record's removal date moves earlier
+    "move_out_correction": "転出日訂正",
 }
 KINDS: tuple[str, ...] = tuple(REASON_LABELS)
+
+#: One restated relationship (続柄) of a household member: whose, and the new one.
+RESTATED_TYPE: pa.DataType = pa.list_(pa.struct([pa.field("resident_code", pa.uint64()),
+                                                 pa.field("relationship", pa.string())]))
 
 #: One row per notification. ``kind`` says which columns a row needs (docs/register.md).
 EVENT_SCHEMA: pa.Schema = pa.schema(
@@ -50,6 +58,8 @@ EVENT_SCHEMA: pa.Schema = pa.schema(
         pa.field("from_abroad", pa.bool_()),
         pa.field("destination", pa.string()),
         pa.field("my_number", pa.uint64()),
+        # household_change new_head: other members' relationships restated to the new head
+        pa.field("restated_relationships", RESTATED_TYPE),
     ]
 )
 

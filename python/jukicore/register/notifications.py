@@ -11,6 +11,8 @@ transaction commits.
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
+import json
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -83,6 +85,45 @@ def valid_my_number(number: int) -> bool:
     return bool(ids.is_valid_my_number(int(number)))
 
 
+@dataclass(frozen=True)
+class Prior:
+    """What the notification log holds of an applied notification id."""
+
+    digest: str | None  # None: applied before schema version 5
+    kind: str
+    notified_date: dt.date | None
+    event_date: dt.date | None
+    resident_code: int | None
+
+
+SELECT_PRIOR = ("SELECT notification_id, digest, kind, notified_date, event_date, resident_code"
+                " FROM notifications")
+
+#: Kinds whose log row holds the resident code the notification named.
+_NAMED_CODE_KINDS = frozenset({"death", "move_out", "move_within", "household_change",
+                               "name_change", "my_number", "ex_officio_removal",
+                               "move_out_correction"})
+
+
+def _canonical(v: Any) -> Any:
+    if isinstance(v, dt.date):
+        return v.isoformat()
+    if isinstance(v, list | tuple):
+        return [_canonical(x) for x in v]
+    if isinstance(v, dict):
+        return {str(k): _canonical(x) for k, x in sorted(v.items())}
+    return v
+
+
+def row_digest(r: dict[str, Any]) -> str:
+    """SHA-256 of a normalized notification: every non-null column (a false flag counts as
+    absent), in name order, as canonical JSON. Columns added to EVENT_SCHEMA later do not
+    change the digest of a row that leaves them null."""
+    items = {k: _canonical(v) for k, v in r.items() if v is not None and v is not False}
+    payload = json.dumps(items, ensure_ascii=False, sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(payload.encode("utf-8")).hexdigest()
+
+
 @dataclass
 class Batch:
     """State of one ``apply`` transaction."""
@@ -102,10 +143,14 @@ class Batch:
     notifications: list[tuple[Any, ...]] = field(default_factory=list)
     audit: list[tuple[Any, ...]] = field(default_factory=list)
     outbox: list[tuple[Any, ...]] = field(default_factory=list)
-    seen_ids: set[str] = field(default_factory=set)
+    #: notification id -> digest of the rows this batch applied
+    seen_ids: dict[str, str] = field(default_factory=dict)
+    #: My Numbers replaced by this batch (their history rows are not written yet)
+    replaced_numbers: set[int] = field(default_factory=set)
     last_person_id: int | None = None
-    #: notification ids of this batch already in the register (None: ask per row)
-    known_ids: set[str] | None = None
+    #: notification ids of this batch already in the register, with what the log holds of
+    #: them (None: ask per row)
+    known_ids: dict[str, Prior] | None = None
     # Read caches, filled up front by prefetch() and on reads. Every write to a cached
     # record or household goes through this class and drops its entry, so a hit is always
     # the current state of this transaction.
@@ -120,12 +165,11 @@ class Batch:
     # -- prefetch (one query per 500 keys instead of one per row) ------------------------
 
     def prefetch(self, nids: list[str], codes: list[int], household_ids: list[int]) -> None:
-        known: set[str] = set()
+        known: dict[str, Prior] = {}
         for part in _chunks(sorted(set(nids))):
             marks = ", ".join("?" * len(part))
-            known.update(r[0] for r in self.s.query(
-                f"SELECT notification_id FROM notifications WHERE notification_id IN ({marks})",
-                part))
+            for row in self.s.query(f"{SELECT_PRIOR} WHERE notification_id IN ({marks})", part):
+                known[str(row[0])] = self.prior(row)
         self.known_ids = known
         hids: set[int] = set(household_ids)
         for part in _chunks(sorted(set(codes))):
@@ -142,6 +186,11 @@ class Batch:
                     "SELECT household_id, head_person_id, address, dissolved_on FROM households"
                     f" WHERE household_id IN ({marks})", part):
                 self._households[int(hid)] = (int(head), str(addr), self.s.pd(gone))
+
+    def prior(self, row: tuple[Any, ...]) -> Prior:
+        pd = self.s.pd
+        return Prior(None if row[1] is None else str(row[1]), str(row[2]), pd(row[3]),
+                     pd(row[4]), None if row[5] is None else int(row[5]))
 
     def _remember(self, p: dict[str, Any]) -> None:
         self._by_code[int(p["resident_code"])] = p
@@ -167,6 +216,10 @@ class Batch:
                             (code,))
         if rows:
             return self._person(rows[0])
+        if self.s.query("SELECT 1 FROM retired_codes WHERE code = ?", (code,)):
+            # the same answer whether the holder lives or not
+            raise _conflict(f"resident code {fmt_code(code)} was retired by a code change:"
+                            " a notification names the current code", column)
         gone = self.s.query(
             "SELECT r.removal_reason FROM history h JOIN residents r ON r.person_id = h.person_id"
             " WHERE h.resident_code = ? AND r.status = 'removed' ORDER BY r.person_id DESC"
@@ -258,6 +311,8 @@ class Batch:
         code_before = person["resident_code"]
         rec = self.now_p
         ev = d(event_date)
+        if diff.get("my_number") is not None and person["my_number"] is not None:
+            self.replaced_numbers.add(int(person["my_number"]))
         for k, v in diff.items():
             self.history.append(
                 (person["person_id"], code_before, k, _text(k, person[k]), _text(k, v), ev, rec,
@@ -296,16 +351,24 @@ class Batch:
              self.s.d(change_date), reason, nid, self.now_p)
         )
 
+    def flush_history(self) -> None:
+        """Write the buffered history rows now (a read of the history follows)."""
+        if self.history:
+            self.s.executemany(
+                "INSERT INTO history (person_id, resident_code, item, old_value, new_value,"
+                " event_date, recorded_at, reason, notification_id)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                self.history,
+            )
+            self.history.clear()
+
     def flush(self) -> None:
         s = self.s
-        s.executemany(
-            "INSERT INTO history (person_id, resident_code, item, old_value, new_value, event_date,"
-            " recorded_at, reason, notification_id) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            self.history,
-        )
+        self.flush_history()
         s.executemany(
             "INSERT INTO notifications (notification_id, kind, person_id, resident_code,"
-            " notified_date, event_date, recorded_at, actor) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            " notified_date, event_date, recorded_at, actor, digest)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
             self.notifications,
         )
         s.executemany(
@@ -374,11 +437,14 @@ def _check_code_value(r: dict[str, Any], column: str) -> int:
     return code
 
 
-def _target(b: Batch, r: dict[str, Any], event_date: dt.date) -> dict[str, Any]:
+def _target(b: Batch, r: dict[str, Any], event_date: dt.date, *,
+            retroactive: bool = False) -> dict[str, Any]:
+    """The current record the row names; its event date not before the record's last change
+    (``retroactive``: the caller checks that itself, see :func:`_plan_retroactive`)."""
     _req(r, "resident_code")
     code = _check_code_value(r, "resident_code")
     p = b.person_by_code(code)
-    if event_date < p["updated_on"]:
+    if event_date < p["updated_on"] and not retroactive:
         raise _conflict(
             f"event date {event_date} is before the record's last change ({p['updated_on']}):"
             " dates must be in order",
@@ -555,6 +621,7 @@ def _move_in(b: Batch, r: dict[str, Any], ev: dt.date, nid: str) -> int:
         if unissued:
             raise _conflict(f"resident code {fmt_code(code)} is in this municipality's block of "
                             "codes never issued: no one moving in can hold it", "resident_code")
+        _check_returning(b, code, birth, sex)
     elif not from_abroad:
         raise _invalid("a move-in from another municipality carries the resident code",
                        "resident_code")
@@ -599,8 +666,95 @@ def _move_in(b: Batch, r: dict[str, Any], ev: dt.date, nid: str) -> int:
     return code
 
 
+#: Removal reasons after which the same person may move in again with their code.
+_RETURNABLE = ("moved_out", "ex_officio")
+
+
+def _check_returning(b: Batch, code: int, birth: dt.date, sex: int) -> None:
+    """A code on a 除票 of this register moves in only as the same person coming back.
+
+    The latest removed record holding ``code`` must have been removed by a move-out (or
+    ex officio: the person still lives) and have the same date of birth and sex; a code
+    whose holder died, or a different identity, is refused.
+    """
+    rows = b.s.query(
+        "SELECT removal_reason, birth_date, sex FROM residents WHERE resident_code = ?"
+        " AND status = 'removed' ORDER BY person_id DESC LIMIT 1", (code,))
+    if not rows:
+        return
+    reason, born, held_sex = rows[0][0], b.s.pd(rows[0][1]), int(rows[0][2])
+    if reason not in _RETURNABLE:
+        raise _conflict(f"resident code {fmt_code(code)} belongs to a removed record ({reason}):"
+                        " it cannot move in again", "resident_code")
+    if born != birth:
+        raise _conflict(f"resident code {fmt_code(code)} belongs to a removed record with another"
+                        " date of birth: not the same person", "birth_date")
+    if held_sex != sex:
+        raise _conflict(f"resident code {fmt_code(code)} belongs to a removed record with another"
+                        " sex: not the same person", "sex")
+
+
+#: Items a move within the municipality sets: the only changes a retroactive death voids.
+_MOVE_ITEMS = frozenset({"postal_code", "prefecture", "municipality", "lg_code", "town",
+                         "street", "building", "address", "address_since"})
+
+
+@dataclass
+class _Retro:
+    """A death dated before moves recorded for the person: what to void and restore."""
+
+    void_ids: list[int]
+    restore: dict[str, Any]
+
+
+def _plan_retroactive(b: Batch, p: dict[str, Any], ev: dt.date) -> _Retro:
+    """Reads only. A death dated before the record's last change is accepted when every
+    change recorded after the date of death is a move within the municipality (the whole
+    household moved, the dead person with it): those history rows are voided (they stay,
+    marked ``voided_by`` the death's notification id) and the record's address items go back
+    to their values on the date of death. Anything else after that date stays a conflict."""
+    b.flush_history()  # earlier rows of this batch may have moved the person
+    later = b.s.query(
+        "SELECT id, item, old_value, reason FROM history WHERE person_id = ? AND event_date > ?"
+        " AND voided_by IS NULL ORDER BY event_date, id", (p["person_id"], b.s.d(ev)))
+    other = sorted({str(reason) for _, item, _, reason in later
+                    if reason != "move_within" or item not in _MOVE_ITEMS})
+    if not later or other:
+        what = f" ({', '.join(other)} recorded after it)" if other else ""
+        raise _conflict(
+            f"event date {ev} is before the record's last change ({p['updated_on']}){what}:"
+            " dates must be in order (only moves within the municipality recorded after a"
+            " death are voided by it)",
+            "event_date")
+    restore: dict[str, Any] = {}
+    for _, item, old, _ in later:
+        if item not in restore:
+            restore[item] = old
+    if "address_since" in restore:
+        restore["address_since"] = dt.date.fromisoformat(str(restore["address_since"]))
+    if max(p["resident_since"], restore.get("address_since", p["address_since"])) > ev:
+        raise _conflict(f"event date {ev} is before the record's address was set",
+                        "event_date")
+    return _Retro([int(row[0]) for row in later], restore)
+
+
+def _void(b: Batch, p: dict[str, Any], retro: _Retro, ev: dt.date, nid: str) -> None:
+    marks = ", ".join("?" * len(retro.void_ids))
+    b.s.execute(f"UPDATE history SET voided_by = ? WHERE id IN ({marks})",
+                [nid, *retro.void_ids])
+    b._forget(p["person_id"])
+    d = b.s.d
+    sets = ", ".join(f"{k} = ?" for k in retro.restore)
+    b.s.execute(f"UPDATE residents SET {sets}, updated_on = ? WHERE person_id = ?",
+                [*(d(v) if k in _DATE_COLS else v for k, v in retro.restore.items()), d(ev),
+                 p["person_id"]])
+    p.update(retro.restore)
+    p["updated_on"] = ev
+
+
 def _remove(b: Batch, r: dict[str, Any], ev: dt.date, nid: str, kind: str) -> int:
-    p = _target(b, r, ev)
+    p = _target(b, r, ev, retroactive=kind == "death")
+    retro = _plan_retroactive(b, p, ev) if ev < p["updated_on"] else None
     leaving = [p]
     if kind == "move_out" and r.get("whole_household"):
         hh = b.household(int(p["household_id"]))
@@ -615,7 +769,12 @@ def _remove(b: Batch, r: dict[str, Any], ev: dt.date, nid: str, kind: str) -> in
         if m["person_id"] != p["person_id"] and ev < m["updated_on"]:
             raise _conflict(f"event date before the last change of {fmt_code(m['resident_code'])}",
                             "event_date")
+    if retro is not None:
+        _void(b, p, retro, ev, nid)
     _do_leave(b, leave, ev, kind, nid)
+    if retro is not None and leave.dissolve and "address" in retro.restore:
+        b.household_write("UPDATE households SET address = ? WHERE household_id = ?",
+                          (retro.restore["address"], leave.household_id), leave.household_id)
     for m in leaving:
         changes: dict[str, Any] = {
             "status": REMOVED,
@@ -640,6 +799,9 @@ def _move_within(b: Batch, r: dict[str, Any], ev: dt.date, nid: str) -> int:
     if r.get("whole_household"):
         if not is_head:
             raise _conflict("only the head moves a whole household", "whole_household")
+        if r.get("household_id") not in (None, hid):
+            raise _conflict("a whole household moves as itself: file a merge after the move",
+                            "household_id")
         members = b.members(hid)
         for m in members:
             if ev < m["updated_on"]:
@@ -652,13 +814,16 @@ def _move_within(b: Batch, r: dict[str, Any], ev: dt.date, nid: str) -> int:
                           (addr["address"], hid), hid)
         return int(p["resident_code"])
     members = b.members(hid)
-    if len(members) == 1:  # alone: the household moves with them
+    target_hid = r.get("household_id")
+    if len(members) == 1 and target_hid in (None, hid):  # alone: the household moves along
+        if _opt_text(r.get("relationship")) not in (None, HEAD):
+            raise _conflict("the only member of a household is its head (世帯主): name the"
+                            " household to join (household_id)", "relationship")
         b.update(p, changes, ev, "move_within", nid)
         b.household_write("UPDATE households SET address = ? WHERE household_id = ?",
                           (addr["address"], hid), hid)
         return int(p["resident_code"])
     leave = _plan_leave(b, r, p, {p["person_id"]})
-    target_hid = r.get("household_id")
     if target_hid is not None and b.household(int(target_hid)) is not None:
         thid = int(target_hid)
         _, t_addr = _active_household(b, thid)
@@ -668,6 +833,9 @@ def _move_within(b: Batch, r: dict[str, Any], ev: dt.date, nid: str) -> int:
         _do_leave(b, leave, ev, "move_within", nid)
         b.update(p, {**changes, "household_id": thid, "relationship": rel}, ev, "move_within", nid)
     else:
+        if _opt_text(r.get("relationship")) not in (None, HEAD):
+            raise _conflict("a new household's first member is its head (世帯主)",
+                            "relationship")
         nhid = _new_household_id(b, r)
         _do_leave(b, leave, ev, "move_within", nid)
         b.update(p, {**changes, "household_id": nhid, "relationship": HEAD}, ev, "move_within",
@@ -692,8 +860,11 @@ def _household_change(b: Batch, r: dict[str, Any], ev: dt.date, nid: str) -> int
         former = b._person(old[0])
         if ev < former["updated_on"]:
             raise _conflict("event date before the former head's last change", "event_date")
+        restated = _restated(b, r, hid, {p["person_id"], former["person_id"]})
         b.update(former, {"relationship": rel}, ev, "household_change", nid)
         b.update(p, {"relationship": HEAD}, ev, "household_change", nid)
+        for m, new_rel in restated:
+            b.update(m, {"relationship": new_rel}, ev, "household_change", nid)
         b.household_write("UPDATE households SET head_person_id = ? WHERE household_id = ?",
                           (p["person_id"], hid), hid)
     elif action == "split":
@@ -717,10 +888,49 @@ def _household_change(b: Batch, r: dict[str, Any], ev: dt.date, nid: str) -> int
         leave = _plan_leave(b, r, p, {p["person_id"]})
         _do_leave(b, leave, ev, "household_change", nid)
         b.update(p, {"household_id": thid, "relationship": rel}, ev, "household_change", nid)
+    elif action == "relationship":
+        if p["person_id"] == head_id:
+            raise _conflict(f"{fmt_code(p['resident_code'])} heads household {hid}: its"
+                            " relationship is 世帯主 (use new_head)", "resident_code")
+        rel = _relationship(r, head_ok=False)
+        if rel == p["relationship"]:
+            raise _conflict(f"the relationship is already {rel}", "relationship")
+        b.update(p, {"relationship": rel}, ev, "household_change", nid)
     else:
-        raise _invalid(f"household_action must be new_head, split or merge, not {action!r}",
-                       "household_action")
+        raise _invalid(f"household_action must be new_head, relationship, split or merge, not"
+                       f" {action!r}", "household_action")
     return int(p["resident_code"])
+
+
+def _restated(b: Batch, r: dict[str, Any], hid: int,
+              excluded: set[int]) -> list[tuple[dict[str, Any], str]]:
+    """The members and new relationships a new_head change restates (validated, not written):
+    current members of the household other than the new and the former head, once each."""
+    col = "restated_relationships"
+    entries = r.get(col) or []
+    members = {int(m["resident_code"]): m for m in b.members(hid)
+               if m["person_id"] not in excluded}
+    out: list[tuple[dict[str, Any], str]] = []
+    seen: set[int] = set()
+    for e in entries:
+        code, rel = (e or {}).get("resident_code"), _opt_text((e or {}).get("relationship"))
+        if code is None or rel is None:
+            raise _invalid("each restated relationship names a resident_code and a"
+                           " relationship", col)
+        code = int(code)
+        if code in seen:
+            raise _invalid(f"{fmt_code(code)} is restated twice", col)
+        seen.add(code)
+        if code not in members:
+            raise _conflict(f"{fmt_code(code)} is not another member of household {hid} (the"
+                            " new and the former head's relationships have their own columns)",
+                            col)
+        rel = rel.strip()
+        if rel == HEAD:
+            raise _conflict("a household has one head: the new head is the row's resident",
+                            col)
+        out.append((members[code], rel))
+    return out
 
 
 def _name_change(b: Batch, r: dict[str, Any], ev: dt.date, nid: str) -> int:
@@ -748,12 +958,95 @@ def _code_change(b: Batch, r: dict[str, Any], ev: dt.date, nid: str) -> int:
     return new
 
 
-def _check_my_number(b: Batch, number: int, code: int | None) -> None:
+#: Items a removal sets (their history rows are redated by a move-out correction).
+_REMOVAL_ITEMS = ("status", "removal_reason", "removal_date", "move_out_destination")
+
+
+def _move_out_correction(b: Batch, r: dict[str, Any], ev: dt.date, nid: str) -> int:
+    """Close a planned move-out (転出予定日) at the earlier, actual move-in date the new
+    municipality reported (転入通知): the 除票's removal is redated to ``event_date``.
+
+    The removal's history rows are voided (``voided_by``) and recorded again at the
+    corrected date under this notification; one outbox entry (same code, status removed,
+    the corrected date, reason move_out_correction) tells the prefecture and the center.
+    """
+    _req(r, "resident_code")
+    code = _check_code_value(r, "resident_code")
+    rows = b.s.query(SELECT_RES + " WHERE resident_code = ? AND status = 'removed'"
+                     " ORDER BY person_id DESC LIMIT 1", (code,))
+    if not rows:
+        if b.s.query("SELECT 1 FROM retired_codes WHERE code = ?", (code,)):
+            raise _conflict(f"resident code {fmt_code(code)} was retired by a code change:"
+                            " a notification names the current code", "resident_code")
+        if b.s.query("SELECT 1 FROM residents WHERE resident_code = ?", (code,)):
+            raise _conflict(f"resident {fmt_code(code)} has not moved out", "resident_code")
+        raise Rejected(NotFoundError(f"no record with resident code {fmt_code(code)}"),
+                       "resident_code")
+    p = b._person(rows[0])
+    if p["removal_reason"] != "moved_out":
+        raise _conflict(f"resident {fmt_code(code)} was removed ({p['removal_reason']}), not"
+                        " moved out: nothing to correct", "resident_code")
+    planned = p["removal_date"]
+    if ev >= planned:
+        raise _conflict(f"the corrected date {ev} is not before the recorded move-out date"
+                        f" {planned}: a correction only closes the record earlier",
+                        "event_date")
+    if ev < max(p["resident_since"], p["birth_date"]):
+        raise _conflict(f"the corrected date {ev} is before the record began", "event_date")
+    b.flush_history()
+    removal_ids: list[int] = []
+    for hid, item, ev_date in b.s.query(
+            "SELECT id, item, event_date FROM history WHERE person_id = ? AND event_date > ?"
+            " AND voided_by IS NULL ORDER BY id", (p["person_id"], b.s.d(ev))):
+        if item in _REMOVAL_ITEMS and b.s.pd(ev_date) == planned:
+            removal_ids.append(int(hid))
+        else:
+            raise _conflict(f"{item} of {fmt_code(code)} changed after {ev}: the record cannot"
+                            " close earlier", "event_date")
+    b.last_person_id = int(p["person_id"])
+    d = b.s.d
+    if removal_ids:
+        marks = ", ".join("?" * len(removal_ids))
+        b.s.execute(f"UPDATE history SET voided_by = ? WHERE id IN ({marks})",
+                    [nid, *removal_ids])
+    b.s.execute("UPDATE residents SET removal_date = ?, updated_on = ? WHERE person_id = ?",
+                (d(ev), d(ev), p["person_id"]))
+    b.household_write(
+        "UPDATE households SET dissolved_on = ? WHERE household_id = ? AND head_person_id = ?"
+        " AND dissolved_on = ?", (d(ev), p["household_id"], p["person_id"], d(planned)),
+        int(p["household_id"]))
+    values = {"status": REMOVED, "removal_reason": p["removal_reason"], "removal_date": ev,
+              "move_out_destination": p["move_out_destination"]}
+    olds = {"status": RESIDENT}
+    for item in _REMOVAL_ITEMS:
+        if values[item] is not None:
+            b.history.append((p["person_id"], code, item, olds.get(item),
+                              _text(item, values[item]), d(ev), b.now_p,
+                              "move_out_correction", nid))
+    p.update(removal_date=ev, updated_on=ev)
+    b.to_outbox(p, ev, "move_out_correction", nid)
+    return code
+
+
+def _check_my_number(b: Batch, number: int, code: int | None,
+                     person_id: int | None = None) -> None:
+    """A My Number once recorded for a person is never recorded for anyone else.
+
+    Refused: a number replaced before (leaked numbers never come back, not even to their
+    holder), and a number held by any record, current or 除票, of another person (same
+    person: the same record, or a record holding the same resident code).
+    """
     if not valid_my_number(number):
         raise _invalid(f"{fmt_code(number, 12)} is not a valid My Number (check digit)",
                        "my_number")
-    rows = b.s.query("SELECT resident_code FROM residents WHERE my_number = ?", (number,))
-    if any(int(row[0]) != code for row in rows):
+    if number in b.replaced_numbers or b.s.query(
+            "SELECT 1 FROM history WHERE item = 'my_number' AND old_value = ? LIMIT 1",
+            (fmt_code(number, 12),)):
+        raise _conflict(f"My Number {fmt_code(number, 12)} was replaced: it is never recorded"
+                        " again", "my_number")
+    rows = b.s.query("SELECT person_id, resident_code FROM residents WHERE my_number = ?",
+                     (number,))
+    if any(int(pid) != person_id and int(rc) != code for pid, rc in rows):
         raise _conflict("this My Number belongs to another person", "my_number")
 
 
@@ -761,7 +1054,7 @@ def _my_number(b: Batch, r: dict[str, Any], ev: dt.date, nid: str) -> int:
     p = _target(b, r, ev)
     _req(r, "my_number")
     number = int(r["my_number"])
-    _check_my_number(b, number, int(p["resident_code"]))
+    _check_my_number(b, number, int(p["resident_code"]), int(p["person_id"]))
     if p["my_number"] == number:
         raise _conflict("this My Number is already recorded", "my_number")
     b.update(p, {"my_number": number}, ev, "my_number", nid)
@@ -781,16 +1074,43 @@ HANDLERS: dict[str, Handler] = {
     "code_change": _code_change,
     "my_number": _my_number,
     "ex_officio_removal": lambda b, r, ev, nid: _remove(b, r, ev, nid, "ex_officio_removal"),
+    "move_out_correction": _move_out_correction,
 }
 assert set(HANDLERS) == set(KINDS)
 
 
-def already_applied(b: Batch, nid: str) -> bool:
-    if nid in b.seen_ids:
-        return True
+def _prior(b: Batch, nid: str) -> Prior | None:
     if b.known_ids is not None:
-        return nid in b.known_ids
-    return bool(b.s.query("SELECT 1 FROM notifications WHERE notification_id = ?", (nid,)))
+        return b.known_ids.get(nid)
+    rows = b.s.query(f"{SELECT_PRIOR} WHERE notification_id = ?", (nid,))
+    return b.prior(rows[0]) if rows else None
+
+
+def already_applied(b: Batch, nid: str, r: dict[str, Any], digest: str) -> bool:
+    """Whether this notification id was applied before with the same content (a repeat:
+    skipped). The same id with other content is a conflict. An id applied before schema
+    version 5 has no digest: the repeat must match what the log holds (kind, dates, and the
+    resident code for kinds that name one)."""
+    clash = _conflict(f"notification id {nid!r} was applied before with other content",
+                      "notification_id")
+    if nid in b.seen_ids:
+        if b.seen_ids[nid] != digest:
+            raise clash
+        return True
+    prior = _prior(b, nid)
+    if prior is None:
+        return False
+    if prior.digest is not None:
+        if prior.digest != digest:
+            raise clash
+        return True
+    same = (prior.kind == r.get("kind") and prior.notified_date == r.get("notified_date")
+            and prior.event_date == r.get("event_date"))
+    if same and prior.kind in _NAMED_CODE_KINDS and r.get("resident_code") is not None:
+        same = prior.resident_code == int(r["resident_code"])
+    if not same:
+        raise clash
+    return True
 
 
 def apply_row(b: Batch, r: dict[str, Any]) -> int | None:
@@ -805,7 +1125,8 @@ def apply_row(b: Batch, r: dict[str, Any]) -> int | None:
     kind = r.get("kind")
     if kind not in HANDLERS:
         raise _invalid(f"unknown kind {kind!r} (one of {', '.join(KINDS)})", "kind")
-    if already_applied(b, nid):
+    digest = row_digest(r)
+    if already_applied(b, nid, r, digest):
         return None
     notified = r.get("notified_date")
     ev = r.get("event_date")
@@ -823,12 +1144,16 @@ def apply_row(b: Batch, r: dict[str, Any]) -> int | None:
             )
     elif ev > notified:
         raise _invalid(f"event date {ev} is after the notified date {notified}", "event_date")
+    if r.get("restated_relationships") and not (
+            kind == "household_change" and r.get("household_action") == "new_head"):
+        raise _invalid("restated_relationships go with a household_change new_head (one"
+                       " member: household_action 'relationship')", "restated_relationships")
     b.last_person_id = None
     code = HANDLERS[kind](b, r, ev, nid)
-    b.seen_ids.add(nid)
+    b.seen_ids[nid] = digest
     pid = b.last_person_id
     b.notifications.append(
-        (nid, kind, pid, code, b.s.d(notified), b.s.d(ev), b.now_p, b.actor)
+        (nid, kind, pid, code, b.s.d(notified), b.s.d(ev), b.now_p, b.actor, digest)
     )
     b.audit.append(
         (b.now_p, b.actor, b.actor_kind, f"notify.{kind}", fmt_code(code), nid, None)

@@ -482,46 +482,89 @@ class Register(SyncState):
                 " ORDER BY person_id", (), RESIDENT_SCHEMA)
 
     def resident(self, resident_code: int | str, *, actor: Actor) -> dict[str, Any]:
-        """One record (current resident, else the latest 除票 with this code)."""
+        """One record: the current resident with this code, else the latest 除票 with it.
+
+        A retired code (given up by a code change) answers the same way whether its
+        holder lives or not: the holder's record (current, else the latest 除票), with
+        ``via_retired_code`` naming the code asked for (None when reached through the
+        record's own code). Codes in the record are zero-padded digit strings
+        (``resident_code`` 11 digits, ``my_number`` 12). A malformed code is an
+        :class:`InvalidInputError`; no record, :class:`NotFoundError`.
+        """
         self._check(actor, perm.READ)
-        code = int(resident_code)
+        code = _code_arg(resident_code)
         with self._b.session(write=False) as s:
             cols = ", ".join(RESIDENT_SCHEMA.names)
-            rows = s.query(f"SELECT {cols} FROM residents WHERE resident_code = ?"
-                           " AND status = 'resident'", (code,))
-            if not rows:  # a 除票: found through its history (the removal is recorded there)
-                rows = s.query(
-                    f"SELECT {cols} FROM residents WHERE person_id = (SELECT max(h.person_id)"
-                    " FROM history h JOIN residents r ON r.person_id = h.person_id"
-                    " WHERE h.resident_code = ? AND r.status = 'removed')", (code,))
+            via: int | None = None
+            seen: set[int] = set()
+            while True:
+                rows = s.query(f"SELECT {cols} FROM residents WHERE resident_code = ?"
+                               " ORDER BY status = 'resident' DESC, person_id DESC LIMIT 1",
+                               (code,))
+                if rows and rows[0][RESIDENT_SCHEMA.names.index("status")] == RESIDENT:
+                    break
+                retired = s.query("SELECT r.resident_code FROM retired_codes c JOIN residents r"
+                                  " ON r.person_id = c.person_id WHERE c.code = ?", (code,))
+                if not retired or code in seen:
+                    break  # not retired (a 除票, or nothing): the answer is what was found
+                seen.add(code)
+                via = via if via is not None else code
+                code = int(retired[0][0])
             if not rows:
                 raise NotFoundError(f"no record with resident code {fmt_code(code)}")
             record: dict[str, Any] = rows_to_arrow(rows, RESIDENT_SCHEMA).to_pylist()[0]
-            return record
+        record["resident_code"] = fmt_code(record["resident_code"])
+        record["my_number"] = fmt_code(record["my_number"], 12)
+        record["via_retired_code"] = fmt_code(via)
+        return record
+
+    def history_start(self) -> dt.date | None:
+        """The first day the register's history covers: the (UTC) date of its last bulk
+        load, before which loaded records have no history; None without a load."""
+        with self._b.session(write=False) as s:
+            at = s.scalar("SELECT max(at) FROM audit WHERE action = 'register.load'")
+        if at is None:
+            return None
+        if isinstance(at, dt.datetime):
+            return at.date()
+        return dt.date.fromisoformat(str(at)[:10])
 
     def as_of(self, date: dt.date, *, actor: Actor) -> pa.Table:
         """Who lived where on ``date``: the residents' records as they stood that day.
 
         Reconstructed from the current records and the history: for each record and item,
-        the value on ``date`` is the old value of the earliest change dated after ``date``,
-        or the current value when there is none.
+        the value on ``date`` is the old value of the earliest change dated after ``date``
+        (voided rows aside), or the current value when there is none. The history starts
+        at the register's last bulk load (:meth:`history_start`): an earlier ``date`` is an
+        :class:`InvalidInputError` naming that day (loaded records carry no history of
+        what they were before).
         """
         self._check(actor, perm.READ)
+        if not isinstance(date, dt.date):
+            raise InvalidInputError(f"as_of needs a date, not {type(date).__name__}")
+        if isinstance(date, dt.datetime):
+            date = date.date()
+        start = self.history_start()
+        if start is not None and date < start:
+            raise InvalidInputError(
+                f"the register's history starts at {start.isoformat()} (its bulk load): no"
+                f" records as of {date.isoformat()}")
         with self._b.bulk_session(write=False) as s:
             cur = s.fetch_arrow(
                 f"SELECT {', '.join(RESIDENT_SCHEMA.names)} FROM residents"
                 " WHERE resident_since <= ? ORDER BY person_id", (s.d(date),), RESIDENT_SCHEMA)
             later = s.fetch_arrow(
                 "SELECT id, person_id, item, old_value FROM history WHERE event_date > ?"
-                " ORDER BY person_id, item, event_date, id", (s.d(date),),
+                " AND voided_by IS NULL ORDER BY person_id, item, event_date, id", (s.d(date),),
                 pa.schema([("id", pa.int64()), ("person_id", pa.int64()), ("item", pa.string()),
                            ("old_value", pa.string())]))
         return _rewind(cur, later)
 
     def history(self, resident_code: int | str, *, actor: Actor) -> pa.Table:
-        """Every recorded change (付随情報) of the person(s) who held this resident code."""
+        """Every recorded change (付随情報) of the person(s) who held this resident code, in
+        event-date order (then recording order); voided rows included, with ``voided_by``."""
         self._check(actor, perm.READ)
-        code = int(resident_code)
+        code = _code_arg(resident_code)
         with self._b.session(write=False) as s:
             pids = [r[0] for r in s.query(
                 "SELECT person_id FROM residents WHERE resident_code = ? AND status = 'resident'"
@@ -532,7 +575,7 @@ class Register(SyncState):
             marks = ", ".join("?" * len(pids))
             return s.fetch_arrow(
                 f"SELECT {', '.join(HISTORY_SCHEMA.names)} FROM history"
-                f" WHERE person_id IN ({marks}) ORDER BY id", pids, HISTORY_SCHEMA)
+                f" WHERE person_id IN ({marks}) ORDER BY event_date, id", pids, HISTORY_SCHEMA)
 
     def households(self, *, actor: Actor, as_of: dt.date | None = None) -> pa.Table:
         """Households (id, head, address, size) now or as of a past date."""
@@ -604,7 +647,16 @@ class Register(SyncState):
             return content_digest(s, queries)
 
     def purge_expired(self, *, actor: Actor, today: dt.date | None = None) -> int:
-        """Delete removed records (除票) whose retention (150 years) has run out."""
+        """Delete removed records (除票) whose retention (150 years) has run out.
+
+        With each record goes everything that holds the person's data: history,
+        outbox entries and notification-log rows under the person's codes, and the
+        dissolved households the person headed. Kept: the audit rows (with the resident
+        code they targeted blanked: what was done, when, by whom) and the person's
+        codes as bare retired codes (no person, no notification), so that no code is
+        ever issued or moved in again. A code still held by another record of the same
+        person (who came back) is not touched.
+        """
         self._check(actor, perm.PURGE)
         today = today or dt.date.today()
         try:
@@ -613,16 +665,74 @@ class Register(SyncState):
             cutoff = today.replace(year=today.year - RETENTION_YEARS, day=28)
         with self._b.session() as s:
             where = "status = 'removed' AND removal_date < ?"
-            n = int(s.scalar(f"SELECT count(*) FROM residents WHERE {where}", (s.d(cutoff),)))
-            s.execute(f"DELETE FROM history WHERE person_id IN (SELECT person_id FROM residents"
-                      f" WHERE {where})", (s.d(cutoff),))
-            s.execute(f"DELETE FROM residents WHERE {where}", (s.d(cutoff),))
+            pids = [int(r[0]) for r in s.query(f"SELECT person_id FROM residents WHERE {where}",
+                                               (s.d(cutoff),))]
+            for part in _chunks(pids):
+                _purge_people(s, part, today)
             _audit(s, actor, "register.purge", self.lg_code, None,
-                   detail=f"{n} records removed before {cutoff}")
-        return n
+                   detail=f"{len(pids)} records removed before {cutoff}")
+        return len(pids)
 
 
 # -- helpers -------------------------------------------------------------------------------
+
+
+def _code_arg(value: Any) -> int:
+    """A resident code given to a query: an int or a string of exactly 11 ASCII digits,
+    with its check digit; anything else is an InvalidInputError."""
+    if isinstance(value, bool) or not isinstance(value, int | str | np.integer):
+        raise InvalidInputError(
+            f"a resident code is an int or a string of 11 digits, not {type(value).__name__}")
+    if not ids.is_valid_resident_code(value):
+        raise InvalidInputError(f"{value!r} is not a valid resident code (check digit)")
+    return int(value)
+
+
+def _chunks(values: list[int], size: int = 500) -> list[list[int]]:
+    return [values[i:i + size] for i in range(0, len(values), size)]
+
+
+def _purge_people(s: Session, pids: list[int], today: dt.date) -> None:
+    """Delete these 除票 and every row holding their person's data (see purge_expired)."""
+    marks = ", ".join("?" * len(pids))
+    ids_ = tuple(pids)
+    codes = {int(r[0]) for r in s.query(
+        f"SELECT resident_code FROM residents WHERE person_id IN ({marks})"
+        f" UNION SELECT resident_code FROM history WHERE person_id IN ({marks})"
+        f" UNION SELECT code FROM retired_codes WHERE person_id IN ({marks})", ids_ * 3)}
+    if codes:  # codes still held by a kept record of the same person stay as they are
+        cm = ", ".join("?" * len(codes))
+        cl = tuple(codes)
+        kept = {int(r[0]) for r in s.query(
+            f"SELECT resident_code FROM residents WHERE resident_code IN ({cm})"
+            f" AND person_id NOT IN ({marks})"
+            f" UNION SELECT resident_code FROM history WHERE resident_code IN ({cm})"
+            f" AND person_id NOT IN ({marks})"
+            f" UNION SELECT code FROM retired_codes WHERE code IN ({cm})"
+            f" AND person_id NOT IN ({marks})", (*cl, *ids_) * 3)}
+        codes -= kept
+    current = {int(r[0]) for r in s.query(
+        f"SELECT resident_code FROM residents WHERE person_id IN ({marks})", ids_)} & codes
+    s.execute(f"DELETE FROM history WHERE person_id IN ({marks})", ids_)
+    s.execute(f"DELETE FROM households WHERE head_person_id IN ({marks})"
+              " AND dissolved_on IS NOT NULL", ids_)
+    s.execute(f"DELETE FROM residents WHERE person_id IN ({marks})", ids_)
+    s.execute(f"UPDATE notifications SET person_id = NULL WHERE person_id IN ({marks})", ids_)
+    s.execute(f"UPDATE retired_codes SET person_id = 0, notification_id = NULL"
+              f" WHERE person_id IN ({marks})", ids_)
+    if not codes:
+        return
+    cs = sorted(codes)
+    cm = ", ".join("?" * len(cs))
+    text = [str(c).zfill(11) for c in cs]
+    s.execute(f"DELETE FROM outbox WHERE resident_code IN ({cm})"
+              f" OR previous_resident_code IN ({cm})", (*cs, *cs))
+    s.execute(f"DELETE FROM notifications WHERE resident_code IN ({cm})", cs)
+    s.execute(f"UPDATE audit SET target = NULL WHERE target IN ({cm})", text)
+    retired = {int(r[0]) for r in s.query(
+        f"SELECT code FROM retired_codes WHERE code IN ({cm})", cs)}
+    s.executemany("INSERT INTO retired_codes (code, person_id, retired_on, notification_id)"
+                  " VALUES (?, 0, ?, NULL)", [(c, s.d(today)) for c in sorted(current - retired)])
 
 
 def _valid_codes(codes: np.ndarray[Any, np.dtype[np.uint64]]) -> np.ndarray[Any, Any]:
