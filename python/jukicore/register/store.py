@@ -792,7 +792,9 @@ def _check_load(res: pa.Table, households: pa.Table | None, lg_code: str,
             cols[field.name] = col
             bad += b
     res = pa.table(cols)
-    bad += find_problems(res, today=today, lg_code=lg_code, required=_LOAD_REQUIRED)
+    unreadable = {(r.row, r.column) for r in bad}  # null now: not "missing" as well
+    bad += [r for r in find_problems(res, today=today, lg_code=lg_code, required=_LOAD_REQUIRED)
+            if (r.row, r.column) not in unreadable]
     if bad:
         raise InvalidInputError("residents table has invalid values", sorted_rows(bad))
     pids = res.column("person_id").to_numpy()
