@@ -107,7 +107,8 @@ def test_apply_rejects_invalid_utf8_and_surrogates(register: Register) -> None:
     offsets = np.cumsum([0, *[len(b) for b in raw]]).astype(np.int32)
     names = pa.Array.from_buffers(pa.string(), 2, [None, pa.py_buffer(offsets.tobytes()),
                                                    pa.py_buffer(b"".join(raw))])
-    rows = [move_in("u1", resident_code=make_code(501)), move_in("u2", resident_code=make_code(502))]
+    rows = [move_in("u1", resident_code=make_code(501)),
+            move_in("u2", resident_code=make_code(502))]
     table = pa.Table.from_pylist(rows)
     table = table.set_column(table.column_names.index("family_name"), "family_name", names)
     rep = register.apply(table, actor=CLERK, today=TODAY)
