@@ -115,3 +115,28 @@ def test_and_n_more_is_exact(n: int) -> None:
     err = ConflictError("x", rows[:3], total=n)
     if n > 3:
         assert str(err).endswith(f"(and {n - 3} more)") and err.total == n
+
+
+def test_byte_level_text_checks_match_a_reference() -> None:
+    """The numpy byte scan agrees with a plain-Python reference on random texts, also on
+    sliced and chunked arrays and with nulls."""
+    import random
+
+    alphabet = ["a", " ", "\u3000", "\u00a0", "\x00", "\t", "\x7f", "\x85", "\x9f", "\xa0",
+                "\u202a", "\u202e", "\u202f", "\u2066", "\u2069", "\u2065", "\ufeff", "\ufefe",
+                "山", "ア", "ー", "é", "\u3001", "\u2000", "€", "😀", "\u0080"]
+    refused = {c for c in alphabet if ord(c) < 0x20 or 0x7F <= ord(c) <= 0x9F
+               or 0x202A <= ord(c) <= 0x202E or 0x2066 <= ord(c) <= 0x2069 or c == "\ufeff"}
+    rng = random.Random(7)
+    values: list[str | None] = [None if rng.random() < 0.05 else
+                                "".join(rng.choice(alphabet) for _ in range(rng.randint(0, 5)))
+                                for _ in range(5000)]
+    arr = pa.chunked_array([pa.array(values[:1234]), pa.array(values[1234:]).slice(0)])
+    arr = pa.chunked_array([*arr.chunks, pa.array(values).slice(17, 100)])
+    expected_values = [*values, *values[17:117]]
+    ctrl, surr = validate._byte_problems(arr)
+    for i, v in enumerate(expected_values):
+        want_ctrl = v is not None and any(c in refused for c in v)
+        want_surr = v is not None and v != "" and (v[0] in " \u3000\u00a0"
+                                                   or v[-1] in " \u3000\u00a0")
+        assert (bool(ctrl[i]), bool(surr[i])) == (want_ctrl, want_surr), (i, v)

@@ -96,9 +96,10 @@ _DEFAULT_MAX: Final = 300
 _KANA_CHAR = r"[\x{30A1}-\x{30FE}]"
 #: Full-width katakana words separated by single ideographic spaces (RE2 syntax).
 KANA_PATTERN: Final = rf"^{_KANA_CHAR}+(\x{{3000}}{_KANA_CHAR}+)*$"
-#: C0/C1 controls (NUL included), bidi embeddings/overrides/isolates, the BOM.
-_CONTROL: Final = r"[\x00-\x1f\x7f-\x{9f}\x{202a}-\x{202e}\x{2066}-\x{2069}\x{feff}]"
-_SURROUNDING: Final = r"^[\s\x{3000}\x{a0}]|[\s\x{3000}\x{a0}]$"
+#: Refused in any text (checked on the UTF-8 bytes, :func:`_byte_problems`): C0 and C1
+#: controls (NUL included), DEL, bidi embeddings/overrides/isolates (U+202A..U+202E,
+#: U+2066..U+2069) and the BOM (U+FEFF); and at either end: a space, U+00A0, U+3000.
+REFUSED_CHARACTERS: Final = "U+0000..U+001F, U+007F..U+009F, U+202A..U+202E, U+2066..U+2069, U+FEFF"
 _POSTAL: Final = r"^[0-9]{7}$"
 _DATA_FILE: Final = Path(__file__).resolve().parent / "_data" / "municipalities.json"
 
@@ -319,16 +320,94 @@ def _str(col: pa.ChunkedArray) -> pa.ChunkedArray:
     return col if pa.types.is_string(col.type) else col.cast(pa.string())
 
 
+# Byte classes of UTF-8 for _byte_problems: 1 a control byte (C0, DEL), 2 the lead
+# byte of a sequence that may be a refused character (C2: C1 controls; E2: bidi
+# controls; EF: the BOM).
+_BYTE_CLASS = np.zeros(256, dtype=np.uint8)
+_BYTE_CLASS[:0x20] = 1
+_BYTE_CLASS[0x7F] = 1
+_BYTE_CLASS[[0xC2, 0xE2, 0xEF]] = 2
+
+
+def _byte_problems(col: pa.ChunkedArray) -> tuple[np.ndarray[Any, Any], np.ndarray[Any, Any]]:
+    """Per value of a (valid UTF-8) string column: (has a refused character; starts or
+    ends with a space, U+00A0 or U+3000). Read from the UTF-8 bytes with numpy, no
+    regex. A multi-byte sequence cannot straddle two values of valid UTF-8, so the data
+    buffer is scanned at once."""
+    ctrl_parts, surr_parts = [], []
+    for chunk in col.chunks:
+        n = len(chunk)
+        ctrl = np.zeros(n, dtype=bool)
+        surr = np.zeros(n, dtype=bool)
+        bufs = chunk.buffers()
+        if n == 0 or len(bufs) < 3 or bufs[2] is None:
+            ctrl_parts.append(ctrl)
+            surr_parts.append(surr)
+            continue
+        offsets = np.frombuffer(bufs[1], dtype=np.int32, count=n + 1, offset=chunk.offset * 4)
+        data = np.frombuffer(bufs[2], dtype=np.uint8)
+        start, end = int(offsets[0]), int(offsets[-1])
+        cls = _BYTE_CLASS[data[start:end]]
+        pos = np.flatnonzero(cls == 1) + start
+        lead = np.flatnonzero(cls == 2) + start
+        if len(lead):
+            b1 = data[np.minimum(lead + 1, end - 1)]
+            b2 = data[np.minimum(lead + 2, end - 1)]
+            b0 = data[lead]
+            refused = (b0 == 0xC2) & (b1 >= 0x80) & (b1 <= 0x9F) & (lead + 1 < end)
+            refused |= (b0 == 0xE2) & (lead + 2 < end) & (
+                ((b1 == 0x80) & (b2 >= 0xAA) & (b2 <= 0xAE))
+                | ((b1 == 0x81) & (b2 >= 0xA6) & (b2 <= 0xA9)))
+            refused |= (b0 == 0xEF) & (lead + 2 < end) & (b1 == 0xBB) & (b2 == 0xBF)
+            pos = np.concatenate([pos, lead[refused]])
+        if len(pos):
+            ctrl[np.searchsorted(offsets, pos, side="right") - 1] = True
+        lengths = np.diff(offsets)
+        rows = np.flatnonzero(lengths > 0)
+        first = offsets[:-1][rows]
+        last = offsets[1:][rows] - 1
+        f0, l0 = data[first], data[last]
+        # candidates by their first / last byte, then the exact sequences
+        cf = np.flatnonzero((f0 == 0x20) | (f0 == 0xC2) | (f0 == 0xE3))
+        cl = np.flatnonzero((l0 == 0x20) | (l0 == 0xA0) | (l0 == 0x80))
+        for cand, edge, step in ((cf, first, 1), (cl, last, -1)):
+            if not len(cand):
+                continue
+            at = edge[cand]
+            ln = lengths[rows[cand]]
+            x0 = data[at]
+            x1 = data[np.clip(at + step, 0, len(data) - 1)]
+            x2 = data[np.clip(at + 2 * step, 0, len(data) - 1)]
+            if step == 1:
+                hit = (x0 == 0x20) | ((ln >= 2) & (x0 == 0xC2) & (x1 == 0xA0)) | (
+                    (ln >= 3) & (x0 == 0xE3) & (x1 == 0x80) & (x2 == 0x80))
+            else:  # read backwards: A0 C2, 80 80 E3
+                hit = (x0 == 0x20) | ((ln >= 2) & (x0 == 0xA0) & (x1 == 0xC2)) | (
+                    (ln >= 3) & (x0 == 0x80) & (x1 == 0x80) & (x2 == 0xE3))
+            surr[rows[cand[hit]]] = True
+        if chunk.null_count:
+            valid = np.asarray(pc.is_valid(chunk).to_numpy(zero_copy_only=False), dtype=bool)
+            ctrl &= valid
+            surr &= valid
+        ctrl_parts.append(ctrl)
+        surr_parts.append(surr)
+    if not ctrl_parts:
+        return np.zeros(0, dtype=bool), np.zeros(0, dtype=bool)
+    return np.concatenate(ctrl_parts), np.concatenate(surr_parts)
+
+
 def _text(f: _Found, col: pa.ChunkedArray, name: str, *, required: bool = False) -> None:
     col = _str(col)
     if required:
         f.mask(pc.is_null(col), name, "required item missing")
         f.mask(pc.equal(col, ""), name, "required item is empty")
-    f.mask(pc.match_substring_regex(col, _CONTROL), name,
-           "control character (NUL, newline, tab ...) in text")
-    f.mask(pc.match_substring_regex(col, _SURROUNDING), name, "surrounding spaces")
+    ctrl, surr = _byte_problems(col)
+    f.mask(ctrl, name, "control character (NUL, newline, tab ...) in text")
+    f.mask(surr, name, "surrounding spaces")
     limit = MAX_LENGTHS.get(name, _DEFAULT_MAX)
-    f.mask(pc.greater(pc.utf8_length(col), limit), name, f"longer than {limit} characters")
+    if len(col) and (pc.max(pc.binary_length(col)).as_py() or 0) > limit:
+        # bytes >= characters: only then count the characters
+        f.mask(pc.greater(pc.utf8_length(col), limit), name, f"longer than {limit} characters")
 
 
 def _kana(f: _Found, col: pa.ChunkedArray, name: str) -> None:
