@@ -267,6 +267,10 @@ def _invalid_utf8_rows(col: pa.ChunkedArray) -> list[int]:
     return rows
 
 
+#: pyarrow < 16 has no string_view type
+_is_string_view = getattr(pa.types, "is_string_view", lambda t: False)
+
+
 def coerce_column(col: Any, typ: pa.DataType, name: str) -> tuple[pa.ChunkedArray, list[BadRow]]:
     """An Arrow column cast to ``typ``: values that do not convert (a negative or too
     large number, a malformed date, invalid UTF-8) become null and are bad rows."""
@@ -274,7 +278,7 @@ def coerce_column(col: Any, typ: pa.DataType, name: str) -> tuple[pa.ChunkedArra
         col = pa.chunked_array([col], col.type)
     elif not isinstance(col, pa.ChunkedArray):
         col = pa.chunked_array(col)
-    if pa.types.is_string_view(col.type) or pa.types.is_large_string(col.type):
+    if _is_string_view(col.type) or pa.types.is_large_string(col.type):
         col = col.cast(pa.string())
     if pa.types.is_string(col.type):
         broken = _invalid_utf8_rows(col)

@@ -175,12 +175,13 @@ def test_load_names_every_bad_row_and_changes_nothing(empty_register: Register) 
     bad = _with(bad, "family_name_kana", 9, "さとう")
     bad = _with(bad, "resident_since", 10, TODAY + D(30))
     bad = _with(bad, "address_since", 11, dt.date(1960, 1, 1))  # before birth
+    bad = _with(bad, "municipality", 12, "新宿区")
     with pytest.raises(InvalidInputError) as e:
         empty_register.load(bad, households, actor=ADMIN, today=TODAY)
     assert [(r.row, r.column) for r in e.value.rows] == [
         (3, "given_name"), (5, "birth_date"), (7, "postal_code"), (9, "family_name_kana"),
-        (10, "resident_since"), (11, "address_since")]
-    assert "(and 1 more)" in str(e.value)
+        (10, "resident_since"), (11, "address_since"), (12, "municipality")]
+    assert "(and 2 more)" in str(e.value)
     assert empty_register.content_digest() == before
 
 

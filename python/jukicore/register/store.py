@@ -371,7 +371,8 @@ class Register(SyncState):
         res, households = _check_load(as_arrow_table(residents, "residents"),
                                       None if households is None else
                                       as_arrow_table(households, "households"),
-                                      self.lg_code, today or dt.date.today())
+                                      self.lg_code, today or dt.date.today(),
+                                      (self.prefecture, self.municipality))
         n = res.num_rows
         with self._b.bulk_session() as s:
             if "resident_code" not in res.column_names:  # else: identified by their codes
@@ -776,7 +777,8 @@ _HOUSEHOLD_TYPES = {"household_id": pa.int64(), "head_person_id": pa.int64(),
 
 
 def _check_load(res: pa.Table, households: pa.Table | None, lg_code: str,
-                today: dt.date) -> tuple[pa.Table, pa.Table | None]:
+                today: dt.date, names: tuple[str, str] | None = None,
+                ) -> tuple[pa.Table, pa.Table | None]:
     """The residents (and households) converted to the register's types and validated
     (:mod:`jukicore.validate`); raises :class:`InvalidInputError` naming every bad row."""
     missing = [c for c in _LOAD_REQUIRED if c not in res.column_names]
@@ -795,6 +797,11 @@ def _check_load(res: pa.Table, households: pa.Table | None, lg_code: str,
     unreadable = {(r.row, r.column) for r in bad}  # null now: not "missing" as well
     bad += [r for r in find_problems(res, today=today, lg_code=lg_code, required=_LOAD_REQUIRED)
             if (r.row, r.column) not in unreadable]
+    if names is not None:  # the register's own prefecture and municipality
+        for column, name in zip(("prefecture", "municipality"), names, strict=True):
+            other = pc.fill_null(pc.not_equal(res.column(column), name), False)
+            bad += [BadRow(int(i), f"not this register's {column} ({name})", column)
+                    for i in np.flatnonzero(other.to_numpy(zero_copy_only=False))]
     if bad:
         raise InvalidInputError("residents table has invalid values", sorted_rows(bad))
     pids = res.column("person_id").to_numpy()
