@@ -472,6 +472,13 @@ class Register(SyncState):
         Valid rows are applied with their history, audit entry and outbox rows; rejected
         rows change nothing and are listed in the report with their position and reason.
         A notification id that was applied before is skipped (counted as a duplicate).
+
+        ``events``: any Arrow table (pyarrow, or the Arrow PyCapsule interface: polars,
+        duckdb, pandas) or a list of dicts. Every value is first checked by the one
+        validation (:mod:`jukicore.validate`, dates bounded by ``today``): a row with a
+        bad value (a malformed or out-of-range code, a future or absurd date, a control
+        character, a non-katakana reading, a postal code of another municipality ...)
+        is one rejected row naming its column; an empty text is an absent value.
         """
         self._check(actor, perm.NOTIFY)
         today = today or dt.date.today()
