@@ -50,6 +50,8 @@ __all__ = [
     "DATE_FLOOR",
     "KANA_PATTERN",
     "MAX_LENGTHS",
+    "MOVE_OUT_LEAD_DAYS",
+    "REFUSED_CHARACTERS",
     "Municipality",
     "check_lg_code",
     "check_sender",
@@ -58,6 +60,8 @@ __all__ = [
     "find_problems",
     "first_per_row",
     "municipality",
+    "sorted_rows",
+    "valid_codes",
 ]
 
 #: No date before this (the Meiji era's first year): no living person, no register
