@@ -57,11 +57,19 @@ class BadRow:
 class _WithRows(JukiError):
     """An error that may name the offending rows of a column or table."""
 
-    def __init__(self, message: str, rows: Sequence[BadRow] = ()) -> None:
+    #: How many rows the message shows before "(and N more)".
+    SHOWN = 5
+
+    def __init__(self, message: str, rows: Sequence[BadRow] = (), *,
+                 total: int | None = None) -> None:
+        """``rows``: the offending rows (pass them all); ``total``: how many there are when
+        ``rows`` holds only the first ones. "(and N more)" counts from ``total``, exact."""
         self.rows: tuple[BadRow, ...] = tuple(rows)
+        self.total: int = len(self.rows) if total is None else max(int(total), len(self.rows))
         if self.rows:
-            shown = "; ".join(str(r) for r in self.rows[:5])
-            more = f" (and {len(self.rows) - 5} more)" if len(self.rows) > 5 else ""
+            shown = "; ".join(str(r) for r in self.rows[:self.SHOWN])
+            hidden = self.total - min(len(self.rows), self.SHOWN)
+            more = f" (and {hidden} more)" if hidden > 0 else ""
             message = f"{message}: {shown}{more}"
         super().__init__(message)
 

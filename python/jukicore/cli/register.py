@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -10,8 +11,12 @@ import click
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from jukicore import ids
 from jukicore.errors import InvalidInputError
 from jukicore.register import Actor, create_register, open_register
+from jukicore.register._schema import RESIDENT_SCHEMA
+from jukicore.register.events import EVENT_SCHEMA
+from jukicore.register.notifications import fmt_code
 
 from ._common import emit_json, json_option, juki_errors, progress, quiet_option
 
@@ -22,18 +27,45 @@ _operator = click.option("--operator", default="cli", show_default=True,
                          help="Name of the operator acting (recorded in the audit log).")
 
 
-def _read_table(path: str) -> pa.Table:
+def _read_table(path: str, schema: pa.Schema | None = None) -> pa.Table:
+    """A Parquet, Arrow IPC or CSV file as a table; CSV text columns of ``schema`` are
+    read as text (a postal code ``0600000`` keeps its leading zero)."""
     p = Path(path)
-    if p.suffix in (".parquet", ".pq"):
-        return pq.read_table(p)
-    if p.suffix in (".arrow", ".feather", ".ipc"):
-        with pa.memory_map(str(p)) as src:
-            return pa.ipc.open_file(src).read_all()
-    if p.suffix == ".csv":
-        import pyarrow.csv as pacsv
+    try:
+        if p.suffix in (".parquet", ".pq"):
+            return pq.read_table(p)
+        if p.suffix in (".arrow", ".feather", ".ipc"):
+            with pa.memory_map(str(p)) as src:
+                return pa.ipc.open_file(src).read_all()
+        if p.suffix == ".csv":
+            import pyarrow.csv as pacsv
 
-        return pacsv.read_csv(p)
+            text = {f.name: pa.string() for f in schema or () if pa.types.is_string(f.type)}
+            return pacsv.read_csv(p, convert_options=pacsv.ConvertOptions(column_types=text))
+    except (pa.ArrowException, OSError, ValueError) as exc:
+        raise InvalidInputError(f"{path}: cannot read the table: {exc}") from exc
     raise InvalidInputError(f"{path}: use .parquet, .arrow or .csv")
+
+
+def _lg_code_arg(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
+    """A local government code argument: 6 ASCII digits with their check digit (exit 2)."""
+    if value is None:
+        return None
+    if not (len(value) == 6 and value.isascii() and value.isdigit()):
+        raise click.BadParameter(f"a local government code is 6 digits, got {value!r}")
+    if not ids.is_valid_lg_code(value):
+        raise click.BadParameter(
+            f"{value} has a wrong check digit (expected {ids.lg_code_check_digit(value[:5])})")
+    return value
+
+
+def _resident_code_arg(ctx: click.Context, param: click.Parameter, value: str) -> int:
+    """A resident code argument: 11 ASCII digits with their check digit (exit 2)."""
+    if not (len(value) == 11 and value.isascii() and value.isdigit()):
+        raise click.BadParameter(f"a resident code is 11 digits, got {value!r}")
+    if not ids.is_valid_resident_code(value):
+        raise click.BadParameter(f"{value} is not a resident code (wrong check digit)")
+    return int(value)
 
 
 def _write_table(table: pa.Table, path: Path) -> None:
@@ -54,7 +86,9 @@ def register() -> None:
 
 @register.command()
 @_store
-@click.option("--lg-code", required=True, help="6-digit local government code.")
+@click.option("--lg-code", required=True, callback=_lg_code_arg,
+              help="6-digit local government code (with its check digit); it must be the "
+                   "code of --prefecture and --municipality (Japan Post's KEN_ALL).")
 @click.option("--prefecture", required=True)
 @click.option("--municipality", required=True)
 @_operator
@@ -83,7 +117,12 @@ def init(*, store: str, lg_code: str, prefecture: str, municipality: str, operat
 @juki_errors
 def load(*, store: str, residents: str, households: str | None, code_block: str | None,
          operator: str, as_json: bool, quiet: bool) -> None:
-    """Bulk-load RESIDENTS (Parquet/Arrow/CSV) into STORE."""
+    """Bulk-load RESIDENTS (Parquet/Arrow/CSV) into STORE.
+
+    Every value is validated first; one bad row refuses the whole load (exit 1). A load
+    of people already in the register (by resident code when given, else by name, date
+    of birth, sex and address) is refused: loading the same file twice registers no one
+    twice. A refused load changes nothing."""
     with open_register(store) as reg:
         actor = Actor.operator(operator, reg.lg_code, "admin")
         if code_block:
@@ -93,8 +132,8 @@ def load(*, store: str, residents: str, households: str | None, code_block: str 
             reg.import_code_block(block, actor=actor)
             block.take(len(block))  # handed over: the file must not feed a second register
             block.save(code_block)
-        res = _read_table(residents)
-        hh = _read_table(households) if households else None
+        res = _read_table(residents, RESIDENT_SCHEMA)
+        hh = _read_table(households, RESIDENT_SCHEMA) if households else None
         with progress(res.num_rows, "loading", quiet) as advance:
             report = reg.load(res, hh, actor=actor, progress=advance)
     out = {"residents": report.residents, "households": report.households}
@@ -109,29 +148,42 @@ def load(*, store: str, residents: str, households: str | None, code_block: str 
               help="The processing date (default: today).")
 @click.option("--rejected", "rejected_path", type=click.Path(dir_okay=False),
               help="Write the rejected rows to this Parquet file.")
+@click.option("--allow-rejections", is_flag=True,
+              help="Exit 0 even when some rows are rejected (the valid rows are applied "
+                   "either way).")
 @_operator
 @json_option
 @quiet_option
 @juki_errors
 def apply(*, store: str, events: str, today: dt.datetime | None, rejected_path: str | None,
-          operator: str, as_json: bool, quiet: bool) -> None:
-    """Apply a table of notifications (届出) from EVENTS in one transaction."""
+          allow_rejections: bool, operator: str, as_json: bool, quiet: bool) -> None:
+    """Apply a table of notifications (届出) from EVENTS in one transaction.
+
+    Valid rows are applied, rejected rows change nothing and are listed. Exit status:
+    0 when every row was applied (or was a duplicate), 1 when any row was rejected
+    (unless --allow-rejections)."""
     with open_register(store) as reg:
         actor = Actor.operator(operator, reg.lg_code, "clerk")
-        table = _read_table(events)
+        table = _read_table(events, EVENT_SCHEMA)
         with progress(table.num_rows, "applying", quiet) as advance:
             report = reg.apply(table, actor=actor, today=today.date() if today else None,
                                progress=advance)
     if rejected_path:
         pq.write_table(report.rejected_table(), rejected_path)
     if as_json:
-        emit_json({**report.summary(), "rejected_rows": [r.__dict__ for r in report.rejected]})
-        return
-    s = report.summary()
-    click.echo(f"applied {s['applied']:,}, duplicates {s['duplicates']:,}, "
-               f"rejected {s['rejected']:,}")
-    for r in report.rejected[:20]:
-        click.echo(f"  row {r.row} ({r.notification_id}, {r.kind}): {r.error}: {r.reason}")
+        codes = [fmt_code(c) for c in report.resident_codes.to_pylist()]
+        emit_json({**report.summary(), "resident_codes": codes,
+                   "rejected_rows": [r.__dict__ for r in report.rejected]})
+    else:
+        s = report.summary()
+        click.echo(f"applied {s['applied']:,}, duplicates {s['duplicates']:,}, "
+                   f"rejected {s['rejected']:,}")
+        for r in report.rejected[:20]:
+            click.echo(f"  row {r.row} ({r.notification_id}, {r.kind}): {r.error}: {r.reason}")
+        if len(report.rejected) > 20:
+            click.echo(f"  (and {len(report.rejected) - 20} more rejected rows)")
+    if report.rejected and not allow_rejections:
+        sys.exit(1)
 
 
 @register.command()
@@ -168,18 +220,18 @@ def export(*, store: str, out_dir: str, fmt: str, as_of: dt.datetime | None, ope
 
 @register.command()
 @_store
-@click.argument("resident_code")
+@click.argument("resident_code", callback=_resident_code_arg)
 @_operator
 @json_option
 @juki_errors
-def history(*, store: str, resident_code: str, operator: str, as_json: bool) -> None:
-    """Show every recorded change (付随情報) of one resident."""
-    if not resident_code.isdigit():
-        raise InvalidInputError(f"a resident code is 11 digits, got {resident_code!r}")
+def history(*, store: str, resident_code: int, operator: str, as_json: bool) -> None:
+    """Show every recorded change (付随情報) of one resident (RESIDENT_CODE: 11 digits)."""
     with open_register(store) as reg:
         actor = Actor.operator(operator, reg.lg_code, "clerk")
-        rows = reg.history(int(resident_code), actor=actor).to_pylist()
+        rows = reg.history(resident_code, actor=actor).to_pylist()
     if as_json:
+        for r in rows:  # codes are zero-padded digit strings in every output
+            r["resident_code"] = fmt_code(r["resident_code"])
         emit_json(rows)
         return
     for r in rows:

@@ -305,14 +305,14 @@ class IdentityStore:
     # ------------------------------------------------------------------ apply
 
     def apply_changes(self, *, sender: str, packet_id: str, first_seq: int, last_seq: int,
-                      changes: pa.Table, actor: str) -> ApplyResult:
+                      changes: Any, actor: str) -> ApplyResult:
         """Apply a batch of changes from municipality ``sender``, exactly once.
 
         ``changes`` has :data:`IDENTITY_SCHEMA`'s columns with ``seq`` running
         ``first_seq..last_seq`` without gaps. See the module docs for the
         refusals; each raises and changes nothing.
         """
-        changes = _validated(changes, first_seq, last_seq)
+        changes = _validated(changes, first_seq, last_seq, sender)
         with self._b.bulk_session() as s:
             if s.query("SELECT 1 FROM packets_applied WHERE packet_id = ?", (packet_id,)):
                 raise PacketSequenceError(f"packet {packet_id} was already applied")
@@ -456,7 +456,20 @@ def _current_schema() -> pa.Schema:
     return pa.schema([by_name[c.name] for c in _CURRENT.columns])
 
 
-def _validated(changes: pa.Table, first_seq: int, last_seq: int) -> pa.Table:
+def _validated(changes: Any, first_seq: int, last_seq: int, sender: object = None) -> pa.Table:
+    """The changes as :data:`IDENTITY_SCHEMA`, every value checked by the one validation
+    (:mod:`jukicore.validate`): any bad value refuses the batch, naming every bad row and
+    column. ``changes``: any Arrow table (pyarrow, or the Arrow PyCapsule interface)."""
+    import datetime as dt
+
+    from jukicore.errors import BadRow
+    from jukicore.register.events import KINDS
+    from jukicore.register.store import as_arrow_table
+    from jukicore.validate import check_sender, coerce_column, find_problems, sorted_rows
+
+    if sender is not None:
+        check_sender(sender)
+    changes = as_arrow_table(changes, "identity changes")
     missing = [n for n in IDENTITY_SCHEMA.names if n not in changes.column_names]
     if missing:
         raise InvalidInputError(f"identity changes lack columns {missing}")
@@ -464,10 +477,23 @@ def _validated(changes: pa.Table, first_seq: int, last_seq: int) -> pa.Table:
     if extra:
         raise InvalidInputError(
             f"identity changes carry columns that must not leave a municipality: {extra}")
-    try:
-        changes = changes.select(IDENTITY_SCHEMA.names).cast(IDENTITY_SCHEMA)
-    except (pa.ArrowInvalid, pa.ArrowTypeError) as exc:
-        raise InvalidInputError(f"identity changes do not match the schema: {exc}") from exc
+    bad: list[BadRow] = []
+    cols = []
+    for f in IDENTITY_SCHEMA:
+        col, b = coerce_column(changes.column(f.name), f.type, f.name)
+        cols.append(col)
+        bad += b
+    # nullable while checked: a missing required item is a bad row, not an Arrow error
+    table = pa.Table.from_arrays(cols, schema=pa.schema([f.with_nullable(True)
+                                                         for f in IDENTITY_SCHEMA]))
+    required = tuple(f.name for f in IDENTITY_SCHEMA if not f.nullable)
+    unreadable = {(r.row, r.column) for r in bad}  # null now: not "missing" as well
+    bad += [r for r in find_problems(table, today=dt.date.today(), required=required,
+                                     change_reasons=(*KINDS, "load"))
+            if (r.row, r.column) not in unreadable]
+    if bad:
+        raise InvalidInputError("identity changes have invalid values", sorted_rows(bad))
+    changes = table.cast(IDENTITY_SCHEMA)
     if first_seq < 1 or last_seq < first_seq:
         raise InvalidInputError(f"bad sequence range {first_seq}..{last_seq}")
     seq = changes.column("seq").to_numpy()
@@ -475,10 +501,6 @@ def _validated(changes: pa.Table, first_seq: int, last_seq: int) -> pa.Table:
             seq, np.arange(first_seq, last_seq + 1)):
         raise InvalidInputError(
             f"entries must run {first_seq}..{last_seq} in order without gaps")
-    for name in ("resident_code", "family_name", "given_name", "birth_date", "sex", "address",
-                 "status", "change_date", "change_reason"):
-        if changes.column(name).null_count:
-            raise InvalidInputError(f"identity changes have missing {name}")
     return changes
 
 

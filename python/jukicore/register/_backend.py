@@ -13,7 +13,19 @@ Bulk paths move Arrow data without Python loops over rows:
   advisory locks are per process).
 * PostgreSQL: psycopg 3 ``COPY ... FROM STDIN`` / ``COPY (...) TO STDOUT`` in
   CSV, produced and parsed by pyarrow's C++ CSV writer and reader, inside the
-  same transaction as the rest of the workflow.
+  same transaction as the rest of the workflow. Every non-null value is quoted
+  on the way in; on the way out only an unquoted empty field is null (PostgreSQL
+  quotes an empty string), so texts such as ``NA``, ``NULL``, ``nan`` or ``""``
+  come back as they were stored.
+
+Errors of the database drivers (sqlite3, ADBC, psycopg: a lock, a full disk, a
+failed commit) leave a session as :class:`~jukicore.errors.StoreError` (a unique
+key broken: :class:`~jukicore.errors.ConflictError`), with the transaction rolled
+back.
+
+Thread safety: a backend may be shared by threads. Its sessions are serialized by
+a lock per backend (one connection, one transaction at a time); a thread waits
+for the session of another to end.
 """
 
 from __future__ import annotations
@@ -33,7 +45,13 @@ import pyarrow as pa
 import pyarrow.csv as pacsv
 
 from jukicore._threads import one_ahead
-from jukicore.errors import ConflictError, MissingDependencyError, StoreError
+from jukicore.errors import (
+    ConflictError,
+    JukiError,
+    MissingDependencyError,
+    NotFoundError,
+    StoreError,
+)
 from jukicore.register._schema import Migration
 
 Params = Sequence[Any]
@@ -284,14 +302,39 @@ class Backend(ABC):
     def close(self) -> None: ...
 
 
+_DBAPI_ERRORS = ("OperationalError", "DatabaseError", "ProgrammingError", "InternalError",
+                 "DataError", "NotSupportedError", "InterfaceError", "Error")
+
+
+def _is_db_error(exc: BaseException) -> bool:
+    """A DB-API error of sqlite3 or of an ADBC driver (adbc_driver_manager's classes)."""
+    if isinstance(exc, sqlite3.Error):
+        return True
+    module = type(exc).__module__ or ""
+    return module.startswith("adbc_driver") and (
+        type(exc).__name__ in (*_DBAPI_ERRORS, "IntegrityError"))
+
+
 def _raise_mapped(exc: BaseException) -> None:
     """Turn a database error into a jukicore error (a JukiError passes through unchanged)."""
+    if isinstance(exc, JukiError):
+        return
     name = type(exc).__name__
-    if isinstance(exc, sqlite3.IntegrityError) or name == "IntegrityError":
+    if isinstance(exc, sqlite3.IntegrityError) or (name == "IntegrityError"
+                                                   and _is_db_error(exc)):
         raise ConflictError(f"conflicting record: {exc}") from exc
-    if isinstance(exc, sqlite3.Error) or name in ("OperationalError", "DatabaseError",
-                                                   "ProgrammingError", "InternalError"):
-        raise StoreError(f"SQLite error: {exc}") from exc
+    if _is_db_error(exc):
+        raise StoreError(f"SQLite error: {_sqlite_message(exc)}") from exc
+
+
+def _sqlite_message(exc: BaseException) -> str:
+    text = str(exc).strip()
+    low = text.lower()
+    if "disk is full" in low or "disk i/o error" in low or "file too large" in low:
+        return f"{text} (the disk or the file size limit is full: nothing was written)"
+    if "database is locked" in low or "busy" in low:
+        return f"{text} (another process holds the register's write lock: try again)"
+    return text
 
 
 #: WAL size (pages) at which a committing connection checkpoints by itself. Only a backstop:
@@ -391,7 +434,7 @@ class SqliteBackend(Backend):
     dialect = "sqlite"
 
     def __init__(self, path: str | Path, *, synchronous: str = "NORMAL",
-                 page_size: int | None = None) -> None:
+                 page_size: int | None = None, create: bool = True) -> None:
         if synchronous.upper() not in ("NORMAL", "FULL", "EXTRA"):
             raise ValueError(f"synchronous must be NORMAL, FULL or EXTRA, not {synchronous!r}")
         self.path = str(path)
@@ -400,6 +443,11 @@ class SqliteBackend(Backend):
         self.page_size = page_size
         self._conn: sqlite3.Connection | None = None
         self.checkpointer: _Checkpointer | None = None
+        #: serializes the sessions of threads sharing this backend
+        self._lock = threading.RLock()
+        if not create and self.path != ":memory:" and not Path(self.path).is_file():
+            raise NotFoundError(f"no store at {self.path!r}: the file does not exist "
+                                "(create it first; opening never creates one)")
         self._open()
         if self._wal:
             self.checkpointer = _Checkpointer(self.path)
@@ -428,15 +476,21 @@ class SqliteBackend(Backend):
 
     @contextmanager
     def session(self, write: bool = True) -> Iterator[Session]:
+        with self._lock, self._session(write) as s:
+            yield s
+
+    @contextmanager
+    def _session(self, write: bool) -> Iterator[Session]:
         conn = self._connection()
         try:
             conn.execute("BEGIN IMMEDIATE" if write else "BEGIN")
         except sqlite3.Error as exc:
-            raise StoreError(f"cannot start a transaction: {exc}") from exc
+            raise StoreError(f"cannot start a transaction: {_sqlite_message(exc)}") from exc
         try:
             yield _SqliteSession(conn)
         except BaseException as exc:
-            conn.execute("ROLLBACK")
+            with suppress(sqlite3.Error):
+                conn.execute("ROLLBACK")
             _raise_mapped(exc)
             raise
         try:
@@ -444,12 +498,17 @@ class SqliteBackend(Backend):
         except sqlite3.Error as exc:
             with suppress(sqlite3.Error):
                 conn.execute("ROLLBACK")
-            raise StoreError(f"commit failed: {exc}") from exc
+            raise StoreError(f"commit failed: {_sqlite_message(exc)}") from exc
         if write and self.checkpointer is not None:
             self.checkpointer.poke()
 
     @contextmanager
     def bulk_session(self, write: bool = True) -> Iterator[Session]:
+        with self._lock, self._bulk_session(write) as s:
+            yield s
+
+    @contextmanager
+    def _bulk_session(self, write: bool) -> Iterator[Session]:
         try:
             import adbc_driver_sqlite.dbapi as adbc_sqlite
         except ImportError as exc:  # pragma: no cover - a declared dependency
@@ -461,34 +520,55 @@ class SqliteBackend(Backend):
             with ckpt.lock if ckpt is not None else nullcontext():
                 if ckpt is not None:
                     ckpt.release()  # no stdlib connection while ADBC's is open
-                conn = adbc_sqlite.connect(self.path)
                 try:
-                    with conn.cursor() as cur:
-                        cur.execute("PRAGMA busy_timeout = 30000")
-                        # up to 1 GiB for bulk work: B-trees touched all over stay cached
-                        cur.execute("PRAGMA cache_size = -1048576")
-                        cur.execute("PRAGMA temp_store = MEMORY")
-                        if write:
-                            # take the write lock now, as BEGIN IMMEDIATE would
-                            cur.execute("UPDATE meta SET value = value WHERE key = 'lg_code'")
+                    conn = adbc_sqlite.connect(self.path)
+                except Exception as exc:
+                    _raise_mapped(exc)
+                    raise
+                try:
+                    try:
+                        with conn.cursor() as cur:
+                            cur.execute("PRAGMA busy_timeout = 30000")
+                            # up to 1 GiB for bulk work: B-trees touched all over stay cached
+                            cur.execute("PRAGMA cache_size = -1048576")
+                            cur.execute("PRAGMA temp_store = MEMORY")
+                            if write:
+                                # take the write lock now, as BEGIN IMMEDIATE would
+                                cur.execute(
+                                    "UPDATE meta SET value = value WHERE key = 'lg_code'")
+                    except Exception as exc:
+                        with suppress(Exception):
+                            conn.rollback()
+                        _raise_mapped(exc)
+                        raise
                     try:
                         yield _AdbcSqliteSession(conn)
                     except BaseException as exc:
-                        conn.rollback()
+                        with suppress(Exception):
+                            conn.rollback()
                         _raise_mapped(exc)
                         raise
-                    conn.commit()
+                    try:
+                        conn.commit()
+                    except Exception as exc:
+                        with suppress(Exception):
+                            conn.rollback()
+                        if _is_db_error(exc):
+                            raise StoreError(f"commit failed: {_sqlite_message(exc)}") from exc
+                        raise
                 finally:
-                    conn.close()
+                    with suppress(Exception):
+                        conn.close()
         finally:
             self._open()
 
     def close(self) -> None:
-        if self.checkpointer is not None:
-            self.checkpointer.close()
-        if self._conn is not None:
-            self._conn.close()
-            self._conn = None
+        with self._lock:
+            if self.checkpointer is not None:
+                self.checkpointer.close()
+            if self._conn is not None:
+                self._conn.close()
+                self._conn = None
 
 
 # -- PostgreSQL ---------------------------------------------------------------------------
@@ -534,7 +614,9 @@ class _PgSession(Session):
                temporary: bool = False) -> None:
         cols = ", ".join(data.column_names)
         step = 50_000
-        opts = pacsv.WriteOptions(include_header=False, batch_size=16_384)
+        # every non-null value quoted: a text such as "\\." or "" is data, never a marker
+        opts = pacsv.WriteOptions(include_header=False, batch_size=16_384,
+                                  quoting_style="all_valid")
 
         def encode(start: int) -> tuple[int, memoryview]:
             part = data.slice(start, step)
@@ -574,6 +656,9 @@ class _PgSession(Session):
             parse_options=pacsv.ParseOptions(newlines_in_values=True),
             convert_options=pacsv.ConvertOptions(
                 column_types=types,
+                # PostgreSQL writes NULL as an unquoted empty field and quotes an empty
+                # string: only the former is null ("NA", "NULL", "nan" ... are text)
+                null_values=[""],
                 strings_can_be_null=True,
                 quoted_strings_can_be_null=False,
             ),
@@ -603,6 +688,7 @@ class PostgresBackend(Backend):
         except ImportError as exc:  # pragma: no cover - a declared dependency
             raise MissingDependencyError("PostgreSQL registers need psycopg (3)") from exc
         self.target = uri
+        self._lock = threading.RLock()
         try:
             self._conn: Any = psycopg.connect(uri, autocommit=True)
             self._conn.execute("SET TIME ZONE 'UTC'")
@@ -618,37 +704,46 @@ class PostgresBackend(Backend):
 
     @contextmanager
     def session(self, write: bool = True) -> Iterator[Session]:
-        conn = self._connection()
-        try:
-            with conn.transaction():
-                s = _PgSession(conn)
-                if write:
-                    s.execute(f"SELECT pg_advisory_xact_lock({_PG_LOCK_KEY})")
-                yield s
-        except self._psycopg.errors.UniqueViolation as exc:
-            raise ConflictError(f"conflicting record: {exc}") from exc
-        except self._psycopg.Error as exc:
-            raise StoreError(f"PostgreSQL error: {exc}") from exc
+        with self._lock:
+            conn = self._connection()
+            try:
+                with conn.transaction():
+                    s = _PgSession(conn)
+                    if write:
+                        s.execute(f"SELECT pg_advisory_xact_lock({_PG_LOCK_KEY})")
+                    yield s
+            except self._psycopg.errors.UniqueViolation as exc:
+                raise ConflictError(f"conflicting record: {exc}") from exc
+            except self._psycopg.Error as exc:
+                raise StoreError(f"PostgreSQL error: {str(exc).strip()}") from exc
 
     def bulk_session(self, write: bool = True) -> Any:
         return self.session(write)
 
     def close(self) -> None:
-        if self._conn is not None:
-            self._conn.close()
-            self._conn = None
+        with self._lock:
+            if self._conn is not None:
+                self._conn.close()
+                self._conn = None
 
 
 def is_postgres_uri(target: str) -> bool:
     return target.startswith(("postgresql://", "postgres://"))
 
 
-def connect(target: str | Path, *, sqlite_page_size: int | None = None) -> Backend:
+def connect(target: str | Path, *, sqlite_page_size: int | None = None,
+            create: bool | None = None) -> Backend:
     """The backend of ``target``; ``sqlite_page_size`` sets the page size of a new SQLite
-    file (an existing file keeps its own)."""
+    file (an existing file keeps its own).
+
+    ``create``: whether a missing SQLite file may be created (``create_*``); otherwise a
+    missing file is a :class:`NotFoundError` and nothing is created. Default: create only
+    when ``sqlite_page_size`` (the page size of a *new* file) is given."""
     t = str(target)
     if is_postgres_uri(t):
         return PostgresBackend(t)
     if t.startswith("sqlite:///"):
         t = t[len("sqlite:///") :]
-    return SqliteBackend(t, page_size=sqlite_page_size)
+    if create is None:
+        create = sqlite_page_size is not None
+    return SqliteBackend(t, page_size=sqlite_page_size, create=create)

@@ -12,7 +12,6 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from jukicore import ids
 from jukicore.errors import (
     BadRow,
     CodeSpaceExhaustedError,
@@ -20,6 +19,15 @@ from jukicore.errors import (
     InvalidInputError,
     NotFoundError,
     SchemaVersionError,
+)
+from jukicore.validate import (
+    check_lg_code,
+    coerce_column,
+    coerce_values,
+    find_problems,
+    first_per_row,
+    sorted_rows,
+    valid_codes,
 )
 
 from . import actors as perm
@@ -53,7 +61,7 @@ from ._schema import (
     create_index_sql,
 )
 from .actors import Actor
-from .events import EVENT_SCHEMA
+from .events import EVENT_SCHEMA, KINDS
 from .notifications import Batch, Rejected, apply_row, fmt_code
 from .sync_state import SyncState
 
@@ -124,10 +132,9 @@ def create_register(
     actor: Actor,
 ) -> Register:
     """Create a new, empty register (SQLite file path or ``postgresql://`` URI)."""
-    if not (len(lg_code) == 6 and lg_code.isdigit()):
-        raise InvalidInputError(f"lg_code must be 6 digits, got {lg_code!r}")
+    check_lg_code(lg_code, prefecture, municipality)
     perm.check_permission(actor, perm.INIT, lg_code)
-    backend = connect(target)
+    backend = connect(target, create=True)
     try:
         with backend.session() as s:
             if installed_version(s, "schema_version") is not None:
@@ -147,7 +154,9 @@ def create_register(
 
 
 def open_register(target: str | Path) -> Register:
-    """Open an existing register, migrating its schema to this version if older."""
+    """Open an existing register, migrating its schema to this version if older.
+
+    A SQLite file that does not exist is a :class:`NotFoundError` (it is not created)."""
     backend = connect(target)
     try:
         with backend.session() as s:
@@ -179,31 +188,73 @@ def _audit(s: Session, actor: Actor, action: str, target: str | None, nid: str |
     )
 
 
-def _normalize_events(events: pa.Table | Sequence[Mapping[str, Any]]) -> pa.Table:
-    if not isinstance(events, pa.Table):
-        if hasattr(events, "__arrow_c_stream__") and not isinstance(events, list | tuple):
-            events = pa.table(events)
-        else:
+def as_arrow_table(data: Any, what: str) -> pa.Table:
+    """Any Arrow tabular object as a ``pa.Table``: a pyarrow table, or anything with the
+    Arrow PyCapsule interface (polars, duckdb, pandas ...)."""
+    if isinstance(data, pa.Table):
+        return data
+    if isinstance(data, pa.RecordBatch):
+        return pa.Table.from_batches([data])
+    try:
+        if hasattr(data, "__arrow_c_stream__"):
+            return pa.table(data)
+        if hasattr(data, "__arrow_c_array__"):
+            return pa.Table.from_batches([pa.record_batch(data)])
+        if hasattr(data, "to_arrow"):  # e.g. a duckdb relation of an older duckdb
+            return as_arrow_table(data.to_arrow(), what)
+    except (pa.ArrowException, TypeError, ValueError) as exc:
+        raise InvalidInputError(f"{what}: cannot read as an Arrow table: {exc}") from exc
+    raise InvalidInputError(
+        f"{what} must be an Arrow table (pyarrow, or any object with the Arrow PyCapsule "
+        f"interface such as a polars, duckdb or pandas frame), not {type(data).__name__}")
+
+
+def _empty_to_null(col: pa.ChunkedArray) -> pa.ChunkedArray:
+    if not pa.types.is_string(col.type):
+        return col
+    return pc.if_else(pc.equal(col, ""), pa.scalar(None, col.type), col)
+
+
+def _normalize_events(
+    events: Any,
+) -> tuple[pa.Table, list[BadRow]]:
+    """The events as :data:`EVENT_SCHEMA`, and the rows whose values could not be converted
+    (those values are null in the table). An empty text is an absent value."""
+    bad: list[BadRow] = []
+    if isinstance(events, list | tuple) or (
+            not isinstance(events, pa.Table) and not hasattr(events, "__arrow_c_stream__")
+            and not hasattr(events, "__arrow_c_array__") and not hasattr(events, "to_arrow")):
+        try:
             rows = list(events)
-            unknown = {k for row in rows for k in row} - set(EVENT_SCHEMA.names)
-            if unknown:
-                raise InvalidInputError(f"unknown event columns: {', '.join(sorted(unknown))}")
-            events = pa.Table.from_pylist(
-                [{n: row.get(n) for n in EVENT_SCHEMA.names} for row in rows], schema=EVENT_SCHEMA
-            )
+        except TypeError as exc:
+            raise InvalidInputError(f"events must be a table or a list of dicts, not "
+                                    f"{type(events).__name__}") from exc
+        for i, row in enumerate(rows):
+            if not isinstance(row, Mapping):
+                raise InvalidInputError("events must be a table or a list of dicts",
+                                        [BadRow(i, f"a {type(row).__name__}, not a dict")])
+        unknown = {str(k) for row in rows for k in row} - set(EVENT_SCHEMA.names)
+        if unknown:
+            raise InvalidInputError(f"unknown event columns: {', '.join(sorted(unknown))}")
+        cols = []
+        for f in EVENT_SCHEMA:
+            arr, b = coerce_values([row.get(f.name) for row in rows], f.type, f.name)
+            cols.append(_empty_to_null(pa.chunked_array([arr], f.type)))
+            bad += b
+        return pa.Table.from_arrays(cols, schema=EVENT_SCHEMA), bad
+    events = as_arrow_table(events, "events")
     unknown_cols = set(events.column_names) - set(EVENT_SCHEMA.names)
     if unknown_cols:
         raise InvalidInputError(f"unknown event columns: {', '.join(sorted(unknown_cols))}")
     cols = []
     for f in EVENT_SCHEMA:
         if f.name in events.column_names:
-            try:
-                cols.append(events.column(f.name).cast(f.type))
-            except (pa.ArrowInvalid, pa.ArrowNotImplementedError) as exc:
-                raise InvalidInputError(f"event column {f.name!r}: {exc}") from exc
+            col, b = coerce_column(events.column(f.name), f.type, f.name)
+            cols.append(_empty_to_null(col))
+            bad += b
         else:
-            cols.append(pa.nulls(events.num_rows, f.type))
-    return pa.Table.from_arrays(cols, schema=EVENT_SCHEMA)
+            cols.append(pa.chunked_array([pa.nulls(events.num_rows, f.type)], f.type))
+    return pa.Table.from_arrays(cols, schema=EVENT_SCHEMA), bad
 
 
 class Register(SyncState):
@@ -253,8 +304,8 @@ class Register(SyncState):
         if str(block.holder) != self.lg_code:
             raise ConflictError(f"block {block.block_id} is held by {block.holder}, "
                                 f"not by {self.lg_code}")
-        bad = [i for i in np.flatnonzero(~_valid_codes(codes))[:20]]
-        if bad:
+        bad = np.flatnonzero(~_valid_codes(codes))
+        if len(bad):
             raise InvalidInputError("invalid resident codes in block",
                                     [BadRow(int(i), "bad check digit", "codes") for i in bad])
         with self._b.bulk_session() as s:
@@ -293,31 +344,49 @@ class Register(SyncState):
 
     def load(
         self,
-        residents: pa.Table,
-        households: pa.Table | None = None,
+        residents: Any,
+        households: Any = None,
         *,
         actor: Actor,
         progress: Progress | None = None,
+        today: dt.date | None = None,
     ) -> LoadReport:
         """Bulk-load residents (and households) in one transaction, Arrow in, no row loops.
 
         ``residents`` has the columns of :func:`jukicore.synth.synthesize_municipality`'s
         residents table, plus optional ``resident_code`` (uint64; drawn from the register's
         code pool when absent) and ``my_number``. Person and household ids are kept when the
-        register is empty and shifted past the existing ones otherwise.
+        register is empty and shifted past the existing ones otherwise. Any Arrow table
+        (pyarrow, or an object with the Arrow PyCapsule interface: polars, duckdb, pandas)
+        is accepted.
+
+        Every value is validated first (:mod:`jukicore.validate`; ``today`` bounds the
+        dates, default: today): any bad row refuses the whole load with an
+        :class:`InvalidInputError` naming every bad row and column. A load of residents
+        already in the register (same resident code, or same name, date of birth, sex and
+        address as a current resident) is refused with a :class:`ConflictError`: loading
+        twice never registers anyone twice. A refused load changes nothing.
         """
         self._check(actor, perm.LOAD)
-        res = residents
-        missing = [c for c in _LOAD_REQUIRED if c not in res.column_names]
-        if missing:
-            raise InvalidInputError(f"residents table lacks columns: {', '.join(missing)}")
-        _check_load(res, households, self.lg_code)
+        res, households = _check_load(as_arrow_table(residents, "residents"),
+                                      None if households is None else
+                                      as_arrow_table(households, "households"),
+                                      self.lg_code, today or dt.date.today(),
+                                      (self.prefecture, self.municipality))
         n = res.num_rows
         with self._b.bulk_session() as s:
+            if "resident_code" not in res.column_names:  # else: identified by their codes
+                _check_not_loaded(s, res)
             pid0 = int(s.scalar("SELECT coalesce(max(person_id), 0) FROM residents"))
             hid0 = int(s.scalar("SELECT coalesce(max(household_id), 0) FROM households"))
             if "resident_code" in res.column_names:
-                codes = res.column("resident_code").cast(pa.uint64())
+                codes = res.column("resident_code")
+                if codes.null_count:
+                    raise InvalidInputError("resident_code has nulls (give every code or none)",
+                                            [BadRow(int(i), "required item missing",
+                                                    "resident_code") for i in np.flatnonzero(
+                                                pc.is_null(codes).to_numpy(
+                                                    zero_copy_only=False))])
                 _check_codes_free(s, codes)
             else:
                 codes = pa.array(self._take_codes(s, n))
@@ -403,23 +472,44 @@ class Register(SyncState):
         Valid rows are applied with their history, audit entry and outbox rows; rejected
         rows change nothing and are listed in the report with their position and reason.
         A notification id that was applied before is skipped (counted as a duplicate).
+
+        ``events``: any Arrow table (pyarrow, or the Arrow PyCapsule interface: polars,
+        duckdb, pandas) or a list of dicts. Every value is first checked by the one
+        validation (:mod:`jukicore.validate`, dates bounded by ``today``): a row with a
+        bad value (a malformed or out-of-range code, a future or absurd date, a control
+        character, a non-katakana reading, a postal code of another municipality ...)
+        is one rejected row naming its column; an empty text is an absent value.
         """
         self._check(actor, perm.NOTIFY)
-        table = _normalize_events(events)
+        today = today or dt.date.today()
+        table, bad = _normalize_events(events)
+        # One validation of every value (jukicore.validate), for the whole table at once:
+        # a row failing it is rejected (naming its column) and never reaches its handler.
+        invalid = first_per_row(sorted_rows(
+            [*bad, *find_problems(table, today=today, lg_code=self.lg_code, kinds=KINDS)]))
         rows = table.to_pylist()
         codes: list[int | None] = [None] * len(rows)
         rejected: list[RejectedRow] = []
         applied = duplicates = 0
-        today = today or dt.date.today()
         with self._b.session() as s, s.pipelined():
             b = self._batch(s, actor, today)
-            if len(rows) > 1:  # a day's worth: read what the rows will look up, up front
+            good = [r for i, r in enumerate(rows) if i not in invalid]
+            if len(good) > 1:  # a day's worth: read what the rows will look up, up front
                 b.prefetch(
-                    [str(r["notification_id"]) for r in rows if r.get("notification_id")],
-                    [int(r[c]) for r in rows for c in ("resident_code", "new_head_code")
+                    [str(r["notification_id"]) for r in good if r.get("notification_id")],
+                    [int(r[c]) for r in good for c in ("resident_code", "new_head_code")
                      if r.get(c) is not None],
-                    [int(r["household_id"]) for r in rows if r.get("household_id") is not None])
+                    [int(r["household_id"]) for r in good if r.get("household_id") is not None])
             for i, r in enumerate(rows):
+                if i in invalid:
+                    bad_row = invalid[i]
+                    rejected.append(RejectedRow(i, r.get("notification_id"), r.get("kind"),
+                                                f"{bad_row.column}: {bad_row.reason}",
+                                                bad_row.column,
+                                                "InvalidInputError"))
+                    if progress is not None and (i + 1) % 1000 == 0:
+                        progress(1000)
+                    continue
                 try:
                     code = self._apply_row(b, r)
                 except Rejected as rej:
@@ -737,11 +827,7 @@ def _purge_people(s: Session, pids: list[int], today: dt.date) -> None:
 
 def _valid_codes(codes: np.ndarray[Any, np.dtype[np.uint64]]) -> np.ndarray[Any, Any]:
     """Per code, whether it is a well-formed resident code (too many digits: False)."""
-    codes = np.asarray(codes, dtype=np.uint64)
-    in_range = codes < np.uint64(10**11)
-    out = np.zeros(codes.shape, dtype=bool)
-    out[in_range] = ids.is_valid_resident_code(codes[in_range])
-    return out
+    return valid_codes(codes, 11)
 
 
 def _has_repeats(values: np.ndarray[Any, Any]) -> bool:
@@ -751,56 +837,93 @@ def _has_repeats(values: np.ndarray[Any, Any]) -> bool:
 
 
 def _check_codes_free(s: Session, codes: pa.ChunkedArray | pa.Array) -> None:
-    arr = codes.to_numpy()
-    if pc.sum(pc.is_null(codes)).as_py():
-        raise InvalidInputError("resident_code has nulls")
-    bad = np.flatnonzero(~_valid_codes(arr.astype(np.uint64)))
-    if len(bad):
-        raise InvalidInputError("invalid resident codes",
-                                [BadRow(int(i), "bad check digit", "resident_code")
-                                 for i in bad[:20]])
+    """Given resident codes (already validated) are not held, retired or repeated."""
+    arr = np.asarray(codes.to_numpy(), dtype=np.uint64)
     if _has_repeats(arr):
-        raise InvalidInputError("resident codes repeat within the table")
+        v = np.sort(arr)
+        dup = v[1:][v[1:] == v[:-1]]
+        rows = np.flatnonzero(np.isin(arr, dup))
+        raise InvalidInputError("resident codes repeat within the table",
+                                [BadRow(int(i), "repeated resident code", "resident_code")
+                                 for i in rows])
     if int(s.scalar("SELECT count(*) FROM residents")) or int(
             s.scalar("SELECT count(*) FROM retired_codes")):
         used = s.fetch_arrow(
-            "SELECT resident_code AS code FROM residents WHERE status = 'resident'"
-            " UNION SELECT code FROM retired_codes", (), pa.schema([("code", pa.uint64())]))
+            "SELECT resident_code AS code FROM residents"
+            " UNION SELECT code FROM retired_codes UNION SELECT code FROM code_pool", (),
+            pa.schema([("code", pa.uint64())]))
         clash = pc.is_in(pa.array(arr, pa.uint64()), value_set=used.column("code").combine_chunks())
         idx = np.flatnonzero(clash.to_numpy(zero_copy_only=False))
         if len(idx):
-            raise ConflictError(f"{len(idx)} resident codes are already in use or retired "
-                                f"(first at row {int(idx[0])})")
+            raise ConflictError(
+                f"{len(idx)} of {len(arr)} residents are already in the register or hold a "
+                "resident code already issued, retired or never issued (in the code pool): "
+                "nothing loaded",
+                [BadRow(int(i), "resident code already in the register", "resident_code")
+                 for i in idx])
 
 
-def _check_load(res: pa.Table, households: pa.Table | None, lg_code: str) -> None:
+#: What identifies a person when no resident code is given (氏名, 生年月日, 性別, 住所).
+_PERSON_KEY = ("family_name", "given_name", "birth_date", "sex", "address")
+
+
+def _check_not_loaded(s: Session, res: pa.Table) -> None:
+    """Refuse a load of people already registered: by resident code when given (see
+    :func:`_check_codes_free`), otherwise by person identity (name, date of birth, sex,
+    address) against the current residents."""
+    if not s.query("SELECT 1 FROM residents WHERE status = 'resident' LIMIT 1"):
+        return
+    schema = RESIDENT_SCHEMA
+    have = s.fetch_arrow(
+        f"SELECT {', '.join(_PERSON_KEY)} FROM residents WHERE status = 'resident'", (),
+        pa.schema([schema.field(c) for c in _PERSON_KEY]))
+    mine = res.select(list(_PERSON_KEY)).append_column(
+        "_row", pa.array(np.arange(res.num_rows, dtype=np.int64)))
+    hit = mine.join(have.group_by(list(_PERSON_KEY)).aggregate([]), list(_PERSON_KEY),
+                    join_type="inner")
+    if hit.num_rows:
+        rows = np.sort(hit.column("_row").to_numpy())
+        raise ConflictError(
+            f"{len(rows)} of {res.num_rows} residents are already in the register (same name, "
+            "date of birth, sex and address as a current resident): nothing loaded",
+            [BadRow(int(i), "already in the register", "family_name") for i in rows])
+
+
+_HOUSEHOLD_TYPES = {"household_id": pa.int64(), "head_person_id": pa.int64(),
+                    "address": pa.string()}
+
+
+def _check_load(res: pa.Table, households: pa.Table | None, lg_code: str,
+                today: dt.date, names: tuple[str, str] | None = None,
+                ) -> tuple[pa.Table, pa.Table | None]:
+    """The residents (and households) converted to the register's types and validated
+    (:mod:`jukicore.validate`); raises :class:`InvalidInputError` naming every bad row."""
+    missing = [c for c in _LOAD_REQUIRED if c not in res.column_names]
+    if missing:
+        raise InvalidInputError(f"residents table lacks columns: {', '.join(missing)}")
     bad: list[BadRow] = []
-    for c in _LOAD_REQUIRED:
-        col = res.column(c)
-        if col.null_count:
-            i = int(np.flatnonzero(pc.is_null(col).to_numpy(zero_copy_only=False))[0])
-            bad.append(BadRow(i, "required item missing", c))
+    cols: dict[str, pa.ChunkedArray] = {}
+    for field in RESIDENT_SCHEMA:
+        if field.name in res.column_names:
+            col, b = coerce_column(res.column(field.name), field.type, field.name)
+            if field.name not in _LOAD_REQUIRED and pa.types.is_string(field.type):
+                col = pc.if_else(pc.equal(col, ""), pa.scalar(None, pa.string()), col)
+            cols[field.name] = col
+            bad += b
+    res = pa.table(cols)
+    unreadable = {(r.row, r.column) for r in bad}  # null now: not "missing" as well
+    bad += [r for r in find_problems(res, today=today, lg_code=lg_code, required=_LOAD_REQUIRED)
+            if (r.row, r.column) not in unreadable]
+    if names is not None:  # the register's own prefecture and municipality
+        for column, name in zip(("prefecture", "municipality"), names, strict=True):
+            other = pc.fill_null(pc.not_equal(res.column(column), name), False)
+            bad += [BadRow(int(i), f"not this register's {column} ({name})", column)
+                    for i in np.flatnonzero(other.to_numpy(zero_copy_only=False))]
     if bad:
-        raise InvalidInputError("residents table has missing items", bad)
-    sex = res.column("sex").cast(pa.int8()).to_numpy()
-    wrong = np.flatnonzero((sex != 1) & (sex != 2))
-    if len(wrong):
-        raise InvalidInputError("sex must be 1 or 2",
-                                [BadRow(int(i), "bad sex", "sex") for i in wrong[:20]])
-    other = np.flatnonzero(pc.not_equal(res.column("lg_code"), lg_code).to_numpy(
-        zero_copy_only=False))
-    if len(other):
-        raise InvalidInputError(f"residents of another municipality than {lg_code}",
-                                [BadRow(int(i), "wrong lg_code", "lg_code") for i in other[:20]])
-    if _has_repeats(res.column("person_id").to_numpy()):
+        raise InvalidInputError("residents table has invalid values", sorted_rows(bad))
+    pids = res.column("person_id").to_numpy()
+    if _has_repeats(pids):
         raise InvalidInputError("person_id repeats within the table")
-    birth = res.column("birth_date").cast(pa.date32())
-    late = np.flatnonzero(pc.greater(birth, res.column("resident_since").cast(pa.date32()))
-                          .to_numpy(zero_copy_only=False))
-    if len(late):
-        raise InvalidInputError("resident_since before the date of birth",
-                                [BadRow(int(i), "resident_since < birth_date", "resident_since")
-                                 for i in late[:20]])
     # a household has exactly one head
     is_head = pc.equal(res.column("relationship"), HEAD)
     per = pa.table({"h": res.column("household_id"), "head": is_head.cast(pa.int32())}) \
@@ -811,10 +934,24 @@ def _check_load(res: pa.Table, households: pa.Table | None, lg_code: str) -> Non
             f"{len(wrong_hh)} households do not have exactly one head (世帯主), e.g. "
             f"household {wrong_hh[0].as_py()}")
     if households is not None:
+        lacking = [c for c in _HOUSEHOLD_TYPES if c not in households.column_names]
+        if lacking:
+            raise InvalidInputError(f"households table lacks columns: {', '.join(lacking)}")
+        hcols: dict[str, pa.ChunkedArray] = {}
+        hbad: list[BadRow] = []
+        for name, typ in _HOUSEHOLD_TYPES.items():
+            col, b = coerce_column(households.column(name), typ, name)
+            hcols[name] = col
+            hbad += b
+        households = pa.table(hcols)
+        hbad += find_problems(households, today=today, required=tuple(_HOUSEHOLD_TYPES))
+        if hbad:
+            raise InvalidInputError("households table has invalid values", sorted_rows(hbad))
         heads = pc.filter(res.column("person_id"), is_head).cast(pa.int64())
-        declared = households.column("head_person_id").cast(pa.int64())
+        declared = households.column("head_person_id")
         if not pc.all(pc.is_in(declared, value_set=heads.combine_chunks())).as_py():
             raise InvalidInputError("households name a head whose relationship is not 世帯主")
+    return res, households
 
 
 def _households_from(res: pa.Table) -> pa.Table:

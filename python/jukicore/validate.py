@@ -1,0 +1,584 @@
+"""The one validation of values, shared by every entry point.
+
+The bulk load (:meth:`jukicore.register.Register.load`), notifications
+(:meth:`jukicore.register.Register.apply`) and the identity store's apply
+(:meth:`jukicore.identity.IdentityStore.apply_changes`, which packet apply goes
+through) check their values here, column by column and vectorized (Arrow compute
+and numpy; a Python loop only to name the rows of a column that could not even be
+converted). The rules (docs/register.md, "Validation"):
+
+* **dates**: not before :data:`DATE_FLOOR`; birth, event, ``resident_since`` and
+  ``address_since`` dates not after ``today`` (a move-out's planned date excepted:
+  its lead time is a notification rule); ``resident_since`` / ``address_since`` not
+  before the date of birth;
+* **codes**: resident codes (11 digits), My Numbers (12) and local government codes
+  (6) must carry their check digit (the rules live in :mod:`jukicore.ids` and Rust);
+  a value out of range (12 digits, 2^64-1, negative) is a bad row like any other;
+* **text**: valid Unicode (UTF-8), no control characters (NUL included) nor
+  bidirectional-override / BOM characters, no surrounding spaces (ASCII or
+  ideographic), at most :data:`MAX_LENGTHS` characters;
+* **kana** (``*_kana``): full-width katakana only (U+30A1..U+30FE: the long vowel
+  mark ー, the middle dot ・ and the iteration marks included), words separated by
+  one ideographic space (U+3000); no hiragana, half-width kana or Latin letters;
+* **postal codes**: exactly 7 ASCII digits whose first three are used in the
+  municipality (from ``_data/municipalities.json``, generated from Japan Post's
+  KEN_ALL by ``tools/gen_municipalities.py``);
+* **enumerations**: sex 1 or 2, status ``resident``/``removed``, notification kinds,
+  change reasons, household actions;
+* **senders**: a municipality's valid, known local government code.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import re
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from functools import cache
+from pathlib import Path
+from typing import Any, Final
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from jukicore import ids
+from jukicore.errors import BadRow, InvalidInputError
+
+__all__ = [
+    "DATE_FLOOR",
+    "KANA_PATTERN",
+    "MAX_LENGTHS",
+    "MOVE_OUT_LEAD_DAYS",
+    "REFUSED_CHARACTERS",
+    "Municipality",
+    "check_lg_code",
+    "check_sender",
+    "coerce_column",
+    "coerce_values",
+    "find_problems",
+    "first_per_row",
+    "municipality",
+    "sorted_rows",
+    "valid_codes",
+]
+
+#: No date before this (the Meiji era's first year): no living person, no register
+#: event is older; years such as 0001 or 1800 are typing errors.
+DATE_FLOOR: Final = dt.date(1868, 1, 1)
+
+#: Maximum length (characters) of each text column; any other text: ``_DEFAULT_MAX``.
+MAX_LENGTHS: Final[dict[str, int]] = {
+    "notification_id": 64,
+    "family_name": 50,
+    "given_name": 50,
+    "family_name_kana": 100,
+    "given_name_kana": 100,
+    "relationship": 20,
+    "household_action": 20,
+    "domicile_head": 100,
+    "town": 100,
+    "street": 100,
+    "building": 100,
+    "postal_code": 7,
+    "prefecture": 10,
+    "municipality": 50,
+    "lg_code": 6,
+    "address": 300,
+    "domicile": 300,
+    "previous_address": 300,
+    "destination": 300,
+    "move_out_destination": 300,
+    "status": 20,
+    "change_reason": 40,
+    "removal_reason": 20,
+    "kind": 40,
+}
+_DEFAULT_MAX: Final = 300
+
+_KANA_CHAR = r"[\x{30A1}-\x{30FE}]"
+#: Full-width katakana words separated by single ideographic spaces (RE2 syntax).
+KANA_PATTERN: Final = rf"^{_KANA_CHAR}+(\x{{3000}}{_KANA_CHAR}+)*$"
+#: Refused in any text (checked on the UTF-8 bytes, :func:`_byte_problems`): C0 and C1
+#: controls (NUL included), DEL, bidi embeddings/overrides/isolates (U+202A..U+202E,
+#: U+2066..U+2069) and the BOM (U+FEFF); and at either end: a space, U+00A0, U+3000.
+REFUSED_CHARACTERS: Final = "U+0000..U+001F, U+007F..U+009F, U+202A..U+202E, U+2066..U+2069, U+FEFF"
+_POSTAL: Final = r"^[0-9]{7}$"
+_DATA_FILE: Final = Path(__file__).resolve().parent / "_data" / "municipalities.json"
+
+SEXES: Final = (1, 2)
+STATUSES: Final = ("resident", "removed")
+HOUSEHOLD_ACTIONS: Final = ("new_head", "split", "merge")
+#: How far after its notification a move-out may be planned (転出予定日), in days.
+MOVE_OUT_LEAD_DAYS: Final = 14
+#: How far after ``today`` an identity change may be dated: a move-out's planned date.
+CHANGE_LEAD_DAYS: Final = MOVE_OUT_LEAD_DAYS
+
+
+# -- municipalities -------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Municipality:
+    lg_code: str
+    prefecture: str
+    name: str
+    postal_prefixes: frozenset[str]
+
+
+@cache
+def _municipalities() -> dict[str, Municipality]:
+    raw = json.loads(_DATA_FILE.read_text(encoding="utf-8"))["municipalities"]
+    return {code: Municipality(code, pref, name, frozenset(prefixes))
+            for code, (pref, name, prefixes) in raw.items()}
+
+
+def municipality(lg_code: str) -> Municipality | None:
+    """The municipality (or designated-city ward) with this 6-digit code, if known."""
+    return _municipalities().get(lg_code)
+
+
+def _lg_code_problem(lg_code: object) -> str | None:
+    if not isinstance(lg_code, str) or re.fullmatch(r"[0-9]{6}", lg_code) is None:
+        return f"a local government code is 6 ASCII digits, got {lg_code!r}"
+    if not ids.is_valid_lg_code(lg_code):
+        expected = ids.lg_code_check_digit(lg_code[:5])
+        return f"local government code {lg_code} has a wrong check digit (expected {expected})"
+    if municipality(lg_code) is None:
+        return f"local government code {lg_code} is not a known municipality"
+    return None
+
+
+def check_lg_code(lg_code: object, prefecture: str | None = None,
+                  municipality_name: str | None = None) -> Municipality:
+    """The known municipality of ``lg_code``; with names given, they must be its names.
+    Raises :class:`InvalidInputError` otherwise."""
+    problem = _lg_code_problem(lg_code)
+    if problem is not None:
+        raise InvalidInputError(problem)
+    m = municipality(str(lg_code))
+    assert m is not None
+    if prefecture is not None and prefecture != m.prefecture:
+        raise InvalidInputError(
+            f"local government code {lg_code} is in {m.prefecture}, not {prefecture!r}")
+    if municipality_name is not None and municipality_name != m.name:
+        raise InvalidInputError(
+            f"local government code {lg_code} is {m.name}, not {municipality_name!r}")
+    return m
+
+
+def check_sender(sender: object) -> None:
+    """A sender of identity changes is a known municipality (valid local government code)."""
+    problem = _lg_code_problem(sender)
+    if problem is not None:
+        raise InvalidInputError(f"unknown sender: {problem}")
+
+
+# -- conversion -------------------------------------------------------------------------
+
+
+def _value_problem(v: Any, typ: pa.DataType) -> tuple[Any, str | None]:
+    """One value converted to ``typ``'s Python form, or the reason it cannot be."""
+    if pa.types.is_integer(typ):
+        if isinstance(v, bool | np.bool_):
+            return None, "a number is expected, not a bool"
+        if isinstance(v, float | np.floating) and float(v).is_integer():
+            v = int(v)
+        if isinstance(v, str):
+            if re.fullmatch(r"[0-9]{1,20}", v) is None:
+                return None, f"{v[:40]!r} is not a number of ASCII digits"
+            v = int(v)
+        if not isinstance(v, int | np.integer):
+            return None, f"a number is expected, not {type(v).__name__}"
+        v = int(v)
+        info = np.iinfo(typ.to_pandas_dtype())
+        if v < int(info.min) or v > int(info.max):
+            return None, f"{v} is out of range"
+        return v, None
+    if pa.types.is_date(typ):
+        if isinstance(v, dt.datetime):
+            v = v.date()
+        if isinstance(v, str):
+            if re.fullmatch(r"[0-9]{4}-[0-9]{2}-[0-9]{2}", v) is None:
+                return None, f"{v[:40]!r} is not a date (YYYY-MM-DD)"
+            try:
+                v = dt.date.fromisoformat(v)
+            except ValueError:
+                return None, f"{v!r} is not a date"
+        if not isinstance(v, dt.date):
+            return None, f"a date is expected, not {type(v).__name__}"
+        return v, None
+    if pa.types.is_boolean(typ):
+        if isinstance(v, bool | np.bool_):
+            return bool(v), None
+        if v in (0, 1):
+            return bool(v), None
+        if isinstance(v, str) and v.lower() in ("true", "false"):
+            return v.lower() == "true", None
+        return None, f"true or false is expected, not {v!r}"[:80]
+    if pa.types.is_string(typ):
+        if isinstance(v, bytes):
+            try:
+                v = v.decode("utf-8")
+            except UnicodeDecodeError:
+                return None, "not valid UTF-8 text"
+        if not isinstance(v, str):
+            return None, f"text is expected, not {type(v).__name__}"
+        try:
+            v.encode("utf-8")
+        except UnicodeEncodeError:
+            return None, "not valid Unicode text (a lone surrogate)"
+        return v, None
+    return None, f"cannot convert to {typ}"  # pragma: no cover - no other column types
+
+
+def coerce_values(values: Sequence[Any], typ: pa.DataType,
+                  name: str) -> tuple[pa.Array, list[BadRow]]:
+    """Python values as an Arrow array of ``typ``; unconvertible values become null and
+    are listed as bad rows of column ``name``."""
+    out: list[Any] = []
+    bad: list[BadRow] = []
+    for i, v in enumerate(values):
+        if v is None:
+            out.append(None)
+            continue
+        conv, problem = _value_problem(v, typ)
+        if problem is not None:
+            bad.append(BadRow(i, problem, name))
+        out.append(conv)
+    return pa.array(out, typ), bad
+
+
+def _invalid_utf8_rows(col: pa.ChunkedArray) -> list[int]:
+    """Rows of a string column whose bytes are not valid UTF-8 (data from a C interface
+    is not validated on import)."""
+    rows: list[int] = []
+    offset = 0
+    for chunk in col.chunks:
+        try:
+            chunk.validate(full=True)
+        except pa.ArrowInvalid:
+            raw = chunk.view(pa.binary()) if pa.types.is_string(chunk.type) else \
+                chunk.view(pa.large_binary())
+            for i, b in enumerate(raw.to_pylist()):
+                if b is not None:
+                    try:
+                        b.decode("utf-8")
+                    except UnicodeDecodeError:
+                        rows.append(offset + i)
+        offset += len(chunk)
+    return rows
+
+
+#: pyarrow < 16 has no string_view type
+_is_string_view = getattr(pa.types, "is_string_view", lambda t: False)
+
+
+def coerce_column(col: Any, typ: pa.DataType, name: str) -> tuple[pa.ChunkedArray, list[BadRow]]:
+    """An Arrow column cast to ``typ``: values that do not convert (a negative or too
+    large number, a malformed date, invalid UTF-8) become null and are bad rows."""
+    if isinstance(col, pa.Array):
+        col = pa.chunked_array([col], col.type)
+    elif not isinstance(col, pa.ChunkedArray):
+        col = pa.chunked_array(col)
+    if _is_string_view(col.type) or pa.types.is_large_string(col.type):
+        col = col.cast(pa.string())
+    if pa.types.is_string(col.type):
+        broken = _invalid_utf8_rows(col)
+        if broken:
+            keep = np.ones(len(col), dtype=bool)
+            keep[broken] = False
+            col = pc.if_else(pa.array(keep), col, pa.nulls(len(col), col.type))
+            bad = [BadRow(i, "not valid UTF-8 text", name) for i in broken]
+            cast, more = coerce_column(col, typ, name)
+            return cast, sorted([*bad, *more], key=lambda r: r.row)
+    if col.type == typ:
+        return col, []
+    try:
+        return col.cast(typ), []
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError, pa.ArrowTypeError, OverflowError):
+        pass
+    try:
+        values = col.to_pylist()
+    except (pa.ArrowException, ValueError, OverflowError) as exc:
+        raise InvalidInputError(f"column {name!r} cannot be read as {typ}: {exc}") from exc
+    arr, bad = coerce_values(values, typ, name)
+    return pa.chunked_array([arr], typ), bad
+
+
+# -- checks -------------------------------------------------------------------------
+
+
+class _Found:
+    """Problems found, as (row, column, reason), column by column."""
+
+    def __init__(self, n: int) -> None:
+        self.n = n
+        self.rows: list[BadRow] = []
+
+    def mask(self, mask: Any, column: str, reason: str) -> None:
+        if isinstance(mask, pa.ChunkedArray | pa.Array):
+            mask = pc.fill_null(mask, False).to_numpy(zero_copy_only=False)
+        idx = np.flatnonzero(np.asarray(mask, dtype=bool))
+        self.rows.extend(BadRow(int(i), reason, column) for i in idx)
+
+
+def _str(col: pa.ChunkedArray) -> pa.ChunkedArray:
+    return col if pa.types.is_string(col.type) else col.cast(pa.string())
+
+
+# Byte classes of UTF-8 for _byte_problems: 1 a control byte (C0, DEL), 2 the lead
+# byte of a sequence that may be a refused character (C2: C1 controls; E2: bidi
+# controls; EF: the BOM).
+_BYTE_CLASS = np.zeros(256, dtype=np.uint8)
+_BYTE_CLASS[:0x20] = 1
+_BYTE_CLASS[0x7F] = 1
+_BYTE_CLASS[[0xC2, 0xE2, 0xEF]] = 2
+
+
+def _byte_problems(col: pa.ChunkedArray) -> tuple[np.ndarray[Any, Any], np.ndarray[Any, Any]]:
+    """Per value of a (valid UTF-8) string column: (has a refused character; starts or
+    ends with a space, U+00A0 or U+3000). Read from the UTF-8 bytes with numpy, no
+    regex. A multi-byte sequence cannot straddle two values of valid UTF-8, so the data
+    buffer is scanned at once."""
+    ctrl_parts, surr_parts = [], []
+    for chunk in col.chunks:
+        n = len(chunk)
+        ctrl = np.zeros(n, dtype=bool)
+        surr = np.zeros(n, dtype=bool)
+        bufs = chunk.buffers()
+        if n == 0 or len(bufs) < 3 or bufs[2] is None:
+            ctrl_parts.append(ctrl)
+            surr_parts.append(surr)
+            continue
+        offsets = np.frombuffer(bufs[1], dtype=np.int32, count=n + 1, offset=chunk.offset * 4)
+        data = np.frombuffer(bufs[2], dtype=np.uint8)
+        start, end = int(offsets[0]), int(offsets[-1])
+        cls = _BYTE_CLASS[data[start:end]]
+        pos = np.flatnonzero(cls == 1) + start
+        lead = np.flatnonzero(cls == 2) + start
+        if len(lead):
+            b1 = data[np.minimum(lead + 1, end - 1)]
+            b2 = data[np.minimum(lead + 2, end - 1)]
+            b0 = data[lead]
+            refused = (b0 == 0xC2) & (b1 >= 0x80) & (b1 <= 0x9F) & (lead + 1 < end)
+            refused |= (b0 == 0xE2) & (lead + 2 < end) & (
+                ((b1 == 0x80) & (b2 >= 0xAA) & (b2 <= 0xAE))
+                | ((b1 == 0x81) & (b2 >= 0xA6) & (b2 <= 0xA9)))
+            refused |= (b0 == 0xEF) & (lead + 2 < end) & (b1 == 0xBB) & (b2 == 0xBF)
+            pos = np.concatenate([pos, lead[refused]])
+        if len(pos):
+            ctrl[np.searchsorted(offsets, pos, side="right") - 1] = True
+        lengths = np.diff(offsets)
+        rows = np.flatnonzero(lengths > 0)
+        first = offsets[:-1][rows]
+        last = offsets[1:][rows] - 1
+        f0, l0 = data[first], data[last]
+        # candidates by their first / last byte, then the exact sequences
+        cf = np.flatnonzero((f0 == 0x20) | (f0 == 0xC2) | (f0 == 0xE3))
+        cl = np.flatnonzero((l0 == 0x20) | (l0 == 0xA0) | (l0 == 0x80))
+        for cand, edge, step in ((cf, first, 1), (cl, last, -1)):
+            if not len(cand):
+                continue
+            at = edge[cand]
+            ln = lengths[rows[cand]]
+            x0 = data[at]
+            x1 = data[np.clip(at + step, 0, len(data) - 1)]
+            x2 = data[np.clip(at + 2 * step, 0, len(data) - 1)]
+            if step == 1:
+                hit = (x0 == 0x20) | ((ln >= 2) & (x0 == 0xC2) & (x1 == 0xA0)) | (
+                    (ln >= 3) & (x0 == 0xE3) & (x1 == 0x80) & (x2 == 0x80))
+            else:  # read backwards: A0 C2, 80 80 E3
+                hit = (x0 == 0x20) | ((ln >= 2) & (x0 == 0xA0) & (x1 == 0xC2)) | (
+                    (ln >= 3) & (x0 == 0x80) & (x1 == 0x80) & (x2 == 0xE3))
+            surr[rows[cand[hit]]] = True
+        if chunk.null_count:
+            valid = np.asarray(pc.is_valid(chunk).to_numpy(zero_copy_only=False), dtype=bool)
+            ctrl &= valid
+            surr &= valid
+        ctrl_parts.append(ctrl)
+        surr_parts.append(surr)
+    if not ctrl_parts:
+        return np.zeros(0, dtype=bool), np.zeros(0, dtype=bool)
+    return np.concatenate(ctrl_parts), np.concatenate(surr_parts)
+
+
+def _text(f: _Found, col: pa.ChunkedArray, name: str, *, required: bool = False) -> None:
+    col = _str(col)
+    if required:
+        f.mask(pc.is_null(col), name, "required item missing")
+        f.mask(pc.equal(col, ""), name, "required item is empty")
+    ctrl, surr = _byte_problems(col)
+    f.mask(ctrl, name, "control character (NUL, newline, tab ...) in text")
+    f.mask(surr, name, "surrounding spaces")
+    limit = MAX_LENGTHS.get(name, _DEFAULT_MAX)
+    if len(col) and (pc.max(pc.binary_length(col)).as_py() or 0) > limit:
+        # bytes >= characters: only then count the characters
+        f.mask(pc.greater(pc.utf8_length(col), limit), name, f"longer than {limit} characters")
+
+
+def _kana(f: _Found, col: pa.ChunkedArray, name: str) -> None:
+    col = _str(col)
+    ok = pc.match_substring_regex(col, KANA_PATTERN)
+    f.mask(pc.and_(pc.is_valid(col), pc.invert(pc.fill_null(ok, True))), name,
+           "not full-width katakana (words separated by one ideographic space)")
+
+
+def _postal(f: _Found, col: pa.ChunkedArray, name: str, lg_code: str | None) -> None:
+    col = _str(col)
+    ok = pc.match_substring_regex(col, _POSTAL)
+    bad = pc.and_(pc.is_valid(col), pc.invert(pc.fill_null(ok, True)))
+    f.mask(bad, name, "a postal code is exactly 7 ASCII digits")
+    m = municipality(lg_code) if lg_code is not None else None
+    if m is not None:
+        prefix = pc.utf8_slice_codeunits(col, 0, 3)
+        inside = pc.is_in(prefix, value_set=pa.array(sorted(m.postal_prefixes), pa.string()))
+        elsewhere = pc.and_(pc.fill_null(ok, False), pc.invert(inside))
+        f.mask(elsewhere, name, f"postal code not used in {m.prefecture}{m.name}")
+
+
+def _dates(f: _Found, col: pa.ChunkedArray, name: str, *, latest: dt.date | None,
+           future_ok: Any = None) -> None:
+    f.mask(pc.less(col, pa.scalar(DATE_FLOOR, pa.date32())), name,
+           f"date before {DATE_FLOOR.isoformat()}")
+    if latest is not None:
+        late = pc.fill_null(pc.greater(col, pa.scalar(latest, pa.date32())), False)
+        if future_ok is not None:
+            late = pc.and_(late, pc.invert(pc.fill_null(future_ok, False)))
+        f.mask(late, name, f"date in the future (after {latest.isoformat()})")
+
+
+def _event_dates(f: _Found, ev: pa.ChunkedArray, notified: pa.ChunkedArray,
+                 kind: pa.ChunkedArray, today: dt.date) -> None:
+    """A notification's event date: not after its notified date (itself not after
+    ``today``), a move-out's planned date at most :data:`MOVE_OUT_LEAD_DAYS` after it."""
+    _dates(f, ev, "event_date", latest=None)
+    move_out = pc.fill_null(pc.equal(kind, "move_out"), False)
+    after = pc.fill_null(pc.greater(ev, notified), False)
+    f.mask(pc.and_(after, pc.invert(move_out)), "event_date",
+           "the event date is after the notified date")
+    lead = pc.add(notified.cast(pa.int32()),
+                  pa.scalar(MOVE_OUT_LEAD_DAYS, pa.int32())).cast(pa.date32())
+    f.mask(pc.and_(move_out, pc.fill_null(pc.greater(ev, lead), False)), "event_date",
+           f"planned move-out date more than {MOVE_OUT_LEAD_DAYS} days after the notified date")
+    # without a notified date (rejected for that): still no event after today
+    f.mask(pc.and_(pc.is_null(notified), pc.and_(pc.invert(move_out), pc.fill_null(
+        pc.greater(ev, pa.scalar(today, pa.date32())), False))), "event_date",
+        f"date in the future (after {today.isoformat()})")
+
+
+def valid_codes(codes: Any, digits: int = 11) -> np.ndarray[Any, np.dtype[np.bool_]]:
+    """Per code (uint64), whether it is a well-formed resident code (``digits`` 11) or My
+    Number (12); out of range: False."""
+    arr = np.asarray(codes, dtype=np.uint64)
+    ok = arr < np.uint64(10**digits)
+    out = np.zeros(arr.shape, dtype=bool)
+    if ok.any():
+        check = ids.is_valid_resident_code if digits == 11 else ids.is_valid_my_number
+        out[ok] = check(arr[ok])
+    return out
+
+
+def _codes(f: _Found, col: pa.ChunkedArray, name: str, digits: int = 11) -> None:
+    valid = pc.is_valid(col).to_numpy(zero_copy_only=False)
+    if not valid.any():
+        return
+    values = pc.fill_null(col, 0).to_numpy().astype(np.uint64)
+    what = "resident code (11 digits)" if digits == 11 else "My Number (12 digits)"
+    f.mask(valid & ~valid_codes(values, digits), name,
+           f"not a valid {what}: wrong length or check digit")
+
+
+def _enum(f: _Found, col: pa.ChunkedArray, name: str, allowed: Iterable[Any],
+          what: str = "must be") -> None:
+    allowed = list(allowed)
+    typ = col.type
+    inside = pc.is_in(col, value_set=pa.array(allowed, typ))
+    shown = ", ".join(str(a) for a in allowed)
+    f.mask(pc.and_(pc.is_valid(col), pc.invert(inside)), name, f"{what} one of {shown}")
+
+
+def _positive(f: _Found, col: pa.ChunkedArray, name: str) -> None:
+    f.mask(pc.less_equal(col, 0), name, "must be a positive number")
+
+
+_NAME_COLS: Final = ("family_name", "given_name")
+_KANA_COLS: Final = ("family_name_kana", "given_name_kana")
+
+
+def find_problems(table: pa.Table, *, today: dt.date, lg_code: str | None = None,
+                  required: Sequence[str] = (), kinds: Sequence[str] | None = None,
+                  change_reasons: Sequence[str] | None = None) -> list[BadRow]:
+    """Every problem of every row of ``table`` (already cast to its schema's types), in
+    column order. Columns the table lacks are not checked; ``required`` columns must be
+    non-null and non-empty. ``lg_code``: postal codes must be this municipality's."""
+    f = _Found(table.num_rows)
+    names = table.column_names
+    kind_col = table.column("kind") if "kind" in names else None
+    for name in names:
+        col = table.column(name)
+        typ = col.type
+        req = name in required
+        if req and not pa.types.is_string(typ):
+            f.mask(pc.is_null(col), name, "required item missing")
+        if name in ("resident_code", "new_head_code", "previous_resident_code"):
+            _codes(f, col, name, 11)
+        elif name == "my_number":
+            _codes(f, col, name, 12)
+        elif name == "sex":
+            _enum(f, col, name, SEXES)
+        elif name == "status":
+            _text(f, col, name, required=req)
+            _enum(f, col, name, STATUSES)
+        elif name == "kind" and kinds is not None:
+            _text(f, col, name, required=req)
+            _enum(f, col, name, kinds, "unknown kind: not")
+        elif name == "change_reason" and change_reasons is not None:
+            _text(f, col, name, required=req)
+            _enum(f, col, name, change_reasons)
+        elif name == "household_action":
+            _text(f, col, name, required=req)
+            _enum(f, col, name, HOUSEHOLD_ACTIONS)
+        elif name in ("household_id", "person_id", "head_person_id", "seq"):
+            _positive(f, col, name)
+        elif name == "postal_code":
+            _text(f, col, name, required=req)
+            _postal(f, col, name, lg_code)
+        elif name == "lg_code":
+            _text(f, col, name, required=req)
+            if lg_code is not None:
+                f.mask(pc.not_equal(col, lg_code), name, f"not this municipality ({lg_code})")
+        elif name in _KANA_COLS:
+            _text(f, col, name, required=req)
+            _kana(f, col, name)
+        elif pa.types.is_string(typ):
+            _text(f, col, name, required=req)
+        elif pa.types.is_date(typ):
+            if name == "event_date" and kind_col is not None and "notified_date" in names:
+                _event_dates(f, col, table.column("notified_date"), kind_col, today)
+            elif name == "change_date":
+                _dates(f, col, name, latest=today + dt.timedelta(days=CHANGE_LEAD_DAYS))
+            elif name in ("removal_date", "updated_on"):
+                _dates(f, col, name, latest=None)
+            else:
+                _dates(f, col, name, latest=today)
+    if "birth_date" in names:
+        birth = table.column("birth_date")
+        for name in ("resident_since", "address_since"):
+            if name in names:
+                f.mask(pc.less(table.column(name), birth), name, "before the date of birth")
+    return f.rows
+
+
+def first_per_row(rows: Iterable[BadRow]) -> dict[int, BadRow]:
+    """The first problem found of each row."""
+    out: dict[int, BadRow] = {}
+    for r in rows:
+        out.setdefault(r.row, r)
+    return out
+
+
+def sorted_rows(rows: Iterable[BadRow]) -> list[BadRow]:
+    """Problems by row, then in the order found (column order)."""
+    return sorted(rows, key=lambda r: r.row)
