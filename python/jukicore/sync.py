@@ -12,12 +12,20 @@ or acknowledged happened writes nothing.
 relation, decrypts, and
 
 * at a prefecture or the center, applies identity changes to the identity
-  store exactly once (refusing a packet applied twice, a replay, a gap) and
-  answers with a signed acknowledgement of everything applied from that
-  municipality, written atomically into the outbox;
+  store exactly once (a packet or a range applied before changes nothing; a gap
+  is refused) and answers with a signed acknowledgement of everything applied
+  from that municipality, written atomically into the outbox;
 * at a municipality, records an acknowledgement (acknowledged entries leave
-  later exports) or imports a code block into the register;
+  later exports; one of entries never sent to that peer is refused) or imports
+  a code block into the register;
 * at a prefecture, stores a code block from the center for splitting.
+
+Packet files are read with :meth:`Packet.read` (regular files only, size checked
+against the framing before the body is read); an odd inbox entry is refused on its
+own and the others still apply. Every id used in a path follows
+:func:`jukicore.crypto.check_path_id`. Exports to one recipient hold the node's
+``export-RECIPIENT`` lock; every writing function first removes the temporary
+files of killed runs (:meth:`Node.clean_temps`).
 
 Crash safety: every state change is one database transaction and every file is
 written to a temporary name and renamed, so a run killed at any moment and
