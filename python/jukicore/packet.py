@@ -46,7 +46,7 @@ import os
 import stat
 import struct
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -217,8 +217,11 @@ class Packet:
     header: PacketHeader
     header_bytes: bytes
     wrapped_key: bytes
-    payload: bytes
+    payload: bytes | memoryview
     signature: bytes
+    #: The signed bytes as read (a view of :meth:`read`'s buffer), so that verifying a
+    #: large packet does not assemble a second copy of it.
+    signed: memoryview | None = field(default=None, repr=False, compare=False)
 
     @classmethod
     def build(
@@ -381,14 +384,18 @@ class Packet:
         finally:
             os.close(fd)
         del view
-        return cls.from_bytes(buf)
+        return cls._split(buf)  # the buffer is ours alone: no copy
 
     @classmethod
-    def from_bytes(cls, data: bytes | bytearray) -> Packet:
+    def from_bytes(cls, data: bytes | bytearray | memoryview) -> Packet:
         """Split a packet into its parts (checks framing and version only: nothing
         here is authenticated until :meth:`verify_and_open`)."""
-        if not isinstance(data, bytes):
-            data = bytes(data)
+        # A copy of a mutable buffer: it must not change between verification and use.
+        return cls._split(data if isinstance(data, bytes) else bytes(data))
+
+    @classmethod
+    def _split(cls, raw: bytes | bytearray) -> Packet:
+        data = memoryview(raw)
         if len(data) < _PREFIX.size + 2 + 8 + SIGNATURE_LEN:
             raise _tampered(f"truncated ({len(data)} bytes)")
         magic, version, hlen = _PREFIX.unpack_from(data, 0)
@@ -402,13 +409,13 @@ class Packet:
         need = pos + hlen + 2
         if len(data) < need:
             raise _tampered("truncated in the header")
-        hb = data[pos:pos + hlen]
+        hb = bytes(data[pos:pos + hlen])
         pos += hlen
         (wlen,) = struct.unpack_from(">H", data, pos)
         pos += 2
         if len(data) < pos + wlen + 8:
             raise _tampered("truncated in the wrapped key")
-        wrapped = data[pos:pos + wlen]
+        wrapped = bytes(data[pos:pos + wlen])
         pos += wlen
         (plen,) = struct.unpack_from(">Q", data, pos)
         pos += 8
@@ -420,7 +427,8 @@ class Packet:
         header = PacketHeader.from_json_bytes(hb)
         if header.version != version:
             raise _tampered("header version differs from the framing's")
-        return cls(header, hb, wrapped, payload, data[-SIGNATURE_LEN:])
+        return cls(header, hb, wrapped, payload, bytes(data[-SIGNATURE_LEN:]),
+                   data[:-SIGNATURE_LEN])
 
     def verify_and_open(
         self,
@@ -442,7 +450,8 @@ class Packet:
         h = self.header
         signer = trust_store.verifying_key(h.sender, h.sender_key_id, h.created_at, now=now)
         try:
-            signer.signing_public.verify(self.signature, self._body())
+            signer.signing_public.verify(
+                self.signature, self._body() if self.signed is None else self.signed)
         except InvalidSignature:
             raise _tampered(f"signature of {h.sender!r} does not verify "
                             "(tampered or forged)") from None
@@ -480,7 +489,8 @@ def _read_exact(fd: int, n: int) -> bytes:
     return out
 
 
-def _frame(version: int, header_bytes: bytes, wrapped: bytes, payload: bytes) -> bytes:
+def _frame(version: int, header_bytes: bytes, wrapped: bytes,
+           payload: bytes | memoryview) -> bytes:
     return b"".join((
         _PREFIX.pack(MAGIC, version, len(header_bytes)),
         header_bytes,
@@ -491,7 +501,7 @@ def _frame(version: int, header_bytes: bytes, wrapped: bytes, payload: bytes) ->
     ))
 
 
-def _open_payload(h: PacketHeader, payload: bytes, data_key: bytes) -> pa.Table:
+def _open_payload(h: PacketHeader, payload: bytes | memoryview, data_key: bytes) -> pa.Table:
     import pyarrow as pa
 
     try:
