@@ -333,6 +333,8 @@ class Packet:
         try:
             # O_NONBLOCK: a FIFO with no writer would otherwise block the open forever
             fd = os.open(p, os.O_RDONLY | os.O_NONBLOCK)
+        except ValueError:  # a NUL in the path
+            raise FileError(f"cannot read {p!r}: not a valid path") from None
         except OSError as exc:
             if exc.errno == errno.ENOENT and os.path.lexists(p):
                 raise FileError(f"cannot read {p}: a link to nothing") from None

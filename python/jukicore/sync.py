@@ -224,7 +224,14 @@ class _Opened:
 def _open(node: Node, path: Path, keys: list[NodeKeys], max_bytes: int) -> _Opened:
     packet = Packet.read(path, max_bytes=max_bytes)
     trust = node.trust()
-    header, table = packet.verify_and_open(trust, node.node_id, keys)
+    try:
+        header, table = packet.verify_and_open(trust, node.node_id, keys)
+    except JukiError:
+        raise
+    except (ValueError, TypeError, KeyError, pa.ArrowException) as exc:
+        # whatever a damaged payload provokes: one refused packet, not a stopped night
+        raise TamperedPacketError(f"packet refused: {path.name}: unreadable ({exc})"
+                                  ) from None
     check_relation(header.kind, header.sender, node.node_id)
     _note_key_used(node, header)
     return _Opened(path, header, table)

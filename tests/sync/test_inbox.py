@@ -127,6 +127,8 @@ def test_packet_read_refuses_each_kind_without_reading_it(tmp_path: Path) -> Non
         Packet.read(tmp_path / "f-huge-framed.jkp")
     with pytest.raises(FileError):
         Packet.read(tmp_path / "missing.jkp")
+    with pytest.raises(FileError, match="not a valid path"):
+        Packet.read(str(tmp_path / "nul\0.jkp"))
 
 
 def test_packet_read_checks_the_size_against_the_framing(network: Network,
