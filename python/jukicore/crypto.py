@@ -287,7 +287,7 @@ class NodeKeys:
         try:
             meta = json.loads(read_regular(d / "node.json", max_bytes=_MAX_SMALL_FILE))
             node_id = check_node_id(meta["node_id"])
-        except (ValueError, KeyError, TypeError) as e:  # InvalidInputError is a ValueError
+        except (ValueError, KeyError, TypeError, RecursionError) as e:  # InvalidInputError too
             raise CorruptFileError(f"{d / 'node.json'} is damaged: {e}") from e
         signing = load_private_key(d / "signing.pem", password)
         encryption = load_private_key(d / "encryption.pem", password)
@@ -610,7 +610,7 @@ class TrustStore:
         raw = read_regular(p, max_bytes=_MAX_SMALL_FILE)
         try:
             doc = json.loads(raw)
-        except ValueError as e:  # also invalid UTF-8
+        except (ValueError, RecursionError) as e:  # also invalid UTF-8
             raise CorruptFileError(f"{p} is not valid JSON: {e}") from e
         return cls.from_json(doc)
 

@@ -228,7 +228,7 @@ class Node:
                 json.loads(read_regular(where, max_bytes=_MAX_NODE_FILE)))
             if when.tzinfo is None:
                 raise ValueError("no time zone")
-        except (ValueError, TypeError) as exc:
+        except (ValueError, TypeError, RecursionError) as exc:
             raise CorruptFileError(f"{where} is damaged: {exc}") from None
         return keys.public_record(self.role, when)
 
@@ -261,7 +261,7 @@ class Node:
             raise NotFoundError(f"{p} is not a node (no node.json): run jukicore node init")
         try:
             doc = json.loads(read_regular(where, max_bytes=_MAX_NODE_FILE))
-        except ValueError as exc:  # invalid JSON or invalid UTF-8
+        except (ValueError, RecursionError) as exc:  # invalid JSON or invalid UTF-8
             raise CorruptFileError(f"{where} is damaged: {exc}") from None
         try:
             node_id, role, store = doc["node_id"], doc["role"], doc["store"]

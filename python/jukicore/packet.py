@@ -188,7 +188,7 @@ class PacketHeader:
                 encrypted=enc,
                 schema=base64.b64decode(d["schema"], validate=True),
             )
-        except (ValueError, KeyError, TypeError, AttributeError, UnicodeDecodeError) as e:
+        except (ValueError, KeyError, TypeError, AttributeError, RecursionError) as e:
             raise _tampered(f"unreadable header ({e})") from None
         if len(h.packet_id) != 16 or h.kind not in KINDS or h.rows < 0:
             raise _tampered("header fields out of range")

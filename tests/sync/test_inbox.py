@@ -72,10 +72,15 @@ def _odd_entries(inbox: Path) -> dict[str, str]:
         f.truncate(3 * GIB)  # sparse: takes no disk
     _framed_but_huge(inbox / "f-huge-framed.jkp", 3 * GIB)
     (inbox / "g-short.jkp").write_bytes(b"JUKIPKT")
+    header = b"[" * 500_000  # JSON nested past Python's recursion limit
+    (inbox / "h-nested-header.jkp").write_bytes(
+        struct.pack(">8sHI", MAGIC, 2, len(header)) + header + struct.pack(">H", 80)
+        + bytes(80) + struct.pack(">Q", 0) + bytes(64))
     return {"a-directory.jkp": "FileError", "b-dangling.jkp": "FileError",
             "c-fifo.jkp": "FileError", "d-zero.jkp": "FileError",
             "e-huge-garbage.jkp": "TamperedPacketError",
-            "f-huge-framed.jkp": "FileError", "g-short.jkp": "TamperedPacketError"}
+            "f-huge-framed.jkp": "FileError", "g-short.jkp": "TamperedPacketError",
+            "h-nested-header.jkp": "TamperedPacketError"}
 
 
 @BOTH

@@ -61,6 +61,7 @@ DAMAGES: dict[str, Callable[[Path], None]] = {
         "node.json", b'{"node_id": "131041", "role": "municipality", "store": 5}'),
     "node.json wrong role": _write(
         "node.json", b'{"node_id": "131041", "role": "center", "store": "s.sqlite"}'),
+    "node.json nested too deep": _write("node.json", b"[" * 500_000),
     "node.json a directory": _replace_by("node.json", "dir"),
     "node.json a FIFO": _replace_by("node.json", "fifo"),
     "node.json a dangling link": _replace_by("node.json", "dangling"),
@@ -79,11 +80,13 @@ DAMAGES: dict[str, Callable[[Path], None]] = {
                       b'"11qYAYKxCrfVS/7TyWQHOg7hcvPapiMlrwIaaPcHURo=", "encryption_public": '
                       b'"11qYAYKxCrfVS/7TyWQHOg7hcvPapiMlrwIaaPcHURo=", "valid_from": '
                       b'"2024-01-01T00:00:00Z", "used": "yes"}]}}}'),
+    "trust.json nested too deep": _write("trust.json", b"[" * 500_000),
     "trust.json a directory": _replace_by("trust.json", "dir"),
     "trust.json a FIFO": _replace_by("trust.json", "fifo"),
     "keys missing": lambda node: shutil.rmtree(node / "keys"),
     "keys a file": _write("keys", b"x"),
     "key node.json not UTF-8": _write("keys/1/node.json", b"\xff"),
+    "key node.json nested too deep": _write("keys/1/node.json", b"{\"a\":" * 300_000),
     "key node.json a list": _write("keys/1/node.json", b"[]"),
     "signing.pem garbage": _write("keys/1/signing.pem", b"-----BEGIN nothing"),
     "signing.pem a directory": _replace_by("keys/1/signing.pem", "dir"),

@@ -113,7 +113,7 @@ def trust(directory: Path, record: Path, as_json: bool) -> None:
     n = Node.open(directory)
     try:
         doc: Any = json.loads(read_regular(record, max_bytes=1 << 20))
-    except ValueError as exc:  # not JSON, or not UTF-8
+    except (ValueError, RecursionError) as exc:  # not JSON, or not UTF-8
         raise click.BadParameter(f"{record} is not JSON: {exc}") from None
     if not isinstance(doc, dict):
         raise InvalidInputError(f"{record} is not a node's public record (not an object)")
