@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import struct
+from pathlib import Path
 
 import pyarrow as pa
 import pytest
@@ -262,3 +263,28 @@ def test_header_json_is_strict() -> None:
         PacketHeader.from_json_bytes(b"\xff")
 
 
+
+
+def test_reading_a_large_packet_holds_it_once(world: World, tmp_path: Path) -> None:
+    """Packet.read fills one buffer of the file's size; splitting and verifying it makes
+    no second copy (the Python heap's peak stays near one packet, not two or three)."""
+    import tracemalloc
+
+    blob = pa.array([b"x" * (1 << 20)] * 48, pa.large_binary())  # 48 MiB, kept in clear
+    table = pa.table({"seq": pa.array(range(1, 49), pa.int64()), "blob": blob})
+    p = Packet.build(kind="identity-changes", table=table, sender=world.muni,
+                     recipient=CENTER, trust_store=world.trust[MUNI], seq_first=1,
+                     seq_last=48, clear_columns={"seq", "blob"}, created_at=NOW)
+    path = tmp_path / "big.jkp"
+    path.write_bytes(p.to_bytes())
+    size = path.stat().st_size
+    del p, table, blob
+    tracemalloc.start()
+    try:
+        packet = Packet.read(path)
+        _, opened = packet.verify_and_open(world.trust[CENTER], CENTER, world.center)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert opened.num_rows == 48
+    assert size <= peak < size * 1.3

@@ -40,7 +40,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
-from jukicore._files import write_atomic
+from jukicore._files import read_regular, write_atomic
 from jukicore.errors import (
     ConflictError,
     CorruptFileError,
@@ -71,6 +71,7 @@ __all__ = [
     "RecordCipher",
     "TrustStore",
     "check_node_id",
+    "check_path_id",
     "key_id",
     "load_private_key",
     "new_data_key",
@@ -87,10 +88,18 @@ DATA_KEY_LEN = 32
 WRAPPED_KEY_LEN = 32 + DATA_KEY_LEN + 16
 ROLES = ("municipality", "prefecture", "center")
 Role = Literal["municipality", "prefecture", "center"]
-_NODE_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
+#: The one rule for every id that becomes part of a file name (node ids, block ids, the
+#: sender and recipient in packet names): 1 to 64 of ``A-Z a-z 0-9 . _ -``, starting with
+#: a letter or digit. No separator, no NUL, no ``..`` alone, no newline.
+_PATH_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
+#: How long after learning of a rotation a packet signed with the retired key (and dated
+#: before the rotation) is still accepted: packets in flight when the peer rotated.
+RETIRED_KEY_GRACE = dt.timedelta(hours=48)
 _WRAP_INFO = b"jukicore/v1/data-key-wrap\0"
 _RECORD_AAD = b"jukicore/v1/record\0"
 _RECORD_KEY_INFO = b"jukicore/v2/record-key\0"
+#: The most a node's small files (trust store, key files, node descriptions) may hold.
+_MAX_SMALL_FILE = 16 << 20
 _TRUST_FORMAT = "jukicore-trust-store"
 _TRUST_VERSION = 1
 
@@ -123,13 +132,22 @@ def _parse_iso(text: str) -> dt.datetime:
     return when.astimezone(dt.UTC)
 
 
-def check_node_id(node_id: str) -> str:
-    """Return ``node_id`` if it is a valid node id (1-64 of ``[A-Za-z0-9._-]``)."""
-    if not isinstance(node_id, str) or not _NODE_ID.match(node_id):
+def check_path_id(value: object, what: str = "id") -> str:
+    """Return ``value`` if it may be used in a file name: 1 to 64 characters of
+    ``A-Z a-z 0-9 . _ -``, the first a letter or digit (so no path separator, no
+    ``..``, no NUL, no newline, nothing absolute). Else :class:`InvalidInputError`."""
+    if not isinstance(value, str) or _PATH_ID.fullmatch(value) is None:
+        shown = repr(value) if not isinstance(value, str) or len(value) <= 80 \
+            else repr(value[:80]) + "..."
         raise InvalidInputError(
-            f"invalid node id {node_id!r}: 1 to 64 characters of A-Z a-z 0-9 . _ -"
-        )
-    return node_id
+            f"invalid {what} {shown}: 1 to 64 characters of A-Z a-z 0-9 . _ -, "
+            "starting with a letter or digit")
+    return value
+
+
+def check_node_id(node_id: object) -> str:
+    """Return ``node_id`` if it is a valid node id (:func:`check_path_id`'s rule)."""
+    return check_path_id(node_id, "node id")
 
 
 # --------------------------------------------------------------------------- keys
@@ -188,10 +206,9 @@ def load_private_key(
     from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
 
     p = Path(path)
-    try:
-        pem = p.read_bytes()
-    except FileNotFoundError as e:
-        raise NotFoundError(f"no private key file at {p}") from e
+    if not os.path.lexists(p):
+        raise NotFoundError(f"no private key file at {p}")
+    pem = read_regular(p, max_bytes=_MAX_SMALL_FILE)
     try:
         key = serialization.load_pem_private_key(pem, password=_password(password))
     except (ValueError, TypeError) as e:
@@ -265,12 +282,12 @@ class NodeKeys:
         from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
 
         d = Path(directory)
+        if not os.path.lexists(d / "node.json"):
+            raise NotFoundError(f"no node keys in {d}")
         try:
-            meta = json.loads((d / "node.json").read_text())
+            meta = json.loads(read_regular(d / "node.json", max_bytes=_MAX_SMALL_FILE))
             node_id = check_node_id(meta["node_id"])
-        except FileNotFoundError as e:
-            raise NotFoundError(f"no node keys in {d}") from e
-        except (ValueError, KeyError, TypeError) as e:
+        except (ValueError, KeyError, TypeError, RecursionError) as e:  # InvalidInputError too
             raise CorruptFileError(f"{d / 'node.json'} is damaged: {e}") from e
         signing = load_private_key(d / "signing.pem", password)
         encryption = load_private_key(d / "encryption.pem", password)
@@ -291,13 +308,21 @@ class NodeKeys:
 
 @dataclass(frozen=True)
 class PeerKey:
-    """One generation of a peer's public keys and when it may be used."""
+    """One generation of a peer's public keys and when it may be used.
+
+    ``retired_learned_at`` is when this trust store learned of the rotation that
+    retired the generation (the recipient's clock); ``used`` says that a packet signed
+    with it has been accepted. Both serve the retired-key rule of
+    :meth:`TrustStore.verifying_key`.
+    """
 
     signing_public: Ed25519PublicKey
     encryption_public: X25519PublicKey
     valid_from: dt.datetime
     retired_at: dt.datetime | None = None
     revoked: bool = False
+    retired_learned_at: dt.datetime | None = None
+    used: bool = False
 
     @property
     def signing_key_id(self) -> str:
@@ -313,6 +338,15 @@ class PeerKey:
             return False
         return self.retired_at is None or when < self.retired_at
 
+    def grace_ends(self) -> dt.datetime | None:
+        """When this retired generation stops verifying anything (None while current):
+        :data:`RETIRED_KEY_GRACE` after the later of its retirement and the moment the
+        rotation was learned."""
+        if self.retired_at is None:
+            return None
+        learned = self.retired_learned_at or self.retired_at
+        return max(learned, self.retired_at) + RETIRED_KEY_GRACE
+
     def _to_json(self) -> dict[str, Any]:
         return {
             "signing_public": base64.b64encode(_raw_public(self.signing_public)).decode(),
@@ -321,21 +355,35 @@ class PeerKey:
             "encryption_key_id": self.encryption_key_id,
             "valid_from": _iso(self.valid_from),
             "retired_at": None if self.retired_at is None else _iso(self.retired_at),
+            "retired_learned_at": None if self.retired_learned_at is None
+            else _iso(self.retired_learned_at),
             "revoked": self.revoked,
+            "used": self.used,
         }
 
     @classmethod
     def _from_json(cls, d: dict[str, Any]) -> PeerKey:
         sign, enc = _public_pair(d["signing_public"], d["encryption_public"])
-        key = cls(sign, enc, _parse_iso(d["valid_from"]),
-                  None if d.get("retired_at") is None else _parse_iso(d["retired_at"]),
-                  bool(d.get("revoked", False)))
+
+        def when(name: str) -> dt.datetime | None:
+            v = d.get(name)
+            return None if v is None else _parse_iso(v)
+
+        key = cls(sign, enc, _parse_iso(d["valid_from"]), when("retired_at"),
+                  _strict_bool(d.get("revoked", False)), when("retired_learned_at"),
+                  _strict_bool(d.get("used", False)))
         if (key.signing_key_id, key.encryption_key_id) != (
             d.get("signing_key_id", key.signing_key_id),
             d.get("encryption_key_id", key.encryption_key_id),
         ):
             raise ValueError("key ids do not match the keys")
         return key
+
+
+def _strict_bool(v: Any) -> bool:
+    if not isinstance(v, bool):
+        raise ValueError(f"expected true or false, not {v!r}")
+    return v
 
 
 def _public_pair(signing_b64: str, encryption_b64: str) -> tuple[Ed25519PublicKey, X25519PublicKey]:
@@ -426,7 +474,8 @@ class TrustStore:
                     f"a new key for {node_id!r} must become valid after the current one "
                     f"({_iso(cur.valid_from)})"
                 )
-            peer.keys[current] = replace(cur, retired_at=when)
+            peer.keys[current] = replace(cur, retired_at=when,
+                                         retired_learned_at=dt.datetime.now(dt.UTC))
         peer.keys.append(new)
         return new
 
@@ -465,18 +514,23 @@ class TrustStore:
             raise NotFoundError(f"node {node_id!r} has no current (unretired, unrevoked) key")
         return peer.keys[i]
 
-    def verifying_key(self, node_id: str, signing_key_id: str, at: dt.datetime) -> PeerKey:
+    def verifying_key(self, node_id: str, signing_key_id: str, at: dt.datetime, *,
+                      now: dt.datetime | None = None) -> PeerKey:
         """The generation that may verify a packet of ``node_id`` signed with
         ``signing_key_id`` and created at ``at``.
 
         Raises :class:`UntrustedSenderError` (a ``PermissionDeniedError``) for an
-        unknown sender, an unknown or revoked key, or a key that was not current
-        at ``at``.
+        unknown sender, an unknown or revoked key, a key that was not current at
+        ``at``, and a retired key (rotated out) once the peer has been seen using a
+        newer generation or once :data:`RETIRED_KEY_GRACE` has passed since the
+        rotation took effect and was learned (``now``, default the clock). A retired
+        key therefore cannot sign new entries by dating them before its retirement:
+        only packets in flight at the rotation still pass.
         """
         peer = self._peers.get(node_id)
         if peer is None:
             raise UntrustedSenderError(f"unknown sender {node_id!r}: not in the trust store")
-        for k in peer.keys:
+        for i, k in enumerate(peer.keys):
             if k.signing_key_id == signing_key_id:
                 if k.revoked:
                     raise UntrustedSenderError(
@@ -486,10 +540,33 @@ class TrustStore:
                     raise UntrustedSenderError(
                         f"sender {node_id!r} key {signing_key_id} was not current at {_iso(at)}"
                     )
+                ends = k.grace_ends()
+                if ends is not None:
+                    if any(n.used for n in peer.keys[i + 1:]):
+                        raise UntrustedSenderError(
+                            f"sender {node_id!r} key {signing_key_id} is retired and the "
+                            "sender already signs with a newer key")
+                    if _utc(now) >= ends:
+                        raise UntrustedSenderError(
+                            f"sender {node_id!r} key {signing_key_id} is retired and its "
+                            f"grace period for packets in flight ended at {_iso(ends)}")
                 return k
         raise UntrustedSenderError(
             f"sender {node_id!r} signed with key {signing_key_id}, which is not in the trust store"
         )
+
+    def note_used(self, node_id: str, signing_key_id: str) -> bool:
+        """Record that a packet signed with this key of ``node_id`` was accepted; True
+        when that is news (the caller then saves the store). From then on the peer's
+        older generations verify nothing (see :meth:`verifying_key`)."""
+        peer = self._peer(node_id)
+        for i, k in enumerate(peer.keys):
+            if k.signing_key_id == signing_key_id:
+                if k.used:
+                    return False
+                peer.keys[i] = replace(k, used=True)
+                return True
+        raise NotFoundError(f"node {node_id!r} has no key {signing_key_id}")
 
     # ------------------------------------------------------------ persistence
 
@@ -528,11 +605,12 @@ class TrustStore:
     @classmethod
     def load(cls, path: str | os.PathLike[str]) -> TrustStore:
         p = Path(path)
+        if not os.path.lexists(p):
+            raise NotFoundError(f"no trust store at {p}")
+        raw = read_regular(p, max_bytes=_MAX_SMALL_FILE)
         try:
-            doc = json.loads(p.read_bytes())
-        except FileNotFoundError as e:
-            raise NotFoundError(f"no trust store at {p}") from e
-        except ValueError as e:
+            doc = json.loads(raw)
+        except (ValueError, RecursionError) as e:  # also invalid UTF-8
             raise CorruptFileError(f"{p} is not valid JSON: {e}") from e
         return cls.from_json(doc)
 

@@ -8,6 +8,13 @@ A node is a directory::
     trust.json       the peers' public keys (jukicore.crypto.TrustStore)
     outbox/          packets this node wrote, for the transport to carry
     inbox/           packets received, for ``jukicore sync apply``
+    blocks/          (prefecture) code blocks received from the center
+    locks/           lock files (exports per recipient, the trust store)
+
+Every id that becomes part of a file name (node ids, block ids, the sender and
+recipient in packet names) follows one rule, :func:`jukicore.crypto.check_path_id`.
+Temporary files that a killed run left behind are removed at the start of every
+command that writes into the node (:meth:`Node.clean_temps`).
 
 Node ids: a municipality is its 6-digit local government code, a prefecture the
 local government code of the prefecture (for example 130001 for Tokyo), the
@@ -26,19 +33,25 @@ code-block         the center / a prefecture       a prefecture / its municipali
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
+import fcntl
 import json
 import os
+import re
+import shutil
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from jukicore import ids
-from jukicore._files import write_atomic
-from jukicore.crypto import NodeKeys, Role, TrustStore, check_node_id
+from jukicore._files import _alive, read_regular, remove_stale_temps, write_atomic
+from jukicore.crypto import NodeKeys, Role, TrustStore, check_node_id, check_path_id
 from jukicore.errors import (
     ConflictError,
     CorruptFileError,
+    FileError,
     InvalidInputError,
     MisaddressedPacketError,
     NotFoundError,
@@ -51,8 +64,23 @@ CENTER = "center"
 PASSWORD_ENV = "JUKICORE_NODE_PASSWORD"
 
 
+_GEN_TEMP = re.compile(r"\.\d+\.tmp-(\d+)-[0-9a-f]+")
+#: The most a node description or a key's ``valid_from`` file may hold.
+_MAX_NODE_FILE = 1 << 20
+
+
+def _os_error(action: str, path: Path, exc: OSError) -> FileError:
+    err = FileError(f"cannot {action} {path}: {exc.strerror or exc}")
+    err.errno = exc.errno
+    err.filename = str(path)
+    return err
+
+
 def role_of(node_id: str) -> Role:
     """The tier a node id names (see the module docs)."""
+    if not isinstance(node_id, str):
+        raise InvalidInputError(f"{node_id!r} is not a node id: a 6-digit local government "
+                                f"code or {CENTER!r}")
     if node_id == CENTER:
         return "center"
     if len(node_id) == 6 and node_id.isascii() and node_id.isdigit() and \
@@ -125,12 +153,63 @@ class Node:
     def save_trust(self, trust: TrustStore) -> None:
         trust.save(self.trust_path)
 
+    @property
+    def blocks(self) -> Path:
+        return self.path / "blocks"
+
     def generations(self) -> list[Path]:
-        gens = sorted((p for p in (self.path / "keys").iterdir() if p.name.isdigit()),
+        d = self.path / "keys"
+        try:
+            names = [e.name for e in os.scandir(d) if e.is_dir(follow_symlinks=False)]
+        except FileNotFoundError:
+            raise NotFoundError(f"node {self.node_id} has no keys ({d} is missing)") from None
+        except OSError as exc:
+            raise _os_error("list", d, exc) from None
+        gens = sorted((d / n for n in names if n.isascii() and n.isdigit()),
                       key=lambda p: int(p.name))
         if not gens:
             raise NotFoundError(f"node {self.node_id} has no keys")
         return gens
+
+    def clean_temps(self) -> list[Path]:
+        """Remove the temporary files killed runs left in the node (its own directory,
+        ``outbox``, ``inbox``, ``blocks``, ``keys`` and every key generation); returns
+        them. Files of live processes and every other file are left alone."""
+        dirs = [self.path, self.outbox, self.inbox, self.blocks, self.path / "keys"]
+        with contextlib.suppress(OSError):  # no keys: generations() says so where needed
+            dirs += [self.path / "keys" / e.name for e in os.scandir(self.path / "keys")
+                     if e.is_dir(follow_symlinks=False) and e.name.isdigit()]
+        removed: list[Path] = []
+        for d in dirs:
+            removed += remove_stale_temps(d)
+        # key generations being written (see _new_generation) by processes now gone
+        with contextlib.suppress(OSError):
+            for e in os.scandir(self.path / "keys"):
+                m = _GEN_TEMP.fullmatch(e.name)
+                if m and e.is_dir(follow_symlinks=False) and not _alive(int(m.group(1))):
+                    shutil.rmtree(e.path, ignore_errors=True)
+                    removed.append(Path(e.path))
+        return removed
+
+    @contextlib.contextmanager
+    def lock(self, name: str) -> Iterator[None]:
+        """Hold the node's lock ``name`` (an exclusive ``flock`` on ``locks/NAME.lock``,
+        shared by every process on the machine): one export per recipient at a time,
+        one writer of the trust store. Released when the block ends or the process
+        dies."""
+        check_path_id(name, "lock name")
+        d = self.path / "locks"
+        target = d / f"{name}.lock"
+        try:
+            d.mkdir(exist_ok=True)
+            fd = os.open(target, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW, 0o644)
+        except OSError as exc:
+            raise _os_error("lock", target, exc) from None
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            yield
+        finally:
+            os.close(fd)  # closing releases the lock
 
     def keys(self, password: str | bytes | None = None) -> list[NodeKeys]:
         """Every key generation, oldest first (the last one is current)."""
@@ -143,16 +222,25 @@ class Node:
     def public_record(self, password: str | bytes | None = None) -> dict[str, Any]:
         """The current public keys, to hand to peers (``jukicore node trust``)."""
         keys = self.current_keys(password)
-        meta = json.loads((self.generations()[-1] / "valid_from").read_text())
-        return keys.public_record(self.role, dt.datetime.fromisoformat(meta))
+        where = self.generations()[-1] / "valid_from"
+        try:
+            when = dt.datetime.fromisoformat(
+                json.loads(read_regular(where, max_bytes=_MAX_NODE_FILE)))
+            if when.tzinfo is None:
+                raise ValueError("no time zone")
+        except (ValueError, TypeError, RecursionError) as exc:
+            raise CorruptFileError(f"{where} is damaged: {exc}") from None
+        return keys.public_record(self.role, when)
 
     def rotate(self, password: str | bytes | None = None,
                valid_from: dt.datetime | None = None) -> NodeKeys:
         """Start a new key generation; the old ones stay to open older packets."""
         pw = _password(password)
-        self.current_keys(pw)  # the password must open the current generation
-        n = int(self.generations()[-1].name) + 1
-        return _new_generation(self.path, self.node_id, n, pw, valid_from)
+        with self.lock("keys"):
+            self.clean_temps()
+            self.current_keys(pw)  # the password must open the current generation
+            n = int(self.generations()[-1].name) + 1
+            return _new_generation(self.path, self.node_id, n, pw, valid_from)
 
     def info(self) -> dict[str, Any]:
         gens = self.generations()
@@ -168,29 +256,48 @@ class Node:
     @classmethod
     def open(cls, path: str | os.PathLike[str]) -> Node:
         p = Path(path)
+        where = p / "node.json"
+        if not os.path.lexists(where):
+            raise NotFoundError(f"{p} is not a node (no node.json): run jukicore node init")
         try:
-            doc = json.loads((p / "node.json").read_text(encoding="utf-8"))
-        except FileNotFoundError:
-            raise NotFoundError(f"{p} is not a node (no node.json): run jukicore node init"
-                                ) from None
-        except ValueError as exc:
-            raise CorruptFileError(f"{p / 'node.json'} is damaged: {exc}") from None
+            doc = json.loads(read_regular(where, max_bytes=_MAX_NODE_FILE))
+        except (ValueError, RecursionError) as exc:  # invalid JSON or invalid UTF-8
+            raise CorruptFileError(f"{where} is damaged: {exc}") from None
         try:
             node_id, role, store = doc["node_id"], doc["role"], doc["store"]
         except (KeyError, TypeError) as exc:
-            raise CorruptFileError(f"{p / 'node.json'} lacks {exc}") from None
-        if role_of(node_id) != role:
-            raise CorruptFileError(f"{p / 'node.json'}: {node_id} is not a {role}")
+            raise CorruptFileError(f"{where} lacks {exc}") from None
+        if not isinstance(store, str) or not store or "\0" in store:
+            raise CorruptFileError(f"{where}: store {store!r} is not a path or a URI")
+        try:
+            actual = role_of(node_id)
+        except InvalidInputError as exc:
+            raise CorruptFileError(f"{where}: {exc}") from None
+        if actual != role:
+            raise CorruptFileError(f"{where}: {node_id} is not a {role!r}")
         return cls(p, node_id, role, store)
 
 
 def _new_generation(path: Path, node_id: str, n: int, password: str | bytes,
                     valid_from: dt.datetime | None) -> NodeKeys:
+    """Write generation ``n`` under a temporary directory name and rename it into place,
+    so a kill leaves either no generation ``n`` or a complete one."""
     keys = NodeKeys.generate(node_id)
     d = path / "keys" / str(n)
-    keys.save(d, password)
+    tmp = path / "keys" / f".{n}.tmp-{os.getpid()}-{os.urandom(4).hex()}"
     when = (valid_from or dt.datetime.now(dt.UTC)).astimezone(dt.UTC)
-    (d / "valid_from").write_text(json.dumps(when.isoformat()), encoding="utf-8")
+    try:
+        keys.save(tmp, password)
+        write_atomic(tmp / "valid_from", json.dumps(when.isoformat()).encode())
+        os.rename(tmp, d)
+    except OSError as exc:
+        shutil.rmtree(tmp, ignore_errors=True)
+        if isinstance(exc, FileError):
+            raise
+        raise _os_error("create key generation", d, exc) from None
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
     return keys
 
 
@@ -208,9 +315,12 @@ def init_node(path: str | os.PathLike[str], node_id: str, *, store: str | None =
     if (p / "node.json").exists():
         raise ConflictError(f"{p} is a node already")
     pw = _password(password)
-    p.mkdir(parents=True, exist_ok=True)
-    for sub in ("keys", "outbox", "inbox"):
-        (p / sub).mkdir(exist_ok=True)
+    try:
+        p.mkdir(parents=True, exist_ok=True)
+        for sub in ("keys", "outbox", "inbox"):
+            (p / sub).mkdir(exist_ok=True)
+    except OSError as exc:
+        raise _os_error("create the node directory", p, exc) from None
     _new_generation(p, node_id, 1, pw, None)
     TrustStore().save(p / "trust.json")
     doc = {"node_id": node_id, "role": role, "store": store or "store.sqlite",

@@ -40,11 +40,14 @@ from __future__ import annotations
 
 import base64
 import datetime as dt
+import errno
 import json
 import os
+import stat
 import struct
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from jukicore.crypto import (
@@ -61,6 +64,7 @@ from jukicore.crypto import (
     wrap_data_key,
 )
 from jukicore.errors import (
+    FileError,
     InvalidInputError,
     MisaddressedPacketError,
     TamperedPacketError,
@@ -75,6 +79,7 @@ __all__ = [
     "FORMAT_VERSION",
     "KINDS",
     "MAGIC",
+    "MAX_PACKET_BYTES",
     "READABLE_VERSIONS",
     "EncryptedColumn",
     "Packet",
@@ -92,6 +97,10 @@ CLEAR_COLUMNS = frozenset({"seq", "change_reason"})
 SIGNATURE_LEN = 64
 _PREFIX = struct.Struct(">8sHI")
 _MAX_HEADER = 1 << 20
+#: The largest packet :meth:`Packet.read` accepts by default (a million identity records
+#: take about 300 MB); larger files are refused before their body is read.
+MAX_PACKET_BYTES = 2 << 30
+_CHUNK = 1 << 20
 
 
 # Every refusal goes through one of these, so moving to dedicated classes is a
@@ -179,10 +188,15 @@ class PacketHeader:
                 encrypted=enc,
                 schema=base64.b64decode(d["schema"], validate=True),
             )
-        except (ValueError, KeyError, TypeError, AttributeError, UnicodeDecodeError) as e:
+        except (ValueError, KeyError, TypeError, AttributeError, RecursionError) as e:
             raise _tampered(f"unreadable header ({e})") from None
         if len(h.packet_id) != 16 or h.kind not in KINDS or h.rows < 0:
             raise _tampered("header fields out of range")
+        try:
+            check_node_id(h.sender)
+            check_node_id(h.recipient)
+        except InvalidInputError as e:
+            raise _tampered(f"header names a malformed node ({e})") from None
         return h
 
 
@@ -203,8 +217,11 @@ class Packet:
     header: PacketHeader
     header_bytes: bytes
     wrapped_key: bytes
-    payload: bytes
+    payload: bytes | memoryview
     signature: bytes
+    #: The signed bytes as read (a view of :meth:`read`'s buffer), so that verifying a
+    #: large packet does not assemble a second copy of it.
+    signed: memoryview | None = field(default=None, repr=False, compare=False)
 
     @classmethod
     def build(
@@ -300,10 +317,87 @@ class Packet:
         return self._body() + self.signature
 
     @classmethod
-    def from_bytes(cls, data: bytes) -> Packet:
+    def read(cls, path: str | os.PathLike[str], *, max_bytes: int = MAX_PACKET_BYTES) -> Packet:
+        """Read the packet file at ``path`` (see :meth:`from_bytes`), safely.
+
+        Only a regular file is read (a directory, FIFO, device, socket or dangling
+        link is refused without blocking: :class:`~jukicore.errors.FileError`). The
+        framing (prefix, header, wrapped key, payload length, at most about 1 MiB) is
+        read first and the size it announces is checked against the file's size and
+        against ``max_bytes`` before a byte of the body is read; the body is then read
+        in 1 MiB chunks into one buffer of exactly that size. A file that is not a
+        packet, or whose size does not match its framing, is refused as
+        :class:`~jukicore.errors.TamperedPacketError`.
+        """
+        p = Path(path)
+        try:
+            # O_NONBLOCK: a FIFO with no writer would otherwise block the open forever
+            fd = os.open(p, os.O_RDONLY | os.O_NONBLOCK)
+        except ValueError:  # a NUL in the path
+            raise FileError(f"cannot read {p!r}: not a valid path") from None
+        except OSError as exc:
+            if exc.errno == errno.ENOENT and os.path.lexists(p):
+                raise FileError(f"cannot read {p}: a link to nothing") from None
+            raise _file_error(p, exc) from None
+        try:
+            try:
+                st = os.fstat(fd)
+                if not stat.S_ISREG(st.st_mode):
+                    raise FileError(f"cannot read {p}: not a regular file")
+                size = st.st_size
+                fixed = _PREFIX.size
+                if size < fixed + 2 + 8 + SIGNATURE_LEN:
+                    raise _tampered(f"truncated ({size} bytes)")
+                head = _read_exact(fd, fixed)
+                magic, version, hlen = _PREFIX.unpack(head)
+                if magic != MAGIC:
+                    raise _tampered("not a jukicore packet (bad magic)")
+                if version not in READABLE_VERSIONS:
+                    raise _tampered(f"unsupported packet format version {version}")
+                if hlen > _MAX_HEADER or fixed + hlen + 2 > size:
+                    raise _tampered("header length does not fit the file")
+                head += _read_exact(fd, hlen + 2)
+                (wlen,) = struct.unpack_from(">H", head, fixed + hlen)
+                if len(head) + wlen + 8 > size:
+                    raise _tampered("wrapped key length does not fit the file")
+                head += _read_exact(fd, wlen + 8)
+                (plen,) = struct.unpack_from(">Q", head, len(head) - 8)
+                total = len(head) + plen + SIGNATURE_LEN
+                if total != size:
+                    raise _tampered(f"length mismatch: {size} bytes, framing says {total}")
+                if size > max_bytes:
+                    raise FileError(f"cannot read {p}: {size} bytes, more than the "
+                                    f"{max_bytes} allowed for a packet")
+                buf = bytearray(size)
+                buf[:len(head)] = head
+                view = memoryview(buf)
+                pos = len(head)
+                while pos < size:
+                    n = os.readv(fd, [view[pos:min(size, pos + _CHUNK)]])
+                    if n == 0:
+                        raise _tampered(f"truncated while reading ({pos} of {size} bytes)")
+                    pos += n
+                if os.read(fd, 1):
+                    raise _tampered(f"{p} grew while it was read")
+            except OSError as exc:
+                if isinstance(exc, FileError):
+                    raise
+                raise _file_error(p, exc) from None
+        finally:
+            os.close(fd)
+        del view
+        return cls._split(buf)  # the buffer is ours alone: no copy
+
+    @classmethod
+    def from_bytes(cls, data: bytes | bytearray | memoryview) -> Packet:
         """Split a packet into its parts (checks framing and version only: nothing
         here is authenticated until :meth:`verify_and_open`)."""
-        data = bytes(data)
+        # A copy of a mutable buffer: it must not change between verification and use.
+        return cls._split(data if isinstance(data, bytes) else bytes(data))
+
+    @classmethod
+    def _split(cls, raw: bytes | bytearray) -> Packet:
+        data = memoryview(raw)
         if len(data) < _PREFIX.size + 2 + 8 + SIGNATURE_LEN:
             raise _tampered(f"truncated ({len(data)} bytes)")
         magic, version, hlen = _PREFIX.unpack_from(data, 0)
@@ -317,13 +411,13 @@ class Packet:
         need = pos + hlen + 2
         if len(data) < need:
             raise _tampered("truncated in the header")
-        hb = data[pos:pos + hlen]
+        hb = bytes(data[pos:pos + hlen])
         pos += hlen
         (wlen,) = struct.unpack_from(">H", data, pos)
         pos += 2
         if len(data) < pos + wlen + 8:
             raise _tampered("truncated in the wrapped key")
-        wrapped = data[pos:pos + wlen]
+        wrapped = bytes(data[pos:pos + wlen])
         pos += wlen
         (plen,) = struct.unpack_from(">Q", data, pos)
         pos += 8
@@ -335,25 +429,31 @@ class Packet:
         header = PacketHeader.from_json_bytes(hb)
         if header.version != version:
             raise _tampered("header version differs from the framing's")
-        return cls(header, hb, wrapped, payload, data[-SIGNATURE_LEN:])
+        return cls(header, hb, wrapped, payload, bytes(data[-SIGNATURE_LEN:]),
+                   data[:-SIGNATURE_LEN])
 
     def verify_and_open(
         self,
         trust_store: TrustStore,
         my_node_id: str,
         my_private_keys: NodeKeys | Iterable[NodeKeys] | Mapping[str, NodeKeys],
+        *,
+        now: dt.datetime | None = None,
     ) -> tuple[PacketHeader, pa.Table]:
         """Authenticate, then decrypt: returns the header and the original table.
 
         ``my_private_keys`` are this node's key generations (current and retired:
-        a packet encrypted to a retired key still opens).
+        a packet encrypted to a retired key still opens). ``now`` (default: the
+        clock) decides whether a retired sender key is still in its grace period
+        (:meth:`jukicore.crypto.TrustStore.verifying_key`).
         """
         from cryptography.exceptions import InvalidSignature
 
         h = self.header
-        signer = trust_store.verifying_key(h.sender, h.sender_key_id, h.created_at)
+        signer = trust_store.verifying_key(h.sender, h.sender_key_id, h.created_at, now=now)
         try:
-            signer.signing_public.verify(self.signature, self._body())
+            signer.signing_public.verify(
+                self.signature, self._body() if self.signed is None else self.signed)
         except InvalidSignature:
             raise _tampered(f"signature of {h.sender!r} does not verify "
                             "(tampered or forged)") from None
@@ -374,7 +474,25 @@ class Packet:
         return h, _open_payload(h, self.payload, data_key)
 
 
-def _frame(version: int, header_bytes: bytes, wrapped: bytes, payload: bytes) -> bytes:
+def _file_error(path: Path, exc: OSError) -> FileError:
+    err = FileError(f"cannot read {path}: {exc.strerror or exc}")
+    err.errno = exc.errno
+    err.filename = str(path)
+    return err
+
+
+def _read_exact(fd: int, n: int) -> bytes:
+    out = b""
+    while len(out) < n:
+        chunk = os.read(fd, min(n - len(out), _CHUNK))
+        if not chunk:
+            raise _tampered("truncated in the framing")
+        out += chunk
+    return out
+
+
+def _frame(version: int, header_bytes: bytes, wrapped: bytes,
+           payload: bytes | memoryview) -> bytes:
     return b"".join((
         _PREFIX.pack(MAGIC, version, len(header_bytes)),
         header_bytes,
@@ -385,7 +503,7 @@ def _frame(version: int, header_bytes: bytes, wrapped: bytes, payload: bytes) ->
     ))
 
 
-def _open_payload(h: PacketHeader, payload: bytes, data_key: bytes) -> pa.Table:
+def _open_payload(h: PacketHeader, payload: bytes | memoryview, data_key: bytes) -> pa.Table:
     import pyarrow as pa
 
     try:

@@ -12,12 +12,20 @@ or acknowledged happened writes nothing.
 relation, decrypts, and
 
 * at a prefecture or the center, applies identity changes to the identity
-  store exactly once (refusing a packet applied twice, a replay, a gap) and
-  answers with a signed acknowledgement of everything applied from that
-  municipality, written atomically into the outbox;
+  store exactly once (a packet or a range applied before changes nothing; a gap
+  is refused) and answers with a signed acknowledgement of everything applied
+  from that municipality, written atomically into the outbox;
 * at a municipality, records an acknowledgement (acknowledged entries leave
-  later exports) or imports a code block into the register;
+  later exports; one of entries never sent to that peer is refused) or imports
+  a code block into the register;
 * at a prefecture, stores a code block from the center for splitting.
+
+Packet files are read with :meth:`Packet.read` (regular files only, size checked
+against the framing before the body is read); an odd inbox entry is refused on its
+own and the others still apply. Every id used in a path follows
+:func:`jukicore.crypto.check_path_id`. Exports to one recipient hold the node's
+``export-RECIPIENT`` lock; every writing function first removes the temporary
+files of killed runs (:meth:`Node.clean_temps`).
 
 Crash safety: every state change is one database transaction and every file is
 written to a temporary name and renamed, so a run killed at any moment and
@@ -41,17 +49,20 @@ import pyarrow as pa
 from jukicore import ids
 from jukicore._files import write_atomic
 from jukicore._threads import one_ahead
-from jukicore.crypto import NodeKeys
+from jukicore.crypto import NodeKeys, check_node_id, check_path_id
 from jukicore.errors import (
     ConflictError,
+    CorruptFileError,
+    FileError,
     InvalidInputError,
     JukiError,
     MisaddressedPacketError,
     PacketSequenceError,
+    TamperedPacketError,
 )
 from jukicore.identity import IDENTITY_SCHEMA, open_identity_store
 from jukicore.node import CENTER, Node, check_relation
-from jukicore.packet import Packet, PacketHeader
+from jukicore.packet import MAX_PACKET_BYTES, Packet, PacketHeader
 from jukicore.register import Actor, open_register
 
 __all__ = [
@@ -60,6 +71,7 @@ __all__ = [
     "apply_packets",
     "default_recipients",
     "export_changes",
+    "inbox_packets",
     "send_code_block",
     "sync_status",
 ]
@@ -76,7 +88,23 @@ def _actor(node: Node) -> Actor:
 
 
 def packet_name(sender: str, recipient: str, kind: str, first: int, last: int) -> str:
+    """The file name of a packet (sender and recipient follow the one id rule)."""
+    check_node_id(sender)
+    check_node_id(recipient)
     return f"{sender}-{recipient}-{kind}-{first:012d}-{last:012d}.jkp"
+
+
+def inbox_packets(node: Node) -> list[Path]:
+    """Every ``*.jkp`` entry of the node's inbox, in name order, whatever it is: a
+    directory, a link or a FIFO named so is listed too and refused when applied, one by
+    one, so that the other packets still apply."""
+    try:
+        names = sorted(e.name for e in os.scandir(node.inbox) if e.name.endswith(".jkp"))
+    except FileNotFoundError:
+        return []
+    except OSError as exc:
+        raise FileError(f"cannot list {node.inbox}: {exc.strerror or exc}") from None
+    return [node.inbox / n for n in names]
 
 
 # --------------------------------------------------------------------------- export
@@ -85,11 +113,15 @@ def packet_name(sender: str, recipient: str, kind: str, first: int, last: int) -
 def export_changes(node: Node, recipient: str, *, password: str | bytes | None = None,
                    now: dt.datetime | None = None) -> Path | None:
     """Pack the changes ``recipient`` has not acknowledged; None when there are none."""
+    check_node_id(recipient)
     check_relation("identity-changes", node.node_id, recipient)
+    node.clean_temps()
     keys = node.current_keys(password)
     trust = node.trust()
     actor = _actor(node)
-    with open_register(node.store_target()) as reg:
+    # One export per (node, recipient) at a time: two runs would both find the range
+    # unsent and log two packets for it.
+    with node.lock(f"export-{recipient}"), open_register(node.store_target()) as reg:
         acked = reg.sync_acked(recipient, actor=actor)
         entries = reg.outbox(actor=actor, after_seq=acked)
         if entries.num_rows == 0:
@@ -132,15 +164,22 @@ class ApplyOutcome:
 
 
 def apply_packet(node: Node, path: str | os.PathLike[str], *,
-                 password: str | bytes | None = None) -> ApplyOutcome:
-    """Verify, open and apply one packet at ``node`` (see the module docs)."""
+                 password: str | bytes | None = None,
+                 max_bytes: int = MAX_PACKET_BYTES) -> ApplyOutcome:
+    """Verify, open and apply one packet at ``node`` (see the module docs).
+
+    The file is read with :meth:`Packet.read`: anything but a regular file, and a file
+    larger than ``max_bytes`` or than its framing says, is refused before its body is
+    read.
+    """
+    node.clean_temps()
     keys = node.keys(password)
-    opened = _open(node, Path(path), keys)
+    opened = _open(node, Path(path), keys, max_bytes)
     return _apply_opened(node, opened, keys)
 
 
 def apply_packets(node: Node, paths: Iterable[str | os.PathLike[str]], *,
-                  password: str | bytes | None = None,
+                  password: str | bytes | None = None, max_bytes: int = MAX_PACKET_BYTES,
                   ) -> Iterator[tuple[Path, ApplyOutcome | JukiError]]:
     """Apply packets at ``node`` in the order given, each as :func:`apply_packet` would.
 
@@ -152,12 +191,13 @@ def apply_packets(node: Node, paths: Iterable[str | os.PathLike[str]], *,
     touches no state, so a run killed at any moment is as safe as with
     :func:`apply_packet`.
     """
+    node.clean_temps()
     keys = node.keys(password)
     todo = [Path(p) for p in paths]
 
     def open_one(p: Path) -> _Opened | JukiError:
         try:
-            return _open(node, p, keys)
+            return _open(node, p, keys, max_bytes)
         except JukiError as exc:
             return exc
 
@@ -181,11 +221,32 @@ class _Opened:
     table: pa.Table
 
 
-def _open(node: Node, path: Path, keys: list[NodeKeys]) -> _Opened:
-    packet = Packet.from_bytes(path.read_bytes())
-    header, table = packet.verify_and_open(node.trust(), node.node_id, keys)
+def _open(node: Node, path: Path, keys: list[NodeKeys], max_bytes: int) -> _Opened:
+    packet = Packet.read(path, max_bytes=max_bytes)
+    trust = node.trust()
+    try:
+        header, table = packet.verify_and_open(trust, node.node_id, keys)
+    except JukiError:
+        raise
+    except (ValueError, TypeError, KeyError, pa.ArrowException) as exc:
+        # whatever a damaged payload provokes: one refused packet, not a stopped night
+        raise TamperedPacketError(f"packet refused: {path.name}: unreadable ({exc})"
+                                  ) from None
     check_relation(header.kind, header.sender, node.node_id)
+    _note_key_used(node, header)
     return _Opened(path, header, table)
+
+
+def _note_key_used(node: Node, h: PacketHeader) -> None:
+    """Remember that the sender signs with this key generation: from then on its older
+    generations verify nothing (the retired-key rule of ``TrustStore.verifying_key``).
+    Only a packet whose signature verified gets here, so only the sender can set it."""
+    if all(k.used for k in node.trust().keys(h.sender) if k.signing_key_id == h.sender_key_id):
+        return
+    with node.lock("trust"):
+        trust = node.trust()
+        if trust.note_used(h.sender, h.sender_key_id):
+            node.save_trust(trust)
 
 
 def _apply_opened(node: Node, opened: _Opened, keys: list[NodeKeys]) -> ApplyOutcome:
@@ -207,7 +268,10 @@ def _apply_changes(node: Node, path: Path, h: PacketHeader, table: pa.Table,
                                          actor=node.node_id)
             status, detail = "applied", result.as_dict()
         except PacketSequenceError:
-            if not store.packet_applied(pid):
+            # Applied before (this packet, or its whole range under another packet id:
+            # a retransmission): nothing changes, and the sender gets the current
+            # acknowledgement again. A gap is refused.
+            if not store.packet_applied(pid) and h.seq_last > store.last_seq(h.sender):
                 raise
             status, detail = "already-applied", {}
         acked = store.last_seq(h.sender)
@@ -246,6 +310,8 @@ def send_code_block(node: Node, block: ids.CodeBlock, *, password: str | bytes |
                     seq: int = 1) -> Path:
     """Send a code block to its holder (center -> prefecture, prefecture -> municipality)."""
     check_relation("code-block", node.node_id, block.holder)
+    check_path_id(block.block_id, "block id")
+    node.clean_temps()
     table = pa.table({"seq": pa.array([seq], pa.int64()),
                       "block": pa.array([block.to_bytes()], pa.large_binary())},
                      schema=BLOCK_SCHEMA)
@@ -260,7 +326,15 @@ def send_code_block(node: Node, block: ids.CodeBlock, *, password: str | bytes |
 def _apply_block(node: Node, path: Path, h: PacketHeader, table: pa.Table) -> ApplyOutcome:
     if table.schema != BLOCK_SCHEMA or table.num_rows != 1:
         raise InvalidInputError("a code-block packet carries one block")
-    block = ids.CodeBlock.from_bytes(table.column("block")[0].as_py())
+    try:
+        block = ids.CodeBlock.from_bytes(table.column("block")[0].as_py())
+        check_path_id(block.block_id, "block id")
+    except JukiError as exc:
+        if not isinstance(exc, InvalidInputError | CorruptFileError):
+            raise
+        raise TamperedPacketError(f"packet refused: {exc}") from None
+    except (ValueError, TypeError) as exc:  # e.g. metadata that is not UTF-8
+        raise TamperedPacketError(f"packet refused: unreadable code block ({exc})") from None
     if block.holder != node.node_id:
         raise MisaddressedPacketError(
             f"packet refused: block {block.block_id} is for {block.holder}")

@@ -31,3 +31,14 @@ def identity_target(request: pytest.FixtureRequest,
 @pytest.fixture
 def network(tmp_path: Path, identity_target: Callable[[str], str]) -> Network:
     return build_network(tmp_path, identity_target)
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def full_network(request: pytest.FixtureRequest, tmp_path: Path,
+                 pg_databases: Callable[[str], str]) -> Network:
+    """The network with every store, the municipality's register included, on SQLite or
+    on PostgreSQL."""
+    def make(name: str) -> str:
+        return f"{name}.sqlite" if request.param == "sqlite" else pg_databases(f"sync_{name}")
+
+    return build_network(tmp_path, make, register_on_target=True)

@@ -26,10 +26,13 @@ class Network:
 
 
 def build_network(root: Path, make_target: Callable[[str], str], population: int = 300,
-                  seed: int = 5) -> Network:
+                  seed: int = 5, *, register_on_target: bool = False) -> Network:
     """The three nodes, their stores and a loaded register. Their keys are protected by
-    PASSWORD, read from JUKICORE_NODE_PASSWORD (set by the suite's conftest)."""
-    muni = init_node(root / "muni", MUNI)
+    PASSWORD, read from JUKICORE_NODE_PASSWORD (set by the suite's conftest). The
+    municipality's register is SQLite unless ``register_on_target`` (then it is where
+    ``make_target`` puts stores: SQLite or PostgreSQL)."""
+    muni = init_node(root / "muni", MUNI,
+                     store=make_target("muni") if register_on_target else None)
     pref = init_node(root / "pref", PREF, store=make_target("pref"))
     center = init_node(root / "center", CENTER, store=make_target("center"))
     create_identity_store(pref.store_target(), node_id=PREF, kind="prefecture").close()

@@ -10,6 +10,8 @@ from typing import Any
 
 import click
 
+from jukicore._files import read_regular, write_atomic
+from jukicore.errors import InvalidInputError
 from jukicore.node import PASSWORD_ENV, Node, init_node, role_of
 
 from ._common import emit_json, json_option, juki_errors
@@ -23,7 +25,12 @@ password_option = click.option(
 def read_password(password_file: Path | None) -> str | None:
     """The keys' password: a file, the environment, or a prompt on a terminal."""
     if password_file is not None:
-        return password_file.read_text(encoding="utf-8").rstrip("\n")
+        raw = read_regular(password_file, max_bytes=1 << 16)
+        try:
+            return raw.decode("utf-8").rstrip("\n")
+        except UnicodeDecodeError:
+            raise InvalidInputError(f"{password_file}: the password file is not UTF-8"
+                                    ) from None
     if os.environ.get(PASSWORD_ENV):
         return None  # the node layer reads the environment itself
     if sys.stdin.isatty():
@@ -89,7 +96,7 @@ def public_key(directory: Path, out: Path | None, password_file: Path | None) ->
     if out is None:
         click.echo(text, nl=False)
     else:
-        out.write_text(text, encoding="utf-8")
+        write_atomic(out, text.encode())
 
 
 @node.command("trust")
@@ -104,13 +111,17 @@ def trust(directory: Path, record: Path, as_json: bool) -> None:
     verifying packets made while they were current.
     """
     n = Node.open(directory)
-    store = n.trust()
     try:
-        doc: dict[str, Any] = json.loads(record.read_text(encoding="utf-8"))
-    except ValueError as exc:
+        doc: Any = json.loads(read_regular(record, max_bytes=1 << 20))
+    except (ValueError, RecursionError) as exc:  # not JSON, or not UTF-8
         raise click.BadParameter(f"{record} is not JSON: {exc}") from None
-    key = store.add_record(doc)
-    n.save_trust(store)
+    if not isinstance(doc, dict):
+        raise InvalidInputError(f"{record} is not a node's public record (not an object)")
+    with n.lock("trust"):
+        n.clean_temps()
+        store = n.trust()
+        key = store.add_record(doc)
+        n.save_trust(store)
     info = {"node_id": doc.get("node_id"), "role": doc.get("role"),
             "signing_key_id": key.signing_key_id}
     if as_json:

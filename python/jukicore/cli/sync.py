@@ -9,6 +9,7 @@ import click
 
 from jukicore.errors import JukiError
 from jukicore.node import Node
+from jukicore.packet import MAX_PACKET_BYTES
 
 from ._common import emit_json, json_option, juki_errors, progress, quiet_option
 from .node import password_option, read_password
@@ -50,26 +51,31 @@ def export(directory: Path, recipients: tuple[str, ...], password_file: Path | N
 @sync.command("apply")
 @click.argument("directory", type=click.Path(exists=True, file_okay=False, path_type=Path))
 @click.argument("packets", nargs=-1, type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--max-packet-bytes", type=click.IntRange(min=1), default=MAX_PACKET_BYTES,
+              show_default=True, help="Refuse packet files larger than this.")
 @password_option
 @json_option
 @quiet_option
 @juki_errors
-def apply(directory: Path, packets: tuple[Path, ...], password_file: Path | None,
-          as_json: bool, quiet: bool) -> None:
+def apply(directory: Path, packets: tuple[Path, ...], max_packet_bytes: int,
+          password_file: Path | None, as_json: bool, quiet: bool) -> None:
     """Verify and apply PACKETS (default: every packet in the node's inbox, in order).
 
     A packet applied before is reported and skipped (its acknowledgement is written
     again). A refused packet changes nothing and makes the exit code 1; the others
-    are still applied.
+    are still applied. An inbox entry that is not a regular file (a directory, a
+    dangling link, a FIFO, a device), or larger than its framing or --max-packet-bytes,
+    is refused without being read.
     """
-    from jukicore.sync import apply_packets
+    from jukicore.sync import apply_packets, inbox_packets
 
     n = Node.open(directory)
     pw = read_password(password_file)
-    todo = list(packets) or sorted(n.inbox.glob("*.jkp"))
+    todo = list(packets) or inbox_packets(n)
     results, failed = [], 0
     with progress(len(todo), "applying", quiet) as advance:
-        for p, outcome in apply_packets(n, todo, password=pw):  # raises if our keys don't open
+        # raises if our keys don't open
+        for p, outcome in apply_packets(n, todo, password=pw, max_bytes=max_packet_bytes):
             if isinstance(outcome, JukiError):
                 failed += 1
                 results.append({"packet": str(p), "status": "refused",

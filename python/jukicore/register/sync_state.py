@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from jukicore.errors import InvalidInputError
+from jukicore.errors import InvalidInputError, PacketSequenceError
 
 from . import actors as perm
 from ._backend import utcnow
@@ -79,18 +79,41 @@ class SyncState:
             self._sync_audit(s, actor, f"sync.{direction}", f"{kind} {packet_id} {peer} "
                              f"{first}..{last}")
 
+    def sync_sent_up_to(self, peer: str, *, actor: Actor) -> int:
+        """The last outbox entry exported to ``peer`` in any packet (0 when none)."""
+        self._check(actor, perm.EXPORT)
+        with self._b.session(write=False) as s:
+            return self._sent_up_to(s, peer)
+
+    @staticmethod
+    def _sent_up_to(s: Session, peer: str) -> int:
+        v = s.scalar("SELECT max(last_seq) FROM sync_log WHERE peer = ? AND direction = 'out'"
+                     " AND kind = 'identity-changes'", (peer,))
+        return 0 if v is None else int(v)
+
     def record_sync_ack(self, peer: str, acked: int, packet_id: str, *, actor: Actor) -> bool:
         """Record that ``peer`` acknowledged every entry up to ``acked``.
 
         Acknowledgements are cumulative: an older or repeated one changes nothing
-        (and returns False). One acknowledging entries never sent is refused.
+        (and returns False). One acknowledging entries never exported to ``peer``
+        (beyond the last entry of the packets logged as sent to it) is refused with
+        :class:`~jukicore.errors.PacketSequenceError`, changes nothing, and is written
+        to the audit log (``sync.ack-refused``): accepting it would drop those entries
+        from every later export.
         """
         self._check(actor, perm.EXPORT)
+        if isinstance(acked, bool) or not isinstance(acked, int) or acked < 0:
+            raise InvalidInputError(f"{peer} acknowledges entry {acked!r}: not a sequence "
+                                    "number")
+        with self._b.session(write=False) as s:
+            sent = self._sent_up_to(s, peer)
+        if acked > sent:
+            reason = (f"{peer} acknowledges entries up to {acked}, but only entries up to "
+                      f"{sent} were sent to it (packet {packet_id})")
+            with self._b.session() as s:
+                self._sync_audit(s, actor, "sync.ack-refused", reason)
+            raise PacketSequenceError(f"acknowledgement refused: {reason}")
         with self._b.session() as s:
-            last = s.scalar("SELECT max(seq) FROM outbox")
-            if acked < 0 or acked > (0 if last is None else int(last)):
-                raise InvalidInputError(
-                    f"{peer} acknowledges entry {acked}, but the outbox ends at {last or 0}")
             cur = s.scalar("SELECT acked_seq FROM sync_peers WHERE peer = ?", (peer,))
             if s.query("SELECT 1 FROM sync_log WHERE packet_id = ?", (packet_id,)):
                 return False
