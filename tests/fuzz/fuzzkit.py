@@ -15,9 +15,12 @@ loaded globally, so this suite never changes another suite's Hypothesis profile.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import os
-from typing import Any
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import Any, Generic, Protocol, TypeVar
 
 from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
@@ -50,6 +53,51 @@ def fuzz(ci_examples: int, **kw: Any) -> settings:
                                HealthCheck.data_too_large, HealthCheck.filter_too_much],
         **kw,
     )
+
+
+# -- stores ----------------------------------------------------------------------------------
+
+
+class _Closable(Protocol):
+    def close(self) -> None: ...
+
+
+S = TypeVar("S", bound=_Closable)
+
+
+class Stores(Generic[S]):
+    """One store per test function, replaced after an example that may have spoilt it.
+
+    ``make_target()`` gives a fresh location (tests/fuzz/conftest.py: ``targets``) and
+    ``build(target)`` a store there. An example that fails (a malformed value applied, a
+    digest that moved, a store that can no longer be read) spoils the store and the next
+    example gets a new one, so each failure is the example's own and Hypothesis shrinks
+    against a clean store; passing examples share one store (a store is expensive).
+    """
+
+    def __init__(self, make_target: Callable[[], str], build: Callable[[str], S]) -> None:
+        self._make_target = make_target
+        self._build = build
+        self._store: S | None = None
+
+    def get(self) -> S:
+        if self._store is None:
+            self._store = self._build(self._make_target())
+        return self._store
+
+    @contextmanager
+    def example(self) -> Iterator[S]:
+        try:
+            yield self.get()
+        except BaseException:
+            self.close()
+            raise
+
+    def close(self) -> None:
+        if self._store is not None:
+            with contextlib.suppress(Exception):
+                self._store.close()
+            self._store = None
 
 
 # -- what an error must be ------------------------------------------------------------------

@@ -15,12 +15,9 @@ household 5: 11 head, 12; household 6: 13 head, 14, 15.
 
 from __future__ import annotations
 
-import contextlib
 import datetime as dt
 import itertools
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
-from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
@@ -34,6 +31,7 @@ from fuzzkit import (
     I64_MAX,
     TODAY,
     U64_MAX,
+    Stores,
     assert_refused,
     error_class,
     fuzz,
@@ -65,65 +63,25 @@ BAD_SEX = [0, 3, 9, -1, 127]
 BAD_DATES = ANCIENT_DATES + FUTURE_DATES
 
 
-class Stores:
-    """One register per test function, replaced after an example that may have spoilt it.
-
-    An example that fails (a malformed value applied, a digest that moved, a store that can
-    no longer be read) spoils the store; the next example gets a new one, so each failure
-    is the example's own and Hypothesis shrinks against a clean register.
-    """
-
-    def __init__(self, make_target: Callable[[], str], loaded: bool) -> None:
-        self._make_target = make_target
-        self._loaded = loaded
-        self._reg: Register | None = None
-
-    def get(self) -> Register:
-        if self._reg is None:
-            reg = create_register(self._make_target(), lg_code=LG, prefecture=PREF,
-                                  municipality=MUNI, actor=ADMIN)
-            reg.import_code_block(make_block(600), actor=ADMIN)
-            if self._loaded:
-                residents, households = tiny()
-                reg.load(residents, households, actor=ADMIN)
-            self._reg = reg
-        return self._reg
-
-    @contextmanager
-    def example(self) -> Iterator[Register]:
-        try:
-            yield self.get()
-        except BaseException:
-            self.close()
-            raise
-
-    def close(self) -> None:
-        if self._reg is not None:
-            with contextlib.suppress(Exception):
-                self._reg.close()
-            self._reg = None
-
-
-@pytest.fixture(params=["sqlite", "postgresql"])
-def targets(request: pytest.FixtureRequest, tmp_path: Path,
-            pg_databases: Callable[[str], str]) -> Callable[[], str]:
-    """Fresh store locations on one database (by param)."""
-    n = itertools.count()
-    if request.param == "sqlite":
-        return lambda: str(tmp_path / f"fuzz{next(n)}.db")
-    return lambda: pg_databases("fuzz")
+def new_register(target: str, *, loaded: bool) -> Register:
+    reg = create_register(target, lg_code=LG, prefecture=PREF, municipality=MUNI, actor=ADMIN)
+    reg.import_code_block(make_block(600), actor=ADMIN)
+    if loaded:
+        residents, households = tiny()
+        reg.load(residents, households, actor=ADMIN)
+    return reg
 
 
 @pytest.fixture
-def empty(targets: Callable[[], str]) -> Iterator[Stores]:
-    stores = Stores(targets, loaded=False)
+def empty(targets: Callable[[], str]) -> Iterator[Stores[Register]]:
+    stores = Stores(targets, lambda t: new_register(t, loaded=False))
     yield stores
     stores.close()
 
 
 @pytest.fixture
-def loaded(targets: Callable[[], str]) -> Iterator[Stores]:
-    stores = Stores(targets, loaded=True)
+def loaded(targets: Callable[[], str]) -> Iterator[Stores[Register]]:
+    stores = Stores(targets, lambda t: new_register(t, loaded=True))
     yield stores
     stores.close()
 
@@ -202,7 +160,7 @@ def with_value(table: pa.Table, column: str, row: int, value: Any) -> pa.Table:
 
 @fuzz(25)
 @given(data=st.data())
-def test_load_one_bad_value(empty: Stores, data: st.DataObject) -> None:
+def test_load_one_bad_value(empty: Stores[Register], data: st.DataObject) -> None:
     column = data.draw(st.sampled_from(sorted(LOAD_CASES)), label="column")
     value = data.draw(st.sampled_from(LOAD_CASES[column]), label="value")
     base = load_table()
@@ -227,14 +185,14 @@ def load_refused(empty: Register, table: pa.Table, column: str, row: int, value:
         pytest.fail(f"loaded a table with {column}={value!r} at row {row}")
 
 
-def test_load_valid_base_table(empty: Stores) -> None:
+def test_load_valid_base_table(empty: Stores[Register]) -> None:
     """The fuzz's base table loads (so every refusal above is the malformed value's)."""
     report = empty.get().load(load_table(), actor=ADMIN)
     assert report.residents == 15
 
 
 @pytest.mark.parametrize("make", ["polars", "reader", "batch"])
-def test_load_any_arrow_object(empty: Stores, make: str) -> None:
+def test_load_any_arrow_object(empty: Stores[Register], make: str) -> None:
     """Register.load takes any Arrow table-like object, not only a pa.Table."""
     import polars as pl
 
@@ -369,7 +327,7 @@ def fresh_arrival() -> dict[str, Any]:
 
 @fuzz(30)
 @given(data=st.data())
-def test_notify_one_bad_value(loaded: Stores, data: st.DataObject) -> None:
+def test_notify_one_bad_value(loaded: Stores[Register], data: st.DataObject) -> None:
     case = draw_case(data)
     with loaded.example() as reg:
         notify_refused(reg, *case)
@@ -403,7 +361,7 @@ def notify_refused(loaded: Register, kind: str, column: str, value: Any) -> None
     assert loaded.counts()["residents"] == count + 2
 
 
-def test_base_events_are_valid(loaded: Stores) -> None:
+def test_base_events_are_valid(loaded: Stores[Register]) -> None:
     """Every base notification applies (so each refusal above is the malformed value's)."""
     reg = loaded.get()
     for kind in USES:
@@ -420,7 +378,7 @@ WRONG_TYPES = {"sex": ["男", 1.5, 2**70], "event_date": ["2024-13-45", 20240601
 
 @fuzz(20)
 @given(case=st.sampled_from([(c, v) for c, vs in WRONG_TYPES.items() for v in vs]))
-def test_notify_wrong_type(loaded: Stores, case: tuple[str, Any]) -> None:
+def test_notify_wrong_type(loaded: Stores[Register], case: tuple[str, Any]) -> None:
     with loaded.example() as reg:
         wrong_type_refused(reg, *case)
 
@@ -443,7 +401,7 @@ def wrong_type_refused(loaded: Register, column: str, value: Any) -> None:
 @fuzz(15)
 @given(code=st.one_of(st.sampled_from(["abc", "", "１２３４５６７８９０１", "-1", " 1", "1e5"]),
                       st.sampled_from([-1, U64_MAX, 2**64, 1.5, None])))
-def test_lookups_refuse_malformed_codes(loaded: Stores, code: Any) -> None:
+def test_lookups_refuse_malformed_codes(loaded: Stores[Register], code: Any) -> None:
     """resident() and history() with a malformed code: an InvalidInputError, not a bare
     ValueError/OverflowError or a silent "not found"."""
     reg = loaded.get()
