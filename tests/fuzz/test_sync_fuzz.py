@@ -16,11 +16,11 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import pyarrow as pa
 import pytest
+from fuzzcases import node_json_variants, trust_json_variants
 from fuzzkit import TODAY, assert_refused, fuzz, with_check
 from hypothesis import given
 from hypothesis import strategies as st
@@ -265,48 +265,6 @@ def test_code_block_ids_in_paths(net: Net, block_id: str) -> None:
 # -- node files corrupted ---------------------------------------------------------------------
 
 
-def _node_json_variants(doc: dict[str, Any]) -> list[bytes]:
-    raw = json.dumps(doc).encode()
-    return [
-        b"", raw[: len(raw) // 2], b"\xff\xfe" + raw, b"[]", b"null", b"{}", b"42",
-        json.dumps({**doc, "node_id": 131016}).encode(),
-        json.dumps({**doc, "node_id": None}).encode(),
-        json.dumps({**doc, "node_id": "１３１０１６"}).encode(),
-        json.dumps({**doc, "node_id": "../x"}).encode(),
-        json.dumps({**doc, "role": "center"}).encode(),
-        json.dumps({**doc, "role": ["municipality"]}).encode(),
-        json.dumps({**doc, "store": None}).encode(),
-        json.dumps({**doc, "store": 5}).encode(),
-        json.dumps({**doc, "store": "/nonexistent/dir/store.sqlite"}).encode(),
-        json.dumps({**doc, "store": "postgresql://127.0.0.1:1/none"}).encode(),
-        json.dumps({k: v for k, v in doc.items() if k != "store"}).encode(),
-    ]
-
-
-def _trust_json_variants(doc: dict[str, Any]) -> list[bytes]:
-    raw = json.dumps(doc).encode()
-    peer = next(iter(doc["peers"]))
-    keys = doc["peers"][peer]["keys"]
-
-    def with_key(**kw: Any) -> bytes:
-        d = json.loads(raw)
-        d["peers"][peer]["keys"] = [{**keys[0], **kw}]
-        return json.dumps(d).encode()
-
-    return [
-        b"", raw[: len(raw) // 2], b"\xff" + raw, b"[]", b"null", b"{}",
-        json.dumps({**doc, "version": 99}).encode(),
-        json.dumps({**doc, "peers": []}).encode(),
-        json.dumps({**doc, "peers": {peer: None}}).encode(),
-        json.dumps({**doc, "peers": {"../x": doc["peers"][peer]}}).encode(),
-        json.dumps({**doc, "peers": {peer: {**doc["peers"][peer], "keys": None}}}).encode(),
-        json.dumps({**doc, "peers": {peer: {**doc["peers"][peer], "keys": [5]}}}).encode(),
-        with_key(signing_public="not base64!"), with_key(signing_public="AAAA"),
-        with_key(encryption_public=None), with_key(valid_from="yesterday"),
-        with_key(valid_from=None), with_key(retired_at="2020-13-01"), with_key(revoked="no"),
-    ]
-
-
 @fuzz(30)
 @given(data=st.data())
 def test_node_files_corrupted(net: Net, data: st.DataObject) -> None:
@@ -317,7 +275,7 @@ def test_node_files_corrupted(net: Net, data: st.DataObject) -> None:
     n: Node = getattr(net, node)
     path = n.path / which
     good = path.read_bytes()
-    variants = (_node_json_variants if which == "node.json" else _trust_json_variants)(
+    variants = (node_json_variants if which == "node.json" else trust_json_variants)(
         json.loads(good))
     bad = data.draw(st.sampled_from(variants), label="content")
     digest = _digest(n)
