@@ -77,7 +77,7 @@ def load_table() -> pa.Table:
 
 
 LOAD_CASES: dict[str, list[Any]] = {
-    "person_id": [-1, "duplicate"],
+    "person_id": ["duplicate"],
     "family_name": LOAD_TEXT,
     "given_name": LOAD_TEXT,
     "family_name_kana": LOAD_KANA,
