@@ -278,18 +278,18 @@ def test_node_files_corrupted(net: Net, data: st.DataObject) -> None:
     variants = (node_json_variants if which == "node.json" else trust_json_variants)(
         json.loads(good))
     bad = data.draw(st.sampled_from(variants), label="content")
-    digest = _digest(n)
     path.write_bytes(bad)
     try:
         for call in _node_entry_points(net, n):
+            digest = _digest(n)
             try:
                 call()
             except Exception as exc:
                 assert_refused(exc, invalid=False)
+                assert _digest(n) == digest, "a refused call changed the node's store"
             # (a damage that the entry point does not read may go unnoticed)
     finally:
         path.write_bytes(good)
-    assert _digest(n) == digest
 
 
 def _digest(n: Node) -> str:
