@@ -94,6 +94,17 @@ def test_codes_check(lines: list[str]) -> None:
     assert json.loads(result.stdout)["invalid"] == len(bad)
 
 
+@fuzz(10)
+@given(content=st.sampled_from([b"\xff\xfe1234567890\n", b"1234\x00567890\n", b"\x80" * 11,
+                                "１２３４５６７８９０１\n".encode(), b"\n" * 5]))
+def test_codes_check_odd_files(tmp_path: Path, content: bytes) -> None:
+    """A file of invalid UTF-8, NUL bytes or non-ASCII digits: exit 1, no traceback."""
+    path = tmp_path / "codes.txt"
+    path.write_bytes(content)
+    result = run("codes", "check", path)
+    assert_exit(result, {0} if not content.strip() else {1}, f"codes check {content!r}")
+
+
 @fuzz(20)
 @given(args=st.sampled_from([
     ["codes", "check", "--kind", "zip-code", "-"], ["codes", "check", "--kind", "", "-"],

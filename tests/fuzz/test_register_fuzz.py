@@ -204,3 +204,23 @@ def test_lookups_refuse_malformed_codes(loaded: Stores[Register], code: Any) -> 
             assert not isinstance(exc, LookupError), f"{code!r}: {type(exc).__name__}: {exc}"
         else:
             pytest.fail(f"{lookup.__name__}({code!r}) answered")
+
+
+@pytest.mark.parametrize("make", ["polars", "reader", "table"])
+def test_apply_any_arrow_object(loaded: Stores[Register], make: str) -> None:
+    """Register.apply takes any Arrow table-like object: a valid arrival is applied."""
+    import polars as pl
+
+    from jukicore.register import events_table
+
+    table = events_table([fresh_arrival()])
+    obj: Any = {"polars": lambda: pl.from_arrow(table),
+                "reader": lambda: pa.RecordBatchReader.from_batches(table.schema,
+                                                                    table.to_batches()),
+                "table": lambda: table}[make]()
+    with loaded.example() as reg:
+        try:
+            report = reg.apply(obj, actor=CLERK, today=TODAY)
+        except Exception as exc:
+            pytest.fail(f"a {make} table of events was refused: {type(exc).__name__}: {exc}")
+        assert report.applied == 1, report.rejected
