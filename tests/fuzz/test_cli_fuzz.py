@@ -236,7 +236,7 @@ def registers(targets: Callable[[], str]) -> Iterator[Stores[Register]]:
 def test_register_init_bad_lg_code(tmp_path: Path, lg: str) -> None:
     """A malformed or wrong local government code, or one of another municipality than the
     names given: refused, and no store created."""
-    store = tmp_path / "new.db"
+    store = tmp_path / f"new{len(list(tmp_path.iterdir()))}.db"  # one per example
     result = run("register", "init", store, "--lg-code", lg, "--prefecture", PREF,
                  "--municipality", MUNI)
     well_formed = len(lg) == 6 and lg.isascii() and lg.isdigit()
@@ -338,7 +338,7 @@ def _center_digest(center: Path) -> str:
                                 "../x", "center\x00"]))
 def test_node_init_bad_id(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, node_id: str) -> None:
     monkeypatch.setenv("JUKICORE_NODE_PASSWORD", PASSWORD)
-    d = tmp_path / "node"
+    d = tmp_path / f"node{len(list(tmp_path.iterdir()))}"  # one per example
     result = run("node", "init", d, "--id", node_id, "--prefecture", PREF,
                  "--municipality", MUNI)
     assert_exit(result, {1, 2}, f"node init --id {node_id!r}")
