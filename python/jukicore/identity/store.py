@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
+import re
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -496,19 +497,21 @@ class IdentityStore:
 
     # ------------------------------------------------------------------ code blocks
 
+    def code_block_recorded(self, block: ids.CodeBlock) -> bool:
+        """Was this very block received before? A block id that could not be a file name
+        (:class:`InvalidInputError`) and a different block under a recorded id
+        (:class:`ConflictError`) are refused."""
+        digest = _block_digest(block)
+        with self._b.session(write=False) as s:
+            return _block_known(s, block, digest)
+
     def receive_code_block(self, block: ids.CodeBlock, *, sender: str, actor: str) -> bool:
-        """Record a code block received from the center; True if new, False if this very
-        block was recorded before (the block file may since be split or gone). A different
-        block under a recorded id is refused (:class:`ConflictError`), changing nothing."""
-        digest = hashlib.sha256(block.to_bytes()).hexdigest()
+        """Record a code block received from the center (with an audit entry); True if new,
+        False if this very block was recorded before (its file may since be split or gone).
+        Refusals as :meth:`code_block_recorded`'s, changing nothing."""
+        digest = _block_digest(block)
         with self._b.session() as s:
-            row = s.query("SELECT holder, parent_id, codes, digest FROM code_blocks_received"
-                          " WHERE block_id = ?", (block.block_id,))
-            if row:
-                if tuple(row[0]) != (block.holder, block.parent_id, len(block), digest):
-                    raise ConflictError(
-                        f"code block {block.block_id} was received before with other content:"
-                        " refusing a different block under the same id")
+            if _block_known(s, block, digest):
                 return False
             s.execute("INSERT INTO code_blocks_received (block_id, holder, parent_id, codes,"
                       " digest, sender, received_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
@@ -775,6 +778,28 @@ def _apply_by_rules(s: Session, staging: str, fresh: pa.Table, sender: str, pack
                         f"entry {q} from {sender} in packet {packet_id}: {why}")
                        for q, c, why in out.quarantined])
     return out
+
+
+#: A block id as it may appear in a file name (uuid4().hex is what the center makes).
+_BLOCK_ID = re.compile(r"[A-Za-z0-9_-]{1,64}")
+
+
+def _block_digest(block: ids.CodeBlock) -> str:
+    if not _BLOCK_ID.fullmatch(block.block_id):
+        raise InvalidInputError(f"block id {block.block_id!r} is not one: 1 to 64 letters,"
+                                " digits, '-' or '_'")
+    return hashlib.sha256(block.to_bytes()).hexdigest()
+
+
+def _block_known(s: Session, block: ids.CodeBlock, digest: str) -> bool:
+    row = s.query("SELECT holder, parent_id, codes, digest FROM code_blocks_received"
+                  " WHERE block_id = ?", (block.block_id,))
+    if not row:
+        return False
+    if tuple(row[0]) != (block.holder, block.parent_id, len(block), digest):
+        raise ConflictError(f"code block {block.block_id} was received before with other"
+                            " content: a different block under the same id is refused")
+    return True
 
 
 def _current_schema() -> pa.Schema:
