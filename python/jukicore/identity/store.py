@@ -19,9 +19,12 @@ transaction, exactly once:
 * a batch overlapping what was applied (a retransmission of entries not yet
   acknowledged) applies only its unseen suffix.
 
-Refusals change nothing. The current record of a resident code follows the
-latest change by date, whichever municipality sent it first: a move-out from
-one municipality and the move-in at the next may arrive in either order.
+Refusals change nothing, and nothing an entry says refuses its batch. Each code's
+current record follows the municipality that holds it (docs/sync.md, "Who holds a
+record"): the holder's entries apply in its order, a move-in elsewhere takes the record
+over, a code change retires the old code for good; a former holder's late entries are
+superseded (history only), and an entry breaking a rule is quarantined (history,
+:meth:`IdentityStore.quarantined`, audit) while the batch is applied and acknowledged.
 """
 
 from __future__ import annotations
@@ -65,6 +68,7 @@ from jukicore.register._schema import (
 from jukicore.register.events import KINDS as EVENT_KINDS
 
 __all__ = [
+    "CHANGE_REASONS",
     "IDENTITY_COLUMNS",
     "IDENTITY_SCHEMA",
     "ApplyResult",
