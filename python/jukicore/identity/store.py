@@ -653,26 +653,89 @@ class _Outcome:
     superseded: int = 0
 
 
+_STATE_SCHEMA = pa.schema([
+    pa.field("resident_code", pa.uint64()), pa.field("lg_code", pa.string()),
+    pa.field("status", pa.string()), pa.field("change_reason", pa.string()),
+    pa.field("change_date", pa.date32()), pa.field("held_since", pa.date32())])
+#: Reasons an entry of the holder may carry to leave the record resident, removed, as it
+#: says (a load); a birth and a code change never take the vectorized path.
+_RESIDENT_SIMPLE = pa.array(["move_in", "move_within", "name_change", "household_change",
+                             "my_number", "load"], pa.string())
+_REMOVING_ARR = pa.array(sorted(_REMOVING), pa.string())
+_TAKING_ARR = pa.array(sorted(_TAKING), pa.string())
+
+
 def _apply_by_rules(s: Session, staging: str, fresh: pa.Table, sender: str, packet_id: str,
                     actor: str) -> _Outcome:
-    """Apply a batch entry by entry, in the sender's order, by the rules of who holds a
-    record (docs/sync.md, "Who holds a record"). Returns what was kept out."""
+    """Apply a batch by the rules of who holds a record (docs/sync.md, "Who holds a
+    record"), each code's entries in the sender's order. Returns what was kept out.
+
+    The common entries are decided on whole columns: the only entry of its code in the
+    batch, no code change involved, fitting its reason, and either from the code's holder
+    (not a birth) or a birth, load or move-in of a code new here. The others are decided
+    one by one; the two sets share no code.
+    """
     named = (f"SELECT resident_code FROM {staging} UNION SELECT previous_resident_code"
              f" FROM {staging} WHERE previous_resident_code IS NOT NULL")
+    state = s.fetch_arrow(
+        "SELECT resident_code, lg_code, status, change_reason, change_date, held_since"
+        f" FROM identity WHERE resident_code IN ({named}) ORDER BY resident_code", (),
+        _STATE_SCHEMA)
     pd = s.pd
-    held: dict[int, _Held | None] = {}
-    for code, lg, st, reason, date, since in s.query(
-            "SELECT resident_code, lg_code, status, change_reason, change_date, held_since"
-            f" FROM identity WHERE resident_code IN ({named})"):
-        d = pd(date)
-        assert d is not None
-        held[int(code)] = _Held(str(lg), str(st), str(reason), d, pd(since) or d)
     retired: dict[int, tuple[str, dt.date]] = {}
     for code, lg, on in s.query("SELECT resident_code, lg_code, retired_on FROM"
                                 f" identity_retired WHERE resident_code IN ({named})"):
         d = pd(on)
         assert d is not None
         retired[int(code)] = (str(lg), d)
+
+    n = fresh.num_rows
+    codes_np = fresh.column("resident_code").to_numpy()  # in code order, then seq
+    scodes = state.column("resident_code").to_numpy()
+    at = np.minimum(np.searchsorted(scodes, codes_np), max(len(scodes) - 1, 0))
+    known = (scodes[at] == codes_np) if len(scodes) else np.zeros(n, dtype=bool)
+    at_arr = pa.array(at, pa.int64())
+    holder = state.column("lg_code").take(at_arr) if len(scodes) else pa.nulls(n, pa.string())
+    once = np.ones(n, dtype=bool)
+    if n > 1:
+        same = codes_np[1:] == codes_np[:-1]
+        once[1:] &= ~same
+        once[:-1] &= ~same
+    prev_col = fresh.column("previous_resident_code")
+    prevs_np = prev_col.drop_null().to_numpy()
+    gone_np = np.array(sorted(retired), dtype=np.uint64)
+    reasons_col, status_col = fresh.column("change_reason"), fresh.column("status")
+    resident = pc.equal(status_col, "resident").to_numpy(zero_copy_only=False)
+    removed = pc.equal(status_col, "removed").to_numpy(zero_copy_only=False)
+    is_load = pc.equal(reasons_col, "load").to_numpy(zero_copy_only=False)
+    fits = ((pc.is_in(reasons_col, value_set=_RESIDENT_SIMPLE).to_numpy(zero_copy_only=False)
+             & resident)
+            | (pc.is_in(reasons_col, value_set=_REMOVING_ARR).to_numpy(zero_copy_only=False)
+               & removed)
+            | (is_load & removed))
+    new_kind = pc.is_in(reasons_col, value_set=_NEW_CODE_REASONS).to_numpy(zero_copy_only=False)
+    births = pc.equal(reasons_col, "birth").to_numpy(zero_copy_only=False)
+    from_holder = known & pc.fill_null(pc.equal(holder, sender), False).to_numpy(
+        zero_copy_only=False)
+    simple = (once & ~np.isin(codes_np, prevs_np) & ~np.isin(codes_np, gone_np)
+              & pc.is_null(prev_col).to_numpy(zero_copy_only=False)
+              & ((from_holder & fits) | (~known & new_kind & (fits | (births & resident)))))
+    taking = pc.is_in(reasons_col, value_set=_TAKING_ARR).to_numpy(zero_copy_only=False)
+    dates_col = fresh.column("change_date")
+    since_known = (pc.coalesce(state.column("held_since"), state.column("change_date"))
+                   .take(at_arr) if len(scodes) else pa.nulls(n, pa.date32()))
+    simple_since = pc.if_else(pa.array(taking | ~known), dates_col, since_known)
+    if isinstance(simple_since, pa.ChunkedArray):
+        simple_since = simple_since.combine_chunks()
+
+    held: dict[int, _Held | None] = {}
+    complex_idx = np.flatnonzero(~simple)
+    if complex_idx.size:
+        involved = np.union1d(codes_np[complex_idx], prevs_np)
+        for r in state.filter(pa.array(np.isin(scodes, involved))).to_pylist():
+            held[r["resident_code"]] = _Held(
+                r["lg_code"], r["status"], r["change_reason"], r["change_date"],
+                r["held_since"] or r["change_date"])
 
     def former(code: int, seq: int) -> bool:
         """Did the sender send anything for ``code`` before (it held the record once)?"""
@@ -682,13 +745,15 @@ def _apply_by_rules(s: Session, staging: str, fresh: pa.Table, sender: str, pack
     out = _Outcome()
     final: dict[int, tuple[int, dt.date] | None] = {}
     new_retired: list[tuple[Any, ...]] = []
-    seqs = fresh.column("seq").to_pylist()
-    codes = fresh.column("resident_code").to_pylist()
-    prevs = fresh.column("previous_resident_code").to_pylist()
-    reasons = fresh.column("change_reason").to_pylist()
-    statuses = fresh.column("status").to_pylist()
-    dates = fresh.column("change_date").to_pylist()
-    for i in sorted(range(fresh.num_rows), key=seqs.__getitem__):
+    part = fresh.take(pa.array(complex_idx, pa.int64()))
+    seqs = part.column("seq").to_pylist()
+    codes = part.column("resident_code").to_pylist()
+    prevs = part.column("previous_resident_code").to_pylist()
+    reasons = part.column("change_reason").to_pylist()
+    statuses = part.column("status").to_pylist()
+    dates = part.column("change_date").to_pylist()
+    back = complex_idx.tolist()
+    for i in sorted(range(part.num_rows), key=seqs.__getitem__):
         seq, code, prev = seqs[i], codes[i], prevs[i]
         reason, status, date = reasons[i], statuses[i], dates[i]
         problem = _misfit(reason, status, code, prev)
@@ -749,7 +814,7 @@ def _apply_by_rules(s: Session, staging: str, fresh: pa.Table, sender: str, pack
             continue
         assert take is not None
         held[code] = _Held(sender, status, reason, date, take)
-        final[code] = (i, take)
+        final[code] = (back[i], take)
 
     gone = sorted(c for c, f in final.items() if f is None)
     if gone:
@@ -757,13 +822,20 @@ def _apply_by_rules(s: Session, staging: str, fresh: pa.Table, sender: str, pack
     if new_retired:
         s.executemany("INSERT INTO identity_retired (resident_code, lg_code, retired_on,"
                       " new_code, seq, packet_id) VALUES (?, ?, ?, ?, ?, ?)", new_retired)
-    keep = sorted((c, f) for c, f in final.items() if f is not None)
-    if keep:
-        rows = fresh.take(pa.array([f[0] for _, f in keep], pa.int64()))
+    keep = [f for f in final.values() if f is not None]
+    idx = np.concatenate([np.flatnonzero(simple), np.array([f[0] for f in keep], np.int64)])
+    if idx.size:
+        since = pa.concat_arrays([
+            simple_since.filter(pa.array(simple)),
+            pa.array([f[1] for f in keep], pa.date32())])
+        order = np.argsort(idx, kind="stable")  # back into code order
+        idx = idx[order]
+        since = since.take(pa.array(order, pa.int64()))
+        rows = fresh.take(pa.array(idx, pa.int64()))
         rows = pa.table({**{c.name: rows.column(c.name) for c in IDENTITY_COLUMNS
                             if c.name in _CURRENT.names},
-                         "lg_code": pa.array([sender] * len(keep), pa.string()),
-                         "held_since": pa.array([f[1] for _, f in keep], pa.date32())})
+                         "lg_code": pa.array([sender] * idx.size, pa.string()),
+                         "held_since": since})
         rows = rows.select([c.name for c in _FINAL.columns])
         target = _stage(s, _for_db(rows, s.dialect), _FINAL)
         names = [c.name for c in _FINAL.columns]
