@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
+import json
 import re
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -221,11 +222,10 @@ _BLOCKS = Table(
      Column("received_at", "ts", False)),
     ("block_id",),
 )
-#: The final state of each code touched by a batch, as it goes into the current info.
-_FINAL = Table(
-    "identity_final",
-    (*_CURRENT.columns, Column("held_since", "date", False)),
-)
+#: A batch staged with its decisions: ``final`` marks the entry that becomes its code's
+#: current record, with the record's ``held_since``.
+_DECIDED = (Column("final", "small", False), Column("held_since", "date"))
+_BATCH = replace(_STAGING, columns=(*_STAGING.columns, *_DECIDED))
 #: Change reasons that give a municipality the record of a code (it holds it from then).
 _TAKING = frozenset({"birth", "load", "move_in", "code_change"})
 #: Reasons that close a record (status removed); the two that a former holder may still
@@ -259,9 +259,9 @@ def _v3(dialect: str) -> list[str]:
         "DELETE FROM identity WHERE resident_code IN (SELECT resident_code FROM"
         " identity_retired)",
     ]
-    if dialect == "postgresql":
-        stmts.append(create_table_sql(_FINAL, dialect).replace(
-            "CREATE TABLE", "CREATE UNLOGGED TABLE", 1))
+    if dialect == "postgresql":  # (SQLite stages in a temporary table)
+        stmts += ["ALTER TABLE identity_staging ADD COLUMN final SMALLINT NOT NULL",
+                  "ALTER TABLE identity_staging ADD COLUMN held_since DATE"]
     return stmts
 
 
@@ -419,20 +419,26 @@ class IdentityStore:
             # Staged in code order: the history's code index and the current info's code
             # index then take the batch in one sweep, page after page, not at random.
             fresh = fresh.sort_by([("resident_code", "ascending"), ("seq", "ascending")])
-            staged = fresh.append_column("packet_id", pa.array([packet_id] * fresh.num_rows,
-                                                              pa.string()))
-            staged = staged.add_column(0, "lg_code", pa.array([sender] * fresh.num_rows,
-                                                              pa.string()))
-            staging = _stage(s, _for_db(staged, s.dialect))
+            outcome = _Outcome()
+            staging = None
+            if _new_codes_only(fresh):
+                staging = _stage(s, _batch(fresh, sender, packet_id, s.dialect,
+                                           np.ones(fresh.num_rows, dtype=bool),
+                                           fresh.column("change_date")))
+                if not _insert_new_codes(s, staging):
+                    _unstage(s, staging)
+                    staging = None
+            if staging is None:
+                plan = _plan(s, fresh, sender, packet_id)
+                outcome = plan.outcome
+                staging = _stage(s, _batch(fresh, sender, packet_id, s.dialect, plan.final,
+                                           plan.since))
+                _carry_out(s, staging, plan, sender, packet_id, actor)
             cols = ", ".join(c.name for c in IDENTITY_COLUMNS)
             # Every entry goes into the history (the staging table is read in code order),
-            # whether it becomes current, is superseded or is quarantined.
+            # whether it became current, was superseded or was quarantined.
             s.execute(f"INSERT INTO identity_history (lg_code, {cols}, packet_id)"
                       f" SELECT lg_code, {cols}, packet_id FROM {staging}")
-            if _insert_new_codes(s, staging, fresh):
-                outcome = _Outcome()
-            else:
-                outcome = _apply_by_rules(s, staging, fresh, sender, packet_id, actor)
             _unstage(s, staging)
             if v is None:
                 s.execute("INSERT INTO peers (lg_code, last_seq) VALUES (?, ?)",
@@ -556,14 +562,14 @@ class IdentityStore:
             return content_digest(s, queries)
 
 
-def _stage(s: Session, rows: pa.Table, table: Table = _STAGING) -> str:
+def _stage(s: Session, rows: pa.Table, table: Table = _BATCH) -> str:
     """Put a batch into an empty staging table; returns the table's name.
 
     SQLite: a temporary table, in memory and gone with the connection. PostgreSQL: an
     unlogged table, emptied in the transaction that fills it.
     """
     if s.dialect == "sqlite":
-        name = "identity_batch" if table is _STAGING else table.name
+        name = "identity_batch" if table.name == "identity_staging" else table.name
         s.execute(f"DROP TABLE IF EXISTS temp.{name}")
         s.execute(create_table_sql(table, "sqlite").replace(
             f"CREATE TABLE {table.name}", f"CREATE TEMP TABLE {name}", 1))
@@ -603,13 +609,9 @@ def _misfit(reason: str, status: str, code: int, previous: int | None) -> str | 
     return None
 
 
-def _insert_new_codes(s: Session, staging: str, fresh: pa.Table) -> bool:
-    """A batch of codes new to the store (an initial load): straight into the current info.
-
-    Only for a batch of distinct codes, each a birth, a move-in or a load, none retired,
-    none naming a previous code; the plain INSERT is undone at the first code already
-    present (False: the caller applies the batch entry by entry).
-    """
+def _new_codes_only(fresh: pa.Table) -> bool:
+    """Is the batch one of distinct codes, each a birth, a move-in or a load, none naming a
+    previous code (an initial load, say)? Then it may go in by one plain INSERT."""
     n = fresh.num_rows
     if n == 0:
         return True
@@ -624,15 +626,31 @@ def _insert_new_codes(s: Session, staging: str, fresh: pa.Table) -> bool:
     if not pc.all(fits).as_py():
         return False
     codes = fresh.column("resident_code").to_numpy()  # in code order
-    if bool(np.any(codes[1:] == codes[:-1])):
-        return False
+    return not bool(np.any(codes[1:] == codes[:-1]))
+
+
+def _insert_new_codes(s: Session, staging: str) -> bool:
+    """Insert a staged batch of new codes (see :func:`_new_codes_only`) into the current
+    info; False, changing nothing, if a code is retired or already present."""
     if s.query(f"SELECT 1 FROM {staging} b JOIN identity_retired r"
                " ON r.resident_code = b.resident_code LIMIT 1"):
         return False
     # PostgreSQL inserts each row of an ON CONFLICT statement speculatively (one more WAL
-    # record and index pass per row): a plain INSERT is the fast path of a load.
+    # record and index pass per row): a plain INSERT is the fast path of a load, undone
+    # at the first code already present.
     return s.try_execute(f"INSERT INTO identity ({_CURRENT_COLS}, held_since)"
                          f" SELECT {_CURRENT_COLS}, change_date FROM {staging}")
+
+
+def _batch(fresh: pa.Table, sender: str, packet_id: str, dialect: str, final: Any,
+           since: Any) -> pa.Table:
+    """The batch as staged: sender, entries, packet, and the decisions."""
+    n = fresh.num_rows
+    t = fresh.add_column(0, "lg_code", pa.array([sender] * n, pa.string()))
+    t = t.append_column("packet_id", pa.array([packet_id] * n, pa.string()))
+    t = t.append_column("final", pa.array(np.asarray(final, dtype=np.int8), pa.int8()))
+    t = t.append_column("held_since", since)
+    return _for_db(t.select(_BATCH.names), dialect)
 
 
 @dataclass
@@ -665,32 +683,52 @@ _REMOVING_ARR = pa.array(sorted(_REMOVING), pa.string())
 _TAKING_ARR = pa.array(sorted(_TAKING), pa.string())
 
 
-def _apply_by_rules(s: Session, staging: str, fresh: pa.Table, sender: str, packet_id: str,
-                    actor: str) -> _Outcome:
-    """Apply a batch by the rules of who holds a record (docs/sync.md, "Who holds a
-    record"), each code's entries in the sender's order. Returns what was kept out.
+@dataclass
+class _Plan:
+    """What a batch does: the entry that becomes each code's record (``final``, with its
+    ``since``), the codes it retires, and what it keeps out."""
+
+    final: Any  # numpy bool per entry
+    since: pa.Array  # held_since per entry (null where not final)
+    gone: list[int]
+    retired: list[tuple[Any, ...]]
+    outcome: _Outcome
+
+
+def _named(s: Session, codes: Any) -> tuple[str, tuple[Any, ...]]:
+    """A condition "resident_code is one of ``codes``" with its parameter."""
+    values = [int(c) for c in codes]
+    if s.dialect == "sqlite":
+        return "resident_code IN (SELECT value FROM json_each(?))", (json.dumps(values),)
+    return "resident_code = ANY(?)", (values,)
+
+
+def _plan(s: Session, fresh: pa.Table, sender: str, packet_id: str) -> _Plan:
+    """Decide a batch by the rules of who holds a record (docs/sync.md, "Who holds a
+    record"), each code's entries in the sender's order.
 
     The common entries are decided on whole columns: the only entry of its code in the
     batch, no code change involved, fitting its reason, and either from the code's holder
     (not a birth) or a birth, load or move-in of a code new here. The others are decided
     one by one; the two sets share no code.
     """
-    named = (f"SELECT resident_code FROM {staging} UNION SELECT previous_resident_code"
-             f" FROM {staging} WHERE previous_resident_code IS NOT NULL")
+    codes_np = fresh.column("resident_code").to_numpy()  # in code order, then seq
+    prev_col = fresh.column("previous_resident_code")
+    prevs_np = prev_col.drop_null().to_numpy()
+    cond, params = _named(s, np.union1d(codes_np, prevs_np))
     state = s.fetch_arrow(
         "SELECT resident_code, lg_code, status, change_reason, change_date, held_since"
-        f" FROM identity WHERE resident_code IN ({named}) ORDER BY resident_code", (),
-        _STATE_SCHEMA)
+        f" FROM identity WHERE {cond} ORDER BY resident_code", params, _STATE_SCHEMA)
     pd = s.pd
     retired: dict[int, tuple[str, dt.date]] = {}
-    for code, lg, on in s.query("SELECT resident_code, lg_code, retired_on FROM"
-                                f" identity_retired WHERE resident_code IN ({named})"):
+    for code, lg, on in s.query(
+            f"SELECT resident_code, lg_code, retired_on FROM identity_retired WHERE {cond}",
+            params):
         d = pd(on)
         assert d is not None
         retired[int(code)] = (str(lg), d)
 
     n = fresh.num_rows
-    codes_np = fresh.column("resident_code").to_numpy()  # in code order, then seq
     scodes = state.column("resident_code").to_numpy()
     at = np.minimum(np.searchsorted(scodes, codes_np), max(len(scodes) - 1, 0))
     known = (scodes[at] == codes_np) if len(scodes) else np.zeros(n, dtype=bool)
@@ -701,8 +739,6 @@ def _apply_by_rules(s: Session, staging: str, fresh: pa.Table, sender: str, pack
         same = codes_np[1:] == codes_np[:-1]
         once[1:] &= ~same
         once[:-1] &= ~same
-    prev_col = fresh.column("previous_resident_code")
-    prevs_np = prev_col.drop_null().to_numpy()
     gone_np = np.array(sorted(retired), dtype=np.uint64)
     reasons_col, status_col = fresh.column("change_reason"), fresh.column("status")
     resident = pc.equal(status_col, "resident").to_numpy(zero_copy_only=False)
@@ -737,10 +773,13 @@ def _apply_by_rules(s: Session, staging: str, fresh: pa.Table, sender: str, pack
                 r["lg_code"], r["status"], r["change_reason"], r["change_date"],
                 r["held_since"] or r["change_date"])
 
+    seen: set[int] = set()  # codes of the batch's entries decided one by one so far
+
     def former(code: int, seq: int) -> bool:
         """Did the sender send anything for ``code`` before (it held the record once)?"""
-        return bool(s.query("SELECT 1 FROM identity_history WHERE resident_code = ? AND"
-                            " lg_code = ? AND seq < ? LIMIT 1", (code, sender, seq)))
+        return bool(s.query(
+            "SELECT 1 FROM identity_history WHERE resident_code = ? AND lg_code = ? AND"
+            " seq < ? LIMIT 1", (code, sender, seq)))
 
     out = _Outcome()
     final: dict[int, tuple[int, dt.date] | None] = {}
@@ -757,13 +796,15 @@ def _apply_by_rules(s: Session, staging: str, fresh: pa.Table, sender: str, pack
         seq, code, prev = seqs[i], codes[i], prevs[i]
         reason, status, date = reasons[i], statuses[i], dates[i]
         problem = _misfit(reason, status, code, prev)
+        known_before = code in seen
+        seen.add(code)
         take: dt.date | None = None  # held_since of the record when the entry applies
         rec = held.get(code)
         if problem is not None:
             pass
         elif code in retired:
             by, on = retired[code]
-            if date < on or (reason in _CLOSING and former(code, seq)):
+            if date < on or (reason in _CLOSING and (known_before or former(code, seq))):
                 out.superseded += 1  # a late entry of the code's past: history only
                 continue
             problem = f"resident code {code:011d} was retired on {on} by {by}"
@@ -802,7 +843,7 @@ def _apply_by_rules(s: Session, staging: str, fresh: pa.Table, sender: str, pack
             else:
                 out.superseded += 1  # an older move-in than the holder's own
                 continue
-        elif date < rec.since or (reason in _CLOSING and former(code, seq)):
+        elif date < rec.since or (reason in _CLOSING and (known_before or former(code, seq))):
             # The former holder's late entries: older than the holding, or its move-out
             # (whose planned date may lie after the actual move-in elsewhere).
             out.superseded += 1
@@ -816,33 +857,38 @@ def _apply_by_rules(s: Session, staging: str, fresh: pa.Table, sender: str, pack
         held[code] = _Held(sender, status, reason, date, take)
         final[code] = (back[i], take)
 
-    gone = sorted(c for c, f in final.items() if f is None)
-    if gone:
-        s.executemany("DELETE FROM identity WHERE resident_code = ?", [(c,) for c in gone])
-    if new_retired:
-        s.executemany("INSERT INTO identity_retired (resident_code, lg_code, retired_on,"
-                      " new_code, seq, packet_id) VALUES (?, ?, ?, ?, ?, ?)", new_retired)
     keep = [f for f in final.values() if f is not None]
-    idx = np.concatenate([np.flatnonzero(simple), np.array([f[0] for f in keep], np.int64)])
-    if idx.size:
-        since = pa.concat_arrays([
-            simple_since.filter(pa.array(simple)),
-            pa.array([f[1] for f in keep], pa.date32())])
-        order = np.argsort(idx, kind="stable")  # back into code order
-        idx = idx[order]
-        since = since.take(pa.array(order, pa.int64()))
-        rows = fresh.take(pa.array(idx, pa.int64()))
-        rows = pa.table({**{c.name: rows.column(c.name) for c in IDENTITY_COLUMNS
-                            if c.name in _CURRENT.names},
-                         "lg_code": pa.array([sender] * idx.size, pa.string()),
-                         "held_since": since})
-        rows = rows.select([c.name for c in _FINAL.columns])
-        target = _stage(s, _for_db(rows, s.dialect), _FINAL)
-        names = [c.name for c in _FINAL.columns]
+    final_mask = simple.copy()
+    final_mask[[f[0] for f in keep]] = True
+    since_all = pc.if_else(pa.array(simple), simple_since, pa.nulls(n, pa.date32()))
+    if keep:
+        extra = np.full(n, -1, dtype=np.int64)
+        extra[[f[0] for f in keep]] = np.arange(len(keep))
+        picked = pa.array([f[1] for f in keep], pa.date32()).take(
+            pa.array(np.maximum(extra, 0), pa.int64()))
+        since_all = pc.if_else(pa.array(extra >= 0), picked, since_all)
+    return _Plan(final_mask, since_all, sorted(c for c, f in final.items() if f is None),
+                 new_retired, out)
+
+
+def _carry_out(s: Session, staging: str, plan: _Plan, sender: str, packet_id: str,
+               actor: str) -> None:
+    """Write what :func:`_plan` decided: retired codes out of the current info and into
+    their table, each code's final entry into the current info, the quarantine with its
+    audit entries."""
+    if plan.gone:
+        s.executemany("DELETE FROM identity WHERE resident_code = ?",
+                      [(c,) for c in plan.gone])
+    if plan.retired:
+        s.executemany("INSERT INTO identity_retired (resident_code, lg_code, retired_on,"
+                      " new_code, seq, packet_id) VALUES (?, ?, ?, ?, ?, ?)", plan.retired)
+    if plan.final.any():
+        names = [*_CURRENT.names, "held_since"]
         sets = ", ".join(f"{c} = excluded.{c}" for c in names if c != "resident_code")
         s.execute(f"INSERT INTO identity ({', '.join(names)}) SELECT {', '.join(names)}"
-                  f" FROM {target} WHERE true ON CONFLICT (resident_code) DO UPDATE SET {sets}")
-        _unstage(s, target)
+                  f" FROM {staging} WHERE final = 1"
+                  f" ON CONFLICT (resident_code) DO UPDATE SET {sets}")
+    out = plan.outcome
     if out.quarantined:
         s.executemany("INSERT INTO identity_quarantine (lg_code, seq, resident_code, problem,"
                       " packet_id) VALUES (?, ?, ?, ?, ?)",
@@ -853,7 +899,6 @@ def _apply_by_rules(s: Session, staging: str, fresh: pa.Table, sender: str, pack
                       [(at, actor, "identity.quarantine", f"{c:011d}",
                         f"entry {q} from {sender} in packet {packet_id}: {why}")
                        for q, c, why in out.quarantined])
-    return out
 
 
 #: A block id as it may appear in a file name (uuid4().hex is what the center makes).
