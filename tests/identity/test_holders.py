@@ -324,3 +324,46 @@ def test_content_digest_covers_the_new_tables(store: IdentityStore) -> None:
     with store._b.session() as s:
         s.execute("UPDATE identity SET held_since = '2001-02-03'")
     assert store.content_digest() not in digests  # held_since is content too
+
+
+def test_version_2_store_loses_a_revived_retired_code(db_target: str,
+                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    """A version 2 store in which A's late move-out revived X after B's code change opens
+    at version 3 with X retired (not current) and each holder's ``held_since``."""
+    from jukicore.identity import store as store_mod
+
+    with monkeypatch.context() as m:
+        m.setattr(store_mod, "_MIGRATIONS", store_mod._MIGRATIONS[:2])
+        old = create_identity_store(db_target, node_id="center", kind="center")
+    a_stream, b_stream = _code_change_story()
+    hist = [(sender, r) for sender, _, rows in [*a_stream, *b_stream] for r in rows]
+    with old._b.session() as s:
+        d = s.d
+        for sender, r in hist:
+            s.execute("INSERT INTO identity_history (lg_code, seq, resident_code,"
+                      " previous_resident_code, family_name, given_name, birth_date, sex,"
+                      " address, status, change_date, change_reason, packet_id)"
+                      " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                      (sender, r["seq"], r["resident_code"], r["previous_resident_code"],
+                       r["family_name"], r["given_name"], d(r["birth_date"]), r["sex"],
+                       r["address"], r["status"], d(r["change_date"]), r["change_reason"],
+                       "p"))
+        for sender, r in hist:
+            if r["seq"] == 2:  # what version 2 left current: X2 at B, X revived by A
+                s.execute("INSERT INTO identity (resident_code, family_name, given_name,"
+                          " birth_date, sex, address, status, change_date, change_reason,"
+                          " lg_code, seq) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                          (r["resident_code"], r["family_name"], r["given_name"],
+                           d(r["birth_date"]), r["sex"], r["address"], r["status"],
+                           d(r["change_date"]), r["change_reason"], sender, r["seq"]))
+    old.close()
+    from jukicore.identity import open_identity_store
+
+    with open_identity_store(db_target) as st:
+        assert sorted(current(st)) == [X2]
+        assert st.retired_codes().column("resident_code").to_pylist() == [X]
+        with st._b.session(write=False) as s:
+            since = s.query("SELECT held_since FROM identity")
+        assert [s.pd(v) for (v,) in since] == [day(8)]
+        # and it goes on by the rules: a later move-in of X elsewhere is quarantined
+        assert apply(st, Packets(C)((X, "move_in", 20, {}))).quarantined == 1
