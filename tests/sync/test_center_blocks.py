@@ -67,6 +67,7 @@ def test_another_block_under_a_recorded_id_is_refused(network: Network) -> None:
     assert _state(network.pref) == before
 
 
+@BOTH
 def test_a_block_id_that_is_a_path_is_refused(network: Network) -> None:
     block = ids.CodeBlock.from_codes(ids.CodeRegistry().generate(5), PREF,
                                      block_id="../../../x")
@@ -85,6 +86,7 @@ def test_a_block_id_that_is_a_path_is_refused(network: Network) -> None:
     assert not (network.pref.path.parent / "x.block").exists()
 
 
+@BOTH
 def test_a_block_file_from_before_the_record_is_kept_as_it_is(network: Network) -> None:
     """A block stored by an older jukicore (file, no record), or a run killed between the
     file and the record: the next apply records it and leaves the file alone."""
