@@ -17,9 +17,10 @@ from netkit import DAY, PASSWORD, PREF, apply_day, build_network, deliver
 
 from jukicore import ids
 from jukicore.errors import PacketSequenceError
-from jukicore.identity import open_identity_store
+from jukicore.identity import IDENTITY_SCHEMA, open_identity_store
 from jukicore.node import CENTER, Node, init_node
-from jukicore.register import Actor, create_register, open_register
+from jukicore.packet import Packet
+from jukicore.register import Actor, create_register, generate_day, open_register
 from jukicore.sync import apply_packet, export_changes
 from jukicore.synth import synthesize_municipality
 
@@ -95,8 +96,6 @@ def test_upper_stores_equal_their_municipalities(tmp_path: Path,
     _trust_newcomer(b, (a, net.pref, net.center))
     apply_day(net, 40, seed=21)
     with open_register(b.store_target()) as reg:
-        from jukicore.register import generate_day
-
         events = generate_day(reg, actor=Actor.operator("admin", OTHER, "admin"), day=DAY,
                               n=40, seed=22)
         reg.apply(events, actor=_clerk(OTHER), today=DAY)
@@ -148,3 +147,39 @@ def test_upper_stores_equal_their_municipalities(tmp_path: Path,
         assert quarantined == 0
         assert held == truth
         assert (held[code]["lg_code"], held[code]["status"]) == (OTHER, "resident")
+
+
+@BOTH
+def test_an_entry_breaking_a_rule_never_stops_the_sync(tmp_path: Path,
+                                                       identity_target: Callable[[str], str]
+                                                       ) -> None:
+    """A packet with an entry that breaks a rule is applied and acknowledged whole; the
+    entry is quarantined, the next night applies."""
+    net = build_network(tmp_path, identity_target, population=60, seed=4)
+    cs = Actor.node(net.muni.node_id, net.muni.node_id, "cs")
+    with open_register(net.muni.store_target()) as reg:
+        entries = reg.outbox(actor=cs, after_seq=0)
+    last = int(entries.column("seq")[-1].as_py())
+    table = entries.select(IDENTITY_SCHEMA.names).cast(IDENTITY_SCHEMA)
+    reasons = table.column("change_reason").to_pylist()
+    reasons[5] = "teleport"
+    table = table.set_column(table.schema.get_field_index("change_reason"), "change_reason",
+                             pa.array(reasons, pa.string()))
+    bad = net.center.inbox / "bad.jkp"
+    bad.write_bytes(Packet.build(
+        kind="identity-changes", table=table, sender=net.muni.current_keys(PASSWORD),
+        recipient=CENTER, trust_store=net.muni.trust(), seq_first=1, seq_last=last).to_bytes())
+    out = apply_packet(net.center, bad)
+    assert out.status == "applied" and out.detail["quarantined"] == 1
+    assert out.reply is not None
+    assert apply_packet(net.muni, deliver(out.reply, net.muni)).status == "applied"
+    with open_identity_store(net.center.store_target()) as st:
+        q = st.quarantined().to_pylist()
+        assert [(r["seq"], r["change_reason"]) for r in q] == [(6, "teleport")]
+        assert "unknown change reason" in q[0]["problem"]
+        assert st.count() == last - 1 and st.last_seq(net.muni.node_id) == last
+    apply_day(net, 10, seed=5)
+    nxt = export_changes(net.muni, CENTER)
+    assert nxt is not None
+    res = apply_packet(net.center, deliver(nxt, net.center))
+    assert res.status == "applied" and res.detail["quarantined"] == 0
