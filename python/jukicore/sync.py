@@ -340,12 +340,24 @@ def _apply_block(node: Node, path: Path, h: PacketHeader, table: pa.Table) -> Ap
             f"packet refused: block {block.block_id} is for {block.holder}")
     detail = {"block_id": block.block_id, "codes": len(block)}
     if node.role == "prefecture":
-        target = node.path / "blocks" / f"{block.block_id}.block"
-        target.parent.mkdir(exist_ok=True)
-        if target.exists():
-            return ApplyOutcome(path, h.kind, h.sender, "already-applied", detail)
-        block.save(target)
-        return ApplyOutcome(path, h.kind, h.sender, "applied", detail)
+        # The identity store records every block received (id, holder, parent, count,
+        # digest); the file in blocks/ is only the working copy that splits consume. A
+        # block recorded before is "already-applied" even when its file is gone (writing
+        # it again would hand out codes already split off), and a different block under a
+        # recorded id is refused (ConflictError). The file is written before the record:
+        # a run killed in between finds the file and records it without rewriting it.
+        with open_identity_store(node.store_target()) as store:
+            # refuses a block id unfit for a file name, and another block under a known id
+            if store.code_block_recorded(block):
+                return ApplyOutcome(path, h.kind, h.sender, "already-applied", detail)
+            target = node.path / "blocks" / f"{block.block_id}.block"
+            target.parent.mkdir(exist_ok=True)
+            written = not target.exists()
+            if written:
+                block.save(target)
+            store.receive_code_block(block, sender=h.sender, actor=node.node_id)
+        return ApplyOutcome(path, h.kind, h.sender, "applied" if written else "already-applied",
+                            detail)
     with open_register(node.store_target()) as reg:
         actor = _actor(node)
         try:

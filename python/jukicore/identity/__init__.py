@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from .store import (
+    CHANGE_REASONS,
     IDENTITY_COLUMNS,
     IDENTITY_SCHEMA,
     ApplyResult,
@@ -12,6 +13,7 @@ from .store import (
 )
 
 __all__ = [
+    "CHANGE_REASONS",
     "IDENTITY_COLUMNS",
     "IDENTITY_SCHEMA",
     "ApplyResult",

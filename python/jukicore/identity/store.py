@@ -19,14 +19,21 @@ transaction, exactly once:
 * a batch overlapping what was applied (a retransmission of entries not yet
   acknowledged) applies only its unseen suffix.
 
-Refusals change nothing. The current record of a resident code follows the
-latest change by date, whichever municipality sent it first: a move-out from
-one municipality and the move-in at the next may arrive in either order.
+Refusals change nothing, and nothing an entry says refuses its batch. Each code's
+current record follows the municipality that holds it (docs/sync.md, "Who holds a
+record"): the holder's entries apply in its order, a move-in elsewhere takes the record
+over, a code change retires the old code for good; a former holder's late entries are
+superseded (history only), and an entry breaking a rule is quarantined (history,
+:meth:`IdentityStore.quarantined`, audit) while the batch is applied and acknowledged.
 """
 
 from __future__ import annotations
 
-from dataclasses import replace
+import datetime as dt
+import hashlib
+import json
+import re
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -34,6 +41,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from jukicore import ids
 from jukicore.errors import (
     ConflictError,
     InvalidInputError,
@@ -48,6 +56,7 @@ from jukicore.register._backend import (
     content_digest,
     installed_version,
     migrate,
+    rows_to_arrow,
     utcnow,
 )
 from jukicore.register._schema import (
@@ -57,8 +66,10 @@ from jukicore.register._schema import (
     create_index_sql,
     create_table_sql,
 )
+from jukicore.register.events import KINDS as EVENT_KINDS
 
 __all__ = [
+    "CHANGE_REASONS",
     "IDENTITY_COLUMNS",
     "IDENTITY_SCHEMA",
     "ApplyResult",
@@ -184,10 +195,82 @@ def _v2(dialect: str) -> list[str]:
             "DROP TABLE identity_staging"]
 
 
+#: Codes given up by a code change: retired for good, never current again.
+_RETIRED = Table(
+    "identity_retired",
+    (Column("resident_code", "int", False), Column("lg_code", "text", False),
+     Column("retired_on", "date", False), Column("new_code", "int", False),
+     Column("seq", "int", False), Column("packet_id", "text", False)),
+    ("resident_code",),
+)
+#: Entries taken into the history (and acknowledged) but kept out of the current info
+#: because they break a rule; ``problem`` says which.
+_QUARANTINE = Table(
+    "identity_quarantine",
+    (Column("lg_code", "text", False), Column("seq", "int", False),
+     Column("resident_code", "int", False), Column("problem", "text", False),
+     Column("packet_id", "text", False)),
+    ("lg_code", "seq"),
+)
+#: Code blocks a prefecture received from the center (the block file is the working copy
+#: that splits consume; this is the record that the block arrived).
+_BLOCKS = Table(
+    "code_blocks_received",
+    (Column("block_id", "text", False), Column("holder", "text", False),
+     Column("parent_id", "text"), Column("codes", "int", False),
+     Column("digest", "text", False), Column("sender", "text", False),
+     Column("received_at", "ts", False)),
+    ("block_id",),
+)
+#: A batch staged with its decisions: ``final`` marks the entry that becomes its code's
+#: current record, with the record's ``held_since``.
+_DECIDED = (Column("final", "small", False), Column("held_since", "date"))
+_BATCH = replace(_STAGING, columns=(*_STAGING.columns, *_DECIDED))
+#: Change reasons that give a municipality the record of a code (it holds it from then).
+_TAKING = frozenset({"birth", "load", "move_in", "code_change"})
+#: Reasons that close a record (status removed); the two that a former holder may still
+#: send after another municipality took the record (planned dates can lie after the move).
+_REMOVING = frozenset({"death", "move_out", "ex_officio_removal", "move_out_correction"})
+_CLOSING = frozenset({"move_out", "move_out_correction"})
+#: Every change reason a municipality may send: the notification kinds, the initial load,
+#: and the old municipality's correction of a move-out date.
+CHANGE_REASONS: frozenset[str] = frozenset({*EVENT_KINDS, "load", "move_out_correction"})
+
+
+def _v3(dialect: str) -> list[str]:
+    # Who holds a record since when; retired codes, quarantined entries and received code
+    # blocks as tables. Codes retired by the history's code changes are recorded (the first
+    # change of each), and a current row that a late entry revived for such a code goes.
+    reasons = ", ".join(f"'{r}'" for r in sorted(_TAKING))
+    stmts = [
+        "ALTER TABLE identity ADD COLUMN held_since "
+        + ("TEXT" if dialect == "sqlite" else "DATE"),
+        "UPDATE identity SET held_since = COALESCE((SELECT max(h.change_date) FROM"
+        " identity_history h WHERE h.resident_code = identity.resident_code AND h.lg_code ="
+        f" identity.lg_code AND h.change_reason IN ({reasons})), change_date)",
+        create_table_sql(_RETIRED, dialect),
+        create_table_sql(_QUARANTINE, dialect),
+        create_table_sql(_BLOCKS, dialect),
+        "INSERT INTO identity_retired (resident_code, lg_code, retired_on, new_code, seq,"
+        " packet_id) SELECT previous_resident_code, lg_code, change_date, resident_code, seq,"
+        " packet_id FROM (SELECT h.*, row_number() OVER (PARTITION BY previous_resident_code"
+        " ORDER BY change_date, lg_code, seq) AS rn FROM identity_history h WHERE"
+        " previous_resident_code IS NOT NULL) AS t WHERE rn = 1",
+        "DELETE FROM identity WHERE resident_code IN (SELECT resident_code FROM"
+        " identity_retired)",
+    ]
+    if dialect == "postgresql":  # (SQLite stages in a temporary table)
+        stmts += ["ALTER TABLE identity_staging ADD COLUMN final SMALLINT NOT NULL",
+                  "ALTER TABLE identity_staging ADD COLUMN held_since DATE"]
+    return stmts
+
+
 #: Every schema version of the identity store, in order. Append; never edit a published step.
 _MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "identity store: current info, history, peers, packets applied, audit", _v1),
     Migration(2, "history keyed by code; SQLite current info in arrival order", _v2),
+    Migration(3, "record holders, retired codes, quarantined entries, received code blocks",
+              _v3),
 )
 SCHEMA_VERSION = _MIGRATIONS[-1].version
 #: Page size of a new SQLite identity store. Its B-trees take rows at random code
@@ -248,16 +331,22 @@ def _audit(s: Session, actor: str, action: str, target: str | None, detail: str 
 
 
 class ApplyResult:
-    """What one batch did: entries applied, and those skipped as already applied."""
+    """What one batch did: entries taken in (``applied``: into the history, acknowledged),
+    those skipped as applied before, and of those taken in the ones kept out of the current
+    info: ``superseded`` (a former holder's late entries) and ``quarantined`` (breaking a
+    rule: :meth:`IdentityStore.quarantined` lists them)."""
 
-    __slots__ = ("applied", "last_seq", "sender", "skipped")
+    __slots__ = ("applied", "last_seq", "quarantined", "sender", "skipped", "superseded")
 
-    def __init__(self, sender: str, applied: int, skipped: int, last_seq: int) -> None:
+    def __init__(self, sender: str, applied: int, skipped: int, last_seq: int, *,
+                 quarantined: int = 0, superseded: int = 0) -> None:
         self.sender, self.applied, self.skipped, self.last_seq = sender, applied, skipped, last_seq
+        self.quarantined, self.superseded = quarantined, superseded
 
     def as_dict(self) -> dict[str, Any]:
         return {"sender": self.sender, "applied": self.applied, "skipped": self.skipped,
-                "last_seq": self.last_seq}
+                "last_seq": self.last_seq, "superseded": self.superseded,
+                "quarantined": self.quarantined}
 
 
 class IdentityStore:
@@ -330,24 +419,26 @@ class IdentityStore:
             # Staged in code order: the history's code index and the current info's code
             # index then take the batch in one sweep, page after page, not at random.
             fresh = fresh.sort_by([("resident_code", "ascending"), ("seq", "ascending")])
-            staged = fresh.append_column("packet_id", pa.array([packet_id] * fresh.num_rows,
-                                                              pa.string()))
-            staged = staged.add_column(0, "lg_code", pa.array([sender] * fresh.num_rows,
-                                                              pa.string()))
-            staging = _stage(s, _for_db(staged, s.dialect))
+            outcome = _Outcome()
+            staging = None
+            if _new_codes_only(fresh):
+                staging = _stage(s, _batch(fresh, sender, packet_id, s.dialect,
+                                           np.ones(fresh.num_rows, dtype=bool),
+                                           fresh.column("change_date")))
+                if not _insert_new_codes(s, staging):
+                    _unstage(s, staging)
+                    staging = None
+            if staging is None:
+                plan = _plan(s, fresh, sender, packet_id)
+                outcome = plan.outcome
+                staging = _stage(s, _batch(fresh, sender, packet_id, s.dialect, plan.final,
+                                           plan.since))
+                _carry_out(s, staging, plan, sender, packet_id, actor)
             cols = ", ".join(c.name for c in IDENTITY_COLUMNS)
-            # The staging table is read in the order it was filled (code order).
+            # Every entry goes into the history (the staging table is read in code order),
+            # whether it became current, was superseded or was quarantined.
             s.execute(f"INSERT INTO identity_history (lg_code, {cols}, packet_id)"
                       f" SELECT lg_code, {cols}, packet_id FROM {staging}")
-            retiring = fresh.column("previous_resident_code").null_count < fresh.num_rows
-            if retiring:
-                # A code given up by a code change is retired for good: its record goes.
-                s.execute(f"DELETE FROM identity WHERE resident_code IN (SELECT"
-                          f" previous_resident_code FROM {staging} WHERE previous_resident_code"
-                          " IS NOT NULL)")
-            codes = fresh.column("resident_code").to_numpy()
-            simple = not retiring and not bool(np.any(codes[1:] == codes[:-1]))
-            self._upsert_latest(s, staging, simple)
             _unstage(s, staging)
             if v is None:
                 s.execute("INSERT INTO peers (lg_code, last_seq) VALUES (?, ?)",
@@ -360,40 +451,11 @@ class IdentityStore:
                        s.ts(utcnow())))
             _audit(s, actor, "identity.apply", sender,
                    f"packet {packet_id} entries {first_seq}..{last_seq}, "
-                   f"{fresh.num_rows} applied")
-        return ApplyResult(sender, fresh.num_rows, changes.num_rows - fresh.num_rows, last_seq)
-
-    @staticmethod
-    def _upsert_latest(s: Session, staging: str, simple: bool) -> None:
-        """Upsert the latest staged change of each code; ``simple``: the codes are unique
-        in the batch and none was given up (then the staged rows, in code order, are it)."""
-        items = [c for c in _ITEMS if c != "resident_code"]
-        sets = ", ".join(f"{c} = excluded.{c}" for c in [*items, "lg_code", "seq"])
-        cols = ", ".join(["resident_code", *items, "lg_code", "seq"])
-        # The latest staged change of each code that was not itself given up.
-        latest = (f"SELECT {cols} FROM {staging} WHERE true" if simple else (
-            f"SELECT {cols} FROM (SELECT {cols}, row_number() OVER (PARTITION BY resident_code"
-            f" ORDER BY change_date DESC, seq DESC) AS rn FROM {staging}"
-            f" WHERE resident_code NOT IN (SELECT previous_resident_code FROM {staging}"
-            " WHERE previous_resident_code IS NOT NULL)) AS t WHERE rn = 1"
-            " ORDER BY resident_code"
-        ))
-        # Newer by date wins; on the same date the same municipality's later entry wins,
-        # and between municipalities a move-in (resident) wins over a move-out (removed).
-        newer = (
-            "excluded.change_date > identity.change_date OR (excluded.change_date ="
-            " identity.change_date AND ((excluded.lg_code = identity.lg_code AND excluded.seq >"
-            " identity.seq) OR (excluded.lg_code <> identity.lg_code AND excluded.status ="
-            " 'resident')))"
-        )
-        insert = f"INSERT INTO identity ({cols}) {latest}"
-        # PostgreSQL inserts each row of an ON CONFLICT statement speculatively (one more
-        # WAL record and index pass per row). A batch of unique codes, as an initial load
-        # is, first goes in by a plain INSERT, undone at the first code already present.
-        # (On SQLite a plain INSERT was no faster in a trial: it keeps the upsert.)
-        if simple and s.dialect == "postgresql" and s.try_execute(insert):
-            return
-        s.execute(f"{insert} ON CONFLICT (resident_code) DO UPDATE SET {sets} WHERE {newer}")
+                   f"{fresh.num_rows} applied, {outcome.superseded} superseded, "
+                   f"{len(outcome.quarantined)} quarantined")
+        return ApplyResult(sender, fresh.num_rows, changes.num_rows - fresh.num_rows, last_seq,
+                           quarantined=len(outcome.quarantined),
+                           superseded=outcome.superseded)
 
     # ------------------------------------------------------------------ queries
 
@@ -413,6 +475,72 @@ class IdentityStore:
                 " OR previous_resident_code = ? ORDER BY change_date, lg_code, seq",
                 (int(resident_code), int(resident_code)), schema)
 
+    def quarantined(self, sender: str | None = None) -> pa.Table:
+        """Entries kept out of the current info because they break a rule, for operators:
+        each entry as received (:data:`IDENTITY_SCHEMA` and ``lg_code``), the packet it came
+        in and the ``problem``; in sender and sequence order, of one ``sender`` if given."""
+        cols = ", ".join(f"h.{c.name}" for c in IDENTITY_COLUMNS)
+        schema = pa.schema([pa.field("lg_code", pa.string()), *IDENTITY_SCHEMA,
+                            pa.field("packet_id", pa.string()), pa.field("problem", pa.string())])
+        where, params = ("", ()) if sender is None else (" WHERE q.lg_code = ?", (sender,))
+        with self._b.session(write=False) as s:
+            rows = s.query(
+                f"SELECT q.lg_code, {cols}, q.packet_id, q.problem FROM identity_quarantine q"
+                " JOIN identity_history h ON h.resident_code = q.resident_code AND h.lg_code ="
+                f" q.lg_code AND h.seq = q.seq{where} ORDER BY q.lg_code, q.seq", params)
+            rows = [tuple(s.pd(v) if n in ("birth_date", "change_date") else v
+                          for n, v in zip(schema.names, r, strict=True)) for r in rows]
+        return rows_to_arrow(rows, schema)
+
+    def retired_codes(self) -> pa.Table:
+        """Resident codes given up by a code change: the code, the municipality that
+        retired it, on which date, the code that replaced it, and the entry that did it."""
+        schema = pa.schema([
+            pa.field("resident_code", pa.uint64()), pa.field("lg_code", pa.string()),
+            pa.field("retired_on", pa.date32()), pa.field("new_code", pa.uint64()),
+            pa.field("seq", pa.int64()), pa.field("packet_id", pa.string())])
+        with self._b.session(write=False) as s:
+            rows = [(c, lg, s.pd(on), new, seq, pid) for c, lg, on, new, seq, pid in s.query(
+                "SELECT resident_code, lg_code, retired_on, new_code, seq, packet_id"
+                " FROM identity_retired ORDER BY resident_code")]
+        return rows_to_arrow(rows, schema)
+
+    # ------------------------------------------------------------------ code blocks
+
+    def code_block_recorded(self, block: ids.CodeBlock) -> bool:
+        """Was this very block received before? A block id that could not be a file name
+        (:class:`InvalidInputError`) and a different block under a recorded id
+        (:class:`ConflictError`) are refused."""
+        digest = _block_digest(block)
+        with self._b.session(write=False) as s:
+            return _block_known(s, block, digest)
+
+    def receive_code_block(self, block: ids.CodeBlock, *, sender: str, actor: str) -> bool:
+        """Record a code block received from the center (with an audit entry); True if new,
+        False if this very block was recorded before (its file may since be split or gone).
+        Refusals as :meth:`code_block_recorded`'s, changing nothing."""
+        digest = _block_digest(block)
+        with self._b.session() as s:
+            if _block_known(s, block, digest):
+                return False
+            s.execute("INSERT INTO code_blocks_received (block_id, holder, parent_id, codes,"
+                      " digest, sender, received_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                      (block.block_id, block.holder, block.parent_id, len(block), digest,
+                       sender, s.ts(utcnow())))
+            _audit(s, actor, "identity.code_block", block.block_id,
+                   f"{len(block)} codes from {sender}")
+        return True
+
+    def code_blocks(self) -> pa.Table:
+        """The code blocks received, in the order of their ids (no codes, their count)."""
+        schema = pa.schema([pa.field("block_id", pa.string()), pa.field("holder", pa.string()),
+                            pa.field("parent_id", pa.string()), pa.field("codes", pa.int64()),
+                            pa.field("digest", pa.string()), pa.field("sender", pa.string())])
+        with self._b.session(write=False) as s:
+            rows = s.query("SELECT block_id, holder, parent_id, codes, digest, sender"
+                           " FROM code_blocks_received ORDER BY block_id")
+        return rows_to_arrow(rows, schema)
+
     def content_digest(self) -> str:
         """SHA-256 over every table's content, wall-clock columns left out."""
         queries = [
@@ -423,30 +551,376 @@ class IdentityStore:
             "SELECT lg_code, last_seq FROM peers ORDER BY lg_code",
             "SELECT packet_id, lg_code, first_seq, last_seq, applied FROM packets_applied"
             " ORDER BY packet_id",
+            "SELECT resident_code, lg_code, retired_on, new_code, seq, packet_id"
+            " FROM identity_retired ORDER BY resident_code",
+            "SELECT lg_code, seq, resident_code, problem, packet_id FROM identity_quarantine"
+            " ORDER BY lg_code, seq",
+            "SELECT block_id, holder, parent_id, codes, digest, sender"
+            " FROM code_blocks_received ORDER BY block_id",
         ]
         with self._b.session(write=False) as s:
             return content_digest(s, queries)
 
 
-def _stage(s: Session, rows: pa.Table) -> str:
+def _stage(s: Session, rows: pa.Table, table: Table = _BATCH) -> str:
     """Put a batch into an empty staging table; returns the table's name.
 
     SQLite: a temporary table, in memory and gone with the connection. PostgreSQL: an
     unlogged table, emptied in the transaction that fills it.
     """
     if s.dialect == "sqlite":
-        s.execute("DROP TABLE IF EXISTS temp.identity_batch")
-        s.execute(create_table_sql(_STAGING, "sqlite").replace(
-            "CREATE TABLE identity_staging", "CREATE TEMP TABLE identity_batch", 1))
-        s.ingest("identity_batch", rows, temporary=True)
-        return "temp.identity_batch"
-    s.execute("TRUNCATE identity_staging")
-    s.ingest("identity_staging", rows)
-    return "identity_staging"
+        name = "identity_batch" if table.name == "identity_staging" else table.name
+        s.execute(f"DROP TABLE IF EXISTS temp.{name}")
+        s.execute(create_table_sql(table, "sqlite").replace(
+            f"CREATE TABLE {table.name}", f"CREATE TEMP TABLE {name}", 1))
+        s.ingest(name, rows, temporary=True)
+        return f"temp.{name}"
+    s.execute(f"TRUNCATE {table.name}")
+    s.ingest(table.name, rows)
+    return table.name
 
 
 def _unstage(s: Session, staging: str) -> None:
     s.execute(f"DROP TABLE {staging}" if s.dialect == "sqlite" else f"TRUNCATE {staging}")
+
+
+_CURRENT_COLS = ", ".join(c.name for c in _CURRENT.columns)
+_NEW_CODE_REASONS = pa.array(["birth", "load", "move_in"], pa.string())
+
+
+def _misfit(reason: str, status: str, code: int, previous: int | None) -> str | None:
+    """Why a change reason does not fit the change it comes with (None: it fits)."""
+    if reason not in CHANGE_REASONS:
+        return f"unknown change reason {reason!r}"
+    if status not in ("resident", "removed"):
+        return f"unknown status {status!r}"
+    if reason in _REMOVING:
+        if status != "removed":
+            return f"a {reason} leaves the record removed, not {status}"
+    elif reason != "load" and status != "resident":
+        return f"a {reason} leaves the record resident, not {status}"
+    if reason == "code_change":
+        if previous is None:
+            return "a code change names the code it replaces (previous_resident_code)"
+        if previous == code:
+            return "a code change replaces a code by another one"
+    elif previous is not None:
+        return f"a {reason} names a previous resident code; only a code change does"
+    return None
+
+
+def _new_codes_only(fresh: pa.Table) -> bool:
+    """Is the batch one of distinct codes, each a birth, a move-in or a load, none naming a
+    previous code (an initial load, say)? Then it may go in by one plain INSERT."""
+    n = fresh.num_rows
+    if n == 0:
+        return True
+    if fresh.column("previous_resident_code").null_count < n:
+        return False
+    reasons, status = fresh.column("change_reason"), fresh.column("status")
+    if not pc.all(pc.is_in(reasons, value_set=_NEW_CODE_REASONS)).as_py():
+        return False
+    # a birth or a move-in makes a resident; a load states a record as it stands
+    fits = pc.or_(pc.equal(status, "resident"),
+                  pc.and_(pc.equal(reasons, "load"), pc.equal(status, "removed")))
+    if not pc.all(fits).as_py():
+        return False
+    codes = fresh.column("resident_code").to_numpy()  # in code order
+    return not bool(np.any(codes[1:] == codes[:-1]))
+
+
+def _insert_new_codes(s: Session, staging: str) -> bool:
+    """Insert a staged batch of new codes (see :func:`_new_codes_only`) into the current
+    info; False, changing nothing, if a code is retired or already present."""
+    if s.query(f"SELECT 1 FROM {staging} b JOIN identity_retired r"
+               " ON r.resident_code = b.resident_code LIMIT 1"):
+        return False
+    # PostgreSQL inserts each row of an ON CONFLICT statement speculatively (one more WAL
+    # record and index pass per row): a plain INSERT is the fast path of a load, undone
+    # at the first code already present.
+    return s.try_execute(f"INSERT INTO identity ({_CURRENT_COLS}, held_since)"
+                         f" SELECT {_CURRENT_COLS}, change_date FROM {staging}")
+
+
+def _batch(fresh: pa.Table, sender: str, packet_id: str, dialect: str, final: Any,
+           since: Any) -> pa.Table:
+    """The batch as staged: sender, entries, packet, and the decisions."""
+    n = fresh.num_rows
+    t = fresh.add_column(0, "lg_code", pa.array([sender] * n, pa.string()))
+    t = t.append_column("packet_id", pa.array([packet_id] * n, pa.string()))
+    t = t.append_column("final", pa.array(np.asarray(final, dtype=np.int8), pa.int8()))
+    t = t.append_column("held_since", since)
+    return _for_db(t.select(_BATCH.names), dialect)
+
+
+@dataclass
+class _Held:
+    """The current record of a code: who holds it, its status, its last change, and since
+    when its holder has it (the date of the birth, load, move-in or code change)."""
+
+    lg_code: str
+    status: str
+    reason: str
+    date: dt.date
+    since: dt.date
+
+
+@dataclass
+class _Outcome:
+    quarantined: list[tuple[int, int, str]] = field(default_factory=list)  # seq, code, why
+    superseded: int = 0
+
+
+_STATE_SCHEMA = pa.schema([
+    pa.field("resident_code", pa.uint64()), pa.field("lg_code", pa.string()),
+    pa.field("status", pa.string()), pa.field("change_reason", pa.string()),
+    pa.field("change_date", pa.date32()), pa.field("held_since", pa.date32())])
+#: Reasons an entry of the holder may carry to leave the record resident, removed, as it
+#: says (a load); a birth and a code change never take the vectorized path.
+_RESIDENT_SIMPLE = pa.array(["move_in", "move_within", "name_change", "household_change",
+                             "my_number", "load"], pa.string())
+_REMOVING_ARR = pa.array(sorted(_REMOVING), pa.string())
+_TAKING_ARR = pa.array(sorted(_TAKING), pa.string())
+
+
+@dataclass
+class _Plan:
+    """What a batch does: the entry that becomes each code's record (``final``, with its
+    ``since``), the codes it retires, and what it keeps out."""
+
+    final: Any  # numpy bool per entry
+    since: pa.Array  # held_since per entry (null where not final)
+    gone: list[int]
+    retired: list[tuple[Any, ...]]
+    outcome: _Outcome
+
+
+def _named(s: Session, codes: Any) -> tuple[str, tuple[Any, ...]]:
+    """A condition "resident_code is one of ``codes``" with its parameter."""
+    values = [int(c) for c in codes]
+    if s.dialect == "sqlite":
+        return "resident_code IN (SELECT value FROM json_each(?))", (json.dumps(values),)
+    return "resident_code = ANY(?)", (values,)
+
+
+def _plan(s: Session, fresh: pa.Table, sender: str, packet_id: str) -> _Plan:
+    """Decide a batch by the rules of who holds a record (docs/sync.md, "Who holds a
+    record"), each code's entries in the sender's order.
+
+    The common entries are decided on whole columns: the only entry of its code in the
+    batch, no code change involved, fitting its reason, and either from the code's holder
+    (not a birth) or a birth, load or move-in of a code new here. The others are decided
+    one by one; the two sets share no code.
+    """
+    codes_np = fresh.column("resident_code").to_numpy()  # in code order, then seq
+    prev_col = fresh.column("previous_resident_code")
+    prevs_np = prev_col.drop_null().to_numpy()
+    cond, params = _named(s, np.union1d(codes_np, prevs_np))
+    state = s.fetch_arrow(
+        "SELECT resident_code, lg_code, status, change_reason, change_date, held_since"
+        f" FROM identity WHERE {cond} ORDER BY resident_code", params, _STATE_SCHEMA)
+    pd = s.pd
+    retired: dict[int, tuple[str, dt.date]] = {}
+    for code, lg, on in s.query(
+            f"SELECT resident_code, lg_code, retired_on FROM identity_retired WHERE {cond}",
+            params):
+        d = pd(on)
+        assert d is not None
+        retired[int(code)] = (str(lg), d)
+
+    n = fresh.num_rows
+    scodes = state.column("resident_code").to_numpy()
+    at = np.minimum(np.searchsorted(scodes, codes_np), max(len(scodes) - 1, 0))
+    known = (scodes[at] == codes_np) if len(scodes) else np.zeros(n, dtype=bool)
+    at_arr = pa.array(at, pa.int64())
+    holder = state.column("lg_code").take(at_arr) if len(scodes) else pa.nulls(n, pa.string())
+    once = np.ones(n, dtype=bool)
+    if n > 1:
+        same = codes_np[1:] == codes_np[:-1]
+        once[1:] &= ~same
+        once[:-1] &= ~same
+    gone_np = np.array(sorted(retired), dtype=np.uint64)
+    reasons_col, status_col = fresh.column("change_reason"), fresh.column("status")
+    resident = pc.equal(status_col, "resident").to_numpy(zero_copy_only=False)
+    removed = pc.equal(status_col, "removed").to_numpy(zero_copy_only=False)
+    is_load = pc.equal(reasons_col, "load").to_numpy(zero_copy_only=False)
+    fits = ((pc.is_in(reasons_col, value_set=_RESIDENT_SIMPLE).to_numpy(zero_copy_only=False)
+             & resident)
+            | (pc.is_in(reasons_col, value_set=_REMOVING_ARR).to_numpy(zero_copy_only=False)
+               & removed)
+            | (is_load & removed))
+    new_kind = pc.is_in(reasons_col, value_set=_NEW_CODE_REASONS).to_numpy(zero_copy_only=False)
+    births = pc.equal(reasons_col, "birth").to_numpy(zero_copy_only=False)
+    from_holder = known & pc.fill_null(pc.equal(holder, sender), False).to_numpy(
+        zero_copy_only=False)
+    simple = (once & ~np.isin(codes_np, prevs_np) & ~np.isin(codes_np, gone_np)
+              & pc.is_null(prev_col).to_numpy(zero_copy_only=False)
+              & ((from_holder & fits) | (~known & new_kind & (fits | (births & resident)))))
+    taking = pc.is_in(reasons_col, value_set=_TAKING_ARR).to_numpy(zero_copy_only=False)
+    dates_col = fresh.column("change_date")
+    since_known = (pc.coalesce(state.column("held_since"), state.column("change_date"))
+                   .take(at_arr) if len(scodes) else pa.nulls(n, pa.date32()))
+    simple_since = pc.if_else(pa.array(taking | ~known), dates_col, since_known)
+    if isinstance(simple_since, pa.ChunkedArray):
+        simple_since = simple_since.combine_chunks()
+
+    held: dict[int, _Held | None] = {}
+    complex_idx = np.flatnonzero(~simple)
+    if complex_idx.size:
+        involved = np.union1d(codes_np[complex_idx], prevs_np)
+        for r in state.filter(pa.array(np.isin(scodes, involved))).to_pylist():
+            held[r["resident_code"]] = _Held(
+                r["lg_code"], r["status"], r["change_reason"], r["change_date"],
+                r["held_since"] or r["change_date"])
+
+    seen: set[int] = set()  # codes of the batch's entries decided one by one so far
+
+    def former(code: int, seq: int) -> bool:
+        """Did the sender send anything for ``code`` before (it held the record once)?"""
+        return bool(s.query(
+            "SELECT 1 FROM identity_history WHERE resident_code = ? AND lg_code = ? AND"
+            " seq < ? LIMIT 1", (code, sender, seq)))
+
+    out = _Outcome()
+    final: dict[int, tuple[int, dt.date] | None] = {}
+    new_retired: list[tuple[Any, ...]] = []
+    part = fresh.take(pa.array(complex_idx, pa.int64()))
+    seqs = part.column("seq").to_pylist()
+    codes = part.column("resident_code").to_pylist()
+    prevs = part.column("previous_resident_code").to_pylist()
+    reasons = part.column("change_reason").to_pylist()
+    statuses = part.column("status").to_pylist()
+    dates = part.column("change_date").to_pylist()
+    back = complex_idx.tolist()
+    for i in sorted(range(part.num_rows), key=seqs.__getitem__):
+        seq, code, prev = seqs[i], codes[i], prevs[i]
+        reason, status, date = reasons[i], statuses[i], dates[i]
+        problem = _misfit(reason, status, code, prev)
+        known_before = code in seen
+        seen.add(code)
+        take: dt.date | None = None  # held_since of the record when the entry applies
+        rec = held.get(code)
+        if problem is not None:
+            pass
+        elif code in retired:
+            by, on = retired[code]
+            if date < on or (reason in _CLOSING and (known_before or former(code, seq))):
+                out.superseded += 1  # a late entry of the code's past: history only
+                continue
+            problem = f"resident code {code:011d} was retired on {on} by {by}"
+        elif reason == "code_change":
+            assert prev is not None
+            old = held.get(prev)
+            if prev in retired:
+                problem = f"the previous code {prev:011d} was retired already"
+            elif old is None or old.lg_code != sender or old.status != "resident":
+                problem = (f"the previous code {prev:011d} is not held by {sender}" +
+                           ("" if old is None else f" (held by {old.lg_code}, {old.status})"))
+            elif rec is not None:
+                problem = f"the new code {code:011d} is held already (by {rec.lg_code})"
+            else:
+                retired[prev] = (sender, date)
+                held[prev] = None
+                final[prev] = None
+                new_retired.append((prev, sender, s.d(date), code, seq, packet_id))
+                take = date
+        elif rec is None:
+            if reason in ("birth", "load", "move_in"):
+                take = date  # a new code
+            else:
+                problem = f"a {reason} for resident code {code:011d}, unknown here"
+        elif rec.lg_code == sender:
+            # The holder's own entries apply in its order: its latest is its register.
+            if reason == "birth":
+                problem = f"a birth under resident code {code:011d}, held already"
+            else:
+                take = date if reason in _TAKING else rec.since
+        elif reason == "move_in":
+            if rec.status == "removed" and rec.reason == "death":
+                problem = f"a move-in under the code of a death recorded by {rec.lg_code}"
+            elif date >= rec.since:
+                take = date  # the person moved from the holder to the sender
+            else:
+                out.superseded += 1  # an older move-in than the holder's own
+                continue
+        elif date < rec.since or (reason in _CLOSING and (known_before or former(code, seq))):
+            # The former holder's late entries: older than the holding, or its move-out
+            # (whose planned date may lie after the actual move-in elsewhere).
+            out.superseded += 1
+            continue
+        else:
+            problem = f"the record is held by {rec.lg_code}, not {sender}"
+        if problem is not None:
+            out.quarantined.append((seq, code, problem))
+            continue
+        assert take is not None
+        held[code] = _Held(sender, status, reason, date, take)
+        final[code] = (back[i], take)
+
+    keep = [f for f in final.values() if f is not None]
+    final_mask = simple.copy()
+    final_mask[[f[0] for f in keep]] = True
+    since_all = pc.if_else(pa.array(simple), simple_since, pa.nulls(n, pa.date32()))
+    if keep:
+        extra = np.full(n, -1, dtype=np.int64)
+        extra[[f[0] for f in keep]] = np.arange(len(keep))
+        picked = pa.array([f[1] for f in keep], pa.date32()).take(
+            pa.array(np.maximum(extra, 0), pa.int64()))
+        since_all = pc.if_else(pa.array(extra >= 0), picked, since_all)
+    return _Plan(final_mask, since_all, sorted(c for c, f in final.items() if f is None),
+                 new_retired, out)
+
+
+def _carry_out(s: Session, staging: str, plan: _Plan, sender: str, packet_id: str,
+               actor: str) -> None:
+    """Write what :func:`_plan` decided: retired codes out of the current info and into
+    their table, each code's final entry into the current info, the quarantine with its
+    audit entries."""
+    if plan.gone:
+        s.executemany("DELETE FROM identity WHERE resident_code = ?",
+                      [(c,) for c in plan.gone])
+    if plan.retired:
+        s.executemany("INSERT INTO identity_retired (resident_code, lg_code, retired_on,"
+                      " new_code, seq, packet_id) VALUES (?, ?, ?, ?, ?, ?)", plan.retired)
+    if plan.final.any():
+        names = [*_CURRENT.names, "held_since"]
+        sets = ", ".join(f"{c} = excluded.{c}" for c in names if c != "resident_code")
+        s.execute(f"INSERT INTO identity ({', '.join(names)}) SELECT {', '.join(names)}"
+                  f" FROM {staging} WHERE final = 1"
+                  f" ON CONFLICT (resident_code) DO UPDATE SET {sets}")
+    out = plan.outcome
+    if out.quarantined:
+        s.executemany("INSERT INTO identity_quarantine (lg_code, seq, resident_code, problem,"
+                      " packet_id) VALUES (?, ?, ?, ?, ?)",
+                      [(sender, q, c, why, packet_id) for q, c, why in out.quarantined])
+        at = s.ts(utcnow())
+        s.executemany("INSERT INTO audit (at, actor, action, target, detail)"
+                      " VALUES (?, ?, ?, ?, ?)",
+                      [(at, actor, "identity.quarantine", f"{c:011d}",
+                        f"entry {q} from {sender} in packet {packet_id}: {why}")
+                       for q, c, why in out.quarantined])
+
+
+#: A block id as it may appear in a file name (uuid4().hex is what the center makes).
+_BLOCK_ID = re.compile(r"[A-Za-z0-9_-]{1,64}")
+
+
+def _block_digest(block: ids.CodeBlock) -> str:
+    if not _BLOCK_ID.fullmatch(block.block_id):
+        raise InvalidInputError(f"block id {block.block_id!r} is not one: 1 to 64 letters,"
+                                " digits, '-' or '_'")
+    return hashlib.sha256(block.to_bytes()).hexdigest()
+
+
+def _block_known(s: Session, block: ids.CodeBlock, digest: str) -> bool:
+    row = s.query("SELECT holder, parent_id, codes, digest FROM code_blocks_received"
+                  " WHERE block_id = ?", (block.block_id,))
+    if not row:
+        return False
+    if tuple(row[0]) != (block.holder, block.parent_id, len(block), digest):
+        raise ConflictError(f"code block {block.block_id} was received before with other"
+                            " content: a different block under the same id is refused")
+    return True
 
 
 def _current_schema() -> pa.Schema:
