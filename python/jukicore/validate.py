@@ -60,6 +60,7 @@ __all__ = [
     "find_problems",
     "first_per_row",
     "municipality",
+    "parse_resident_code",
     "sorted_rows",
     "valid_codes",
 ]
@@ -126,6 +127,12 @@ class Municipality:
     name: str
     postal_prefixes: frozenset[str]
 
+    @property
+    def names(self) -> tuple[str, ...]:
+        """The name as KEN_ALL writes it, and without its district (石狩郡当別町, 当別町)."""
+        m = re.fullmatch(r".+?郡(.+[町村])", self.name)
+        return (self.name,) if m is None else (self.name, m.group(1))
+
 
 @cache
 def _municipalities() -> dict[str, Municipality]:
@@ -162,7 +169,7 @@ def check_lg_code(lg_code: object, prefecture: str | None = None,
     if prefecture is not None and prefecture != m.prefecture:
         raise InvalidInputError(
             f"local government code {lg_code} is in {m.prefecture}, not {prefecture!r}")
-    if municipality_name is not None and municipality_name != m.name:
+    if municipality_name is not None and municipality_name not in m.names:
         raise InvalidInputError(
             f"local government code {lg_code} is {m.name}, not {municipality_name!r}")
     return m
@@ -466,6 +473,17 @@ def _event_dates(f: _Found, ev: pa.ChunkedArray, notified: pa.ChunkedArray,
     f.mask(pc.and_(pc.is_null(notified), pc.and_(pc.invert(move_out), pc.fill_null(
         pc.greater(ev, pa.scalar(today, pa.date32())), False))), "event_date",
         f"date in the future (after {today.isoformat()})")
+
+
+def parse_resident_code(value: Any) -> int:
+    """A resident code given to a query: an int or a string of exactly 11 ASCII digits,
+    with its check digit; anything else is an InvalidInputError."""
+    if isinstance(value, bool) or not isinstance(value, int | str | np.integer):
+        raise InvalidInputError(
+            f"a resident code is an int or a string of 11 digits, not {type(value).__name__}")
+    if not ids.is_valid_resident_code(value):
+        raise InvalidInputError(f"{value!r} is not a valid resident code (check digit)")
+    return int(value)
 
 
 def valid_codes(codes: Any, digits: int = 11) -> np.ndarray[Any, np.dtype[np.bool_]]:

@@ -26,6 +26,7 @@ from jukicore.validate import (
     coerce_values,
     find_problems,
     first_per_row,
+    parse_resident_code,
     sorted_rows,
     valid_codes,
 )
@@ -582,7 +583,7 @@ class Register(SyncState):
         :class:`InvalidInputError`; no record, :class:`NotFoundError`.
         """
         self._check(actor, perm.READ)
-        code = _code_arg(resident_code)
+        code = parse_resident_code(resident_code)
         with self._b.session(write=False) as s:
             cols = ", ".join(RESIDENT_SCHEMA.names)
             via: int | None = None
@@ -654,7 +655,7 @@ class Register(SyncState):
         """Every recorded change (付随情報) of the person(s) who held this resident code, in
         event-date order (then recording order); voided rows included, with ``voided_by``."""
         self._check(actor, perm.READ)
-        code = _code_arg(resident_code)
+        code = parse_resident_code(resident_code)
         with self._b.session(write=False) as s:
             pids = [r[0] for r in s.query(
                 "SELECT person_id FROM residents WHERE resident_code = ? AND status = 'resident'"
@@ -765,17 +766,6 @@ class Register(SyncState):
 
 
 # -- helpers -------------------------------------------------------------------------------
-
-
-def _code_arg(value: Any) -> int:
-    """A resident code given to a query: an int or a string of exactly 11 ASCII digits,
-    with its check digit; anything else is an InvalidInputError."""
-    if isinstance(value, bool) or not isinstance(value, int | str | np.integer):
-        raise InvalidInputError(
-            f"a resident code is an int or a string of 11 digits, not {type(value).__name__}")
-    if not ids.is_valid_resident_code(value):
-        raise InvalidInputError(f"{value!r} is not a valid resident code (check digit)")
-    return int(value)
 
 
 def _chunks(values: list[int], size: int = 500) -> list[list[int]]:
