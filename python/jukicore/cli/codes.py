@@ -17,7 +17,7 @@ from jukicore import ids
 from jukicore._files import write_atomic
 from jukicore.errors import ConflictError, FileError
 
-from ._common import emit_json, json_option, progress, quiet_option
+from ._common import emit_json, json_option, lg_code_arg, progress, quiet_option
 
 CHUNK = 10_000_000
 _KINDS: dict[str, tuple[Literal["resident_code", "my_number", "lg_code"], int]] = {
@@ -178,7 +178,8 @@ def block() -> None:
 @click.option("--registry", "registry_path", required=True,
               type=click.Path(dir_okay=False, path_type=Path),
               help="The center's registry file (created if absent, then updated).")
-@click.option("--holder", required=True, help="6-digit local government code of the holder.")
+@click.option("--holder", required=True, callback=lg_code_arg,
+              help="6-digit local government code of the holder.")
 @click.option("-n", "n", required=True, type=click.IntRange(min=1, max=10**10),
               help="Codes in the block.")
 @click.option("--out", required=True, type=click.Path(dir_okay=False, path_type=Path))
@@ -194,7 +195,8 @@ def block_allocate(registry_path: Path, holder: str, n: int, out: Path, as_json:
 
 @block.command("split")
 @click.argument("source", type=click.Path(exists=True, dir_okay=False, path_type=Path))
-@click.option("--holder", required=True, help="6-digit local government code of the child.")
+@click.option("--holder", required=True, callback=lg_code_arg,
+              help="6-digit local government code of the child.")
 @click.option("-n", "n", required=True, type=click.IntRange(min=1, max=10**10),
               help="Codes to move.")
 @click.option("--out", required=True, type=click.Path(dir_okay=False, path_type=Path))

@@ -11,14 +11,21 @@ import click
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from jukicore import ids
 from jukicore.errors import InvalidInputError
 from jukicore.register import Actor, create_register, open_register
 from jukicore.register._schema import RESIDENT_SCHEMA
 from jukicore.register.events import EVENT_SCHEMA
 from jukicore.register.notifications import fmt_code
 
-from ._common import emit_json, json_option, juki_errors, progress, quiet_option
+from ._common import (
+    emit_json,
+    json_option,
+    juki_errors,
+    lg_code_arg,
+    progress,
+    quiet_option,
+    resident_code_arg,
+)
 
 __all__ = ["register"]
 
@@ -47,27 +54,6 @@ def _read_table(path: str, schema: pa.Schema | None = None) -> pa.Table:
     raise InvalidInputError(f"{path}: use .parquet, .arrow or .csv")
 
 
-def _lg_code_arg(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
-    """A local government code argument: 6 ASCII digits with their check digit (exit 2)."""
-    if value is None:
-        return None
-    if not (len(value) == 6 and value.isascii() and value.isdigit()):
-        raise click.BadParameter(f"a local government code is 6 digits, got {value!r}")
-    if not ids.is_valid_lg_code(value):
-        raise click.BadParameter(
-            f"{value} has a wrong check digit (expected {ids.lg_code_check_digit(value[:5])})")
-    return value
-
-
-def _resident_code_arg(ctx: click.Context, param: click.Parameter, value: str) -> int:
-    """A resident code argument: 11 ASCII digits with their check digit (exit 2)."""
-    if not (len(value) == 11 and value.isascii() and value.isdigit()):
-        raise click.BadParameter(f"a resident code is 11 digits, got {value!r}")
-    if not ids.is_valid_resident_code(value):
-        raise click.BadParameter(f"{value} is not a resident code (wrong check digit)")
-    return int(value)
-
-
 def _write_table(table: pa.Table, path: Path) -> None:
     if path.suffix == ".arrow":
         with pa.OSFile(str(path), "wb") as sink, pa.ipc.new_file(sink, table.schema) as w:
@@ -86,7 +72,7 @@ def register() -> None:
 
 @register.command()
 @_store
-@click.option("--lg-code", required=True, callback=_lg_code_arg,
+@click.option("--lg-code", required=True, callback=lg_code_arg,
               help="6-digit local government code (with its check digit); it must be the "
                    "code of --prefecture and --municipality (Japan Post's KEN_ALL).")
 @click.option("--prefecture", required=True)
@@ -108,9 +94,10 @@ def init(*, store: str, lg_code: str, prefecture: str, municipality: str, operat
 @_store
 @click.argument("residents", type=click.Path(exists=True, dir_okay=False))
 @click.option("--households", type=click.Path(exists=True, dir_okay=False))
-@click.option("--code-block", type=click.Path(exists=True, dir_okay=False),
+@click.option("--code-block", type=click.Path(dir_okay=False),
               help="A saved jukicore.ids CodeBlock to import into the code pool first. "
-                   "Its codes move into the register: the file is left empty.")
+                   "Its codes move into the register: the file is left empty (a run "
+                   "interrupted meanwhile is completed by the next with the same file).")
 @_operator
 @json_option
 @quiet_option
@@ -125,13 +112,8 @@ def load(*, store: str, residents: str, households: str | None, code_block: str 
     twice. A refused load changes nothing."""
     with open_register(store) as reg:
         actor = Actor.operator(operator, reg.lg_code, "admin")
-        if code_block:
-            from jukicore.ids import CodeBlock
-
-            block = CodeBlock.load(code_block)
-            reg.import_code_block(block, actor=actor)
-            block.take(len(block))  # handed over: the file must not feed a second register
-            block.save(code_block)
+        if code_block:  # handed over first: the file must never feed a second register
+            reg.import_code_block_file(code_block, actor=actor)
         res = _read_table(residents, RESIDENT_SCHEMA)
         hh = _read_table(households, RESIDENT_SCHEMA) if households else None
         with progress(res.num_rows, "loading", quiet) as advance:
@@ -220,7 +202,7 @@ def export(*, store: str, out_dir: str, fmt: str, as_of: dt.datetime | None, ope
 
 @register.command()
 @_store
-@click.argument("resident_code", callback=_resident_code_arg)
+@click.argument("resident_code", callback=resident_code_arg)
 @_operator
 @json_option
 @juki_errors

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import os
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -16,6 +17,7 @@ from jukicore.errors import (
     BadRow,
     CodeSpaceExhaustedError,
     ConflictError,
+    FileError,
     InvalidInputError,
     NotFoundError,
     SchemaVersionError,
@@ -302,9 +304,7 @@ class Register(SyncState):
         """Add a :class:`jukicore.ids.CodeBlock`'s codes to the register's pool of fresh codes."""
         self._check(actor, perm.IMPORT_CODES)
         codes = np.asarray(block.codes, dtype=np.uint64)
-        if str(block.holder) != self.lg_code:
-            raise ConflictError(f"block {block.block_id} is held by {block.holder}, "
-                                f"not by {self.lg_code}")
+        self._check_holder(block)
         bad = np.flatnonzero(~_valid_codes(codes))
         if len(bad):
             raise InvalidInputError("invalid resident codes in block",
@@ -324,6 +324,45 @@ class Register(SyncState):
             _audit(s, actor, "register.import_code_block", str(block.block_id), None,
                    detail=f"{len(codes)} codes")
         return len(codes)
+
+    def import_code_block_file(self, path: str | Path, *, actor: Actor) -> int:
+        """Move the codes of the block file at ``path`` into the code pool, exactly once.
+
+        The file is first renamed to a hand-over name beside it (``.NAME.handover``), so
+        that no other register can load the same codes from it; the import follows (one
+        transaction, idempotent by block id), then the emptied block is written back at
+        ``path`` and the hand-over file removed. A run killed or failing in between is
+        completed by the next call for the same ``path`` (and this register): a code is
+        never in the pool and in a loadable file at once. Returns the codes imported by
+        this call (0 when a completed run had imported them).
+        """
+        from jukicore import ids  # the block file steps' lock and reader
+
+        self._check(actor, perm.IMPORT_CODES)
+        src = Path(path)
+        handover = src.with_name(f".{src.name}.handover")
+        with ids._locked(src):
+            if not os.path.lexists(handover):
+                block = ids.CodeBlock.load(src)  # completes an interrupted split first
+                self._check_holder(block)
+                try:
+                    os.replace(src, handover)
+                except OSError as exc:
+                    raise FileError(f"cannot hand {src} over: {exc.strerror or exc}") from exc
+            block = ids.CodeBlock._load_raw(handover)
+            self._check_holder(block)
+            imported = 0
+            if not self.code_block_imported(block.block_id, actor=actor):
+                imported = self.import_code_block(block, actor=actor)
+            block.take(len(block))
+            block.save(src)
+            handover.unlink()
+        return imported
+
+    def _check_holder(self, block: Any) -> None:
+        if str(block.holder) != self.lg_code:
+            raise ConflictError(f"block {block.block_id} is held by {block.holder}, "
+                                f"not by {self.lg_code}")
 
     def codes_remaining(self) -> int:
         with self._b.session(write=False) as s:
