@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from jukicore import ids
+from jukicore._files import write_atomic
 from jukicore.identity import create_identity_store, open_identity_store
 from jukicore.node import CENTER, Node, init_node, trust_each_other
 from jukicore.register import Actor, create_register, generate_day, open_register
@@ -34,8 +35,9 @@ Progress = Callable[[str, int, int], None]
 
 
 def _deliver(packet: Path, to: Node) -> Path:
+    """The transport's part: a copy of the packet in the recipient's inbox (atomic)."""
     target = to.inbox / packet.name
-    target.write_bytes(packet.read_bytes())
+    write_atomic(target, packet.read_bytes())
     return target
 
 
@@ -68,15 +70,18 @@ def run_night(workdir: str | os.PathLike[str], *, population: int = 100_000,
 
     # Codes: center -> prefecture -> municipality, as packets.
     t = time.perf_counter()
-    registry = ids.CodeRegistry()
+    # Each step records where the codes went before they are sent (the registry before the
+    # block leaves the center; the prefecture's split through a recorded intent), so a crash
+    # can lose codes but never hand one out twice.
     needed = population + 2 * notifications + 1000
-    to_pref = registry.allocate_block(2 * needed, pref_id)
+    (center.path / "allocated").mkdir()
+    to_pref = ids.allocate_block_file(center.path / "registry.bin", 2 * needed, pref_id,
+                                      center.path / "allocated" / f"{pref_id}.block")
     apply_packet(pref, _deliver(send_code_block(center, to_pref, password=password), pref),
                  password=password)
-    registry.save(center.path / "registry.bin")
-    pref_block = ids.CodeBlock.load(pref.path / "blocks" / f"{to_pref.block_id}.block")
-    to_muni = pref_block.split(needed, m.lg_code)
-    pref_block.save(pref.path / "blocks" / f"{to_pref.block_id}.block")
+    (pref.path / "split").mkdir()
+    to_muni = ids.split_block_file(pref.path / "blocks" / f"{to_pref.block_id}.block", needed,
+                                   m.lg_code, pref.path / "split" / f"{m.lg_code}.block")
     apply_packet(muni, _deliver(send_code_block(pref, to_muni, password=password), muni),
                  password=password)
     times["code blocks"] = time.perf_counter() - t
@@ -116,7 +121,7 @@ def run_night(workdir: str | os.PathLike[str], *, population: int = 100_000,
         "municipality": f"{m.prefecture}{m.name} ({m.lg_code})",
         "residents_loaded": m.residents.num_rows,
         "households_loaded": m.households.num_rows,
-        "codes_issued_by_center": len(registry),
+        "codes_issued_by_center": len(ids.CodeRegistry.load(center.path / "registry.bin")),
         "notifications": kinds,
         **report.summary(),
         "sent": moved,
