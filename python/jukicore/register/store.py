@@ -430,6 +430,8 @@ class Register(SyncState):
                 _check_codes_free(s, codes)
             else:
                 codes = pa.array(self._take_codes(s, n))
+            if "my_number" in res.column_names:
+                _check_my_numbers_free(s, res.column("my_number"))
             pids = pc.add(res.column("person_id").cast(pa.int64()), pid0)
             hids = pc.add(res.column("household_id").cast(pa.int64()), hid0)
             since = res.column("resident_since").cast(pa.date32())
@@ -592,11 +594,15 @@ class Register(SyncState):
         report = self.apply([fields], actor=actor, today=today)
         if report.rejected:
             rej = report.rejected[0]
-            cls = {"ConflictError": ConflictError, "NotFoundError": NotFoundError,
-                   "CodeSpaceExhaustedError": CodeSpaceExhaustedError}.get(rej.error)
-            if cls is not None:
-                raise cls(rej.reason)
-            raise InvalidInputError("notification rejected", [BadRow(0, rej.reason, rej.column)])
+            rows = [BadRow(0, rej.reason, rej.column)]
+            if rej.error == "ConflictError":
+                raise ConflictError("notification rejected", rows)
+            where = "" if rej.column is None else f" (column {rej.column!r})"
+            if rej.error == "NotFoundError":
+                raise NotFoundError(f"{rej.reason}{where}")
+            if rej.error == "CodeSpaceExhaustedError":
+                raise CodeSpaceExhaustedError(f"{rej.reason}{where}")
+            raise InvalidInputError("notification rejected", rows)
         value = report.resident_codes[0].as_py()
         return None if value is None else int(value)
 
@@ -875,8 +881,8 @@ def _check_codes_free(s: Session, codes: pa.ChunkedArray | pa.Array) -> None:
         raise InvalidInputError("resident codes repeat within the table",
                                 [BadRow(int(i), "repeated resident code", "resident_code")
                                  for i in rows])
-    if int(s.scalar("SELECT count(*) FROM residents")) or int(
-            s.scalar("SELECT count(*) FROM retired_codes")):
+    if s.query("SELECT 1 FROM residents UNION ALL SELECT 1 FROM retired_codes"
+               " UNION ALL SELECT 1 FROM code_pool LIMIT 1"):
         used = s.fetch_arrow(
             "SELECT resident_code AS code FROM residents"
             " UNION SELECT code FROM retired_codes UNION SELECT code FROM code_pool", (),
@@ -890,6 +896,34 @@ def _check_codes_free(s: Session, codes: pa.ChunkedArray | pa.Array) -> None:
                 "nothing loaded",
                 [BadRow(int(i), "resident code already in the register", "resident_code")
                  for i in idx])
+
+
+def _check_my_numbers_free(s: Session, numbers: pa.ChunkedArray | pa.Array) -> None:
+    """Given My Numbers (already validated) repeat nowhere: not within the table, not held
+    by any record (current or 除票), never replaced before (a leaked number never returns)."""
+    given = pc.drop_null(numbers).cast(pa.uint64())
+    arr = np.asarray(given.to_numpy(), dtype=np.uint64)
+    rows_of = np.flatnonzero(pc.is_valid(numbers).to_numpy(zero_copy_only=False))
+    if _has_repeats(arr):
+        v = np.sort(arr)
+        dup = v[1:][v[1:] == v[:-1]]
+        raise InvalidInputError("My Numbers repeat within the table",
+                                [BadRow(int(rows_of[i]), "repeated My Number", "my_number")
+                                 for i in np.flatnonzero(np.isin(arr, dup))])
+    if not len(arr):
+        return
+    held = s.fetch_arrow("SELECT my_number FROM residents WHERE my_number IS NOT NULL", (),
+                         pa.schema([("my_number", pa.uint64())])).column("my_number")
+    replaced = [int(r[0]) for r in s.query(
+        "SELECT old_value FROM history WHERE item = 'my_number' AND old_value IS NOT NULL")]
+    used = pa.concat_arrays([held.combine_chunks(), pa.array(replaced, pa.uint64())])
+    idx = np.flatnonzero(pc.is_in(pa.array(arr, pa.uint64()), value_set=used)
+                         .to_numpy(zero_copy_only=False))
+    if len(idx):
+        raise ConflictError(
+            f"{len(idx)} My Numbers are already recorded or were replaced: nothing loaded",
+            [BadRow(int(rows_of[i]), "My Number already recorded or replaced", "my_number")
+             for i in idx])
 
 
 #: What identifies a person when no resident code is given (氏名, 生年月日, 性別, 住所).
