@@ -265,7 +265,7 @@ def _apply_changes(node: Node, path: Path, h: PacketHeader, table: pa.Table,
         try:
             result = store.apply_changes(sender=h.sender, packet_id=pid, first_seq=h.seq_first,
                                          last_seq=h.seq_last, changes=table,
-                                         actor=node.node_id)
+                                         actor=node.node_id, set_aside_invalid=True)
             status, detail = "applied", result.as_dict()
         except PacketSequenceError:
             # Applied before (this packet, or its whole range under another packet id:
@@ -392,4 +392,6 @@ def sync_status(node: Node) -> dict[str, Any]:
                 "pending": {p: last - a for p, a in peers.items()}}
     with open_identity_store(node.store_target()) as store:
         return {"node_id": node.node_id, "identity_records": store.count(),
-                "last_applied": store.peers()}
+                "last_applied": store.peers(),
+                "quarantined": store.quarantined().num_rows,
+                "rejected": store.rejected().num_rows}

@@ -108,3 +108,36 @@ def status(directory: Path, as_json: bool) -> None:
         return
     for k, v in info.items():
         click.echo(f"{k}: {v}")
+
+
+@sync.command("quarantine")
+@click.argument("directory", type=click.Path(exists=True, file_okay=False, path_type=Path))
+@click.option("--sender", default=None, help="Only the entries of this municipality.")
+@json_option
+@juki_errors
+def quarantine(directory: Path, sender: str | None, as_json: bool) -> None:
+    """Entries a prefecture or the center kept out of its current info, for an operator to
+    follow up: quarantined (they break a rule of who holds a record) and rejected (a value
+    fails the validation), each with its problem (see docs/sync.md)."""
+    from jukicore.identity import open_identity_store
+
+    node = Node.open(directory)
+    if node.role == "municipality":
+        raise click.UsageError("a municipality keeps no quarantine: give a prefecture or the "
+                               "center")
+    with open_identity_store(node.store_target()) as store:
+        rows = store.quarantined(sender).to_pylist()
+        rejected = store.rejected(sender).to_pylist()
+    for r in rows:
+        for k in ("resident_code", "previous_resident_code"):
+            if r[k] is not None:
+                r[k] = f"{r[k]:011d}"
+    if as_json:
+        emit_json({"node_id": node.node_id, "quarantined": rows, "rejected": rejected})
+        return
+    for r in rows:
+        click.echo(f"{r['lg_code']} #{r['seq']} {r['resident_code']} {r['change_reason']} "
+                   f"{r['change_date']}: {r['problem']}")
+    for r in rejected:
+        click.echo(f"{r['lg_code']} #{r['seq']} rejected: {r['problem']}: {r['entry']}")
+    click.echo(f"{len(rows)} quarantined, {len(rejected)} rejected", err=True)

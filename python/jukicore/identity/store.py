@@ -212,6 +212,16 @@ _QUARANTINE = Table(
      Column("packet_id", "text", False)),
     ("lg_code", "seq"),
 )
+#: Entries whose values fail the one validation (jukicore.validate), set aside by the
+#: synchronization instead of refusing the whole packet: never in the history or the
+#: current info; ``entry`` is the entry as JSON (undecodable bytes replaced by U+FFFD).
+_REJECTED = Table(
+    "identity_rejected",
+    (Column("lg_code", "text", False), Column("seq", "int", False),
+     Column("packet_id", "text", False), Column("problem", "text", False),
+     Column("entry", "text", False)),
+    ("lg_code", "seq"),
+)
 #: Code blocks a prefecture received from the center (the block file is the working copy
 #: that splits consume; this is the record that the block arrived).
 _BLOCKS = Table(
@@ -250,6 +260,7 @@ def _v3(dialect: str) -> list[str]:
         f" identity.lg_code AND h.change_reason IN ({reasons})), change_date)",
         create_table_sql(_RETIRED, dialect),
         create_table_sql(_QUARANTINE, dialect),
+        create_table_sql(_REJECTED, dialect),
         create_table_sql(_BLOCKS, dialect),
         "INSERT INTO identity_retired (resident_code, lg_code, retired_on, new_code, seq,"
         " packet_id) SELECT previous_resident_code, lg_code, change_date, resident_code, seq,"
@@ -269,7 +280,8 @@ def _v3(dialect: str) -> list[str]:
 _MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "identity store: current info, history, peers, packets applied, audit", _v1),
     Migration(2, "history keyed by code; SQLite current info in arrival order", _v2),
-    Migration(3, "record holders, retired codes, quarantined entries, received code blocks",
+    Migration(3, "record holders, retired codes, quarantined and rejected entries, received"
+                 " code blocks",
               _v3),
 )
 SCHEMA_VERSION = _MIGRATIONS[-1].version
@@ -287,7 +299,7 @@ def create_identity_store(target: str | Path, *, node_id: str, kind: str) -> Ide
     """Create an empty identity store for a prefecture or the center."""
     if kind not in KINDS:
         raise InvalidInputError(f"an identity store belongs to one of {KINDS}, not {kind!r}")
-    backend = connect(target, sqlite_page_size=SQLITE_PAGE_SIZE)
+    backend = connect(target, sqlite_page_size=SQLITE_PAGE_SIZE, create=True)
     try:
         with backend.session() as s:
             if installed_version(s, "identity_schema_version") is not None:
@@ -334,19 +346,21 @@ class ApplyResult:
     """What one batch did: entries taken in (``applied``: into the history, acknowledged),
     those skipped as applied before, and of those taken in the ones kept out of the current
     info: ``superseded`` (a former holder's late entries) and ``quarantined`` (breaking a
-    rule: :meth:`IdentityStore.quarantined` lists them)."""
+    rule: :meth:`IdentityStore.quarantined` lists them); ``rejected``: entries with invalid
+    values set aside (``set_aside_invalid``; :meth:`IdentityStore.rejected` lists them)."""
 
-    __slots__ = ("applied", "last_seq", "quarantined", "sender", "skipped", "superseded")
+    __slots__ = ("applied", "last_seq", "quarantined", "rejected", "sender", "skipped",
+                 "superseded")
 
     def __init__(self, sender: str, applied: int, skipped: int, last_seq: int, *,
-                 quarantined: int = 0, superseded: int = 0) -> None:
+                 quarantined: int = 0, superseded: int = 0, rejected: int = 0) -> None:
         self.sender, self.applied, self.skipped, self.last_seq = sender, applied, skipped, last_seq
-        self.quarantined, self.superseded = quarantined, superseded
+        self.quarantined, self.superseded, self.rejected = quarantined, superseded, rejected
 
     def as_dict(self) -> dict[str, Any]:
         return {"sender": self.sender, "applied": self.applied, "skipped": self.skipped,
                 "last_seq": self.last_seq, "superseded": self.superseded,
-                "quarantined": self.quarantined}
+                "quarantined": self.quarantined, "rejected": self.rejected}
 
 
 class IdentityStore:
@@ -394,14 +408,23 @@ class IdentityStore:
     # ------------------------------------------------------------------ apply
 
     def apply_changes(self, *, sender: str, packet_id: str, first_seq: int, last_seq: int,
-                      changes: Any, actor: str) -> ApplyResult:
+                      changes: Any, actor: str, set_aside_invalid: bool = False
+                      ) -> ApplyResult:
         """Apply a batch of changes from municipality ``sender``, exactly once.
 
         ``changes`` has :data:`IDENTITY_SCHEMA`'s columns with ``seq`` running
         ``first_seq..last_seq`` without gaps. See the module docs for the
         refusals; each raises and changes nothing.
+
+        An entry with an invalid value refuses the batch (:class:`InvalidInputError`
+        naming every bad row and column), unless ``set_aside_invalid``: then such entries
+        are recorded as rejected (:meth:`rejected`) and the others applied, so that one bad
+        entry cannot block a municipality's synchronization night after night (the
+        synchronization applies packets so). A batch with missing or extra columns, or
+        whose ``seq`` does not run ``first_seq..last_seq``, is refused either way.
         """
-        changes = _validated(changes, first_seq, last_seq, sender)
+        changes, invalid = _validated(changes, first_seq, last_seq, sender,
+                                      set_aside=set_aside_invalid)
         with self._b.bulk_session() as s:
             if s.query("SELECT 1 FROM packets_applied WHERE packet_id = ?", (packet_id,)):
                 raise PacketSequenceError(f"packet {packet_id} was already applied")
@@ -416,19 +439,30 @@ class IdentityStore:
                     f"gap: the next entry expected from {sender} is {done + 1}, the packet "
                     f"starts at {first_seq}")
             fresh = changes.filter(pc.greater(changes.column("seq"), done))
+            invalid = [r for r in invalid if r[0] > done]
+            if invalid:
+                s.executemany("INSERT INTO identity_rejected (lg_code, seq, packet_id, problem,"
+                              " entry) VALUES (?, ?, ?, ?, ?)",
+                              [(sender, seq, packet_id, problem, entry)
+                               for seq, problem, entry in invalid])
+                _audit(s, actor, "identity.reject", sender,
+                       f"packet {packet_id}: {len(invalid)} entries with invalid values set "
+                       f"aside (first: #{invalid[0][0]}: {invalid[0][1]})")
             # Staged in code order: the history's code index and the current info's code
             # index then take the batch in one sweep, page after page, not at random.
             fresh = fresh.sort_by([("resident_code", "ascending"), ("seq", "ascending")])
             outcome = _Outcome()
             staging = None
-            if _new_codes_only(fresh):
+            if fresh.num_rows == 0:
+                pass  # every new entry was set aside
+            elif _new_codes_only(fresh):
                 staging = _stage(s, _batch(fresh, sender, packet_id, s.dialect,
                                            np.ones(fresh.num_rows, dtype=bool),
                                            fresh.column("change_date")))
                 if not _insert_new_codes(s, staging):
                     _unstage(s, staging)
                     staging = None
-            if staging is None:
+            if staging is None and fresh.num_rows:
                 plan = _plan(s, fresh, sender, packet_id)
                 outcome = plan.outcome
                 staging = _stage(s, _batch(fresh, sender, packet_id, s.dialect, plan.final,
@@ -437,9 +471,10 @@ class IdentityStore:
             cols = ", ".join(c.name for c in IDENTITY_COLUMNS)
             # Every entry goes into the history (the staging table is read in code order),
             # whether it became current, was superseded or was quarantined.
-            s.execute(f"INSERT INTO identity_history (lg_code, {cols}, packet_id)"
-                      f" SELECT lg_code, {cols}, packet_id FROM {staging}")
-            _unstage(s, staging)
+            if staging is not None:
+                s.execute(f"INSERT INTO identity_history (lg_code, {cols}, packet_id)"
+                          f" SELECT lg_code, {cols}, packet_id FROM {staging}")
+                _unstage(s, staging)
             if v is None:
                 s.execute("INSERT INTO peers (lg_code, last_seq) VALUES (?, ?)",
                           (sender, last_seq))
@@ -452,10 +487,11 @@ class IdentityStore:
             _audit(s, actor, "identity.apply", sender,
                    f"packet {packet_id} entries {first_seq}..{last_seq}, "
                    f"{fresh.num_rows} applied, {outcome.superseded} superseded, "
-                   f"{len(outcome.quarantined)} quarantined")
-        return ApplyResult(sender, fresh.num_rows, changes.num_rows - fresh.num_rows, last_seq,
+                   f"{len(outcome.quarantined)} quarantined, {len(invalid)} rejected")
+        return ApplyResult(sender, fresh.num_rows,
+                           last_seq - first_seq + 1 - fresh.num_rows - len(invalid), last_seq,
                            quarantined=len(outcome.quarantined),
-                           superseded=outcome.superseded)
+                           superseded=outcome.superseded, rejected=len(invalid))
 
     # ------------------------------------------------------------------ queries
 
@@ -474,6 +510,20 @@ class IdentityStore:
                 f"SELECT {', '.join(cols)} FROM identity_history WHERE resident_code = ?"
                 " OR previous_resident_code = ? ORDER BY change_date, lg_code, seq",
                 (int(resident_code), int(resident_code)), schema)
+
+    def rejected(self, sender: str | None = None) -> pa.Table:
+        """Entries set aside because a value failed the validation (``set_aside_invalid``),
+        for operators: sender, ``seq``, packet, the ``problem`` and the ``entry`` as JSON;
+        in sender and sequence order, of one ``sender`` if given."""
+        schema = pa.schema([pa.field("lg_code", pa.string()), pa.field("seq", pa.int64()),
+                            pa.field("packet_id", pa.string()), pa.field("problem", pa.string()),
+                            pa.field("entry", pa.string())])
+        where, params = ("", ()) if sender is None else (" WHERE lg_code = ?", (sender,))
+        with self._b.session(write=False) as s:
+            rows = s.query(f"SELECT lg_code, seq, packet_id, problem, entry FROM"
+                           f" identity_rejected{where} ORDER BY lg_code, seq", params)
+        return pa.Table.from_pylist([dict(zip(schema.names, r, strict=True)) for r in rows],
+                                    schema=schema)
 
     def quarantined(self, sender: str | None = None) -> pa.Table:
         """Entries kept out of the current info because they break a rule, for operators:
@@ -554,6 +604,8 @@ class IdentityStore:
             "SELECT resident_code, lg_code, retired_on, new_code, seq, packet_id"
             " FROM identity_retired ORDER BY resident_code",
             "SELECT lg_code, seq, resident_code, problem, packet_id FROM identity_quarantine"
+            " ORDER BY lg_code, seq",
+            "SELECT lg_code, seq, packet_id, problem, entry FROM identity_rejected"
             " ORDER BY lg_code, seq",
             "SELECT block_id, holder, parent_id, codes, digest, sender"
             " FROM code_blocks_received ORDER BY block_id",
@@ -930,10 +982,16 @@ def _current_schema() -> pa.Schema:
     return pa.schema([by_name[c.name] for c in _CURRENT.columns])
 
 
-def _validated(changes: Any, first_seq: int, last_seq: int, sender: object = None) -> pa.Table:
+def _validated(changes: Any, first_seq: int, last_seq: int, sender: object = None, *,
+               set_aside: bool = False) -> tuple[pa.Table, list[tuple[int, str, str]]]:
     """The changes as :data:`IDENTITY_SCHEMA`, every value checked by the one validation
-    (:mod:`jukicore.validate`): any bad value refuses the batch, naming every bad row and
-    column. ``changes``: any Arrow table (pyarrow, or the Arrow PyCapsule interface)."""
+    (:mod:`jukicore.validate`), and the entries set aside.
+
+    Any bad value refuses the batch, naming every bad row and column; with ``set_aside``
+    the entries with bad values are returned apart instead, as (seq, problem, entry as
+    JSON), and the table holds the others. Missing or extra columns and a ``seq`` that does
+    not run ``first_seq..last_seq`` refuse the batch either way. ``changes``: any Arrow
+    table (pyarrow, or the Arrow PyCapsule interface)."""
     import datetime as dt
 
     from jukicore.errors import BadRow
@@ -951,12 +1009,20 @@ def _validated(changes: Any, first_seq: int, last_seq: int, sender: object = Non
     if extra:
         raise InvalidInputError(
             f"identity changes carry columns that must not leave a municipality: {extra}")
+    if first_seq < 1 or last_seq < first_seq:
+        raise InvalidInputError(f"bad sequence range {first_seq}..{last_seq}")
     bad: list[BadRow] = []
     cols = []
     for f in IDENTITY_SCHEMA:
         col, b = coerce_column(changes.column(f.name), f.type, f.name)
         cols.append(col)
         bad += b
+    seq = cols[IDENTITY_SCHEMA.get_field_index("seq")]
+    if any(r.column == "seq" for r in bad) or seq.null_count or len(seq) != \
+            last_seq - first_seq + 1 or not np.array_equal(
+                seq.to_numpy(), np.arange(first_seq, last_seq + 1)):
+        raise InvalidInputError(
+            f"entries must run {first_seq}..{last_seq} in order without gaps")
     # nullable while checked: a missing required item is a bad row, not an Arrow error
     table = pa.Table.from_arrays(cols, schema=pa.schema([f.with_nullable(True)
                                                          for f in IDENTITY_SCHEMA]))
@@ -965,17 +1031,38 @@ def _validated(changes: Any, first_seq: int, last_seq: int, sender: object = Non
     bad += [r for r in find_problems(table, today=dt.date.today(), required=required,
                                      change_reasons=(*KINDS, "load"))
             if (r.row, r.column) not in unreadable]
-    if bad:
+    if not bad:
+        return table.cast(IDENTITY_SCHEMA), []
+    if not set_aside:
         raise InvalidInputError("identity changes have invalid values", sorted_rows(bad))
-    changes = table.cast(IDENTITY_SCHEMA)
-    if first_seq < 1 or last_seq < first_seq:
-        raise InvalidInputError(f"bad sequence range {first_seq}..{last_seq}")
-    seq = changes.column("seq").to_numpy()
-    if seq.size != last_seq - first_seq + 1 or not np.array_equal(
-            seq, np.arange(first_seq, last_seq + 1)):
-        raise InvalidInputError(
-            f"entries must run {first_seq}..{last_seq} in order without gaps")
-    return changes
+    problems: dict[int, list[str]] = {}
+    for r in sorted_rows(bad):
+        problems.setdefault(r.row, []).append(
+            r.reason if r.column is None else f"{r.column}: {r.reason}")
+    keep = np.ones(table.num_rows, dtype=bool)
+    keep[list(problems)] = False
+    aside = [(first_seq + i, "; ".join(why), _entry_json(changes, i))
+             for i, why in sorted(problems.items())]
+    return table.filter(pa.array(keep)).cast(IDENTITY_SCHEMA), aside
+
+
+def _entry_json(table: pa.Table, row: int) -> str:
+    """One entry as JSON for the record of rejected entries, whatever its values hold:
+    text with invalid UTF-8 is decoded with replacement characters."""
+    import json
+
+    out: dict[str, Any] = {}
+    for name in table.column_names:
+        cell = table.column(name).slice(row, 1)
+        try:
+            if pa.types.is_string(cell.type) or pa.types.is_large_string(cell.type):
+                raw = cell.cast(pa.large_binary())[0].as_py()
+                out[name] = None if raw is None else raw.decode("utf-8", "replace")
+            else:
+                out[name] = cell[0].as_py()
+        except (pa.ArrowException, ValueError, TypeError, OverflowError):
+            out[name] = repr(cell)
+    return json.dumps(out, ensure_ascii=False, default=str)
 
 
 def _for_db(table: pa.Table, dialect: str) -> pa.Table:

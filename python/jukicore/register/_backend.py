@@ -732,18 +732,15 @@ def is_postgres_uri(target: str) -> bool:
 
 
 def connect(target: str | Path, *, sqlite_page_size: int | None = None,
-            create: bool | None = None) -> Backend:
+            create: bool = False) -> Backend:
     """The backend of ``target``; ``sqlite_page_size`` sets the page size of a new SQLite
     file (an existing file keeps its own).
 
     ``create``: whether a missing SQLite file may be created (``create_*``); otherwise a
-    missing file is a :class:`NotFoundError` and nothing is created. Default: create only
-    when ``sqlite_page_size`` (the page size of a *new* file) is given."""
+    missing file is a :class:`NotFoundError` and nothing is created."""
     t = str(target)
     if is_postgres_uri(t):
         return PostgresBackend(t)
     if t.startswith("sqlite:///"):
         t = t[len("sqlite:///") :]
-    if create is None:
-        create = sqlite_page_size is not None
     return SqliteBackend(t, page_size=sqlite_page_size, create=create)
