@@ -33,7 +33,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
@@ -110,7 +110,7 @@ _DATA_FILE: Final = Path(__file__).resolve().parent / "_data" / "municipalities.
 
 SEXES: Final = (1, 2)
 STATUSES: Final = ("resident", "removed")
-HOUSEHOLD_ACTIONS: Final = ("new_head", "split", "merge")
+HOUSEHOLD_ACTIONS: Final = ("new_head", "split", "merge", "relationship")
 #: How far after its notification a move-out may be planned (転出予定日), in days.
 MOVE_OUT_LEAD_DAYS: Final = 14
 #: How far after ``today`` an identity change may be dated: a move-out's planned date.
@@ -237,7 +237,39 @@ def _value_problem(v: Any, typ: pa.DataType) -> tuple[Any, str | None]:
         except UnicodeEncodeError:
             return None, "not valid Unicode text (a lone surrogate)"
         return v, None
+    if pa.types.is_list(typ) or pa.types.is_large_list(typ):
+        if isinstance(v, str | bytes | Mapping) or not isinstance(v, Sequence | np.ndarray):
+            return None, f"a list is expected, not {type(v).__name__}"
+        items: list[Any] = []
+        for k, item in enumerate(v):
+            conv, problem = (None, None) if item is None else _value_problem(
+                item, typ.value_type)
+            if problem is not None:
+                return None, f"item {k}: {problem}"
+            items.append(conv)
+        return items, None
+    if pa.types.is_struct(typ):
+        if not isinstance(v, Mapping):
+            return None, f"a mapping is expected, not {type(v).__name__}"
+        names = [f.name for f in typ]
+        unknown = sorted(set(map(str, v)) - set(names))
+        if unknown:
+            return None, f"unknown fields {unknown}"
+        fields: dict[str, Any] = {}
+        for f in typ:
+            conv, problem = (None, None) if v.get(f.name) is None else _value_problem(
+                v[f.name], f.type)
+            if problem is None and isinstance(conv, str) and (
+                    conv != conv.strip() or _CONTROL.search(conv) is not None):
+                problem = "surrounding spaces or control characters"
+            if problem is not None:
+                return None, f"{f.name}: {problem}"
+            fields[f.name] = conv
+        return fields, None
     return None, f"cannot convert to {typ}"  # pragma: no cover - no other column types
+
+
+_CONTROL = re.compile("[\x00-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069\ufeff]")
 
 
 def coerce_values(values: Sequence[Any], typ: pa.DataType,

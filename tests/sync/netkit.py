@@ -6,6 +6,7 @@ import datetime as dt
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from jukicore import ids
 from jukicore.identity import create_identity_store
@@ -65,3 +66,16 @@ def deliver(packet: Path, to: Node) -> Path:
     return target
 
 
+
+
+def block_bytes(codes: Any, holder: str, block_id: str) -> bytes:
+    """A code block's bytes as a buggy or hostile sender could write them: any block id
+    (jukicore.ids refuses to build a block with an id unfit for a file name)."""
+    import numpy as np
+
+    from jukicore import _jukicore
+
+    meta = "\n".join([block_id, holder, ""]).encode()
+    return bytes(_jukicore.container_pack(
+        ids._BLOCK_KIND, ids._BLOCK_VERSION,
+        [meta, np.asarray(codes, dtype="<u8").tobytes()]))

@@ -6,10 +6,10 @@ from __future__ import annotations
 
 import pyarrow as pa
 import pytest
-from netkit import PASSWORD, PREF, Network, deliver
+from netkit import PASSWORD, PREF, Network, block_bytes, deliver
 
 from jukicore import ids
-from jukicore.errors import ConflictError, InvalidInputError
+from jukicore.errors import ConflictError, TamperedPacketError
 from jukicore.identity import open_identity_store
 from jukicore.node import Node
 from jukicore.packet import Packet
@@ -69,10 +69,9 @@ def test_another_block_under_a_recorded_id_is_refused(network: Network) -> None:
 
 @BOTH
 def test_a_block_id_that_is_a_path_is_refused(network: Network) -> None:
-    block = ids.CodeBlock.from_codes(ids.CodeRegistry().generate(5), PREF,
-                                     block_id="../../../x")
+    raw = block_bytes(ids.CodeRegistry().generate(5), PREF, "../../../x")
     table = pa.table({"seq": pa.array([1], pa.int64()),
-                      "block": pa.array([block.to_bytes()], pa.large_binary())},
+                      "block": pa.array([raw], pa.large_binary())},
                      schema=BLOCK_SCHEMA)
     packet = network.pref.inbox / "evil.jkp"
     packet.write_bytes(Packet.build(
@@ -80,7 +79,7 @@ def test_a_block_id_that_is_a_path_is_refused(network: Network) -> None:
         recipient=PREF, trust_store=network.center.trust(), seq_first=1,
         seq_last=1).to_bytes())
     before = _state(network.pref)
-    with pytest.raises(InvalidInputError, match="block id"):
+    with pytest.raises(TamperedPacketError, match="block id"):
         apply_packet(network.pref, packet)
     assert _state(network.pref) == before
     assert not (network.pref.path.parent / "x.block").exists()

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pyarrow as pa
 import pytest
-from netkit import MUNI, PASSWORD, PREF, Network, apply_day, deliver
+from netkit import MUNI, PASSWORD, PREF, Network, apply_day, block_bytes, deliver
 
 from jukicore import ids
 from jukicore._files import temp_name
@@ -31,7 +31,6 @@ from jukicore.sync import (
     apply_packets,
     export_changes,
     packet_name,
-    send_code_block,
 )
 
 BOTH = pytest.mark.parametrize("identity_target", ["sqlite", "postgresql"], indirect=True)
@@ -209,13 +208,12 @@ def _tree(root: Path) -> set[str]:
                                  "a\nb"])
 def test_a_code_block_id_cannot_write_outside_the_node(network: Network, tmp_path: Path,
                                                        bad: str) -> None:
-    block = ids.CodeBlock.from_codes(ids.CodeRegistry().allocate_block(20, PREF).codes,
-                                     PREF, block_id=bad)
-    with pytest.raises(InvalidInputError, match="block id"):
-        send_code_block(network.center, block)
+    codes = ids.CodeRegistry().allocate_block(20, PREF).codes
+    with pytest.raises(InvalidInputError, match="block id"):  # jukicore builds no such block
+        ids.CodeBlock.from_codes(codes, PREF, block_id=bad)
     # Built by hand (a buggy or hostile center): signed, trusted, and still refused.
     table = pa.table({"seq": pa.array([1], pa.int64()),
-                      "block": pa.array([block.to_bytes()], pa.large_binary())},
+                      "block": pa.array([block_bytes(codes, PREF, bad)], pa.large_binary())},
                      schema=BLOCK_SCHEMA)
     raw = Packet.build(kind="code-block", table=table,
                        sender=network.center.current_keys(PASSWORD), recipient=PREF,
@@ -228,10 +226,9 @@ def test_a_code_block_id_cannot_write_outside_the_node(network: Network, tmp_pat
     assert _tree(tmp_path) == before
     assert not Path("/tmp/jukicore-escape.block").exists()
     # Same at a municipality (a prefecture's block for it).
-    child = ids.CodeBlock.from_codes(block.codes[:10],
-                                     MUNI, block_id=bad)
     table = pa.table({"seq": pa.array([1], pa.int64()),
-                      "block": pa.array([child.to_bytes()], pa.large_binary())},
+                      "block": pa.array([block_bytes(codes[:10], MUNI, bad)],
+                                        pa.large_binary())},
                      schema=BLOCK_SCHEMA)
     path = network.muni.inbox / "evil.jkp"
     path.write_bytes(Packet.build(
