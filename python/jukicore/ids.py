@@ -190,8 +190,14 @@ def _from_arrow(arr: pa.Array | pa.ChunkedArray, digits: int, what: str) -> U64A
             raise InvalidInputError(f"malformed {what} column", sorted(rows, key=lambda r: r.row))
         return np.ascontiguousarray(pc.cast(arr, pa.uint64()).to_numpy(zero_copy_only=False))
     if pa.types.is_integer(t):
-        if null_rows:
-            raise InvalidInputError(f"malformed {what} column", null_rows)
+        if null_rows:  # name every bad row: the nulls and what the values say
+            try:
+                _from_numpy(pc.fill_null(arr, 0).to_numpy(zero_copy_only=False), digits, what)
+            except InvalidInputError as exc:
+                nulls = {r.row for r in null_rows}
+                null_rows += [r for r in exc.rows if r.row not in nulls]
+            raise InvalidInputError(f"malformed {what} column",
+                                    sorted(null_rows, key=lambda r: r.row))
         return _from_numpy(arr.to_numpy(zero_copy_only=False), digits, what)
     if pa.types.is_null(t):
         if null_rows:
