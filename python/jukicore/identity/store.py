@@ -42,6 +42,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from jukicore import ids
+from jukicore.crypto import check_path_id
 from jukicore.errors import (
     ConflictError,
     InvalidInputError,
@@ -423,6 +424,7 @@ class IdentityStore:
         synchronization applies packets so). A batch with missing or extra columns, or
         whose ``seq`` does not run ``first_seq..last_seq``, is refused either way.
         """
+        check_path_id(packet_id, "packet id")
         changes, invalid = _validated(changes, first_seq, last_seq, sender,
                                       set_aside=set_aside_invalid)
         with self._b.bulk_session() as s:
@@ -1001,6 +1003,9 @@ def _validated(changes: Any, first_seq: int, last_seq: int, sender: object = Non
 
     if sender is not None:
         check_sender(sender)
+    for name, v in (("first_seq", first_seq), ("last_seq", last_seq)):
+        if isinstance(v, bool) or not isinstance(v, int | np.integer) or not 1 <= v < 2**63:
+            raise InvalidInputError(f"{name} is a positive integer, got {v!r}")
     changes = as_arrow_table(changes, "identity changes")
     missing = [n for n in IDENTITY_SCHEMA.names if n not in changes.column_names]
     if missing:

@@ -986,16 +986,24 @@ def _check_load(res: pa.Table, households: pa.Table | None, lg_code: str,
         raise InvalidInputError("residents table has invalid values", sorted_rows(bad))
     pids = res.column("person_id").to_numpy()
     if _has_repeats(pids):
-        raise InvalidInputError("person_id repeats within the table")
+        v = np.sort(pids)
+        dup = v[1:][v[1:] == v[:-1]]
+        raise InvalidInputError("person_id repeats within the table",
+                                [BadRow(int(i), "repeated person_id", "person_id")
+                                 for i in np.flatnonzero(np.isin(pids, dup))])
     # a household has exactly one head
     is_head = pc.equal(res.column("relationship"), HEAD)
     per = pa.table({"h": res.column("household_id"), "head": is_head.cast(pa.int32())}) \
         .group_by("h").aggregate([("head", "sum")])
     wrong_hh = pc.filter(per.column("h"), pc.not_equal(per.column("head_sum"), 1))
     if len(wrong_hh):
+        members = np.flatnonzero(pc.is_in(res.column("household_id"), value_set=wrong_hh)
+                                 .to_numpy(zero_copy_only=False))
         raise InvalidInputError(
             f"{len(wrong_hh)} households do not have exactly one head (世帯主), e.g. "
-            f"household {wrong_hh[0].as_py()}")
+            f"household {wrong_hh[0].as_py()}",
+            [BadRow(int(i), "the household does not have exactly one head (世帯主)",
+                    "relationship") for i in members])
     if households is not None:
         lacking = [c for c in _HOUSEHOLD_TYPES if c not in households.column_names]
         if lacking:
@@ -1012,8 +1020,13 @@ def _check_load(res: pa.Table, households: pa.Table | None, lg_code: str,
             raise InvalidInputError("households table has invalid values", sorted_rows(hbad))
         heads = pc.filter(res.column("person_id"), is_head).cast(pa.int64())
         declared = households.column("head_person_id")
-        if not pc.all(pc.is_in(declared, value_set=heads.combine_chunks())).as_py():
-            raise InvalidInputError("households name a head whose relationship is not 世帯主")
+        wrong = np.flatnonzero(pc.invert(pc.is_in(declared, value_set=heads.combine_chunks()))
+                               .to_numpy(zero_copy_only=False))
+        if len(wrong):
+            raise InvalidInputError(
+                "households name a head whose relationship is not 世帯主 (rows of the"
+                " households table)",
+                [BadRow(int(i), "not a head (世帯主)", "head_person_id") for i in wrong])
     return res, households
 
 
