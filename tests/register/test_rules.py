@@ -540,7 +540,7 @@ def test_resident_takes_well_formed_codes_and_answers_in_strings(register: Regis
     assert register.resident(code_of(register, 2), actor=ADMIN)["my_number"] is None
     before = register.content_digest()
     bad_check = code + 1 if code % 10 != 9 else code - 1
-    for bad in ("abc", "", str(code).zfill(11).translate(FULL_WIDTH), str(code) + "0", -1,
+    for bad in ("abc", "", str(code).zfill(11).translate(FULL_WIDTH), str(code).zfill(11) + "0", -1,
                 2**64, True, None, 1.5, [code], bad_check):
         with pytest.raises(InvalidInputError):
             register.resident(bad, actor=ADMIN)  # type: ignore[arg-type]
