@@ -61,7 +61,7 @@ from jukicore.identity import create_identity_store, open_identity_store
 from jukicore.node import Node, init_node, trust_each_other
 from jukicore.register import Actor, Register, create_register, open_register
 from jukicore.register.pgtemp import TempPostgres
-from jukicore.sync import apply_packet, default_recipients, export_changes
+from jukicore.sync import apply_packet, default_recipients, export_changes, send_code_block
 
 MUNIS = tuple(MUNICIPALITIES)
 UPPER = (*PREFECTURES, CENTER)
@@ -127,8 +127,10 @@ class Template:
 
 
 def build_template(backend: str, root: Path, pg: TempPostgres | None) -> Template:
-    registry = ids.CodeRegistry()
-    nodes: list[Node] = []
+    """The nodes, their empty stores, and the municipalities' codes: blocks allocated by
+    the center, sent to each prefecture and split there for its municipalities, as
+    packets (the way ``jukicore.night`` does it)."""
+    nodes: dict[str, Node] = {}
     databases: dict[str, str] = {}
 
     def store_for(node_id: str) -> str | None:
@@ -139,19 +141,38 @@ def build_template(backend: str, root: Path, pg: TempPostgres | None) -> Templat
         return pg.create_database(name)
 
     for m, (_, pref, name, _) in MUNICIPALITIES.items():
-        node = init_node(root / m, m, store=store_for(m), password=PASSWORD)
-        with create_register(node.store_target(), lg_code=m, prefecture=pref,
-                             municipality=name, actor=_admin(m)) as reg:
-            reg.import_code_block(registry.allocate_block(CODES_PER_MUNICIPALITY, m),
-                                  actor=_admin(m))
-        nodes.append(node)
+        nodes[m] = init_node(root / m, m, store=store_for(m), password=PASSWORD)
+        create_register(nodes[m].store_target(), lg_code=m, prefecture=pref,
+                        municipality=name, actor=_admin(m)).close()
     for node_id in UPPER:
-        node = init_node(root / node_id, node_id, store=store_for(node_id), password=PASSWORD)
+        nodes[node_id] = init_node(root / node_id, node_id, store=store_for(node_id),
+                                   password=PASSWORD)
         kind = "center" if node_id == CENTER else "prefecture"
-        create_identity_store(node.store_target(), node_id=node_id, kind=kind).close()
-        nodes.append(node)
-    trust_each_other(nodes, PASSWORD)
+        create_identity_store(nodes[node_id].store_target(), node_id=node_id,
+                              kind=kind).close()
+    trust_each_other(list(nodes.values()), PASSWORD)
+    registry = ids.CodeRegistry()
+    for pref, munis in PREFECTURES.items():
+        block = registry.allocate_block(CODES_PER_MUNICIPALITY * len(munis), pref)
+        sent = send_code_block(nodes[CENTER], block, password=PASSWORD)
+        assert apply_packet(nodes[pref], _copy_to_inbox(sent, nodes[pref]),
+                            password=PASSWORD).status == "applied"
+        stored_path = nodes[pref].path / "blocks" / f"{block.block_id}.block"
+        stored = ids.CodeBlock.load(stored_path)
+        for m in munis:
+            child = stored.split(CODES_PER_MUNICIPALITY, m)
+            stored.save(stored_path)
+            sent = send_code_block(nodes[pref], child, password=PASSWORD)
+            assert apply_packet(nodes[m], _copy_to_inbox(sent, nodes[m]),
+                                password=PASSWORD).status == "applied"
     return Template(backend, root, pg, databases)
+
+
+def _copy_to_inbox(packet: Path, to: Node) -> Path:
+    """The transport: a packet file copied into a node's inbox."""
+    target = to.inbox / packet.name
+    target.write_bytes(packet.read_bytes())
+    return target
 
 
 _clones = itertools.count()
