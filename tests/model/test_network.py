@@ -1091,6 +1091,8 @@ def test_network_model(backend: str, model_root: Path, pg_server: TempPostgres |
     if backend not in _templates:
         root = model_root / backend
         root.mkdir()
-        _templates[backend] = build_template(backend, root, pg_server)
+        _templates[backend] = build_template(
+            backend, root, pg_server if backend == "postgresql" else None)
     template = _templates[backend]
+    assert (template.pg is not None) == (backend == "postgresql")
     run_state_machine_as_test(lambda: NetworkMachine(template), settings=model_settings())
