@@ -24,7 +24,7 @@ _COMMON = {
                               HealthCheck.filter_too_much],
     "database": None,
 }
-settings.register_profile("jukicore-model-ci", max_examples=5, stateful_step_count=40,
+settings.register_profile("jukicore-model-ci", max_examples=8, stateful_step_count=50,
                           derandomize=True, print_blob=True, **_COMMON)
 settings.register_profile("jukicore-model-nightly", max_examples=300,
                           stateful_step_count=120, derandomize=False, print_blob=True,
