@@ -1085,6 +1085,75 @@ def model_root() -> Iterator[Path]:
 @pytest.mark.parametrize("backend", ["sqlite", "postgresql"])
 def test_network_model(backend: str, model_root: Path, pg_server: TempPostgres | None,
                        monkeypatch: pytest.MonkeyPatch) -> None:
+    template = _template(backend, model_root, pg_server)
+    assert (template.pg is not None) == (backend == "postgresql")
+    run_state_machine_as_test(lambda: NetworkMachine(template), settings=model_settings())
+
+
+# --------------------------------------------------------------------------- reproductions
+
+#: Failures the machine found on the code of issue 9, shrunk by hand to a few steps of the
+#: machine: each must pass once its bug is fixed (and then keeps it fixed, on both backends).
+_MOVE_IN = {"fi": 0, "gi": 0, "sex": 1, "age": 30, "join": False, "hi": 0, "ai": 0}
+REPRODUCTIONS: dict[str, list[tuple[str, dict[str, Any]]]] = {
+    # 2.1: a move-out planned for tomorrow, the move-in elsewhere today: the planned date
+    # wins the newer-date rule and the person stays "removed" upstream
+    "planned_move_out_before_move_in": [
+        ("move_in_from_abroad", {"mi": 0, **_MOVE_IN}),
+        ("move_out", {"mi": 0, "pi": 0, "nhi": 0, "lead": 1, "di": 0}),
+        ("move_in_from_another_municipality", {"mi": 1, "ti": 0, "join": False, "hi": 0,
+                                               "ai": 0}),
+    ],
+    # 1.2: the code change at the new municipality reaches the center before the old
+    # municipality's move-out, which then revives the retired code
+    "late_move_out_revives_retired_code": [
+        ("move_in_from_abroad", {"mi": 0, **_MOVE_IN}),
+        ("move_out", {"mi": 0, "pi": 0, "nhi": 0, "lead": 0, "di": 1}),
+        ("move_in_from_another_municipality", {"mi": 2, "ti": 0, "join": False, "hi": 0,
+                                               "ai": 0}),
+        ("code_change", {"mi": 2, "pi": 0}),
+        ("export", {"mi": 2, "center": True}), ("deliver", {"i": 0}),
+        ("export", {"mi": 0, "center": True}), ("deliver", {"i": 0}),
+    ],
+    # a move and a death on one day: the new municipality's batch (move-in, death) is
+    # reduced to its last entry (removed), which loses the same-date tie against the old
+    # municipality's move-out, so the prefecture keeps the move-out
+    "same_day_move_in_and_death": [
+        ("move_in_from_abroad", {"mi": 0, **_MOVE_IN}),
+        ("move_out", {"mi": 0, "pi": 0, "nhi": 0, "lead": 0, "di": 0}),
+        ("move_in_from_another_municipality", {"mi": 1, "ti": 0, "join": False, "hi": 0,
+                                               "ai": 0}),
+        ("death_or_removal", {"mi": 1, "pi": 0, "nhi": 0, "kind": "death"}),
+    ],
+    # 1.1: a move-in carrying the code of a person who died here
+    "move_in_with_a_dead_persons_code": [
+        ("move_in_from_abroad", {"mi": 0, **_MOVE_IN}),
+        ("death_or_removal", {"mi": 0, "pi": 0, "nhi": 0, "kind": "death"}),
+        ("invalid_notification", {"variant": "dead_code", "mi": 0, "pi": 0, "qi": 0}),
+    ],
+    # 1.3: a replaced (leaked) My Number assigned to another resident
+    "retired_my_number_to_another": [
+        ("move_in_from_abroad", {"mi": 0, **_MOVE_IN}),
+        ("move_in_from_abroad", {"mi": 0, **_MOVE_IN, "gi": 1}),
+        ("my_number", {"mi": 0, "pi": 0}),
+        ("my_number_leaked", {"mi": 0, "pi": 0}),
+        ("invalid_notification", {"variant": "retired_number", "mi": 0, "pi": 0, "qi": 0}),
+    ],
+    # 5: a reused notification id with other content is dropped as a duplicate
+    "reused_notification_id": [
+        ("move_in_from_abroad", {"mi": 0, **_MOVE_IN}),
+        ("invalid_notification", {"variant": "reused_notification_id", "mi": 0, "pi": 0,
+                                  "qi": 0}),
+    ],
+    # 3 and 4: text and dates validated at every entry
+    **{v: [("invalid_notification", {"variant": v, "mi": 0, "pi": 0, "qi": 0})]
+       for v in ("nul_in_name", "spaces_around_name", "latin_kana", "halfwidth_kana",
+                 "arabic_digit_postal_code", "fullwidth_postal_code", "birth_in_1800",
+                 "postal_code_of_another_municipality")},
+}
+
+
+def _template(backend: str, model_root: Path, pg_server: TempPostgres | None) -> Template:
     if backend == "postgresql" and pg_server is None:
         pytest.skip("PostgreSQL server binaries (initdb, pg_ctl) not installed: install "
                     "PostgreSQL, or set JUKICORE_REQUIRE_POSTGRES=1 to fail instead")
@@ -1093,6 +1162,20 @@ def test_network_model(backend: str, model_root: Path, pg_server: TempPostgres |
         root.mkdir()
         _templates[backend] = build_template(
             backend, root, pg_server if backend == "postgresql" else None)
-    template = _templates[backend]
-    assert (template.pg is not None) == (backend == "postgresql")
-    run_state_machine_as_test(lambda: NetworkMachine(template), settings=model_settings())
+    return _templates[backend]
+
+
+@pytest.mark.parametrize("backend", ["sqlite", "postgresql"])
+@pytest.mark.parametrize("case", sorted(REPRODUCTIONS))
+def test_reproduction(case: str, backend: str, model_root: Path,
+                      pg_server: TempPostgres | None) -> None:
+    """One shrunk failure, step by step as the machine would run it, then settled."""
+    machine = NetworkMachine(_template(backend, model_root, pg_server))
+    try:
+        machine.clean = False
+        for name, kwargs in REPRODUCTIONS[case]:
+            getattr(machine, name)(**kwargs)
+            machine.codes_and_numbers_held_by_one_person()
+        machine.clean = True
+    finally:
+        machine.teardown()  # settles and checks when every step passed
