@@ -231,6 +231,10 @@ UPPER_COLUMNS = frozenset({
     "address", "status", "change_date", "change_reason", "lg_code", "seq", "packet_id",
     "key", "value", "last_seq", "first_seq", "applied", "applied_at", "id", "at", "actor",
     "action", "target", "detail", "version", "description", "applied_on",
+    # who holds a record since when, retired codes, quarantined and rejected entries
+    "held_since", "retired_on", "new_code", "problem", "entry", "final",
+    # code blocks a prefecture received
+    "block_id", "holder", "parent_id", "codes", "digest", "sender", "received_at",
 })
 
 
