@@ -33,8 +33,10 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import io
+import os
 import sqlite3
 import threading
+import weakref
 from abc import ABC, abstractmethod
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import AbstractContextManager, contextmanager, nullcontext, suppress
@@ -420,6 +422,32 @@ class _Checkpointer:
             self.release()
 
 
+class _SqliteFile:
+    """What every backend of one SQLite file in this process shares.
+
+    The stdlib's SQLite and ADBC's bundled copy must never hold one file open at once in
+    one process: POSIX advisory locks belong to the process, so one library closing the
+    file drops the other's locks, and concurrent writes then corrupt the database. So all
+    backends of a file (two ``Register`` objects on one path, a register and a sync run)
+    share one lock around their sessions and one checkpointer, and a bulk (ADBC) session
+    first closes the stdlib connections of *all* of them; they reopen on their next use.
+    """
+
+    def __init__(self) -> None:
+        self.lock = threading.RLock()
+        self.backends: weakref.WeakSet[SqliteBackend] = weakref.WeakSet()
+        self.checkpointer: _Checkpointer | None = None
+        self.users = 0
+
+
+_sqlite_files: dict[str, _SqliteFile] = {}
+_sqlite_files_guard = threading.Lock()
+
+
+def _file_key(path: str) -> str:
+    return path if path == ":memory:" else os.path.realpath(path)
+
+
 class SqliteBackend(Backend):
     """SQLite in WAL mode.
 
@@ -442,15 +470,32 @@ class SqliteBackend(Backend):
         self.synchronous = synchronous.upper()
         self.page_size = page_size
         self._conn: sqlite3.Connection | None = None
-        self.checkpointer: _Checkpointer | None = None
-        #: serializes the sessions of threads sharing this backend
-        self._lock = threading.RLock()
+        self._closed = False
         if not create and self.path != ":memory:" and not Path(self.path).is_file():
             raise NotFoundError(f"no store at {self.path!r}: the file does not exist "
                                 "(create it first; opening never creates one)")
-        self._open()
-        if self._wal:
-            self.checkpointer = _Checkpointer(self.path)
+        # shared with every other backend of this file in this process (see _SqliteFile)
+        key = _file_key(self.path) if self.path != ":memory:" else f":memory:{id(self)}"
+        self._key = key
+        with _sqlite_files_guard:
+            shared = _sqlite_files.get(key)
+            if shared is None:
+                shared = _sqlite_files[key] = _SqliteFile()
+            shared.users += 1
+        self._file = shared
+        #: serializes the sessions of threads and backends sharing this file
+        self._lock = shared.lock
+        try:
+            with shared.lock:  # not while another backend of the file holds ADBC's open
+                self._open()
+                if self._wal and shared.checkpointer is None:
+                    shared.checkpointer = _Checkpointer(self.path)
+                shared.backends.add(self)
+        except BaseException:
+            self._closed = True
+            self._forget_file()
+            raise
+        self.checkpointer = shared.checkpointer
 
     def _open(self) -> None:
         try:
@@ -470,9 +515,20 @@ class SqliteBackend(Backend):
         self._conn = conn
 
     def _connection(self) -> sqlite3.Connection:
-        if self._conn is None:
+        if self._closed:
             raise StoreError("the register is closed")
+        if self._conn is None:  # closed for a bulk session (of this or another backend)
+            self._open()
+        assert self._conn is not None
         return self._conn
+
+    def _release(self) -> None:
+        """Close the stdlib connection (reopened on the next use); the caller holds the
+        file's lock."""
+        if self._conn is not None:
+            with suppress(sqlite3.Error):
+                self._conn.close()
+            self._conn = None
 
     @contextmanager
     def session(self, write: bool = True) -> Iterator[Session]:
@@ -513,8 +569,9 @@ class SqliteBackend(Backend):
             import adbc_driver_sqlite.dbapi as adbc_sqlite
         except ImportError as exc:  # pragma: no cover - a declared dependency
             raise MissingDependencyError("the SQLite bulk path needs adbc-driver-sqlite") from exc
-        self._connection().close()
-        self._conn = None
+        self._connection()  # (refuses a closed backend)
+        for other in list(self._file.backends):  # no stdlib connection while ADBC's is open
+            other._release()
         ckpt = self.checkpointer
         try:
             with ckpt.lock if ckpt is not None else nullcontext():
@@ -564,11 +621,22 @@ class SqliteBackend(Backend):
 
     def close(self) -> None:
         with self._lock:
-            if self.checkpointer is not None:
+            if self._closed:
+                return
+            self._closed = True
+            self._release()
+            if self._forget_file() and self.checkpointer is not None:
                 self.checkpointer.close()
-            if self._conn is not None:
-                self._conn.close()
-                self._conn = None
+
+    def _forget_file(self) -> bool:
+        """Leave the file's shared state; returns whether this was its last backend."""
+        with _sqlite_files_guard:
+            self._file.backends.discard(self)
+            self._file.users -= 1
+            if self._file.users:
+                return False
+            _sqlite_files.pop(self._key, None)
+            return True
 
 
 # -- PostgreSQL ---------------------------------------------------------------------------
