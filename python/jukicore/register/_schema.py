@@ -320,9 +320,11 @@ def _v2(dialect: Dialect) -> list[str]:
     ]
 
 
-#: Version 3: replaced My Numbers are looked up in the history (never recorded again).
+#: Version 3: replaced My Numbers are looked up in the history (never recorded again), and
+#: the codes of removed records (除票) when a code moves in (only the same person returns).
 V3_INDEXES: tuple[tuple[str, str, str, bool, str | None], ...] = (
     ("history_replaced_my_number", "history", "old_value", False, "item = 'my_number'"),
+    ("residents_removed_code", "residents", "resident_code", False, "status = 'removed'"),
 )
 
 
@@ -342,7 +344,7 @@ MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "resident register: residents, households, history, notifications, audit, "
               "outbox, code pool", _v1),
     Migration(2, "synchronization state: acknowledgements per recipient, packet log", _v2),
-    Migration(3, "index of replaced My Numbers in the history", _v3),
+    Migration(3, "indexes of replaced My Numbers and of removed records' codes", _v3),
     Migration(4, "history rows voided by an earlier-dated notification (voided_by)",
               lambda dialect: ["ALTER TABLE history ADD COLUMN voided_by TEXT"]),
     Migration(5, "digest of each applied notification (a reused id with other content is a"
