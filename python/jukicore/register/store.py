@@ -213,7 +213,7 @@ def as_arrow_table(data: Any, what: str) -> pa.Table:
 
 
 def _empty_to_null(col: pa.ChunkedArray) -> pa.ChunkedArray:
-    if not pa.types.is_string(col.type):
+    if not pa.types.is_string(col.type) or col.null_count == len(col):
         return col
     return pc.if_else(pc.equal(col, ""), pa.scalar(None, col.type), col)
 
@@ -241,7 +241,11 @@ def _normalize_events(
             raise InvalidInputError(f"unknown event columns: {', '.join(sorted(unknown))}")
         cols = []
         for f in EVENT_SCHEMA:
-            arr, b = coerce_values([row.get(f.name) for row in rows], f.type, f.name)
+            values = [row.get(f.name) for row in rows]
+            if all(v is None for v in values):  # most columns of a single notification
+                cols.append(pa.chunked_array([pa.nulls(len(rows), f.type)], f.type))
+                continue
+            arr, b = coerce_values(values, f.type, f.name)
             cols.append(_empty_to_null(pa.chunked_array([arr], f.type)))
             bad += b
         return pa.Table.from_arrays(cols, schema=EVENT_SCHEMA), bad
