@@ -312,6 +312,23 @@ def test_an_invalid_value_refuses_the_batch_or_is_set_aside(
     assert store.history(X).column("seq").to_pylist() == [1]  # never in the history
 
 
+@pytest.mark.parametrize("b_first", [True, False])
+def test_two_move_ins_on_one_day_the_one_left_loses(make_store: Callable[[], IdentityStore],
+                                                    b_first: bool) -> None:
+    """The person moves in at A (from abroad) and, the same day, on to B; A's move-out is
+    planned for the next day. Whichever packet arrives first, B holds the record (found
+    by the model-based test)."""
+    store = make_store()
+    a, b = Packets(A), Packets(B)
+    pa_ = a((X, "move_in", 5, {}), (X, "move_out", 6, {"status": "removed"}))
+    pb = b((X, "move_in", 5, {"address": "東京都新宿区西新宿1丁目1番1号"}))
+    for packet in ([pb, pa_] if b_first else [pa_, pb]):
+        apply(store, packet)
+    rec = current(store)[X]
+    assert (rec["lg_code"], rec["status"], rec["change_reason"]) == (B, "resident", "move_in")
+    assert store.quarantined().num_rows == 0
+
+
 def test_unknown_codes_only_by_a_new_code(store: IdentityStore) -> None:
     a = Packets(A)
     res = apply(store, a((X, "birth", 1, {}), (Y, "move_in", 1, {}), (Z, "load", 1, {}),

@@ -846,6 +846,12 @@ def _plan(s: Session, fresh: pa.Table, sender: str, packet_id: str) -> _Plan:
     statuses = part.column("status").to_pylist()
     dates = part.column("change_date").to_pylist()
     back = complex_idx.tolist()
+    # The last entry of each code in this batch that closes the record (a move-out): a
+    # same-day move-in followed by it in the sender's order is the earlier of two moves.
+    closes_at: dict[int, int] = {}
+    for i in range(part.num_rows):
+        if reasons[i] in _CLOSING:
+            closes_at[codes[i]] = max(closes_at.get(codes[i], 0), seqs[i])
     for i in sorted(range(part.num_rows), key=seqs.__getitem__):
         seq, code, prev = seqs[i], codes[i], prevs[i]
         reason, status, date = reasons[i], statuses[i], dates[i]
@@ -892,6 +898,12 @@ def _plan(s: Session, fresh: pa.Table, sender: str, packet_id: str) -> _Plan:
         elif reason == "move_in":
             if rec.status == "removed" and rec.reason == "death":
                 problem = f"a move-in under the code of a death recorded by {rec.lg_code}"
+            elif date == rec.since and rec.status == "resident" and \
+                    closes_at.get(code, 0) > seq:
+                # Two move-ins on one day: the sender's own later move-out says the person
+                # left it, so the holder's move-in is the later one.
+                out.superseded += 1
+                continue
             elif date >= rec.since:
                 take = date  # the person moved from the holder to the sender
             else:
