@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import os
-import resource
 import signal
 import struct
 import subprocess
@@ -47,6 +46,26 @@ def _cli(*args: str, timeout: float = 180) -> subprocess.CompletedProcess[str]:
     env = {**os.environ, "PYTHONPATH": str(ROOT / "python")}
     return subprocess.run([sys.executable, "-m", "jukicore", *args], capture_output=True,
                           text=True, env=env, timeout=timeout, check=False)
+
+
+_PEAK = ("import resource, runpy, sys\n"
+         "sys.argv = ['jukicore', *sys.argv[1:]]\n"
+         "try:\n"
+         "    runpy.run_module('jukicore', run_name='__main__')\n"
+         "finally:\n"
+         "    sys.stderr.write('\\npeak-rss-kib=%d\\n'"
+         " % resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)\n")
+
+
+def _cli_peak(*args: str, timeout: float = 180) -> tuple[subprocess.CompletedProcess[str], int]:
+    """``jukicore ARGS`` in a subprocess, and the peak memory (KiB) of that process alone
+    (RUSAGE_CHILDREN would count every earlier child of the test run too)."""
+    env = {**os.environ, "PYTHONPATH": str(ROOT / "python")}
+    run = subprocess.run([sys.executable, "-c", _PEAK, *args], capture_output=True,
+                         text=True, env=env, timeout=timeout, check=False)
+    peak = [line for line in run.stderr.splitlines() if line.startswith("peak-rss-kib=")]
+    assert peak, run.stderr
+    return run, int(peak[-1].split("=", 1)[1])
 
 
 def _framed_but_huge(path: Path, size: int) -> None:
@@ -93,7 +112,7 @@ def test_odd_inbox_entries_are_refused_one_by_one_and_the_rest_applies(
     expected = _odd_entries(network.center.inbox)
     before = _digest(network.center)
     t = time.monotonic()
-    run = _cli("sync", "apply", str(network.center.path), "--json", "--quiet")
+    run, peak_kib = _cli_peak("sync", "apply", str(network.center.path), "--json", "--quiet")
     assert time.monotonic() - t < 120  # the FIFO did not hang the run
     assert run.returncode == 1, run.stderr
     report = json.loads(run.stdout)
@@ -105,7 +124,7 @@ def test_odd_inbox_entries_are_refused_one_by_one_and_the_rest_applies(
         assert name in by_name[name]["reason"] or "packet refused" in by_name[name]["reason"]
     assert by_name[good.name]["status"] == "applied"
     # The 3 GB files were not read: the run stayed far below their size.
-    assert resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss < 1024 * 1024  # KiB
+    assert peak_kib < 1024 * 1024
     assert _digest(network.center) != before
     # Nothing changed for the refused entries: applying them alone changes nothing.
     after = _digest(network.center)
