@@ -327,8 +327,8 @@ def _apply_block(node: Node, path: Path, h: PacketHeader, table: pa.Table) -> Ap
     if table.schema != BLOCK_SCHEMA or table.num_rows != 1:
         raise InvalidInputError("a code-block packet carries one block")
     try:
+        # (refuses a block id unfit for a file name, such as ../x)
         block = ids.CodeBlock.from_bytes(table.column("block")[0].as_py())
-        check_path_id(block.block_id, "block id")
     except JukiError as exc:
         if not isinstance(exc, InvalidInputError | CorruptFileError):
             raise
@@ -347,7 +347,7 @@ def _apply_block(node: Node, path: Path, h: PacketHeader, table: pa.Table) -> Ap
         # recorded id is refused (ConflictError). The file is written before the record:
         # a run killed in between finds the file and records it without rewriting it.
         with open_identity_store(node.store_target()) as store:
-            # refuses a block id unfit for a file name, and another block under a known id
+            # refuses another block under a known id
             if store.code_block_recorded(block):
                 return ApplyOutcome(path, h.kind, h.sender, "already-applied", detail)
             target = node.path / "blocks" / f"{block.block_id}.block"
