@@ -8,9 +8,11 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pyarrow as pa
 import pytest
 
+from jukicore import _jukicore as _core
 from jukicore import validate
 from jukicore.errors import BadRow, ConflictError, InvalidInputError
 
@@ -117,8 +119,19 @@ def test_and_n_more_is_exact(n: int) -> None:
         assert str(err).endswith(f"(and {n - 3} more)") and err.total == n
 
 
-def test_byte_level_text_checks_match_a_reference() -> None:
-    """The numpy byte scan agrees with a plain-Python reference on random texts, also on
+def test_text_flags_of_an_unaligned_column() -> None:
+    """Offsets at an odd address (as a packet's IPC buffers may be) are read all the same."""
+    values = ["ok", " x", "a\tb"]
+    data = "".join(values).encode()
+    offsets = np.array([0, 2, 4, 7], dtype=np.int32).tobytes()
+    unaligned = pa.py_buffer(b"\0" + offsets)[1:]
+    arr = pa.Array.from_buffers(pa.string(), 3, [None, unaligned, pa.py_buffer(data)])
+    assert arr.to_pylist() == values
+    assert list(validate.text_flags(arr, 10)) == [0, _core.TEXT_SURROUNDING, _core.TEXT_CONTROL]
+
+
+def test_text_flags_match_a_reference() -> None:
+    """The Rust text check agrees with a plain-Python reference on random texts, also on
     sliced and chunked arrays and with nulls."""
     import random
 
@@ -134,9 +147,19 @@ def test_byte_level_text_checks_match_a_reference() -> None:
     arr = pa.chunked_array([pa.array(values[:1234]), pa.array(values[1234:]).slice(0)])
     arr = pa.chunked_array([*arr.chunks, pa.array(values).slice(17, 100)])
     expected_values = [*values, *values[17:117]]
-    ctrl, surr = validate._byte_problems(arr)
+    flags = validate.text_flags(arr, 3)
+    assert len(flags) == len(expected_values)
     for i, v in enumerate(expected_values):
-        want_ctrl = v is not None and any(c in refused for c in v)
-        want_surr = v is not None and v != "" and (v[0] in " \u3000\u00a0"
-                                                   or v[-1] in " \u3000\u00a0")
-        assert (bool(ctrl[i]), bool(surr[i])) == (want_ctrl, want_surr), (i, v)
+        want = 0
+        if v is None:
+            want = _core.TEXT_NULL
+        elif v == "":
+            want = _core.TEXT_EMPTY
+        else:
+            if any(c in refused for c in v):
+                want |= _core.TEXT_CONTROL
+            if v[0] in " \u3000\u00a0" or v[-1] in " \u3000\u00a0":
+                want |= _core.TEXT_SURROUNDING
+            if len(v) > 3:
+                want |= _core.TEXT_TOO_LONG
+        assert int(flags[i]) == want, (i, v)

@@ -8,6 +8,12 @@ import numpy.typing as npt
 from typing_extensions import Buffer
 
 __all__ = [
+    "TEXT_CONTROL",
+    "TEXT_EMPTY",
+    "TEXT_NOT_UTF8",
+    "TEXT_NULL",
+    "TEXT_SURROUNDING",
+    "TEXT_TOO_LONG",
     "IssuerCore",
     "RegistryCore",
     "aead_open",
@@ -15,8 +21,16 @@ __all__ = [
     "check_digits",
     "container_pack",
     "container_unpack",
+    "text_flags",
     "validate",
 ]
+
+TEXT_NULL: int
+TEXT_EMPTY: int
+TEXT_CONTROL: int
+TEXT_SURROUNDING: int
+TEXT_TOO_LONG: int
+TEXT_NOT_UTF8: int
 
 def check_digits(kind: str, bodies: npt.NDArray[np.uint64]) -> npt.NDArray[np.uint8]: ...
 def validate(kind: str, codes: npt.NDArray[np.uint64]) -> npt.NDArray[np.bool_]: ...
@@ -40,6 +54,13 @@ def aead_open(
 ) -> tuple[npt.NDArray[np.uint8], npt.NDArray[np.int64]]: ...
 def container_pack(kind: str, version: int, sections: list[bytes]) -> bytes: ...
 def container_unpack(data: bytes, kind: str, versions: list[int]) -> tuple[int, list[bytes]]: ...
+def text_flags(
+    data: npt.NDArray[np.uint8],
+    offsets: npt.NDArray[np.int32],
+    validity: npt.NDArray[np.uint8] | None,
+    bit_offset: int,
+    limit: int,
+) -> npt.NDArray[np.uint8]: ...
 
 @final
 class RegistryCore:

@@ -43,6 +43,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from jukicore import _jukicore as _core
 from jukicore import ids
 from jukicore.errors import BadRow, InvalidInputError
 
@@ -101,7 +102,7 @@ _DEFAULT_MAX: Final = 300
 _KANA_CHAR = r"[\x{30A1}-\x{30FE}]"
 #: Full-width katakana words separated by single ideographic spaces (RE2 syntax).
 KANA_PATTERN: Final = rf"^{_KANA_CHAR}+(\x{{3000}}{_KANA_CHAR}+)*$"
-#: Refused in any text (checked on the UTF-8 bytes, :func:`_byte_problems`): C0 and C1
+#: Refused in any text (checked in Rust, :func:`text_flags`): C0 and C1
 #: controls (NUL included), DEL, bidi embeddings/overrides/isolates (U+202A..U+202E,
 #: U+2066..U+2069) and the BOM (U+FEFF); and at either end: a space, U+00A0, U+3000.
 REFUSED_CHARACTERS: Final = "U+0000..U+001F, U+007F..U+009F, U+202A..U+202E, U+2066..U+2069, U+FEFF"
@@ -259,17 +260,13 @@ def _value_problem(v: Any, typ: pa.DataType) -> tuple[Any, str | None]:
         for f in typ:
             conv, problem = (None, None) if v.get(f.name) is None else _value_problem(
                 v[f.name], f.type)
-            if problem is None and isinstance(conv, str) and (
-                    conv != conv.strip() or _CONTROL.search(conv) is not None):
-                problem = "surrounding spaces or control characters"
+            if problem is None and isinstance(conv, str):
+                problem = text_problem(conv)
             if problem is not None:
                 return None, f"{f.name}: {problem}"
             fields[f.name] = conv
         return fields, None
     return None, f"cannot convert to {typ}"  # pragma: no cover - no other column types
-
-
-_CONTROL = re.compile("[\x00-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069\ufeff]")
 
 
 def coerce_values(values: Sequence[Any], typ: pa.DataType,
@@ -357,92 +354,80 @@ class _Found:
         self.rows: list[BadRow] = []
 
     def mask(self, mask: Any, column: str, reason: str) -> None:
+        """Rows where ``mask`` (numpy, or Arrow boolean: null is False) is true."""
         if isinstance(mask, pa.ChunkedArray | pa.Array):
-            if not pc.any(mask).as_py():  # (null when all null: nothing either)
-                return
-            mask = pc.fill_null(mask, False).to_numpy(zero_copy_only=False)
-        idx = np.flatnonzero(np.asarray(mask, dtype=bool))
+            mask = _np_bool(mask)
+        idx = np.flatnonzero(mask)
         self.rows.extend(BadRow(int(i), reason, column) for i in idx)
+
+
+def _np_bool(mask: pa.ChunkedArray | pa.Array) -> np.ndarray[Any, np.dtype[np.bool_]]:
+    """An Arrow boolean column as numpy, null as False."""
+    if mask.null_count:
+        mask = pc.fill_null(mask, False)
+    return np.asarray(mask.to_numpy(zero_copy_only=False), dtype=bool)
+
+
+def _np_valid(col: pa.ChunkedArray) -> np.ndarray[Any, np.dtype[np.bool_]]:
+    """Per value, whether it is not null."""
+    if not col.null_count:
+        return np.ones(len(col), dtype=bool)
+    return _np_bool(pc.is_valid(col))
+
+
+def _np_days(col: pa.ChunkedArray) -> np.ndarray[Any, np.dtype[np.datetime64]]:
+    """A date column as numpy ``datetime64[D]``; a null is NaT, which compares False."""
+    return np.asarray(col.to_numpy(), dtype="datetime64[D]")
 
 
 def _str(col: pa.ChunkedArray) -> pa.ChunkedArray:
     return col if pa.types.is_string(col.type) else col.cast(pa.string())
 
 
-# Byte classes of UTF-8 for _byte_problems: 1 a control byte (C0, DEL), 2 the lead
-# byte of a sequence that may be a refused character (C2: C1 controls; E2: bidi
-# controls; EF: the BOM).
-_BYTE_CLASS = np.zeros(256, dtype=np.uint8)
-_BYTE_CLASS[:0x20] = 1
-_BYTE_CLASS[0x7F] = 1
-_BYTE_CLASS[[0xC2, 0xE2, 0xEF]] = 2
-
-
-def _byte_problems(col: pa.ChunkedArray) -> tuple[np.ndarray[Any, Any], np.ndarray[Any, Any]]:
-    """Per value of a (valid UTF-8) string column: (has a refused character; starts or
-    ends with a space, U+00A0 or U+3000). Read from the UTF-8 bytes with numpy, no
-    regex. A multi-byte sequence cannot straddle two values of valid UTF-8, so the data
-    buffer is scanned at once."""
-    ctrl_parts, surr_parts = [], []
-    for chunk in col.chunks:
+def text_flags(col: pa.ChunkedArray | pa.Array, limit: int) -> np.ndarray[Any, Any]:
+    """Per value of a string column, the flags of the one text rule (Rust,
+    ``jukicore_core::text``): ``TEXT_NULL``, ``TEXT_EMPTY``, ``TEXT_CONTROL`` (a refused
+    character), ``TEXT_SURROUNDING`` (a space, U+00A0 or U+3000 at either end),
+    ``TEXT_TOO_LONG`` (more than ``limit`` characters), ``TEXT_NOT_UTF8``."""
+    parts = []
+    for chunk in col.chunks if isinstance(col, pa.ChunkedArray) else [col]:
         n = len(chunk)
-        ctrl = np.zeros(n, dtype=bool)
-        surr = np.zeros(n, dtype=bool)
-        bufs = chunk.buffers()
-        if n == 0 or len(bufs) < 3 or bufs[2] is None:
-            ctrl_parts.append(ctrl)
-            surr_parts.append(surr)
+        if n == 0:
             continue
-        offsets = np.frombuffer(bufs[1], dtype=np.int32, count=n + 1, offset=chunk.offset * 4)
-        data = np.frombuffer(bufs[2], dtype=np.uint8)
-        start, end = int(offsets[0]), int(offsets[-1])
-        cls = _BYTE_CLASS[data[start:end]]
-        pos = np.flatnonzero(cls == 1) + start
-        lead = np.flatnonzero(cls == 2) + start
-        if len(lead):
-            b1 = data[np.minimum(lead + 1, end - 1)]
-            b2 = data[np.minimum(lead + 2, end - 1)]
-            b0 = data[lead]
-            refused = (b0 == 0xC2) & (b1 >= 0x80) & (b1 <= 0x9F) & (lead + 1 < end)
-            refused |= (b0 == 0xE2) & (lead + 2 < end) & (
-                ((b1 == 0x80) & (b2 >= 0xAA) & (b2 <= 0xAE))
-                | ((b1 == 0x81) & (b2 >= 0xA6) & (b2 <= 0xA9)))
-            refused |= (b0 == 0xEF) & (lead + 2 < end) & (b1 == 0xBB) & (b2 == 0xBF)
-            pos = np.concatenate([pos, lead[refused]])
-        if len(pos):
-            ctrl[np.searchsorted(offsets, pos, side="right") - 1] = True
-        lengths = np.diff(offsets)
-        rows = np.flatnonzero(lengths > 0)
-        first = offsets[:-1][rows]
-        last = offsets[1:][rows] - 1
-        f0, l0 = data[first], data[last]
-        # candidates by their first / last byte, then the exact sequences
-        cf = np.flatnonzero((f0 == 0x20) | (f0 == 0xC2) | (f0 == 0xE3))
-        cl = np.flatnonzero((l0 == 0x20) | (l0 == 0xA0) | (l0 == 0x80))
-        for cand, edge, step in ((cf, first, 1), (cl, last, -1)):
-            if not len(cand):
-                continue
-            at = edge[cand]
-            ln = lengths[rows[cand]]
-            x0 = data[at]
-            x1 = data[np.clip(at + step, 0, len(data) - 1)]
-            x2 = data[np.clip(at + 2 * step, 0, len(data) - 1)]
-            if step == 1:
-                hit = (x0 == 0x20) | ((ln >= 2) & (x0 == 0xC2) & (x1 == 0xA0)) | (
-                    (ln >= 3) & (x0 == 0xE3) & (x1 == 0x80) & (x2 == 0x80))
-            else:  # read backwards: A0 C2, 80 80 E3
-                hit = (x0 == 0x20) | ((ln >= 2) & (x0 == 0xA0) & (x1 == 0xC2)) | (
-                    (ln >= 3) & (x0 == 0x80) & (x1 == 0x80) & (x2 == 0xE3))
-            surr[rows[cand[hit]]] = True
-        if chunk.null_count:
-            valid = np.asarray(pc.is_valid(chunk).to_numpy(zero_copy_only=False), dtype=bool)
-            ctrl &= valid
-            surr &= valid
-        ctrl_parts.append(ctrl)
-        surr_parts.append(surr)
-    if not ctrl_parts:
-        return np.zeros(0, dtype=bool), np.zeros(0, dtype=bool)
-    return np.concatenate(ctrl_parts), np.concatenate(surr_parts)
+        validity, offsets, data = chunk.buffers()[:3]
+        offs = np.frombuffer(offsets, dtype=np.int32, count=n + 1, offset=chunk.offset * 4)
+        if not offs.flags.aligned:  # (a buffer read from an IPC file may be unaligned)
+            offs = offs.copy()
+        parts.append(_core.text_flags(
+            np.frombuffer(data, dtype=np.uint8) if data is not None else _NO_BYTES, offs,
+            np.frombuffer(validity, dtype=np.uint8) if validity is not None else None,
+            chunk.offset, limit))
+    if len(parts) == 1:
+        return parts[0]
+    return np.concatenate(parts) if parts else np.zeros(0, dtype=np.uint8)
+
+
+_NO_BYTES: Final = np.zeros(0, dtype=np.uint8)
+_PROBLEMS: Final = (_core.TEXT_NOT_UTF8 | _core.TEXT_CONTROL | _core.TEXT_SURROUNDING
+                    | _core.TEXT_TOO_LONG)
+
+
+def text_problem(value: str, limit: int = _DEFAULT_MAX) -> str | None:
+    """The reason one text breaks the text rule, or None (for texts outside a column)."""
+    flags = int(text_flags(pa.array([value], pa.string()), limit)[0])
+    for flag, reason in _TEXT_REASONS:
+        if flags & flag:
+            return reason.format(limit=limit)
+    return None
+
+
+#: Each problem flag of :func:`text_flags` and its reason ({limit}: the column's limit).
+_TEXT_REASONS: Final = (
+    (_core.TEXT_NOT_UTF8, "not valid UTF-8 text"),
+    (_core.TEXT_CONTROL, "control character (NUL, newline, tab ...) in text"),
+    (_core.TEXT_SURROUNDING, "surrounding spaces"),
+    (_core.TEXT_TOO_LONG, "longer than {limit} characters"),
+)
 
 
 def _all_null(col: pa.ChunkedArray | pa.Array) -> bool:
@@ -454,17 +439,15 @@ def _all_null(col: pa.ChunkedArray | pa.Array) -> bool:
 def _text(f: _Found, col: pa.ChunkedArray, name: str, *, required: bool = False) -> None:
     if not required and _all_null(col):
         return
-    col = _str(col)
-    if required:
-        f.mask(pc.is_null(col), name, "required item missing")
-        f.mask(pc.equal(col, ""), name, "required item is empty")
-    ctrl, surr = _byte_problems(col)
-    f.mask(ctrl, name, "control character (NUL, newline, tab ...) in text")
-    f.mask(surr, name, "surrounding spaces")
     limit = MAX_LENGTHS.get(name, _DEFAULT_MAX)
-    if len(col) and (pc.max(pc.binary_length(col)).as_py() or 0) > limit:
-        # bytes >= characters: only then count the characters
-        f.mask(pc.greater(pc.utf8_length(col), limit), name, f"longer than {limit} characters")
+    flags = text_flags(_str(col), limit)
+    if required:
+        f.mask(flags & _core.TEXT_NULL, name, "required item missing")
+        f.mask(flags & _core.TEXT_EMPTY, name, "required item is empty")
+    if not (flags & _PROBLEMS).any():
+        return
+    for flag, reason in _TEXT_REASONS:
+        f.mask(flags & flag, name, reason.format(limit=limit))
 
 
 def _kana(f: _Found, col: pa.ChunkedArray, name: str) -> None:
@@ -491,36 +474,33 @@ def _postal(f: _Found, col: pa.ChunkedArray, name: str, lg_code: str | None) -> 
         f.mask(elsewhere, name, f"postal code not used in {m.prefecture}{m.name}")
 
 
-def _dates(f: _Found, col: pa.ChunkedArray, name: str, *, latest: dt.date | None,
-           future_ok: Any = None) -> None:
+def _dates(f: _Found, col: pa.ChunkedArray, name: str, *, latest: dt.date | None) -> None:
     if _all_null(col):
         return
-    f.mask(pc.less(col, pa.scalar(DATE_FLOOR, pa.date32())), name,
-           f"date before {DATE_FLOOR.isoformat()}")
+    days = _np_days(col)
+    f.mask(days < np.datetime64(DATE_FLOOR), name, f"date before {DATE_FLOOR.isoformat()}")
     if latest is not None:
-        late = pc.fill_null(pc.greater(col, pa.scalar(latest, pa.date32())), False)
-        if future_ok is not None:
-            late = pc.and_(late, pc.invert(pc.fill_null(future_ok, False)))
-        f.mask(late, name, f"date in the future (after {latest.isoformat()})")
+        f.mask(days > np.datetime64(latest), name,
+               f"date in the future (after {latest.isoformat()})")
 
 
 def _event_dates(f: _Found, ev: pa.ChunkedArray, notified: pa.ChunkedArray,
                  kind: pa.ChunkedArray, today: dt.date) -> None:
     """A notification's event date: not after its notified date (itself not after
     ``today``), a move-out's planned date at most :data:`MOVE_OUT_LEAD_DAYS` after it."""
+    if _all_null(ev):
+        return
     _dates(f, ev, "event_date", latest=None)
-    move_out = pc.fill_null(pc.equal(kind, "move_out"), False)
-    after = pc.fill_null(pc.greater(ev, notified), False)
-    f.mask(pc.and_(after, pc.invert(move_out)), "event_date",
+    ev_d, notified_d = _np_days(ev), _np_days(notified)
+    move_out = _np_bool(pc.equal(kind, "move_out"))
+    f.mask((ev_d > notified_d) & ~move_out, "event_date",
            "the event date is after the notified date")
-    lead = pc.add(notified.cast(pa.int32()),
-                  pa.scalar(MOVE_OUT_LEAD_DAYS, pa.int32())).cast(pa.date32())
-    f.mask(pc.and_(move_out, pc.fill_null(pc.greater(ev, lead), False)), "event_date",
+    lead = notified_d + np.timedelta64(MOVE_OUT_LEAD_DAYS, "D")
+    f.mask(move_out & (ev_d > lead), "event_date",
            f"planned move-out date more than {MOVE_OUT_LEAD_DAYS} days after the notified date")
     # without a notified date (rejected for that): still no event after today
-    f.mask(pc.and_(pc.is_null(notified), pc.and_(pc.invert(move_out), pc.fill_null(
-        pc.greater(ev, pa.scalar(today, pa.date32())), False))), "event_date",
-        f"date in the future (after {today.isoformat()})")
+    f.mask(np.isnat(notified_d) & ~move_out & (ev_d > np.datetime64(today)), "event_date",
+           f"date in the future (after {today.isoformat()})")
 
 
 def parse_resident_code(value: Any) -> int:
@@ -547,10 +527,10 @@ def valid_codes(codes: Any, digits: int = 11) -> np.ndarray[Any, np.dtype[np.boo
 
 
 def _codes(f: _Found, col: pa.ChunkedArray, name: str, digits: int = 11) -> None:
-    valid = pc.is_valid(col).to_numpy(zero_copy_only=False)
-    if not valid.any():
+    if _all_null(col):
         return
-    values = pc.fill_null(col, 0).to_numpy().astype(np.uint64)
+    valid = _np_valid(col)
+    values = (pc.fill_null(col, 0) if col.null_count else col).to_numpy().astype(np.uint64)
     what = "resident code (11 digits)" if digits == 11 else "My Number (12 digits)"
     f.mask(valid & ~valid_codes(values, digits), name,
            f"not a valid {what}: wrong length or check digit")
@@ -560,11 +540,15 @@ def _enum(f: _Found, col: pa.ChunkedArray, name: str, allowed: Iterable[Any],
           what: str = "must be") -> None:
     if _all_null(col):
         return
-    allowed = list(allowed)
-    typ = col.type
-    inside = pc.is_in(col, value_set=pa.array(allowed, typ))
+    allowed = tuple(allowed)
+    inside = _np_bool(pc.is_in(col, value_set=_value_set(allowed, col.type)))
     shown = ", ".join(str(a) for a in allowed)
-    f.mask(pc.and_(pc.is_valid(col), pc.invert(inside)), name, f"{what} one of {shown}")
+    f.mask(_np_valid(col) & ~inside, name, f"{what} one of {shown}")
+
+
+@cache
+def _value_set(allowed: tuple[Any, ...], typ: pa.DataType) -> pa.Array:
+    return pa.array(allowed, typ)
 
 
 def _positive(f: _Found, col: pa.ChunkedArray, name: str) -> None:
@@ -633,11 +617,11 @@ def find_problems(table: pa.Table, *, today: dt.date, lg_code: str | None = None
                 _dates(f, col, name, latest=None)
             else:
                 _dates(f, col, name, latest=today)
-    if "birth_date" in names:
-        birth = table.column("birth_date")
+    if "birth_date" in names and not _all_null(table.column("birth_date")):
+        birth = _np_days(table.column("birth_date"))
         for name in ("resident_since", "address_since"):
             if name in names:
-                f.mask(pc.less(table.column(name), birth), name, "before the date of birth")
+                f.mask(_np_days(table.column(name)) < birth, name, "before the date of birth")
     return f.rows
 
 

@@ -119,7 +119,8 @@ def row_digest(r: dict[str, Any]) -> str:
     """SHA-256 of a normalized notification: every non-null column (a false flag counts as
     absent), in name order, as canonical JSON. Columns added to EVENT_SCHEMA later do not
     change the digest of a row that leaves them null."""
-    items = {k: _canonical(v) for k, v in r.items() if v is not None and v is not False}
+    items = {k: v if type(v) is str or type(v) is int or v is True else _canonical(v)
+             for k, v in r.items() if v is not None and v is not False}
     payload = json.dumps(items, ensure_ascii=False, sort_keys=True, separators=(",", ":"))
     return hashlib.sha256(payload.encode("utf-8")).hexdigest()
 

@@ -6,6 +6,7 @@ import datetime as dt
 import os
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
+from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
@@ -239,14 +240,17 @@ def _normalize_events(
         unknown = {str(k) for row in rows for k in row} - set(EVENT_SCHEMA.names)
         if unknown:
             raise InvalidInputError(f"unknown event columns: {', '.join(sorted(unknown))}")
+        present = {k for row in rows for k, v in row.items() if v is not None}
         cols = []
         for f in EVENT_SCHEMA:
-            values = [row.get(f.name) for row in rows]
-            if all(v is None for v in values):  # most columns of a single notification
-                cols.append(pa.chunked_array([pa.nulls(len(rows), f.type)], f.type))
+            if f.name not in present:  # most columns of a single notification
+                cols.append(_nulls(len(rows), f.type))
                 continue
+            values = [row.get(f.name) for row in rows]
             arr, b = coerce_values(values, f.type, f.name)
-            cols.append(_empty_to_null(pa.chunked_array([arr], f.type)))
+            col = pa.chunked_array([arr], f.type)
+            empty = any(isinstance(v, str | bytes) and not v for v in values)
+            cols.append(_empty_to_null(col) if empty else col)
             bad += b
         return pa.Table.from_arrays(cols, schema=EVENT_SCHEMA), bad
     events = as_arrow_table(events, "events")
@@ -260,8 +264,14 @@ def _normalize_events(
             cols.append(_empty_to_null(col))
             bad += b
         else:
-            cols.append(pa.chunked_array([pa.nulls(events.num_rows, f.type)], f.type))
+            cols.append(_nulls(events.num_rows, f.type))
     return pa.Table.from_arrays(cols, schema=EVENT_SCHEMA), bad
+
+
+@lru_cache(maxsize=256)
+def _nulls(n: int, typ: pa.DataType) -> pa.ChunkedArray:
+    """A column of ``n`` nulls (immutable, so shared between calls)."""
+    return pa.chunked_array([pa.nulls(n, typ)], typ)
 
 
 class Register(SyncState):

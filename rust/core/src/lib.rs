@@ -3,8 +3,8 @@
 //! No Python here: identifiers and their check digits ([`checkdigit`]), the
 //! set of every code ever issued ([`codeset`]), resident-code allocation
 //! ([`registry`]) and My Number derivation ([`mynumber`]), and the checksummed
-//! file container they persist in ([`container`]), and bulk AES-256-GCM of
-//! record columns ([`aead`]). The PyO3 bindings in
+//! file container they persist in ([`container`]), bulk AES-256-GCM of
+//! record columns ([`aead`]) and the checks every stored text passes ([`text`]). The PyO3 bindings in
 //! `rust/py` convert at the boundary and map [`CoreError`] onto the Python
 //! exception hierarchy.
 
@@ -17,5 +17,6 @@ pub mod mem;
 pub mod mynumber;
 pub mod random;
 pub mod registry;
+pub mod text;
 
 pub use error::{CoreError, Result, RowError};

@@ -14,6 +14,7 @@ use jukicore_core::checkdigit::{self, Kind};
 use jukicore_core::container;
 use jukicore_core::mynumber::Issuer;
 use jukicore_core::registry::Registry;
+use jukicore_core::text;
 use jukicore_core::{CoreError, RowError};
 use numpy::{IntoPyArray, PyArray1, PyReadonlyArray1};
 use pyo3::exceptions::PyValueError;
@@ -100,6 +101,26 @@ fn validate<'py>(
     let codes = codes.as_slice()?;
     let out = py
         .detach(|| checkdigit::validate(kind, codes))
+        .map_err(|e| to_py(py, e))?;
+    Ok(out.into_pyarray(py))
+}
+
+/// Flags of every value of a string column (`jukicore_core::text`): the UTF-8
+/// bytes, `n + 1` int32 offsets, and Arrow's validity bitmap with the first
+/// value at `bit_offset` (None: no nulls).
+#[pyfunction]
+#[pyo3(signature = (data, offsets, validity, bit_offset, limit))]
+fn text_flags<'py>(
+    py: Python<'py>,
+    data: PyReadonlyArray1<'py, u8>,
+    offsets: PyReadonlyArray1<'py, i32>,
+    validity: Option<PyReadonlyArray1<'py, u8>>,
+    bit_offset: usize,
+    limit: usize,
+) -> PyResult<Bound<'py, PyArray1<u8>>> {
+    let (data, offsets) = (data.as_slice()?, offsets.as_slice()?);
+    let bits = validity.as_ref().map(|v| v.as_slice()).transpose()?;
+    let out = text::column_flags(data, offsets, bits.map(|b| (b, bit_offset)), limit)
         .map_err(|e| to_py(py, e))?;
     Ok(out.into_pyarray(py))
 }
@@ -312,6 +333,17 @@ fn _jukicore(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(validate, m)?)?;
     m.add_function(wrap_pyfunction!(container_pack, m)?)?;
     m.add_function(wrap_pyfunction!(container_unpack, m)?)?;
+    m.add_function(wrap_pyfunction!(text_flags, m)?)?;
+    for (name, flag) in [
+        ("TEXT_NULL", text::NULL),
+        ("TEXT_EMPTY", text::EMPTY),
+        ("TEXT_CONTROL", text::CONTROL),
+        ("TEXT_SURROUNDING", text::SURROUNDING),
+        ("TEXT_TOO_LONG", text::TOO_LONG),
+        ("TEXT_NOT_UTF8", text::NOT_UTF8),
+    ] {
+        m.add(name, flag)?;
+    }
     aead::register(m)?;
     m.add_class::<RegistryCore>()?;
     m.add_class::<IssuerCore>()?;
