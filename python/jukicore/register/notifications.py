@@ -1092,25 +1092,27 @@ def already_applied(b: Batch, nid: str, r: dict[str, Any], digest: str) -> bool:
     skipped). The same id with other content is a conflict. An id applied before schema
     version 5 has no digest: the repeat must match what the log holds (kind, dates, and the
     resident code for kinds that name one)."""
-    clash = _conflict(f"notification id {nid!r} was applied before with other content",
-                      "notification_id")
+    def clash() -> Rejected:
+        return _conflict(f"notification id {nid!r} was applied before with other content",
+                         "notification_id")
+
     if nid in b.seen_ids:
         if b.seen_ids[nid] != digest:
-            raise clash
+            raise clash()
         return True
     prior = _prior(b, nid)
     if prior is None:
         return False
     if prior.digest is not None:
         if prior.digest != digest:
-            raise clash
+            raise clash()
         return True
     same = (prior.kind == r.get("kind") and prior.notified_date == r.get("notified_date")
             and prior.event_date == r.get("event_date"))
     if same and prior.kind in _NAMED_CODE_KINDS and r.get("resident_code") is not None:
         same = prior.resident_code == int(r["resident_code"])
     if not same:
-        raise clash
+        raise clash()
     return True
 
 
