@@ -18,7 +18,7 @@ from jukicore.identity.store import (
     create_identity_store,
     open_identity_store,
 )
-from jukicore.register._backend import connect
+from jukicore.store.backend import connect
 
 MUNI_A, MUNI_B = "131016", "131041"
 D = dt.date(2024, 4, 1)
@@ -142,6 +142,8 @@ def test_version_1_store_is_migrated_and_keeps_its_content(
         old = create_identity_store(db_target, node_id="130001", kind="prefecture")
     # What version 1 stored for these changes (its own apply path is gone: write it as is).
     with old._b.session() as s:
+        # version 1 wrote the node id under the key 'lg_code'
+        s.execute("UPDATE meta SET key = 'lg_code' WHERE key = 'node_id'")
         d = s.d
         for r in rows:
             s.execute("INSERT INTO identity_history (lg_code, seq, resident_code,"
@@ -164,7 +166,9 @@ def test_version_1_store_is_migrated_and_keeps_its_content(
 
     with open_identity_store(db_target) as st:
         with st._b.session(write=False) as s:
-            assert s.scalar("SELECT max(version) FROM identity_schema_version") == 3
+            assert s.scalar("SELECT max(version) FROM identity_schema_version") == \
+                store_mod.SCHEMA_VERSION
+        assert st.node_id == "130001"
         # version 3 records the code retired by the history's code change
         retired = st.retired_codes().to_pylist()
         assert [(r["resident_code"], r["new_code"], r["lg_code"]) for r in retired] == [

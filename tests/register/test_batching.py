@@ -30,7 +30,7 @@ from regkit import (
 )
 
 from jukicore.register import Register, create_register, open_register
-from jukicore.register._backend import WAL_AUTOCHECKPOINT_PAGES, SqliteBackend
+from jukicore.store.backend import WAL_AUTOCHECKPOINT_PAGES, SqliteBackend
 
 NEW_ADDRESS = f"{PREF}{MUNI}{ADDR['town']}{ADDR['street']}"
 

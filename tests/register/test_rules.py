@@ -703,8 +703,8 @@ def test_version_2_register_migrates_and_keeps_its_repeats(store_target: str) ->
     migrates to the current version, and treats a repeat of its old notification by what
     the log holds (no digest)."""
     from jukicore.register import open_register
-    from jukicore.register._backend import connect, migrate
     from jukicore.register._schema import MIGRATIONS, SCHEMA_VERSION
+    from jukicore.store.backend import connect, migrate
 
     backend = connect(store_target, create=True)
     with backend.session() as s:

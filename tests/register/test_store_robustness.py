@@ -17,7 +17,7 @@ from regkit import ADMIN, CLERK, LG, MUNI, PREF, TODAY, code_of, make_block, tin
 
 from jukicore.errors import StoreError
 from jukicore.register import Register, create_register, open_register
-from jukicore.register._backend import connect
+from jukicore.store.backend import connect
 
 #: Texts that CSV readers like to turn into null, and texts that CSV must quote.
 TRICKY = ["NA", "N/A", "NULL", "null", "nan", "NaN", "None", "#N/A", "-nan", "n/a", "\\N",
@@ -146,7 +146,7 @@ def test_store_full_via_max_page_count_in_a_session(tmp_path: Path) -> None:
 def test_locked_database_is_a_store_error(tmp_path: Path) -> None:
     import sqlite3
 
-    from jukicore.register._backend import SqliteBackend
+    from jukicore.store.backend import SqliteBackend
 
     path = tmp_path / "x.db"
     backend = SqliteBackend(path)

@@ -49,9 +49,15 @@ from jukicore.errors import (
     PacketSequenceError,
     SchemaVersionError,
 )
-from jukicore.register._backend import (
+from jukicore.register.events import KINDS as EVENT_KINDS
+from jukicore.store import (
     Backend,
+    Column,
+    Ddl,
+    Index,
+    Migration,
     Session,
+    Table,
     connect,
     content_digest,
     installed_version,
@@ -59,14 +65,6 @@ from jukicore.register._backend import (
     rows_to_arrow,
     utcnow,
 )
-from jukicore.register._schema import (
-    Column,
-    Migration,
-    Table,
-    create_index_sql,
-    create_table_sql,
-)
-from jukicore.register.events import KINDS as EVENT_KINDS
 
 __all__ = [
     "CHANGE_REASONS",
@@ -148,51 +146,24 @@ _TABLES = (
 _INDEXES = (("identity_history_code", "identity_history", "resident_code", False, None),)
 
 
-def _v1(dialect: str) -> list[str]:
-    stmts = []
-    for t in _TABLES:
-        ddl = create_table_sql(t, dialect)
-        if t is _CURRENT and dialect == "sqlite":
-            ddl += " WITHOUT ROWID"
-        if t is _STAGING and dialect == "postgresql":
-            # emptied in the transaction that fills it: no need to WAL-log it
-            ddl = ddl.replace("CREATE TABLE", "CREATE UNLOGGED TABLE", 1)
-        stmts.append(ddl)
-    return stmts + [create_index_sql(i) for i in _INDEXES]
+def _v1(ddl: Ddl) -> list[str]:
+    # the staging table is emptied in the transaction that fills it: a scratch table
+    return [*(ddl.create_table(t, clustered=t is _CURRENT, scratch=t is _STAGING)
+              for t in _TABLES), *(ddl.create_index(i) for i in _INDEXES)]
 
 
-def _v2(dialect: str) -> list[str]:
+def _v2(ddl: Ddl) -> list[str]:
     # The history's key leads with the code and replaces the code index; a code's history
-    # also holds the change that gave it up (previous_resident_code).
-    previous = create_index_sql(("identity_history_previous", "identity_history",
-                                 "previous_resident_code", False,
-                                 "previous_resident_code IS NOT NULL"))
-    if dialect == "postgresql":
-        return ["ALTER TABLE identity_history DROP CONSTRAINT identity_history_pkey",
-                "ALTER TABLE identity_history ADD PRIMARY KEY (resident_code, lg_code, seq)",
-                "DROP INDEX identity_history_code", previous]
-    hcols = ", ".join(c.name for c in _HISTORY.columns)
-    stmts = [create_table_sql(_HISTORY, dialect).replace(
-                 "CREATE TABLE identity_history", "CREATE TABLE identity_history_v2", 1),
-             f"INSERT INTO identity_history_v2 ({hcols}) SELECT {hcols} FROM identity_history"
-             " ORDER BY resident_code, lg_code, seq",
-             "DROP TABLE identity_history",
-             "ALTER TABLE identity_history_v2 RENAME TO identity_history",
-             previous]
-    # SQLite: the current info becomes a table in arrival order with a unique index on the
-    # code: a batch of codes at random then appends rows and touches only the small index,
-    # instead of rewriting every page of a table clustered on the code. Batches are staged
-    # in a temporary table (in memory), not in the database file.
-    cols = ", ".join(c.name for c in _CURRENT.columns)
-    ddl = create_table_sql(_CURRENT, dialect).replace(
-        ",\n  PRIMARY KEY (resident_code)", "").replace(
-        "CREATE TABLE identity", "CREATE TABLE identity_v2", 1)
-    return [*stmts, ddl,
-            f"INSERT INTO identity_v2 ({cols}) SELECT {cols} FROM identity",
-            "DROP TABLE identity",
-            "ALTER TABLE identity_v2 RENAME TO identity",
-            "CREATE UNIQUE INDEX identity_code ON identity (resident_code)",
-            "DROP TABLE identity_staging"]
+    # also holds the change that gave it up (previous_resident_code). The current info is
+    # kept in arrival order with a unique index on the code where the database clusters
+    # tables on their key (SQLite): a batch of codes at random then appends rows and
+    # touches only the small index. SQLite stages batches in temporary tables from now on.
+    previous = ddl.create_index(Index("identity_history_previous", "identity_history",
+                                      "previous_resident_code", False,
+                                      "previous_resident_code IS NOT NULL"))
+    return [*ddl.rekey(_HISTORY, drop_indexes=("identity_history_code",)), previous,
+            *ddl.arrival_order(_CURRENT, "identity_code"),
+            *ddl.drop_scratch_table(_STAGING.name)]
 
 
 #: Codes given up by a code change: retired for good, never current again.
@@ -247,21 +218,20 @@ _CLOSING = frozenset({"move_out", "move_out_correction"})
 CHANGE_REASONS: frozenset[str] = frozenset({*EVENT_KINDS, "load", "move_out_correction"})
 
 
-def _v3(dialect: str) -> list[str]:
+def _v3(ddl: Ddl) -> list[str]:
     # Who holds a record since when; retired codes, quarantined entries and received code
     # blocks as tables. Codes retired by the history's code changes are recorded (the first
     # change of each), and a current row that a late entry revived for such a code goes.
     reasons = ", ".join(f"'{r}'" for r in sorted(_TAKING))
     stmts = [
-        "ALTER TABLE identity ADD COLUMN held_since "
-        + ("TEXT" if dialect == "sqlite" else "DATE"),
+        ddl.add_column("identity", Column("held_since", "date")),
         "UPDATE identity SET held_since = COALESCE((SELECT max(h.change_date) FROM"
         " identity_history h WHERE h.resident_code = identity.resident_code AND h.lg_code ="
         f" identity.lg_code AND h.change_reason IN ({reasons})), change_date)",
-        create_table_sql(_RETIRED, dialect),
-        create_table_sql(_QUARANTINE, dialect),
-        create_table_sql(_REJECTED, dialect),
-        create_table_sql(_BLOCKS, dialect),
+        ddl.create_table(_RETIRED),
+        ddl.create_table(_QUARANTINE),
+        ddl.create_table(_REJECTED),
+        ddl.create_table(_BLOCKS),
         "INSERT INTO identity_retired (resident_code, lg_code, retired_on, new_code, seq,"
         " packet_id) SELECT previous_resident_code, lg_code, change_date, resident_code, seq,"
         " packet_id FROM (SELECT h.*, row_number() OVER (PARTITION BY previous_resident_code"
@@ -270,10 +240,7 @@ def _v3(dialect: str) -> list[str]:
         "DELETE FROM identity WHERE resident_code IN (SELECT resident_code FROM"
         " identity_retired)",
     ]
-    if dialect == "postgresql":  # (SQLite stages in a temporary table)
-        stmts += ["ALTER TABLE identity_staging ADD COLUMN final SMALLINT NOT NULL",
-                  "ALTER TABLE identity_staging ADD COLUMN held_since DATE"]
-    return stmts
+    return [*stmts, *ddl.add_scratch_columns(_STAGING.name, _DECIDED)]
 
 
 #: Every schema version of the identity store, in order. Append; never edit a published step.
@@ -283,6 +250,9 @@ _MIGRATIONS: tuple[Migration, ...] = (
     Migration(3, "record holders, retired codes, quarantined and rejected entries, received"
                  " code blocks",
               _v3),
+    # (the register's bulk write lock once needed a meta row named 'lg_code')
+    Migration(4, "the node id under its own name in meta",
+              lambda ddl: ["UPDATE meta SET key = 'node_id' WHERE key = 'lg_code'"]),
 )
 SCHEMA_VERSION = _MIGRATIONS[-1].version
 #: Page size of a new SQLite identity store. Its B-trees take rows at random code
@@ -305,9 +275,8 @@ def create_identity_store(target: str | Path, *, node_id: str, kind: str) -> Ide
             if installed_version(s, "identity_schema_version") is not None:
                 raise ConflictError(f"{backend.target} already holds an identity store")
             _migrate(s, 0)
-            # The backend's bulk path takes its write lock on the meta row 'lg_code'.
             s.executemany("INSERT INTO meta (key, value) VALUES (?, ?)",
-                          [("lg_code", node_id), ("kind", kind)])
+                          [("node_id", node_id), ("kind", kind)])
             _audit(s, node_id, "identity.init", node_id, kind)
     except BaseException:
         backend.close()
@@ -370,7 +339,7 @@ class IdentityStore:
         self._b = backend
         with backend.session(write=False) as s:
             meta = dict(s.query("SELECT key, value FROM meta"))
-        self.node_id: str = meta["lg_code"]
+        self.node_id: str = meta["node_id"]
         self.kind: str = meta["kind"]
 
     def close(self) -> None:
@@ -457,17 +426,17 @@ class IdentityStore:
             if fresh.num_rows == 0:
                 pass  # every new entry was set aside
             elif _new_codes_only(fresh):
-                staging = _stage(s, _batch(fresh, sender, packet_id, s.dialect,
-                                           np.ones(fresh.num_rows, dtype=bool),
-                                           fresh.column("change_date")))
+                staging = s.stage(_BATCH, _batch(fresh, sender, packet_id,
+                                                  np.ones(fresh.num_rows, dtype=bool),
+                                                  fresh.column("change_date")))
                 if not _insert_new_codes(s, staging):
-                    _unstage(s, staging)
+                    s.unstage(staging)
                     staging = None
             if staging is None and fresh.num_rows:
                 plan = _plan(s, fresh, sender, packet_id)
                 outcome = plan.outcome
-                staging = _stage(s, _batch(fresh, sender, packet_id, s.dialect, plan.final,
-                                           plan.since))
+                staging = s.stage(_BATCH, _batch(fresh, sender, packet_id, plan.final,
+                                                  plan.since))
                 _carry_out(s, staging, plan, sender, packet_id, actor)
             cols = ", ".join(c.name for c in IDENTITY_COLUMNS)
             # Every entry goes into the history (the staging table is read in code order),
@@ -475,7 +444,7 @@ class IdentityStore:
             if staging is not None:
                 s.execute(f"INSERT INTO identity_history (lg_code, {cols}, packet_id)"
                           f" SELECT lg_code, {cols}, packet_id FROM {staging}")
-                _unstage(s, staging)
+                s.unstage(staging)
             if v is None:
                 s.execute("INSERT INTO peers (lg_code, last_seq) VALUES (?, ?)",
                           (sender, last_seq))
@@ -615,28 +584,6 @@ class IdentityStore:
             return content_digest(s, queries)
 
 
-def _stage(s: Session, rows: pa.Table, table: Table = _BATCH) -> str:
-    """Put a batch into an empty staging table; returns the table's name.
-
-    SQLite: a temporary table, in memory and gone with the connection. PostgreSQL: an
-    unlogged table, emptied in the transaction that fills it.
-    """
-    if s.dialect == "sqlite":
-        name = "identity_batch" if table.name == "identity_staging" else table.name
-        s.execute(f"DROP TABLE IF EXISTS temp.{name}")
-        s.execute(create_table_sql(table, "sqlite").replace(
-            f"CREATE TABLE {table.name}", f"CREATE TEMP TABLE {name}", 1))
-        s.ingest(name, rows, temporary=True)
-        return f"temp.{name}"
-    s.execute(f"TRUNCATE {table.name}")
-    s.ingest(table.name, rows)
-    return table.name
-
-
-def _unstage(s: Session, staging: str) -> None:
-    s.execute(f"DROP TABLE {staging}" if s.dialect == "sqlite" else f"TRUNCATE {staging}")
-
-
 _CURRENT_COLS = ", ".join(c.name for c in _CURRENT.columns)
 _NEW_CODE_REASONS = pa.array(["birth", "load", "move_in"], pa.string())
 
@@ -695,7 +642,7 @@ def _insert_new_codes(s: Session, staging: str) -> bool:
                          f" SELECT {_CURRENT_COLS}, change_date FROM {staging}")
 
 
-def _batch(fresh: pa.Table, sender: str, packet_id: str, dialect: str, final: Any,
+def _batch(fresh: pa.Table, sender: str, packet_id: str, final: Any,
            since: Any) -> pa.Table:
     """The batch as staged: sender, entries, packet, and the decisions."""
     n = fresh.num_rows
@@ -703,7 +650,7 @@ def _batch(fresh: pa.Table, sender: str, packet_id: str, dialect: str, final: An
     t = t.append_column("packet_id", pa.array([packet_id] * n, pa.string()))
     t = t.append_column("final", pa.array(np.asarray(final, dtype=np.int8), pa.int8()))
     t = t.append_column("held_since", since)
-    return _for_db(t.select(_BATCH.names), dialect)
+    return t.select(_BATCH.names)
 
 
 @dataclass
@@ -748,14 +695,6 @@ class _Plan:
     outcome: _Outcome
 
 
-def _named(s: Session, codes: Any) -> tuple[str, tuple[Any, ...]]:
-    """A condition "resident_code is one of ``codes``" with its parameter."""
-    values = [int(c) for c in codes]
-    if s.dialect == "sqlite":
-        return "resident_code IN (SELECT value FROM json_each(?))", (json.dumps(values),)
-    return "resident_code = ANY(?)", (values,)
-
-
 def _plan(s: Session, fresh: pa.Table, sender: str, packet_id: str) -> _Plan:
     """Decide a batch by the rules of who holds a record (docs/sync.md, "Who holds a
     record"), each code's entries in the sender's order.
@@ -768,7 +707,7 @@ def _plan(s: Session, fresh: pa.Table, sender: str, packet_id: str) -> _Plan:
     codes_np = fresh.column("resident_code").to_numpy()  # in code order, then seq
     prev_col = fresh.column("previous_resident_code")
     prevs_np = prev_col.drop_null().to_numpy()
-    cond, params = _named(s, np.union1d(codes_np, prevs_np))
+    cond, params = s.any_of("resident_code", np.union1d(codes_np, prevs_np).tolist())
     state = s.fetch_arrow(
         "SELECT resident_code, lg_code, status, change_reason, change_date, held_since"
         f" FROM identity WHERE {cond} ORDER BY resident_code", params, _STATE_SCHEMA)
@@ -1059,7 +998,6 @@ def _validated(changes: Any, first_seq: int, last_seq: int, sender: object = Non
 def _entry_json(table: pa.Table, row: int) -> str:
     """One entry as JSON for the record of rejected entries, whatever its values hold:
     text with invalid UTF-8 is decoded with replacement characters."""
-    import json
 
     out: dict[str, Any] = {}
     for name in table.column_names:
@@ -1075,14 +1013,3 @@ def _entry_json(table: pa.Table, row: int) -> str:
     return json.dumps(out, ensure_ascii=False, default=str)
 
 
-def _for_db(table: pa.Table, dialect: str) -> pa.Table:
-    """Arrow columns as the database stores them (codes as int64, dates as text on SQLite)."""
-    out = []
-    for f in table.schema:
-        col = table.column(f.name)
-        if pa.types.is_uint64(f.type):
-            col = pc.cast(col, pa.int64())
-        elif dialect == "sqlite" and pa.types.is_date32(f.type):
-            col = pc.cast(col, pa.string())  # ISO 8601, as the register stores dates
-        out.append(col)
-    return pa.table(out, names=table.column_names)

@@ -25,8 +25,8 @@ from jukicore.errors import (
     JukiError,
     NotFoundError,
 )
+from jukicore.store.backend import Session
 
-from ._backend import Session
 from ._schema import HEAD, REMOVED, RESIDENT, RESIDENT_COLUMNS, TRACKED_ITEMS
 from .events import KINDS
 

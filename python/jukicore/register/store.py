@@ -23,6 +23,16 @@ from jukicore.errors import (
     NotFoundError,
     SchemaVersionError,
 )
+from jukicore.store.backend import (
+    Backend,
+    Session,
+    connect,
+    content_digest,
+    installed_version,
+    migrate,
+    rows_to_arrow,
+    utcnow,
+)
 from jukicore.validate import (
     check_lg_code,
     coerce_column,
@@ -35,16 +45,6 @@ from jukicore.validate import (
 )
 
 from . import actors as perm
-from ._backend import (
-    Backend,
-    Session,
-    connect,
-    content_digest,
-    installed_version,
-    migrate,
-    rows_to_arrow,
-    utcnow,
-)
 from ._schema import (
     AUDIT_SCHEMA,
     HEAD,
@@ -62,7 +62,6 @@ from ._schema import (
     TABLES,
     TRACKED_ITEMS,
     arrow_schema,
-    create_index_sql,
 )
 from .actors import Actor
 from .events import EVENT_SCHEMA, KINDS
@@ -487,7 +486,7 @@ class Register(SyncState):
             if fresh:
                 for index in INDEXES:
                     if index[1] in ("residents", "households"):
-                        s.execute(create_index_sql(index))
+                        s.execute(s.ddl.create_index(index))
             seq = int(s.scalar("SELECT value FROM meta WHERE key = 'outbox_seq'"))
             # every loaded record is new identity info for the center: one outbox row each,
             # numbered in person_id order. When the loaded ids are one contiguous run (checked
@@ -507,10 +506,9 @@ class Register(SyncState):
             s.execute("UPDATE meta SET value = ? WHERE key = 'outbox_seq'", (str(seq + n),))
             _audit(s, actor, "register.load", self.lg_code, None,
                    detail=f"{n} residents, {hh.num_rows} households")
-            if s.dialect == "postgresql":
-                # planner statistics for the new rows now, not whenever autovacuum gets to
-                # them: without them the per-notification lookups may be planned as scans
-                s.execute("ANALYZE residents, households")
+            # planner statistics for the new rows now: without them the per-notification
+            # lookups may be planned as scans
+            s.analyze("residents", "households")
         return LoadReport(n, hh.num_rows, pid0 + 1, hid0 + 1)
 
     # -- notifications -----------------------------------------------------------------------

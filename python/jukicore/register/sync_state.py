@@ -12,13 +12,13 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from jukicore.errors import InvalidInputError, PacketSequenceError
+from jukicore.store.backend import utcnow
 
 from . import actors as perm
-from ._backend import utcnow
 from .actors import Actor
 
 if TYPE_CHECKING:
-    from ._backend import Backend, Session
+    from jukicore.store.backend import Backend, Session
 
 
 class SyncState:

@@ -1,8 +1,16 @@
 """Database backends: SQLite (embedded default) and PostgreSQL, behind one session API.
 
-A *session* is one transaction. Workflow code writes SQL once with ``?``
-placeholders and passes dates through :meth:`Session.d` and timestamps through
-:meth:`Session.ts`; the session translates for its database.
+The only module (with :mod:`jukicore.store.schema`) that knows which database it
+talks to. A *session* is one transaction. Workflow code writes portable SQL once
+with ``?`` placeholders, passes dates through :meth:`Session.d` and timestamps
+through :meth:`Session.ts`, and asks the session for what differs between the
+databases: DDL (:attr:`Session.ddl`), a batch staged for set-based statements
+(:meth:`Session.stage`), a condition "column is one of these values"
+(:meth:`Session.any_of`), Arrow columns as the database stores them
+(:meth:`Session.for_db`), planner statistics (:meth:`Session.analyze`).
+
+Every store has a key-value table ``meta``: a bulk session takes the SQLite
+write lock on it before any other statement.
 
 Bulk paths move Arrow data without Python loops over rows:
 
@@ -33,6 +41,7 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import io
+import json
 import os
 import sqlite3
 import threading
@@ -44,6 +53,7 @@ from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 
 from jukicore._threads import one_ahead
@@ -54,7 +64,7 @@ from jukicore.errors import (
     NotFoundError,
     StoreError,
 )
-from jukicore.register._schema import Migration
+from jukicore.store.schema import Ddl, Migration, Table
 
 Params = Sequence[Any]
 
@@ -68,13 +78,7 @@ def utcnow() -> dt.datetime:
 
 def installed_version(s: Session, version_table: str) -> int | None:
     """The schema version recorded in ``version_table``, or None if the table is absent."""
-    if s.dialect == "sqlite":
-        exists = s.query("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?",
-                         (version_table,))
-    else:
-        exists = s.query("SELECT 1 FROM information_schema.tables WHERE table_name = ?"
-                         " AND table_schema = current_schema()", (version_table,))
-    if not exists:
+    if not s.table_exists(version_table):
         return None
     v = s.scalar(f"SELECT max(version) FROM {version_table}")
     return None if v is None else int(v)
@@ -92,7 +96,7 @@ def migrate(s: Session, version_table: str, migrations: Sequence[Migration], cur
     for m in migrations:
         if m.version <= current:
             continue
-        for stmt in m.statements(s.dialect):
+        for stmt in m.statements(s.ddl):
             s.execute(stmt)
         if described:
             s.execute(f"INSERT INTO {version_table} (version, description, applied_at)"
@@ -196,6 +200,46 @@ class Session(ABC):
         rows = self.query(sql, params)
         return rows[0][0] if rows else None
 
+    # -- what differs between the databases ----------------------------------------------
+
+    @property
+    def ddl(self) -> Ddl:
+        """The DDL of this session's database."""
+        return Ddl(self.dialect)
+
+    @abstractmethod
+    def table_exists(self, name: str) -> bool:
+        """Whether the store has a table of that name."""
+
+    @abstractmethod
+    def stage(self, table: Table, rows: pa.Table) -> str:
+        """Put a batch into an empty staging table shaped like ``table`` (a scratch table
+        the schema created); returns the name to use in statements. Drop it with
+        :meth:`unstage` in the same transaction."""
+
+    @abstractmethod
+    def unstage(self, staging: str) -> None:
+        """Empty or drop a staging table of :meth:`stage`."""
+
+    @abstractmethod
+    def any_of(self, column: str, values: Sequence[int]) -> tuple[str, tuple[Any, ...]]:
+        """A condition "``column`` is one of ``values`` (integers)" and its parameters."""
+
+    def for_db(self, table: pa.Table) -> pa.Table:
+        """Arrow columns as the database stores them: codes (uint64) as int64."""
+        out = []
+        for f in table.schema:
+            col = table.column(f.name)
+            if pa.types.is_uint64(f.type):
+                col = pc.cast(col, pa.int64())
+            out.append(col)
+        return pa.table(out, names=table.column_names)
+
+    @abstractmethod
+    def analyze(self, *tables: str) -> None:
+        """Planner statistics for rows just loaded in bulk (PostgreSQL: now, not whenever
+        autovacuum gets to them; SQLite plans without them: nothing to do)."""
+
 
 # -- SQLite -------------------------------------------------------------------------------
 
@@ -245,6 +289,36 @@ class _SqliteSession(Session):
 
     def ts(self, value: dt.datetime) -> Any:
         return _ts_text(value)
+
+
+    def table_exists(self, name: str) -> bool:
+        return bool(self.query(
+            "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?", (name,)))
+
+    def stage(self, table: Table, rows: pa.Table) -> str:
+        # a temporary table: in memory (temp_store) and gone with the connection
+        name = f"{table.name}_batch"
+        self.execute(f"DROP TABLE IF EXISTS temp.{name}")
+        self.execute(self.ddl.create_table(table, name=name, temporary=True))
+        self.ingest(name, self.for_db(rows), temporary=True)
+        return f"temp.{name}"
+
+    def unstage(self, staging: str) -> None:
+        self.execute(f"DROP TABLE {staging}")
+
+    def analyze(self, *tables: str) -> None:
+        pass
+
+    def any_of(self, column: str, values: Sequence[int]) -> tuple[str, tuple[Any, ...]]:
+        return (f"{column} IN (SELECT value FROM json_each(?))",
+                (json.dumps([int(v) for v in values]),))
+
+    def for_db(self, table: pa.Table) -> pa.Table:
+        """As :meth:`Session.for_db`; dates as ISO 8601 text."""
+        table = super().for_db(table)
+        return pa.table([pc.cast(table.column(f.name), pa.string())
+                         if pa.types.is_date32(f.type) else table.column(f.name)
+                         for f in table.schema], names=table.column_names)
 
 
 class _AdbcSqliteSession(_SqliteSession):
@@ -591,8 +665,7 @@ class SqliteBackend(Backend):
                             cur.execute("PRAGMA temp_store = MEMORY")
                             if write:
                                 # take the write lock now, as BEGIN IMMEDIATE would
-                                cur.execute(
-                                    "UPDATE meta SET value = value WHERE key = 'lg_code'")
+                                cur.execute("DELETE FROM meta WHERE 0")
                     except Exception as exc:
                         with suppress(Exception):
                             conn.rollback()
@@ -745,6 +818,26 @@ class _PgSession(Session):
     @staticmethod
     def pd(value: Any) -> dt.date | None:
         return value  # type: ignore[no-any-return]
+
+
+    def table_exists(self, name: str) -> bool:
+        return bool(self.query("SELECT 1 FROM information_schema.tables WHERE table_name = ?"
+                               " AND table_schema = current_schema()", (name,)))
+
+    def stage(self, table: Table, rows: pa.Table) -> str:
+        # the unlogged scratch table of the schema, emptied in the transaction that fills it
+        self.execute(f"TRUNCATE {table.name}")
+        self.ingest(table.name, self.for_db(rows))
+        return table.name
+
+    def unstage(self, staging: str) -> None:
+        self.execute(f"TRUNCATE {staging}")
+
+    def any_of(self, column: str, values: Sequence[int]) -> tuple[str, tuple[Any, ...]]:
+        return f"{column} = ANY(?)", ([int(v) for v in values],)
+
+    def analyze(self, *tables: str) -> None:
+        self.execute(f"ANALYZE {', '.join(tables)}")
 
 
 class PostgresBackend(Backend):
