@@ -18,14 +18,14 @@ export CARGO_TERM_COLOR ?= never
 $(VENV)/.deps: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet "maturin>=1.7,<2"
+	$(PY) -m pip install --quiet "maturin>=1.9.2,<2"
 	touch $@
 
 venv: $(VENV)/.deps
 
 build: venv
 	VIRTUAL_ENV=$(abspath $(VENV)) PATH=$(abspath $(VENV))/bin:$$PATH \
-	  $(VENV)/bin/maturin develop --release --quiet --extras synth,dev
+	  $(VENV)/bin/maturin develop --release --quiet --extras postgresql-binary,synth,dev
 
 demo: build
 	$(VENV)/bin/jukicore demo
