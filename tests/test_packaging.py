@@ -109,8 +109,10 @@ def test_postgresql_support_is_an_extra(pkg_info: Message) -> None:
         "postgresql", "postgresql-binary", "synth", "dev"}
 
 
-def test_the_build_installs_the_extras() -> None:
+def test_wheels_target_manylinux2014_and_the_build_installs_the_extras() -> None:
     project = tomllib.loads((ROOT / "pyproject.toml").read_text())
+    # release wheels for glibc 2.17+ (checked with auditwheel: docs/packaging.md)
+    assert project["tool"]["maturin"]["compatibility"] == "manylinux2014"
     # maturin older than 1.9.2 writes the legacy License field (or refuses the string)
     assert project["build-system"]["requires"] == ["maturin>=1.9.2,<2"]
     build = re.search(r"^build:.*?(?=^\S)", (ROOT / "Makefile").read_text(), re.M | re.S)
