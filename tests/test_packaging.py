@@ -281,3 +281,40 @@ def test_the_cli_on_postgresql_without_psycopg_says_what_to_install(
     assert "pip install 'jukicore[postgresql]'" in proc.stderr
     assert "Traceback" not in proc.stderr and "internal error" not in proc.stderr
     assert _tables(uri) == []
+
+
+# --------------------------------------------------------------------------------------
+# asv
+
+
+def test_asv_builds_each_commit_in_its_own_environment() -> None:
+    from asv.config import Config
+
+    conf = Config.load(str(ROOT / "benches" / "asv.conf.json"))
+    assert conf.environment_type == "virtualenv"
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())
+    # one Python that the project supports (requires-python >= 3.11)
+    assert conf.pythons == ["3.11"]
+    assert project["project"]["requires-python"] == ">=3.11"
+    (build,) = conf.build_command
+    assert "pip wheel" in build and "{build_dir}" in build and "{build_cache_dir}" in build
+    # the extras the benchmarks are installed with exist
+    extras = set(project["project"]["optional-dependencies"])
+    installs = " ".join(conf.install_command)
+    named = re.findall(r"\{wheel_file\}\[([^\]]+)\]", installs)
+    assert named, installs
+    for group in named:
+        assert set(group.split(",")) <= extras, (group, extras)
+    assert "--force-reinstall" in installs  # a commit whose version did not change
+
+
+def test_asv_quick_mode_finds_every_benchmark(tmp_path: Path) -> None:
+    """``asv run --python=same`` (make bench-asv): the installed jukicore, nothing built."""
+    env = dict(os.environ, HOME=str(tmp_path))
+    env["PYTHONPATH"] = os.pathsep.join(
+        p for p in (str(ROOT / "python"), os.environ.get("PYTHONPATH", "")) if p)
+    proc = subprocess.run([sys.executable, "-m", "asv", "check", "--python=same"],
+                          cwd=ROOT / "benches", env=env, capture_output=True, text=True,
+                          timeout=300, check=False)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "No problems found" in proc.stdout
