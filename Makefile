@@ -55,8 +55,8 @@ bench: build
 
 # asv, quick: the jukicore installed in .venv (make build), nothing built per commit
 bench-asv: build
-	cd benches && ../$(VENV)/bin/asv machine --yes && \
-	  ../$(VENV)/bin/asv run --python=same --quick --show-stderr
+	cd benches && $(abspath $(VENV))/bin/asv machine --yes && \
+	  $(abspath $(VENV))/bin/asv run --python=same --quick --show-stderr
 
 # asv builds BASE and HEAD each in its own virtualenv and compares them; it exits 1 when
 # a benchmark of BENCH (a regular expression) got slower by more than FACTOR
@@ -64,8 +64,8 @@ BASE ?= main
 BENCH ?= ^ids_
 FACTOR ?= 1.1
 bench-asv-compare: build
-	cd benches && ../$(VENV)/bin/asv machine --yes && \
-	  ../$(VENV)/bin/asv continuous --show-stderr --factor $(FACTOR) --bench '$(BENCH)' \
+	cd benches && $(abspath $(VENV))/bin/asv machine --yes && \
+	  $(abspath $(VENV))/bin/asv continuous --show-stderr --factor $(FACTOR) --bench '$(BENCH)' \
 	  $(BASE) HEAD
 
 # pyproject.toml asks maturin for manylinux2014 (glibc 2.17): zig links against that
