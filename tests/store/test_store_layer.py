@@ -6,7 +6,6 @@ import re
 from pathlib import Path
 
 import pyarrow as pa
-import pytest
 
 import jukicore
 from jukicore.store import Column, Index, Table, connect

@@ -742,8 +742,7 @@ class _PgSession(Session):
             self._cur.executemany(self._q(sql), rows)
 
     def try_execute(self, sql: str, params: Params = ()) -> bool:
-        import psycopg
-
+        psycopg = import_psycopg()
         try:
             with self._conn.transaction():  # nested: a savepoint, rolled back on error
                 self._cur.execute(self._q(sql), params or None)
@@ -840,14 +839,29 @@ class _PgSession(Session):
         self.execute(f"ANALYZE {', '.join(tables)}")
 
 
+#: What to install for PostgreSQL stores (pyproject.toml's extras).
+POSTGRESQL_EXTRAS = ("pip install 'jukicore[postgresql]' (psycopg, on the system's libpq) or "
+                     "'jukicore[postgresql-binary]' (psycopg with its own libpq)")
+
+
+def import_psycopg() -> Any:
+    """psycopg 3, imported only when a PostgreSQL store is used: the base install of
+    jukicore (SQLite) works without it. Missing, or without a usable libpq, it is a
+    :class:`MissingDependencyError` that names the extra to install."""
+    try:
+        import psycopg
+    except ImportError as exc:
+        raise MissingDependencyError(
+            f"PostgreSQL stores need psycopg 3, which cannot be imported ({exc}): "
+            f"{POSTGRESQL_EXTRAS}") from exc
+    return psycopg
+
+
 class PostgresBackend(Backend):
     dialect = "postgresql"
 
     def __init__(self, uri: str) -> None:
-        try:
-            import psycopg
-        except ImportError as exc:  # pragma: no cover - a declared dependency
-            raise MissingDependencyError("PostgreSQL registers need psycopg (3)") from exc
+        psycopg = import_psycopg()
         self.target = uri
         self._lock = threading.RLock()
         try:
