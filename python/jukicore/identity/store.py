@@ -49,6 +49,7 @@ from jukicore.errors import (
     PacketSequenceError,
     SchemaVersionError,
 )
+from jukicore.identity.items import IDENTITY_COLUMNS, IDENTITY_SCHEMA
 from jukicore.register.events import KINDS as EVENT_KINDS
 from jukicore.store import (
     Backend,
@@ -77,35 +78,6 @@ __all__ = [
 ]
 
 KINDS = ("prefecture", "center")
-
-#: One change of identity confirmation info, as a municipality sends it.
-IDENTITY_COLUMNS: tuple[Column, ...] = (
-    Column("seq", "int", False),
-    Column("resident_code", "int", False),
-    Column("previous_resident_code", "int"),
-    Column("family_name", "text", False),
-    Column("given_name", "text", False),
-    Column("birth_date", "date", False),
-    Column("sex", "small", False),
-    Column("address", "text", False),
-    Column("status", "text", False),
-    Column("change_date", "date", False),
-    Column("change_reason", "text", False),
-)
-
-IDENTITY_SCHEMA = pa.schema([
-    pa.field("seq", pa.int64(), False),
-    pa.field("resident_code", pa.uint64(), False),
-    pa.field("previous_resident_code", pa.uint64()),
-    pa.field("family_name", pa.string(), False),
-    pa.field("given_name", pa.string(), False),
-    pa.field("birth_date", pa.date32(), False),
-    pa.field("sex", pa.int8(), False),
-    pa.field("address", pa.string(), False),
-    pa.field("status", pa.string(), False),
-    pa.field("change_date", pa.date32(), False),
-    pa.field("change_reason", pa.string(), False),
-])
 
 _ITEMS = [c.name for c in IDENTITY_COLUMNS if c.name not in ("seq", "previous_resident_code")]
 _CURRENT = Table(

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import pyarrow as pa
 
+from jukicore.identity.items import IDENTITY_COLUMNS
 from jukicore.store.schema import Column, Ddl, Index, Migration, Table
 
 RESIDENT = "resident"
@@ -63,10 +64,6 @@ TRACKED_ITEMS: tuple[str, ...] = tuple(
     c.name for c in RESIDENT_COLUMNS if c.name not in ("person_id", "updated_on")
 )
 
-#: Identity confirmation info (本人確認情報) items: a change to one of these goes to the outbox.
-IDENTITY_ITEMS: frozenset[str] = frozenset(
-    {"family_name", "given_name", "birth_date", "sex", "address", "resident_code", "status"}
-)
 
 #: Tables of schema version 1 (a published step: never edit).
 V1_TABLES: tuple[Table, ...] = (
@@ -129,17 +126,7 @@ V1_TABLES: tuple[Table, ...] = (
         "outbox",
         (
             _c("lg_code", "text", False),
-            _c("seq", "int", False),
-            _c("resident_code", "int", False),
-            _c("previous_resident_code", "int"),
-            _c("family_name", "text", False),
-            _c("given_name", "text", False),
-            _c("birth_date", "date", False),
-            _c("sex", "small", False),
-            _c("address", "text", False),
-            _c("status", "text", False),
-            _c("change_date", "date", False),
-            _c("change_reason", "text", False),
+            *IDENTITY_COLUMNS,  # what leaves the municipality, and nothing else
             _c("notification_id", "text"),
             _c("recorded_at", "ts", False),
         ),

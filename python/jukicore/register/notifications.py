@@ -25,6 +25,7 @@ from jukicore.errors import (
     JukiError,
     NotFoundError,
 )
+from jukicore.identity.items import IDENTITY_COLUMNS, IDENTITY_ITEMS
 from jukicore.store.backend import Session
 
 from ._schema import HEAD, REMOVED, RESIDENT, RESIDENT_COLUMNS, TRACKED_ITEMS
@@ -37,7 +38,12 @@ INSERT_RES = (
     "INSERT INTO residents (" + ", ".join(RES_COLS) + ") VALUES (" + ", ".join("?" * len(RES_COLS))
     + ")"
 )
-_IDENTITY = ("family_name", "given_name", "birth_date", "sex", "address", "resident_code", "status")
+_IDENTITY = IDENTITY_ITEMS
+#: The outbox row of a change: the municipality, the identity info, the notification.
+_OUTBOX_ITEMS = tuple(c.name for c in IDENTITY_COLUMNS)
+_OUTBOX_DATES = frozenset(c.name for c in IDENTITY_COLUMNS if c.type == "date")
+INSERT_OUTBOX = (f"INSERT INTO outbox (lg_code, {', '.join(_OUTBOX_ITEMS)}, notification_id,"
+                 f" recorded_at) VALUES ({', '.join('?' * (len(_OUTBOX_ITEMS) + 3))})")
 
 #: How far ahead a move-out may be planned (転出予定日), in days after the notification.
 MOVE_OUT_LEAD_DAYS = 14
@@ -346,11 +352,13 @@ class Batch:
         previous_code: int | None = None,
     ) -> None:
         self.outbox_seq += 1
-        self.outbox.append(
-            (self.lg_code, self.outbox_seq, p["resident_code"], previous_code, p["family_name"],
-             p["given_name"], self.s.d(p["birth_date"]), p["sex"], p["address"], p["status"],
-             self.s.d(change_date), reason, nid, self.now_p)
-        )
+        change: dict[str, Any] = {"seq": self.outbox_seq, "previous_resident_code": previous_code,
+                                  "change_date": change_date, "change_reason": reason}
+        row: list[Any] = [self.lg_code]
+        for c in _OUTBOX_ITEMS:
+            v = change[c] if c in change else p[c]
+            row.append(self.s.d(v) if c in _OUTBOX_DATES else v)
+        self.outbox.append((*row, nid, self.now_p))
 
     def flush_history(self) -> None:
         """Write the buffered history rows now (a read of the history follows)."""
@@ -377,12 +385,7 @@ class Batch:
             " VALUES (?, ?, ?, ?, ?, ?, ?)",
             self.audit,
         )
-        s.executemany(
-            "INSERT INTO outbox (lg_code, seq, resident_code, previous_resident_code, family_name,"
-            " given_name, birth_date, sex, address, status, change_date, change_reason,"
-            " notification_id, recorded_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            self.outbox,
-        )
+        s.executemany(INSERT_OUTBOX, self.outbox)
         s.execute("UPDATE meta SET value = ? WHERE key = 'outbox_seq'", (str(self.outbox_seq),))
         self.history.clear()
         self.notifications.clear()

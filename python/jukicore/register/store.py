@@ -23,6 +23,7 @@ from jukicore.errors import (
     NotFoundError,
     SchemaVersionError,
 )
+from jukicore.identity.items import IDENTITY_COLUMNS
 from jukicore.store.backend import (
     Backend,
     Session,
@@ -495,12 +496,13 @@ class Register(SyncState):
             pmin, pmax = (int(v.as_py()) for v in pc.min_max(pids).values())
             seq_expr = (f"? + (person_id - {pmin - 1})" if pmax - pmin + 1 == n
                         else "? + row_number() OVER (ORDER BY person_id)")
+            change = {"seq": seq_expr, "previous_resident_code": "NULL",
+                      "change_date": "resident_since", "change_reason": "'load'"}
+            items = [c.name for c in IDENTITY_COLUMNS]
             s.execute(
-                "INSERT INTO outbox (lg_code, seq, resident_code, previous_resident_code,"
-                " family_name, given_name, birth_date, sex, address, status, change_date,"
-                f" change_reason, notification_id, recorded_at) SELECT lg_code, {seq_expr},"
-                " resident_code, NULL, family_name, given_name, birth_date, sex, address,"
-                " status, resident_since, 'load', NULL, ? FROM residents WHERE person_id > ?",
+                f"INSERT INTO outbox (lg_code, {', '.join(items)}, notification_id, recorded_at)"
+                f" SELECT lg_code, {', '.join(change.get(c, c) for c in items)}, NULL, ?"
+                " FROM residents WHERE person_id > ?",
                 (seq, s.ts(utcnow()), pid0),
             )
             s.execute("UPDATE meta SET value = ? WHERE key = 'outbox_seq'", (str(seq + n),))
