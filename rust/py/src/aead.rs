@@ -16,6 +16,8 @@ use pyo3::buffer::PyUntypedBuffer;
 use pyo3::exceptions::PyTypeError;
 use pyo3::prelude::*;
 
+use crate::error::Result;
+
 type Output<'py> = (Bound<'py, PyArray1<u8>>, Bound<'py, PyArray1<i64>>);
 
 #[derive(Clone, Copy)]
@@ -32,7 +34,7 @@ fn apply<O: Offset>(
     data: &[u8],
     offsets: &[O],
     threads: Threads,
-) -> Result<(Vec<u8>, Vec<i64>), CoreError> {
+) -> std::result::Result<(Vec<u8>, Vec<i64>), CoreError> {
     let records: Records = match op {
         Op::Seal => aead::seal(key, nonce_prefix, aad_prefix, data, offsets, threads)?,
         Op::Open => aead::open(key, nonce_prefix, aad_prefix, data, offsets, threads)?,
@@ -50,10 +52,10 @@ fn run<'py>(
     data: &Bound<'py, PyAny>,
     offsets: &Bound<'py, PyAny>,
     parallel: bool,
-) -> PyResult<Output<'py>> {
+) -> Result<Output<'py>> {
     let buffer = PyUntypedBuffer::get(data)?;
     if !buffer.is_c_contiguous() {
-        return Err(PyTypeError::new_err("data must be a C-contiguous buffer"));
+        return Err(PyTypeError::new_err("data must be a C-contiguous buffer").into());
     }
     let len = buffer.len_bytes();
     let bytes: &[u8] = if len == 0 {
@@ -69,9 +71,8 @@ fn run<'py>(
         ($t:ty) => {
             if let Ok(arr) = offsets.extract::<PyReadonlyArray1<'py, $t>>() {
                 let offs = arr.as_slice()?;
-                let (out, out_offsets) = py
-                    .detach(|| apply(op, key, nonce_prefix, aad_prefix, bytes, offs, threads))
-                    .map_err(|e| crate::to_py(py, e))?;
+                let (out, out_offsets) =
+                    py.detach(|| apply(op, key, nonce_prefix, aad_prefix, bytes, offs, threads))?;
                 return Ok((out.into_pyarray(py), out_offsets.into_pyarray(py)));
             }
         };
@@ -80,9 +81,10 @@ fn run<'py>(
     go!(i64);
     go!(u32);
     go!(u64);
-    Err(PyTypeError::new_err(
-        "offsets must be a 1-D numpy array of int32, int64, uint32 or uint64",
-    ))
+    Err(
+        PyTypeError::new_err("offsets must be a 1-D numpy array of int32, int64, uint32 or uint64")
+            .into(),
+    )
 }
 
 /// Encrypt records with AES-256-GCM: record i under nonce
@@ -98,7 +100,7 @@ fn aead_seal<'py>(
     data: &Bound<'py, PyAny>,
     offsets: &Bound<'py, PyAny>,
     parallel: bool,
-) -> PyResult<Output<'py>> {
+) -> Result<Output<'py>> {
     run(
         py,
         Op::Seal,
@@ -124,7 +126,7 @@ fn aead_open<'py>(
     data: &Bound<'py, PyAny>,
     offsets: &Bound<'py, PyAny>,
     parallel: bool,
-) -> PyResult<Output<'py>> {
+) -> Result<Output<'py>> {
     run(
         py,
         Op::Open,
