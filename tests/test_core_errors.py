@@ -15,6 +15,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
+import pyarrow as pa
 import pytest
 
 from jukicore import _jukicore, ids
@@ -204,3 +205,41 @@ def test_container_tags_are_space_padded_and_checked() -> None:
         _jukicore.container_unpack(packed, "ABC", [7])
     full = _jukicore.container_pack("TESTKIND", 1, [])
     assert full[8:16] == b"TESTKIND"
+
+
+# ------------------------------------------- Arrow through the PyCapsule interface
+
+
+class _CapsuleOnly:
+    """An Arrow producer that is not pyarrow: nothing but ``__arrow_c_array__``."""
+
+    def __init__(self, arr: pa.Array) -> None:
+        self._arr = arr
+
+    def __arrow_c_array__(self, requested_schema: object = None) -> object:
+        return self._arr.__arrow_c_array__(requested_schema)
+
+
+@pytest.mark.parametrize("typ", [pa.string(), pa.large_string()])
+def test_text_flags_read_any_arrow_string_array_at_its_offset(typ: pa.DataType) -> None:
+    values = [None, "ok", " x", None, "a\tb", "", "長すぎる名前", None, "y"]
+    arr = pa.array(values, typ)
+    want = [_jukicore.TEXT_NULL, 0, _jukicore.TEXT_SURROUNDING, _jukicore.TEXT_NULL,
+            _jukicore.TEXT_CONTROL, _jukicore.TEXT_EMPTY, _jukicore.TEXT_TOO_LONG,
+            _jukicore.TEXT_NULL, 0]
+    for start in range(len(values)):  # every bit offset of the validity bitmap
+        for producer in (arr.slice(start), _CapsuleOnly(arr.slice(start))):
+            assert _jukicore.text_flags(producer, 5).tolist() == want[start:]
+
+
+def test_text_flags_flag_bytes_that_are_not_utf8() -> None:
+    arr = pa.Array.from_buffers(pa.string(), 2, [None, pa.py_buffer(
+        np.array([0, 2, 3], dtype=np.int32).tobytes()), pa.py_buffer(b"ok\xff")])
+    assert _jukicore.text_flags(arr, 5).tolist() == [0, _jukicore.TEXT_NOT_UTF8]
+
+
+def test_text_flags_refuse_what_is_not_a_string_array() -> None:
+    with pytest.raises(InvalidInputError, match="string column, not Int64"):
+        _jukicore.text_flags(pa.array([1, 2]), 5)
+    with pytest.raises(InvalidInputError, match="expected an Arrow array"):
+        _jukicore.text_flags(["a", "b"], 5)  # type: ignore[arg-type]

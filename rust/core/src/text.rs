@@ -7,6 +7,7 @@
 //! embeddings, overrides and isolates, the BOM), a space, U+00A0 or U+3000 at
 //! either end, more characters than the column's limit, an empty value.
 
+use crate::aead::Offset;
 use crate::error::{CoreError, Result};
 
 /// The value is null (only set when a validity bitmap is given).
@@ -55,12 +56,13 @@ pub fn flags(s: &str, limit: usize) -> u8 {
     out
 }
 
-/// The flags of every value of a string column. `offsets` has `n + 1`
+/// The flags of every value of a string column. `offsets` (32- or 64-bit,
+/// as Arrow's string and large string types have them) has `n + 1`
 /// entries into `data`; `validity` is Arrow's bitmap with the column's first
 /// value at bit `bit_offset` (absent: every value is valid).
-pub fn column_flags(
+pub fn column_flags<O: Offset + std::fmt::Display>(
     data: &[u8],
-    offsets: &[i32],
+    offsets: &[O],
     validity: Option<(&[u8], usize)>,
     limit: usize,
 ) -> Result<Vec<u8>> {
@@ -83,9 +85,9 @@ pub fn column_flags(
             }
         }
         let (start, end) = (offsets[i], offsets[i + 1]);
-        let bytes = usize::try_from(start)
-            .ok()
-            .zip(usize::try_from(end).ok())
+        let bytes = start
+            .position()
+            .zip(end.position())
             .filter(|(s, e)| s <= e)
             .and_then(|(s, e)| data.get(s..e))
             .ok_or_else(|| {

@@ -12,6 +12,10 @@ mod error;
 use std::path::PathBuf;
 use std::sync::{Mutex, MutexGuard};
 
+use arrow_array::cast::AsArray;
+use arrow_array::{Array, GenericStringArray, OffsetSizeTrait};
+use arrow_schema::DataType;
+use jukicore_core::aead::Offset;
 use jukicore_core::checkdigit::{self, Kind};
 use jukicore_core::container;
 use jukicore_core::mynumber::Issuer;
@@ -50,22 +54,34 @@ fn validate<'py>(
     Ok(out.into_pyarray(py))
 }
 
-/// Flags of every value of a string column (`jukicore_core::text`): the UTF-8
-/// bytes, `n + 1` int32 offsets, and Arrow's validity bitmap with the first
-/// value at `bit_offset` (None: no nulls).
+/// Flags of every value of a string column (`jukicore_core::text`): any
+/// Arrow array of type string or large string, taken through the Arrow
+/// PyCapsule interface (`__arrow_c_array__`) without a copy.
 #[pyfunction]
-#[pyo3(signature = (data, offsets, validity, bit_offset, limit))]
 fn text_flags<'py>(
     py: Python<'py>,
-    data: PyReadonlyArray1<'py, u8>,
-    offsets: PyReadonlyArray1<'py, i32>,
-    validity: Option<PyReadonlyArray1<'py, u8>>,
-    bit_offset: usize,
+    array: &Bound<'py, PyAny>,
     limit: usize,
 ) -> Result<Bound<'py, PyArray1<u8>>> {
-    let (data, offsets) = (data.as_slice()?, offsets.as_slice()?);
-    let bits = validity.as_ref().map(|v| v.as_slice()).transpose()?;
-    let out = text::column_flags(data, offsets, bits.map(|b| (b, bit_offset)), limit)?;
+    fn of<O: OffsetSizeTrait + Offset + std::fmt::Display>(
+        a: &GenericStringArray<O>,
+        limit: usize,
+    ) -> std::result::Result<Vec<u8>, CoreError> {
+        let validity = a.nulls().map(|n| (n.validity(), n.offset()));
+        text::column_flags(a.values().as_slice(), a.value_offsets(), validity, limit)
+    }
+    let array = error::arrow_array(array)?;
+    let array = array.array();
+    let out = match array.data_type() {
+        DataType::Utf8 => of(array.as_string::<i32>(), limit)?,
+        DataType::LargeUtf8 => of(array.as_string::<i64>(), limit)?,
+        other => {
+            return Err(CoreError::Invalid(format!(
+                "text flags are computed for a string column, not {other}"
+            ))
+            .into())
+        }
+    };
     Ok(out.into_pyarray(py))
 }
 
