@@ -243,3 +243,31 @@ def test_text_flags_refuse_what_is_not_a_string_array() -> None:
         _jukicore.text_flags(pa.array([1, 2]), 5)
     with pytest.raises(InvalidInputError, match="expected an Arrow array"):
         _jukicore.text_flags(["a", "b"], 5)  # type: ignore[arg-type]
+
+
+class _Fake:
+    def __init__(self, answer: object) -> None:
+        self._answer = answer
+
+    def __arrow_c_array__(self, requested_schema: object = None) -> object:
+        return self._answer
+
+    def __arrow_c_schema__(self) -> object:
+        return self._answer
+
+
+def test_a_producer_handing_over_something_else_is_invalid_input() -> None:
+    arr = pa.array(["a"])
+    schema_capsule, array_capsule = arr.__arrow_c_array__()
+    key = bytes(32)
+    for answer in (None, (1, 2), (schema_capsule,), (array_capsule, schema_capsule)):
+        for call in (lambda obj: _jukicore.text_flags(obj, 5),
+                     lambda obj: _jukicore.aead_seal_array(key, b"abcd", b"", obj)):
+            with pytest.raises(InvalidInputError, match="expected an Arrow array"):
+                call(_Fake(answer))
+    sealed = _jukicore.aead_seal_array(key, b"abcd", b"", arr)
+    for answer in (None, array_capsule):
+        with pytest.raises(InvalidInputError, match="expected an Arrow data type"):
+            _jukicore.aead_open_array(key, b"abcd", b"", sealed, _Fake(answer))  # type: ignore[arg-type]
+    assert _jukicore.aead_open_array(key, b"abcd", b"", sealed, pa.field("x", pa.string())) \
+        .to_pylist() == ["a"]

@@ -24,9 +24,9 @@ use numpy::{IntoPyArray, PyArray1, PyReadonlyArray1};
 use pyo3::buffer::PyUntypedBuffer;
 use pyo3::exceptions::PyTypeError;
 use pyo3::prelude::*;
-use pyo3_arrow::PyArray;
 
-use crate::error::{arrow_array, arrow_type, Error, Result};
+use crate::arrow::{import_array, import_type, to_pyarrow};
+use crate::error::{Error, Result};
 
 type Output<'py> = (Bound<'py, PyArray1<u8>>, Bound<'py, PyArray1<i64>>);
 
@@ -310,14 +310,12 @@ fn aead_seal_array<'py>(
     array: &Bound<'py, PyAny>,
     parallel: bool,
 ) -> Result<Bound<'py, PyAny>> {
-    let array = arrow_array(array)?;
-    let array = array.array();
+    let array = &import_array(array)?;
     let threads = if parallel { Threads::All } else { Threads::One };
     let records =
         py.detach(|| apply_array(Op::Seal, key, nonce_prefix, aad_prefix, array, threads))?;
     let out = sealed_array(records, array.nulls().cloned())?;
-    let out = PyArray::from_array_ref(out).to_pyarrow(py)?.unbind();
-    Ok(out.into_bound(py))
+    to_pyarrow(py, out)
 }
 
 /// Decrypt and authenticate a binary or large binary array sealed by
@@ -336,7 +334,7 @@ fn aead_open_array<'py>(
     r#type: &Bound<'py, PyAny>,
     parallel: bool,
 ) -> Result<Bound<'py, PyAny>> {
-    let dt = arrow_type(r#type)?;
+    let dt = import_type(r#type)?;
     if fixed_width(&dt).is_none()
         && !matches!(
             dt,
@@ -345,12 +343,10 @@ fn aead_open_array<'py>(
     {
         return Err(refused(&dt).into());
     }
-    let array = arrow_array(array)?;
-    let array = array.array();
+    let array = &import_array(array)?;
     let threads = if parallel { Threads::All } else { Threads::One };
     let records =
         py.detach(|| apply_array(Op::Open, key, nonce_prefix, aad_prefix, array, threads))?;
     let out = opened_array(&dt, records, array.nulls().cloned())?;
-    let out = PyArray::from_array_ref(out).to_pyarrow(py)?.unbind();
-    Ok(out.into_bound(py))
+    to_pyarrow(py, out)
 }

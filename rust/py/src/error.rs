@@ -108,33 +108,3 @@ fn core_to_py(py: Python<'_>, err: CoreError) -> PyErr {
         }
     }
 }
-
-/// An Arrow array from any producer of the PyCapsule interface
-/// (`__arrow_c_array__`); anything else is refused with `InvalidInputError`.
-pub(crate) fn arrow_array(obj: &Bound<'_, PyAny>) -> Result<pyo3_arrow::PyArray> {
-    obj.extract::<pyo3_arrow::PyArray>().map_err(|e| {
-        Error::Core(CoreError::Invalid(format!(
-            "expected an Arrow array (an object with __arrow_c_array__), got {}: {e}",
-            type_name(obj)
-        )))
-    })
-}
-
-/// An Arrow data type from any producer of `__arrow_c_schema__`.
-pub(crate) fn arrow_type(obj: &Bound<'_, PyAny>) -> Result<arrow_schema::DataType> {
-    obj.extract::<pyo3_arrow::PyDataType>()
-        .map(|t| t.into_inner())
-        .map_err(|e| {
-            Error::Core(CoreError::Invalid(format!(
-                "expected an Arrow data type (an object with __arrow_c_schema__), got {}: {e}",
-                type_name(obj)
-            )))
-        })
-}
-
-fn type_name(obj: &Bound<'_, PyAny>) -> String {
-    obj.get_type()
-        .name()
-        .map(|n| n.to_string())
-        .unwrap_or_else(|_| "?".into())
-}

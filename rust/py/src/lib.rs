@@ -7,6 +7,7 @@
 //! `jukicore.ids`; the rules (identifier kinds, container tags) live in the core.
 
 mod aead;
+mod arrow;
 mod error;
 
 use std::path::PathBuf;
@@ -70,8 +71,7 @@ fn text_flags<'py>(
         let validity = a.nulls().map(|n| (n.validity(), n.offset()));
         text::column_flags(a.values().as_slice(), a.value_offsets(), validity, limit)
     }
-    let array = error::arrow_array(array)?;
-    let array = array.array();
+    let array = &arrow::import_array(array)?;
     let out = match array.data_type() {
         DataType::Utf8 => of(array.as_string::<i32>(), limit)?,
         DataType::LargeUtf8 => of(array.as_string::<i64>(), limit)?,
