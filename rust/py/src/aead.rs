@@ -8,6 +8,10 @@
 //! GIL released. Results are numpy arrays that own the Rust buffers (no copy):
 //! the records as uint8 and `n + 1` int64 offsets starting at 0, ready for
 //! `pyarrow.Array.from_buffers` with a large binary type.
+//!
+//! `aead_seal_array` / `aead_open_array` take a whole Arrow column instead,
+//! through the PyCapsule interface ([`crate::arrow`]), and return pyarrow
+//! arrays: what `jukicore.crypto` uses.
 
 use std::sync::Arc;
 

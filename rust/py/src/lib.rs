@@ -1,7 +1,8 @@
 //! Thin PyO3 bindings of `jukicore-core`.
 //!
 //! Everything here converts at the boundary (contiguous numpy uint64 columns
-//! in, numpy columns out, without copies where numpy allows), releases the GIL
+//! in, numpy columns out, without copies where numpy allows; Arrow columns
+//! through the PyCapsule interface, see [`arrow`]), releases the GIL
 //! for the heavy work, and maps core errors onto `jukicore.errors` (see
 //! [`error`]). Input normalisation (scalars, strings, pyarrow, lists) lives in
 //! `jukicore.ids`; the rules (identifier kinds, container tags) live in the core.
