@@ -315,6 +315,14 @@ def test_arrow_arrays_cross_through_the_capsule_interface(column: pa.Array, star
                 == plain
 
 
+def test_an_extension_type_comes_back_as_itself() -> None:
+    col = pa.array([b"0123456789abcdef", None], pa.uuid())
+    key = new_data_key()
+    sealed = seal_records(key, PID, 0, "id", col)
+    back = open_records(key, PID, 0, "id", sealed, type=col.type)
+    assert back.type == pa.uuid() and back.equals(col)
+
+
 def test_arrow_open_refuses_what_does_not_fit_the_type() -> None:
     key, prefix = os.urandom(32), b"abcd"
     with pytest.raises(CorruptFileError, match="not binary"):

@@ -319,7 +319,7 @@ fn aead_seal_array<'py>(
     let records =
         py.detach(|| apply_array(Op::Seal, key, nonce_prefix, aad_prefix, array, threads))?;
     let out = sealed_array(records, array.nulls().cloned())?;
-    to_pyarrow(py, out)
+    to_pyarrow(py, out, None)
 }
 
 /// Decrypt and authenticate a binary or large binary array sealed by
@@ -338,7 +338,8 @@ fn aead_open_array<'py>(
     r#type: &Bound<'py, PyAny>,
     parallel: bool,
 ) -> Result<Bound<'py, PyAny>> {
-    let dt = import_type(r#type)?;
+    let field = import_type(r#type)?;
+    let dt = field.data_type().clone();
     if fixed_width(&dt).is_none()
         && !matches!(
             dt,
@@ -352,5 +353,5 @@ fn aead_open_array<'py>(
     let records =
         py.detach(|| apply_array(Op::Open, key, nonce_prefix, aad_prefix, array, threads))?;
     let out = opened_array(&dt, records, array.nulls().cloned())?;
-    to_pyarrow(py, out)
+    to_pyarrow(py, out, Some(field))
 }

@@ -7,7 +7,7 @@ use std::ffi::CStr;
 
 use arrow_array::ffi::{from_ffi, FFI_ArrowArray, FFI_ArrowSchema};
 use arrow_array::{make_array, Array, ArrayRef};
-use arrow_schema::DataType;
+use arrow_schema::Field;
 use jukicore_core::CoreError;
 use pyo3::intern;
 use pyo3::prelude::*;
@@ -85,9 +85,10 @@ pub(crate) fn import_array(obj: &Bound<'_, PyAny>) -> Result<ArrayRef> {
     Ok(make_array(data))
 }
 
-/// An Arrow data type from any producer of `__arrow_c_schema__` (a
-/// `pyarrow.DataType`, a field, a schema ...).
-pub(crate) fn import_type(obj: &Bound<'_, PyAny>) -> Result<DataType> {
+/// An Arrow field from any producer of `__arrow_c_schema__` (a
+/// `pyarrow.DataType`, a field ...): the data type, and the metadata that
+/// names an extension type.
+pub(crate) fn import_type(obj: &Bound<'_, PyAny>) -> Result<Field> {
     let py = obj.py();
     let method = intern!(py, "__arrow_c_schema__");
     if !obj.hasattr(method)? {
@@ -112,7 +113,7 @@ pub(crate) fn import_type(obj: &Bound<'_, PyAny>) -> Result<DataType> {
             " whose capsule is not arrow_schema",
         )
     })?;
-    DataType::try_from(schema)
+    Field::try_from(schema)
         .map_err(|e| refused("data type", "__arrow_c_schema__", obj, &format!(": {e}")))
 }
 
@@ -120,6 +121,7 @@ pub(crate) fn import_type(obj: &Bound<'_, PyAny>) -> Result<DataType> {
 #[pyclass(module = "jukicore._jukicore", frozen)]
 struct ArrowExport {
     array: ArrayRef,
+    field: Option<Field>,
 }
 
 #[pymethods]
@@ -133,8 +135,11 @@ impl ArrowExport {
         requested_schema: Option<Bound<'py, PyAny>>,
     ) -> Result<Bound<'py, PyTuple>> {
         let _ = requested_schema;
-        let schema = FFI_ArrowSchema::try_from(self.array.data_type())
-            .map_err(|e| CoreError::Invalid(format!("cannot export the array's type: {e}")))?;
+        let schema = match &self.field {
+            Some(field) => FFI_ArrowSchema::try_from(field),
+            None => FFI_ArrowSchema::try_from(self.array.data_type()),
+        }
+        .map_err(|e| CoreError::Invalid(format!("cannot export the array's type: {e}")))?;
         let array = FFI_ArrowArray::new(&self.array.to_data());
         let schema = PyCapsule::new_with_value(py, schema, SCHEMA)?;
         let array = PyCapsule::new_with_value(py, array, ARRAY)?;
@@ -145,11 +150,16 @@ impl ArrowExport {
 static PA_ARRAY: PyOnceLock<Py<PyAny>> = PyOnceLock::new();
 
 /// The array as a `pyarrow.Array` (pyarrow imports it through the capsules;
-/// the buffers are not copied).
-pub(crate) fn to_pyarrow(py: Python<'_>, array: ArrayRef) -> Result<Bound<'_, PyAny>> {
+/// the buffers are not copied); `field`, of the array's data type, carries
+/// the metadata of an extension type.
+pub(crate) fn to_pyarrow(
+    py: Python<'_>,
+    array: ArrayRef,
+    field: Option<Field>,
+) -> Result<Bound<'_, PyAny>> {
     let pa_array = PA_ARRAY.get_or_try_init(py, || -> PyResult<Py<PyAny>> {
         Ok(py.import("pyarrow")?.getattr("array")?.unbind())
     })?;
-    let export = Bound::new(py, ArrowExport { array })?;
+    let export = Bound::new(py, ArrowExport { array, field })?;
     Ok(pa_array.bind(py).call1((export,))?)
 }
