@@ -1,7 +1,8 @@
 """The Rust boundary: every core error reaches Python as its documented class of
 ``jukicore.errors`` (imported by the bindings, never looked up by name), with the
 offending rows as ``BadRow``s and an I/O error as a ``FileError`` carrying its errno
-and path; identifier kinds and container tags are checked in the core.
+and path; identifier kinds and container tags are checked in the core; Arrow columns
+cross through the PyCapsule interface and anything else handed over is refused.
 
 ``CoreError::Random`` (the operating system's random source failing) becomes a plain
 ``JukiError``; it cannot be provoked from here.

@@ -117,7 +117,8 @@ pub(crate) fn import_type(obj: &Bound<'_, PyAny>) -> Result<Field> {
         .map_err(|e| refused("data type", "__arrow_c_schema__", obj, &format!(": {e}")))
 }
 
-/// An array on its way out: exports itself once through `__arrow_c_array__`.
+/// An array on its way out: exports itself through `__arrow_c_array__` (each
+/// call hands out a new ArrowArray sharing the same buffers).
 #[pyclass(module = "jukicore._jukicore", frozen)]
 struct ArrowExport {
     array: ArrayRef,
