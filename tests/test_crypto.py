@@ -270,6 +270,84 @@ def test_fixed_width_plaintext_length_is_checked() -> None:
         open_records(key, PID, 0, "c", sealed, type=pa.int64())
 
 
+class _CapsuleOnly:
+    """An Arrow producer that is not pyarrow: only the PyCapsule interface."""
+
+    def __init__(self, arr: pa.Array) -> None:
+        self._arr = arr
+
+    def __arrow_c_array__(self, requested_schema: object = None) -> object:
+        return self._arr.__arrow_c_array__(requested_schema)
+
+
+@pytest.mark.parametrize("column", [
+    pa.array(["山田", None, "", "a" * 300, None, "x"], pa.string()),
+    pa.array([b"\x00\xff", None, b"", b"z" * 70000], pa.large_binary()),
+    pa.array([1, None, -3, 2**40, None, 7, 8], pa.int64()),
+    pa.array([b"0123456789abcdef", None, b"fedcba9876543210"], pa.binary(16)),
+    pa.array([dt.date(2026, 1, 2), None, dt.date(1900, 3, 4)], pa.date32()),
+    pa.array([1.5, None, float("inf")], pa.float16()),
+])
+@pytest.mark.parametrize("start", [0, 1])
+def test_arrow_arrays_cross_through_the_capsule_interface(column: pa.Array, start: int) -> None:
+    """seal/open take any Arrow producer (here one with nothing but ``__arrow_c_array__``),
+    read the column's buffers in Rust at its offset, and keep its nulls."""
+    key, prefix = os.urandom(32), b"\x00\x00\x00\x05"
+    col = column.slice(start)
+    sealed = _jukicore.aead_seal_array(key, prefix, b"ctx", _CapsuleOnly(col))
+    assert isinstance(sealed, pa.Array) and sealed.type == pa.large_binary()
+    assert sealed.is_null().to_pylist() == col.is_null().to_pylist()
+    back = _jukicore.aead_open_array(key, prefix, b"ctx", _CapsuleOnly(sealed.slice(0)),
+                                     col.type, parallel=False)
+    assert back.type == col.type and back.equals(col)
+    back.validate(full=True)
+    # each record is the value's own bytes, sealed under row i's nonce
+    width = col.type.bit_width // 8 if col.type.id not in (pa.string().id,
+                                                            pa.large_binary().id) else None
+    for i in range(len(col)):
+        plain = (col.buffers()[1].to_pybytes()[(col.offset + i) * width:(col.offset + i + 1)
+                                               * width] if width else
+                 (col[i].as_py() or b"") if col.type == pa.large_binary() else
+                 (col[i].as_py() or "").encode())
+        if col[i].is_valid:
+            nonce = prefix + struct.pack(">Q", i)
+            assert AESGCM(key).decrypt(nonce, sealed[i].as_py(), b"ctx" + struct.pack(">Q", i)) \
+                == plain
+
+
+def test_an_extension_type_comes_back_as_itself() -> None:
+    col = pa.array([b"0123456789abcdef", None], pa.uuid())
+    key = new_data_key()
+    sealed = seal_records(key, PID, 0, "id", col)
+    back = open_records(key, PID, 0, "id", sealed, type=col.type)
+    assert back.type == pa.uuid() and back.equals(col)
+
+
+def test_arrow_open_refuses_what_does_not_fit_the_type() -> None:
+    key, prefix = os.urandom(32), b"abcd"
+    with pytest.raises(CorruptFileError, match="not binary"):
+        _jukicore.aead_open_array(key, prefix, b"", pa.array(["x"]), pa.string())
+    sealed = _jukicore.aead_seal_array(key, prefix, b"", pa.array([b"\xff\xfe", b"ok"]))
+    with pytest.raises(CorruptFileError, match="not UTF-8"):
+        _jukicore.aead_open_array(key, prefix, b"", sealed, pa.string())
+    assert _jukicore.aead_open_array(key, prefix, b"", sealed, pa.binary()).to_pylist() == \
+        [b"\xff\xfe", b"ok"]
+    assert _jukicore.aead_open_array(key, prefix, b"", sealed, pa.int16()).to_pylist() == \
+        [-257, 27503]  # two 2-byte records are int16 values
+    with pytest.raises(CorruptFileError, match="4-byte"):
+        _jukicore.aead_open_array(key, prefix, b"", sealed, pa.int32())
+    for typ in (pa.bool_(), pa.list_(pa.int8()), pa.null()):
+        with pytest.raises(InvalidInputError, match="cannot encrypt"):
+            _jukicore.aead_open_array(key, prefix, b"", sealed, typ)
+    with pytest.raises(CorruptFileError, match="row 1"):
+        tampered = pa.array([sealed[0].as_py(), sealed[1].as_py()[:-1] + b"\0"], pa.binary())
+        _jukicore.aead_open_array(key, prefix, b"", tampered, pa.binary())
+    with pytest.raises(InvalidInputError, match=r"expected an Arrow array .* got list"):
+        _jukicore.aead_seal_array(key, prefix, b"", [b"not arrow"])  # type: ignore[arg-type]
+    with pytest.raises(InvalidInputError, match=r"expected an Arrow data type .* got str"):
+        _jukicore.aead_open_array(key, prefix, b"", sealed, "binary")  # type: ignore[arg-type]
+
+
 # ------------------------------------------------------------------ keys
 
 

@@ -1,11 +1,22 @@
 """Type stubs of the Rust extension (checked against the built module by stubtest)."""
 
 from os import PathLike
-from typing import Self, final
+from typing import Any, Protocol, Self, final
 
 import numpy as np
 import numpy.typing as npt
 from typing_extensions import Buffer
+
+class _ArrowArray(Protocol):
+    """Anything that exports an Arrow array through the PyCapsule interface
+    (``pyarrow.Array``, ``arro3``, ``nanoarrow``, ``polars.Series``, ...)."""
+
+    def __arrow_c_array__(self, requested_schema: Any = None) -> tuple[Any, Any]: ...
+
+class _ArrowType(Protocol):
+    """An Arrow data type (``pyarrow.DataType`` ...): the ``__arrow_c_schema__`` method."""
+
+    def __arrow_c_schema__(self) -> Any: ...
 
 __all__ = [
     "TEXT_CONTROL",
@@ -17,7 +28,9 @@ __all__ = [
     "IssuerCore",
     "RegistryCore",
     "aead_open",
+    "aead_open_array",
     "aead_seal",
+    "aead_seal_array",
     "check_digits",
     "container_pack",
     "container_unpack",
@@ -52,15 +65,26 @@ def aead_open(
     *,
     parallel: bool = True,
 ) -> tuple[npt.NDArray[np.uint8], npt.NDArray[np.int64]]: ...
+def aead_seal_array(
+    key: bytes,
+    nonce_prefix: bytes,
+    aad_prefix: bytes,
+    array: _ArrowArray,
+    *,
+    parallel: bool = True,
+) -> Any: ...  # a pyarrow.Array
+def aead_open_array(
+    key: bytes,
+    nonce_prefix: bytes,
+    aad_prefix: bytes,
+    array: _ArrowArray,
+    type: _ArrowType,
+    *,
+    parallel: bool = True,
+) -> Any: ...  # a pyarrow.Array
 def container_pack(kind: str, version: int, sections: list[bytes]) -> bytes: ...
 def container_unpack(data: bytes, kind: str, versions: list[int]) -> tuple[int, list[bytes]]: ...
-def text_flags(
-    data: npt.NDArray[np.uint8],
-    offsets: npt.NDArray[np.int32],
-    validity: npt.NDArray[np.uint8] | None,
-    bit_offset: int,
-    limit: int,
-) -> npt.NDArray[np.uint8]: ...
+def text_flags(array: _ArrowArray, limit: int) -> npt.NDArray[np.uint8]: ...
 
 @final
 class RegistryCore:

@@ -697,40 +697,12 @@ def _as_array(column: Any, name: str) -> pa.Array:
     return column
 
 
-def _layout(typ: pa.DataType) -> tuple[str, Any]:
-    """('var', offset dtype) for binary/string types, ('fixed', byte width) for fixed-width."""
-    pa, np = _pa(), _np()
-    if pa.types.is_string(typ) or pa.types.is_binary(typ):
-        return "var", np.int32
-    if pa.types.is_large_string(typ) or pa.types.is_large_binary(typ):
-        return "var", np.int64
-    if not pa.types.is_boolean(typ) and not pa.types.is_nested(typ) \
-            and not pa.types.is_dictionary(typ):
-        try:
-            width = typ.bit_width
-        except ValueError:
-            width = 0
-        if width and width % 8 == 0:
-            return "fixed", width // 8
-    raise InvalidInputError(
-        f"cannot encrypt a column of type {typ}: use binary, string or a fixed-width type"
-    )
-
-
 def _validity_digest(arr: pa.Array) -> bytes:
     np = _np()
     if arr.null_count == 0:
         return hashlib.sha256(b"no-nulls").digest()
     mask = arr.is_null().to_numpy(zero_copy_only=False)
     return hashlib.sha256(np.packbits(mask).tobytes()).digest()
-
-
-def _validity_buffer(arr: pa.Array) -> Any:
-    if arr.null_count == 0:
-        return None
-    pa = _pa()
-    valid = pa.compute.is_valid(arr)  # fresh array: bitmap starts at offset 0
-    return valid.buffers()[1]
 
 
 #: Record schemes: 2 (per-column key, AAD = row index), 1 (data key, long AAD; open only
@@ -772,27 +744,17 @@ def seal_records(
     """
     from jukicore import _jukicore
 
-    pa, np = _pa(), _np()
     arr = _as_array(column, name)
     if not 0 <= slot < 2**32:
         raise InvalidInputError("a column slot is a 32-bit unsigned number")
-    kind, spec = _layout(arr.type)
-    n = len(arr)
-    bufs = arr.buffers()
-    if kind == "var":
-        offsets = np.frombuffer(bufs[1], dtype=spec)[arr.offset:arr.offset + n + 1]
-        data = bufs[2] if bufs[2] is not None else b""
-    else:
-        data = bufs[1] if bufs[1] is not None else b""
-        offsets = np.arange(arr.offset, arr.offset + n + 1, dtype=np.int64) * spec
     key, aad = _record_key_and_aad(scheme, data_key, packet_id, slot, name, arr)
-    out, out_offsets = _jukicore.aead_seal(key, struct.pack(">I", slot), aad, data, offsets,
-                                           parallel=parallel)
-    return pa.Array.from_buffers(
-        pa.large_binary(), n,
-        [_validity_buffer(arr), pa.py_buffer(out_offsets), pa.py_buffer(out)],
-        null_count=arr.null_count,
-    )
+    # The column crosses into Rust through the Arrow C data interface (no copy); the type
+    # check (binary, string or fixed-width) and the result's nulls are the core's.
+    try:
+        return _jukicore.aead_seal_array(key, struct.pack(">I", slot), aad, arr,
+                                         parallel=parallel)
+    except InvalidInputError as e:
+        raise InvalidInputError(f"column {name!r}: {e}") from None
 
 
 def open_records(
@@ -814,42 +776,15 @@ def open_records(
     """
     from jukicore import _jukicore
 
-    pa, np = _pa(), _np()
     arr = _as_array(column, name)
-    if not (pa.types.is_large_binary(arr.type) or pa.types.is_binary(arr.type)):
-        raise CorruptFileError(f"encrypted column {name!r} is {arr.type}, not binary")
-    kind, spec = _layout(type)
-    n = len(arr)
-    bufs = arr.buffers()
-    odt = np.int64 if pa.types.is_large_binary(arr.type) else np.int32
-    offsets = np.frombuffer(bufs[1], dtype=odt)[arr.offset:arr.offset + n + 1]
-    data = bufs[2] if bufs[2] is not None else b""
     key, aad = _record_key_and_aad(scheme, data_key, packet_id, slot, name, arr)
     try:
-        out, out_offsets = _jukicore.aead_open(key, struct.pack(">I", slot), aad, data, offsets,
-                                               parallel=parallel)
+        return _jukicore.aead_open_array(key, struct.pack(">I", slot), aad, arr, type,
+                                         parallel=parallel)
     except CorruptFileError as e:
         raise CorruptFileError(f"column {name!r}: {e}") from None
-    validity = _validity_buffer(arr)
-    if kind == "fixed":
-        if not np.array_equal(out_offsets, np.arange(n + 1, dtype=np.int64) * spec):
-            raise CorruptFileError(f"column {name!r}: records are not {spec}-byte {type} values")
-        return pa.Array.from_buffers(type, n, [validity, pa.py_buffer(out)],
-                                     null_count=arr.null_count)
-    if spec is np.int32:
-        if out_offsets[-1] >= 2**31:
-            raise CorruptFileError(f"column {name!r} is too large for {type}")
-        out_offsets = out_offsets.astype(np.int32)
-    result = pa.Array.from_buffers(
-        type, n, [validity, pa.py_buffer(out_offsets), pa.py_buffer(out)],
-        null_count=arr.null_count,
-    )
-    if pa.types.is_string(type) or pa.types.is_large_string(type):
-        try:
-            result.validate(full=True)
-        except pa.ArrowInvalid as e:
-            raise CorruptFileError(f"column {name!r}: decrypted text is not UTF-8") from e
-    return result
+    except InvalidInputError as e:
+        raise InvalidInputError(f"column {name!r}: {e}") from None
 
 
 class RecordCipher:

@@ -27,7 +27,7 @@ import threading
 import uuid
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
-from typing import Any, Final, Literal, TypeAlias, TypeVar, overload
+from typing import Any, Final, Literal, TypeAlias, overload
 
 import numpy as np
 import numpy.typing as npt
@@ -400,22 +400,6 @@ def _count(n: object, what: str = "n") -> int:
     return int(n)
 
 
-_T = TypeVar("_T")
-
-
-def _file_call(action: str, path: Path, call: Callable[[], _T]) -> _T:
-    """Run a Rust file operation; an OSError becomes a FileError naming the path."""
-    try:
-        return call()
-    except FileError:
-        raise
-    except OSError as exc:
-        reason = exc.strerror or str(exc)
-        err = FileError(f"cannot {action} {path}: {reason}")
-        err.errno = exc.errno  # no .filename: OSError.__str__ would then drop the message
-        raise err from exc
-
-
 class CodeRegistry:
     """Every resident code ever issued, nationwide (held by the center).
 
@@ -477,8 +461,7 @@ class CodeRegistry:
 
     def save(self, path: str | os.PathLike[str]) -> None:
         """Write the registry atomically (versioned, SHA-256 checksummed)."""
-        p = Path(path)
-        _file_call("write", p, lambda: self._core.save(p))
+        self._core.save(Path(path))  # an OSError arrives as a FileError naming the path
 
     @classmethod
     def load(cls, path: str | os.PathLike[str]) -> CodeRegistry:
@@ -494,7 +477,7 @@ class CodeRegistry:
     @classmethod
     def _load_raw(cls, path: Path) -> CodeRegistry:
         reg = cls.__new__(cls)
-        reg._core = _file_call("read", path, lambda: _jukicore.RegistryCore.load(path))
+        reg._core = _jukicore.RegistryCore.load(path)
         return reg
 
     def allocate_block(self, n: int, holder: str) -> CodeBlock:
@@ -971,15 +954,14 @@ class MyNumberIssuer:
 
     def save(self, path: str | os.PathLike[str]) -> None:
         """Write the issuer's state (never the key) atomically."""
-        p = Path(path)
-        _file_call("write", p, lambda: self._core.save(p))
+        self._core.save(Path(path))  # an OSError arrives as a FileError naming the path
 
     @classmethod
     def load(cls, key: bytes, path: str | os.PathLike[str]) -> MyNumberIssuer:
         p = Path(path)
         k = _key(key)
         issuer = cls.__new__(cls)
-        issuer._core = _file_call("read", p, lambda: _jukicore.IssuerCore.load(k, p))
+        issuer._core = _jukicore.IssuerCore.load(k, p)
         return issuer
 
 

@@ -389,25 +389,14 @@ def text_flags(col: pa.ChunkedArray | pa.Array, limit: int) -> np.ndarray[Any, A
     ``jukicore_core::text``): ``TEXT_NULL``, ``TEXT_EMPTY``, ``TEXT_CONTROL`` (a refused
     character), ``TEXT_SURROUNDING`` (a space, U+00A0 or U+3000 at either end),
     ``TEXT_TOO_LONG`` (more than ``limit`` characters), ``TEXT_NOT_UTF8``."""
-    parts = []
-    for chunk in col.chunks if isinstance(col, pa.ChunkedArray) else [col]:
-        n = len(chunk)
-        if n == 0:
-            continue
-        validity, offsets, data = chunk.buffers()[:3]
-        offs = np.frombuffer(offsets, dtype=np.int32, count=n + 1, offset=chunk.offset * 4)
-        if not offs.flags.aligned:  # (a buffer read from an IPC file may be unaligned)
-            offs = offs.copy()
-        parts.append(_core.text_flags(
-            np.frombuffer(data, dtype=np.uint8) if data is not None else _NO_BYTES, offs,
-            np.frombuffer(validity, dtype=np.uint8) if validity is not None else None,
-            chunk.offset, limit))
+    parts = [_core.text_flags(chunk, limit)  # each chunk through the Arrow C data interface
+             for chunk in (col.chunks if isinstance(col, pa.ChunkedArray) else [col])
+             if len(chunk)]
     if len(parts) == 1:
         return parts[0]
     return np.concatenate(parts) if parts else np.zeros(0, dtype=np.uint8)
 
 
-_NO_BYTES: Final = np.zeros(0, dtype=np.uint8)
 _PROBLEMS: Final = (_core.TEXT_NOT_UTF8 | _core.TEXT_CONTROL | _core.TEXT_SURROUNDING
                     | _core.TEXT_TOO_LONG)
 

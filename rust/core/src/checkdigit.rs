@@ -57,6 +57,23 @@ impl Kind {
     }
 }
 
+impl std::str::FromStr for Kind {
+    type Err = CoreError;
+
+    /// The kind named as the Python API names it: `resident_code`,
+    /// `my_number` or `lg_code`.
+    fn from_str(name: &str) -> Result<Self> {
+        match name {
+            "resident_code" => Ok(Kind::ResidentCode),
+            "my_number" => Ok(Kind::MyNumber),
+            "lg_code" => Ok(Kind::LgCode),
+            other => Err(CoreError::Invalid(format!(
+                "unknown identifier kind {other:?} (resident_code, my_number or lg_code)"
+            ))),
+        }
+    }
+}
+
 /// Partial weighted sums (mod 11) of each 4-digit group of a body, so a
 /// check digit costs three table reads instead of eleven divisions. Group g
 /// covers positions 4g+1..4g+4 counted from the rightmost body digit.
@@ -390,5 +407,25 @@ mod tests {
             }
         }
         assert!(caught * 10 >= total * 9, "caught {caught} of {total}");
+    }
+
+    #[test]
+    fn kinds_parse_from_their_api_names_only() {
+        assert_eq!("resident_code".parse::<Kind>().unwrap(), Kind::ResidentCode);
+        assert_eq!("my_number".parse::<Kind>().unwrap(), Kind::MyNumber);
+        assert_eq!("lg_code".parse::<Kind>().unwrap(), Kind::LgCode);
+        for bad in [
+            "",
+            "ResidentCode",
+            "resident code",
+            "LG_CODE",
+            "lg_code ",
+            "mynumber",
+        ] {
+            assert!(
+                matches!(bad.parse::<Kind>(), Err(CoreError::Invalid(_))),
+                "{bad:?}"
+            );
+        }
     }
 }

@@ -24,10 +24,25 @@ use sha2::{Digest, Sha256};
 
 const SHA256_OUTPUT_LEN: usize = 32;
 
-use crate::error::{CoreError, Result};
+use crate::error::{CoreError, IoContext, Result};
 
 const MAGIC: &[u8; 8] = b"JUKICORE";
 const FIXED: usize = 24;
+
+/// The 8-byte tag of a container kind: 1 to 8 printable ASCII characters
+/// without spaces, padded with spaces (`"CODEBLK"` is `b"CODEBLK "`). A space
+/// inside the name would let two names share a tag, so it is refused.
+pub fn kind_tag(kind: &str) -> Result<[u8; 8]> {
+    let b = kind.as_bytes();
+    if b.is_empty() || b.len() > 8 || !b.iter().all(|c| c.is_ascii_graphic()) {
+        return Err(CoreError::Invalid(format!(
+            "a container kind is 1 to 8 printable ASCII characters without spaces, got {kind:?}"
+        )));
+    }
+    let mut tag = [b' '; 8];
+    tag[..b.len()].copy_from_slice(b);
+    Ok(tag)
+}
 
 /// Writes a section's bytes into the sink.
 pub type SectionWriter<'a> = Box<dyn Fn(&mut dyn Write) -> std::io::Result<()> + 'a>;
@@ -71,17 +86,18 @@ pub fn write(path: &Path, kind: &[u8; 8], version: u32, sections: &[Section<'_>]
         std::process::id()
     ));
     let result = (|| -> Result<()> {
-        let file = File::create(&tmp)?;
+        let file = File::create(&tmp).at("write", path)?;
         let mut w = HashingWriter {
             inner: BufWriter::with_capacity(1 << 20, file),
             ctx: Sha256::new(),
             written: 0,
         };
         let lens: Vec<u64> = sections.iter().map(|s| s.len).collect();
-        w.write_all(&header(kind, version, &lens))?;
+        w.write_all(&header(kind, version, &lens))
+            .at("write", path)?;
         for s in sections {
             let before = w.written;
-            (s.write)(&mut w)?;
+            (s.write)(&mut w).at("write", path)?;
             if w.written - before != s.len {
                 return Err(CoreError::Invalid(
                     "section length mismatch while writing".into(),
@@ -90,14 +106,20 @@ pub fn write(path: &Path, kind: &[u8; 8], version: u32, sections: &[Section<'_>]
         }
         let digest = w.ctx.finalize();
         let mut inner = w.inner;
-        inner.write_all(&digest)?;
-        let file = inner.into_inner().map_err(|e| e.into_error())?;
-        file.sync_all()?;
+        inner.write_all(&digest).at("write", path)?;
+        let file = inner
+            .into_inner()
+            .map_err(|e| e.into_error())
+            .at("write", path)?;
+        file.sync_all().at("write", path)?;
         Ok(())
     })();
     match result {
         Ok(()) => {
-            fs::rename(&tmp, path)?;
+            if let Err(e) = fs::rename(&tmp, path) {
+                let _ = fs::remove_file(&tmp);
+                return Err(e).at("write", path);
+            }
             if let Ok(d) = File::open(dir) {
                 let _ = d.sync_all();
             }
@@ -155,7 +177,7 @@ impl Loaded {
 /// Read and verify a container of the given kind; `versions` lists the
 /// format versions this build understands.
 pub fn read(path: &Path, kind: &[u8; 8], versions: &[u32]) -> Result<Loaded> {
-    let bytes = read_regular(path)?;
+    let bytes = read_regular(path).at("read", path)?;
     parse(bytes, kind, versions).map_err(|e| match e {
         CoreError::Corrupt(m) => CoreError::Corrupt(format!("{}: {m}", path.display())),
         other => other,
@@ -330,13 +352,89 @@ mod tests {
     #[test]
     fn a_directory_or_a_fifo_is_refused_without_blocking() {
         let d = tmpdir("odd");
-        assert!(matches!(read(&d, b"TESTKIND", &[3]), Err(CoreError::Io(_))));
+        let err = read(&d, b"TESTKIND", &[3]).err().expect("refused");
+        assert!(
+            matches!(err, CoreError::File { action: "read", .. }),
+            "{err:?}"
+        );
+        assert!(err.to_string().ends_with(": not a regular file"), "{err}");
         let fifo = d.join("fifo");
         let _ = fs::remove_file(&fifo);
         let made = std::process::Command::new("mkfifo").arg(&fifo).status();
         if matches!(made, Ok(s) if s.success()) {
             // Without O_NONBLOCK this open would wait forever for a writer.
-            assert!(matches!(read(&fifo, b"TESTKIND", &[3]), Err(CoreError::Io(_))));
+            assert!(matches!(
+                read(&fifo, b"TESTKIND", &[3]),
+                Err(CoreError::File { .. })
+            ));
+        }
+    }
+
+    #[test]
+    fn io_errors_name_the_path_and_keep_the_errno_and_leave_no_temp() {
+        let d = tmpdir("io");
+        let target = d.join("no-such-dir").join("f.bin");
+        let err = write(&target, b"TESTKIND", 1, &[]).unwrap_err();
+        match &err {
+            CoreError::File {
+                action,
+                path,
+                source,
+            } => {
+                assert_eq!((*action, path), ("write", &target));
+                assert_eq!(source.raw_os_error(), Some(libc::ENOENT));
+            }
+            other => panic!("{other:?}"),
+        }
+        let err = read(&target, b"TESTKIND", &[1]).err().expect("refused");
+        assert_eq!(err.os_errno(), Some(libc::ENOENT));
+        assert!(err.to_string().starts_with("cannot read "), "{err}");
+        // A directory as the target: the rename fails, the temporary file goes.
+        let err = write(&d, b"TESTKIND", 1, &[]).unwrap_err();
+        assert!(
+            matches!(
+                err,
+                CoreError::File {
+                    action: "write",
+                    ..
+                }
+            ),
+            "{err:?}"
+        );
+        let parent = d.parent().unwrap();
+        let name = d.file_name().unwrap().to_string_lossy().to_string();
+        let left: Vec<_> = fs::read_dir(parent)
+            .unwrap()
+            .filter_map(|e| e.ok())
+            .filter(|e| {
+                e.file_name()
+                    .to_string_lossy()
+                    .starts_with(&format!(".{name}.tmp-"))
+            })
+            .collect();
+        assert!(left.is_empty(), "temporary files left: {left:?}");
+    }
+
+    #[test]
+    fn kind_tags_are_padded_and_odd_kinds_refused() {
+        assert_eq!(kind_tag("CODEBLK").unwrap(), *b"CODEBLK ");
+        assert_eq!(kind_tag("A").unwrap(), *b"A       ");
+        assert_eq!(kind_tag("TESTKIND").unwrap(), *b"TESTKIND");
+        for bad in [
+            "",
+            "NINECHARS",
+            "CODE BLK",
+            "CODEBLK ",
+            " A",
+            "コード",
+            "A\0",
+            "A\t",
+            "\x7f",
+        ] {
+            assert!(
+                matches!(kind_tag(bad), Err(CoreError::Invalid(_))),
+                "{bad:?}"
+            );
         }
     }
 }

@@ -7,6 +7,7 @@
 //! embeddings, overrides and isolates, the BOM), a space, U+00A0 or U+3000 at
 //! either end, more characters than the column's limit, an empty value.
 
+use crate::aead::Offset;
 use crate::error::{CoreError, Result};
 
 /// The value is null (only set when a validity bitmap is given).
@@ -61,18 +62,19 @@ fn has_refused(b: &[u8]) -> bool {
     let suspect = b.iter().fold(false, |acc, &c| {
         acc | (c < 0x20) | (c == 0x7f) | (c == 0xc2) | (c == 0xe2) | (c == 0xef)
     });
-    suspect && b.iter().enumerate().any(|(i, &c)| {
-        SUSPECT[usize::from(c)]
-            && match c {
-                0xc2 => matches!(b.get(i + 1), Some(0x80..=0x9f)),
-                0xe2 => matches!(
-                    (b.get(i + 1), b.get(i + 2)),
-                    (Some(0x80), Some(0xaa..=0xae)) | (Some(0x81), Some(0xa6..=0xa9))
-                ),
-                0xef => b.get(i + 1) == Some(&0xbb) && b.get(i + 2) == Some(&0xbf),
-                _ => true, // C0 control or DEL
-            }
-    })
+    suspect
+        && b.iter().enumerate().any(|(i, &c)| {
+            SUSPECT[usize::from(c)]
+                && match c {
+                    0xc2 => matches!(b.get(i + 1), Some(0x80..=0x9f)),
+                    0xe2 => matches!(
+                        (b.get(i + 1), b.get(i + 2)),
+                        (Some(0x80), Some(0xaa..=0xae)) | (Some(0x81), Some(0xa6..=0xa9))
+                    ),
+                    0xef => b.get(i + 1) == Some(&0xbb) && b.get(i + 2) == Some(&0xbf),
+                    _ => true, // C0 control or DEL
+                }
+        })
 }
 
 /// Whether valid UTF-8 `b` starts or ends with a space, U+00A0 or U+3000.
@@ -107,12 +109,13 @@ pub fn flags(s: &str, limit: usize) -> u8 {
     utf8_flags(s.as_bytes(), limit)
 }
 
-/// The flags of every value of a string column. `offsets` has `n + 1`
+/// The flags of every value of a string column. `offsets` (32- or 64-bit,
+/// as Arrow's string and large string types have them) has `n + 1`
 /// entries into `data`; `validity` is Arrow's bitmap with the column's first
 /// value at bit `bit_offset` (absent: every value is valid).
-pub fn column_flags(
+pub fn column_flags<O: Offset + std::fmt::Display>(
     data: &[u8],
-    offsets: &[i32],
+    offsets: &[O],
     validity: Option<(&[u8], usize)>,
     limit: usize,
 ) -> Result<Vec<u8>> {
@@ -127,9 +130,9 @@ pub fn column_flags(
     }
     let mut ranges = Vec::with_capacity(n);
     for (i, w) in offsets.windows(2).enumerate() {
-        let range = usize::try_from(w[0])
-            .ok()
-            .zip(usize::try_from(w[1]).ok())
+        let range = w[0]
+            .position()
+            .zip(w[1].position())
             .filter(|(s, e)| s <= e && *e <= data.len())
             .ok_or_else(|| {
                 CoreError::Invalid(format!(

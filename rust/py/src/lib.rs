@@ -1,79 +1,34 @@
 //! Thin PyO3 bindings of `jukicore-core`.
 //!
 //! Everything here converts at the boundary (contiguous numpy uint64 columns
-//! in, numpy columns out, without copies where numpy allows), releases the GIL
-//! for the heavy work, and maps core errors onto `jukicore.errors`. Input
-//! normalisation (scalars, strings, pyarrow, lists) lives in `jukicore.ids`.
+//! in, numpy columns out, without copies where numpy allows; Arrow columns
+//! through the PyCapsule interface, see [`arrow`]), releases the GIL
+//! for the heavy work, and maps core errors onto `jukicore.errors` (see
+//! [`error`]). Input normalisation (scalars, strings, pyarrow, lists) lives in
+//! `jukicore.ids`; the rules (identifier kinds, container tags) live in the core.
 
 mod aead;
+mod arrow;
+mod error;
 
 use std::path::PathBuf;
 use std::sync::{Mutex, MutexGuard};
 
+use arrow_array::cast::AsArray;
+use arrow_array::{Array, GenericStringArray, OffsetSizeTrait};
+use arrow_schema::DataType;
+use jukicore_core::aead::Offset;
 use jukicore_core::checkdigit::{self, Kind};
 use jukicore_core::container;
 use jukicore_core::mynumber::Issuer;
 use jukicore_core::registry::Registry;
 use jukicore_core::text;
-use jukicore_core::{CoreError, RowError};
+use jukicore_core::CoreError;
 use numpy::{IntoPyArray, PyArray1, PyReadonlyArray1};
-use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
-use pyo3::types::{PyBytes, PyList};
+use pyo3::types::PyBytes;
 
-/// Map a core error onto the Python hierarchy rooted at `jukicore.JukiError`.
-pub(crate) fn to_py(py: Python<'_>, err: CoreError) -> PyErr {
-    let build = || -> PyResult<PyErr> {
-        let errors = py.import("jukicore.errors")?;
-        let with_rows = |class: &str, message: String, rows: Vec<RowError>| -> PyResult<PyErr> {
-            let bad_row = errors.getattr("BadRow")?;
-            let list = PyList::empty(py);
-            for r in rows {
-                list.append(bad_row.call1((r.row, r.reason))?)?;
-            }
-            Ok(PyErr::from_value(
-                errors.getattr(class)?.call1((message, list))?,
-            ))
-        };
-        let plain = |class: &str, message: String| -> PyResult<PyErr> {
-            Ok(PyErr::from_value(errors.getattr(class)?.call1((message,))?))
-        };
-        match err {
-            CoreError::InvalidRows { message, rows } => {
-                with_rows("InvalidInputError", message, rows)
-            }
-            CoreError::Invalid(m) => plain("InvalidInputError", m),
-            CoreError::Conflict { message, rows } => with_rows("ConflictError", message, rows),
-            CoreError::Corrupt(m) => plain("CorruptFileError", m),
-            CoreError::Exhausted(m) => plain("CodeSpaceExhaustedError", m),
-            CoreError::Random(m) => plain("JukiError", format!("random source failed: {m}")),
-            // OSError(errno, strerror): Python picks the subclass and keeps the errno.
-            CoreError::Io(e) => match e.raw_os_error() {
-                Some(n) => {
-                    let reason = py.import("os")?.getattr("strerror")?.call1((n,))?;
-                    Ok(PyErr::from_value(
-                        py.import("builtins")?
-                            .getattr("OSError")?
-                            .call1((n, reason))?,
-                    ))
-                }
-                None => Ok(PyErr::from(e)),
-            },
-        }
-    };
-    build().unwrap_or_else(|e| e)
-}
-
-fn kind_of(name: &str) -> PyResult<Kind> {
-    match name {
-        "resident_code" => Ok(Kind::ResidentCode),
-        "my_number" => Ok(Kind::MyNumber),
-        "lg_code" => Ok(Kind::LgCode),
-        other => Err(PyValueError::new_err(format!(
-            "unknown identifier kind {other:?}"
-        ))),
-    }
-}
+use crate::error::Result;
 
 /// Check digits of a column of bodies of the given kind.
 #[pyfunction]
@@ -81,12 +36,10 @@ fn check_digits<'py>(
     py: Python<'py>,
     kind: &str,
     bodies: PyReadonlyArray1<'py, u64>,
-) -> PyResult<Bound<'py, PyArray1<u8>>> {
-    let kind = kind_of(kind)?;
+) -> Result<Bound<'py, PyArray1<u8>>> {
+    let kind: Kind = kind.parse()?;
     let bodies = bodies.as_slice()?;
-    let out = py
-        .detach(|| checkdigit::check_digits(kind, bodies))
-        .map_err(|e| to_py(py, e))?;
+    let out = py.detach(|| checkdigit::check_digits(kind, bodies))?;
     Ok(out.into_pyarray(py))
 }
 
@@ -96,45 +49,41 @@ fn validate<'py>(
     py: Python<'py>,
     kind: &str,
     codes: PyReadonlyArray1<'py, u64>,
-) -> PyResult<Bound<'py, PyArray1<bool>>> {
-    let kind = kind_of(kind)?;
+) -> Result<Bound<'py, PyArray1<bool>>> {
+    let kind: Kind = kind.parse()?;
     let codes = codes.as_slice()?;
-    let out = py
-        .detach(|| checkdigit::validate(kind, codes))
-        .map_err(|e| to_py(py, e))?;
+    let out = py.detach(|| checkdigit::validate(kind, codes))?;
     Ok(out.into_pyarray(py))
 }
 
-/// Flags of every value of a string column (`jukicore_core::text`): the UTF-8
-/// bytes, `n + 1` int32 offsets, and Arrow's validity bitmap with the first
-/// value at `bit_offset` (None: no nulls).
+/// Flags of every value of a string column (`jukicore_core::text`): any
+/// Arrow array of type string or large string, taken through the Arrow
+/// PyCapsule interface (`__arrow_c_array__`) without a copy.
 #[pyfunction]
-#[pyo3(signature = (data, offsets, validity, bit_offset, limit))]
 fn text_flags<'py>(
     py: Python<'py>,
-    data: PyReadonlyArray1<'py, u8>,
-    offsets: PyReadonlyArray1<'py, i32>,
-    validity: Option<PyReadonlyArray1<'py, u8>>,
-    bit_offset: usize,
+    array: &Bound<'py, PyAny>,
     limit: usize,
-) -> PyResult<Bound<'py, PyArray1<u8>>> {
-    let (data, offsets) = (data.as_slice()?, offsets.as_slice()?);
-    let bits = validity.as_ref().map(|v| v.as_slice()).transpose()?;
-    let out = text::column_flags(data, offsets, bits.map(|b| (b, bit_offset)), limit)
-        .map_err(|e| to_py(py, e))?;
-    Ok(out.into_pyarray(py))
-}
-
-fn kind_tag(kind: &str) -> PyResult<[u8; 8]> {
-    let b = kind.as_bytes();
-    if b.is_empty() || b.len() > 8 || !kind.is_ascii() {
-        return Err(PyValueError::new_err(
-            "a container kind is 1 to 8 ASCII characters",
-        ));
+) -> Result<Bound<'py, PyArray1<u8>>> {
+    fn of<O: OffsetSizeTrait + Offset + std::fmt::Display>(
+        a: &GenericStringArray<O>,
+        limit: usize,
+    ) -> std::result::Result<Vec<u8>, CoreError> {
+        let validity = a.nulls().map(|n| (n.validity(), n.offset()));
+        text::column_flags(a.values().as_slice(), a.value_offsets(), validity, limit)
     }
-    let mut tag = [b' '; 8];
-    tag[..b.len()].copy_from_slice(b);
-    Ok(tag)
+    let array = &arrow::import_array(array)?;
+    let out = match array.data_type() {
+        DataType::Utf8 => of(array.as_string::<i32>(), limit)?,
+        DataType::LargeUtf8 => of(array.as_string::<i64>(), limit)?,
+        other => {
+            return Err(CoreError::Invalid(format!(
+                "text flags are computed for a string column, not {other}"
+            ))
+            .into())
+        }
+    };
+    Ok(out.into_pyarray(py))
 }
 
 /// Pack sections into a checksummed jukicore container (bytes).
@@ -144,8 +93,8 @@ fn container_pack<'py>(
     kind: &str,
     version: u32,
     sections: Vec<Vec<u8>>,
-) -> PyResult<Bound<'py, PyBytes>> {
-    let tag = kind_tag(kind)?;
+) -> Result<Bound<'py, PyBytes>> {
+    let tag = container::kind_tag(kind)?;
     let refs: Vec<&[u8]> = sections.iter().map(|s| s.as_slice()).collect();
     Ok(PyBytes::new(py, &container::pack(&tag, version, &refs)))
 }
@@ -157,9 +106,9 @@ fn container_unpack<'py>(
     data: &[u8],
     kind: &str,
     versions: Vec<u32>,
-) -> PyResult<(u32, Vec<Bound<'py, PyBytes>>)> {
-    let tag = kind_tag(kind)?;
-    let loaded = container::parse(data.to_vec(), &tag, &versions).map_err(|e| to_py(py, e))?;
+) -> Result<(u32, Vec<Bound<'py, PyBytes>>)> {
+    let tag = container::kind_tag(kind)?;
+    let loaded = container::parse(data.to_vec(), &tag, &versions)?;
     let sections = (0..loaded.sections())
         .map(|i| PyBytes::new(py, loaded.section(i)))
         .collect();
@@ -167,7 +116,7 @@ fn container_unpack<'py>(
 }
 
 /// Lock a core object's mutex; a panic that poisoned it leaves the object unusable.
-fn locked<'a, T>(m: &'a Mutex<T>) -> Result<MutexGuard<'a, T>, CoreError> {
+fn locked<'a, T>(m: &'a Mutex<T>) -> std::result::Result<MutexGuard<'a, T>, CoreError> {
     m.lock().map_err(|_| {
         CoreError::Invalid(
             "this object is unusable: an earlier call failed inside the Rust core".into(),
@@ -194,57 +143,47 @@ impl RegistryCore {
         }
     }
 
-    fn generate<'py>(&self, py: Python<'py>, n: usize) -> PyResult<Bound<'py, PyArray1<u64>>> {
+    fn generate<'py>(&self, py: Python<'py>, n: usize) -> Result<Bound<'py, PyArray1<u64>>> {
         let inner = &self.inner;
-        let out = py
-            .detach(|| locked(inner)?.generate(n))
-            .map_err(|e| to_py(py, e))?;
+        let out = py.detach(|| locked(inner)?.generate(n))?;
         Ok(out.into_pyarray(py))
     }
 
-    fn add(&self, py: Python<'_>, codes: PyReadonlyArray1<'_, u64>) -> PyResult<u64> {
+    fn add(&self, py: Python<'_>, codes: PyReadonlyArray1<'_, u64>) -> Result<u64> {
         let codes = codes.as_slice()?;
         let inner = &self.inner;
-        py.detach(|| locked(inner)?.add(codes))
-            .map_err(|e| to_py(py, e))
+        Ok(py.detach(|| locked(inner)?.add(codes))?)
     }
 
     fn contains<'py>(
         &self,
         py: Python<'py>,
         codes: PyReadonlyArray1<'py, u64>,
-    ) -> PyResult<Bound<'py, PyArray1<bool>>> {
+    ) -> Result<Bound<'py, PyArray1<bool>>> {
         let codes = codes.as_slice()?;
         let inner = &self.inner;
-        let out = py
-            .detach(|| locked(inner).map(|r| r.contains_many(codes)))
-            .map_err(|e| to_py(py, e))?;
+        let out = py.detach(|| locked(inner).map(|r| r.contains_many(codes)))?;
         Ok(out.into_pyarray(py))
     }
 
-    fn __len__(&self, py: Python<'_>) -> PyResult<usize> {
+    fn __len__(&self, py: Python<'_>) -> Result<usize> {
         let inner = &self.inner;
-        py.detach(|| locked(inner).map(|r| r.len() as usize))
-            .map_err(|e| to_py(py, e))
+        Ok(py.detach(|| locked(inner).map(|r| r.len() as usize))?)
     }
 
-    fn memory_bytes(&self, py: Python<'_>) -> PyResult<u64> {
+    fn memory_bytes(&self, py: Python<'_>) -> Result<u64> {
         let inner = &self.inner;
-        py.detach(|| locked(inner).map(|r| r.memory_bytes()))
-            .map_err(|e| to_py(py, e))
+        Ok(py.detach(|| locked(inner).map(|r| r.memory_bytes()))?)
     }
 
-    fn save(&self, py: Python<'_>, path: PathBuf) -> PyResult<()> {
+    fn save(&self, py: Python<'_>, path: PathBuf) -> Result<()> {
         let inner = &self.inner;
-        py.detach(|| locked(inner)?.save(&path))
-            .map_err(|e| to_py(py, e))
+        Ok(py.detach(|| locked(inner)?.save(&path))?)
     }
 
     #[staticmethod]
-    fn load(py: Python<'_>, path: PathBuf) -> PyResult<Self> {
-        let inner = py
-            .detach(|| Registry::load(&path))
-            .map_err(|e| to_py(py, e))?;
+    fn load(py: Python<'_>, path: PathBuf) -> Result<Self> {
+        let inner = py.detach(|| Registry::load(&path))?;
         Ok(RegistryCore {
             inner: Mutex::new(inner),
         })
@@ -261,9 +200,9 @@ struct IssuerCore {
 #[pymethods]
 impl IssuerCore {
     #[new]
-    fn new(py: Python<'_>, key: &[u8]) -> PyResult<Self> {
+    fn new(key: &[u8]) -> Result<Self> {
         Ok(IssuerCore {
-            inner: Mutex::new(Issuer::new(key).map_err(|e| to_py(py, e))?),
+            inner: Mutex::new(Issuer::new(key)?),
         })
     }
 
@@ -271,56 +210,46 @@ impl IssuerCore {
         &self,
         py: Python<'py>,
         codes: PyReadonlyArray1<'py, u64>,
-    ) -> PyResult<Bound<'py, PyArray1<u64>>> {
+    ) -> Result<Bound<'py, PyArray1<u64>>> {
         let codes = codes.as_slice()?;
         let inner = &self.inner;
-        let out = py
-            .detach(|| locked(inner)?.issue(codes))
-            .map_err(|e| to_py(py, e))?;
+        let out = py.detach(|| locked(inner)?.issue(codes))?;
         Ok(out.into_pyarray(py))
     }
 
-    fn replace(&self, py: Python<'_>, code: u64, leaked: u64) -> PyResult<u64> {
+    fn replace(&self, py: Python<'_>, code: u64, leaked: u64) -> Result<u64> {
         let inner = &self.inner;
-        py.detach(|| locked(inner)?.replace(code, leaked))
-            .map_err(|e| to_py(py, e))
+        Ok(py.detach(|| locked(inner)?.replace(code, leaked))?)
     }
 
-    fn issued_count(&self, py: Python<'_>) -> PyResult<u64> {
+    fn issued_count(&self, py: Python<'_>) -> Result<u64> {
         let inner = &self.inner;
-        py.detach(|| locked(inner).map(|r| r.issued_count()))
-            .map_err(|e| to_py(py, e))
+        Ok(py.detach(|| locked(inner).map(|r| r.issued_count()))?)
     }
 
-    fn holder_count(&self, py: Python<'_>) -> PyResult<u64> {
+    fn holder_count(&self, py: Python<'_>) -> Result<u64> {
         let inner = &self.inner;
-        py.detach(|| locked(inner).map(|r| r.holder_count()))
-            .map_err(|e| to_py(py, e))
+        Ok(py.detach(|| locked(inner).map(|r| r.holder_count()))?)
     }
 
-    fn retired_count(&self, py: Python<'_>) -> PyResult<u64> {
+    fn retired_count(&self, py: Python<'_>) -> Result<u64> {
         let inner = &self.inner;
-        py.detach(|| locked(inner).map(|r| r.retired_count()))
-            .map_err(|e| to_py(py, e))
+        Ok(py.detach(|| locked(inner).map(|r| r.retired_count()))?)
     }
 
-    fn memory_bytes(&self, py: Python<'_>) -> PyResult<u64> {
+    fn memory_bytes(&self, py: Python<'_>) -> Result<u64> {
         let inner = &self.inner;
-        py.detach(|| locked(inner).map(|r| r.memory_bytes()))
-            .map_err(|e| to_py(py, e))
+        Ok(py.detach(|| locked(inner).map(|r| r.memory_bytes()))?)
     }
 
-    fn save(&self, py: Python<'_>, path: PathBuf) -> PyResult<()> {
+    fn save(&self, py: Python<'_>, path: PathBuf) -> Result<()> {
         let inner = &self.inner;
-        py.detach(|| locked(inner)?.save(&path))
-            .map_err(|e| to_py(py, e))
+        Ok(py.detach(|| locked(inner)?.save(&path))?)
     }
 
     #[staticmethod]
-    fn load(py: Python<'_>, key: &[u8], path: PathBuf) -> PyResult<Self> {
-        let inner = py
-            .detach(|| Issuer::load(key, &path))
-            .map_err(|e| to_py(py, e))?;
+    fn load(py: Python<'_>, key: &[u8], path: PathBuf) -> Result<Self> {
+        let inner = py.detach(|| Issuer::load(key, &path))?;
         Ok(IssuerCore {
             inner: Mutex::new(inner),
         })
@@ -329,6 +258,9 @@ impl IssuerCore {
 
 #[pymodule]
 fn _jukicore(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    // The error classes are imported on first use; importing their module now
+    // makes a broken installation fail here, not inside an error path.
+    m.py().import("jukicore.errors")?;
     m.add_function(wrap_pyfunction!(check_digits, m)?)?;
     m.add_function(wrap_pyfunction!(validate, m)?)?;
     m.add_function(wrap_pyfunction!(container_pack, m)?)?;
