@@ -69,7 +69,9 @@ from jukicore.errors import (
 from jukicore.node import Node, role_of
 from jukicore.register._backend import (
     Backend,
+    SqliteBackend,
     _PgSession,
+    _SqliteSession,
     installed_version,
     is_postgres_uri,
 )
@@ -153,23 +155,24 @@ def _sqlite_version(path: Path, kind: str) -> int:
 
 def _sqlite_snapshot(source: str, dest: Path, kind: str) -> tuple[int, str]:
     """Copy a live SQLite store with the online backup API; (schema version, digest)."""
-    if not Path(source).is_file():
-        raise NotFoundError(f"no store at {source!r}: the file does not exist")
+    # Through the store's own backend: its sessions are serialized with every other
+    # backend of the file in this process (never two copies of SQLite on one file).
+    backend = SqliteBackend(source, create=False)
     try:
-        src = sqlite3.connect(f"file:{source}?mode=rw", uri=True)
-        try:
-            src.execute("PRAGMA busy_timeout = 30000")
+        with backend.session(write=False) as s:
+            assert isinstance(s, _SqliteSession)
             dst = sqlite3.connect(dest)
             try:
-                # all pages in one step: one read transaction, so a consistent copy even
-                # while other processes write (in WAL mode writers are not blocked)
-                src.backup(dst)
+                # all pages in one step, inside one read transaction: a consistent copy
+                # even while other processes write (in WAL mode writers are not blocked)
+                s.query("SELECT count(*) FROM meta")
+                s._conn.backup(dst)
             finally:
                 dst.close()
-        finally:
-            src.close()
     except sqlite3.Error as exc:
         raise StoreError(f"cannot back up the SQLite store {source!r}: {exc}") from None
+    finally:
+        backend.close()
     version = _sqlite_version(dest, kind)
     if version != _schema_current(kind):
         raise SchemaVersionError(
