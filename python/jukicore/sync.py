@@ -282,8 +282,9 @@ def _apply_changes(node: Node, path: Path, h: PacketHeader, table: pa.Table,
             # a retransmission): nothing changes, and the sender gets the current
             # acknowledgement again. A gap is refused.
             if not store.packet_applied(pid) and h.seq_last > store.last_seq(h.sender):
-                if h.seq_first <= store.last_seq(h.sender) + 1:
-                    raise
+                if h.seq_first <= store.last_seq(h.sender) + 1 or \
+                        store.last_seq(h.sender) == 0:
+                    raise  # (an acknowledgement names an entry: none for "nothing held")
                 gap = exc
             status, detail = "already-applied", {}
         acked = store.last_seq(h.sender)
