@@ -178,7 +178,7 @@ def test_version_1_store_is_migrated_and_keeps_its_content(
         apply(st, MUNI_A, "p2", [change(4, 33)])
         assert st.count() == 3 and st.last_seq(MUNI_A) == 4
         before = st.content_digest()
-        with pytest.raises(ConflictError, match="replayed|other content"):
+        with pytest.raises(ConflictError, match=r"replayed|other content"):
             apply(st, MUNI_A, "p3", [change(2, 31), change(3, 31)])
         assert st.content_digest() == before
     with open_identity_store(db_target) as st:  # opening again migrates nothing

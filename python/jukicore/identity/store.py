@@ -18,7 +18,7 @@ transaction, exactly once:
   of order);
 * a batch overlapping what was applied (a retransmission of entries not yet
   acknowledged) applies only its unseen suffix;
-* a batch whose entries applied before differ from those held (the same numbers
+* a batch whose entries applied before differ from those in the history (the same numbers
   with other content: a municipality restored from a backup that sends new work
   under numbers it had used before the loss) is refused with a
   :class:`~jukicore.errors.ConflictError` naming the entries (docs/backup.md).
@@ -436,7 +436,7 @@ class IdentityStore:
             v = s.scalar("SELECT last_seq FROM peers WHERE lg_code = ?", (sender,))
             done = 0 if v is None else int(v)
             if first_seq <= done:
-                _check_same(s, sender, changes, invalid, first_seq, min(last_seq, done))
+                _check_same(s, sender, changes, first_seq, min(last_seq, done))
             if last_seq <= done:
                 raise PacketSequenceError(
                     f"replayed packet: entries {first_seq}..{last_seq} from {sender} were "
@@ -621,47 +621,39 @@ class IdentityStore:
             return content_digest(s, queries)
 
 
-def _check_same(s: Session, sender: str, changes: pa.Table,
-                invalid: list[tuple[int, str, str]], lo: int, hi: int) -> None:
+def _check_same(s: Session, sender: str, changes: pa.Table, lo: int, hi: int) -> None:
     """Entries ``lo..hi`` of a batch were applied before: skipping them is right only when
-    they are the same entries. An entry differing from the one in the history (or set
-    aside as invalid before and not now, or the other way round) refuses the batch
-    with a :class:`ConflictError` naming each such entry: the municipality reused
-    numbers (restored from a backup, then new work before the lost work was entered
-    again), and skipping them would silently lose its new entries."""
+    they are the same entries. An entry differing from the one in the history (or now set
+    aside as invalid) refuses the batch with a :class:`ConflictError` naming each such
+    entry: the municipality reused numbers (restored from a backup, then new work before
+    the lost work was entered again), and skipping them would silently lose its new
+    entries. Entries set aside as invalid before were never applied and are skipped
+    whatever they hold now, as before (a crafted or damaged entry must not stop the
+    municipality's later nights)."""
     mine = changes.filter(pc.and_(pc.greater_equal(changes.column("seq"), lo),
                                   pc.less_equal(changes.column("seq"), hi)))
     cols = ", ".join(IDENTITY_SCHEMA.names)
     held = s.fetch_arrow(f"SELECT {cols} FROM identity_history WHERE lg_code = ?"
                          " AND seq >= ? AND seq <= ? ORDER BY seq", (sender, lo, hi),
                          IDENTITY_SCHEMA)
-    if mine.equals(held) and not invalid:
-        return  # the usual retransmission: the same entries, none set aside
-    held_rows = {int(r["seq"]): r for r in held.to_pylist()}
+    if mine.equals(held):
+        return  # the usual retransmission: the same entries
     mine_rows = {int(r["seq"]): r for r in mine.to_pylist()}
-    set_aside = {int(seq): str(entry) for seq, entry in s.query(
-        "SELECT seq, entry FROM identity_rejected WHERE lg_code = ? AND seq >= ? AND seq <= ?",
-        (sender, lo, hi))}
-    now_aside = {seq: entry for seq, _problem, entry in invalid if lo <= seq <= hi}
     from jukicore.errors import BadRow
 
     bad: list[BadRow] = []
-    for seq in range(lo, hi + 1):
-        row = seq - lo
-        if seq in held_rows:
-            new = mine_rows.get(seq)
-            if new is None:
-                bad.append(BadRow(row, f"entry {seq} was applied before; now it is set "
-                                       "aside as invalid"))
-                continue
-            for name in IDENTITY_SCHEMA.names:
-                if new[name] != held_rows[seq][name]:
-                    bad.append(BadRow(row, f"entry {seq} differs from the one applied before",
-                                      name))
-                    break
-        elif seq in set_aside and now_aside.get(seq) != set_aside[seq]:
-            bad.append(BadRow(row, f"entry {seq} differs from the one set aside before"))
-        # neither: the store never held it (cannot happen below last_seq); nothing to compare
+    for old in held.to_pylist():
+        seq = int(old["seq"])
+        new = mine_rows.get(seq)
+        if new is None:
+            bad.append(BadRow(seq - lo, f"entry {seq} was applied before; now it is set "
+                                        "aside as invalid"))
+            continue
+        for name in IDENTITY_SCHEMA.names:
+            if new[name] != old[name]:
+                bad.append(BadRow(seq - lo, f"entry {seq} differs from the one applied "
+                                            "before", name))
+                break
     if bad:
         raise ConflictError(
             f"entries {lo}..{hi} from {sender} were applied before with other content: its "
