@@ -406,6 +406,8 @@ def backup_node(node_dir: str | os.PathLike[str], out: str | os.PathLike[str]
     dialect = "postgresql" if is_postgres_uri(target) else "sqlite"
     skip: set[Path] = set()
     if dialect == "sqlite":
+        if target.startswith("sqlite:///"):
+            target = target[len("sqlite:///"):]
         skip = {Path(target)} | {Path(f"{target}{s}") for s in _SQLITE_SIDE}
     when = _now()
     try:
