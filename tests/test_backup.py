@@ -511,6 +511,41 @@ def test_backup_refuses_odd_places(tmp_path: Path) -> None:
     assert not [p for p in tmp_path.iterdir() if ".tmp-" in p.name or ".work-" in p.name]
 
 
+def test_killed_backups_and_restores_leave_nothing_behind(tmp_path: Path) -> None:
+    """What a killed backup or restore left (temporary files, a half-built node) is
+    removed by the next one; a directory being built by a live process is not."""
+    net = build(tmp_path / "net", Stores("sqlite", None), population=50)
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
+                          capture_output=True, text=True, check=True)
+    pid = int(dead.stdout)
+    out = tmp_path / "out"
+    out.mkdir()
+    stale = [out / f".b.tar.tmp-{pid}-0abc1234", out / f".b.tar.store.tmp-{pid}-0abc1234"]
+    for p in stale:
+        p.write_bytes(b"half")
+    backup_node(net.muni.path, out / "b.tar")
+    assert sorted(p.name for p in out.iterdir()) == ["b.tar"]
+    half = tmp_path / f".r.restore-{pid}-0abc1234"
+    (half / "keys").mkdir(parents=True)
+    live = tmp_path / f".r.restore-{os.getpid()}-0abc1234"
+    live.mkdir()
+    restore_node(out / "b.tar", tmp_path / "r")
+    assert not half.exists() and live.exists()
+    assert Node.open(tmp_path / "r").node_id == MUNI
+
+
+def test_archive_that_is_not_a_regular_file_is_refused(tmp_path: Path) -> None:
+    fifo = tmp_path / "fifo.tar"
+    os.mkfifo(fifo)
+    with pytest.raises(FileError, match="not a regular file"):
+        restore_node(fifo, tmp_path / "r")  # (does not wait for a writer)
+    with pytest.raises(FileError):
+        read_manifest(tmp_path)
+    with pytest.raises(FileError):
+        restore_node(tmp_path / "missing.tar", tmp_path / "r")
+    assert not (tmp_path / "r").exists()
+
+
 def test_cli_backup_and_restore(tmp_path: Path) -> None:
     net = build(tmp_path / "net", Stores("sqlite", None), population=100)
     env = {**os.environ, "JUKICORE_NODE_PASSWORD": PASSWORD}

@@ -47,14 +47,13 @@ import sqlite3
 import stat
 import subprocess
 import tarfile
-import tempfile
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import IO, Any
 
-from jukicore._files import _TEMP, temp_name, write_atomic
+from jukicore._files import _TEMP, _alive, remove_stale_temps, temp_name, write_atomic
 from jukicore.errors import (
     ConflictError,
     CorruptFileError,
@@ -410,19 +409,18 @@ def backup_node(node_dir: str | os.PathLike[str], out: str | os.PathLike[str]
             target = target[len("sqlite:///"):]
         skip = {Path(target)} | {Path(f"{target}{s}") for s in _SQLITE_SIDE}
     when = _now()
-    try:
-        work = Path(tempfile.mkdtemp(prefix=f".{out.name}.work-", dir=out.parent))
-    except OSError as exc:
-        raise _fail("write into", out.parent, exc) from None
+    if not out.parent.is_dir():
+        raise FileError(f"cannot write {out}: {out.parent} is not a directory")
+    remove_stale_temps(out.parent)  # what killed backups left behind
+    # the store's copy and the archive under temporary names beside OUT
+    store_file = temp_name(out.with_name(f"{out.name}.store"))
     tmp = temp_name(out)
     try:
         if dialect == "sqlite":
             store_member = STORE_SQLITE
-            store_file = work / "store.sqlite"
             version, digest = _sqlite_snapshot(target, store_file, kind)
         else:
             store_member = STORE_PGDUMP
-            store_file = work / "store.pgdump"
             version, digest = _pg_snapshot(target, store_file, kind)
         files, dirs, left_out = _node_files(node, skip)
         members: list[dict[str, Any]] = []
@@ -473,7 +471,7 @@ def backup_node(node_dir: str | os.PathLike[str], out: str | os.PathLike[str]
     finally:
         with contextlib.suppress(OSError):
             tmp.unlink()
-        shutil.rmtree(work, ignore_errors=True)
+        _remove_sqlite(store_file)
     return {
         "archive": str(out), "node_id": node.node_id, "role": node.role,
         "created_at": when.isoformat(),
@@ -509,10 +507,16 @@ def _open_archive(archive: Path) -> Iterator[tarfile.TarFile]:
         fd = os.open(archive, os.O_RDONLY | os.O_NONBLOCK)
     except OSError as exc:
         raise _fail("read", archive, exc) from None
+    try:
+        regular = stat.S_ISREG(os.fstat(fd).st_mode)
+    except OSError as exc:
+        os.close(fd)
+        raise _fail("read", archive, exc) from None
+    if not regular:
+        os.close(fd)
+        raise FileError(f"cannot read {archive}: not a regular file")
     f = os.fdopen(fd, "rb")
     try:
-        if not stat.S_ISREG(os.fstat(fd).st_mode):
-            raise FileError(f"cannot read {archive}: not a regular file")
         try:
             tar = tarfile.open(fileobj=f, mode="r:")  # noqa: SIM115 (closed below)
         except (tarfile.TarError, EOFError) as exc:
@@ -755,8 +759,9 @@ def restore_node(archive: str | os.PathLike[str], node_dir: str | os.PathLike[st
         parent = dest.parent
         try:
             parent.mkdir(parents=True, exist_ok=True)
-            staging = Path(tempfile.mkdtemp(prefix=f".{dest.name}.restore-", dir=parent))
-            os.chmod(staging, 0o755)  # mkdtemp's 0700 would be the node's mode
+            _remove_stale_staging(parent, dest.name)
+            staging = parent / f".{dest.name}.restore-{os.getpid()}-{os.urandom(4).hex()}"
+            staging.mkdir(0o755)
         except OSError as exc:
             raise _fail("write into", parent, exc) from None
         old: Path | None = None
@@ -846,6 +851,17 @@ def restore_node(archive: str | os.PathLike[str], node_dir: str | os.PathLike[st
         "members": len(doc["members"]),
         "seconds": round(time.perf_counter() - started, 3),
     }
+
+
+def _remove_stale_staging(parent: Path, name: str) -> None:
+    """Remove the directories that killed restores of ``name`` were building (never the
+    ``.replaced-`` directory of an interrupted swap: it may be the only copy of a node)."""
+    pattern = re.compile(rf"\.{re.escape(name)}\.restore-(\d+)-[0-9a-f]+")
+    with contextlib.suppress(OSError):
+        for e in os.scandir(parent):
+            m = pattern.fullmatch(e.name)
+            if m and e.is_dir(follow_symlinks=False) and not _alive(int(m.group(1))):
+                shutil.rmtree(e.path, ignore_errors=True)
 
 
 def _remove_sqlite(path: Path) -> None:
