@@ -18,6 +18,11 @@ relation, decrypts, and
 * at a municipality, records an acknowledgement (acknowledged entries leave
   later exports; one of entries never sent to that peer is refused) or imports
   a code block into the register;
+* after a restore (docs/backup.md): a prefecture or the center refuses a packet
+  that starts past what its store holds (a gap) and answers with a *rewind*
+  acknowledgement of its position; the municipality takes it (an ordinary older
+  acknowledgement changes nothing) and sends everything after it again. Entries
+  sent again that a store holds are skipped only when they are the same entries;
 * at a prefecture, stores a code block from the center for splitting.
 
 Packet files are read with :meth:`Packet.read` (regular files only, size checked
@@ -76,6 +81,10 @@ __all__ = [
     "sync_status",
 ]
 
+#: ``acked_packet`` of a rewind acknowledgement starts so: the peer holds only the
+#: entries up to ``seq`` (its store was restored from a backup), and the municipality
+#: sends again what follows (docs/backup.md).
+REWIND = "rewind:"
 ACK_SCHEMA = pa.schema([pa.field("seq", pa.int64(), False),
                         pa.field("acked_packet", pa.string(), False)])
 BLOCK_SCHEMA = pa.schema([pa.field("seq", pa.int64(), False),
@@ -261,20 +270,32 @@ def _apply_opened(node: Node, opened: _Opened, keys: list[NodeKeys]) -> ApplyOut
 def _apply_changes(node: Node, path: Path, h: PacketHeader, table: pa.Table,
                    keys: NodeKeys) -> ApplyOutcome:
     pid = h.packet_id.hex()
+    gap: PacketSequenceError | None = None
     with open_identity_store(node.store_target()) as store:
         try:
             result = store.apply_changes(sender=h.sender, packet_id=pid, first_seq=h.seq_first,
                                          last_seq=h.seq_last, changes=table,
                                          actor=node.node_id, set_aside_invalid=True)
             status, detail = "applied", result.as_dict()
-        except PacketSequenceError:
+        except PacketSequenceError as exc:
             # Applied before (this packet, or its whole range under another packet id:
             # a retransmission): nothing changes, and the sender gets the current
             # acknowledgement again. A gap is refused.
             if not store.packet_applied(pid) and h.seq_last > store.last_seq(h.sender):
-                raise
+                if h.seq_first <= store.last_seq(h.sender) + 1 or \
+                        store.last_seq(h.sender) == 0:
+                    raise  # (an acknowledgement names an entry: none for "nothing held")
+                gap = exc
             status, detail = "already-applied", {}
         acked = store.last_seq(h.sender)
+    if gap is not None:
+        # A gap: this store holds less than the sender was told (it was restored from a
+        # backup). The refusal is answered with a rewind acknowledgement of what the store
+        # holds; the municipality then sends again everything after it (docs/backup.md).
+        reply = _write_ack(node, keys, h.sender, acked, REWIND + pid)
+        raise PacketSequenceError(f"{gap}; answered with a rewind acknowledgement of entry "
+                                  f"{acked} ({reply.name}): the sender sends the entries "
+                                  "after it again") from None
     reply = _write_ack(node, keys, h.sender, acked, pid)
     return ApplyOutcome(path, h.kind, h.sender, status, detail, reply)
 
@@ -294,13 +315,18 @@ def _apply_ack(node: Node, path: Path, h: PacketHeader, table: pa.Table) -> Appl
     if table.schema != ACK_SCHEMA or table.num_rows != 1:
         raise InvalidInputError("an acknowledgement carries one (seq, acked_packet) row")
     acked = int(table.column("seq")[0].as_py())
+    acked_packet = table.column("acked_packet")[0].as_py()
+    rewind = isinstance(acked_packet, str) and acked_packet.startswith(REWIND)
     actor = _actor(node)
     with open_register(node.store_target()) as reg:
         before = reg.sync_acked(h.sender, actor=actor)
-        reg.record_sync_ack(h.sender, acked, h.packet_id.hex(), actor=actor)
+        reg.record_sync_ack(h.sender, acked, h.packet_id.hex(), actor=actor, rewind=rewind)
         after = reg.sync_acked(h.sender, actor=actor)
-    status = "applied" if after > before else "already-applied"
-    return ApplyOutcome(path, h.kind, h.sender, status, {"acked_seq": after})
+    status = "applied" if after != before else "already-applied"
+    detail: dict[str, Any] = {"acked_seq": after}
+    if after < before:
+        detail["rewound_from"] = before
+    return ApplyOutcome(path, h.kind, h.sender, status, detail)
 
 
 # --------------------------------------------------------------------------- code blocks

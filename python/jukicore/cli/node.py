@@ -148,3 +148,65 @@ def _show(n: Node, as_json: bool) -> None:
         return
     for k, v in info.items():
         click.echo(f"{k}: {v}")
+
+
+@node.command("backup")
+@click.argument("directory", type=click.Path(exists=True, file_okay=False, path_type=Path))
+@click.argument("out", type=click.Path(dir_okay=False, path_type=Path))
+@json_option
+@juki_errors
+def backup(directory: Path, out: Path, as_json: bool) -> None:
+    """Back up the node in DIRECTORY into the archive OUT, while the node keeps working.
+
+    The archive (tar) holds the store (SQLite: an online copy; PostgreSQL: pg_dump), the
+    node's files (keys stay encrypted) and a manifest with every member's SHA-256.
+    """
+    from jukicore.store.backup import backup_node
+
+    summary = backup_node(directory, out)
+    if as_json:
+        emit_json(summary)
+        return
+    st = summary["store"]
+    click.echo(f"backed up node {summary['node_id']} ({st['dialect']} {st['kind']} store, "
+               f"schema v{st['schema_version']}, {summary['members']} members, "
+               f"{summary['bytes']} bytes) into {summary['archive']} in "
+               f"{summary['seconds']} s")
+    click.echo(f"content digest: {st['content_digest']}")
+    for name in summary["left_out"]:
+        click.echo(f"left out (a link, a special file or an odd name): {name}", err=True)
+
+
+@node.command("restore")
+@click.argument("archive", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.argument("directory", type=click.Path(path_type=Path))
+@click.option("--store", "store", help="Where the store goes: a SQLite path (relative to "
+              "the node) or the postgresql:// URI of an existing empty database; default: "
+              "where it was.")
+@click.option("--force", is_flag=True, help="Replace an existing node (of the same id), "
+              "SQLite file or non-empty database.")
+@json_option
+@juki_errors
+def restore(archive: Path, directory: Path, store: str | None, force: bool,
+            as_json: bool) -> None:
+    """Restore a node from ARCHIVE (written by ``node backup``) into DIRECTORY.
+
+    The whole archive is checked first; nothing changes if it is damaged or foreign.
+    Afterwards the store's content digest equals the one at backup time. See
+    docs/backup.md for the re-synchronization with the node's peers.
+    """
+    from jukicore.store.backup import restore_node
+
+    summary = restore_node(archive, directory, store=store, force=force)
+    if as_json:
+        emit_json(summary)
+        return
+    st = summary["store"]
+    click.echo(f"restored node {summary['node_id']} from the backup of "
+               f"{summary['backup_created_at']} into {summary['node']} "
+               f"({st['dialect']} store at {st['target']}) in {summary['seconds']} s")
+    if st["digest_verified"]:
+        click.echo(f"content digest verified: {st['content_digest']}")
+    else:
+        click.echo(f"store migrated from schema v{st['schema_version']} to "
+                   f"v{st['migrated_to']}")

@@ -17,7 +17,11 @@ transaction, exactly once:
 * a batch starting after the next expected number is refused (a gap, or out
   of order);
 * a batch overlapping what was applied (a retransmission of entries not yet
-  acknowledged) applies only its unseen suffix.
+  acknowledged) applies only its unseen suffix;
+* a batch whose entries applied before differ from those in the history (the same numbers
+  with other content: a municipality restored from a backup that sends new work
+  under numbers it had used before the loss) is refused with a
+  :class:`~jukicore.errors.ConflictError` naming the entries (docs/backup.md).
 
 Refusals change nothing, and nothing an entry says refuses its batch. Each code's
 current record follows the municipality that holds it (docs/sync.md, "Who holds a
@@ -43,6 +47,7 @@ import pyarrow.compute as pc
 from jukicore import ids
 from jukicore.crypto import check_path_id
 from jukicore.errors import (
+    BadRow,
     ConflictError,
     InvalidInputError,
     NotFoundError,
@@ -372,6 +377,8 @@ class IdentityStore:
                 raise PacketSequenceError(f"packet {packet_id} was already applied")
             v = s.scalar("SELECT last_seq FROM peers WHERE lg_code = ?", (sender,))
             done = 0 if v is None else int(v)
+            if first_seq <= done:
+                _check_same(s, sender, changes, first_seq, min(last_seq, done))
             if last_seq <= done:
                 raise PacketSequenceError(
                     f"replayed packet: entries {first_seq}..{last_seq} from {sender} were "
@@ -554,6 +561,45 @@ class IdentityStore:
         ]
         with self._b.session(write=False) as s:
             return content_digest(s, queries)
+
+
+def _check_same(s: Session, sender: str, changes: pa.Table, lo: int, hi: int) -> None:
+    """Entries ``lo..hi`` of a batch were applied before: skipping them is right only when
+    they are the same entries. An entry differing from the one in the history (or now set
+    aside as invalid) refuses the batch with a :class:`ConflictError` naming each such
+    entry: the municipality reused numbers (restored from a backup, then new work before
+    the lost work was entered again), and skipping them would silently lose its new
+    entries. Entries set aside as invalid before were never applied and are skipped
+    whatever they hold now, as before (a crafted or damaged entry must not stop the
+    municipality's later nights)."""
+    mine = changes.filter(pc.and_(pc.greater_equal(changes.column("seq"), lo),
+                                  pc.less_equal(changes.column("seq"), hi)))
+    cols = ", ".join(IDENTITY_SCHEMA.names)
+    held = s.fetch_arrow(f"SELECT {cols} FROM identity_history WHERE lg_code = ?"
+                         " AND seq >= ? AND seq <= ? ORDER BY seq", (sender, lo, hi),
+                         IDENTITY_SCHEMA)
+    if mine.equals(held):
+        return  # the usual retransmission: the same entries
+    mine_rows = {int(r["seq"]): r for r in mine.to_pylist()}
+    bad: list[BadRow] = []
+    for old in held.to_pylist():
+        seq = int(old["seq"])
+        new = mine_rows.get(seq)
+        if new is None:
+            bad.append(BadRow(seq - lo, f"entry {seq} was applied before; now it is set "
+                                        "aside as invalid"))
+            continue
+        for name in IDENTITY_SCHEMA.names:
+            if new[name] != old[name]:
+                bad.append(BadRow(seq - lo, f"entry {seq} differs from the one applied "
+                                            "before", name))
+                break
+    if bad:
+        raise ConflictError(
+            f"entries {lo}..{hi} from {sender} were applied before with other content: its "
+            "register reused sequence numbers (restored from a backup? enter the lost "
+            "notifications again, in their order, before new ones: docs/backup.md)",
+            bad)
 
 
 _CURRENT_COLS = ", ".join(c.name for c in _CURRENT.columns)
@@ -912,7 +958,6 @@ def _validated(changes: Any, first_seq: int, last_seq: int, sender: object = Non
     table (pyarrow, or the Arrow PyCapsule interface)."""
     import datetime as dt
 
-    from jukicore.errors import BadRow
     from jukicore.register.events import KINDS
     from jukicore.register.store import as_arrow_table
     from jukicore.validate import check_sender, coerce_column, find_problems, sorted_rows

@@ -91,11 +91,17 @@ class SyncState:
                      " AND kind = 'identity-changes'", (peer,))
         return 0 if v is None else int(v)
 
-    def record_sync_ack(self, peer: str, acked: int, packet_id: str, *, actor: Actor) -> bool:
+    def record_sync_ack(self, peer: str, acked: int, packet_id: str, *, actor: Actor,
+                        rewind: bool = False) -> bool:
         """Record that ``peer`` acknowledged every entry up to ``acked``.
 
         Acknowledgements are cumulative: an older or repeated one changes nothing
-        (and returns False). One acknowledging entries never exported to ``peer``
+        (and returns False). A ``rewind`` acknowledgement (the peer's store was restored
+        from a backup and holds only the entries up to ``acked``) sets the position back
+        to ``acked`` (audit ``sync.rewind``), so the entries after it are exported again;
+        a repeated one (same ``packet_id``) changes nothing.
+
+        One acknowledging entries never exported to ``peer``
         (beyond the last entry of the packets logged as sent to it) is refused with
         :class:`~jukicore.errors.PacketSequenceError`, changes nothing, and is written
         to the audit log (``sync.ack-refused``): accepting it would drop those entries
@@ -120,6 +126,12 @@ class SyncState:
             s.execute("INSERT INTO sync_log (packet_id, direction, peer, kind, first_seq,"
                       " last_seq, at) VALUES (?, ?, ?, ?, ?, ?, ?)",
                       (packet_id, "in", peer, "ack", acked, acked, s.ts(utcnow())))
+            if cur is not None and int(cur) > acked and rewind:
+                s.execute("UPDATE sync_peers SET acked_seq = ? WHERE peer = ?", (acked, peer))
+                self._sync_audit(s, actor, "sync.rewind",
+                                 f"{peer} holds entries up to {acked} only (it had "
+                                 f"acknowledged {int(cur)}): the entries after are sent again")
+                return True
             if cur is not None and int(cur) >= acked:
                 return False
             if cur is None:
