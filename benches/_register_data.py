@@ -9,7 +9,7 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 
-from jukicore.ids import CodeBlock, CodeRegistry, resident_code_check_digit
+from jukicore.codes import CodeBlock, CodeRegistry, resident_code_check_digit
 from jukicore.synth import synthesize_municipality
 
 LG = "131016"

@@ -1,4 +1,4 @@
-"""Side by side: jukicore.ids against the best numpy (or pure-Python) baselines, with ratios.
+"""Side by side: jukicore.codes against the best numpy (or pure-Python) baselines, with ratios.
 
     python benches/compare.py                        # full scale: 125,000,000 codes, 3 runs each
     python benches/compare.py --scale small          # every size / 100: a smoke test (< 1 min)
@@ -50,7 +50,7 @@ import numpy as np
 import jukicore
 from benchmarks import ids_numpy as B
 from benchmarks.ids_python import PyIssuer
-from jukicore.ids import CodeRegistry, MyNumberIssuer, is_valid_resident_code
+from jukicore.codes import CodeRegistry, MyNumberIssuer, is_valid_resident_code
 
 FULL = {
     "registry": 125_000_000,
@@ -129,11 +129,11 @@ def _best(variants: dict[str, list[float]]) -> tuple[str, float]:
 _RSS_PROBE = """
 import resource, sys
 from pathlib import Path
-import jukicore.ids
+import jukicore.codes
 def rss():
     return int(Path("/proc/self/statm").read_text().split()[1]) * resource.getpagesize()
 before = rss()
-reg = jukicore.ids.CodeRegistry.load(sys.argv[1])
+reg = jukicore.codes.CodeRegistry.load(sys.argv[1])
 print(rss() - before, len(reg))
 """
 
@@ -433,7 +433,7 @@ def main(argv: list[str] | None = None) -> int:
     sizes = dict(FULL) if full else {k: v // 100 for k, v in FULL.items()}
     chosen = [n for n in NAMES if not args.only or n in args.only]
 
-    print(f"jukicore.ids vs numpy, scale {args.scale}, {args.repeat} run(s) each")
+    print(f"jukicore.codes vs numpy, scale {args.scale}, {args.repeat} run(s) each")
     print(f"machine: {_machine()}")
     print(f"load average at start: {_load()}")
     if full:

@@ -29,9 +29,10 @@ import numpy as np
 import pyarrow as pa
 
 from _register_data import LG, MUNI, PREF, block, municipality, with_codes
-from jukicore.register import Actor, Register, create_register, generate_day
+from jukicore.register import Actor, Register, create_register
 from jukicore.register._schema import RESIDENT_COLUMNS
-from jukicore.register.pgtemp import TempPostgres, find_pg_bin
+from jukicore.synth.day import generate_day
+from jukicore.testing import TempPostgres, find_pg_bin
 
 ADMIN = Actor.operator("bench", LG, "admin")
 DAY = dt.date(2024, 6, 3)

@@ -27,7 +27,7 @@ from pathlib import Path
 import numpy as np
 import pyarrow as pa
 
-from jukicore import ids
+from jukicore.codes import CodeRegistry
 from jukicore.identity import IDENTITY_SCHEMA, create_identity_store
 from jukicore.node import CENTER, Node, init_node, trust_each_other
 from jukicore.packet import Packet
@@ -57,7 +57,7 @@ def night(changes: int, root: Path) -> float:
     admin = Actor.operator("bench", MUNI, "admin")
     with create_register(muni.store_target(), lg_code=MUNI,
                          prefecture=m.prefecture, municipality=m.name, actor=admin) as reg:
-        reg.import_code_block(ids.CodeRegistry().allocate_block(changes, MUNI), actor=admin)
+        reg.import_code_block(CodeRegistry().allocate_block(changes, MUNI), actor=admin)
         reg.load(m.residents, m.households, actor=admin)  # one outbox entry per resident
     t = time.perf_counter()
     packet = export_changes(muni, CENTER)
@@ -96,7 +96,7 @@ def initial_load(total: int, per_packet: int, root: Path, center_store: str | No
     muni, center = _nodes(root, center_store)
     keys = muni.current_keys(PASSWORD)
     trust = muni.trust()
-    codes = ids.CodeRegistry().generate(total)
+    codes = CodeRegistry().generate(total)
     rng = np.random.default_rng(0)
     paths = []
     for start in range(0, total, per_packet):
@@ -129,7 +129,7 @@ def main() -> None:
         secs = initial_load(total, per_packet, Path(tmp) / "s", None)
         rows.append(("initial load (SQLite)", f"{total:,} records", secs, 120.0))
         if not args.no_postgres:
-            from jukicore.register.pgtemp import TempPostgres, find_pg_bin
+            from jukicore.testing import TempPostgres, find_pg_bin
 
             if find_pg_bin() is not None:
                 pg = TempPostgres(durable=True).start()  # fsync on, as a center runs it

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from jukicore.register.pgtemp import TempPostgres, find_pg_bin
+from jukicore.testing import TempPostgres, find_pg_bin
 
 
 @pytest.fixture(scope="session")

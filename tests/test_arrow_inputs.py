@@ -24,7 +24,18 @@ import numpy as np
 import pyarrow as pa
 import pytest
 
-from jukicore import ids
+from jukicore.codes import (
+    CodeBlock,
+    CodeRegistry,
+    MyNumberIssuer,
+    format_code,
+    is_valid_lg_code,
+    is_valid_my_number,
+    is_valid_resident_code,
+    lg_code_check_digit,
+    my_number_check_digit,
+    resident_code_check_digit,
+)
 from jukicore.errors import InvalidInputError
 
 pl = pytest.importorskip("polars")
@@ -36,8 +47,8 @@ KEY = bytes(range(32))
 
 
 def _sample() -> tuple[np.ndarray, list[str]]:
-    codes = ids.CodeRegistry().generate(50)
-    return codes, ids.format_code(codes).tolist()
+    codes = CodeRegistry().generate(50)
+    return codes, format_code(codes).tolist()
 
 
 def _duck(values: list[Any], sql_type: str) -> Any:
@@ -74,26 +85,26 @@ def test_every_column_function_takes_every_arrow_object(maker: str, kind: str) -
     codes, text = _sample()
     values: list[Any] = text if kind == "str" else [int(c) for c in codes]
     make = lambda: MAKERS[maker](values, kind)  # noqa: E731  (fresh object per call)
-    expect = ids.is_valid_resident_code(values)
+    expect = is_valid_resident_code(values)
     assert expect.all()
-    assert np.array_equal(ids.is_valid_resident_code(make()), expect)
-    assert np.array_equal(ids.format_code(make()), np.array(text))
-    reg = ids.CodeRegistry()
+    assert np.array_equal(is_valid_resident_code(make()), expect)
+    assert np.array_equal(format_code(make()), np.array(text))
+    reg = CodeRegistry()
     assert reg.add(make()) == 50 and reg.contains(make()).all()
-    block = ids.CodeBlock.from_codes(make(), "130001")
+    block = CodeBlock.from_codes(make(), "130001")
     assert np.array_equal(block.codes, codes)
-    numbers = ids.MyNumberIssuer(KEY).issue(make())
-    assert numbers.shape == (50,) and ids.is_valid_my_number(numbers).all()
+    numbers = MyNumberIssuer(KEY).issue(make())
+    assert numbers.shape == (50,) and is_valid_my_number(numbers).all()
     bodies = [v[:10] for v in text] if kind == "str" else [int(c) // 10 for c in codes]
-    assert np.array_equal(ids.resident_code_check_digit(MAKERS[maker](bodies, kind)),
+    assert np.array_equal(resident_code_check_digit(MAKERS[maker](bodies, kind)),
                           codes % 10)
     lg = ["131130", "011002"] if kind == "str" else [131130, 11002]
-    assert ids.is_valid_lg_code(MAKERS[maker](lg, kind)).tolist() == [True, True]
-    assert ids.lg_code_check_digit(MAKERS[maker](
+    assert is_valid_lg_code(MAKERS[maker](lg, kind)).tolist() == [True, True]
+    assert lg_code_check_digit(MAKERS[maker](
         [x[:5] for x in lg] if kind == "str" else [x // 10 for x in lg], kind)).tolist() == [0, 2]
     my = ["123456789018"] if kind == "str" else [123456789018]
-    assert ids.is_valid_my_number(MAKERS[maker](my, kind)).tolist() == [True]
-    assert ids.my_number_check_digit(MAKERS[maker](
+    assert is_valid_my_number(MAKERS[maker](my, kind)).tolist() == [True]
+    assert my_number_check_digit(MAKERS[maker](
         [m[:11] for m in my] if kind == "str" else [m // 10 for m in my], kind)).tolist() == [8]
 
 
@@ -103,7 +114,7 @@ def test_bad_values_in_arrow_objects_name_their_row(maker: str) -> None:
     bad = [*text[:3], "１２３４５６７８９０１", *text[3:6], None, "12345"]
     obj = MAKERS[maker](bad, "str")
     with pytest.raises(InvalidInputError) as caught:
-        ids.is_valid_resident_code(obj)
+        is_valid_resident_code(obj)
     assert [r.row for r in caught.value.rows] == [3, 7, 8], caught.value
 
 
@@ -112,7 +123,7 @@ def test_a_table_of_two_columns_is_refused() -> None:
                 duckdb.sql("select '131130' as a, '131130' as b"),
                 pd.DataFrame({"a": ["131130"], "b": ["131130"]})):
         with pytest.raises(InvalidInputError, match="2 columns"):
-            ids.is_valid_lg_code(obj)
+            is_valid_lg_code(obj)
 
 
 # ------------------------------------------------------------------ the pyarrow floor
@@ -137,11 +148,11 @@ def _pypi_reachable() -> bool:
 
 SMOKE = """
 import numpy as np, pyarrow as pa
-from jukicore import ids
+from jukicore.codes import CodeBlock, CodeRegistry, format_code, is_valid_resident_code
 from jukicore.errors import InvalidInputError
-reg = ids.CodeRegistry()
+reg = CodeRegistry()
 codes = reg.generate(100)
-text = ids.format_code(codes).tolist()
+text = format_code(codes).tolist()
 class Capsule:  # what polars, duckdb and pandas hand over: the PyCapsule interface
     def __init__(self, col):
         self.col = col
@@ -154,18 +165,18 @@ class Stream:
         return self.col.__arrow_c_stream__(requested_schema)
 for col in (pa.array(text), pa.array(text, pa.large_string()), pa.array(text, pa.string_view()),
             pa.array(codes)):
-    assert ids.is_valid_resident_code(col).all()
-    assert ids.is_valid_resident_code(Capsule(col)).all()
+    assert is_valid_resident_code(col).all()
+    assert is_valid_resident_code(Capsule(col)).all()
 for col in (pa.chunked_array([text[:10], text[10:]]), pa.chunked_array([text], pa.string_view()),
             pa.table({"c": text})):
-    assert ids.is_valid_resident_code(Stream(col)).all()
+    assert is_valid_resident_code(Stream(col)).all()
 try:
-    ids.is_valid_resident_code(pa.array(["１２３４５６７８９０１"], pa.string_view()))
+    is_valid_resident_code(pa.array(["１２３４５６７８９０１"], pa.string_view()))
     raise SystemExit("full-width digits accepted")
 except InvalidInputError:
     pass
 block = reg.allocate_block(10, "130001")
-assert len(ids.CodeBlock.from_bytes(block.to_bytes())) == 10
+assert len(CodeBlock.from_bytes(block.to_bytes())) == 10
 print("pyarrow", pa.__version__, "ok")
 """
 

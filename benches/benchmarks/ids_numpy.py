@@ -1,4 +1,4 @@
-"""numpy baselines for jukicore.ids: the best plain-numpy code we could write for each job.
+"""numpy baselines for jukicore.codes: the best plain-numpy code we could write for each job.
 
 Each function does the same job as the jukicore call it is measured against:
 

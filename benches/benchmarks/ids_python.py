@@ -1,6 +1,6 @@
 """Pure-Python baseline of My Number issuance (numpy has no HMAC).
 
-:func:`issue` does what ``jukicore.ids.MyNumberIssuer.issue`` does, with the
+:func:`issue` does what ``jukicore.codes.MyNumberIssuer.issue`` does, with the
 same construction (``rust/core/src/mynumber.rs``), and returns the same numbers
 for the same key and codes: validate the resident codes, refuse repeats and
 codes already holding a number (nothing issued then), derive each body as

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
-from jukicore.ids import CodeRegistry
+from jukicore.codes import CodeRegistry
 
 from . import ids_numpy
 

@@ -19,8 +19,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # benches/
 import numpy as np
 
 from _register_data import LG, MUNI, PREF, block, municipality, with_codes
-from jukicore.register import Actor, create_register, generate_day
-from jukicore.register.pgtemp import TempPostgres, find_pg_bin
+from jukicore.register import Actor, create_register
+from jukicore.synth.day import generate_day
+from jukicore.testing import TempPostgres, find_pg_bin
 
 N = int(os.environ.get("JUKICORE_BENCH_RESIDENTS", "1000000"))
 ADMIN = Actor.operator("bench", LG, "admin")

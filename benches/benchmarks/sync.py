@@ -19,7 +19,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # benches/
 
 from compare_sync import initial_load, night
-from jukicore.register.pgtemp import TempPostgres, find_pg_bin
+from jukicore.testing import TempPostgres, find_pg_bin
 
 CHANGES = int(os.environ.get("JUKICORE_BENCH_SYNC_CHANGES", "40000"))
 RECORDS = int(os.environ.get("JUKICORE_BENCH_SYNC_RECORDS", "2000000"))

@@ -2,7 +2,7 @@
 
 Modules:
 
-- :mod:`jukicore.ids` -- check digits, resident-code allocation, code blocks, My Numbers
+- :mod:`jukicore.codes` -- check digits, resident-code allocation, code blocks, My Numbers
 - :mod:`jukicore.synth` -- synthetic municipalities (needs the ``synth`` extra)
 - :mod:`jukicore.errors` -- the one exception hierarchy, rooted at :class:`JukiError`
 """
@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from importlib.metadata import PackageNotFoundError, version
 
-from . import errors, ids
+from . import codes, errors
 from .errors import InvalidInputError, JukiError
 
 try:
@@ -19,4 +19,4 @@ try:
 except PackageNotFoundError:  # pragma: no cover - running from a source tree
     __version__ = "0.0.0"
 
-__all__ = ["InvalidInputError", "JukiError", "__version__", "errors", "ids"]
+__all__ = ["InvalidInputError", "JukiError", "__version__", "codes", "errors"]

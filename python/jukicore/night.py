@@ -22,12 +22,13 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from jukicore import ids
 from jukicore._files import write_atomic
+from jukicore.codes import CodeRegistry, allocate_block_file, split_block_file
 from jukicore.identity import create_identity_store, open_identity_store
 from jukicore.node import CENTER, Node, init_node, trust_each_other
-from jukicore.register import Actor, create_register, generate_day, open_register
+from jukicore.register import Actor, create_register, open_register
 from jukicore.sync import apply_packet, default_recipients, export_changes, send_code_block
+from jukicore.synth.day import generate_day
 
 __all__ = ["run_night"]
 
@@ -75,12 +76,12 @@ def run_night(workdir: str | os.PathLike[str], *, population: int = 100_000,
     # can lose codes but never hand one out twice.
     needed = population + 2 * notifications + 1000
     (center.path / "allocated").mkdir()
-    to_pref = ids.allocate_block_file(center.path / "registry.bin", 2 * needed, pref_id,
+    to_pref = allocate_block_file(center.path / "registry.bin", 2 * needed, pref_id,
                                       center.path / "allocated" / f"{pref_id}.block")
     apply_packet(pref, _deliver(send_code_block(center, to_pref, password=password), pref),
                  password=password)
     (pref.path / "split").mkdir()
-    to_muni = ids.split_block_file(pref.path / "blocks" / f"{to_pref.block_id}.block", needed,
+    to_muni = split_block_file(pref.path / "blocks" / f"{to_pref.block_id}.block", needed,
                                    m.lg_code, pref.path / "split" / f"{m.lg_code}.block")
     apply_packet(muni, _deliver(send_code_block(pref, to_muni, password=password), muni),
                  password=password)
@@ -121,7 +122,7 @@ def run_night(workdir: str | os.PathLike[str], *, population: int = 100_000,
         "municipality": f"{m.prefecture}{m.name} ({m.lg_code})",
         "residents_loaded": m.residents.num_rows,
         "households_loaded": m.households.num_rows,
-        "codes_issued_by_center": len(ids.CodeRegistry.load(center.path / "registry.bin")),
+        "codes_issued_by_center": len(CodeRegistry.load(center.path / "registry.bin")),
         "notifications": kinds,
         **report.summary(),
         "sent": moved,

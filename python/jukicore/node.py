@@ -45,8 +45,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from jukicore import ids
 from jukicore._files import _alive, read_regular, remove_stale_temps, write_atomic
+from jukicore.codes import is_valid_lg_code
 from jukicore.crypto import NodeKeys, Role, TrustStore, check_node_id, check_path_id
 from jukicore.errors import (
     ConflictError,
@@ -84,7 +84,7 @@ def role_of(node_id: str) -> Role:
     if node_id == CENTER:
         return "center"
     if len(node_id) == 6 and node_id.isascii() and node_id.isdigit() and \
-            ids.is_valid_lg_code(node_id):
+            is_valid_lg_code(node_id):
         return "prefecture" if node_id[2:5] == "000" else "municipality"
     raise InvalidInputError(
         f"{node_id!r} is not a node id: a 6-digit local government code or {CENTER!r}")

@@ -51,9 +51,9 @@ from typing import Any
 
 import pyarrow as pa
 
-from jukicore import ids
 from jukicore._files import write_atomic
 from jukicore._threads import one_ahead
+from jukicore.codes import CodeBlock, lg_code_check_digit
 from jukicore.crypto import NodeKeys, check_node_id, check_path_id
 from jukicore.errors import (
     ConflictError,
@@ -332,7 +332,7 @@ def _apply_ack(node: Node, path: Path, h: PacketHeader, table: pa.Table) -> Appl
 # --------------------------------------------------------------------------- code blocks
 
 
-def send_code_block(node: Node, block: ids.CodeBlock, *, password: str | bytes | None = None,
+def send_code_block(node: Node, block: CodeBlock, *, password: str | bytes | None = None,
                     seq: int = 1) -> Path:
     """Send a code block to its holder (center -> prefecture, prefecture -> municipality)."""
     check_relation("code-block", node.node_id, block.holder)
@@ -354,7 +354,7 @@ def _apply_block(node: Node, path: Path, h: PacketHeader, table: pa.Table) -> Ap
         raise InvalidInputError("a code-block packet carries one block")
     try:
         # (refuses a block id unfit for a file name, such as ../x)
-        block = ids.CodeBlock.from_bytes(table.column("block")[0].as_py())
+        block = CodeBlock.from_bytes(table.column("block")[0].as_py())
     except JukiError as exc:
         if not isinstance(exc, InvalidInputError | CorruptFileError):
             raise
@@ -401,7 +401,7 @@ def _apply_block(node: Node, path: Path, h: PacketHeader, table: pa.Table) -> Ap
 def default_recipients(municipality: str) -> tuple[str, str]:
     """Where a municipality sends its changes: its prefecture and the center."""
     body = f"{municipality[:2]}000"
-    return (f"{body}{ids.lg_code_check_digit(body)}", CENTER)
+    return (f"{body}{lg_code_check_digit(body)}", CENTER)
 
 
 def sync_status(node: Node) -> dict[str, Any]:

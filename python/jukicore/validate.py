@@ -12,7 +12,7 @@ converted). The rules (docs/register.md, "Validation"):
   its lead time is a notification rule); ``resident_since`` / ``address_since`` not
   before the date of birth;
 * **codes**: resident codes (11 digits), My Numbers (12) and local government codes
-  (6) must carry their check digit (the rules live in :mod:`jukicore.ids` and Rust);
+  (6) must carry their check digit (the rules live in :mod:`jukicore.codes` and Rust);
   a value out of range (12 digits, 2^64-1, negative) is a bad row like any other;
 * **text**: valid Unicode (UTF-8), no control characters (NUL included) nor
   bidirectional-override / BOM characters, no surrounding spaces (ASCII or
@@ -44,7 +44,12 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from jukicore import _jukicore as _core
-from jukicore import ids
+from jukicore.codes import (
+    is_valid_lg_code,
+    is_valid_my_number,
+    is_valid_resident_code,
+    lg_code_check_digit,
+)
 from jukicore.errors import BadRow, InvalidInputError
 
 __all__ = [
@@ -150,8 +155,8 @@ def municipality(lg_code: str) -> Municipality | None:
 def _lg_code_problem(lg_code: object) -> str | None:
     if not isinstance(lg_code, str) or re.fullmatch(r"[0-9]{6}", lg_code) is None:
         return f"a local government code is 6 ASCII digits, got {lg_code!r}"
-    if not ids.is_valid_lg_code(lg_code):
-        expected = ids.lg_code_check_digit(lg_code[:5])
+    if not is_valid_lg_code(lg_code):
+        expected = lg_code_check_digit(lg_code[:5])
         return f"local government code {lg_code} has a wrong check digit (expected {expected})"
     if municipality(lg_code) is None:
         return f"local government code {lg_code} is not a known municipality"
@@ -498,7 +503,7 @@ def parse_resident_code(value: Any) -> int:
     if isinstance(value, bool) or not isinstance(value, int | str | np.integer):
         raise InvalidInputError(
             f"a resident code is an int or a string of 11 digits, not {type(value).__name__}")
-    if not ids.is_valid_resident_code(value):
+    if not is_valid_resident_code(value):
         raise InvalidInputError(f"{value!r} is not a valid resident code (check digit)")
     return int(value)
 
@@ -510,7 +515,7 @@ def valid_codes(codes: Any, digits: int = 11) -> np.ndarray[Any, np.dtype[np.boo
     ok = arr < np.uint64(10**digits)
     out = np.zeros(arr.shape, dtype=bool)
     if ok.any():
-        check = ids.is_valid_resident_code if digits == 11 else ids.is_valid_my_number
+        check = is_valid_resident_code if digits == 11 else is_valid_my_number
         out[ok] = check(arr[ok])
     return out
 

@@ -44,8 +44,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 from regkit import ADMIN, LG, MUNI, PREF, make_block, tiny_municipality
 
-from jukicore import ids
 from jukicore.cli import main
+from jukicore.codes import is_valid_resident_code
 from jukicore.node import CENTER, init_node, trust_each_other
 from jukicore.register import Register, create_register, open_register
 from jukicore.sync import export_changes
@@ -89,7 +89,7 @@ def test_codes_check(lines: list[str]) -> None:
     assert_exit(result, {0, 1}, "codes check")
     bad = [line for line in lines if not (len(line.strip()) == 11 and line.strip().isascii()
                                           and line.strip().isdigit()
-                                          and ids.is_valid_resident_code(line.strip()))]
+                                          and is_valid_resident_code(line.strip()))]
     assert result.exit_code == (1 if bad else 0), (lines, result.stdout)
     assert json.loads(result.stdout)["invalid"] == len(bad)
 

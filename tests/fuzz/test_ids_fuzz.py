@@ -1,4 +1,4 @@
-"""Fuzz jukicore.ids: every function that takes a scalar or a column of codes.
+"""Fuzz jukicore.codes: every function that takes a scalar or a column of codes.
 
 Property: a well-formed input (an ``int``/numpy integer in range, or a string of exactly the
 right number of ASCII digits) gets the right answer in kind (checked against the check-digit
@@ -35,13 +35,25 @@ from hypothesis import given
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
-from jukicore import errors, ids
+from jukicore import errors
+from jukicore.codes import (
+    CodeBlock,
+    CodeRegistry,
+    MyNumberIssuer,
+    format_code,
+    is_valid_lg_code,
+    is_valid_my_number,
+    is_valid_resident_code,
+    lg_code_check_digit,
+    my_number_check_digit,
+    resident_code_check_digit,
+)
 
 # kind -> (body digits, check-digit function, full digits, validity function)
 KINDS: dict[str, tuple[int, Callable[[Any], Any], int, Callable[[Any], Any]]] = {
-    "resident_code": (10, ids.resident_code_check_digit, 11, ids.is_valid_resident_code),
-    "my_number": (11, ids.my_number_check_digit, 12, ids.is_valid_my_number),
-    "lg_code": (5, ids.lg_code_check_digit, 6, ids.is_valid_lg_code),
+    "resident_code": (10, resident_code_check_digit, 11, is_valid_resident_code),
+    "my_number": (11, my_number_check_digit, 12, is_valid_my_number),
+    "lg_code": (5, lg_code_check_digit, 6, is_valid_lg_code),
 }
 
 
@@ -106,7 +118,7 @@ def test_scalar(kind: str, role: str, data: st.DataObject) -> None:
 @given(data=st.data())
 def test_format_code_scalar(width: int, data: st.DataObject) -> None:
     value = data.draw(scalar_inputs(width), label="value")
-    out, exc = call(lambda x: ids.format_code(x, width), value)
+    out, exc = call(lambda x: format_code(x, width), value)
     v = well_formed(value, width)
     if v is None:
         assert isinstance(exc, errors.InvalidInputError), f"{value!r}: {exc!r} / {out!r}"
@@ -117,7 +129,7 @@ def test_format_code_scalar(width: int, data: st.DataObject) -> None:
 @fuzz(30)
 @given(width=st.one_of(st.integers(-3, 20), st.sampled_from([None, 1.5, "11", U64_MAX])))
 def test_format_code_width(width: Any) -> None:
-    out, exc = call(lambda x: ids.format_code(x, width), 1)
+    out, exc = call(lambda x: format_code(x, width), 1)
     if width in (5, 6, 10, 11, 12):
         assert exc is None and out == f"{1:0{width}d}"
     else:
@@ -328,7 +340,7 @@ def _code_values() -> st.SearchStrategy[Any]:
 @fuzz(80)
 @given(value=_code_values())
 def test_registry_refuses_and_keeps(value: Any) -> None:
-    reg = ids.CodeRegistry()
+    reg = CodeRegistry()
     known = reg.generate(5)
     before = len(reg)
     _, exc = call(reg.add, value)
@@ -346,7 +358,7 @@ def test_registry_refuses_and_keeps(value: Any) -> None:
                         st.integers(0, 99999).map(lambda b: str(wrong_check("lg_code", b))),
                         not_an_int_or_str()))
 def test_registry_generate_and_allocate(n: Any, holder: Any) -> None:
-    reg = ids.CodeRegistry()
+    reg = CodeRegistry()
     reg.generate(3)
     _, exc = call(reg.generate, n)
     assert_refused(exc or AssertionError(f"generate({n!r}) accepted"), invalid=False)
@@ -361,7 +373,7 @@ def test_registry_generate_and_allocate(n: Any, holder: Any) -> None:
                    st.sampled_from([1.5, None, "2", True, U64_MAX])),
        holder=st.one_of(st.just("131016"), malformed_digit_text(6), not_an_int_or_str()))
 def test_block_take_and_split_refuse(n: Any, holder: Any) -> None:
-    block = ids.CodeRegistry().allocate_block(5, "131016")
+    block = CodeRegistry().allocate_block(5, "131016")
     codes = block.codes.copy()
     for op in (block.take, lambda k: block.split(k, holder)):
         _, exc = call(op, n)
@@ -372,7 +384,7 @@ def test_block_take_and_split_refuse(n: Any, holder: Any) -> None:
 @fuzz(80)
 @given(data=st.data())
 def test_block_bytes_corrupted(data: st.DataObject) -> None:
-    block = ids.CodeRegistry().allocate_block(4, "131016")
+    block = CodeRegistry().allocate_block(4, "131016")
     raw = bytearray(block.to_bytes())
     how = data.draw(st.sampled_from(["truncate", "flip", "append", "empty"]), label="how")
     if how == "truncate":
@@ -384,14 +396,14 @@ def test_block_bytes_corrupted(data: st.DataObject) -> None:
         raw += data.draw(st.binary(min_size=1, max_size=64), label="tail")
     else:
         raw = bytearray()
-    _, exc = call(ids.CodeBlock.from_bytes, bytes(raw))
+    _, exc = call(CodeBlock.from_bytes, bytes(raw))
     assert isinstance(exc, errors.CorruptFileError), f"{how}: {exc!r}"
 
 
 @cache
-def _issuer() -> tuple[ids.MyNumberIssuer, int, int]:
+def _issuer() -> tuple[MyNumberIssuer, int, int]:
     """One issuer for the whole test (making one costs a table): a code and its number."""
-    issuer = ids.MyNumberIssuer(b"k" * 32)
+    issuer = MyNumberIssuer(b"k" * 32)
     code = with_check("resident_code", 1234567890)
     return issuer, code, issuer.issue(code)
 

@@ -26,7 +26,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 from regkit import ADMIN, LG, MUNI, PREF, make_block, tiny_municipality
 
-from jukicore import errors, ids
+from jukicore import errors
+from jukicore.codes import CodeBlock, CodeRegistry
 from jukicore.crypto import NodeKeys, TrustStore
 from jukicore.identity import IDENTITY_SCHEMA, create_identity_store, open_identity_store
 from jukicore.node import CENTER, Node, init_node, trust_each_other
@@ -235,9 +236,9 @@ def _files(root: Path) -> set[Path]:
 def test_code_block_ids_in_paths(net: Net, block_id: str) -> None:
     """A code-block packet (signed by the trusted center) whose block id is a path: refused,
     or stored in the prefecture's blocks/ directory; never a file anywhere else."""
-    codes = ids.CodeRegistry().generate(3)
+    codes = CodeRegistry().generate(3)
     try:
-        block = ids.CodeBlock.from_codes(codes, PREF_ID, block_id=block_id)
+        block = CodeBlock.from_codes(codes, PREF_ID, block_id=block_id)
     except errors.InvalidInputError:
         return  # refused where the block is made: fine
     table = pa.table({"seq": pa.array([1], pa.int64()),
@@ -325,7 +326,7 @@ def _node_entry_points(net: Net, n: Node) -> list[Callable[[], object]]:
 
 def test_codes_of_a_block_packet_are_fresh(net: Net) -> None:
     """Control: a valid code block from the center is stored at the prefecture."""
-    block = ids.CodeRegistry().allocate_block(3, PREF_ID)
+    block = CodeRegistry().allocate_block(3, PREF_ID)
     target = net.pref.inbox / "block.jkp"
     target.write_bytes(send_code_block(net.center, block).read_bytes())
     outcome = apply_packet(net.pref, target)

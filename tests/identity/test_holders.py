@@ -13,13 +13,13 @@ from typing import Any
 import pyarrow as pa
 import pytest
 
-from jukicore import ids
+from jukicore.codes import CodeRegistry
 from jukicore.errors import InvalidInputError
 from jukicore.identity import IDENTITY_SCHEMA, IdentityStore, create_identity_store
 
 A, B, C = "131016", "131041", "271004"
 D = dt.date(2024, 4, 1)
-_codes = [int(c) for c in ids.CodeRegistry().generate(40)]
+_codes = [int(c) for c in CodeRegistry().generate(40)]
 X, X2, Y, Z = _codes[0], _codes[1], _codes[2], _codes[3]
 
 
@@ -354,7 +354,7 @@ def test_content_digest_covers_the_new_tables(store: IdentityStore) -> None:
     a_stream, b_stream = _code_change_story()
     _play(store, [*a_stream, *b_stream])
     apply(store, Packets(C)((X, "move_in", 20, {})))
-    block = ids.CodeRegistry().allocate_block(10, "130001")
+    block = CodeRegistry().allocate_block(10, "130001")
     assert store.receive_code_block(block, sender="center", actor="t")
     digests = {store.content_digest()}
     for table, key in (("identity_retired", "resident_code"), ("identity_quarantine", "seq"),

@@ -10,7 +10,7 @@ import numpy as np
 import pyarrow as pa
 import pytest
 
-from jukicore import ids
+from jukicore.codes import CodeRegistry
 from jukicore.errors import ConflictError, InvalidInputError, NotFoundError
 from jukicore.identity.store import (
     IDENTITY_SCHEMA,
@@ -31,7 +31,7 @@ def store(db_target: str) -> Iterator[IdentityStore]:
     st.close()
 
 
-_codes = ids.CodeRegistry().generate(1000)
+_codes = CodeRegistry().generate(1000)
 
 
 def change(seq: int, code_index: int, **kw: Any) -> dict[str, Any]:

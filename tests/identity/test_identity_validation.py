@@ -12,13 +12,13 @@ import numpy as np
 import pyarrow as pa
 import pytest
 
-from jukicore import ids
+from jukicore.codes import CodeRegistry, is_valid_resident_code
 from jukicore.errors import InvalidInputError
 from jukicore.identity.store import IDENTITY_SCHEMA, IdentityStore, create_identity_store
 
 MUNI = "131016"
 D = dt.date(2024, 4, 1)
-_codes = ids.CodeRegistry().generate(50)
+_codes = CodeRegistry().generate(50)
 
 
 @pytest.fixture
@@ -72,7 +72,7 @@ BAD: list[tuple[dict[str, Any], str]] = [
 def test_bad_value_refuses_the_batch_naming_row_and_column(store: IdentityStore,
                                                            bad: dict[str, Any],
                                                            column: str) -> None:
-    assert not ids.is_valid_resident_code(12345678901)
+    assert not is_valid_resident_code(12345678901)
     before = store.content_digest()
     rows = [change(1), change(2, **bad), change(3)]
     with pytest.raises(InvalidInputError) as e:

@@ -55,13 +55,13 @@ from refmodel import (
 )
 
 import jukicore
-from jukicore import ids
+from jukicore.codes import CodeBlock, CodeRegistry, MyNumberIssuer, resident_code_check_digit
 from jukicore.errors import JukiError, PacketSequenceError
 from jukicore.identity import create_identity_store, open_identity_store
 from jukicore.node import Node, init_node, trust_each_other
 from jukicore.register import Actor, Register, create_register, open_register
-from jukicore.register.pgtemp import TempPostgres
 from jukicore.sync import apply_packet, default_recipients, export_changes, send_code_block
+from jukicore.testing import TempPostgres
 
 MUNIS = tuple(MUNICIPALITIES)
 UPPER = (*PREFECTURES, CENTER)
@@ -151,14 +151,14 @@ def build_template(backend: str, root: Path, pg: TempPostgres | None) -> Templat
         create_identity_store(nodes[node_id].store_target(), node_id=node_id,
                               kind=kind).close()
     trust_each_other(list(nodes.values()), PASSWORD)
-    registry = ids.CodeRegistry()
+    registry = CodeRegistry()
     for pref, munis in PREFECTURES.items():
         block = registry.allocate_block(CODES_PER_MUNICIPALITY * len(munis), pref)
         sent = send_code_block(nodes[CENTER], block, password=PASSWORD)
         assert apply_packet(nodes[pref], _copy_to_inbox(sent, nodes[pref]),
                             password=PASSWORD).status == "applied"
         stored_path = nodes[pref].path / "blocks" / f"{block.block_id}.block"
-        stored = ids.CodeBlock.load(stored_path)
+        stored = CodeBlock.load(stored_path)
         for m in munis:
             child = stored.split(CODES_PER_MUNICIPALITY, m)
             stored.save(stored_path)
@@ -275,7 +275,7 @@ class NetworkMachine(RuleBasedStateMachine):
             self._cleanup()
             raise
         self.model = Model(today=START)
-        self.issuer = ids.MyNumberIssuer(MY_NUMBER_KEY)
+        self.issuer = MyNumberIssuer(MY_NUMBER_KEY)
         self.network: list[InFlight] = []
         self.nids = itertools.count(1)
         self.kills = 0
@@ -735,7 +735,7 @@ class NetworkMachine(RuleBasedStateMachine):
         row: dict[str, Any] | None = None
         if variant == "unknown_code":
             body = 10**9 + (pi * 7919) % (9 * 10**9)
-            code = body * 10 + ids.resident_code_check_digit(body)
+            code = body * 10 + resident_code_check_digit(body)
             if code not in self.model.code_owner:
                 row = self.row(m, "death", resident_code=code)
         elif variant == "bad_check_digit" and people:

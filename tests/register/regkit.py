@@ -14,7 +14,7 @@ from typing import Any
 import pyarrow as pa
 import pytest
 
-from jukicore import ids
+from jukicore.codes import CodeBlock, CodeRegistry, my_number_check_digit, resident_code_check_digit
 from jukicore.register import Actor, Register, create_register
 
 LG = "131016"  # 千代田区 (valid check digit)
@@ -27,18 +27,18 @@ CLERK = Actor.operator("clerk1", LG, "clerk")
 
 
 def make_code(body: int) -> int:
-    """The resident code with this 10-digit body (check digit by jukicore.ids)."""
-    return body * 10 + ids.resident_code_check_digit(body)
+    """The resident code with this 10-digit body (check digit by jukicore.codes)."""
+    return body * 10 + resident_code_check_digit(body)
 
 
 def make_my_number(body: int) -> int:
     """The My Number with this 11-digit body."""
-    return body * 10 + ids.my_number_check_digit(body)
+    return body * 10 + my_number_check_digit(body)
 
 
-def make_block(n: int, holder: str = LG) -> ids.CodeBlock:
+def make_block(n: int, holder: str = LG) -> CodeBlock:
     """A block of ``n`` fresh codes for ``holder`` (from the CSPRNG)."""
-    return ids.CodeRegistry().allocate_block(n, holder)
+    return CodeRegistry().allocate_block(n, holder)
 
 
 def tiny_municipality(households: int = 6) -> tuple[pa.Table, pa.Table]:

@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 from regkit import ADMIN, LG, PREF, make_block
 
+from jukicore.codes import CodeBlock
 from jukicore.errors import ConflictError, FileError
-from jukicore.ids import CodeBlock
 from jukicore.register import Actor, Register, create_register
 
 

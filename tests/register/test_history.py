@@ -10,9 +10,10 @@ import pytest
 from regkit import ADMIN, CLERK, TODAY, code_of, ev
 
 from jukicore.errors import StoreError
-from jukicore.register import Register, generate_day
+from jukicore.register import Register
 from jukicore.register._schema import TRACKED_ITEMS
 from jukicore.register.store import Register as RegisterClass
+from jukicore.synth.day import generate_day
 
 D = dt.timedelta
 ADDR = {"postal_code": "1010021", "town": "外神田", "street": "1丁目1番1号"}

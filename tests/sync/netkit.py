@@ -8,11 +8,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from jukicore import ids
+from jukicore.codes import _BLOCK_KIND, _BLOCK_VERSION, CodeRegistry
 from jukicore.identity import create_identity_store
 from jukicore.node import CENTER, Node, init_node, trust_each_other
-from jukicore.register import Actor, create_register, generate_day, open_register
+from jukicore.register import Actor, create_register, open_register
 from jukicore.synth import synthesize_municipality
+from jukicore.synth.day import generate_day
 
 PASSWORD = "correct horse battery staple"
 MUNI, PREF = "131041", "130001"
@@ -43,7 +44,7 @@ def build_network(root: Path, make_target: Callable[[str], str], population: int
     admin = Actor.operator("admin", MUNI, "admin")
     with create_register(muni.store_target(), lg_code=MUNI, prefecture=m.prefecture,
                          municipality=m.name, actor=admin) as reg:
-        reg.import_code_block(ids.CodeRegistry().allocate_block(population * 3, MUNI),
+        reg.import_code_block(CodeRegistry().allocate_block(population * 3, MUNI),
                               actor=admin)
         reg.load(m.residents, m.households, actor=admin)
     net = Network(muni, pref, center)
@@ -70,12 +71,12 @@ def deliver(packet: Path, to: Node) -> Path:
 
 def block_bytes(codes: Any, holder: str, block_id: str) -> bytes:
     """A code block's bytes as a buggy or hostile sender could write them: any block id
-    (jukicore.ids refuses to build a block with an id unfit for a file name)."""
+    (jukicore.codes refuses to build a block with an id unfit for a file name)."""
     import numpy as np
 
     from jukicore import _jukicore
 
     meta = "\n".join([block_id, holder, ""]).encode()
     return bytes(_jukicore.container_pack(
-        ids._BLOCK_KIND, ids._BLOCK_VERSION,
+        _BLOCK_KIND, _BLOCK_VERSION,
         [meta, np.asarray(codes, dtype="<u8").tobytes()]))

@@ -17,15 +17,16 @@ import pytest
 from click.testing import CliRunner
 from netkit import DAY, PASSWORD, PREF, apply_day, build_network, deliver
 
-from jukicore import ids
 from jukicore.cli import main
+from jukicore.codes import CodeRegistry
 from jukicore.errors import PacketSequenceError
 from jukicore.identity import IDENTITY_SCHEMA, open_identity_store
 from jukicore.node import CENTER, Node, init_node
 from jukicore.packet import Packet
-from jukicore.register import Actor, create_register, generate_day, open_register
+from jukicore.register import Actor, create_register, open_register
 from jukicore.sync import apply_packet, export_changes
 from jukicore.synth import synthesize_municipality
+from jukicore.synth.day import generate_day
 
 BOTH = pytest.mark.parametrize("identity_target", ["sqlite", "postgresql"], indirect=True)
 OTHER = "131016"  # 千代田区, the second municipality of the prefecture
@@ -42,7 +43,7 @@ def _second_municipality(root: Path) -> Node:
     admin = Actor.operator("admin", OTHER, "admin")
     with create_register(node.store_target(), lg_code=OTHER, prefecture=m.prefecture,
                          municipality=m.name, actor=admin) as reg:
-        reg.import_code_block(ids.CodeRegistry().allocate_block(600, OTHER), actor=admin)
+        reg.import_code_block(CodeRegistry().allocate_block(600, OTHER), actor=admin)
         reg.load(m.residents, m.households, actor=admin)
     return node
 

@@ -8,7 +8,7 @@ import pyarrow as pa
 import pytest
 from netkit import PASSWORD, PREF, Network, block_bytes, deliver
 
-from jukicore import ids
+from jukicore.codes import CodeBlock, CodeRegistry
 from jukicore.errors import ConflictError, TamperedPacketError
 from jukicore.identity import open_identity_store
 from jukicore.node import Node
@@ -27,7 +27,7 @@ def _state(node: Node) -> tuple[str, list[str]]:
 
 @BOTH
 def test_a_block_file_deleted_is_not_stored_again(network: Network) -> None:
-    block = ids.CodeRegistry().allocate_block(300, PREF)
+    block = CodeRegistry().allocate_block(300, PREF)
     packet = deliver(send_code_block(network.center, block), network.pref)
     assert apply_packet(network.pref, packet).status == "applied"
     with open_identity_store(network.pref.store_target()) as st:
@@ -36,7 +36,7 @@ def test_a_block_file_deleted_is_not_stored_again(network: Network) -> None:
         (block.block_id, PREF, 300, "center")]
     target = network.pref.path / "blocks" / f"{block.block_id}.block"
     # the prefecture splits part of the block off for a municipality, then loses the file
-    working = ids.CodeBlock.load(target)
+    working = CodeBlock.load(target)
     working.split(100, "131041")
     working.save(target)
     target.unlink()
@@ -48,13 +48,13 @@ def test_a_block_file_deleted_is_not_stored_again(network: Network) -> None:
 
 @BOTH
 def test_another_block_under_a_recorded_id_is_refused(network: Network) -> None:
-    registry = ids.CodeRegistry()
+    registry = CodeRegistry()
     block = registry.allocate_block(50, PREF)
     assert apply_packet(network.pref, deliver(send_code_block(network.center, block),
                                               network.pref)).status == "applied"
     target = network.pref.path / "blocks" / f"{block.block_id}.block"
     kept = target.read_bytes()
-    other = ids.CodeBlock.from_codes(registry.allocate_block(50, PREF).codes, PREF,
+    other = CodeBlock.from_codes(registry.allocate_block(50, PREF).codes, PREF,
                                      block_id=block.block_id)
     forged = send_code_block(network.center, other)
     before = _state(network.pref)
@@ -69,7 +69,7 @@ def test_another_block_under_a_recorded_id_is_refused(network: Network) -> None:
 
 @BOTH
 def test_a_block_id_that_is_a_path_is_refused(network: Network) -> None:
-    raw = block_bytes(ids.CodeRegistry().generate(5), PREF, "../../../x")
+    raw = block_bytes(CodeRegistry().generate(5), PREF, "../../../x")
     table = pa.table({"seq": pa.array([1], pa.int64()),
                       "block": pa.array([raw], pa.large_binary())},
                      schema=BLOCK_SCHEMA)
@@ -89,11 +89,11 @@ def test_a_block_id_that_is_a_path_is_refused(network: Network) -> None:
 def test_a_block_file_from_before_the_record_is_kept_as_it_is(network: Network) -> None:
     """A block stored by an older jukicore (file, no record), or a run killed between the
     file and the record: the next apply records it and leaves the file alone."""
-    block = ids.CodeRegistry().allocate_block(40, PREF)
+    block = CodeRegistry().allocate_block(40, PREF)
     target = network.pref.path / "blocks" / f"{block.block_id}.block"
     target.parent.mkdir(exist_ok=True)
     block.save(target)
-    working = ids.CodeBlock.load(target)
+    working = CodeBlock.load(target)
     working.split(10, "131041")  # the file has been split since
     working.save(target)
     split = target.read_bytes()

@@ -29,8 +29,8 @@ from jukicore.identity import open_identity_store
 from jukicore.node import CENTER, Node
 from jukicore.packet import Packet
 from jukicore.register import Actor, open_register
-from jukicore.register.pgtemp import TempPostgres
 from jukicore.sync import export_changes
+from jukicore.testing import TempPostgres
 
 KILLS = 30
 #: At least this many of the kills must interrupt a running process (else the

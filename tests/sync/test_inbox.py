@@ -17,8 +17,8 @@ import pyarrow as pa
 import pytest
 from netkit import MUNI, PASSWORD, PREF, Network, apply_day, block_bytes, deliver
 
-from jukicore import ids
 from jukicore._files import temp_name
+from jukicore.codes import CodeBlock, CodeRegistry
 from jukicore.crypto import check_node_id, check_path_id
 from jukicore.errors import FileError, InvalidInputError, JukiError, TamperedPacketError
 from jukicore.identity import open_identity_store
@@ -231,9 +231,9 @@ def _tree(root: Path) -> set[str]:
                                  "a\nb"])
 def test_a_code_block_id_cannot_write_outside_the_node(network: Network, tmp_path: Path,
                                                        bad: str) -> None:
-    codes = ids.CodeRegistry().allocate_block(20, PREF).codes
+    codes = CodeRegistry().allocate_block(20, PREF).codes
     with pytest.raises(InvalidInputError, match="block id"):  # jukicore builds no such block
-        ids.CodeBlock.from_codes(codes, PREF, block_id=bad)
+        CodeBlock.from_codes(codes, PREF, block_id=bad)
     # Built by hand (a buggy or hostile center): signed, trusted, and still refused.
     table = pa.table({"seq": pa.array([1], pa.int64()),
                       "block": pa.array([block_bytes(codes, PREF, bad)], pa.large_binary())},

@@ -10,7 +10,7 @@ import pyarrow as pa
 import pytest
 from netkit import DAY, MUNI, PASSWORD, PREF, Network, apply_day, deliver
 
-from jukicore import ids
+from jukicore.codes import CodeBlock, CodeRegistry
 from jukicore.crypto import NodeKeys
 from jukicore.errors import (
     MisaddressedPacketError,
@@ -202,13 +202,13 @@ def test_nothing_municipal_only_travels(network: Network) -> None:
 
 
 def test_code_blocks_travel_center_to_prefecture_to_municipality(network: Network) -> None:
-    center_registry = ids.CodeRegistry()
+    center_registry = CodeRegistry()
     block = center_registry.allocate_block(500, PREF)
     p1 = send_code_block(network.center, block)
     out = apply_packet(network.pref, deliver(p1, network.pref))
     assert out.status == "applied" and out.detail["codes"] == 500
     assert apply_packet(network.pref, network.pref.inbox / p1.name).status == "already-applied"
-    stored = ids.CodeBlock.load(network.pref.path / "blocks" / f"{block.block_id}.block")
+    stored = CodeBlock.load(network.pref.path / "blocks" / f"{block.block_id}.block")
     child = stored.split(200, MUNI)
     p2 = send_code_block(network.pref, child)
     with open_register(network.muni.store_target()) as reg:

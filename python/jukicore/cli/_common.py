@@ -12,7 +12,7 @@ from typing import Any, NoReturn, TypeVar
 
 import click
 
-from jukicore import ids
+from jukicore.codes import is_valid_lg_code, is_valid_resident_code, lg_code_check_digit
 from jukicore.errors import FileError, JukiError
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -129,9 +129,9 @@ def lg_code_arg(ctx: click.Context, param: click.Parameter, value: str | None) -
         return None
     if not (len(value) == 6 and value.isascii() and value.isdigit()):
         raise click.BadParameter(f"a local government code is 6 digits, got {value!r}")
-    if not ids.is_valid_lg_code(value):
+    if not is_valid_lg_code(value):
         raise click.BadParameter(
-            f"{value} has a wrong check digit (expected {ids.lg_code_check_digit(value[:5])})")
+            f"{value} has a wrong check digit (expected {lg_code_check_digit(value[:5])})")
     return value
 
 
@@ -139,6 +139,6 @@ def resident_code_arg(ctx: click.Context, param: click.Parameter, value: str) ->
     """A resident code argument: 11 ASCII digits with their check digit (exit 2)."""
     if not (len(value) == 11 and value.isascii() and value.isdigit()):
         raise click.BadParameter(f"a resident code is 11 digits, got {value!r}")
-    if not ids.is_valid_resident_code(value):
+    if not is_valid_resident_code(value):
         raise click.BadParameter(f"{value} is not a resident code (wrong check digit)")
     return int(value)

@@ -13,8 +13,18 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from jukicore import ids
 from jukicore._files import write_atomic
+from jukicore.codes import (
+    CodeBlock,
+    CodeRegistry,
+    allocate_block_file,
+    format_code,
+    is_valid_lg_code,
+    is_valid_my_number,
+    is_valid_resident_code,
+    split_block_file,
+    update_registry,
+)
 from jukicore.errors import ConflictError, FileError
 
 from ._common import emit_json, json_option, lg_code_arg, progress, quiet_option
@@ -41,20 +51,20 @@ def _codes_bytes(codes_: np.ndarray[Any, Any], suffix: str, width: int) -> bytes
         sink = pa.BufferOutputStream()
         pq.write_table(pa.table({"resident_code": pa.array(codes_, pa.uint64())}), sink)
         return bytes(sink.getvalue().to_pybytes())
-    text = "\n".join(ids.format_code(codes_, width).tolist())
+    text = "\n".join(format_code(codes_, width).tolist())
     return (text + ("\n" if text else "")).encode("ascii")
 
 
 def _write_codes(codes_: np.ndarray[Any, Any], out: Path | None, width: int) -> None:
     if out is None:
-        text = "\n".join(ids.format_code(codes_, width).tolist())
+        text = "\n".join(format_code(codes_, width).tolist())
         if text:
             click.echo(text)
     else:
         write_atomic(out, _codes_bytes(codes_, out.suffix, width))
 
 
-def _generate(reg: ids.CodeRegistry, n: int, quiet: bool) -> np.ndarray[Any, Any]:
+def _generate(reg: CodeRegistry, n: int, quiet: bool) -> np.ndarray[Any, Any]:
     parts = []
     with progress(n, "generating", quiet) as advance:
         left = n
@@ -93,10 +103,10 @@ def generate(n: int, registry_path: Path | None, unrecorded: bool, out: Path | N
     if out is not None and not out.absolute().parent.is_dir():
         raise FileError(f"cannot write {out}: no such directory {out.absolute().parent}")
     if registry_path is not None:
-        with ids.update_registry(registry_path) as reg:
+        with update_registry(registry_path) as reg:
             fresh = _generate(reg, n, quiet)
     else:
-        reg = ids.CodeRegistry()
+        reg = CodeRegistry()
         fresh = _generate(reg, n, quiet)
         click.echo(f"warning: {fresh.size} codes NOT recorded in any registry "
                    "(--unrecorded): they may be issued again", err=True)
@@ -109,7 +119,7 @@ def generate(n: int, registry_path: Path | None, unrecorded: bool, out: Path | N
             "registry_size": len(reg) if registry_path is not None else None,
             "registry": str(registry_path) if registry_path else None,
             "out": str(out) if out else None,
-            "codes": None if out is not None else ids.format_code(fresh).tolist(),
+            "codes": None if out is not None else format_code(fresh).tolist(),
         })
     elif out is None:
         _write_codes(fresh, None, 11)
@@ -151,11 +161,11 @@ def check(source: Any, kind: str, as_json: bool) -> None:
     if well_formed:
         values = [v for _, v in well_formed]
         if rust_kind == "resident_code":
-            valid = ids.is_valid_resident_code(values)
+            valid = is_valid_resident_code(values)
         elif rust_kind == "my_number":
-            valid = ids.is_valid_my_number(values)
+            valid = is_valid_my_number(values)
         else:
-            valid = ids.is_valid_lg_code(values)
+            valid = is_valid_lg_code(values)
         for (i, v), ok in zip(well_formed, valid, strict=True):
             if not ok:
                 problems.append({"line": i, "value": v, "reason": "wrong check digit"})
@@ -190,7 +200,7 @@ def block_allocate(registry_path: Path, holder: str, n: int, out: Path, as_json:
     The registry records the codes before the block file holds them; a failed write or
     a crash in between is completed by the next command on the registry.
     """
-    _show(ids.allocate_block_file(registry_path, n, holder, out), as_json)
+    _show(allocate_block_file(registry_path, n, holder, out), as_json)
 
 
 @block.command("split")
@@ -207,7 +217,7 @@ def block_split(source: Path, holder: str, n: int, out: Path, as_json: bool) -> 
     A code is never in both files: a failed write or a crash in between is completed
     by the next command on SOURCE.
     """
-    _show(ids.split_block_file(source, n, holder, out), as_json)
+    _show(split_block_file(source, n, holder, out), as_json)
 
 
 @block.command("show")
@@ -215,10 +225,10 @@ def block_split(source: Path, holder: str, n: int, out: Path, as_json: bool) -> 
 @json_option
 def block_show(source: Path, as_json: bool) -> None:
     """Describe the block in SOURCE."""
-    _show(ids.CodeBlock.load(source), as_json)
+    _show(CodeBlock.load(source), as_json)
 
 
-def _show(blk: ids.CodeBlock, as_json: bool) -> None:
+def _show(blk: CodeBlock, as_json: bool) -> None:
     info = {"block_id": blk.block_id, "holder": blk.holder, "parent_id": blk.parent_id,
             "remaining": len(blk)}
     if as_json:

@@ -95,7 +95,7 @@ def init(*, store: str, lg_code: str, prefecture: str, municipality: str, operat
 @click.argument("residents", type=click.Path(exists=True, dir_okay=False))
 @click.option("--households", type=click.Path(exists=True, dir_okay=False))
 @click.option("--code-block", type=click.Path(dir_okay=False),
-              help="A saved jukicore.ids CodeBlock to import into the code pool first. "
+              help="A saved jukicore.codes CodeBlock to import into the code pool first. "
                    "Its codes move into the register: the file is left empty (a run "
                    "interrupted meanwhile is completed by the next with the same file).")
 @_operator

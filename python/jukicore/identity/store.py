@@ -44,7 +44,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from jukicore import ids
+from jukicore.codes import CodeBlock
 from jukicore.crypto import check_path_id
 from jukicore.errors import (
     BadRow,
@@ -506,7 +506,7 @@ class IdentityStore:
 
     # ------------------------------------------------------------------ code blocks
 
-    def code_block_recorded(self, block: ids.CodeBlock) -> bool:
+    def code_block_recorded(self, block: CodeBlock) -> bool:
         """Was this very block received before? A block id that could not be a file name
         (:class:`InvalidInputError`) and a different block under a recorded id
         (:class:`ConflictError`) are refused."""
@@ -514,7 +514,7 @@ class IdentityStore:
         with self._b.session(write=False) as s:
             return _block_known(s, block, digest)
 
-    def receive_code_block(self, block: ids.CodeBlock, *, sender: str, actor: str) -> bool:
+    def receive_code_block(self, block: CodeBlock, *, sender: str, actor: str) -> bool:
         """Record a code block received from the center (with an audit entry); True if new,
         False if this very block was recorded before (its file may since be split or gone).
         Refusals as :meth:`code_block_recorded`'s, changing nothing."""
@@ -923,12 +923,12 @@ def _carry_out(s: Session, staging: str, plan: _Plan, sender: str, packet_id: st
                        for q, c, why in out.quarantined])
 
 
-def _block_digest(block: ids.CodeBlock) -> str:
-    # (a CodeBlock's id is fit for a file name: jukicore.ids refuses any other)
+def _block_digest(block: CodeBlock) -> str:
+    # (a CodeBlock's id is fit for a file name: jukicore.codes refuses any other)
     return hashlib.sha256(block.to_bytes()).hexdigest()
 
 
-def _block_known(s: Session, block: ids.CodeBlock, digest: str) -> bool:
+def _block_known(s: Session, block: CodeBlock, digest: str) -> bool:
     row = s.query("SELECT holder, parent_id, codes, digest FROM code_blocks_received"
                   " WHERE block_id = ?", (block.block_id,))
     if not row:

@@ -18,7 +18,6 @@ from ._schema import (
     SCHEMA_VERSION,
 )
 from .actors import Actor, check_permission
-from .daygen import generate_day
 from .events import EVENT_SCHEMA, KINDS, REASON_LABELS, events_table
 from .store import (
     ApplyReport,
@@ -47,6 +46,5 @@ __all__ = [
     "check_permission",
     "create_register",
     "events_table",
-    "generate_day",
     "open_register",
 ]

@@ -17,7 +17,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from jukicore import ids
+from jukicore.codes import is_valid_my_number, is_valid_resident_code
 from jukicore.errors import (
     CodeSpaceExhaustedError,
     ConflictError,
@@ -83,12 +83,12 @@ def _text(item: str, value: Any) -> str | None:
 
 
 def valid_resident_code(code: int) -> bool:
-    """Whether an 11-digit resident code has its check digit (the rule lives in jukicore.ids)."""
-    return bool(ids.is_valid_resident_code(int(code)))
+    """Whether an 11-digit resident code has its check digit (the rule lives in jukicore.codes)."""
+    return bool(is_valid_resident_code(int(code)))
 
 
 def valid_my_number(number: int) -> bool:
-    return bool(ids.is_valid_my_number(int(number)))
+    return bool(is_valid_my_number(int(number)))
 
 
 @dataclass(frozen=True)

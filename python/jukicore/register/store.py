@@ -315,7 +315,7 @@ class Register(SyncState):
     # -- resident codes ----------------------------------------------------------------------
 
     def import_code_block(self, block: Any, *, actor: Actor) -> int:
-        """Add a :class:`jukicore.ids.CodeBlock`'s codes to the register's pool of fresh codes."""
+        """Add a :class:`jukicore.codes.CodeBlock`'s codes to the register's pool of fresh codes."""
         self._check(actor, perm.IMPORT_CODES)
         codes = np.asarray(block.codes, dtype=np.uint64)
         self._check_holder(block)
@@ -350,20 +350,20 @@ class Register(SyncState):
         never in the pool and in a loadable file at once. Returns the codes imported by
         this call (0 when a completed run had imported them).
         """
-        from jukicore import ids  # the block file steps' lock and reader
+        from jukicore.codes import CodeBlock, _locked  # the block file steps' lock and reader
 
         self._check(actor, perm.IMPORT_CODES)
         src = Path(path)
         handover = src.with_name(f".{src.name}.handover")
-        with ids._locked(src):
+        with _locked(src):
             if not os.path.lexists(handover):
-                block = ids.CodeBlock.load(src)  # completes an interrupted split first
+                block = CodeBlock.load(src)  # completes an interrupted split first
                 self._check_holder(block)
                 try:
                     os.replace(src, handover)
                 except OSError as exc:
                     raise FileError(f"cannot hand {src} over: {exc.strerror or exc}") from exc
-            block = ids.CodeBlock._load_raw(handover)
+            block = CodeBlock._load_raw(handover)
             self._check_holder(block)
             imported = 0
             if not self.code_block_imported(block.block_id, actor=actor):

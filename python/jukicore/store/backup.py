@@ -187,7 +187,7 @@ def _sqlite_snapshot(source: str, dest: Path, kind: str) -> tuple[int, str]:
 def _pg_bin(name: str) -> str:
     """``pg_dump`` / ``pg_restore`` of the PostgreSQL installation (as the tests find the
     server's binaries, newest major version first; ``JUKICORE_PG_BIN`` overrides)."""
-    from jukicore.register.pgtemp import find_pg_bin
+    from jukicore.store.pgbin import find_pg_bin
 
     found = find_pg_bin()
     if found is not None and (found / name).exists():

@@ -26,7 +26,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from jukicore import ids
+from jukicore import codes
 from jukicore.errors import InvalidInputError, MissingDependencyError
 
 __all__ = [
@@ -80,8 +80,8 @@ def data_versions() -> dict[str, str]:
 
 
 def lg_code_check_digit(body5: str) -> int:
-    """Check digit of a local government code (the rule lives in jukicore.ids)."""
-    return ids.lg_code_check_digit(body5)
+    """Check digit of a local government code (the rule lives in jukicore.codes)."""
+    return codes.lg_code_check_digit(body5)
 
 
 def _lg_code(jis5: str) -> str:

@@ -34,9 +34,9 @@ import numpy.typing as npt
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from . import _jukicore
-from ._files import read_regular, write_atomic
-from .errors import (
+from jukicore import _jukicore
+from jukicore._files import read_regular, write_atomic
+from jukicore.errors import (
     BadRow,
     CodeSpaceExhaustedError,
     ConflictError,
@@ -697,7 +697,7 @@ def _locked(path: Path) -> Iterator[None]:
         except OSError as exc:
             raise FileError(f"cannot lock {path}: {exc.strerror or exc}") from exc
         try:
-            import fcntl  # POSIX only; imported here so that `import jukicore.ids` works anywhere
+            import fcntl  # POSIX only; imported here so that `import jukicore.codes` works anywhere
 
             fcntl.flock(fd, fcntl.LOCK_EX)
             depth[key] = 1

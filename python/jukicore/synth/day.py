@@ -14,11 +14,10 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 
-from jukicore import ids
-
-from ._schema import HEAD
-from .actors import Actor
-from .events import EVENT_SCHEMA
+from jukicore.codes import my_number_check_digit, resident_code_check_digit
+from jukicore.register._schema import HEAD
+from jukicore.register.actors import Actor
+from jukicore.register.events import EVENT_SCHEMA
 
 __all__ = ["DEFAULT_MIX", "generate_day"]
 
@@ -46,12 +45,12 @@ _FROM = ("神奈川県横浜市中区港町一丁目1番地", "埼玉県さい�
 def _fresh_code(rng: np.random.Generator) -> int:
     """A plausible code for someone moving in: any body, with its check digit."""
     body = int(rng.integers(0, 10**10))
-    return body * 10 + ids.resident_code_check_digit(body)
+    return body * 10 + resident_code_check_digit(body)
 
 
 def _fresh_my_number(rng: np.random.Generator) -> int:
     body = int(rng.integers(0, 10**11))
-    return body * 10 + ids.my_number_check_digit(body)
+    return body * 10 + my_number_check_digit(body)
 
 
 def generate_day(

@@ -10,7 +10,6 @@ create it), else as ``nobody``, through ``runuser``.
 from __future__ import annotations
 
 import contextlib
-import glob
 import os
 import pwd
 import shutil
@@ -20,21 +19,9 @@ import tempfile
 from pathlib import Path
 
 from jukicore.errors import MissingDependencyError, StoreError
+from jukicore.store.pgbin import find_pg_bin
 
 __all__ = ["TempPostgres", "find_pg_bin"]
-
-
-def find_pg_bin() -> Path | None:
-    """The directory of PostgreSQL's server binaries, or None when they are not installed."""
-    env = os.environ.get("JUKICORE_PG_BIN")
-    if env and (Path(env) / "initdb").exists():
-        return Path(env)
-    found = sorted(glob.glob("/usr/lib/postgresql/*/bin/initdb"),
-                   key=lambda p: int(Path(p).parts[3]) if Path(p).parts[3].isdigit() else 0)
-    if found:
-        return Path(found[-1]).parent
-    initdb = shutil.which("initdb")
-    return Path(initdb).parent if initdb else None
 
 
 def _free_port() -> int:
