@@ -195,6 +195,9 @@ def test_formatters() -> None:
     assert line.endswith('INFO jukicore.sync: applied p.jkp step=apply rows=3 seconds=0.500 '
                          'packet="a b.jkp"')
     assert "\n" not in line
+    record.__dict__.update(steps={"load": 0.25, "code blocks": 1.0}, nodes=["a", "b"])
+    line = TextFormatter().format(record)
+    assert line.endswith(' steps="{\\"load\\":0.25,\\"code blocks\\":1.0}" nodes=["a","b"]')
     try:
         raise ValueError("boom")
     except ValueError:

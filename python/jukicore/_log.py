@@ -85,10 +85,16 @@ class TextFormatter(logging.Formatter):
 
 
 def _text(value: Any) -> str:
+    """A field's value in a text line: one token (quoted as a JSON string when it holds a
+    space, ``=`` or, for a string, ``"``); floats to the millisecond, the rest compact
+    JSON."""
     if isinstance(value, float):
         return f"{value:.3f}"
-    s = value if isinstance(value, str) else json.dumps(value, ensure_ascii=False, default=str)
-    return s if s and not any(c.isspace() or c in "\"=" for c in s) else json.dumps(s)
+    if isinstance(value, str):
+        plain = value and not any(c.isspace() or c in '"=' for c in value)
+        return value if plain else json.dumps(value, ensure_ascii=False)
+    s = json.dumps(value, ensure_ascii=False, default=str, separators=(",", ":"))
+    return json.dumps(s, ensure_ascii=False) if any(c.isspace() for c in s) else s
 
 
 class _StderrHandler(logging.StreamHandler):  # type: ignore[type-arg]
