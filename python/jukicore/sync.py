@@ -232,8 +232,12 @@ def apply_packet(node: Node, path: str | os.PathLike[str], *,
     node.clean_temps()
     keys = node.keys(password)
     t = time.perf_counter()
-    opened = _open(node, Path(path), keys, max_bytes)
-    outcome = _apply_opened(node, opened, keys)
+    try:
+        opened = _open(node, Path(path), keys, max_bytes)
+        outcome = _apply_opened(node, opened, keys)
+    except JukiError as exc:
+        _log_refused(node, Path(path), exc)
+        raise
     if archive:
         _archive_applied(node, opened, outcome)
     _log_applied(node, opened, outcome, time.perf_counter() - t)

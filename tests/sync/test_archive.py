@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import logging
 import os
 import subprocess
 import sys
@@ -15,6 +16,7 @@ import pytest
 from netkit import MUNI, PREF, Network, apply_day, deliver
 
 from jukicore import sync
+from jukicore.errors import TamperedPacketError
 from jukicore.identity import open_identity_store
 from jukicore.night import run_night
 from jukicore.node import CENTER, Node
@@ -266,3 +268,46 @@ def test_archived_packets_of_a_prefecture_include_code_blocks(network: Network) 
     outcomes += [o for _, o in apply_inbox(network.pref)]
     assert [getattr(o, "status", o) for o in outcomes] == ["applied", "already-applied"]
     assert _inbox(network.pref) == [] and len(_archive(network.pref)) == 2
+
+
+class _Keep(logging.Handler):
+    def __init__(self) -> None:
+        super().__init__(logging.DEBUG)
+        self.records: list[logging.LogRecord] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.records.append(record)
+
+
+def test_apply_logs_each_packet_and_a_summary_per_node(network: Network) -> None:
+    packet = _center_packet(network)
+    raw = packet.read_bytes()
+    (network.center.inbox / "a-flipped.jkp").write_bytes(raw[:-70] + bytes([raw[-70] ^ 1])
+                                                         + raw[-69:])
+    deliver(packet, network.center)
+    keep, logger = _Keep(), logging.getLogger("jukicore.sync")
+    logger.addHandler(keep)
+    level = logger.level
+    logger.setLevel(logging.INFO)
+    try:
+        list(apply_inbox(network.center))
+        with pytest.raises(TamperedPacketError):
+            apply_packet(network.center, network.center.inbox / "a-flipped.jkp")
+    finally:
+        logger.removeHandler(keep)
+        logger.setLevel(level)
+    fields = [(r.levelno, r.__dict__.get("step"), r.__dict__.get("status"),
+               r.__dict__.get("packet")) for r in keep.records]
+    assert fields == [  # (in name order: the packet's name starts with digits)
+        (logging.INFO, "apply-packet", "applied", packet.name),
+        (logging.WARNING, "apply-packet", "refused", "a-flipped.jkp"),
+        (logging.INFO, "apply", None, None),
+        (logging.WARNING, "apply-packet", "refused", "a-flipped.jkp")]
+    applied, summary = keep.records[0].__dict__, keep.records[2].__dict__
+    assert applied["rows"] == summary["rows"] > 0 and applied["node"] == CENTER
+    assert applied["archived"] == str(archive_dir(network.center) / _today() / packet.name)
+    assert {k: summary[k] for k in ("packets", "applied", "already_applied", "refused",
+                                    "archived")} == {
+        "packets": 2, "applied": 1, "already_applied": 0, "refused": 1, "archived": 1}
+    assert keep.records[1].__dict__["error"] == "TamperedPacketError"
+    assert keep.records[3].__dict__["error"] == "TamperedPacketError"
