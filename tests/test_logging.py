@@ -218,3 +218,18 @@ def test_the_library_never_prints() -> None:
                     node.func.id == "print":
                 offenders.append(f"{path.relative_to(package)}:{node.lineno}")
     assert offenders == []
+
+
+def test_a_text_record_cannot_forge_another_line() -> None:
+    """An inbox file name is anyone's text: a newline or a terminal escape in it stays
+    escaped inside its one line (and JSON escapes it by itself)."""
+    name = "x.jkp\n2026-01-01T00:00:00Z INFO jukicore.sync: forged\x1b[2J"
+    record = logging.LogRecord("jukicore.sync", logging.WARNING, __file__, 1, "%s refused",
+                               (name,), None)
+    record.__dict__.update(packet=name)
+    line = TextFormatter().format(record)
+    assert "\n" not in line and "\x1b" not in line
+    assert line.endswith(r"x.jkp\n2026-01-01T00:00:00Z INFO jukicore.sync: forged\x1b[2J "
+                         r'refused packet="x.jkp\n2026-01-01T00:00:00Z INFO jukicore.sync: '
+                         r'forged\u001b[2J"')
+    assert json.loads(JsonFormatter().format(record))["packet"] == name

@@ -64,34 +64,41 @@ class JsonFormatter(logging.Formatter):
 
 
 class TextFormatter(logging.Formatter):
-    """``TIME LEVEL LOGGER: message key=value ...`` (UTC time)."""
+    """``TIME LEVEL LOGGER: message key=value ...`` (UTC time), one line per record (a
+    traceback follows on its own lines). Control characters in the message and the fields
+    (a file name with a newline, say) are escaped, so a record cannot forge another."""
 
     def formatTime(self, record: logging.LogRecord,
                    datefmt: str | None = None) -> str:
         return time.strftime(datefmt or "%Y-%m-%dT%H:%M:%S", time.gmtime(record.created))
 
-    def __init__(self) -> None:
-        super().__init__("%(asctime)sZ %(levelname)s %(name)s: %(message)s",
-                         datefmt="%Y-%m-%dT%H:%M:%S")
-
     def format(self, record: logging.LogRecord) -> str:
-        line = super().format(record)
+        line = (f"{self.formatTime(record)}Z {record.levelname} {record.name}: "
+                f"{_printable(record.getMessage())}")
         fields = step_fields(record)
-        if not fields:
-            return line
-        head, sep, tail = line.partition("\n")  # a traceback stays below the line
-        extra = " ".join(f"{k}={_text(v)}" for k, v in fields.items())
-        return f"{head} {extra}{sep}{tail}"
+        if fields:
+            line += " " + " ".join(f"{k}={_text(v)}" for k, v in fields.items())
+        if record.exc_info:
+            line += "\n" + self.formatException(record.exc_info)
+        return line
+
+
+def _printable(text: str) -> str:
+    if text.isprintable():
+        return text
+    return "".join(c if c.isprintable() else c.encode("unicode_escape", "backslashreplace")
+                   .decode("ascii") for c in text)
 
 
 def _text(value: Any) -> str:
     """A field's value in a text line: one token (quoted as a JSON string when it holds a
-    space, ``=`` or, for a string, ``"``); floats to the millisecond, the rest compact
-    JSON."""
+    space, ``=``, a character that is not printable or, for a string, ``"``); floats to the
+    millisecond, the rest compact JSON."""
     if isinstance(value, float):
         return f"{value:.3f}"
     if isinstance(value, str):
-        plain = value and not any(c.isspace() or c in '"=' for c in value)
+        plain = value and value.isprintable() and not any(c.isspace() or c in '"='
+                                                          for c in value)
         return value if plain else json.dumps(value, ensure_ascii=False)
     s = json.dumps(value, ensure_ascii=False, default=str, separators=(",", ":"))
     return json.dumps(s, ensure_ascii=False) if any(c.isspace() for c in s) else s
