@@ -11,35 +11,91 @@
 4. It exports the identity-info changes to the prefecture and the center; they
    verify, decrypt and apply them, and answer with signed acknowledgements,
    which the municipality records.
+
+Every packet goes through the recipient's inbox and is applied as ``jukicore sync
+apply`` does (:func:`jukicore.sync.apply_inbox`): once applied it is moved into the
+node's ``archive/YYYY-MM-DD/``, so every inbox is empty after the night.
+
+Each step logs its figures on ``jukicore.night`` (``step``, ``node``, ``packets``,
+``rows``, ``bytes``, ``seconds``; the export, seal and apply steps on
+``jukicore.sync``), and the night ends with one record of every step's seconds.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import logging
 import os
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 from jukicore._files import write_atomic
 from jukicore.codes import CodeRegistry, allocate_block_file, split_block_file
+from jukicore.errors import JukiError
 from jukicore.identity import create_identity_store, open_identity_store
 from jukicore.node import CENTER, Node, init_node, trust_each_other
 from jukicore.register import Actor, create_register, open_register
-from jukicore.sync import apply_packet, default_recipients, export_changes, send_code_block
+from jukicore.sync import (
+    ApplyOutcome,
+    apply_inbox,
+    archive_dir,
+    default_recipients,
+    export_changes,
+    send_code_block,
+)
 from jukicore.synth.day import generate_day
 
 __all__ = ["run_night"]
+
+log = logging.getLogger(__name__)
 
 Progress = Callable[[str, int, int], None]
 
 
 def _deliver(packet: Path, to: Node) -> Path:
     """The transport's part: a copy of the packet in the recipient's inbox (atomic)."""
+    t = time.perf_counter()
     target = to.inbox / packet.name
-    write_atomic(target, packet.read_bytes())
+    data = packet.read_bytes()
+    write_atomic(target, data)
+    log.info("delivered %s to %s", packet.name, to.node_id,
+             extra={"step": "deliver", "node": to.node_id, "packet": packet.name,
+                    "packets": 1, "bytes": len(data), "seconds": time.perf_counter() - t})
     return target
+
+
+def _apply_inbox(node: Node, password: str) -> list[ApplyOutcome]:
+    """``sync apply`` at ``node``: every packet of its inbox, archived once applied. In
+    this night nothing may be refused: the first refusal is raised."""
+    outcomes = []
+    for _, outcome in apply_inbox(node, password=password):
+        if isinstance(outcome, JukiError):
+            raise outcome
+        outcomes.append(outcome)
+    return outcomes
+
+
+def _archived(node: Node) -> int:
+    """How many packets the node's archive holds."""
+    top = archive_dir(node)
+    if not top.is_dir():
+        return 0
+    return sum(1 for d in top.iterdir() if d.is_dir() for _ in d.iterdir())
+
+
+@contextmanager
+def _step(times: dict[str, float], name: str, **fields: object) -> Iterator[dict[str, object]]:
+    """Time one step of the night: its seconds go into ``times`` and one log record (with
+    the fields the step adds to the yielded dict)."""
+    t = time.perf_counter()
+    extra: dict[str, object] = dict(fields)
+    yield extra
+    seconds = time.perf_counter() - t
+    times[name] = times.get(name, 0.0) + seconds
+    log.info("%s: %.3f s", name, seconds, extra={"step": name, **extra, "seconds": seconds})
 
 
 def run_night(workdir: str | os.PathLike[str], *, population: int = 100_000,
@@ -52,71 +108,82 @@ def run_night(workdir: str | os.PathLike[str], *, population: int = 100_000,
     day = day or dt.date.today()
     root = Path(workdir)
     times: dict[str, float] = {}
-    t = time.perf_counter()
-    m = synthesize_municipality(population, seed=seed, as_of=day - dt.timedelta(days=1))
-    times["synthesize"] = time.perf_counter() - t
+    night_start = time.perf_counter()
+    with _step(times, "synthesize", rows=population) as f:
+        m = synthesize_municipality(population, seed=seed,
+                                    as_of=day - dt.timedelta(days=1))
+        f["node"] = m.lg_code
 
-    t = time.perf_counter()
-    pref_id = default_recipients(m.lg_code)[0]
-    muni = init_node(root / m.lg_code, m.lg_code, password=password)
-    pref = init_node(root / pref_id, pref_id, password=password)
-    center = init_node(root / CENTER, CENTER, password=password)
-    trust_each_other((muni, pref, center), password)
-    create_identity_store(pref.store_target(), node_id=pref_id, kind="prefecture").close()
-    create_identity_store(center.store_target(), node_id=CENTER, kind="center").close()
-    admin = Actor.operator("demo", m.lg_code, "admin")
-    create_register(muni.store_target(), lg_code=m.lg_code, prefecture=m.prefecture,
-                    municipality=m.name, actor=admin).close()
-    times["nodes"] = time.perf_counter() - t
+    with _step(times, "nodes", packets=0) as f:
+        pref_id = default_recipients(m.lg_code)[0]
+        muni = init_node(root / m.lg_code, m.lg_code, password=password)
+        pref = init_node(root / pref_id, pref_id, password=password)
+        center = init_node(root / CENTER, CENTER, password=password)
+        trust_each_other((muni, pref, center), password)
+        create_identity_store(pref.store_target(), node_id=pref_id, kind="prefecture").close()
+        create_identity_store(center.store_target(), node_id=CENTER, kind="center").close()
+        admin = Actor.operator("demo", m.lg_code, "admin")
+        create_register(muni.store_target(), lg_code=m.lg_code, prefecture=m.prefecture,
+                        municipality=m.name, actor=admin).close()
+        f["nodes"] = [muni.node_id, pref.node_id, center.node_id]
 
     # Codes: center -> prefecture -> municipality, as packets.
-    t = time.perf_counter()
     # Each step records where the codes went before they are sent (the registry before the
     # block leaves the center; the prefecture's split through a recorded intent), so a crash
     # can lose codes but never hand one out twice.
-    needed = population + 2 * notifications + 1000
-    (center.path / "allocated").mkdir()
-    to_pref = allocate_block_file(center.path / "registry.bin", 2 * needed, pref_id,
-                                      center.path / "allocated" / f"{pref_id}.block")
-    apply_packet(pref, _deliver(send_code_block(center, to_pref, password=password), pref),
-                 password=password)
-    (pref.path / "split").mkdir()
-    to_muni = split_block_file(pref.path / "blocks" / f"{to_pref.block_id}.block", needed,
-                                   m.lg_code, pref.path / "split" / f"{m.lg_code}.block")
-    apply_packet(muni, _deliver(send_code_block(pref, to_muni, password=password), muni),
-                 password=password)
-    times["code blocks"] = time.perf_counter() - t
+    with _step(times, "code blocks", packets=2) as f:
+        needed = population + 2 * notifications + 1000
+        (center.path / "allocated").mkdir()
+        to_pref = allocate_block_file(center.path / "registry.bin", 2 * needed, pref_id,
+                                          center.path / "allocated" / f"{pref_id}.block")
+        _deliver(send_code_block(center, to_pref, password=password), pref)
+        _apply_inbox(pref, password)
+        (pref.path / "split").mkdir()
+        to_muni = split_block_file(pref.path / "blocks" / f"{to_pref.block_id}.block",
+                                       needed, m.lg_code,
+                                       pref.path / "split" / f"{m.lg_code}.block")
+        _deliver(send_code_block(pref, to_muni, password=password), muni)
+        _apply_inbox(muni, password)
+        f["rows"] = len(to_pref) + len(to_muni)
 
-    t = time.perf_counter()
     with open_register(muni.store_target()) as reg:
-        reg.load(m.residents, m.households, actor=admin,
-                 progress=(lambda k: progress("load", k, m.residents.num_rows))
-                 if progress else None)
-        times["load"] = time.perf_counter() - t
-        t = time.perf_counter()
-        events = generate_day(reg, actor=admin, day=day, n=notifications, seed=seed)
-        report = reg.apply(events, actor=Actor.operator("counter-1", m.lg_code, "clerk"),
-                           today=day)
-        times["notifications"] = time.perf_counter() - t
-        kinds = {k["values"]: k["counts"]
-                 for k in events.column("kind").value_counts().to_pylist()}
+        with _step(times, "load", node=muni.node_id, rows=m.residents.num_rows,
+                   households=m.households.num_rows):
+            reg.load(m.residents, m.households, actor=admin,
+                     progress=(lambda k: progress("load", k, m.residents.num_rows))
+                     if progress else None)
+        with _step(times, "notifications", node=muni.node_id) as f:
+            events = generate_day(reg, actor=admin, day=day, n=notifications, seed=seed)
+            report = reg.apply(events, actor=Actor.operator("counter-1", m.lg_code, "clerk"),
+                               today=day)
+            kinds = {k["values"]: k["counts"]
+                     for k in events.column("kind").value_counts().to_pylist()}
+            f.update(rows=events.num_rows, **report.summary())
 
-    t = time.perf_counter()
     moved: dict[str, Any] = {}
-    for node in (pref, center):
-        packet = export_changes(muni, node.node_id, password=password)
-        if packet is None:
-            continue
-        outcome = apply_packet(node, _deliver(packet, node), password=password)
-        assert outcome.reply is not None
-        ack = apply_packet(muni, _deliver(outcome.reply, muni), password=password)
-        moved[node.node_id] = {"packet_bytes": packet.stat().st_size, **outcome.detail,
-                               "acknowledged": ack.detail["acked_seq"]}
-    times["sync"] = time.perf_counter() - t
+    with _step(times, "sync", node=muni.node_id) as f:
+        for node in (pref, center):
+            packet = export_changes(muni, node.node_id, password=password)
+            if packet is None:
+                continue
+            _deliver(packet, node)
+            outcome, = _apply_inbox(node, password)
+            assert outcome.reply is not None
+            _deliver(outcome.reply, muni)
+            ack, = _apply_inbox(muni, password)
+            moved[node.node_id] = {"packet_bytes": packet.stat().st_size, **outcome.detail,
+                                   "acknowledged": ack.detail["acked_seq"]}
+        f["packets"] = 2 * len(moved)
     with open_identity_store(center.store_target()) as st:
         center_records = st.count()
     with open_identity_store(pref.store_target()) as st:
         pref_records = st.count()
+    nodes = (muni, pref, center)
+    archived = {n.node_id: _archived(n) for n in nodes}
+    seconds = {k: round(v, 3) for k, v in times.items()}
+    log.info("the night: %.3f s", time.perf_counter() - night_start,
+             extra={"step": "night", "node": muni.node_id, "steps": seconds,
+                    "archived": archived, "seconds": time.perf_counter() - night_start})
     return {
         "workdir": str(root),
         "municipality": f"{m.prefecture}{m.name} ({m.lg_code})",
@@ -127,5 +194,6 @@ def run_night(workdir: str | os.PathLike[str], *, population: int = 100_000,
         **report.summary(),
         "sent": moved,
         "identity_records": {pref_id: pref_records, CENTER: center_records},
-        "seconds": {k: round(v, 3) for k, v in times.items()},
+        "archived": archived,
+        "seconds": seconds,
     }

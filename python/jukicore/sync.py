@@ -32,6 +32,20 @@ own and the others still apply. Every id used in a path follows
 ``export-RECIPIENT`` lock; every writing function first removes the temporary
 files of killed runs (:meth:`Node.clean_temps`).
 
+The inbox archive: :func:`apply_inbox` (``jukicore sync apply``) moves each packet it
+applied, or found applied before, from ``inbox/`` into ``archive/YYYY-MM-DD/`` (the UTC
+day of the move), so the inbox does not grow and no packet is verified twice. A refused
+packet stays in the inbox (a packet beyond a gap applies once the gap is filled). The
+move is a hard link into the archive, fsync, unlink from the inbox, fsync: a name taken
+in the archive gets ``NAME.1.jkp``, ``NAME.2.jkp``, ... (never overwritten), and a run
+killed between the apply's commit and the move leaves the packet in the inbox, where the
+next run finds it applied and archives it (killed between the link and the unlink, the
+next run recognizes the archived link and removes the inbox entry).
+
+Logging: ``jukicore.sync`` logs each export (its seal: rows, bytes, seconds), each packet
+applied or refused, and one summary per node and run (packets, rows, seconds), with the
+figures as record fields (see :mod:`jukicore._log`).
+
 Crash safety: every state change is one database transaction and every file is
 written to a temporary name and renamed, so a run killed at any moment and
 started again ends in the state of an uninterrupted run. A packet whose
@@ -43,7 +57,12 @@ cumulative, so writing one twice is harmless).
 from __future__ import annotations
 
 import datetime as dt
+import errno
+import logging
 import os
+import re
+import stat
+import time
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -72,8 +91,10 @@ from jukicore.register import Actor, open_register
 
 __all__ = [
     "ApplyOutcome",
+    "apply_inbox",
     "apply_packet",
     "apply_packets",
+    "archive_dir",
     "default_recipients",
     "export_changes",
     "inbox_packets",
@@ -89,6 +110,11 @@ ACK_SCHEMA = pa.schema([pa.field("seq", pa.int64(), False),
                         pa.field("acked_packet", pa.string(), False)])
 BLOCK_SCHEMA = pa.schema([pa.field("seq", pa.int64(), False),
                           pa.field("block", pa.large_binary(), False)])
+
+log = logging.getLogger(__name__)
+
+#: The node's folder of applied packets (``archive/YYYY-MM-DD/NAME``).
+ARCHIVE = "archive"
 
 
 def _actor(node: Node) -> Actor:
@@ -121,34 +147,58 @@ def inbox_packets(node: Node) -> list[Path]:
 
 def export_changes(node: Node, recipient: str, *, password: str | bytes | None = None,
                    now: dt.datetime | None = None) -> Path | None:
-    """Pack the changes ``recipient`` has not acknowledged; None when there are none."""
+    """Pack the changes ``recipient`` has not acknowledged; None when there are none.
+
+    Logs the seal (``step="seal"``: rows, bytes, seconds to build, encrypt and sign) and
+    the export (``step="export"``: rows, sequence range, bytes, seconds in all) on
+    ``jukicore.sync``.
+    """
     check_node_id(recipient)
     check_relation("identity-changes", node.node_id, recipient)
+    t0 = time.perf_counter()
     node.clean_temps()
     keys = node.current_keys(password)
     trust = node.trust()
     actor = _actor(node)
+    fields: dict[str, Any] = {"step": "export", "node": node.node_id, "recipient": recipient}
     # One export per (node, recipient) at a time: two runs would both find the range
     # unsent and log two packets for it.
     with node.lock(f"export-{recipient}"), open_register(node.store_target()) as reg:
         acked = reg.sync_acked(recipient, actor=actor)
         entries = reg.outbox(actor=actor, after_seq=acked)
         if entries.num_rows == 0:
+            log.info("export to %s: nothing to send", recipient,
+                     extra={**fields, "packets": 0, "rows": 0,
+                            "seconds": time.perf_counter() - t0})
             return None
         first = int(entries.column("seq")[0].as_py())
         last = int(entries.column("seq")[-1].as_py())
+        fields.update(rows=entries.num_rows, first_seq=first, last_seq=last)
         target = node.outbox / packet_name(node.node_id, recipient, "identity-changes",
                                            first, last)
         logged = reg.sync_sent(recipient, first, last, actor=actor)
         if logged is not None and target.exists():
-            return target  # exported already, nothing new since: idempotent
+            # exported already, nothing new since: idempotent
+            log.info("export to %s: entries %d-%d exported before, %s", recipient, first,
+                     last, target.name,
+                     extra={**fields, "packets": 0, "packet": target.name,
+                            "seconds": time.perf_counter() - t0})
+            return target
+        t1 = time.perf_counter()
         table = entries.select(IDENTITY_SCHEMA.names).cast(IDENTITY_SCHEMA)
         packet = Packet.build(kind="identity-changes", table=table, sender=keys,
                               recipient=recipient, trust_store=trust, seq_first=first,
                               seq_last=last, created_at=now)
-        write_atomic(target, packet.to_bytes())
+        data = packet.to_bytes()
+        log.info("sealed %d entries for %s (%d bytes)", table.num_rows, recipient, len(data),
+                 extra={**fields, "step": "seal", "bytes": len(data),
+                        "seconds": time.perf_counter() - t1})
+        write_atomic(target, data)
         reg.log_sync_packet(packet.header.packet_id.hex(), "out", recipient,
                             "identity-changes", first, last, actor=actor)
+    log.info("exported entries %d-%d to %s: %s", first, last, recipient, target.name,
+             extra={**fields, "packets": 1, "packet": target.name, "bytes": len(data),
+                    "seconds": time.perf_counter() - t0})
     return target
 
 
@@ -157,7 +207,7 @@ def export_changes(node: Node, recipient: str, *, password: str | bytes | None =
 
 @dataclass
 class ApplyOutcome:
-    """What applying one packet did."""
+    """What applying one packet did (and, from the inbox, where it was archived)."""
 
     packet: Path
     kind: str
@@ -165,30 +215,47 @@ class ApplyOutcome:
     status: str  # "applied" | "already-applied"
     detail: dict[str, Any] = field(default_factory=dict)
     reply: Path | None = None
+    archived: Path | None = None
+    archive_error: str | None = None
 
     def as_dict(self) -> dict[str, Any]:
-        return {"packet": str(self.packet), "kind": self.kind, "sender": self.sender,
-                "status": self.status, **self.detail,
-                "reply": None if self.reply is None else str(self.reply)}
+        out = {"packet": str(self.packet), "kind": self.kind, "sender": self.sender,
+               "status": self.status, **self.detail,
+               "reply": None if self.reply is None else str(self.reply),
+               "archived": None if self.archived is None else str(self.archived)}
+        if self.archive_error is not None:
+            out["archive_error"] = self.archive_error
+        return out
 
 
 def apply_packet(node: Node, path: str | os.PathLike[str], *,
                  password: str | bytes | None = None,
-                 max_bytes: int = MAX_PACKET_BYTES) -> ApplyOutcome:
+                 max_bytes: int = MAX_PACKET_BYTES, archive: bool = False) -> ApplyOutcome:
     """Verify, open and apply one packet at ``node`` (see the module docs).
 
     The file is read with :meth:`Packet.read`: anything but a regular file, and a file
     larger than ``max_bytes`` or than its framing says, is refused before its body is
-    read.
+    read. With ``archive``, a packet that lies in the node's inbox is then moved into
+    its archive (:func:`archive_dir`; ``outcome.archived``).
     """
     node.clean_temps()
     keys = node.keys(password)
-    opened = _open(node, Path(path), keys, max_bytes)
-    return _apply_opened(node, opened, keys)
+    t = time.perf_counter()
+    try:
+        opened = _open(node, Path(path), keys, max_bytes)
+        outcome = _apply_opened(node, opened, keys)
+    except JukiError as exc:
+        _log_refused(node, Path(path), exc)
+        raise
+    if archive:
+        _archive_applied(node, opened, outcome)
+    _log_applied(node, opened, outcome, time.perf_counter() - t)
+    return outcome
 
 
 def apply_packets(node: Node, paths: Iterable[str | os.PathLike[str]], *,
                   password: str | bytes | None = None, max_bytes: int = MAX_PACKET_BYTES,
+                  archive: bool = False,
                   ) -> Iterator[tuple[Path, ApplyOutcome | JukiError]]:
     """Apply packets at ``node`` in the order given, each as :func:`apply_packet` would.
 
@@ -198,11 +265,18 @@ def apply_packets(node: Node, paths: Iterable[str | os.PathLike[str]], *,
     packet is applied to the store, the next one is read, verified and decrypted in a
     worker thread (the cryptography and the database then run on two cores). Opening
     touches no state, so a run killed at any moment is as safe as with
-    :func:`apply_packet`.
+    :func:`apply_packet`. With ``archive``, each packet applied or found applied before
+    that lies in the node's inbox is moved into the archive; refused ones stay.
+
+    When the iteration ends, one record sums the run up on ``jukicore.sync``
+    (``step="apply"``: packets, applied, already_applied, refused, rows, seconds).
     """
     node.clean_temps()
     keys = node.keys(password)
     todo = [Path(p) for p in paths]
+    t0 = time.perf_counter()
+    counts = {"applied": 0, "already_applied": 0, "refused": 0, "archived": 0}
+    rows = 0
 
     def open_one(p: Path) -> _Opened | JukiError:
         try:
@@ -210,15 +284,61 @@ def apply_packets(node: Node, paths: Iterable[str | os.PathLike[str]], *,
         except JukiError as exc:
             return exc
 
+    t = time.perf_counter()
     for p, opened in zip(todo, one_ahead(open_one, todo, name="jukicore-open"), strict=True):
         if isinstance(opened, JukiError):
+            _log_refused(node, p, opened)
+            counts["refused"] += 1
             yield p, opened
+            t = time.perf_counter()
             continue
         try:
             outcome: ApplyOutcome | JukiError = _apply_opened(node, opened, keys)
         except JukiError as exc:
             outcome = exc
+        if isinstance(outcome, JukiError):
+            _log_refused(node, p, outcome)
+            counts["refused"] += 1
+        else:
+            if archive:
+                _archive_applied(node, opened, outcome)
+            _log_applied(node, opened, outcome, time.perf_counter() - t)
+            counts["applied" if outcome.status == "applied" else "already_applied"] += 1
+            counts["archived"] += outcome.archived is not None
+            rows += opened.table.num_rows
         yield p, outcome
+        t = time.perf_counter()
+    log.info("%s: %d packets (%d applied, %d applied before, %d refused), %d rows",
+             node.node_id, len(todo), counts["applied"], counts["already_applied"],
+             counts["refused"], rows,
+             extra={"step": "apply", "node": node.node_id, "packets": len(todo), **counts,
+                    "rows": rows, "seconds": time.perf_counter() - t0})
+
+
+def apply_inbox(node: Node, *, password: str | bytes | None = None,
+                max_bytes: int = MAX_PACKET_BYTES,
+                ) -> Iterator[tuple[Path, ApplyOutcome | JukiError]]:
+    """Apply every packet of the node's inbox (:func:`inbox_packets`) and archive each one
+    applied or found applied before (what ``jukicore sync apply DIR`` does); yields as
+    :func:`apply_packets`. Refused entries stay in the inbox."""
+    return apply_packets(node, inbox_packets(node), password=password, max_bytes=max_bytes,
+                         archive=True)
+
+
+def _log_applied(node: Node, opened: _Opened, outcome: ApplyOutcome, seconds: float) -> None:
+    log.info("%s: %s %s from %s (%d rows)", node.node_id, opened.path.name,
+             outcome.status, outcome.sender, opened.table.num_rows,
+             extra={"step": "apply-packet", "node": node.node_id,
+                    "packet": opened.path.name, "kind": outcome.kind,
+                    "sender": outcome.sender, "status": outcome.status, "packets": 1,
+                    "rows": opened.table.num_rows, "seconds": seconds,
+                    "archived": None if outcome.archived is None else str(outcome.archived)})
+
+
+def _log_refused(node: Node, path: Path, exc: JukiError) -> None:
+    log.warning("%s: %s refused: %s", node.node_id, path.name, exc,
+                extra={"step": "apply-packet", "node": node.node_id, "packet": path.name,
+                       "status": "refused", "error": type(exc).__name__})
 
 
 @dataclass
@@ -228,9 +348,12 @@ class _Opened:
     path: Path
     header: PacketHeader
     table: pa.Table
+    #: the inbox entry as it was before it was read (see _stamp)
+    stamp: tuple[int, ...] | None = None
 
 
 def _open(node: Node, path: Path, keys: list[NodeKeys], max_bytes: int) -> _Opened:
+    stamp = _stamp(path)
     packet = Packet.read(path, max_bytes=max_bytes)
     trust = node.trust()
     try:
@@ -243,7 +366,7 @@ def _open(node: Node, path: Path, keys: list[NodeKeys], max_bytes: int) -> _Open
                                   ) from None
     check_relation(header.kind, header.sender, node.node_id)
     _note_key_used(node, header)
-    return _Opened(path, header, table)
+    return _Opened(path, header, table, stamp)
 
 
 def _note_key_used(node: Node, h: PacketHeader) -> None:
@@ -327,6 +450,146 @@ def _apply_ack(node: Node, path: Path, h: PacketHeader, table: pa.Table) -> Appl
     if after < before:
         detail["rewound_from"] = before
     return ApplyOutcome(path, h.kind, h.sender, status, detail)
+
+
+# --------------------------------------------------------------------------- archive
+
+
+def archive_dir(node: Node) -> Path:
+    """The node's archive of applied packets: ``archive/YYYY-MM-DD/`` under the node."""
+    return node.path / ARCHIVE
+
+
+def _stamp(path: Path) -> tuple[int, ...] | None:
+    """What identifies an inbox entry: device, inode, size, times of the entry (and of the
+    file a link names). The entry is archived only if it is still the one that was read:
+    a transport that replaced it meanwhile (a re-delivery) leaves the new one for the next
+    run."""
+    try:
+        st = os.lstat(path)
+        parts = [st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns]
+        if stat.S_ISLNK(st.st_mode):
+            target = os.stat(path)
+            parts += [target.st_dev, target.st_ino, target.st_size, target.st_mtime_ns]
+    except (OSError, ValueError):
+        return None
+    return tuple(parts)
+
+
+def _fsync_dir(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _real_dir(path: Path) -> None:
+    """Create ``path`` (a directory, never a link) and make its entry durable."""
+    try:
+        os.mkdir(path, 0o755)
+    except FileExistsError:
+        st = os.lstat(path)
+        if not stat.S_ISDIR(st.st_mode):
+            raise FileError(f"cannot archive into {path}: not a directory") from None
+        return
+    _fsync_dir(path.parent)
+
+
+def _in_inbox(node: Node, path: Path) -> bool:
+    try:
+        return os.path.samefile(path.parent, node.inbox)
+    except (OSError, ValueError):
+        return False
+
+
+#: How many ``NAME.N.jkp`` variants of one name a day's archive takes.
+_MAX_VARIANTS = 10_000
+
+
+def _variants(name: str) -> Iterator[str]:
+    stem, dot, suffix = name.rpartition(".")
+    if not dot or not stem:
+        stem, suffix = name, ""
+    yield name
+    for n in range(1, _MAX_VARIANTS):
+        yield f"{stem}.{n}.{suffix}" if suffix else f"{stem}.{n}"
+
+
+def _archived_link(archive: Path, name: str, st: os.stat_result) -> Path | None:
+    """The archive entry that is the same file as an inbox entry (a run killed between
+    the link into the archive and the unlink from the inbox left both), if any."""
+    stem = name.rpartition(".")[0] or name
+    pattern = re.compile(re.escape(stem) + r"(?:\.\d+)?" + re.escape(name[len(stem):]))
+    try:
+        days = sorted(e.path for e in os.scandir(archive) if e.is_dir(follow_symlinks=False))
+    except FileNotFoundError:
+        return None
+    for d in days:
+        for e in os.scandir(d):
+            if pattern.fullmatch(e.name) and os.path.samestat(e.stat(follow_symlinks=False), st):
+                return Path(e.path)
+    return None
+
+
+def _archive_entry(node: Node, path: Path, stamp: tuple[int, ...] | None,
+                   day: dt.date) -> Path | None:
+    """Move the inbox entry ``path`` into ``archive/DAY/`` (see the module docs); returns
+    its archive path, or None when it is gone or is no longer the entry that was read."""
+    archive = archive_dir(node)
+    with node.lock("archive"):
+        try:
+            st = os.lstat(path)
+        except FileNotFoundError:
+            return None  # archived by a concurrent run, or removed by an operator
+        if stamp is None or _stamp(path) != stamp:
+            log.warning("%s: %s changed since it was applied; left in the inbox",
+                        node.node_id, path.name,
+                        extra={"step": "archive", "node": node.node_id, "packet": path.name})
+            return None
+        _real_dir(archive)
+        target_dir = archive / day.isoformat()
+        _real_dir(target_dir)
+        found = _archived_link(archive, path.name, st) if st.st_nlink > 1 else None
+        if found is None:
+            for name in _variants(path.name):
+                candidate = target_dir / name
+                try:
+                    os.link(path, candidate, follow_symlinks=False)
+                except FileExistsError:
+                    continue
+                found = candidate
+                break
+            else:
+                raise FileError(f"cannot archive {path}: {_MAX_VARIANTS} packets named so in "
+                                f"{target_dir}")
+            _fsync_dir(target_dir)
+        os.unlink(path)
+        _fsync_dir(path.parent)
+    return found
+
+
+def _archive_applied(node: Node, opened: _Opened, outcome: ApplyOutcome) -> None:
+    """Archive an applied packet that lies in the inbox; a failure is recorded in the
+    outcome (and logged): the packet was applied, and the next run archives it."""
+    if not _in_inbox(node, opened.path):
+        return
+    try:
+        outcome.archived = _archive_entry(node, opened.path, opened.stamp,
+                                          dt.datetime.now(dt.UTC).date())
+    except OSError as exc:
+        if isinstance(exc, FileError):
+            reason = str(exc)
+        elif exc.errno == errno.EXDEV:
+            reason = (f"cannot archive {opened.path}: the archive must be on the inbox's "
+                      f"file system")
+        else:
+            reason = (f"cannot archive {opened.path}: "
+                      f"{exc.strerror or exc} ({os.fsdecode(exc.filename or '')})")
+        outcome.archive_error = reason
+        log.warning("%s: %s", node.node_id, reason,
+                    extra={"step": "archive", "node": node.node_id,
+                           "packet": opened.path.name})
 
 
 # --------------------------------------------------------------------------- code blocks

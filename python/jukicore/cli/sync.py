@@ -66,31 +66,42 @@ def apply(directory: Path, packets: tuple[Path, ...], max_packet_bytes: int,
     are still applied. An inbox entry that is not a regular file (a directory, a
     dangling link, a FIFO, a device), or larger than its framing or --max-packet-bytes,
     is refused without being read.
+
+    Each packet of the inbox applied (or found applied before) is moved into the node's
+    archive/YYYY-MM-DD/ folder; refused ones stay in the inbox. Packets given outside
+    the inbox stay where they are.
     """
     from jukicore.sync import apply_packets, inbox_packets
 
     n = Node.open(directory)
     pw = read_password(password_file)
     todo = list(packets) or inbox_packets(n)
+    # (the packets among them that lie in the inbox are archived once applied)
+    runs = apply_packets(n, todo, password=pw, max_bytes=max_packet_bytes, archive=True)
     results, failed = [], 0
     with progress(len(todo), "applying", quiet) as advance:
         # raises if our keys don't open
-        for p, outcome in apply_packets(n, todo, password=pw, max_bytes=max_packet_bytes):
+        for p, outcome in runs:
             if isinstance(outcome, JukiError):
                 failed += 1
                 results.append({"packet": str(p), "status": "refused",
                                 "error": type(outcome).__name__, "reason": str(outcome)})
             else:
+                failed += outcome.archive_error is not None
                 results.append(outcome.as_dict())
             advance(1)
     if as_json:
-        emit_json({"packets": results, "refused": failed})
+        emit_json({"packets": results, "refused": sum(r["status"] == "refused"
+                                                      for r in results),
+                   "archived": sum(r.get("archived") is not None for r in results)})
     else:
         for r in results:
             extra = r.get("reason") or ", ".join(
                 f"{k} {v}" for k, v in r.items() if k in ("applied", "skipped", "acked_seq"))
-            click.echo(f"{Path(r['packet']).name}: {r['status']}" + (f" ({extra})" if extra
-                                                                     else ""))
+            where = r.get("archive_error") or (
+                f"archived to {r['archived']}" if r.get("archived") else "")
+            click.echo(f"{Path(r['packet']).name}: {r['status']}"
+                       + (f" ({extra})" if extra else "") + (f"; {where}" if where else ""))
     sys.exit(1 if failed else 0)
 
 
