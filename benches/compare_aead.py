@@ -31,7 +31,7 @@ import pyarrow as pa
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from jukicore import _jukicore
-from jukicore.crypto import seal_records
+from jukicore.network.crypto import seal_records
 
 PREFIX = b"\x00\x00\x00\x01"
 # As packets of format 2 seal records: the column's context is bound into the column's own

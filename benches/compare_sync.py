@@ -29,9 +29,9 @@ import pyarrow as pa
 
 from jukicore.codes import CodeRegistry
 from jukicore.identity import IDENTITY_SCHEMA, create_identity_store
-from jukicore.node import CENTER, Node, init_node, trust_each_other
-from jukicore.packet import Packet
-from jukicore.sync import ApplyOutcome, apply_packet, apply_packets, export_changes
+from jukicore.network.node import CENTER, Node, init_node, trust_each_other
+from jukicore.network.packet import Packet
+from jukicore.network.sync import ApplyOutcome, apply_packet, apply_packets, export_changes
 
 PASSWORD = "bench"
 MUNI = "131041"

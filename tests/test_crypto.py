@@ -1,4 +1,4 @@
-"""Keys, trust store, data-key wrap and bulk record encryption (jukicore.crypto)."""
+"""Keys, trust store, data-key wrap and bulk record encryption (jukicore.network.crypto)."""
 
 from __future__ import annotations
 
@@ -17,7 +17,14 @@ from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from jukicore import _jukicore
-from jukicore.crypto import (
+from jukicore.errors import (
+    ConflictError,
+    CorruptFileError,
+    InvalidInputError,
+    NotFoundError,
+    PermissionDeniedError,
+)
+from jukicore.network.crypto import (
     WRAPPED_KEY_LEN,
     NodeKeys,
     RecordCipher,
@@ -31,13 +38,6 @@ from jukicore.crypto import (
     unwrap_data_key,
     wrap_context,
     wrap_data_key,
-)
-from jukicore.errors import (
-    ConflictError,
-    CorruptFileError,
-    InvalidInputError,
-    NotFoundError,
-    PermissionDeniedError,
 )
 
 PID = bytes(range(16))

@@ -21,7 +21,7 @@ from jukicore._log import JsonFormatter, TextFormatter, configure_logging
 from jukicore.cli import main
 from jukicore.errors import InvalidInputError
 from jukicore.identity import create_identity_store
-from jukicore.node import CENTER, init_node
+from jukicore.network.node import CENTER, init_node
 
 ROOT = Path(__file__).resolve().parents[1]
 ENV = {**os.environ, "PYTHONPATH": str(ROOT / "python")}
@@ -68,7 +68,7 @@ def test_demo_logs_json_lines_with_each_steps_figures_and_json_stdout_parses(
     exports = by_step["export"]
     assert sorted(str(e["recipient"]) for e in exports) == sorted(summary["sent"])
     for e in exports + by_step["seal"]:
-        assert e["node"] == lg_code and e["logger"] == "jukicore.sync"
+        assert e["node"] == lg_code and e["logger"] == "jukicore.network.sync"
         assert isinstance(e["rows"], int) and e["rows"] >= 300
         assert isinstance(e["bytes"], int) and e["bytes"] > 0
         assert isinstance(e["seconds"], float) and e["seconds"] >= 0
@@ -118,7 +118,7 @@ def test_log_settings_from_the_environment_and_the_default_level(center: Path) -
     run = subprocess.run([*args[:3], "--log-level", "info", *args[3:]], capture_output=True,
                          text=True, env=env, timeout=120, check=False)
     assert run.returncode == 0
-    assert " INFO jukicore.sync: center: 0 packets" in run.stderr
+    assert " INFO jukicore.network.sync: center: 0 packets" in run.stderr
     assert "step=apply node=center packets=0" in run.stderr
 
 
@@ -156,7 +156,8 @@ def test_unknown_level_or_format_is_a_usage_error() -> None:
 def test_importing_jukicore_configures_no_logging() -> None:
     script = (
         "import logging\n"
-        "import jukicore, jukicore.sync, jukicore.night, jukicore.cli, jukicore._log\n"
+        "import jukicore, jukicore.network.sync, jukicore.network.night, jukicore.cli\n"
+        "import jukicore._log\n"
         "root = logging.getLogger()\n"
         "j = logging.getLogger('jukicore')\n"
         "print(len(root.handlers), root.level, len(j.handlers), j.level, j.propagate)\n")
@@ -176,24 +177,24 @@ def test_configure_logging_touches_only_the_jukicore_logger() -> None:
                for h in logger.handlers) == 1
     assert logger.level == logging.DEBUG and not logger.propagate
     assert (list(root.handlers), root.level) == root_state
-    logging.getLogger("jukicore.sync").debug("x %d", 1, extra={"step": "t", "rows": 2})
+    logging.getLogger("jukicore.network.sync").debug("x %d", 1, extra={"step": "t", "rows": 2})
     logging.getLogger("other").warning("not ours")
     (rec,) = _records(out.getvalue())
     assert rec["message"] == "x 1" and rec["rows"] == 2 and rec["step"] == "t"
 
 
 def test_formatters() -> None:
-    record = logging.LogRecord("jukicore.sync", logging.INFO, __file__, 1, "applied %s",
+    record = logging.LogRecord("jukicore.network.sync", logging.INFO, __file__, 1, "applied %s",
                                ("p.jkp",), None)
     record.__dict__.update(step="apply", rows=3, seconds=0.5, packet="a b.jkp")
     doc = json.loads(JsonFormatter().format(record))
     assert doc["message"] == "applied p.jkp" and doc["level"] == "INFO"
-    assert doc["logger"] == "jukicore.sync"
+    assert doc["logger"] == "jukicore.network.sync"
     assert {k: doc[k] for k in ("step", "rows", "seconds", "packet")} == {
         "step": "apply", "rows": 3, "seconds": 0.5, "packet": "a b.jkp"}
     line = TextFormatter().format(record)
-    assert line.endswith('INFO jukicore.sync: applied p.jkp step=apply rows=3 seconds=0.500 '
-                         'packet="a b.jkp"')
+    assert line.endswith('INFO jukicore.network.sync: applied p.jkp step=apply rows=3 '
+                         'seconds=0.500 packet="a b.jkp"')
     assert "\n" not in line
     record.__dict__.update(steps={"load": 0.25, "code blocks": 1.0}, nodes=["a", "b"])
     line = TextFormatter().format(record)
@@ -223,13 +224,13 @@ def test_the_library_never_prints() -> None:
 def test_a_text_record_cannot_forge_another_line() -> None:
     """An inbox file name is anyone's text: a newline or a terminal escape in it stays
     escaped inside its one line (and JSON escapes it by itself)."""
-    name = "x.jkp\n2026-01-01T00:00:00Z INFO jukicore.sync: forged\x1b[2J"
-    record = logging.LogRecord("jukicore.sync", logging.WARNING, __file__, 1, "%s refused",
+    name = "x.jkp\n2026-01-01T00:00:00Z INFO jukicore.network.sync: forged\x1b[2J"
+    record = logging.LogRecord("jukicore.network.sync", logging.WARNING, __file__, 1, "%s refused",
                                (name,), None)
     record.__dict__.update(packet=name)
     line = TextFormatter().format(record)
     assert "\n" not in line and "\x1b" not in line
-    assert line.endswith(r"x.jkp\n2026-01-01T00:00:00Z INFO jukicore.sync: forged\x1b[2J "
-                         r'refused packet="x.jkp\n2026-01-01T00:00:00Z INFO jukicore.sync: '
+    assert line.endswith(r"x.jkp\n2026-01-01T00:00:00Z INFO jukicore.network.sync: forged\x1b[2J "
+                         r'refused packet="x.jkp\n2026-01-01T00:00:00Z INFO jukicore.network.sync: '
                          r'forged\u001b[2J"')
     assert json.loads(JsonFormatter().format(record))["packet"] == name

@@ -10,14 +10,14 @@ from pathlib import Path
 import pyarrow as pa
 import pytest
 
-from jukicore.crypto import NodeKeys, TrustStore
 from jukicore.errors import (
     CorruptFileError,
     InvalidInputError,
     JukiError,
     PermissionDeniedError,
 )
-from jukicore.packet import (
+from jukicore.network.crypto import NodeKeys, TrustStore
+from jukicore.network.packet import (
     MAGIC,
     SIGNATURE_LEN,
     Packet,

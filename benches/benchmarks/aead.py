@@ -17,7 +17,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # benches/
 
 from compare_aead import AAD, PREFIX, python_loop, records
 from jukicore import _jukicore
-from jukicore.crypto import open_records, seal_records
+from jukicore.network.crypto import open_records, seal_records
 
 N = int(os.environ.get("JUKICORE_BENCH_AEAD_RECORDS", "1000000"))
 KEY = bytes(range(32))

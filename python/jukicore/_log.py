@@ -1,7 +1,7 @@
 """Logging: jukicore's loggers, the JSON-lines formatter and the command line's setup.
 
 The library logs through :mod:`logging` under the ``jukicore`` logger
-(``jukicore.sync``, ``jukicore.night``, ...) and never configures logging itself:
+(``jukicore.network.sync``, ``jukicore.network.night``, ...) and never configures logging itself:
 importing jukicore adds no handler and leaves the root logger alone. An application
 attaches its own handlers, or calls :func:`configure_logging` (what the ``jukicore``
 command does with ``--log-level`` and ``--log-format``).

@@ -46,9 +46,9 @@ from regkit import ADMIN, LG, MUNI, PREF, make_block, tiny_municipality
 
 from jukicore.cli import main
 from jukicore.codes import is_valid_resident_code
-from jukicore.node import CENTER, init_node, trust_each_other
+from jukicore.network.node import CENTER, init_node, trust_each_other
+from jukicore.network.sync import export_changes
 from jukicore.register import Register, create_register, open_register
-from jukicore.sync import export_changes
 
 PASSWORD = "fuzz horse battery staple"
 TODAY = "2024-06-03"
@@ -328,7 +328,7 @@ def net(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> dict[str, Path]:
 
 def _center_digest(center: Path) -> str:
     from jukicore.identity import open_identity_store
-    from jukicore.node import Node
+    from jukicore.network.node import Node
 
     with open_identity_store(Node.open(center).store_target()) as store:
         return store.content_digest()

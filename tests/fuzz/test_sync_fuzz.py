@@ -28,18 +28,18 @@ from regkit import ADMIN, LG, MUNI, PREF, make_block, tiny_municipality
 
 from jukicore import errors
 from jukicore.codes import CodeBlock, CodeRegistry
-from jukicore.crypto import NodeKeys, TrustStore
 from jukicore.identity import IDENTITY_SCHEMA, create_identity_store, open_identity_store
-from jukicore.node import CENTER, Node, init_node, trust_each_other
-from jukicore.packet import Packet
-from jukicore.register import create_register, open_register
-from jukicore.sync import (
+from jukicore.network.crypto import NodeKeys, TrustStore
+from jukicore.network.node import CENTER, Node, init_node, trust_each_other
+from jukicore.network.packet import Packet
+from jukicore.network.sync import (
     BLOCK_SCHEMA,
     apply_packet,
     apply_packets,
     export_changes,
     send_code_block,
 )
+from jukicore.register import create_register, open_register
 
 PASSWORD = "fuzz horse battery staple"
 PREF_ID = "130001"
@@ -302,7 +302,7 @@ def _digest(n: Node) -> str:
 
 
 def _node_entry_points(net: Net, n: Node) -> list[Callable[[], object]]:
-    from jukicore.sync import sync_status
+    from jukicore.network.sync import sync_status
 
     def reopened() -> Node:
         return Node.open(n.path)

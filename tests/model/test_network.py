@@ -58,9 +58,9 @@ import jukicore
 from jukicore.codes import CodeBlock, CodeRegistry, MyNumberIssuer, resident_code_check_digit
 from jukicore.errors import JukiError, PacketSequenceError
 from jukicore.identity import create_identity_store, open_identity_store
-from jukicore.node import Node, init_node, trust_each_other
+from jukicore.network.node import Node, init_node, trust_each_other
+from jukicore.network.sync import apply_packet, default_recipients, export_changes, send_code_block
 from jukicore.register import Actor, Register, create_register, open_register
-from jukicore.sync import apply_packet, default_recipients, export_changes, send_code_block
 from jukicore.testing import TempPostgres
 
 MUNIS = tuple(MUNICIPALITIES)
@@ -129,7 +129,7 @@ class Template:
 def build_template(backend: str, root: Path, pg: TempPostgres | None) -> Template:
     """The nodes, their empty stores, and the municipalities' codes: blocks allocated by
     the center, sent to each prefecture and split there for its municipalities, as
-    packets (the way ``jukicore.night`` does it)."""
+    packets (the way ``jukicore.network.night`` does it)."""
     nodes: dict[str, Node] = {}
     databases: dict[str, str] = {}
 

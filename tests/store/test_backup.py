@@ -39,12 +39,12 @@ from jukicore.errors import (
     JukiError,
 )
 from jukicore.identity import create_identity_store, open_identity_store
-from jukicore.node import CENTER, Node, init_node, trust_each_other
+from jukicore.network.node import CENTER, Node, init_node, trust_each_other
+from jukicore.network.sync import apply_packet, export_changes
 from jukicore.register import Actor, create_register, open_register
 from jukicore.register._schema import TABLES
 from jukicore.store.backend import content_digest
 from jukicore.store.backup import MANIFEST, backup_node, read_manifest, restore_node
-from jukicore.sync import apply_packet, export_changes
 from jukicore.synth import synthesize_municipality
 from jukicore.synth.day import generate_day
 from jukicore.testing import TempPostgres

@@ -10,7 +10,7 @@ from typing import Any
 
 from jukicore.codes import _BLOCK_KIND, _BLOCK_VERSION, CodeRegistry
 from jukicore.identity import create_identity_store
-from jukicore.node import CENTER, Node, init_node, trust_each_other
+from jukicore.network.node import CENTER, Node, init_node, trust_each_other
 from jukicore.register import Actor, create_register, open_register
 from jukicore.synth import synthesize_municipality
 from jukicore.synth.day import generate_day

@@ -15,13 +15,13 @@ from pathlib import Path
 import pytest
 from netkit import MUNI, PREF, Network, apply_day, deliver
 
-from jukicore import sync
 from jukicore.errors import TamperedPacketError
 from jukicore.identity import open_identity_store
-from jukicore.night import run_night
-from jukicore.node import CENTER, Node
+from jukicore.network import sync
+from jukicore.network.night import run_night
+from jukicore.network.node import CENTER, Node
+from jukicore.network.sync import apply_inbox, apply_packet, archive_dir, export_changes
 from jukicore.register import Actor, open_register
-from jukicore.sync import apply_inbox, apply_packet, archive_dir, export_changes
 
 BOTH = pytest.mark.parametrize("identity_target", ["sqlite", "postgresql"], indirect=True)
 ROOT = Path(__file__).resolve().parents[2]
@@ -257,10 +257,10 @@ def test_an_entry_replaced_after_it_was_read_is_not_archived(network: Network) -
 
 def test_archived_packets_of_a_prefecture_include_code_blocks(network: Network) -> None:
     """A code block applied at the prefecture and its redelivery are both archived."""
-    from jukicore import ids
-    from jukicore.sync import send_code_block
+    from jukicore.codes import CodeRegistry
+    from jukicore.network.sync import send_code_block
 
-    block = ids.CodeRegistry().allocate_block(100, PREF)
+    block = CodeRegistry().allocate_block(100, PREF)
     sent = send_code_block(network.center, block)
     deliver(sent, network.pref)
     outcomes = [o for _, o in apply_inbox(network.pref)]
@@ -285,7 +285,7 @@ def test_apply_logs_each_packet_and_a_summary_per_node(network: Network) -> None
     (network.center.inbox / "a-flipped.jkp").write_bytes(raw[:-70] + bytes([raw[-70] ^ 1])
                                                          + raw[-69:])
     deliver(packet, network.center)
-    keep, logger = _Keep(), logging.getLogger("jukicore.sync")
+    keep, logger = _Keep(), logging.getLogger("jukicore.network.sync")
     logger.addHandler(keep)
     level = logger.level
     logger.setLevel(logging.INFO)

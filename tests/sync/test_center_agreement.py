@@ -21,10 +21,10 @@ from jukicore.cli import main
 from jukicore.codes import CodeRegistry
 from jukicore.errors import PacketSequenceError
 from jukicore.identity import IDENTITY_SCHEMA, open_identity_store
-from jukicore.node import CENTER, Node, init_node
-from jukicore.packet import Packet
+from jukicore.network.node import CENTER, Node, init_node
+from jukicore.network.packet import Packet
+from jukicore.network.sync import apply_packet, export_changes
 from jukicore.register import Actor, create_register, open_register
-from jukicore.sync import apply_packet, export_changes
 from jukicore.synth import synthesize_municipality
 from jukicore.synth.day import generate_day
 

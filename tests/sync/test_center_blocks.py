@@ -11,9 +11,9 @@ from netkit import PASSWORD, PREF, Network, block_bytes, deliver
 from jukicore.codes import CodeBlock, CodeRegistry
 from jukicore.errors import ConflictError, TamperedPacketError
 from jukicore.identity import open_identity_store
-from jukicore.node import Node
-from jukicore.packet import Packet
-from jukicore.sync import BLOCK_SCHEMA, apply_packet, send_code_block
+from jukicore.network.node import Node
+from jukicore.network.packet import Packet
+from jukicore.network.sync import BLOCK_SCHEMA, apply_packet, send_code_block
 
 BOTH = pytest.mark.parametrize("identity_target", ["sqlite", "postgresql"], indirect=True)
 

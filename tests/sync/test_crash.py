@@ -26,10 +26,10 @@ import pytest
 from netkit import DAY, MUNI, PASSWORD, PREF, Network, apply_day, build_network
 
 from jukicore.identity import open_identity_store
-from jukicore.node import CENTER, Node
-from jukicore.packet import Packet
+from jukicore.network.node import CENTER, Node
+from jukicore.network.packet import Packet
+from jukicore.network.sync import export_changes
 from jukicore.register import Actor, open_register
-from jukicore.sync import export_changes
 from jukicore.testing import TempPostgres
 
 KILLS = 30
@@ -69,7 +69,7 @@ def _startup() -> float:
     best = float("inf")
     for _ in range(3):
         t = time.perf_counter()
-        subprocess.run([sys.executable, "-c", "import jukicore.sync, jukicore.cli"],
+        subprocess.run([sys.executable, "-c", "import jukicore.network.sync, jukicore.cli"],
                        check=True)
         best = min(best, time.perf_counter() - t)
     return best

@@ -19,12 +19,12 @@ from netkit import MUNI, PASSWORD, PREF, Network, apply_day, block_bytes, delive
 
 from jukicore._files import temp_name
 from jukicore.codes import CodeBlock, CodeRegistry
-from jukicore.crypto import check_node_id, check_path_id
 from jukicore.errors import FileError, InvalidInputError, JukiError, TamperedPacketError
 from jukicore.identity import open_identity_store
-from jukicore.node import CENTER, Node
-from jukicore.packet import MAGIC, Packet, PacketHeader
-from jukicore.sync import (
+from jukicore.network.crypto import check_node_id, check_path_id
+from jukicore.network.node import CENTER, Node
+from jukicore.network.packet import MAGIC, Packet, PacketHeader
+from jukicore.network.sync import (
     BLOCK_SCHEMA,
     apply_packet,
     apply_packets,

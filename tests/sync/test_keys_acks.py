@@ -15,13 +15,13 @@ import pyarrow as pa
 import pytest
 from netkit import DAY, MUNI, PASSWORD, PREF, Network, apply_day, deliver
 
-from jukicore.crypto import RETIRED_KEY_GRACE, NodeKeys, TrustStore
 from jukicore.errors import PacketSequenceError, UntrustedSenderError
 from jukicore.identity import IDENTITY_SCHEMA, open_identity_store
-from jukicore.node import CENTER, Node
-from jukicore.packet import Packet
+from jukicore.network.crypto import RETIRED_KEY_GRACE, NodeKeys, TrustStore
+from jukicore.network.node import CENTER, Node
+from jukicore.network.packet import Packet
+from jukicore.network.sync import ACK_SCHEMA, apply_packet, export_changes
 from jukicore.register import Actor, open_register
-from jukicore.sync import ACK_SCHEMA, apply_packet, export_changes
 
 BOTH = pytest.mark.parametrize("identity_target", ["sqlite", "postgresql"], indirect=True)
 CS = Actor.node(MUNI, MUNI, "cs")
@@ -226,8 +226,8 @@ def test_an_acknowledgement_of_entries_never_sent_is_refused(full_network: Netwo
 _EXPORT = textwrap.dedent("""
     import os, sys, time
     from pathlib import Path
-    from jukicore.node import Node
-    from jukicore.sync import export_changes
+    from jukicore.network.node import Node
+    from jukicore.network.sync import export_changes
     go = Path(sys.argv[2])
     while not go.exists():
         time.sleep(0.001)

@@ -14,8 +14,8 @@ import pytest
 from netkit import PASSWORD, Network, apply_day
 
 from jukicore.errors import JukiError
-from jukicore.node import CENTER, Node
-from jukicore.sync import apply_packets, export_changes, sync_status
+from jukicore.network.node import CENTER, Node
+from jukicore.network.sync import apply_packets, export_changes, sync_status
 
 ROOT = Path(__file__).resolve().parents[2]
 

@@ -11,7 +11,6 @@ import pytest
 from netkit import DAY, MUNI, PASSWORD, PREF, Network, apply_day, deliver
 
 from jukicore.codes import CodeBlock, CodeRegistry
-from jukicore.crypto import NodeKeys
 from jukicore.errors import (
     MisaddressedPacketError,
     PacketRefusedError,
@@ -20,10 +19,10 @@ from jukicore.errors import (
     UntrustedSenderError,
 )
 from jukicore.identity import IDENTITY_SCHEMA, open_identity_store
-from jukicore.node import CENTER, Node, allowed, init_node
-from jukicore.packet import Packet
-from jukicore.register import Actor, open_register
-from jukicore.sync import (
+from jukicore.network.crypto import NodeKeys
+from jukicore.network.node import CENTER, Node, allowed, init_node
+from jukicore.network.packet import Packet
+from jukicore.network.sync import (
     ApplyOutcome,
     apply_packet,
     apply_packets,
@@ -31,6 +30,7 @@ from jukicore.sync import (
     send_code_block,
     sync_status,
 )
+from jukicore.register import Actor, open_register
 
 BOTH = pytest.mark.parametrize("identity_target", ["sqlite", "postgresql"], indirect=True)
 CS = Actor.node(MUNI, MUNI, "cs")

@@ -59,7 +59,7 @@ def demo(population: int, notifications: int, seed: int, workdir: Path, as_json:
     identity-info changes, encrypted and signed, to the prefecture and the center, which
     apply them and send back signed acknowledgements.
     """
-    from jukicore.night import run_night
+    from jukicore.network.night import run_night
 
     _prepare_workdir(workdir)
     with stage_progress(quiet) as progress:

@@ -12,7 +12,7 @@ import click
 
 from jukicore._files import read_regular, write_atomic
 from jukicore.errors import InvalidInputError
-from jukicore.node import PASSWORD_ENV, Node, init_node, role_of
+from jukicore.network.node import PASSWORD_ENV, Node, init_node, role_of
 
 from ._common import emit_json, json_option, juki_errors
 

@@ -8,8 +8,8 @@ from pathlib import Path
 import click
 
 from jukicore.errors import JukiError
-from jukicore.node import Node
-from jukicore.packet import MAX_PACKET_BYTES
+from jukicore.network.node import Node
+from jukicore.network.packet import MAX_PACKET_BYTES
 
 from ._common import emit_json, json_option, juki_errors, progress, quiet_option
 from .node import password_option, read_password
@@ -31,7 +31,7 @@ def sync() -> None:
 def export(directory: Path, recipients: tuple[str, ...], password_file: Path | None,
            as_json: bool) -> None:
     """Pack the changes each recipient has not acknowledged into the node's outbox."""
-    from jukicore.sync import default_recipients, export_changes
+    from jukicore.network.sync import default_recipients, export_changes
 
     n = Node.open(directory)
     pw = read_password(password_file)
@@ -71,7 +71,7 @@ def apply(directory: Path, packets: tuple[Path, ...], max_packet_bytes: int,
     archive/YYYY-MM-DD/ folder; refused ones stay in the inbox. Packets given outside
     the inbox stay where they are.
     """
-    from jukicore.sync import apply_packets, inbox_packets
+    from jukicore.network.sync import apply_packets, inbox_packets
 
     n = Node.open(directory)
     pw = read_password(password_file)
@@ -111,7 +111,7 @@ def apply(directory: Path, packets: tuple[Path, ...], max_packet_bytes: int,
 @juki_errors
 def status(directory: Path, as_json: bool) -> None:
     """What was sent and acknowledged (municipality) or applied (prefecture, center)."""
-    from jukicore.sync import sync_status
+    from jukicore.network.sync import sync_status
 
     info = sync_status(Node.open(directory))
     if as_json:

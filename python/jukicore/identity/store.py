@@ -45,7 +45,6 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from jukicore.codes import CodeBlock
-from jukicore.crypto import check_path_id
 from jukicore.errors import (
     BadRow,
     ConflictError,
@@ -55,6 +54,7 @@ from jukicore.errors import (
     SchemaVersionError,
 )
 from jukicore.identity.items import IDENTITY_COLUMNS, IDENTITY_SCHEMA
+from jukicore.network.crypto import check_path_id
 from jukicore.register.events import KINDS as EVENT_KINDS
 from jukicore.store import (
     Backend,

@@ -9,6 +9,8 @@ See docs/register.md for the schema, the notification table and the rules.
 
 from __future__ import annotations
 
+from jukicore.access.actors import Actor, check_permission
+
 from ._schema import (
     HISTORY_SCHEMA,
     HOUSEHOLD_SCHEMA,
@@ -17,7 +19,6 @@ from ._schema import (
     RETENTION_YEARS,
     SCHEMA_VERSION,
 )
-from .actors import Actor, check_permission
 from .events import EVENT_SCHEMA, KINDS, REASON_LABELS, events_table
 from .store import (
     ApplyReport,

@@ -14,6 +14,8 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from jukicore.access import actors as perm
+from jukicore.access.actors import Actor
 from jukicore.errors import (
     BadRow,
     CodeSpaceExhaustedError,
@@ -45,7 +47,6 @@ from jukicore.validate import (
     valid_codes,
 )
 
-from . import actors as perm
 from ._schema import (
     AUDIT_SCHEMA,
     HEAD,
@@ -64,7 +65,6 @@ from ._schema import (
     TRACKED_ITEMS,
     arrow_schema,
 )
-from .actors import Actor
 from .events import EVENT_SCHEMA, KINDS
 from .notifications import Batch, Rejected, apply_row, fmt_code
 from .sync_state import SyncState

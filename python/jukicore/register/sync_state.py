@@ -11,11 +11,10 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from jukicore.access import actors as perm
+from jukicore.access.actors import Actor
 from jukicore.errors import InvalidInputError, PacketSequenceError
 from jukicore.store.backend import utcnow
-
-from . import actors as perm
-from .actors import Actor
 
 if TYPE_CHECKING:
     from jukicore.store.backend import Backend, Session

@@ -65,7 +65,7 @@ from jukicore.errors import (
     SchemaVersionError,
     StoreError,
 )
-from jukicore.node import Node, role_of
+from jukicore.network.node import Node, role_of
 from jukicore.store.backend import (
     Backend,
     SqliteBackend,

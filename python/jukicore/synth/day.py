@@ -14,9 +14,9 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 
+from jukicore.access.actors import Actor
 from jukicore.codes import my_number_check_digit, resident_code_check_digit
 from jukicore.register._schema import HEAD
-from jukicore.register.actors import Actor
 from jukicore.register.events import EVENT_SCHEMA
 
 __all__ = ["DEFAULT_MIX", "generate_day"]

@@ -50,7 +50,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from jukicore.crypto import (
+from jukicore.errors import (
+    FileError,
+    InvalidInputError,
+    MisaddressedPacketError,
+    TamperedPacketError,
+    UntrustedSenderError,
+)
+from jukicore.network.crypto import (
     WRAPPED_KEY_LEN,
     NodeKeys,
     RecordCipher,
@@ -62,13 +69,6 @@ from jukicore.crypto import (
     unwrap_data_key,
     wrap_context,
     wrap_data_key,
-)
-from jukicore.errors import (
-    FileError,
-    InvalidInputError,
-    MisaddressedPacketError,
-    TamperedPacketError,
-    UntrustedSenderError,
 )
 
 if TYPE_CHECKING:
@@ -445,7 +445,7 @@ class Packet:
         ``my_private_keys`` are this node's key generations (current and retired:
         a packet encrypted to a retired key still opens). ``now`` (default: the
         clock) decides whether a retired sender key is still in its grace period
-        (:meth:`jukicore.crypto.TrustStore.verifying_key`).
+        (:meth:`jukicore.network.crypto.TrustStore.verifying_key`).
         """
         from cryptography.exceptions import InvalidSignature
 

@@ -13,12 +13,12 @@
    which the municipality records.
 
 Every packet goes through the recipient's inbox and is applied as ``jukicore sync
-apply`` does (:func:`jukicore.sync.apply_inbox`): once applied it is moved into the
+apply`` does (:func:`jukicore.network.sync.apply_inbox`): once applied it is moved into the
 node's ``archive/YYYY-MM-DD/``, so every inbox is empty after the night.
 
-Each step logs its figures on ``jukicore.night`` (``step``, ``node``, ``packets``,
+Each step logs its figures on ``jukicore.network.night`` (``step``, ``node``, ``packets``,
 ``rows``, ``bytes``, ``seconds``; the export, seal and apply steps on
-``jukicore.sync``), and the night ends with one record of every step's seconds.
+``jukicore.network.sync``), and the night ends with one record of every step's seconds.
 """
 
 from __future__ import annotations
@@ -36,9 +36,8 @@ from jukicore._files import write_atomic
 from jukicore.codes import CodeRegistry, allocate_block_file, split_block_file
 from jukicore.errors import JukiError
 from jukicore.identity import create_identity_store, open_identity_store
-from jukicore.node import CENTER, Node, init_node, trust_each_other
-from jukicore.register import Actor, create_register, open_register
-from jukicore.sync import (
+from jukicore.network.node import CENTER, Node, init_node, trust_each_other
+from jukicore.network.sync import (
     ApplyOutcome,
     apply_inbox,
     archive_dir,
@@ -46,6 +45,7 @@ from jukicore.sync import (
     export_changes,
     send_code_block,
 )
+from jukicore.register import Actor, create_register, open_register
 from jukicore.synth.day import generate_day
 
 __all__ = ["run_night"]

@@ -28,7 +28,7 @@ relation, decrypts, and
 Packet files are read with :meth:`Packet.read` (regular files only, size checked
 against the framing before the body is read); an odd inbox entry is refused on its
 own and the others still apply. Every id used in a path follows
-:func:`jukicore.crypto.check_path_id`. Exports to one recipient hold the node's
+:func:`jukicore.network.crypto.check_path_id`. Exports to one recipient hold the node's
 ``export-RECIPIENT`` lock; every writing function first removes the temporary
 files of killed runs (:meth:`Node.clean_temps`).
 
@@ -42,7 +42,7 @@ killed between the apply's commit and the move leaves the packet in the inbox, w
 next run finds it applied and archives it (killed between the link and the unlink, the
 next run recognizes the archived link and removes the inbox entry).
 
-Logging: ``jukicore.sync`` logs each export (its seal: rows, bytes, seconds), each packet
+Logging: ``jukicore.network.sync`` logs each export (its seal: rows, bytes, seconds), each packet
 applied or refused, and one summary per node and run (packets, rows, seconds), with the
 figures as record fields (see :mod:`jukicore._log`).
 
@@ -73,7 +73,6 @@ import pyarrow as pa
 from jukicore._files import write_atomic
 from jukicore._threads import one_ahead
 from jukicore.codes import CodeBlock, lg_code_check_digit
-from jukicore.crypto import NodeKeys, check_node_id, check_path_id
 from jukicore.errors import (
     ConflictError,
     CorruptFileError,
@@ -85,8 +84,9 @@ from jukicore.errors import (
     TamperedPacketError,
 )
 from jukicore.identity import IDENTITY_SCHEMA, open_identity_store
-from jukicore.node import CENTER, Node, check_relation
-from jukicore.packet import MAX_PACKET_BYTES, Packet, PacketHeader
+from jukicore.network.crypto import NodeKeys, check_node_id, check_path_id
+from jukicore.network.node import CENTER, Node, check_relation
+from jukicore.network.packet import MAX_PACKET_BYTES, Packet, PacketHeader
 from jukicore.register import Actor, open_register
 
 __all__ = [
@@ -151,7 +151,7 @@ def export_changes(node: Node, recipient: str, *, password: str | bytes | None =
 
     Logs the seal (``step="seal"``: rows, bytes, seconds to build, encrypt and sign) and
     the export (``step="export"``: rows, sequence range, bytes, seconds in all) on
-    ``jukicore.sync``.
+    ``jukicore.network.sync``.
     """
     check_node_id(recipient)
     check_relation("identity-changes", node.node_id, recipient)
@@ -268,7 +268,7 @@ def apply_packets(node: Node, paths: Iterable[str | os.PathLike[str]], *,
     :func:`apply_packet`. With ``archive``, each packet applied or found applied before
     that lies in the node's inbox is moved into the archive; refused ones stay.
 
-    When the iteration ends, one record sums the run up on ``jukicore.sync``
+    When the iteration ends, one record sums the run up on ``jukicore.network.sync``
     (``step="apply"``: packets, applied, already_applied, refused, rows, seconds).
     """
     node.clean_temps()

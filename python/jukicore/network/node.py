@@ -5,14 +5,14 @@ A node is a directory::
     node.json        node id, role, store (SQLite path relative to the node, or a URI)
     keys/<n>/        key generation n: signing.pem (Ed25519) and encryption.pem (X25519),
                      password-protected PKCS#8, with their ids in keys/<n>/node.json
-    trust.json       the peers' public keys (jukicore.crypto.TrustStore)
+    trust.json       the peers' public keys (jukicore.network.crypto.TrustStore)
     outbox/          packets this node wrote, for the transport to carry
     inbox/           packets received, for ``jukicore sync apply``
     blocks/          (prefecture) code blocks received from the center
     locks/           lock files (exports per recipient, the trust store)
 
 Every id that becomes part of a file name (node ids, block ids, the sender and
-recipient in packet names) follows one rule, :func:`jukicore.crypto.check_path_id`.
+recipient in packet names) follows one rule, :func:`jukicore.network.crypto.check_path_id`.
 Temporary files that a killed run left behind are removed at the start of every
 command that writes into the node (:meth:`Node.clean_temps`).
 
@@ -47,7 +47,6 @@ from typing import Any
 
 from jukicore._files import _alive, read_regular, remove_stale_temps, write_atomic
 from jukicore.codes import is_valid_lg_code
-from jukicore.crypto import NodeKeys, Role, TrustStore, check_node_id, check_path_id
 from jukicore.errors import (
     ConflictError,
     CorruptFileError,
@@ -56,6 +55,7 @@ from jukicore.errors import (
     MisaddressedPacketError,
     NotFoundError,
 )
+from jukicore.network.crypto import NodeKeys, Role, TrustStore, check_node_id, check_path_id
 
 __all__ = ["CENTER", "Node", "allowed", "check_relation", "init_node", "role_of",
            "trust_each_other"]
