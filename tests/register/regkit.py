@@ -116,11 +116,13 @@ LOAD_DAY = dt.date(2023, 4, 1)
 def load_on(reg: Register, day: dt.date, monkeypatch: pytest.MonkeyPatch,
             residents: pa.Table, households: pa.Table | None = None) -> None:
     """Bulk-load as if on ``day`` (the load has no date of its own: it takes the clock's)."""
+    from jukicore import audit
     from jukicore.register import store
 
     at = dt.datetime.combine(day, dt.time(9), tzinfo=dt.UTC)
     with monkeypatch.context() as m:
         m.setattr(store, "utcnow", lambda: at)
+        m.setattr(audit, "utcnow", lambda: at)  # (the load's audit entry dates the history)
         reg.load(residents, households, actor=ADMIN)
 
 

@@ -44,6 +44,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from jukicore import audit
 from jukicore.codes import CodeBlock
 from jukicore.errors import (
     BadRow,
@@ -230,6 +231,9 @@ _MIGRATIONS: tuple[Migration, ...] = (
     # (the register's bulk write lock once needed a meta row named 'lg_code')
     Migration(4, "the node id under its own name in meta",
               lambda ddl: ["UPDATE meta SET key = 'node_id' WHERE key = 'lg_code'"]),
+    Migration(5, "the audit table of every store (jukicore.audit): who acted as what, and"
+                 " the notification",
+              lambda ddl: [ddl.add_column("audit", c) for c in audit.LATER_COLUMNS]),
 )
 SCHEMA_VERSION = _MIGRATIONS[-1].version
 #: Page size of a new SQLite identity store. Its B-trees take rows at random code
@@ -284,8 +288,7 @@ def open_identity_store(target: str | Path) -> IdentityStore:
 
 
 def _audit(s: Session, actor: str, action: str, target: str | None, detail: str | None) -> None:
-    s.execute("INSERT INTO audit (at, actor, action, target, detail) VALUES (?, ?, ?, ?, ?)",
-              (s.ts(utcnow()), actor, action, target, detail))
+    audit.write(s, actor, action, target, detail)
 
 
 class ApplyResult:
@@ -916,11 +919,10 @@ def _carry_out(s: Session, staging: str, plan: _Plan, sender: str, packet_id: st
                       " packet_id) VALUES (?, ?, ?, ?, ?)",
                       [(sender, q, c, why, packet_id) for q, c, why in out.quarantined])
         at = s.ts(utcnow())
-        s.executemany("INSERT INTO audit (at, actor, action, target, detail)"
-                      " VALUES (?, ?, ?, ?, ?)",
-                      [(at, actor, "identity.quarantine", f"{c:011d}",
-                        f"entry {q} from {sender} in packet {packet_id}: {why}")
-                       for q, c, why in out.quarantined])
+        audit.write_many(s, [audit.entry(s, actor, "identity.quarantine", f"{c:011d}",
+                                         f"entry {q} from {sender} in packet {packet_id}:"
+                                         f" {why}", at=at)
+                             for q, c, why in out.quarantined])
 
 
 def _block_digest(block: CodeBlock) -> str:

@@ -17,6 +17,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from jukicore import audit
 from jukicore.codes import is_valid_my_number, is_valid_resident_code
 from jukicore.errors import (
     CodeSpaceExhaustedError,
@@ -380,11 +381,7 @@ class Batch:
             " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
             self.notifications,
         )
-        s.executemany(
-            "INSERT INTO audit (at, actor, actor_kind, action, target, notification_id, detail)"
-            " VALUES (?, ?, ?, ?, ?, ?, ?)",
-            self.audit,
-        )
+        audit.write_many(s, self.audit)
         s.executemany(INSERT_OUTBOX, self.outbox)
         s.execute("UPDATE meta SET value = ? WHERE key = 'outbox_seq'", (str(self.outbox_seq),))
         self.history.clear()
@@ -1161,9 +1158,8 @@ def apply_row(b: Batch, r: dict[str, Any]) -> int | None:
     b.notifications.append(
         (nid, kind, pid, code, b.s.d(notified), b.s.d(ev), b.now_p, b.actor, digest)
     )
-    b.audit.append(
-        (b.now_p, b.actor, b.actor_kind, f"notify.{kind}", fmt_code(code), nid, None)
-    )
+    b.audit.append(audit.entry(b.s, b.actor, f"notify.{kind}", fmt_code(code),
+                               notification_id=nid, at=b.now_p, actor_kind=b.actor_kind))
     return code
 
 

@@ -14,6 +14,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from jukicore import audit
 from jukicore.access import actors as perm
 from jukicore.access.actors import Actor
 from jukicore.errors import (
@@ -185,11 +186,7 @@ def _migrate(s: Session, current: int) -> None:
 
 def _audit(s: Session, actor: Actor, action: str, target: str | None, nid: str | None,
            *, detail: str | None = None) -> None:
-    s.execute(
-        "INSERT INTO audit (at, actor, actor_kind, action, target, notification_id, detail)"
-        " VALUES (?, ?, ?, ?, ?, ?, ?)",
-        (s.ts(utcnow()), str(actor), actor.kind, action, target, nid, detail),
-    )
+    audit.write(s, actor, action, target, detail, notification_id=nid)
 
 
 def as_arrow_table(data: Any, what: str) -> pa.Table:

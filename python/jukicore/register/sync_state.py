@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from jukicore import audit
 from jukicore.access import actors as perm
 from jukicore.access.actors import Actor
 from jukicore.errors import InvalidInputError, PacketSequenceError
@@ -29,11 +30,7 @@ class SyncState:
         raise NotImplementedError
 
     def _sync_audit(self, s: Session, actor: Actor, action: str, detail: str) -> None:
-        s.execute(
-            "INSERT INTO audit (at, actor, actor_kind, action, target, notification_id, detail)"
-            " VALUES (?, ?, ?, ?, ?, ?, ?)",
-            (s.ts(utcnow()), str(actor), actor.kind, action, None, None, detail),
-        )
+        audit.write(s, actor, action, None, detail)
 
     def outbox_last_seq(self, *, actor: Actor) -> int:
         """The number of the last identity-info change in the outbox (0 when empty)."""
