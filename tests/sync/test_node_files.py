@@ -139,3 +139,65 @@ def test_a_damaged_valid_from_and_password_file(network: Network, tmp_path: Path
     record.write_bytes(b"[1]")
     run = _cli("node", "trust", str(path), str(record))
     assert run.returncode == 1 and run.stderr.startswith("error: "), run.stderr
+
+
+# -- creating a node: all of it or nothing ----------------------------------------------------
+
+_UNREACHABLE = "postgresql://jukicore@127.0.0.1:1/none"  # nothing listens on port 1
+
+
+def test_create_node_makes_a_whole_node(db_target: str, tmp_path: Path) -> None:
+    from jukicore.identity import open_identity_store
+    from jukicore.network.node import create_node
+    from jukicore.register import open_register
+
+    store = None if db_target.endswith(".db") else db_target
+    muni = create_node(tmp_path / "muni", "131016", store=store, password=PASSWORD,
+                       prefecture="東京都", municipality="千代田区")
+    with open_register(Node.open(muni.path).store_target()) as reg:
+        assert (reg.lg_code, reg.municipality) == ("131016", "千代田区")
+    if store is None:
+        center = create_node(tmp_path / "center", CENTER, password=PASSWORD)
+        with open_identity_store(center.store_target()) as st:
+            assert (st.node_id, st.kind) == (CENTER, "center")
+
+
+@pytest.mark.parametrize("existed", [False, True])
+def test_a_node_whose_store_cannot_be_made_leaves_nothing(tmp_path: Path,
+                                                          existed: bool) -> None:
+    """The store is made before node.json: when it fails, the keys, trust store and
+    folders made for the node are removed again (an existing folder keeps only what it
+    held), and the same command can be run again."""
+    from jukicore.network.node import create_node
+
+    target = tmp_path / "pref"
+    if existed:
+        target.mkdir()
+        (target / "README").write_text("the operator's notes\n")
+    with pytest.raises(JukiError):
+        create_node(target, "130001", store=_UNREACHABLE, password=PASSWORD)
+    if existed:
+        assert sorted(os.listdir(target)) == ["README"]
+    else:
+        assert not target.exists()
+    node = create_node(target, "130001", password=PASSWORD)
+    assert Node.open(node.path).node_id == "130001"
+
+
+def test_a_municipality_node_needs_its_names(tmp_path: Path) -> None:
+    from jukicore.errors import InvalidInputError
+    from jukicore.network.node import create_node
+
+    with pytest.raises(InvalidInputError, match="prefecture and municipality"):
+        create_node(tmp_path / "m", "131016", password=PASSWORD)
+    assert not (tmp_path / "m").exists()
+
+
+def test_cli_node_init_that_fails_leaves_no_half_node(tmp_path: Path,
+                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("JUKICORE_NODE_PASSWORD", PASSWORD)
+    done = _cli("node", "init", str(tmp_path / "pref"), "--id", "130001", "--store",
+                _UNREACHABLE)
+    assert done.returncode == 1, done.stderr
+    assert "Traceback" not in done.stderr
+    assert not (tmp_path / "pref").exists()

@@ -12,7 +12,7 @@ import click
 
 from jukicore._files import read_regular, write_atomic
 from jukicore.errors import InvalidInputError
-from jukicore.network.node import PASSWORD_ENV, Node, init_node, role_of
+from jukicore.network.node import PASSWORD_ENV, Node, create_node, role_of
 
 from ._common import emit_json, json_option, juki_errors
 
@@ -57,20 +57,10 @@ def node() -> None:
 def init(directory: Path, node_id: str, store: str | None, prefecture: str | None,
          municipality: str | None, password_file: Path | None, as_json: bool) -> None:
     """Create a node in DIRECTORY: keys, an empty trust store, and its store."""
-    role = role_of(node_id)
-    if role == "municipality" and not (prefecture and municipality):
+    if role_of(node_id) == "municipality" and not (prefecture and municipality):
         raise click.UsageError("a municipality needs --prefecture and --municipality")
-    n = init_node(directory, node_id, store=store, password=read_password(password_file))
-    if role == "municipality":
-        from jukicore.register import Actor, create_register
-
-        create_register(n.store_target(), lg_code=node_id, prefecture=prefecture or "",
-                        municipality=municipality or "",
-                        actor=Actor.operator("node-init", node_id, "admin")).close()
-    else:
-        from jukicore.identity import create_identity_store
-
-        create_identity_store(n.store_target(), node_id=node_id, kind=role).close()
+    n = create_node(directory, node_id, store=store, password=read_password(password_file),
+                    prefecture=prefecture, municipality=municipality)
     _show(n, as_json)
 
 

@@ -35,8 +35,8 @@ from typing import Any
 from jukicore._files import write_atomic
 from jukicore.codes import CodeRegistry, allocate_block_file, split_block_file
 from jukicore.errors import JukiError
-from jukicore.identity import create_identity_store, open_identity_store
-from jukicore.network.node import CENTER, Node, init_node, trust_each_other
+from jukicore.identity import open_identity_store
+from jukicore.network.node import CENTER, Node, create_node, trust_each_other
 from jukicore.network.sync import (
     ApplyOutcome,
     apply_inbox,
@@ -45,7 +45,7 @@ from jukicore.network.sync import (
     export_changes,
     send_code_block,
 )
-from jukicore.register import Actor, create_register, open_register
+from jukicore.register import Actor, open_register
 from jukicore.synth.day import generate_day
 
 __all__ = ["run_night"]
@@ -116,15 +116,12 @@ def run_night(workdir: str | os.PathLike[str], *, population: int = 100_000,
 
     with _step(times, "nodes", packets=0) as f:
         pref_id = default_recipients(m.lg_code)[0]
-        muni = init_node(root / m.lg_code, m.lg_code, password=password)
-        pref = init_node(root / pref_id, pref_id, password=password)
-        center = init_node(root / CENTER, CENTER, password=password)
+        muni = create_node(root / m.lg_code, m.lg_code, password=password,
+                           prefecture=m.prefecture, municipality=m.name)
+        pref = create_node(root / pref_id, pref_id, password=password)
+        center = create_node(root / CENTER, CENTER, password=password)
         trust_each_other((muni, pref, center), password)
-        create_identity_store(pref.store_target(), node_id=pref_id, kind="prefecture").close()
-        create_identity_store(center.store_target(), node_id=CENTER, kind="center").close()
         admin = Actor.operator("demo", m.lg_code, "admin")
-        create_register(muni.store_target(), lg_code=m.lg_code, prefecture=m.prefecture,
-                        municipality=m.name, actor=admin).close()
         f["nodes"] = [muni.node_id, pref.node_id, center.node_id]
 
     # Codes: center -> prefecture -> municipality, as packets.

@@ -57,7 +57,7 @@ from jukicore.errors import (
 )
 from jukicore.network.crypto import NodeKeys, Role, TrustStore, check_node_id, check_path_id
 
-__all__ = ["CENTER", "Node", "allowed", "check_relation", "init_node", "role_of",
+__all__ = ["CENTER", "Node", "allowed", "check_relation", "create_node", "init_node", "role_of",
            "trust_each_other"]
 
 CENTER = "center"
@@ -306,27 +306,86 @@ def init_node(path: str | os.PathLike[str], node_id: str, *, store: str | None =
     """Create a node directory with a first key generation and an empty trust store.
 
     ``store`` defaults to ``store.sqlite`` inside the node; a ``postgresql://`` URI
-    puts it on PostgreSQL. The store itself is created by the caller (a register
-    for a municipality, an identity store for a prefecture or the center).
+    puts it on PostgreSQL. The store itself is not created: :func:`create_node` makes
+    a whole node, store included.
     """
+    return _init(Path(path), node_id, store, password, None)
+
+
+def create_node(path: str | os.PathLike[str], node_id: str, *, store: str | None = None,
+                password: str | bytes | None = None, prefecture: str | None = None,
+                municipality: str | None = None) -> Node:
+    """Create a whole node: keys, an empty trust store and its store (a municipality's
+    register, named by ``prefecture`` and ``municipality``; a prefecture's or the
+    center's identity store). ``node.json`` is written last: a failure at any step
+    (a store that cannot be created, a full disk) removes what this call made, and a
+    node directory without ``node.json`` is no node."""
     check_node_id(node_id)
     role = role_of(node_id)
-    p = Path(path)
+    if role == "municipality" and not (prefecture and municipality):
+        raise InvalidInputError("a municipality's node needs its prefecture and municipality"
+                                " names (for its register)")
+
+    def make_store(n: Node) -> None:
+        if role == "municipality":
+            from jukicore.register import Actor, create_register
+
+            create_register(n.store_target(), lg_code=node_id, prefecture=prefecture or "",
+                            municipality=municipality or "",
+                            actor=Actor.operator("node-init", node_id, "admin")).close()
+        else:
+            from jukicore.identity import create_identity_store
+
+            create_identity_store(n.store_target(), node_id=node_id, kind=role).close()
+
+    return _init(Path(path), node_id, store, password, make_store)
+
+
+def _init(p: Path, node_id: str, store: str | None, password: str | bytes | None,
+          make_store: Any) -> Node:
+    check_node_id(node_id)
+    role = role_of(node_id)
     if (p / "node.json").exists():
         raise ConflictError(f"{p} is a node already")
     pw = _password(password)
+    existed = p.is_dir()
     try:
-        p.mkdir(parents=True, exist_ok=True)
-        for sub in ("keys", "outbox", "inbox"):
-            (p / sub).mkdir(exist_ok=True)
+        before = set(os.listdir(p)) if existed else set()
     except OSError as exc:
-        raise _os_error("create the node directory", p, exc) from None
-    _new_generation(p, node_id, 1, pw, None)
-    TrustStore().save(p / "trust.json")
-    doc = {"node_id": node_id, "role": role, "store": store or "store.sqlite",
-           "created_at": dt.datetime.now(dt.UTC).isoformat()}
-    write_atomic(p / "node.json", (json.dumps(doc, indent=2) + "\n").encode())
-    return Node(p, node_id, role, doc["store"])
+        raise _os_error("list", p, exc) from None
+    try:
+        try:
+            p.mkdir(parents=True, exist_ok=True)
+            for sub in ("keys", "outbox", "inbox"):
+                (p / sub).mkdir(exist_ok=True)
+        except OSError as exc:
+            raise _os_error("create the node directory", p, exc) from None
+        _new_generation(p, node_id, 1, pw, None)
+        TrustStore().save(p / "trust.json")
+        n = Node(p, node_id, role, store or "store.sqlite")
+        if make_store is not None:
+            make_store(n)
+        doc = {"node_id": node_id, "role": role, "store": n.store,
+               "created_at": dt.datetime.now(dt.UTC).isoformat()}
+        write_atomic(p / "node.json", (json.dumps(doc, indent=2) + "\n").encode())
+    except BaseException:
+        _remove_made(p, existed, before)
+        raise
+    return n
+
+
+def _remove_made(p: Path, existed: bool, before: set[str]) -> None:
+    """Remove what a failed :func:`_init` made (the directory, or the entries it added)."""
+    with contextlib.suppress(OSError):
+        if not existed:
+            shutil.rmtree(p)
+            return
+        for name in set(os.listdir(p)) - before:
+            target = p / name
+            if target.is_dir() and not target.is_symlink():
+                shutil.rmtree(target)
+            else:
+                target.unlink()
 
 
 def trust_each_other(nodes: list[Node] | tuple[Node, ...],
