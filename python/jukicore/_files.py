@@ -26,11 +26,14 @@ import os
 import re
 import stat
 import time
+from collections.abc import Iterator
 from pathlib import Path
+from typing import BinaryIO
 
 from jukicore.errors import FileError
 
-__all__ = ["read_regular", "remove_stale_temps", "temp_name", "write_atomic"]
+__all__ = ["atomic_file", "fsync_dir", "read_regular", "remove_stale_temps", "temp_name",
+           "write_atomic"]
 
 #: ``.{name}.tmp-{pid}`` or ``.{name}.tmp-{pid}-{random}``: jukicore's temporary files
 #: (the Rust core's container writer uses the same form).
@@ -54,33 +57,48 @@ def _fail(action: str, path: Path, exc: OSError) -> FileError:
 def write_atomic(path: str | os.PathLike[str], data: bytes, *, mode: int = 0o644) -> None:
     """Write ``data`` to ``path`` so that it is either the old file or complete, even across
     a crash or a full disk. ``mode`` applies to a new file (0600 for secrets)."""
+    with atomic_file(path, mode=mode) as f:
+        f.write(data)
+
+
+@contextlib.contextmanager
+def atomic_file(path: str | os.PathLike[str], *, mode: int = 0o644) -> Iterator[BinaryIO]:
+    """A file to write ``path`` through, streaming: written under a temporary name beside
+    it, made durable and renamed over ``path`` when the block ends, so that ``path`` is
+    either the old file or complete, even across a crash or a full disk. An error in the
+    block (or in writing) removes the temporary file and leaves ``path`` as it was."""
     target = Path(path)
     tmp = temp_name(target)
     try:
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, mode)
-        try:
-            view = memoryview(data)
-            while view:
-                written = os.write(fd, view)
-                view = view[written:]
-            os.fsync(fd)
-        finally:
-            os.close(fd)
+        with os.fdopen(fd, "wb") as f:
+            yield f
+            f.flush()
+            os.fsync(f.fileno())
         os.replace(tmp, target)
+    except FileError:
+        _unlink_quietly(tmp)
+        raise
     except OSError as exc:
         _unlink_quietly(tmp)
         raise _fail("write", target, exc) from exc
     except BaseException:
         _unlink_quietly(tmp)
         raise
+    fsync_dir(target.parent, what=f"the directory of {target}")
+
+
+def fsync_dir(path: str | os.PathLike[str], *, what: str | None = None) -> None:
+    """Make the entries of directory ``path`` durable (after a rename, link or unlink in
+    it); a failure is a :class:`FileError` (``what`` names the directory in it)."""
     try:
-        dir_fd = os.open(target.parent, os.O_RDONLY)
+        fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
         try:
-            os.fsync(dir_fd)
+            os.fsync(fd)
         finally:
-            os.close(dir_fd)
-    except OSError as exc:  # the file is in place; its directory entry may not be durable
-        raise _fail("sync the directory of", target, exc) from exc
+            os.close(fd)
+    except OSError as exc:
+        raise _fail("sync", Path(what or path), exc) from exc
 
 
 def _unlink_quietly(path: Path) -> None:

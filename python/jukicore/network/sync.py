@@ -70,7 +70,7 @@ from typing import Any
 
 import pyarrow as pa
 
-from jukicore._files import write_atomic
+from jukicore._files import fsync_dir, write_atomic
 from jukicore._threads import one_ahead
 from jukicore.codes import CodeBlock, lg_code_check_digit
 from jukicore.errors import (
@@ -476,14 +476,6 @@ def _stamp(path: Path) -> tuple[int, ...] | None:
     return tuple(parts)
 
 
-def _fsync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
 def _real_dir(path: Path) -> None:
     """Create ``path`` (a directory, never a link) and make its entry durable."""
     try:
@@ -493,7 +485,7 @@ def _real_dir(path: Path) -> None:
         if not stat.S_ISDIR(st.st_mode):
             raise FileError(f"cannot archive into {path}: not a directory") from None
         return
-    _fsync_dir(path.parent)
+    fsync_dir(path.parent)
 
 
 def _in_inbox(node: Node, path: Path) -> bool:
@@ -563,9 +555,9 @@ def _archive_entry(node: Node, path: Path, stamp: tuple[int, ...] | None,
             else:
                 raise FileError(f"cannot archive {path}: {_MAX_VARIANTS} packets named so in "
                                 f"{target_dir}")
-            _fsync_dir(target_dir)
+            fsync_dir(target_dir)
         os.unlink(path)
-        _fsync_dir(path.parent)
+        fsync_dir(path.parent)
     return found
 
 

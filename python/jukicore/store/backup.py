@@ -53,7 +53,15 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import IO, Any
 
-from jukicore._files import _TEMP, _alive, remove_stale_temps, temp_name, write_atomic
+from jukicore._files import (
+    _TEMP,
+    _alive,
+    atomic_file,
+    fsync_dir,
+    remove_stale_temps,
+    temp_name,
+    write_atomic,
+)
 from jukicore.errors import (
     ConflictError,
     CorruptFileError,
@@ -414,7 +422,6 @@ def backup_node(node_dir: str | os.PathLike[str], out: str | os.PathLike[str]
     remove_stale_temps(out.parent)  # what killed backups left behind
     # the store's copy and the archive under temporary names beside OUT
     store_file = temp_name(out.with_name(f"{out.name}.store"))
-    tmp = temp_name(out)
     try:
         if dialect == "sqlite":
             store_member = STORE_SQLITE
@@ -424,53 +431,33 @@ def backup_node(node_dir: str | os.PathLike[str], out: str | os.PathLike[str]
             version, digest = _pg_snapshot(target, store_file, kind)
         files, dirs, left_out = _node_files(node, skip)
         members: list[dict[str, Any]] = []
-        try:
-            with tarfile.open(tmp, "w", format=tarfile.PAX_FORMAT) as tar:
-                entry = _add_file(tar, store_member, store_file)
-                assert entry is not None
-                members.append(entry)
-                for rel, path in files:
-                    entry = _add_file(tar, _FILES + rel, path)
-                    if entry is not None:
-                        members.append(entry)
-                manifest = {
-                    "format": FORMAT, "version": FORMAT_VERSION,
-                    "node_id": node.node_id, "role": node.role,
-                    "created_at": when.isoformat(),
-                    "jukicore": _jukicore_version(),
-                    "store": {"dialect": dialect, "kind": kind, "schema_version": version,
-                              "content_digest": digest, "member": store_member,
-                              "node_store": node.store},
-                    "dirs": dirs,
-                    "members": members,
-                }
-                raw = (json.dumps(manifest, indent=1, ensure_ascii=False) + "\n").encode()
-                info = tarfile.TarInfo(MANIFEST)
-                info.size = len(raw)
-                info.mode = 0o644
-                info.mtime = int(when.timestamp())
-                tar.addfile(info, io.BytesIO(raw))
-            fd = os.open(tmp, os.O_RDONLY)
-            try:
-                os.fsync(fd)
-            finally:
-                os.close(fd)
-            os.replace(tmp, out)
-        except OSError as exc:
-            if isinstance(exc, FileError):
-                raise
-            raise _fail("write", out, exc) from None
-        try:
-            dir_fd = os.open(out.parent, os.O_RDONLY)
-            try:
-                os.fsync(dir_fd)
-            finally:
-                os.close(dir_fd)
-        except OSError as exc:
-            raise _fail("sync the directory of", out, exc) from None
+        with atomic_file(out) as f, tarfile.open(fileobj=f, mode="w",
+                                                  format=tarfile.PAX_FORMAT) as tar:
+            entry = _add_file(tar, store_member, store_file)
+            assert entry is not None
+            members.append(entry)
+            for rel, path in files:
+                entry = _add_file(tar, _FILES + rel, path)
+                if entry is not None:
+                    members.append(entry)
+            manifest = {
+                "format": FORMAT, "version": FORMAT_VERSION,
+                "node_id": node.node_id, "role": node.role,
+                "created_at": when.isoformat(),
+                "jukicore": _jukicore_version(),
+                "store": {"dialect": dialect, "kind": kind, "schema_version": version,
+                          "content_digest": digest, "member": store_member,
+                          "node_store": node.store},
+                "dirs": dirs,
+                "members": members,
+            }
+            raw = (json.dumps(manifest, indent=1, ensure_ascii=False) + "\n").encode()
+            info = tarfile.TarInfo(MANIFEST)
+            info.size = len(raw)
+            info.mode = 0o644
+            info.mtime = int(when.timestamp())
+            tar.addfile(info, io.BytesIO(raw))
     finally:
-        with contextlib.suppress(OSError):
-            tmp.unlink()
         _remove_sqlite(store_file)
     return {
         "archive": str(out), "node_id": node.node_id, "role": node.role,
@@ -808,7 +795,7 @@ def restore_node(archive: str | os.PathLike[str], node_dir: str | os.PathLike[st
                         with contextlib.suppress(FileNotFoundError):
                             os.unlink(f"{db}{side}")
                     os.replace(db, sqlite_target)
-                    _fsync_dir(sqlite_target.parent)
+                    fsync_dir(sqlite_target.parent)
             else:
                 dump = staging / ".store.pgdump"
                 _copy_member(tar, STORE_PGDUMP, dump, 0o600)
@@ -824,12 +811,12 @@ def restore_node(archive: str | os.PathLike[str], node_dir: str | os.PathLike[st
                     raise CorruptFileError(f"{a}: the restored store's content digest "
                                            "differs from the one at backup time")
             # -- swap the directory into place
-            _fsync_dir(staging)
+            fsync_dir(staging)
             if os.path.lexists(dest):
                 old = parent / f".{dest.name}.replaced-{os.getpid()}-{os.urandom(4).hex()}"
                 os.rename(dest, old)
             os.rename(staging, dest)
-            _fsync_dir(parent)
+            fsync_dir(parent)
         except OSError as exc:
             shutil.rmtree(staging, ignore_errors=True)
             if isinstance(exc, FileError):
@@ -868,14 +855,3 @@ def _remove_sqlite(path: Path) -> None:
     for suffix in ("", *_SQLITE_SIDE):
         with contextlib.suppress(FileNotFoundError):
             os.unlink(f"{path}{suffix}")
-
-
-def _fsync_dir(d: Path) -> None:
-    try:
-        fd = os.open(d, os.O_RDONLY)
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-    except OSError as exc:
-        raise _fail("sync the directory", d, exc) from None
