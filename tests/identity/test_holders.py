@@ -4,6 +4,7 @@ and an entry that breaks a rule is quarantined without refusing its packet."""
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import itertools
 from collections.abc import Callable, Iterator
@@ -378,7 +379,8 @@ def test_version_2_store_loses_a_revived_retired_code(db_target: str,
     from jukicore.identity import store as store_mod
 
     with monkeypatch.context() as m:
-        m.setattr(store_mod, "_MIGRATIONS", store_mod._MIGRATIONS[:2])
+        m.setattr(store_mod, "IDENTITY_STORE", dataclasses.replace(
+            store_mod.IDENTITY_STORE, migrations=store_mod._MIGRATIONS[:2]))
         # (that version wrote its audit entries in its own, older shape)
         m.setattr(store_mod, "_audit", lambda *a, **kw: None)
         old = create_identity_store(db_target, node_id="center", kind="center")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 from collections.abc import Iterator
 from typing import Any
@@ -140,7 +141,8 @@ def test_version_1_store_is_migrated_and_keeps_its_content(
     rows = [change(1, 30), change(2, 31),
             change(3, 32, previous_resident_code=int(_codes[31]), change_reason="code_change")]
     with monkeypatch.context() as m:
-        m.setattr(store_mod, "_MIGRATIONS", store_mod._MIGRATIONS[:1])
+        m.setattr(store_mod, "IDENTITY_STORE", dataclasses.replace(
+            store_mod.IDENTITY_STORE, migrations=store_mod._MIGRATIONS[:1]))
         # (that version wrote its audit entries in its own, older shape)
         m.setattr(store_mod, "_audit", lambda *a, **kw: None)
         old = create_identity_store(db_target, node_id="130001", kind="prefecture")

@@ -50,9 +50,7 @@ from jukicore.errors import (
     BadRow,
     ConflictError,
     InvalidInputError,
-    NotFoundError,
     PacketSequenceError,
-    SchemaVersionError,
 )
 from jukicore.identity.items import IDENTITY_COLUMNS, IDENTITY_SCHEMA
 from jukicore.network.crypto import check_path_id
@@ -64,11 +62,11 @@ from jukicore.store import (
     Index,
     Migration,
     Session,
+    StoreKind,
     Table,
-    connect,
     content_digest,
-    installed_version,
-    migrate,
+    create_store,
+    open_store,
     rows_to_arrow,
     utcnow,
 )
@@ -242,49 +240,24 @@ SCHEMA_VERSION = _MIGRATIONS[-1].version
 SQLITE_PAGE_SIZE = 16384
 
 
-def _migrate(s: Session, current: int) -> None:
-    migrate(s, "identity_schema_version", _MIGRATIONS, current, described=False)
+#: The identity store as a kind of store (jukicore.store); its version table has no
+#: description column.
+IDENTITY_STORE = StoreKind("identity store", "identity_schema_version", _MIGRATIONS,
+                           described=False, sqlite_page_size=SQLITE_PAGE_SIZE)
 
 
 def create_identity_store(target: str | Path, *, node_id: str, kind: str) -> IdentityStore:
     """Create an empty identity store for a prefecture or the center."""
     if kind not in KINDS:
         raise InvalidInputError(f"an identity store belongs to one of {KINDS}, not {kind!r}")
-    backend = connect(target, sqlite_page_size=SQLITE_PAGE_SIZE, create=True)
-    try:
-        with backend.session() as s:
-            if installed_version(s, "identity_schema_version") is not None:
-                raise ConflictError(f"{backend.target} already holds an identity store")
-            _migrate(s, 0)
-            s.executemany("INSERT INTO meta (key, value) VALUES (?, ?)",
-                          [("node_id", node_id), ("kind", kind)])
-            _audit(s, node_id, "identity.init", node_id, kind)
-    except BaseException:
-        backend.close()
-        raise
+    backend = create_store(target, IDENTITY_STORE, [("node_id", node_id), ("kind", kind)],
+                           lambda s: _audit(s, node_id, "identity.init", node_id, kind))
     return IdentityStore(backend)
 
 
 def open_identity_store(target: str | Path) -> IdentityStore:
     """Open an identity store, migrating its schema to this version if older."""
-    backend = connect(target)
-    try:
-        with backend.session(write=False) as s:
-            version = installed_version(s, "identity_schema_version")
-        if version is None:
-            raise NotFoundError(f"{backend.target} holds no identity store")
-        if version > SCHEMA_VERSION:
-            raise SchemaVersionError(
-                f"the identity store's schema is version {version}; this jukicore knows "
-                f"up to {SCHEMA_VERSION}: upgrade jukicore")
-        if version < SCHEMA_VERSION:
-            with backend.session() as s:
-                # under the write lock: another process may have migrated meanwhile
-                _migrate(s, installed_version(s, "identity_schema_version") or 0)
-    except BaseException:
-        backend.close()
-        raise
-    return IdentityStore(backend)
+    return IdentityStore(open_store(target, IDENTITY_STORE))
 
 
 def _audit(s: Session, actor: str, action: str, target: str | None, detail: str | None) -> None:

@@ -24,16 +24,15 @@ from jukicore.errors import (
     FileError,
     InvalidInputError,
     NotFoundError,
-    SchemaVersionError,
 )
 from jukicore.identity.items import IDENTITY_COLUMNS
 from jukicore.store.backend import (
     Backend,
     Session,
-    connect,
+    StoreKind,
     content_digest,
-    installed_version,
-    migrate,
+    create_store,
+    open_store,
     rows_to_arrow,
     utcnow,
 )
@@ -139,22 +138,12 @@ def create_register(
     """Create a new, empty register (SQLite file path or ``postgresql://`` URI)."""
     check_lg_code(lg_code, prefecture, municipality)
     perm.check_permission(actor, perm.INIT, lg_code)
-    backend = connect(target, create=True)
-    try:
-        with backend.session() as s:
-            if installed_version(s, "schema_version") is not None:
-                raise ConflictError(f"{backend.target} already holds a register")
-            _migrate(s, 0)
-            s.executemany(
-                "INSERT INTO meta (key, value) VALUES (?, ?)",
-                [("lg_code", lg_code), ("prefecture", prefecture),
-                 ("municipality", municipality), ("outbox_seq", "0")],
-            )
-            _audit(s, actor, "register.init", lg_code, None,
-                   detail=f"{prefecture}{municipality} schema v{SCHEMA_VERSION}")
-    except BaseException:
-        backend.close()
-        raise
+    backend = create_store(
+        target, REGISTER,
+        [("lg_code", lg_code), ("prefecture", prefecture), ("municipality", municipality),
+         ("outbox_seq", "0")],
+        lambda s: _audit(s, actor, "register.init", lg_code, None,
+                         detail=f"{prefecture}{municipality} schema v{SCHEMA_VERSION}"))
     return Register(backend)
 
 
@@ -162,26 +151,12 @@ def open_register(target: str | Path) -> Register:
     """Open an existing register, migrating its schema to this version if older.
 
     A SQLite file that does not exist is a :class:`NotFoundError` (it is not created)."""
-    backend = connect(target)
-    try:
-        with backend.session() as s:
-            version = installed_version(s, "schema_version")
-            if version is None:
-                raise NotFoundError(f"{backend.target} holds no register (run register init)")
-            if version > SCHEMA_VERSION:
-                raise SchemaVersionError(
-                    f"the register's schema is version {version}; this jukicore knows up to "
-                    f"{SCHEMA_VERSION}: upgrade jukicore"
-                )
-            _migrate(s, version)
-    except BaseException:
-        backend.close()
-        raise
-    return Register(backend)
+    return Register(open_store(target, REGISTER))
 
 
-def _migrate(s: Session, current: int) -> None:
-    migrate(s, "schema_version", MIGRATIONS, current)
+#: The register as a kind of store (jukicore.store).
+REGISTER = StoreKind("register", "schema_version", MIGRATIONS,
+                     not_found_hint=" (run register init)")
 
 
 def _audit(s: Session, actor: Actor, action: str, target: str | None, nid: str | None,

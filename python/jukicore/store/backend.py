@@ -47,8 +47,9 @@ import sqlite3
 import threading
 import weakref
 from abc import ABC, abstractmethod
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import AbstractContextManager, contextmanager, nullcontext, suppress
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -62,6 +63,7 @@ from jukicore.errors import (
     JukiError,
     MissingDependencyError,
     NotFoundError,
+    SchemaVersionError,
     StoreError,
 )
 from jukicore.store.schema import Ddl, Migration, Table
@@ -104,6 +106,68 @@ def migrate(s: Session, version_table: str, migrations: Sequence[Migration], cur
         else:
             s.execute(f"INSERT INTO {version_table} (version, applied_at) VALUES (?, ?)",
                       (m.version, utcnow().isoformat()))
+
+
+@dataclass(frozen=True)
+class StoreKind:
+    """What a kind of store is made of: its name in messages, its schema version table
+    and migrations, and how a new SQLite file is laid out."""
+
+    what: str  # "register", "identity store"
+    version_table: str
+    migrations: Sequence[Migration]
+    described: bool = True  # whether the version table has a description column
+    sqlite_page_size: int | None = None
+    not_found_hint: str = ""
+
+    @property
+    def version(self) -> int:
+        return self.migrations[-1].version
+
+
+def create_store(target: str | Path, kind: StoreKind, meta: Sequence[tuple[str, str]],
+                 init: Callable[[Session], None]) -> Backend:
+    """A new store of ``kind`` at ``target``: its schema, its ``meta`` rows, and ``init``
+    (the audit entry of its creation), in one transaction. A target that holds one
+    already is a :class:`ConflictError`, and nothing changes."""
+    backend = connect(target, sqlite_page_size=kind.sqlite_page_size, create=True)
+    try:
+        with backend.session() as s:
+            if installed_version(s, kind.version_table) is not None:
+                raise ConflictError(f"{backend.target} already holds a {kind.what}")
+            migrate(s, kind.version_table, kind.migrations, 0, described=kind.described)
+            s.executemany("INSERT INTO meta (key, value) VALUES (?, ?)", list(meta))
+            init(s)
+    except BaseException:
+        backend.close()
+        raise
+    return backend
+
+
+def open_store(target: str | Path, kind: StoreKind) -> Backend:
+    """An existing store of ``kind``, its schema migrated to this version if older (under
+    the write lock: another process may migrate it meanwhile). No store there is a
+    :class:`NotFoundError` (a missing SQLite file is not created); a newer schema is a
+    :class:`SchemaVersionError`."""
+    backend = connect(target)
+    try:
+        with backend.session(write=False) as s:
+            version = installed_version(s, kind.version_table)
+        if version is None:
+            raise NotFoundError(f"{backend.target} holds no {kind.what}{kind.not_found_hint}")
+        if version > kind.version:
+            raise SchemaVersionError(
+                f"the {kind.what}'s schema is version {version}; this jukicore knows up to "
+                f"{kind.version}: upgrade jukicore")
+        if version < kind.version:
+            with backend.session() as s:
+                migrate(s, kind.version_table, kind.migrations,
+                        installed_version(s, kind.version_table) or 0,
+                        described=kind.described)
+    except BaseException:
+        backend.close()
+        raise
+    return backend
 
 
 def content_digest(s: Session, queries: Sequence[str]) -> str:
