@@ -1,8 +1,9 @@
 """The register's layout: the notification rules hold no SQL.
 
 Every statement that applying a notification runs lives in ``register/data.py`` (the
-``Batch`` of one apply transaction); the rules (``notifications.py``) and the household
-rules (``households.py``) only call its named methods and never reach the session.
+``Batch`` of one apply transaction); the rules (``notifications.py``), the household rules
+(``households.py``) and the row checks they share (``_checks.py``) only call its named
+methods and never reach the session.
 """
 
 from __future__ import annotations
@@ -17,7 +18,8 @@ import pytest
 import jukicore.register as register_pkg
 
 REGISTER = Path(register_pkg.__file__).parent
-RULE_MODULES = ("notifications.py", "households.py")
+#: The rules, and the row checks they share.
+RULE_MODULES = ("notifications.py", "households.py", "_checks.py")
 #: SQL keywords as a statement spells them (upper case, a whole word).
 SQL = re.compile(r"\b(SELECT|INSERT|UPDATE|DELETE)\b")
 #: Methods of a store session (jukicore.store.backend.Session) that run SQL.

@@ -334,11 +334,15 @@ class Batch:
             [*params, d(updated_on), person["person_id"]],
         )
         code_before = person["resident_code"]
+        rec = self.now_p
+        ev = d(event_date)
         if diff.get("my_number") is not None and person["my_number"] is not None:
             self.replaced_numbers.add(int(person["my_number"]))
         for k, v in diff.items():
-            self.add_history(person["person_id"], code_before, k, _text(k, person[k]), v,
-                             event_date, reason, nid)
+            self.history.append(
+                (person["person_id"], code_before, k, _text(k, person[k]), _text(k, v), ev, rec,
+                 reason, nid)
+            )
         person.update(diff)
         person["updated_on"] = updated_on
         if any(k in diff for k in _IDENTITY):
