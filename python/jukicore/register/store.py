@@ -47,6 +47,7 @@ from jukicore.validate import (
     valid_codes,
 )
 
+from ._checks import Rejected, fmt_code
 from ._schema import (
     AUDIT_SCHEMA,
     HEAD,
@@ -65,8 +66,9 @@ from ._schema import (
     TRACKED_ITEMS,
     arrow_schema,
 )
+from .data import Batch
 from .events import EVENT_SCHEMA, KINDS
-from .notifications import Batch, Rejected, apply_row, fmt_code
+from .notifications import apply_row
 from .sync_state import SyncState
 
 __all__ = ["ApplyReport", "LoadReport", "Register", "RejectedRow", "create_register",
@@ -561,15 +563,9 @@ class Register(SyncState):
         return apply_row(b, r)
 
     def _batch(self, s: Session, actor: Actor, today: dt.date) -> Batch:
-        return Batch(
-            s=s, lg_code=self.lg_code, prefecture=self.prefecture,
-            municipality=self.municipality, actor=str(actor), actor_kind=actor.kind,
-            now=utcnow(), today=today,
-            next_person_id=int(s.scalar("SELECT coalesce(max(person_id), 0) FROM residents")) + 1,
-            next_household_id=int(
-                s.scalar("SELECT coalesce(max(household_id), 0) FROM households")) + 1,
-            outbox_seq=int(s.scalar("SELECT value FROM meta WHERE key = 'outbox_seq'")),
-        )
+        return Batch.begin(s, lg_code=self.lg_code, prefecture=self.prefecture,
+                           municipality=self.municipality, actor=str(actor),
+                           actor_kind=actor.kind, now=utcnow(), today=today)
 
     def notify(self, *, actor: Actor, today: dt.date | None = None, **fields: Any) -> int | None:
         """Apply one notification; raise its error when it is rejected.
