@@ -235,6 +235,8 @@ UPPER_COLUMNS = frozenset({
     "held_since", "retired_on", "new_code", "problem", "entry", "final",
     # code blocks a prefecture received
     "block_id", "holder", "parent_id", "codes", "digest", "sender", "received_at",
+    # the one audit table of every store (jukicore.audit): who acted as what
+    "actor_kind", "notification_id",
 })
 
 
