@@ -1,7 +1,7 @@
 """Fixtures of the fuzz suite: stores on SQLite and PostgreSQL (tests/conftest.py's
 ``db_target``), the register suite's hand-made municipality and the sync suite's network.
 
-The helpers of those suites (tests/register/regkit.py, tests/sync/netkit.py) are imported,
+The helpers of those suites (tests/register/regkit.py, tests/network/netkit.py) are imported,
 not copied: the fuzz suite attacks the very stores the other suites build.
 """
 
@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 _TESTS = Path(__file__).resolve().parent.parent
-for _suite in ("register", "sync"):
+for _suite in ("register", "network"):
     if str(_TESTS / _suite) not in sys.path:
         sys.path.append(str(_TESTS / _suite))
 

@@ -126,7 +126,7 @@ def _subprocess(*args: str, fsize: int | None = None, stdin: bytes | None = None
             resource.setrlimit(resource.RLIMIT_FSIZE, (fsize, fsize))
 
     env = dict(os.environ)
-    root = Path(__file__).resolve().parents[1]
+    root = Path(__file__).resolve().parents[2]
     env["PYTHONPATH"] = os.pathsep.join([str(root / "python"), env.get("PYTHONPATH", "")])
     return subprocess.run([sys.executable, "-m", "jukicore", *args], capture_output=True,
                           env=env, input=stdin, preexec_fn=limit, check=False, timeout=120)

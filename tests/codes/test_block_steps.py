@@ -26,7 +26,7 @@ from jukicore.codes import (
 )
 from jukicore.errors import ConflictError, InvalidInputError
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 
 #: Runs the CLI and kills the process right after its k-th durable write (an intent,
 #: a block file or the registry): a real process death between two steps.
