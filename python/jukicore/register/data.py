@@ -107,6 +107,9 @@ class Batch:
     # record or household goes through this class and drops its entry, so a hit is always
     # the current state of this transaction.
     _by_code: dict[int, dict[str, Any]] = field(default_factory=dict)
+    #: code -> the latest removed record (除票) holding it, or None: read up front for the
+    #: codes a day's rows name; any write to a record holding the code drops its entry
+    _removed: dict[int, dict[str, Any] | None] = field(default_factory=dict)
     _code_of: dict[int, int] = field(default_factory=dict)
     _households: dict[int, tuple[int, str, dt.date | None] | None] = field(default_factory=dict)
     now_p: Any = None  # self.now as a parameter
@@ -145,6 +148,13 @@ class Batch:
                 p = self._person(row)
                 self._remember(p)
                 hids.add(int(p["household_id"]))
+        for part in _chunks(sorted(set(codes))):
+            self._removed.update(dict.fromkeys(part))  # none unless found below
+            marks = ", ".join("?" * len(part))
+            for row in self.s.query(f"{SELECT_RES} WHERE resident_code IN ({marks}) AND status"
+                                    " = 'removed' ORDER BY person_id", part):
+                p = self._person(row)
+                self._removed[int(p["resident_code"])] = p  # the latest one last
         for part in _chunks(sorted(hids)):
             self._households.update(dict.fromkeys(part))  # absent unless found below
             marks = ", ".join("?" * len(part))
@@ -162,10 +172,16 @@ class Batch:
         self._by_code[int(p["resident_code"])] = p
         self._code_of[int(p["person_id"])] = int(p["resident_code"])
 
-    def _forget(self, person_id: int) -> None:
+    def _forget(self, person_id: int, *codes: int | None) -> None:
+        """Drop what the caches hold of a record about to be written (and of the ``codes``
+        it held or will hold)."""
         code = self._code_of.pop(int(person_id), None)
         if code is not None:
             self._by_code.pop(code, None)
+            self._removed.pop(code, None)
+        for c in codes:
+            if c is not None:
+                self._removed.pop(int(c), None)
 
     def _household_write(self, sql: str, params: tuple[Any, ...], household_id: int) -> None:
         """Every write to ``households`` (keeps the household cache exact)."""
@@ -213,6 +229,9 @@ class Batch:
 
     def latest_removed(self, code: int) -> dict[str, Any] | None:
         """The latest removed record (除票) holding ``code``, if any."""
+        if code in self._removed:
+            found = self._removed[code]
+            return None if found is None else dict(found)
         rows = self.s.query(SELECT_RES + " WHERE resident_code = ? AND status = 'removed'"
                             " ORDER BY person_id DESC LIMIT 1", (code,))
         return self._person(rows[0]) if rows else None
@@ -324,7 +343,7 @@ class Batch:
             self.last_person_id = int(person["person_id"])
         if not diff:
             return
-        self._forget(person["person_id"])
+        self._forget(person["person_id"], person["resident_code"], diff.get("resident_code"))
         sets = ", ".join(f"{k} = ?" for k in diff)
         d = self.s.d
         params = [d(v) if k in _DATE_COLS else v for k, v in diff.items()]
@@ -352,7 +371,7 @@ class Batch:
                    updated_on: dt.date) -> None:
         """Write items of a record without history rows (the caller accounts for them: a
         correction voids the rows these values replace)."""
-        self._forget(person["person_id"])
+        self._forget(person["person_id"], person["resident_code"], values.get("resident_code"))
         d = self.s.d
         sets = ", ".join(f"{k} = ?" for k in values)
         self.s.execute(f"UPDATE residents SET {sets}, updated_on = ? WHERE person_id = ?",
@@ -364,7 +383,7 @@ class Batch:
     def create(self, person: dict[str, Any], reason: str, nid: str) -> None:
         d = self.s.d
         self.last_person_id = int(person["person_id"])
-        self._forget(person["person_id"])
+        self._forget(person["person_id"], person["resident_code"])
         values = [d(person[c]) if c in _DATE_COLS else person[c] for c in RES_COLS]
         self.s.execute(INSERT_RES, values)
         self.history.append(
