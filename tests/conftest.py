@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from jukicore.testing import TempPostgres, find_pg_bin
+from jukicore.testing import NO_SERVER, TempPostgres, find_pg_bin
 
 
 @pytest.fixture(scope="session")
@@ -43,8 +43,7 @@ def pg_databases(pg_server: TempPostgres | None) -> Iterator[Callable[[str], str
 
     def make(label: str) -> str:
         if pg_server is None:
-            pytest.skip("PostgreSQL server binaries (initdb, pg_ctl) not installed: install "
-                        "PostgreSQL, or set JUKICORE_REQUIRE_POSTGRES=1 to fail instead")
+            pytest.skip(NO_SERVER)
         name = f"{label}_{os.getpid()}_{next(_db_counter)}"
         made.append(name)
         return pg_server.create_database(name)

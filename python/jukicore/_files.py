@@ -47,7 +47,7 @@ def temp_name(path: Path) -> Path:
     return path.with_name(f".{path.name}.tmp-{os.getpid()}-{os.urandom(4).hex()}")
 
 
-def _fail(action: str, path: Path, exc: OSError) -> FileError:
+def _fail(action: str, path: Path | str, exc: OSError) -> FileError:
     reason = exc.strerror or str(exc)
     err = FileError(f"cannot {action} {path}: {reason}")
     err.errno = exc.errno  # no .filename: OSError.__str__ would then drop the message

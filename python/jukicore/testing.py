@@ -21,7 +21,12 @@ from pathlib import Path
 from jukicore.errors import MissingDependencyError, StoreError
 from jukicore.store.pgbin import find_pg_bin
 
-__all__ = ["TempPostgres", "find_pg_bin"]
+__all__ = ["NO_SERVER", "TempPostgres", "find_pg_bin"]
+
+#: Why a PostgreSQL test is skipped where the server's programs are missing (CI sets
+#: ``JUKICORE_REQUIRE_POSTGRES=1``, and the tests fail there instead).
+NO_SERVER = ("PostgreSQL server binaries (initdb, pg_ctl) not installed: install "
+             "PostgreSQL, or set JUKICORE_REQUIRE_POSTGRES=1 to fail instead")
 
 
 def _free_port() -> int:

@@ -61,7 +61,7 @@ from jukicore.identity import create_identity_store, open_identity_store
 from jukicore.network.node import Node, init_node, trust_each_other
 from jukicore.network.sync import apply_packet, default_recipients, export_changes, send_code_block
 from jukicore.register import Actor, Register, create_register, open_register
-from jukicore.testing import TempPostgres
+from jukicore.testing import NO_SERVER, TempPostgres
 
 MUNIS = tuple(MUNICIPALITIES)
 UPPER = (*PREFECTURES, CENTER)
@@ -1161,8 +1161,7 @@ REPRODUCTIONS: dict[str, list[tuple[str, dict[str, Any]]]] = {
 
 def _template(backend: str, model_root: Path, pg_server: TempPostgres | None) -> Template:
     if backend == "postgresql" and pg_server is None:
-        pytest.skip("PostgreSQL server binaries (initdb, pg_ctl) not installed: install "
-                    "PostgreSQL, or set JUKICORE_REQUIRE_POSTGRES=1 to fail instead")
+        pytest.skip(NO_SERVER)
     if backend not in _templates:
         root = model_root / backend
         root.mkdir()

@@ -47,7 +47,7 @@ from jukicore.store.backend import content_digest
 from jukicore.store.backup import MANIFEST, backup_node, read_manifest, restore_node
 from jukicore.synth import synthesize_municipality
 from jukicore.synth.day import generate_day
-from jukicore.testing import TempPostgres
+from jukicore.testing import NO_SERVER, TempPostgres
 
 PASSWORD = "correct horse battery staple"
 MUNI, PREF = "131041", "130001"
@@ -87,7 +87,7 @@ class Stores:
 def stores(request: pytest.FixtureRequest, pg_server: TempPostgres | None
            ) -> Iterator[Stores]:
     if request.param == "postgresql" and pg_server is None:
-        pytest.skip("PostgreSQL server binaries not installed")
+        pytest.skip(NO_SERVER)
     s = Stores(request.param, pg_server if request.param == "postgresql" else None)
     yield s
     if s.pg is not None:

@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from jukicore.errors import NotFoundError
+from jukicore.validate import MOVE_OUT_LEAD_DAYS
 
 from ._checks import (
     Rejected,
@@ -50,8 +51,6 @@ from .households import (
 __all__ = ["HANDLERS", "MOVE_OUT_LEAD_DAYS", "Batch", "Prior", "Rejected", "already_applied",
            "apply_row", "fmt_code", "row_digest", "valid_my_number", "valid_resident_code"]
 
-#: How far ahead a move-out may be planned (転出予定日), in days after the notification.
-MOVE_OUT_LEAD_DAYS = 14
 
 #: Kinds whose log row holds the resident code the notification named.
 _NAMED_CODE_KINDS = frozenset({"death", "move_out", "move_within", "household_change",

@@ -36,7 +36,6 @@ that they are the same.
 from __future__ import annotations
 
 import contextlib
-import datetime as dt
 import hashlib
 import io
 import json
@@ -56,6 +55,7 @@ from typing import IO, Any
 from jukicore._files import (
     _TEMP,
     _alive,
+    _fail,
     atomic_file,
     fsync_dir,
     remove_stale_temps,
@@ -77,10 +77,13 @@ from jukicore.network.node import Node, role_of
 from jukicore.store.backend import (
     Backend,
     SqliteBackend,
+    StoreKind,
     _PgSession,
     _SqliteSession,
     installed_version,
     is_postgres_uri,
+    open_store,
+    utcnow,
 )
 
 __all__ = ["FORMAT", "FORMAT_VERSION", "backup_node", "read_manifest", "restore_node"]
@@ -93,8 +96,6 @@ STORE_PGDUMP = "store/store.pgdump"
 _FILES = "node/"
 #: The most a manifest may hold (a node with many packets has a long member list).
 MAX_MANIFEST = 64 << 20
-#: Schema version tables per store kind.
-_VERSION_TABLE = {"register": "schema_version", "identity": "identity_schema_version"}
 _SQLITE_SIDE = ("-wal", "-shm", "-journal")
 _MEMBER = re.compile(r"[A-Za-z0-9._@+=-]+")
 
@@ -103,25 +104,16 @@ def _kind(role: str) -> str:
     return "register" if role == "municipality" else "identity"
 
 
-def _now() -> dt.datetime:
-    return dt.datetime.now(dt.UTC)
-
-
-def _fail(action: str, path: Path | str, exc: OSError) -> FileError:
-    err = FileError(f"cannot {action} {path}: {exc.strerror or exc}")
-    err.errno = exc.errno
-    return err
-
-
 # --------------------------------------------------------------------------- the store
 
 
-def _schema_current(kind: str) -> int:
+def _store_kind(kind: str) -> StoreKind:
+    """The register or the identity store, as a kind of store (version table, schema)."""
     if kind == "register":
-        from jukicore.register._schema import SCHEMA_VERSION
-        return SCHEMA_VERSION
-    from jukicore.identity.store import SCHEMA_VERSION as IDENTITY_VERSION
-    return IDENTITY_VERSION
+        from jukicore.register.store import REGISTER
+        return REGISTER
+    from jukicore.identity.store import IDENTITY_STORE
+    return IDENTITY_STORE
 
 
 def _digest_of(backend: Backend, kind: str) -> str:
@@ -135,13 +127,11 @@ def _digest_of(backend: Backend, kind: str) -> str:
 
 def _open_and_digest(target: str, kind: str) -> str:
     """Open a store the ordinary way (migrating an older schema) and digest it."""
-    if kind == "register":
-        from jukicore.register import open_register
-        with open_register(target) as reg:
-            return reg.content_digest()
-    from jukicore.identity import open_identity_store
-    with open_identity_store(target) as st:
-        return st.content_digest()
+    backend = open_store(target, _store_kind(kind))
+    try:
+        return _digest_of(backend, kind)
+    finally:
+        backend.close()
 
 
 def _sqlite_version(path: Path, kind: str) -> int:
@@ -150,7 +140,8 @@ def _sqlite_version(path: Path, kind: str) -> int:
     try:
         conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
         try:
-            row = conn.execute(f"SELECT max(version) FROM {_VERSION_TABLE[kind]}").fetchone()
+            table = _store_kind(kind).version_table
+            row = conn.execute(f"SELECT max(version) FROM {table}").fetchone()
         finally:
             conn.close()
     except sqlite3.Error as exc:
@@ -181,9 +172,9 @@ def _sqlite_snapshot(source: str, dest: Path, kind: str) -> tuple[int, str]:
     finally:
         backend.close()
     version = _sqlite_version(dest, kind)
-    if version != _schema_current(kind):
+    if version != _store_kind(kind).version:
         raise SchemaVersionError(
-            f"the store's schema is version {version}, this jukicore's {_schema_current(kind)}"
+            f"the store's schema is version {version}, this jukicore's {_store_kind(kind).version}"
             ": open the node once with this jukicore (it migrates the store), then back up")
     digest = _open_and_digest(str(dest), kind)
     for side in _SQLITE_SIDE:
@@ -275,13 +266,13 @@ def _pg_snapshot(uri: str, dest: Path, kind: str) -> tuple[int, str]:
         snapshot = row[0]
         backend = _SnapshotBackend(conn, uri)
         with backend.session(write=False) as s:
-            version = installed_version(s, _VERSION_TABLE[kind])
+            version = installed_version(s, _store_kind(kind).version_table)
         if version is None:
             raise NotFoundError(f"the database holds no {kind} store")
-        if version != _schema_current(kind):
+        if version != _store_kind(kind).version:
             raise SchemaVersionError(
                 f"the store's schema is version {version}, this jukicore's "
-                f"{_schema_current(kind)}: open the node once with this jukicore (it "
+                f"{_store_kind(kind).version}: open the node once with this jukicore (it "
                 "migrates the store), then back up")
         _run_pg([_pg_bin("pg_dump"), "--format=custom", "--no-owner", "--no-privileges",
                  f"--snapshot={snapshot}", f"--file={dest}", f"--dbname={conninfo}"],
@@ -416,7 +407,7 @@ def backup_node(node_dir: str | os.PathLike[str], out: str | os.PathLike[str]
         if target.startswith("sqlite:///"):
             target = target[len("sqlite:///"):]
         skip = {Path(target)} | {Path(f"{target}{s}") for s in _SQLITE_SIDE}
-    when = _now()
+    when = utcnow()
     if not out.parent.is_dir():
         raise FileError(f"cannot write {out}: {out.parent} is not a directory")
     remove_stale_temps(out.parent)  # what killed backups left behind
@@ -686,7 +677,7 @@ def restore_node(archive: str | os.PathLike[str], node_dir: str | os.PathLike[st
         _verify(tar, members, doc, a)
         info = doc["store"]
         kind, dialect = info["kind"], info["dialect"]
-        current = _schema_current(kind)
+        current = _store_kind(kind).version
         if info["schema_version"] > current:
             raise SchemaVersionError(
                 f"the backup's store has schema version {info['schema_version']}; this "
