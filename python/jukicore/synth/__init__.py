@@ -46,8 +46,6 @@ from __future__ import annotations
 import datetime as dt
 import json
 import os
-import uuid
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -57,6 +55,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
+from jukicore._files import atomic_file, write_atomic
 from jukicore.errors import ConflictError, CorruptFileError, InvalidInputError, NotFoundError
 
 from . import _population, _sources
@@ -231,31 +230,13 @@ def write_parquet(
         "as_of": municipality.as_of.isoformat() if municipality.as_of else None,
         "data_packages": _sources.data_versions(),
     }
-    _atomic(
-        out / RESIDENTS_FILE,
-        lambda p: pq.write_table(municipality.residents, p, compression="zstd"),
-    )
-    _atomic(
-        out / HOUSEHOLDS_FILE,
-        lambda p: pq.write_table(municipality.households, p, compression="zstd"),
-    )
-    _atomic(
-        out / METADATA_FILE,
-        lambda p: Path(p).write_text(
-            json.dumps(meta, ensure_ascii=False, indent=2) + "\n", encoding="utf-8"
-        ),
-    )
+    with atomic_file(out / RESIDENTS_FILE) as f:
+        pq.write_table(municipality.residents, f, compression="zstd")
+    with atomic_file(out / HOUSEHOLDS_FILE) as f:
+        pq.write_table(municipality.households, f, compression="zstd")
+    write_atomic(out / METADATA_FILE,
+                 (json.dumps(meta, ensure_ascii=False, indent=2) + "\n").encode("utf-8"))
     return out
-
-
-def _atomic(target: Path, write: Callable[[str], object]) -> None:
-    tmp = target.with_name(f".{target.name}.{os.getpid()}.{uuid.uuid4().hex}.tmp")
-    try:
-        write(str(tmp))
-        os.replace(tmp, target)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
 
 
 def read_metadata(directory: str | os.PathLike[str]) -> dict[str, Any]:
