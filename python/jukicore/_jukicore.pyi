@@ -34,6 +34,7 @@ __all__ = [
     "check_digits",
     "container_pack",
     "container_unpack",
+    "record_digests",
     "text_flags",
     "validate",
 ]
@@ -85,6 +86,7 @@ def aead_open_array(
 def container_pack(kind: str, version: int, sections: list[bytes]) -> bytes: ...
 def container_unpack(data: bytes, kind: str, versions: list[int]) -> tuple[int, list[bytes]]: ...
 def text_flags(array: _ArrowArray, limit: int) -> npt.NDArray[np.uint8]: ...
+def record_digests(batch: _ArrowArray) -> list[str]: ...
 
 @final
 class RegistryCore:

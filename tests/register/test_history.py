@@ -96,11 +96,12 @@ def test_failure_mid_apply_leaves_register_as_before(register: Register, fail_at
     calls = {"n": 0}
     original = RegisterClass._apply_row
 
-    def failing(self: Register, b: Any, r: dict[str, Any]) -> int | None:
+    def failing(self: Register, b: Any, r: dict[str, Any], digest: str | None = None,
+                ) -> int | None:
         if calls["n"] == fail_at:
             raise StoreError("disk on fire (injected)")
         calls["n"] += 1
-        return original(self, b, r)
+        return original(self, b, r, digest)
 
     monkeypatch.setattr(RegisterClass, "_apply_row", failing)
     with pytest.raises(StoreError, match="injected"):

@@ -71,7 +71,11 @@ def _canonical(v: Any) -> Any:
 def row_digest(r: dict[str, Any]) -> str:
     """SHA-256 of a normalized notification: every non-null column (a false flag counts as
     absent), in name order, as canonical JSON. Columns added to EVENT_SCHEMA later do not
-    change the digest of a row that leaves them null."""
+    change the digest of a row that leaves them null.
+
+    This is the definition; ``_jukicore.record_digests`` computes the same digests for a
+    whole table in one call (Register.apply uses it), and a property test holds the two
+    equal. Registers store these digests: the bytes may never change."""
     items = {k: v if type(v) is str or type(v) is int or v is True else _canonical(v)
              for k, v in r.items() if v is not None and v is not False}
     payload = json.dumps(items, ensure_ascii=False, sort_keys=True, separators=(",", ":"))
@@ -540,9 +544,11 @@ def already_applied(b: Batch, nid: str, r: dict[str, Any], digest: str) -> bool:
     return True
 
 
-def apply_row(b: Batch, r: dict[str, Any]) -> int | None:
+def apply_row(b: Batch, r: dict[str, Any], digest: str | None = None) -> int | None:
     """Validate and apply one notification; returns the resident code it concerns.
 
+    ``digest``: the row's :func:`row_digest`, when the caller computed it for a whole
+    table at once (``_jukicore.record_digests``, the same bytes); else computed here.
     Returns None when the notification was applied before (idempotence). Raises
     :class:`Rejected` when the row is refused (nothing has been written then).
     """
@@ -552,7 +558,8 @@ def apply_row(b: Batch, r: dict[str, Any]) -> int | None:
     kind = r.get("kind")
     if kind not in HANDLERS:
         raise invalid(f"unknown kind {kind!r} (one of {', '.join(KINDS)})", "kind")
-    digest = row_digest(r)
+    if digest is None:
+        digest = row_digest(r)
     if already_applied(b, nid, r, digest):
         return None
     notified = r.get("notified_date")

@@ -15,6 +15,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from jukicore import audit
+from jukicore._jukicore import record_digests
 from jukicore.access import actors as perm
 from jukicore.access.actors import Actor
 from jukicore.errors import (
@@ -518,6 +519,7 @@ class Register(SyncState):
         invalid = first_per_row(sorted_rows(
             [*bad, *find_problems(table, today=today, lg_code=self.lg_code, kinds=KINDS)]))
         rows = table.to_pylist()
+        digests = record_digests(table.combine_chunks().to_batches()[0]) if rows else []
         codes: list[int | None] = [None] * len(rows)
         rejected: list[RejectedRow] = []
         applied = duplicates = 0
@@ -541,7 +543,7 @@ class Register(SyncState):
                         progress(1000)
                     continue
                 try:
-                    code = self._apply_row(b, r)
+                    code = self._apply_row(b, r, digests[i])
                 except Rejected as rej:
                     rejected.append(RejectedRow(i, r.get("notification_id"), r.get("kind"),
                                                 str(rej.error), rej.column,
@@ -559,8 +561,8 @@ class Register(SyncState):
             progress(len(rows) % 1000)
         return ApplyReport(applied, duplicates, tuple(rejected), pa.array(codes, pa.uint64()))
 
-    def _apply_row(self, b: Batch, r: dict[str, Any]) -> int | None:
-        return apply_row(b, r)
+    def _apply_row(self, b: Batch, r: dict[str, Any], digest: str | None = None) -> int | None:
+        return apply_row(b, r, digest)
 
     def _batch(self, s: Session, actor: Actor, today: dt.date) -> Batch:
         return Batch.begin(s, lg_code=self.lg_code, prefecture=self.prefecture,

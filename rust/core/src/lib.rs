@@ -4,11 +4,12 @@
 //! set of every code ever issued ([`codeset`]), resident-code allocation
 //! ([`registry`]) and My Number derivation ([`mynumber`]), and the checksummed
 //! file container they persist in ([`container`]), bulk AES-256-GCM of
-//! record columns ([`aead`]) and the checks every stored text passes ([`text`]). The PyO3 bindings in
+//! record columns ([`aead`]), canonical JSON digests of records ([`canonical`]) and the checks every stored text passes ([`text`]). The PyO3 bindings in
 //! `rust/py` convert at the boundary and map [`CoreError`] onto the Python
 //! exception hierarchy.
 
 pub mod aead;
+pub mod canonical;
 pub mod checkdigit;
 pub mod codeset;
 pub mod container;

@@ -9,6 +9,7 @@
 
 mod aead;
 mod arrow;
+mod canonical;
 mod error;
 
 use std::path::PathBuf;
@@ -277,6 +278,7 @@ fn _jukicore(m: &Bound<'_, PyModule>) -> PyResult<()> {
         m.add(name, flag)?;
     }
     aead::register(m)?;
+    canonical::register(m)?;
     m.add_class::<RegistryCore>()?;
     m.add_class::<IssuerCore>()?;
     Ok(())
