@@ -148,6 +148,25 @@ def test_my_number_replaced_earlier_in_the_same_batch(register: Register) -> Non
     assert register.resident(b, actor=ADMIN)["my_number"] is None
 
 
+def test_my_number_given_earlier_in_the_same_batch(register: Register) -> None:
+    """A day's batch reads the holders of its My Numbers up front; a number given to one
+    person by an earlier row of the batch is then held, for every later row."""
+    a, b, c = code_of(register, 1), code_of(register, 3), code_of(register, 5)
+    n = make_my_number(555)
+    rep = register.apply([
+        ev("my_number", "m1", resident_code=a, my_number=n),
+        ev("my_number", "m2", resident_code=b, my_number=n),
+        move_in("i1", my_number=n),
+        ev("code_change", "c1", resident_code=a),
+        ev("my_number", "m3", resident_code=c, my_number=n),
+    ], actor=CLERK, today=TODAY)
+    assert [(r.notification_id, r.error, r.column) for r in rep.rejected] == [
+        ("m2", "ConflictError", "my_number"), ("i1", "ConflictError", "my_number"),
+        ("m3", "ConflictError", "my_number")]
+    assert rep.applied == 2
+    assert register.resident(b, actor=ADMIN)["my_number"] is None
+
+
 def test_dead_code_refused_in_the_same_batch(register: Register) -> None:
     code = code_of(register, 10)
     ident = _identity_of(register, 10)

@@ -9,6 +9,7 @@ buffered append-only rows (history, notification log, audit, outbox). The rules
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 
@@ -112,6 +113,13 @@ class Batch:
     _removed: dict[int, dict[str, Any] | None] = field(default_factory=dict)
     _code_of: dict[int, int] = field(default_factory=dict)
     _households: dict[int, tuple[int, str, dt.date | None] | None] = field(default_factory=dict)
+    #: My Numbers the rows name, read up front: those replaced before this batch (history
+    #: only grows, and this batch's replacements are in replaced_numbers), and who held each
+    #: when the batch began (valid until this batch writes a record holding the number, or
+    #: changes such a record's code: see _numbers_touched)
+    _mn_prefetched: set[int] = field(default_factory=set)
+    _mn_replaced_before: set[int] = field(default_factory=set)
+    _mn_holders: dict[int, list[tuple[int, int]]] = field(default_factory=dict)
     now_p: Any = None  # self.now as a parameter
 
     def __post_init__(self) -> None:
@@ -133,7 +141,8 @@ class Batch:
 
     # -- prefetch (one query per 500 keys instead of one per row) ------------------------
 
-    def prefetch(self, nids: list[str], codes: list[int], household_ids: list[int]) -> None:
+    def prefetch(self, nids: list[str], codes: list[int], household_ids: list[int],
+                 my_numbers: Sequence[int] = ()) -> None:
         known: dict[str, Prior] = {}
         for part in _chunks(sorted(set(nids))):
             marks = ", ".join("?" * len(part))
@@ -162,6 +171,18 @@ class Batch:
                     "SELECT household_id, head_person_id, address, dissolved_on FROM households"
                     f" WHERE household_id IN ({marks})", part):
                 self._households[int(hid)] = (int(head), str(addr), self.s.pd(gone))
+        for part in _chunks(sorted(set(my_numbers))):
+            marks = ", ".join("?" * len(part))
+            self._mn_replaced_before.update(int(v) for (v,) in self.s.query(
+                "SELECT DISTINCT old_value FROM history WHERE item = 'my_number'"
+                f" AND old_value IN ({marks})", [fmt_code(n, 12) for n in part]))
+            holders: dict[int, list[tuple[int, int]]] = {n: [] for n in part}
+            for number, pid, rc in self.s.query(
+                    "SELECT my_number, person_id, resident_code FROM residents"
+                    f" WHERE my_number IN ({marks})", part):
+                holders[int(number)].append((int(pid), int(rc)))
+            self._mn_holders.update(holders)
+            self._mn_prefetched.update(part)
 
     def prior(self, row: tuple[Any, ...]) -> Prior:
         pd = self.s.pd
@@ -306,12 +327,18 @@ class Batch:
     def my_number_replaced(self, number: int) -> bool:
         """Whether ``number`` was replaced, by this batch or before (a history row holds it as
         the old value)."""
-        return number in self.replaced_numbers or bool(self.s.query(
+        if number in self.replaced_numbers:
+            return True
+        if number in self._mn_prefetched:
+            return number in self._mn_replaced_before
+        return bool(self.s.query(
             "SELECT 1 FROM history WHERE item = 'my_number' AND old_value = ? LIMIT 1",
             (fmt_code(number, 12),)))
 
     def my_number_holders(self, number: int) -> list[tuple[int, int]]:
         """(person id, resident code) of every record, current or removed, holding ``number``."""
+        if number in self._mn_holders:
+            return list(self._mn_holders[number])
         return [(int(pid), int(rc)) for pid, rc in self.s.query(
             "SELECT person_id, resident_code FROM residents WHERE my_number = ?", (number,))]
 
@@ -344,6 +371,7 @@ class Batch:
         if not diff:
             return
         self._forget(person["person_id"], person["resident_code"], diff.get("resident_code"))
+        self._numbers_touched(person, diff)
         sets = ", ".join(f"{k} = ?" for k in diff)
         d = self.s.d
         params = [d(v) if k in _DATE_COLS else v for k, v in diff.items()]
@@ -367,11 +395,20 @@ class Batch:
         if any(k in diff for k in _IDENTITY):
             self.to_outbox(person, event_date, reason, nid, previous_code=previous_code)
 
+    def _numbers_touched(self, person: dict[str, Any], values: dict[str, Any]) -> None:
+        """A write of ``values`` to ``person``'s record: the holders read up front of the
+        My Numbers it held or will hold are stale from now on (asked again)."""
+        if "my_number" in values or "resident_code" in values:
+            for n in (person.get("my_number"), values.get("my_number")):
+                if n is not None:
+                    self._mn_holders.pop(int(n), None)
+
     def set_record(self, person: dict[str, Any], values: dict[str, Any],
                    updated_on: dt.date) -> None:
         """Write items of a record without history rows (the caller accounts for them: a
         correction voids the rows these values replace)."""
         self._forget(person["person_id"], person["resident_code"], values.get("resident_code"))
+        self._numbers_touched(person, values)
         d = self.s.d
         sets = ", ".join(f"{k} = ?" for k in values)
         self.s.execute(f"UPDATE residents SET {sets}, updated_on = ? WHERE person_id = ?",
@@ -384,6 +421,7 @@ class Batch:
         d = self.s.d
         self.last_person_id = int(person["person_id"])
         self._forget(person["person_id"], person["resident_code"])
+        self._numbers_touched({"my_number": None}, person)
         values = [d(person[c]) if c in _DATE_COLS else person[c] for c in RES_COLS]
         self.s.execute(INSERT_RES, values)
         self.history.append(

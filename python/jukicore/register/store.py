@@ -531,7 +531,8 @@ class Register(SyncState):
                     [str(r["notification_id"]) for r in good if r.get("notification_id")],
                     [int(r[c]) for r in good for c in ("resident_code", "new_head_code")
                      if r.get(c) is not None],
-                    [int(r["household_id"]) for r in good if r.get("household_id") is not None])
+                    [int(r["household_id"]) for r in good if r.get("household_id") is not None],
+                    [int(r["my_number"]) for r in good if r.get("my_number") is not None])
             for i, r in enumerate(rows):
                 if i in invalid:
                     bad_row = invalid[i]
