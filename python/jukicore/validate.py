@@ -362,6 +362,8 @@ class _Found:
         """Rows where ``mask`` (numpy, or Arrow boolean: null is False) is true."""
         if isinstance(mask, pa.ChunkedArray | pa.Array):
             mask = _np_bool(mask)
+        if not mask.any():  # the common case, and cheaper than an empty flatnonzero
+            return
         idx = np.flatnonzero(mask)
         self.rows.extend(BadRow(int(i), reason, column) for i in idx)
 
@@ -448,8 +450,8 @@ def _kana(f: _Found, col: pa.ChunkedArray, name: str) -> None:
     if _all_null(col):
         return
     col = _str(col)
-    ok = pc.match_substring_regex(col, KANA_PATTERN)
-    f.mask(pc.and_(pc.is_valid(col), pc.invert(pc.fill_null(ok, True))), name,
+    ok = _np_bool(pc.match_substring_regex(col, KANA_PATTERN))  # null: False
+    f.mask(_np_valid(col) & ~ok, name,
            "not full-width katakana (words separated by one ideographic space)")
 
 
@@ -457,15 +459,14 @@ def _postal(f: _Found, col: pa.ChunkedArray, name: str, lg_code: str | None) -> 
     if _all_null(col):
         return
     col = _str(col)
-    ok = pc.match_substring_regex(col, _POSTAL)
-    bad = pc.and_(pc.is_valid(col), pc.invert(pc.fill_null(ok, True)))
-    f.mask(bad, name, "a postal code is exactly 7 ASCII digits")
+    ok = _np_bool(pc.match_substring_regex(col, _POSTAL))  # null: False
+    f.mask(_np_valid(col) & ~ok, name, "a postal code is exactly 7 ASCII digits")
     m = municipality(lg_code) if lg_code is not None else None
-    if m is not None:
+    if m is not None and ok.any():
         prefix = pc.utf8_slice_codeunits(col, 0, 3)
-        inside = pc.is_in(prefix, value_set=pa.array(sorted(m.postal_prefixes), pa.string()))
-        elsewhere = pc.and_(pc.fill_null(ok, False), pc.invert(inside))
-        f.mask(elsewhere, name, f"postal code not used in {m.prefecture}{m.name}")
+        inside = _np_bool(pc.is_in(prefix, value_set=_value_set(
+            tuple(sorted(m.postal_prefixes)), pa.string())))
+        f.mask(ok & ~inside, name, f"postal code not used in {m.prefecture}{m.name}")
 
 
 def _dates(f: _Found, col: pa.ChunkedArray, name: str, *, latest: dt.date | None) -> None:
@@ -564,10 +565,11 @@ def find_problems(table: pa.Table, *, today: dt.date, lg_code: str | None = None
     f = _Found(table.num_rows)
     names = table.column_names
     kind_col = table.column("kind") if "kind" in names else None
-    for name in names:
-        col = table.column(name)
-        typ = col.type
+    for name, col in zip(names, table.columns, strict=True):
         req = name in required
+        if not req and col.null_count == f.n:
+            continue  # nothing to check (most columns of a single notification)
+        typ = col.type
         if req and not pa.types.is_string(typ):
             f.mask(pc.is_null(col), name, "required item missing")
         if name in ("resident_code", "new_head_code", "previous_resident_code"):

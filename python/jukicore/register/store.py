@@ -519,7 +519,10 @@ class Register(SyncState):
         invalid = first_per_row(sorted_rows(
             [*bad, *find_problems(table, today=today, lg_code=self.lg_code, kinds=KINDS)]))
         rows = table.to_pylist()
-        digests = record_digests(table.combine_chunks().to_batches()[0]) if rows else []
+        # a day's rows: every digest in one call; a single row: row_digest in apply_row
+        digests: list[str | None] = [None] * len(rows)
+        if len(rows) > 1:
+            digests = list(record_digests(table.combine_chunks().to_batches()[0]))
         codes: list[int | None] = [None] * len(rows)
         rejected: list[RejectedRow] = []
         applied = duplicates = 0
