@@ -3,7 +3,9 @@
 The mix follows Japan's yearly figures scaled to one day (moves dominate, then
 deaths and births), and every generated row is valid against the register as it
 stands: each person and household is touched at most once per day, heads that
-leave a household name their successor, move-ins come as whole families.
+leave a household name their successor, move-ins come as whole families, and the
+codes and My Numbers people move in with are held by no current resident (nor twice
+in the day).
 """
 
 from __future__ import annotations
@@ -91,6 +93,16 @@ def generate_day_for(
         "address", "birth_date", "updated_on", "address_since", "my_number", "domicile",
         "domicile_head")}
     has_my_number = res.column("my_number").is_valid().to_numpy(zero_copy_only=False)
+    # codes and numbers of the current residents: a move-in never brings one of them
+    taken_codes = set(res.column("resident_code").drop_null().to_pylist())
+    taken_numbers = set(res.column("my_number").drop_null().to_pylist())
+
+    def fresh(draw: Any, taken: set[int]) -> int:
+        while True:
+            value = int(draw(rng))
+            if value not in taken:
+                taken.add(value)
+                return value
     dday = np.datetime64(day, "D")
 
     def pdate(x: Any) -> dt.date:
@@ -172,7 +184,7 @@ def generate_day_for(
                 r = base("move_in", ev=day - dt.timedelta(days=int(rng.integers(0, 10))))
                 r.update(addr)
                 r.update({
-                    "resident_code": None if abroad else _fresh_code(rng),
+                    "resident_code": None if abroad else fresh(_fresh_code, taken_codes),
                     "family_name": fam, "given_name": col["given_name"][donor],
                     "family_name_kana": fam_kana,
                     "given_name_kana": col["given_name_kana"][donor],
@@ -250,7 +262,7 @@ def generate_day_for(
                 r = base("code_change", i)
             else:
                 r = base(kind, i)
-                r["my_number"] = _fresh_my_number(rng)
+                r["my_number"] = fresh(_fresh_my_number, taken_numbers)
         else:  # code_change
             r = base("code_change", i)
         rows.append(r)
