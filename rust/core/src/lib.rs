@@ -4,7 +4,8 @@
 //! set of every code ever issued ([`codeset`]), resident-code allocation
 //! ([`registry`]) and My Number derivation ([`mynumber`]), and the checksummed
 //! file container they persist in ([`container`]), bulk AES-256-GCM of
-//! record columns ([`aead`]) and the checks every stored text passes ([`text`]). The PyO3 bindings in
+//! record columns ([`aead`]), the checks every stored text passes ([`text`]) and
+//! the audit log's RFC 6962 Merkle tree ([`merkle`]). The PyO3 bindings in
 //! `rust/py` convert at the boundary and map [`CoreError`] onto the Python
 //! exception hierarchy.
 
@@ -14,6 +15,7 @@ pub mod codeset;
 pub mod container;
 pub mod error;
 pub mod mem;
+pub mod merkle;
 pub mod mynumber;
 pub mod random;
 pub mod registry;
