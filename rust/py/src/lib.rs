@@ -10,6 +10,7 @@
 mod aead;
 mod arrow;
 mod error;
+mod merkle;
 
 use std::path::PathBuf;
 use std::sync::{Mutex, MutexGuard};
@@ -277,6 +278,7 @@ fn _jukicore(m: &Bound<'_, PyModule>) -> PyResult<()> {
         m.add(name, flag)?;
     }
     aead::register(m)?;
+    merkle::register(m)?;
     m.add_class::<RegistryCore>()?;
     m.add_class::<IssuerCore>()?;
     Ok(())
