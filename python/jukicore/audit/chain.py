@@ -38,6 +38,7 @@ __all__ = [
     "STATE_TABLE",
     "Checkpoint",
     "checkpoint",
+    "checkpoint_target",
     "checkpoints",
     "consistency_proof",
     "inclusion_proof",
@@ -332,6 +333,19 @@ def checkpoint(s: Session, node_id: str, key: Ed25519PrivateKey, *,
     audit.write(s, actor if actor is not None else node_id, "audit.checkpoint", node_id,
                 checkpoint_detail(number, st.size, st.root))
     return Checkpoint(number, st.size, st.root, note, now)
+
+
+def checkpoint_target(target: str, node_id: str, key: Ed25519PrivateKey) -> Checkpoint:
+    """:func:`checkpoint` of the store at ``target`` (a path or URI), in its own
+    transaction."""
+    from jukicore.store import connect
+
+    backend = connect(target)
+    try:
+        with backend.session() as s:
+            return checkpoint(s, node_id, key)
+    finally:
+        backend.close()
 
 
 def checkpoint_detail(number: int, size: int, root: bytes) -> str:

@@ -142,8 +142,8 @@ def verify_session(s: Session, *, node_id: str, keys: list[Ed25519PublicKey]) ->
     report.checkpoints = len(cps)
     signed: list[tuple[int, int, bytes]] = []  # (number, size, root) of valid checkpoints
     expected_number = 1
-    for number, size, root, note in cps:
-        number = int(number)
+    for raw_number, size, root, note in cps:
+        number = int(raw_number)
         if number != expected_number:
             p.append(Problem("checkpoint", f"checkpoints {expected_number}..{number - 1} are"
                              " missing (deleted)", checkpoint=expected_number))
@@ -168,7 +168,6 @@ def verify_session(s: Session, *, node_id: str, keys: list[Ed25519PublicKey]) ->
     checkable = [c for c in signed if c[1] <= good]
     roots = lv.roots([c[1] for c in checkable])
     ok_below = 0  # entries below this seq match a checkpoint
-    prev_number: int | None = None
     for (number, size, root), got in zip(checkable, roots, strict=True):
         if got == root:
             ok_below = size
@@ -177,8 +176,6 @@ def verify_session(s: Session, *, node_id: str, keys: list[Ed25519PublicKey]) ->
                 "mismatch", f"entries seq {ok_below}..{size - 1} do not match checkpoint"
                 f" {number} (an entry there was edited, deleted, inserted or reordered)",
                 ok_below, size - 1, number))
-        prev_number = number
-    del prev_number
     for number, size, _root in signed:
         if size > report.entries and size > good:
             p.append(Problem(

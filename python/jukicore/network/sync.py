@@ -72,6 +72,7 @@ import pyarrow as pa
 
 from jukicore._files import fsync_dir, write_atomic
 from jukicore._threads import one_ahead
+from jukicore.audit.chain import checkpoint_target as audit_checkpoint
 from jukicore.codes import CodeBlock, lg_code_check_digit
 from jukicore.errors import (
     ConflictError,
@@ -185,6 +186,8 @@ def export_changes(node: Node, recipient: str, *, password: str | bytes | None =
                             "seconds": time.perf_counter() - t0})
             return target
         t1 = time.perf_counter()
+        # a signed checkpoint of the audit log at every export
+        audit_checkpoint(node.store_target(), node.node_id, keys.signing)
         table = entries.select(IDENTITY_SCHEMA.names).cast(IDENTITY_SCHEMA)
         packet = Packet.build(kind="identity-changes", table=table, sender=keys,
                               recipient=recipient, trust_store=trust, seq_first=first,
