@@ -10,6 +10,7 @@ import numpy as np
 import pyarrow as pa
 
 from jukicore import _jukicore as core
+from jukicore._threads import one_ahead
 from jukicore.errors import JukiError
 
 from . import chain
@@ -71,25 +72,28 @@ _COLS = ", ".join(chain.LEAF_COLUMNS)
 
 
 def _read(s: Session, report: VerifyReport) -> tuple[core.MerkleLeaves, np.ndarray]:
+    """Every numbered entry in ``seq`` order, hashed; the next range is read while this
+    one is hashed (the bulk read and the Rust hashing overlap)."""
     lv = core.MerkleLeaves()
+    top = s.scalar("SELECT max(seq) FROM audit")
+    if top is None or int(top) < 0:
+        return lv, np.zeros(0, dtype=np.int64)
+    step = chain.READ_CHUNK
+    starts = range(0, int(top) + 1, step)
+
+    def fetch(start: int) -> pa.Table:
+        return s.fetch_arrow(f"SELECT {_COLS} FROM audit WHERE seq >= ? AND seq < ?"
+                             " ORDER BY seq", (start, start + step), chain.LEAF_SCHEMA)
+
     seqs: list[np.ndarray] = []
-    last = -1
-    while True:
-        t = s.fetch_arrow(f"SELECT {_COLS} FROM audit WHERE seq > ? ORDER BY seq LIMIT ?",
-                          (last, chain.READ_CHUNK), chain.LEAF_SCHEMA)
-        if t.num_rows == 0:
-            break
+    for t in one_ahead(fetch, starts, name="jukicore-audit-read"):
         for b in t.to_batches():
             try:
                 lv.extend_audit(b)
             except JukiError as exc:  # a null in a required column, a huge text
                 report.problems.append(Problem("mismatch", f"unreadable entry: {exc}"))
                 lv.extend_audit(_placeholder(b))
-        seq = t.column("seq").to_numpy()
-        seqs.append(seq)
-        last = int(seq[-1])
-        if t.num_rows < chain.READ_CHUNK:
-            break
+        seqs.append(t.column("seq").to_numpy())
     return lv, (np.concatenate(seqs) if seqs else np.zeros(0, dtype=np.int64))
 
 
@@ -228,7 +232,7 @@ def verify_session(s: Session, *, node_id: str, keys: list[Ed25519PublicKey]) ->
             "truncated" if gone else "state",
             f"the tree state records {size} entries; the log holds {len(seq)} numbered ones",
             first, max(size, len(seq)) - 1))
-    elif size == good and lv.root(size).hex() != root:
+    elif size == good and report.root != root:
         p.append(Problem(
             "mismatch", f"entries seq {ok_below}..{size - 1} do not match the tree state (an"
             " entry there was edited, inserted or reordered)",
