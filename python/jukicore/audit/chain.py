@@ -24,7 +24,13 @@ from typing import TYPE_CHECKING, Any
 import pyarrow as pa
 
 from jukicore import _jukicore as core
-from jukicore.errors import CorruptFileError, InvalidInputError, NotFoundError
+from jukicore.errors import (
+    AuditCheckpointError,
+    CorruptFileError,
+    InvalidInputError,
+    JukiError,
+    NotFoundError,
+)
 from jukicore.store import Column, Ddl, Index, Session, Table, utcnow
 
 if TYPE_CHECKING:
@@ -35,8 +41,10 @@ if TYPE_CHECKING:
 
 __all__ = [
     "CHECKPOINT_TABLE",
+    "PEER_TABLE",
     "STATE_TABLE",
     "Checkpoint",
+    "accept_peer_checkpoint",
     "checkpoint",
     "checkpoint_target",
     "checkpoints",
@@ -45,6 +53,7 @@ __all__ = [
     "key_hash",
     "leaves",
     "migration_v6",
+    "packet_field",
     "parse_note",
     "sign_note",
     "state",
@@ -71,6 +80,18 @@ CHECKPOINT_TABLE = Table("audit_checkpoint", (
     Column("at", "ts", False),
 ), ("number",))
 
+#: The latest checkpoint each sender (a municipality) sent in its packets, checked
+#: consistent with the one before (kept by the prefecture and the center).
+PEER_TABLE = Table("audit_peer_checkpoint", (
+    Column("sender", "text", False),
+    Column("size", "int", False),
+    Column("root", "text", False),      # hex
+    Column("note", "text", False),
+    Column("received_at", "ts", False),
+), ("sender",))
+#: Earlier checkpoint sizes a packet carries consistency proofs from.
+PROOFS_PER_PACKET = 64
+
 #: The columns of an audit row that its leaf hash covers, in the canonical order.
 TEXT_FIELDS = ("actor", "actor_kind", "action", "target", "notification_id", "detail")
 LEAF_COLUMNS = ("seq", "at", *TEXT_FIELDS)
@@ -95,6 +116,7 @@ def migration_v6(ddl: Ddl) -> list[str]:
         ddl.create_index(Index("audit_seq", "audit", "seq", True)),
         ddl.create_table(STATE_TABLE),
         ddl.create_table(CHECKPOINT_TABLE),
+        ddl.create_table(PEER_TABLE),
         "INSERT INTO audit_state (id, size, frontier, root) VALUES (1, -1, '', '')",
     ]
 
@@ -411,3 +433,87 @@ def verify_inclusion(proof: dict[str, Any]) -> bool:
     return core.merkle_verify_inclusion(
         bytes.fromhex(proof["leaf"]), int(proof["seq"]), int(proof["size"]),
         [bytes.fromhex(h) for h in proof["proof"]], bytes.fromhex(proof["root"]))
+
+
+# -- checkpoints in packets ------------------------------------------------------------
+
+
+def packet_field(target: str, cp: Checkpoint) -> dict[str, Any]:
+    """What a packet carries of its sender's log: the checkpoint ``cp`` (a signed note)
+    and consistency proofs to it from the sizes of the earlier checkpoints (the last
+    :data:`PROOFS_PER_PACKET`), so the recipient can check it against whichever of them it
+    holds."""
+    from jukicore.store import connect
+
+    backend = connect(target)
+    try:
+        with backend.bulk_session(write=False) as s:
+            sizes = sorted({int(r[0]) for r in s.query(
+                "SELECT size FROM audit_checkpoint WHERE number < ? ORDER BY number DESC"
+                " LIMIT ?", (cp.number, PROOFS_PER_PACKET)) if 0 < int(r[0]) < cp.size})
+            proofs: dict[str, list[str]] = {}
+            if sizes:
+                lv = read_leaves(s, cp.size)
+                for m in sizes:
+                    proofs[str(m)] = [h.hex() for h in lv.consistency_proof(m, cp.size)]
+    finally:
+        backend.close()
+    return {"checkpoint": cp.note, "proofs": proofs}
+
+
+def accept_peer_checkpoint(target: str, node_id: str, sender: str, field: dict[str, Any],
+                           keys: list[Ed25519PublicKey]) -> int:
+    """Check a checkpoint ``sender`` sent (``field`` of its packet) and keep it: it must be
+    signed by one of the sender's ``keys`` (its generations in the trust store) and be
+    consistent with the last one kept from the sender (a consistency proof from that size
+    in ``field``); returns its size. Otherwise the refusal is audited
+    (``audit.checkpoint_refused``) and raised as :class:`AuditCheckpointError`; nothing
+    else changes."""
+    from jukicore import audit
+    from jukicore.store import connect
+
+    backend = connect(target)
+    try:
+        def refuse(reason: str) -> AuditCheckpointError:
+            with backend.session() as s:
+                audit.write(s, node_id, "audit.checkpoint_refused", sender, reason)
+            return AuditCheckpointError(f"audit checkpoint of {sender} refused: {reason}")
+
+        try:
+            note = verify_note(str(field.get("checkpoint", "")), sender, keys)
+        except JukiError as exc:
+            raise refuse(str(exc)) from None
+        with backend.session() as s:
+            rows = s.query("SELECT size, root FROM audit_peer_checkpoint WHERE sender = ?",
+                           (sender,))
+            reason = None
+            if rows:
+                m, root_m = int(rows[0][0]), bytes.fromhex(rows[0][1])
+                if note.size < m:
+                    reason = (f"it covers {note.size} entries, fewer than the {m} of the one"
+                              " kept before (the log was truncated)")
+                elif note.size == m and note.root != root_m:
+                    reason = f"its root differs from the one kept before at size {m}"
+                elif note.size > m > 0:
+                    proof = field.get("proofs", {}).get(str(m))
+                    if proof is None:
+                        reason = f"no consistency proof from the size kept before ({m})"
+                    elif not core.merkle_verify_consistency(
+                            m, note.size, root_m, note.root,
+                            [bytes.fromhex(h) for h in proof]):
+                        reason = (f"it is not consistent with the one kept before (size {m}):"
+                                  " the sender's audit log was rewritten")
+                if reason is None and (note.size, note.root) == (m, root_m):
+                    return note.size  # the same checkpoint again
+            if reason is None:
+                s.execute("DELETE FROM audit_peer_checkpoint WHERE sender = ?", (sender,))
+                s.execute("INSERT INTO audit_peer_checkpoint (sender, size, root, note,"
+                          " received_at) VALUES (?, ?, ?, ?, ?)",
+                          (sender, note.size, note.root.hex(), str(field["checkpoint"]),
+                           s.ts(utcnow())))
+                audit.write(s, node_id, "audit.peer_checkpoint", sender,
+                            f"size {note.size} root {base64.b64encode(note.root).decode()}")
+                return note.size
+        raise refuse(reason)
+    finally:
+        backend.close()
