@@ -12,14 +12,14 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "network"))
 
-from netkit import MUNI, PASSWORD, PREF, Network, apply_day, build_network, deliver  # noqa: E402
+from netkit import MUNI, PASSWORD, PREF, Network, apply_day, build_network, deliver
 
-from jukicore.audit import chain  # noqa: E402
-from jukicore.errors import AuditCheckpointError  # noqa: E402
-from jukicore.identity import open_identity_store  # noqa: E402
-from jukicore.network.packet import Packet  # noqa: E402
-from jukicore.network.sync import apply_packet, export_changes  # noqa: E402
-from jukicore.store import connect  # noqa: E402
+from jukicore.audit import chain
+from jukicore.errors import AuditCheckpointError
+from jukicore.identity import open_identity_store
+from jukicore.network.packet import Packet
+from jukicore.network.sync import apply_packet, export_changes
+from jukicore.store import connect
 
 DAY = dt.date(2024, 6, 3)
 
@@ -83,7 +83,7 @@ def test_packets_carry_checkpoints_that_the_prefecture_keeps(net: Network) -> No
 
     be = connect(net.muni.store_target())
     try:
-        keys = [k.signing.public_key() for k in net.muni.keys()]
+        keys = [k.signing.public_key() for k in net.muni.keys()]  # noqa: SIM118  (Node.keys)
         assert audit.verify(be, node_id=MUNI, keys=keys).ok
     finally:
         be.close()
