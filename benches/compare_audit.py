@@ -28,9 +28,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import pyarrow as pa
 
-import jukicore.audit as audit
 from _register_data import LG, MUNI, PREF, block, municipality, with_codes
 from jukicore import _jukicore as core
+from jukicore import audit
 from jukicore.audit import chain
 from jukicore.register import Actor, Register, create_register
 from jukicore.store import Session, connect

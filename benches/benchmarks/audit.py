@@ -17,8 +17,7 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # benches/
 
 import compare_audit as ca
-
-import jukicore.audit as audit
+from jukicore import audit
 from jukicore.register import create_register
 from jukicore.store import connect
 
