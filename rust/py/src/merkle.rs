@@ -23,7 +23,7 @@ fn hash_of(b: &[u8], what: &str) -> std::result::Result<Hash, CoreError> {
 }
 
 fn hashes_of(b: &[u8], what: &str) -> std::result::Result<Vec<Hash>, CoreError> {
-    if b.len() % 32 != 0 {
+    if !b.chunks_exact(32).remainder().is_empty() {
         return Err(CoreError::Invalid(format!(
             "{what} is {} bytes, not a whole number of 32-byte hashes",
             b.len()
