@@ -50,6 +50,12 @@ def test_checkpoint_verify_prove_and_show(node: Path) -> None:
     assert [(r["seq"], r["action"]) for r in rows] == [(1, "audit.checkpoint")]
     code, out = _run("audit", "show", str(node), "--operator", "nobody", "--json")
     assert (code, json.loads(out)) == (0, [])
+    code, out = _run("audit", "show", str(node), "--operator", "node-init", "--json")
+    assert [r["action"] for r in json.loads(out)] == ["register.init"]
+    code, out = _run("audit", "show", str(node), "--operator", "node%", "--json")
+    assert (code, json.loads(out)) == (0, [])  # a pattern character is a character
+    code, out = _run("audit", "show", str(node), "--actor", LG, "--json")
+    assert [r["action"] for r in json.loads(out)] == ["audit.checkpoint"]
     code, out = _run("audit", "show", str(node), "--since", "2999-01-01")
     assert (code, out) == (0, "")
     code, out = _run("audit", "show", str(node), "--until", "2999-01-01", "--target", LG)

@@ -12,11 +12,12 @@ from .chain import at_micros
 __all__ = ["entries"]
 
 
-def entries(s: Session, *, actor: str | None = None, target: str | None = None,
+def entries(s: Session, *, actor: str | None = None, operator: str | None = None,
+            target: str | None = None,
             action: str | None = None, since: dt.datetime | None = None,
             until: dt.datetime | None = None, limit: int | None = None) -> list[dict[str, Any]]:
-    """Entries in ``seq`` order: of ``actor`` (an operator's or node's name as recorded),
-    on ``target``, of ``action``, at or after ``since`` and before ``until`` (aware or UTC
+    """Entries in ``seq`` order: of ``actor`` (the name as recorded), of ``operator`` (an
+    operator's id: recorded as the id or as ``operator:ID@lg_code``), on ``target``, of ``action``, at or after ``since`` and before ``until`` (aware or UTC
     datetimes), at most ``limit``."""
     where: list[str] = []
     params: list[Any] = []
@@ -24,6 +25,10 @@ def entries(s: Session, *, actor: str | None = None, target: str | None = None,
         if v is not None:
             where.append(f"{col} = ?")
             params.append(v)
+    if operator is not None:
+        esc = operator.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+        where.append("actor_kind = 'operator' AND (actor = ? OR actor LIKE ? ESCAPE '\\')")
+        params += [operator, f"operator:{esc}@%"]
     for op, when in ((">=", since), ("<", until)):
         if when is not None:
             where.append(f"at {op} ?")

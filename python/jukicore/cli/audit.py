@@ -126,14 +126,15 @@ def _when(value: str | None) -> dt.datetime | None:
 
 @audit.command("show")
 @_NODE
-@click.option("--operator", "--actor", "actor", help="Only entries of this actor.")
+@click.option("--operator", help="Only entries of this operator (its id).")
+@click.option("--actor", help="Only entries of this actor (its name as recorded).")
 @click.option("--target", help="Only entries on this record (a resident code, a code ...).")
 @click.option("--action", help="Only this action (area.verb).")
 @click.option("--since", help="From this UTC date/time (ISO 8601).")
 @click.option("--until", help="Before this UTC date/time (ISO 8601).")
 @click.option("--limit", type=click.IntRange(min=1), default=None, help="At most this many.")
 @json_option
-def show(directory: Path, actor: str | None, target: str | None, action: str | None,
+def show(directory: Path, operator: str | None, actor: str | None, target: str | None, action: str | None,
          since: str | None, until: str | None, limit: int | None, as_json: bool) -> None:
     """List entries, oldest first, with filters."""
     from jukicore.audit.query import entries
@@ -142,7 +143,7 @@ def show(directory: Path, actor: str | None, target: str | None, action: str | N
     be = _open(n)
     try:
         with be.session(write=False) as s:
-            rows = entries(s, actor=actor, target=target, action=action,
+            rows = entries(s, actor=actor, operator=operator, target=target, action=action,
                            since=_when(since), until=_when(until), limit=limit)
     finally:
         be.close()
