@@ -17,8 +17,9 @@ def entries(s: Session, *, actor: str | None = None, operator: str | None = None
             action: str | None = None, since: dt.datetime | None = None,
             until: dt.datetime | None = None, limit: int | None = None) -> list[dict[str, Any]]:
     """Entries in ``seq`` order: of ``actor`` (the name as recorded), of ``operator`` (an
-    operator's id: recorded as the id or as ``operator:ID@lg_code``), on ``target``, of ``action``, at or after ``since`` and before ``until`` (aware or UTC
-    datetimes), at most ``limit``."""
+    operator's id: recorded as the id or as ``operator:ID@lg_code``), on ``target``, of
+    ``action``, at or after ``since`` and before ``until`` (aware or UTC datetimes), at
+    most ``limit``."""
     where: list[str] = []
     params: list[Any] = []
     for col, v in (("actor", actor), ("target", target), ("action", action)):

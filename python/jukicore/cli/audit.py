@@ -134,7 +134,8 @@ def _when(value: str | None) -> dt.datetime | None:
 @click.option("--until", help="Before this UTC date/time (ISO 8601).")
 @click.option("--limit", type=click.IntRange(min=1), default=None, help="At most this many.")
 @json_option
-def show(directory: Path, operator: str | None, actor: str | None, target: str | None, action: str | None,
+def show(directory: Path, operator: str | None, actor: str | None, target: str | None,
+         action: str | None,
          since: str | None, until: str | None, limit: int | None, as_json: bool) -> None:
     """List entries, oldest first, with filters."""
     from jukicore.audit.query import entries
