@@ -124,7 +124,7 @@ def test_a_forged_or_truncated_checkpoint_is_refused(net: Network, tmp_path: Pat
     own = net.muni.current_keys()
     smaller = chain.sign_note(chain.note_body(MUNI, size - 1, bytes(32)), f"jukicore/{MUNI}",
                               own.signing)
-    with pytest.raises(AuditCheckpointError, match="truncated"):
+    with pytest.raises(AuditCheckpointError, match="was truncated"):
         chain.accept_peer_checkpoint(net.pref.store_target(), PREF, MUNI,
                                      {"checkpoint": smaller, "proofs": {}}, keys)
     same_size = chain.sign_note(chain.note_body(MUNI, size, bytes(32)), f"jukicore/{MUNI}",
@@ -158,3 +158,25 @@ def test_a_header_without_the_field_is_the_old_format() -> None:
     raw = h.to_json_bytes()
     assert b"audit" not in raw
     assert PacketHeader.from_json_bytes(raw) == h
+
+
+def test_an_older_packet_arriving_late_is_checked_by_the_newer_ones_proofs(
+        net: Network) -> None:
+    p1 = _night(net, 1, DAY)
+    p2 = _night(net, 2, DAY + dt.timedelta(days=1))  # nothing acknowledged: resends 1 too
+    apply_packet(net.pref, deliver(p2, net.pref))
+    kept = _kept(net)
+    outcome = apply_packet(net.pref, deliver(p1, net.pref))  # late: already applied
+    assert outcome.status == "already-applied"
+    assert _kept(net) == kept
+    assert _actions(net.pref.store_target(), "audit.checkpoint_refused") == []
+    # a late checkpoint of the same size with another root is refused
+    h1 = Packet.from_bytes(p1.read_bytes()).header
+    assert h1.audit is not None
+    n1 = chain.parse_note(h1.audit["checkpoint"])
+    forged = chain.sign_note(chain.note_body(MUNI, n1.size, bytes(32)), f"jukicore/{MUNI}",
+                             net.muni.current_keys().signing)
+    keys = [k.signing_public for k in net.pref.trust().keys(MUNI)]
+    with pytest.raises(AuditCheckpointError, match="rewritten"):
+        chain.accept_peer_checkpoint(net.pref.store_target(), PREF, MUNI,
+                                     {"checkpoint": forged, "proofs": {}}, keys)

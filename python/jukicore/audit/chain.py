@@ -18,6 +18,7 @@ from __future__ import annotations
 import base64
 import datetime as dt
 import hashlib
+import json
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -87,6 +88,7 @@ PEER_TABLE = Table("audit_peer_checkpoint", (
     Column("size", "int", False),
     Column("root", "text", False),      # hex
     Column("note", "text", False),
+    Column("proofs", "text", False),    # JSON: the consistency proofs its packet carried
     Column("received_at", "ts", False),
 ), ("sender",))
 #: Earlier checkpoint sizes a packet carries consistency proofs from.
@@ -484,17 +486,29 @@ def accept_peer_checkpoint(target: str, node_id: str, sender: str, field: dict[s
         except JukiError as exc:
             raise refuse(str(exc)) from None
         with backend.session() as s:
-            rows = s.query("SELECT size, root FROM audit_peer_checkpoint WHERE sender = ?",
-                           (sender,))
+            rows = s.query("SELECT size, root, proofs FROM audit_peer_checkpoint WHERE"
+                           " sender = ?", (sender,))
             reason = None
             if rows:
                 m, root_m = int(rows[0][0]), bytes.fromhex(rows[0][1])
                 if note.size < m:
-                    reason = (f"it covers {note.size} entries, fewer than the {m} of the one"
-                              " kept before (the log was truncated)")
+                    # an older packet arriving late: its checkpoint must be a prefix of the
+                    # one kept, by the proofs the kept one's packet carried
+                    kept_proofs = json.loads(rows[0][2])
+                    proof = kept_proofs.get(str(note.size))
+                    if proof is None:
+                        reason = (f"it covers {note.size} entries, fewer than the {m} of the"
+                                  " one kept before, and no proof ties it to that one (the"
+                                  " log was truncated)")
+                    elif not core.merkle_verify_consistency(
+                            note.size, m, note.root, root_m, [bytes.fromhex(h) for h in proof]):
+                        reason = (f"it is not consistent with the one kept before (size {m}):"
+                                  " the sender's audit log was rewritten")
+                    else:
+                        return m  # consistent and older: the kept one stays
                 elif note.size == m and note.root != root_m:
                     reason = f"its root differs from the one kept before at size {m}"
-                elif note.size > m > 0:
+                elif note.size > m and m > 0:
                     proof = field.get("proofs", {}).get(str(m))
                     if proof is None:
                         reason = f"no consistency proof from the size kept before ({m})"
@@ -508,9 +522,9 @@ def accept_peer_checkpoint(target: str, node_id: str, sender: str, field: dict[s
             if reason is None:
                 s.execute("DELETE FROM audit_peer_checkpoint WHERE sender = ?", (sender,))
                 s.execute("INSERT INTO audit_peer_checkpoint (sender, size, root, note,"
-                          " received_at) VALUES (?, ?, ?, ?, ?)",
+                          " proofs, received_at) VALUES (?, ?, ?, ?, ?, ?)",
                           (sender, note.size, note.root.hex(), str(field["checkpoint"]),
-                           s.ts(utcnow())))
+                           json.dumps(field.get("proofs", {})), s.ts(utcnow())))
                 audit.write(s, node_id, "audit.peer_checkpoint", sender,
                             f"size {note.size} root {base64.b64encode(note.root).decode()}")
                 return note.size
