@@ -508,7 +508,7 @@ def accept_peer_checkpoint(target: str, node_id: str, sender: str, field: dict[s
                         return m  # consistent and older: the kept one stays
                 elif note.size == m and note.root != root_m:
                     reason = f"its root differs from the one kept before at size {m}"
-                elif note.size > m and m > 0:
+                elif note.size > m > 0:
                     proof = field.get("proofs", {}).get(str(m))
                     if proof is None:
                         reason = f"no consistency proof from the size kept before ({m})"
