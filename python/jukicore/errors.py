@@ -15,6 +15,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 __all__ = [
+    "AuditCheckpointError",
     "BadRow",
     "CodeSpaceExhaustedError",
     "ConflictError",
@@ -140,3 +141,8 @@ class MisaddressedPacketError(PermissionDeniedError, PacketRefusedError):
 
 class PacketSequenceError(ConflictError, PacketRefusedError):
     """Applied twice, a replay, or a gap in the sender's numbering."""
+
+
+class AuditCheckpointError(ConflictError, PacketRefusedError):
+    """A sender's audit-log checkpoint is not signed by it, or is not consistent with the
+    one it sent before (its past was rewritten); refused and audited."""

@@ -1,4 +1,4 @@
-"""The audit log: one schema for every tier, one writer.
+"""The audit log: one schema for every tier, one writer, a tamper-evident Merkle tree.
 
 Every store (a municipality's register, a prefecture's or the center's identity
 store) keeps an ``audit`` table of this one shape (:data:`AUDIT_TABLE`), and every
@@ -8,7 +8,10 @@ the change and its entry commit together or not at all.
 An entry names who acted (``actor``; ``actor_kind``: an operator, a node, an
 agency), what they did (``action``, as ``area.verb``), on what (``target``: a
 resident code, a municipality, a block), the notification it came from, and a
-free-text ``detail``.
+free-text ``detail``. Each entry gets a gap-free sequence number ``seq`` and is a
+leaf of the store's RFC 6962 Merkle tree (:mod:`jukicore.audit.chain`), whose state
+is updated in the same transaction; signed checkpoints of the tree and
+:func:`verify` detect an edited, deleted, inserted or reordered entry (docs/audit.md).
 """
 
 from __future__ import annotations
@@ -19,9 +22,12 @@ from typing import Any
 from jukicore.access.actors import Actor
 from jukicore.store import Column, Session, Table, utcnow
 
-__all__ = ["AUDIT_TABLE", "LATER_COLUMNS", "entry", "write", "write_many"]
+from . import chain
 
-#: The audit table of every store.
+__all__ = ["AUDIT_TABLE", "LATER_COLUMNS", "Problem", "VerifyReport", "chain", "entry",
+           "verify", "write", "write_many"]
+
+#: The audit table of every store (``seq`` was added by schema version 6).
 AUDIT_TABLE = Table("audit", (
     Column("id", "serial", False),
     Column("at", "ts", False),
@@ -31,6 +37,7 @@ AUDIT_TABLE = Table("audit", (
     Column("target", "text"),
     Column("notification_id", "text"),
     Column("detail", "text"),
+    chain.SEQ_COLUMN,
 ))
 #: Columns an identity store's audit table gained when the schemas became one (its
 #: older entries hold null there).
@@ -64,10 +71,15 @@ def entry(s: Session, actor: Actor | str, action: str, target: str | None = None
 def write(s: Session, actor: Actor | str, action: str, target: str | None = None,
           detail: str | None = None, *, notification_id: str | None = None) -> None:
     """Write one entry in the session of the change it records."""
-    s.execute(_INSERT, entry(s, actor, action, target, detail,
-                             notification_id=notification_id))
+    write_many(s, [entry(s, actor, action, target, detail, notification_id=notification_id)])
 
 
 def write_many(s: Session, rows: Iterable[tuple[Any, ...]]) -> None:
-    """Write entries made by :func:`entry` (a batch's, at its end)."""
-    s.executemany(_INSERT, rows)
+    """Write entries made by :func:`entry` (a batch's, at its end): numbered after the
+    log's last entry and hashed into its tree, in this session's transaction."""
+    rows = list(rows)
+    if rows:
+        s.executemany(_INSERT, chain.append(s, rows))
+
+
+from .verifier import Problem, VerifyReport, verify  # noqa: E402  (uses write's module)

@@ -232,6 +232,9 @@ _MIGRATIONS: tuple[Migration, ...] = (
     Migration(5, "the audit table of every store (jukicore.audit): who acted as what, and"
                  " the notification",
               lambda ddl: [ddl.add_column("audit", c) for c in audit.LATER_COLUMNS]),
+    Migration(6, "a tamper-evident audit log: entries numbered (seq) as leaves of a Merkle"
+                 " tree, its state, signed checkpoints (jukicore.audit.chain)",
+              audit.chain.migration_v6),
 )
 SCHEMA_VERSION = _MIGRATIONS[-1].version
 #: Page size of a new SQLite identity store. Its B-trees take rows at random code

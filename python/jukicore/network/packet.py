@@ -140,6 +140,10 @@ class PacketHeader:
     rows: int
     encrypted: tuple[EncryptedColumn, ...]
     schema: bytes
+    #: The sender's latest audit-log checkpoint (a signed note) and consistency proofs
+    #: from its earlier checkpoints' sizes: ``{"checkpoint": str, "proofs": {size:
+    #: [hex, ...]}}`` (jukicore.audit.chain.packet_field). Absent in older packets.
+    audit: dict[str, Any] | None = None
 
     def to_json_bytes(self) -> bytes:
         doc = {
@@ -156,6 +160,8 @@ class PacketHeader:
             "encrypted": [{"name": c.name, "slot": c.slot} for c in self.encrypted],
             "schema": base64.b64encode(self.schema).decode(),
         }
+        if self.audit is not None:
+            doc["audit"] = self.audit
         return json.dumps(doc, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
 
     @classmethod
@@ -187,6 +193,7 @@ class PacketHeader:
                 rows=int(d["rows"]),
                 encrypted=enc,
                 schema=base64.b64decode(d["schema"], validate=True),
+                audit=_audit_field(d.get("audit")),
             )
         except (ValueError, KeyError, TypeError, AttributeError, RecursionError) as e:
             raise _tampered(f"unreadable header ({e})") from None
@@ -198,6 +205,21 @@ class PacketHeader:
         except InvalidInputError as e:
             raise _tampered(f"header names a malformed node ({e})") from None
         return h
+
+
+def _audit_field(value: Any) -> dict[str, Any] | None:
+    """The header's audit checkpoint field, checked for shape (its content is checked by
+    the receiving store: jukicore.audit.chain.accept_peer_checkpoint)."""
+    if value is None:
+        return None
+    if not isinstance(value, dict) or set(value) != {"checkpoint", "proofs"} or not isinstance(
+            value["checkpoint"], str) or not isinstance(value["proofs"], dict):
+        raise ValueError("malformed audit checkpoint field")
+    for size, proof in value["proofs"].items():
+        if not (size.isascii() and size.isdigit()) or not isinstance(proof, list) or not all(
+                isinstance(h, str) and len(h) == 64 for h in proof):
+            raise ValueError("malformed audit consistency proof")
+    return value
 
 
 def _ipc_bytes(table: pa.Table) -> bytes:
@@ -237,6 +259,7 @@ class Packet:
         clear_columns: Iterable[str] = CLEAR_COLUMNS,
         created_at: dt.datetime | None = None,
         format_version: int = FORMAT_VERSION,
+        audit: dict[str, Any] | None = None,
     ) -> Packet:
         """Encrypt ``table`` for ``recipient`` (its current key in ``trust_store``)
         and sign it with ``sender``'s key.
@@ -244,7 +267,8 @@ class Packet:
         Columns named in ``clear_columns`` stay in clear; every other column is
         encrypted record by record. If the table has a ``seq`` column, its values
         must lie within ``seq_first..seq_last``. ``format_version`` is for tests of
-        older readers and writers only.
+        older readers and writers only. ``audit``: the sender's latest audit checkpoint
+        and consistency proofs (:func:`jukicore.audit.chain.packet_field`).
         """
         import pyarrow as pa
 
@@ -301,6 +325,7 @@ class Packet:
             rows=table.num_rows,
             encrypted=tuple(encrypted),
             schema=bytes(table.schema.serialize()),
+            audit=_audit_field(audit),
         )
         context = wrap_context(sender.node_id, header.sender_key_id, recipient,
                                header.recipient_key_id, packet_id)

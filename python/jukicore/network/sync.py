@@ -72,6 +72,8 @@ import pyarrow as pa
 
 from jukicore._files import fsync_dir, write_atomic
 from jukicore._threads import one_ahead
+from jukicore.audit.chain import accept_peer_checkpoint, packet_field
+from jukicore.audit.chain import checkpoint_target as audit_checkpoint
 from jukicore.codes import CodeBlock, lg_code_check_digit
 from jukicore.errors import (
     ConflictError,
@@ -185,10 +187,14 @@ def export_changes(node: Node, recipient: str, *, password: str | bytes | None =
                             "seconds": time.perf_counter() - t0})
             return target
         t1 = time.perf_counter()
+        # a signed checkpoint of the audit log at every export
+        # (and the packet carries it, with consistency proofs from the earlier ones)
+        cp = audit_checkpoint(node.store_target(), node.node_id, keys.signing)
         table = entries.select(IDENTITY_SCHEMA.names).cast(IDENTITY_SCHEMA)
         packet = Packet.build(kind="identity-changes", table=table, sender=keys,
                               recipient=recipient, trust_store=trust, seq_first=first,
-                              seq_last=last, created_at=now)
+                              seq_last=last, created_at=now,
+                              audit=packet_field(node.store_target(), cp))
         data = packet.to_bytes()
         log.info("sealed %d entries for %s (%d bytes)", table.num_rows, recipient, len(data),
                  extra={**fields, "step": "seal", "bytes": len(data),
@@ -394,6 +400,11 @@ def _apply_changes(node: Node, path: Path, h: PacketHeader, table: pa.Table,
                    keys: NodeKeys) -> ApplyOutcome:
     pid = h.packet_id.hex()
     gap: PacketSequenceError | None = None
+    if h.audit is not None:
+        # the sender's audit checkpoint: signed by it, consistent with the last one kept
+        # (refused and audited otherwise: AuditCheckpointError)
+        accept_peer_checkpoint(node.store_target(), node.node_id, h.sender, h.audit,
+                               [k.signing_public for k in node.trust().keys(h.sender)])
     with open_identity_store(node.store_target()) as store:
         try:
             result = store.apply_changes(sender=h.sender, packet_id=pid, first_seq=h.seq_first,

@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import pyarrow as pa
 
+from jukicore.audit.chain import CHECKPOINT_TABLE, STATE_TABLE
+from jukicore.audit.chain import migration_v6 as _audit_v6
 from jukicore.identity.items import IDENTITY_COLUMNS
 from jukicore.store.schema import Column, Ddl, Index, Migration, Table
 
@@ -188,6 +190,8 @@ ADDED_COLUMNS: dict[str, tuple[Column, ...]] = {
     "history": (_c("voided_by", "text"),),
     # v5: SHA-256 of the normalized notification (a reused id must carry the same content)
     "notifications": (_c("digest", "text"),),
+    # v6: the entry's number, its leaf in the audit log's Merkle tree (jukicore.audit.chain)
+    "audit": (_c("seq", "int"),),
 }
 
 
@@ -196,7 +200,8 @@ def _current(t: Table) -> Table:
 
 
 #: Every table of the current schema.
-TABLES: tuple[Table, ...] = tuple(_current(t) for t in V1_TABLES) + SYNC_TABLES
+TABLES: tuple[Table, ...] = (*(_current(t) for t in V1_TABLES), *SYNC_TABLES, STATE_TABLE,
+                             CHECKPOINT_TABLE)
 
 TABLE_BY_NAME: dict[str, Table] = {t.name: t for t in TABLES}
 
@@ -251,6 +256,8 @@ MIGRATIONS: tuple[Migration, ...] = (
     Migration(5, "digest of each applied notification (a reused id with other content is a"
               " conflict)",
               lambda ddl: [ddl.add_column("notifications", Column("digest", "text"))]),
+    Migration(6, "a tamper-evident audit log: entries numbered (seq) as leaves of a Merkle"
+              " tree, its state, signed checkpoints (jukicore.audit.chain)", _audit_v6),
 )
 
 SCHEMA_VERSION = MIGRATIONS[-1].version

@@ -4,7 +4,9 @@
 //! set of every code ever issued ([`codeset`]), resident-code allocation
 //! ([`registry`]) and My Number derivation ([`mynumber`]), and the checksummed
 //! file container they persist in ([`container`]), bulk AES-256-GCM of
-//! record columns ([`aead`]), canonical JSON digests of records ([`canonical`]) and the checks every stored text passes ([`text`]). The PyO3 bindings in
+//! record columns ([`aead`]), canonical JSON digests of records ([`canonical`]), the
+//! checks every stored text passes ([`text`]) and the audit log's RFC 6962 Merkle tree
+//! ([`merkle`]). The PyO3 bindings in
 //! `rust/py` convert at the boundary and map [`CoreError`] onto the Python
 //! exception hierarchy.
 
@@ -15,6 +17,7 @@ pub mod codeset;
 pub mod container;
 pub mod error;
 pub mod mem;
+pub mod merkle;
 pub mod mynumber;
 pub mod random;
 pub mod registry;

@@ -11,6 +11,7 @@ mod aead;
 mod arrow;
 mod canonical;
 mod error;
+mod merkle;
 
 use std::path::PathBuf;
 use std::sync::{Mutex, MutexGuard};
@@ -279,6 +280,7 @@ fn _jukicore(m: &Bound<'_, PyModule>) -> PyResult<()> {
     }
     aead::register(m)?;
     canonical::register(m)?;
+    merkle::register(m)?;
     m.add_class::<RegistryCore>()?;
     m.add_class::<IssuerCore>()?;
     Ok(())

@@ -1,0 +1,156 @@
+"""``jukicore audit``: verify, checkpoint, prove and show a node's audit log."""
+
+from __future__ import annotations
+
+import datetime as dt
+import sys
+from pathlib import Path
+from typing import Any
+
+import click
+
+from jukicore.network.node import Node
+
+from ._common import emit_json, json_option
+from .node import password_option, read_password
+
+_NODE = click.argument("directory", type=click.Path(exists=True, file_okay=False,
+                                                    path_type=Path))
+
+
+@click.group()
+def audit() -> None:
+    """A node's tamper-evident audit log (docs/audit.md)."""
+
+
+def _open(n: Node) -> Any:
+    from jukicore.store import connect
+
+    return connect(n.store_target())
+
+
+@audit.command("verify")
+@_NODE
+@password_option
+@json_option
+def verify(directory: Path, password_file: Path | None, as_json: bool) -> None:
+    """Recompute every entry's leaf and check the sequence, the tree state and every signed
+    checkpoint (against every generation of the node's keys). Exit 1 and say where for
+    every edited, deleted, inserted or reordered entry and a truncated tail."""
+    from jukicore.audit import verify as run
+
+    n = Node.open(directory)
+    keys = [k.signing.public_key() for k in n.keys(read_password(password_file))]
+    be = _open(n)
+    try:
+        report = run(be, node_id=n.node_id, keys=keys)
+    finally:
+        be.close()
+    if as_json:
+        emit_json(report.to_dict())
+    else:
+        for p in report.problems:
+            click.echo(f"TAMPERED [{p.kind}] {p.message}")
+        state = "OK" if report.ok else f"FAILED ({len(report.problems)} problems)"
+        click.echo(f"{n.node_id}: {state}: {report.entries} entries, tree size {report.size},"
+                   f" {report.checkpoints} checkpoints (latest covers"
+                   f" {report.latest_checkpoint_size}), root {report.root}")
+    if not report.ok:
+        sys.exit(1)
+
+
+@audit.command("checkpoint")
+@_NODE
+@password_option
+@json_option
+def checkpoint(directory: Path, password_file: Path | None, as_json: bool) -> None:
+    """Sign the log's current size and root with the node's key and store the checkpoint."""
+    from jukicore.audit import chain
+
+    n = Node.open(directory)
+    key = n.current_keys(read_password(password_file)).signing
+    be = _open(n)
+    try:
+        with be.session() as s:
+            cp = chain.checkpoint(s, n.node_id, key)
+    finally:
+        be.close()
+    if as_json:
+        emit_json({"number": cp.number, "size": cp.size, "root": cp.root.hex(),
+                   "note": cp.note})
+    else:
+        click.echo(cp.note, nl=False)
+
+
+@audit.command("prove")
+@_NODE
+@click.argument("seq", type=click.IntRange(min=0))
+@click.option("--size", type=click.IntRange(min=1), default=None,
+              help="Tree size to prove against (default: the latest checkpoint's, else the"
+                   " current tree's).")
+@json_option
+def prove(directory: Path, seq: int, size: int | None, as_json: bool) -> None:
+    """The inclusion proof of entry SEQ (leaf hash, audit path, root)."""
+    from jukicore.audit import chain
+
+    n = Node.open(directory)
+    be = _open(n)
+    try:
+        with be.bulk_session(write=False) as s:
+            if size is None:
+                cp = chain.latest_checkpoint(s)
+                size = cp.size if cp is not None and cp.size > seq else None
+            proof = chain.inclusion_proof(s, seq, size)
+    finally:
+        be.close()
+    proof["verified"] = chain.verify_inclusion(proof)
+    if as_json:
+        emit_json(proof)
+        return
+    click.echo(f"entry {proof['seq']} in the tree of {proof['size']} entries")
+    click.echo(f"leaf  {proof['leaf']}")
+    click.echo(f"root  {proof['root']}")
+    for h in proof["proof"]:
+        click.echo(f"path  {h}")
+
+
+def _when(value: str | None) -> dt.datetime | None:
+    if value is None:
+        return None
+    try:
+        t = dt.datetime.fromisoformat(value)
+    except ValueError:
+        raise click.BadParameter(f"{value!r} is not an ISO date or time") from None
+    return t.replace(tzinfo=dt.UTC) if t.tzinfo is None else t.astimezone(dt.UTC)
+
+
+@audit.command("show")
+@_NODE
+@click.option("--operator", help="Only entries of this operator (its id).")
+@click.option("--actor", help="Only entries of this actor (its name as recorded).")
+@click.option("--target", help="Only entries on this record (a resident code, a code ...).")
+@click.option("--action", help="Only this action (area.verb).")
+@click.option("--since", help="From this UTC date/time (ISO 8601).")
+@click.option("--until", help="Before this UTC date/time (ISO 8601).")
+@click.option("--limit", type=click.IntRange(min=1), default=None, help="At most this many.")
+@json_option
+def show(directory: Path, operator: str | None, actor: str | None, target: str | None,
+         action: str | None,
+         since: str | None, until: str | None, limit: int | None, as_json: bool) -> None:
+    """List entries, oldest first, with filters."""
+    from jukicore.audit.query import entries
+
+    n = Node.open(directory)
+    be = _open(n)
+    try:
+        with be.session(write=False) as s:
+            rows = entries(s, actor=actor, operator=operator, target=target, action=action,
+                           since=_when(since), until=_when(until), limit=limit)
+    finally:
+        be.close()
+    if as_json:
+        emit_json(rows)
+        return
+    for r in rows:
+        click.echo(f"{r['seq']:>8} {r['at']} {r['actor']} ({r['actor_kind']}) {r['action']}"
+                   f" {r['target'] or '-'}" + (f" {r['detail']}" if r["detail"] else ""))
