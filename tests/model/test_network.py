@@ -761,8 +761,10 @@ class NetworkMachine(RuleBasedStateMachine):
         elif variant in ("someone_elses_number", "retired_number"):
             takers = [r for r in people if r.my_number is None]
             if variant == "someone_elses_number":
-                numbers = sorted(n for n, owner in self.model.number_owner.items()
-                                 if n not in self.model.retired_numbers)
+                # a number this register holds on a record, current or 除票 (My Numbers never
+                # leave a municipality: one recorded only elsewhere is not known here)
+                held = {r.my_number for r in muni.records.values() if r.my_number is not None}
+                numbers = sorted(n for n in held if n not in self.model.retired_numbers)
             else:
                 numbers = sorted(self.model.retired_numbers)
             if takers and numbers:
