@@ -219,6 +219,12 @@ def _v3(ddl: Ddl) -> list[str]:
     return [*stmts, *ddl.add_scratch_columns(_STAGING.name, _DECIDED)]
 
 
+def _v6(ddl: Ddl) -> list[str]:
+    from jukicore.access.operators import v6_statements
+
+    return v6_statements(ddl)
+
+
 #: Every schema version of the identity store, in order. Append; never edit a published step.
 _MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "identity store: current info, history, peers, packets applied, audit", _v1),
@@ -232,6 +238,7 @@ _MIGRATIONS: tuple[Migration, ...] = (
     Migration(5, "the audit table of every store (jukicore.audit): who acted as what, and"
                  " the notification",
               lambda ddl: [ddl.add_column("audit", c) for c in audit.LATER_COLUMNS]),
+    Migration(6, "operator accounts (jukicore.access.operators)", _v6),
 )
 SCHEMA_VERSION = _MIGRATIONS[-1].version
 #: Page size of a new SQLite identity store. Its B-trees take rows at random code

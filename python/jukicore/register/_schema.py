@@ -240,6 +240,12 @@ V3_INDEXES: tuple[tuple[str, str, str, bool, str | None], ...] = (
 def _v3(ddl: Ddl) -> list[str]:
     return [ddl.create_index(i) for i in V3_INDEXES]
 
+def _v6(ddl: Ddl) -> list[str]:
+    from jukicore.access.operators import v6_statements
+
+    return v6_statements(ddl)
+
+
 #: Every schema version this jukicore knows, in order. Append; never edit a published step.
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "resident register: residents, households, history, notifications, audit, "
@@ -251,6 +257,7 @@ MIGRATIONS: tuple[Migration, ...] = (
     Migration(5, "digest of each applied notification (a reused id with other content is a"
               " conflict)",
               lambda ddl: [ddl.add_column("notifications", Column("digest", "text"))]),
+    Migration(6, "operator accounts (jukicore.access.operators)", _v6),
 )
 
 SCHEMA_VERSION = MIGRATIONS[-1].version
