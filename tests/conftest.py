@@ -61,3 +61,28 @@ def db_target(request: pytest.FixtureRequest, tmp_path: Path,
     if request.param == "sqlite":
         return str(tmp_path / "store.db")
     return pg_databases("db")
+
+
+#: The credentials :func:`cli_operator` sets (a test may log in with them).
+CLI_OPERATOR = "admin1"
+CLI_PASSWORD = "Test-admin-passw0rd"
+CLI_CARD_PIN = "test-card-pin"
+
+
+@pytest.fixture
+def cli_operator(tmp_path_factory: pytest.TempPathFactory,
+                 monkeypatch: pytest.MonkeyPatch) -> Path:
+    """Credentials for the CLI in the environment (what an operator's shell would hold):
+    ``register init`` / ``node init`` make ``admin1`` the first admin with the card
+    returned (reused by every store of the test), and every command that acts on a
+    store logs in as ``admin1`` with that card."""
+    card = tmp_path_factory.mktemp("operator") / "admin1.card"
+    for name, value in {
+        "JUKICORE_ADMIN_ID": CLI_OPERATOR, "JUKICORE_ADMIN_NAME": "Test Admin",
+        "JUKICORE_ADMIN_PASSWORD": CLI_PASSWORD, "JUKICORE_ADMIN_CARD": str(card),
+        "JUKICORE_ADMIN_CARD_PIN": CLI_CARD_PIN,
+        "JUKICORE_OPERATOR": CLI_OPERATOR, "JUKICORE_PASSWORD": CLI_PASSWORD,
+        "JUKICORE_CARD": str(card), "JUKICORE_CARD_PIN": CLI_CARD_PIN,
+    }.items():
+        monkeypatch.setenv(name, value)
+    return card

@@ -505,11 +505,22 @@ def bootstrap_admin(store: object, operator_id: str, *, name: str, password: str
                     resident_code: int | None = None, now: dt.datetime | None = None) -> None:
     """Create the first admin of a store that has no operator yet (a new store, or one
     migrated from before operators existed); refused (:class:`ConflictError`) once any
-    operator exists. The card goes to ``card_path`` (a new file, mode 0600)."""
+    operator exists.
+
+    The card: a new one is written to ``card_path`` (mode 0600); a file already there
+    must be this operator's card, opened by ``card_pin`` (one person's card for the
+    stores they set up), else nothing is done."""
     name, r = _check_new(operator_id, name, ("admin",), password, card_pin, resident_code)
     path = Path(card_path)
+    existing: Card | None = None
     if path.exists() or path.is_symlink():
-        raise ConflictError(f"{path} exists: a new card is never written over a file")
+        try:
+            existing = load_card(path, card_pin)
+        except JukiError:
+            existing = None
+        if existing is None or existing.operator_id != operator_id:
+            raise ConflictError(f"{path} exists and is not {operator_id}'s card opened by"
+                                " the PIN given: a new card is never written over a file")
     pw_hash = PASSWORD_HASHER.hash(password)
     at = _now(now)
     b = _backend(store)
@@ -519,13 +530,13 @@ def bootstrap_admin(store: object, operator_id: str, *, name: str, password: str
                 raise ConflictError("this store has operators already: its admins create"
                                     " the others (jukicore operator create)")
             node_id, lg = _node(s)
-            card = create_card(path, operator_id, card_pin)
+            card = existing or create_card(path, operator_id, card_pin)
             _insert(s, operator_id, name, lg, node_id, r, pw_hash, public_key_bytes(card),
                     resident_code, at)
             _audit(s, Actor("operator", operator_id, lg, frozenset(r)), "operator.create",
                    operator_id, f"first admin; card key {card.key_id}", at)
     except BaseException:
-        if path.exists() and _card_of(store, operator_id) is None:
+        if existing is None and path.exists() and _card_of(store, operator_id) is None:
             path.unlink(missing_ok=True)
         raise
 
