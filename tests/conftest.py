@@ -11,6 +11,7 @@ from __future__ import annotations
 import itertools
 import os
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -63,26 +64,30 @@ def db_target(request: pytest.FixtureRequest, tmp_path: Path,
     return pg_databases("db")
 
 
-#: The credentials :func:`cli_operator` sets (a test may log in with them).
-CLI_OPERATOR = "admin1"
-CLI_PASSWORD = "Test-admin-passw0rd"
-CLI_CARD_PIN = "test-card-pin"
+@dataclass(frozen=True)
+class CliOperator:
+    """The operator :func:`cli_operator` puts in the environment."""
+
+    card: Path
+    operator: str = "admin1"
+    password: str = "Test-admin-passw0rd"
+    pin: str = "test-card-pin"
 
 
 @pytest.fixture
 def cli_operator(tmp_path_factory: pytest.TempPathFactory,
-                 monkeypatch: pytest.MonkeyPatch) -> Path:
+                 monkeypatch: pytest.MonkeyPatch) -> CliOperator:
     """Credentials for the CLI in the environment (what an operator's shell would hold):
     ``register init`` / ``node init`` make ``admin1`` the first admin with the card
-    returned (reused by every store of the test), and every command that acts on a
-    store logs in as ``admin1`` with that card."""
-    card = tmp_path_factory.mktemp("operator") / "admin1.card"
+    (written by the first store, reused by every other store of the test), and every
+    command that acts on a store logs in as ``admin1`` with that card."""
+    who = CliOperator(tmp_path_factory.mktemp("operator") / "admin1.card")
     for name, value in {
-        "JUKICORE_ADMIN_ID": CLI_OPERATOR, "JUKICORE_ADMIN_NAME": "Test Admin",
-        "JUKICORE_ADMIN_PASSWORD": CLI_PASSWORD, "JUKICORE_ADMIN_CARD": str(card),
-        "JUKICORE_ADMIN_CARD_PIN": CLI_CARD_PIN,
-        "JUKICORE_OPERATOR": CLI_OPERATOR, "JUKICORE_PASSWORD": CLI_PASSWORD,
-        "JUKICORE_CARD": str(card), "JUKICORE_CARD_PIN": CLI_CARD_PIN,
+        "JUKICORE_ADMIN_ID": who.operator, "JUKICORE_ADMIN_NAME": "Test Admin",
+        "JUKICORE_ADMIN_PASSWORD": who.password, "JUKICORE_ADMIN_CARD": str(who.card),
+        "JUKICORE_ADMIN_CARD_PIN": who.pin,
+        "JUKICORE_OPERATOR": who.operator, "JUKICORE_PASSWORD": who.password,
+        "JUKICORE_CARD": str(who.card), "JUKICORE_CARD_PIN": who.pin,
     }.items():
         monkeypatch.setenv(name, value)
-    return card
+    return who

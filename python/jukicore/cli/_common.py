@@ -228,7 +228,8 @@ def operator_options(func: F) -> F:
     @wraps(func)
     def wrapper(*args: Any, operator: str | None, password_file: str | None,
                 card: str | None, card_pin_file: str | None, **kwargs: Any) -> Any:
-        creds = Credentials(operator, password_file, card, card_pin_file)
+        with cli_errors():
+            creds = Credentials(operator, password_file, card, card_pin_file)
         return func(*args, creds=creds, **kwargs)
 
     options = [
@@ -257,9 +258,10 @@ def admin_options(func: F) -> F:
     def wrapper(*args: Any, admin_id: str | None, admin_name: str | None,
                 admin_password_file: str | None, admin_card: str | None,
                 admin_card_pin_file: str | None, **kwargs: Any) -> Any:
-        admin = (None if admin_id is None else
-                 FirstAdmin(admin_id, admin_name, admin_password_file, admin_card,
-                            admin_card_pin_file))
+        with cli_errors():
+            admin = (None if admin_id is None else
+                     FirstAdmin(admin_id, admin_name, admin_password_file, admin_card,
+                                admin_card_pin_file))
         return func(*args, admin=admin, **kwargs)
 
     options = [

@@ -50,7 +50,7 @@ _card_out = click.option("--card-out", required=True, type=click.Path(dir_okay=F
 
 
 @contextmanager
-def _open(store: str) -> Iterator[Any]:
+def open_store_of_any_kind(store: str) -> Iterator[Any]:
     """The register or identity store at ``store``."""
     from jukicore.identity import open_identity_store
     from jukicore.register import open_register
@@ -97,7 +97,7 @@ def create(*, store: str, operator_id: str, name: str, roles: str, resident_code
     pin = read_secret(new_card_pin_file, NEW_CARD_PIN_ENV, "new card's PIN",
                       "--new-card-pin-file")
     ops.check_password(password, operator_id)
-    with _open(store) as st:
+    with open_store_of_any_kind(store) as st:
         session = _session(st, creds)
         ops.create_operator(st, session, operator_id, name=name, roles=roles,
                             password=password, card_path=card_out, card_pin=pin,
@@ -123,7 +123,7 @@ def _done(as_json: bool, obj: dict[str, Any], text: str) -> None:
 @juki_errors
 def disable(*, store: str, operator_id: str, creds: Credentials, as_json: bool) -> None:
     """Disable operator ID: it cannot log in until enabled."""
-    with _open(store) as st:
+    with open_store_of_any_kind(store) as st:
         ops.disable_operator(st, _session(st, creds), operator_id)
     _done(as_json, {"disabled": operator_id}, f"disabled operator {operator_id}")
 
@@ -136,7 +136,7 @@ def disable(*, store: str, operator_id: str, creds: Credentials, as_json: bool) 
 @juki_errors
 def enable(*, store: str, operator_id: str, creds: Credentials, as_json: bool) -> None:
     """Enable operator ID again (and lift a lock)."""
-    with _open(store) as st:
+    with open_store_of_any_kind(store) as st:
         ops.enable_operator(st, _session(st, creds), operator_id)
     _done(as_json, {"enabled": operator_id}, f"enabled operator {operator_id}")
 
@@ -154,7 +154,7 @@ def recard(*, store: str, operator_id: str, card_out: str, new_card_pin_file: st
     """Give operator ID a new card (written to --card-out); its old card is refused."""
     pin = read_secret(new_card_pin_file, NEW_CARD_PIN_ENV, "new card's PIN",
                       "--new-card-pin-file")
-    with _open(store) as st:
+    with open_store_of_any_kind(store) as st:
         ops.recard_operator(st, _session(st, creds), operator_id, card_path=card_out,
                             card_pin=pin)
     _done(as_json, {"recarded": operator_id, "card": card_out},
@@ -174,7 +174,7 @@ def passwd(*, store: str, operator_id: str, new_password_file: str | None,
     password = read_secret(new_password_file, NEW_PASSWORD_ENV, "new password",
                            "--new-password-file")
     ops.check_password(password, operator_id)
-    with _open(store) as st:
+    with open_store_of_any_kind(store) as st:
         ops.set_password(st, _session(st, creds), operator_id, password)
     _done(as_json, {"password_set": operator_id}, f"password of operator {operator_id} set")
 
@@ -186,7 +186,7 @@ def passwd(*, store: str, operator_id: str, new_password_file: str | None,
 @juki_errors
 def list_(*, store: str, creds: Credentials, as_json: bool) -> None:
     """List the operators of STORE's node."""
-    with _open(store) as st:
+    with open_store_of_any_kind(store) as st:
         infos = ops.list_operators(st, _session(st, creds))
     if as_json:
         emit_json([{**i.__dict__, "roles": list(i.roles)} for i in infos])
@@ -208,7 +208,7 @@ def bootstrap(*, store: str, admin: FirstAdmin | None, as_json: bool) -> None:
     operators existed); refused once any operator exists."""
     if admin is None:
         raise click.UsageError("give --admin-id (or $JUKICORE_ADMIN_ID)")
-    with _open(store) as st:
+    with open_store_of_any_kind(store) as st:
         admin.create(st)
     _done(as_json, {"admin": admin.id, "card": admin.card},
           f"created the first admin {admin.id}; card {admin.card}")
