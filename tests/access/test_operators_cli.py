@@ -192,7 +192,7 @@ def test_bootstrap_only_without_operators(tmp_path: Path) -> None:
 
 
 def test_secrets_from_files(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    password, pin = "Boss-passw0rd-Long", "boss-pin-77"
+    password, pin = "Chief-passw0rd-Long", "chief-pin-77"
     for name in ("JUKICORE_OPERATOR", "JUKICORE_PASSWORD", "JUKICORE_CARD",
                  "JUKICORE_CARD_PIN", "JUKICORE_ADMIN_PASSWORD", "JUKICORE_ADMIN_CARD_PIN"):
         monkeypatch.delenv(name, raising=False)
