@@ -238,9 +238,9 @@ UPPER_COLUMNS = frozenset({
     "block_id", "holder", "parent_id", "codes", "digest", "sender", "received_at",
     # the one audit table of every store (jukicore.audit): who acted as what
     "actor_kind", "notification_id",
+    # the node's own staff (jukicore.access.operators): accounts, not residents' data
+    *OPERATOR_TABLE.names,
 })
-#: The node's own staff (jukicore.access.operators): accounts, not residents' data.
-OPERATOR_COLUMNS = frozenset(OPERATOR_TABLE.names)
 
 
 # --------------------------------------------------------------------------- the machine
@@ -952,8 +952,7 @@ class NetworkMachine(RuleBasedStateMachine):
         # Data minimization: no column beyond the six items and bookkeeping, and no value
         # that only a municipality may hold.
         cols = table_columns(target)
-        extra = {f"{t}.{c}" for t, cs in cols.items() for c in cs if c not in UPPER_COLUMNS
-                 and not (t == "operator" and c in OPERATOR_COLUMNS)}
+        extra = {f"{t}.{c}" for t, cs in cols.items() for c in cs if c not in UPPER_COLUMNS}
         assert not extra, f"{node_id}'s store has columns beyond the six items: {extra}"
         secrets: set[str] = set()
         for muni in self.model.munis.values():
