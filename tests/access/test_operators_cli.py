@@ -208,3 +208,30 @@ def test_secrets_from_files(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> 
             "--password-file", str(tmp_path / "pw"), "--card", card, "--card-pin-file",
             str(tmp_path / "pin"))
     assert _logged_in(r), r.output
+
+
+@pytest.mark.usefixtures("cli_operator")
+def test_node_init_makes_the_first_admin_of_an_identity_store(tmp_path: Path,
+                                                             monkeypatch: pytest.MonkeyPatch
+                                                             ) -> None:
+    monkeypatch.setenv("JUKICORE_NODE_PASSWORD", "node keys passw0rd")
+    r = run("node", "init", str(tmp_path / "pref"), "--id", "130001",
+            env={"JUKICORE_ADMIN_PASSWORD": "alllowercaseletters"})
+    assert r.exit_code == 1 and "one kind" in r.output
+    assert not (tmp_path / "pref").exists()  # checked before anything is made
+    r = run("node", "init", str(tmp_path / "pref"), "--id", "130001")
+    assert r.exit_code == 0, r.output
+    store = str(tmp_path / "pref" / "store.sqlite")
+    r = run("operator", "list", store, "--json")
+    assert r.exit_code == 0, r.output
+    (admin,) = json.loads(r.output)
+    assert (admin["id"], admin["lg_code"], admin["node_id"], admin["roles"]) == (
+        CLI_OPERATOR, None, "130001", ["admin"])
+    r = run("operator", "list", store, env={"JUKICORE_CARD_PIN": "wrong-pin-1"})
+    assert r.exit_code == 1 and "login refused" in r.output
+    r = run("operator", "list", str(tmp_path / "none.db"))
+    assert r.exit_code == 1 and "no store at" in r.output
+    assert not (tmp_path / "none.db").exists()
+    (tmp_path / "other.db").touch()  # a SQLite file that is neither kind of store
+    r = run("operator", "list", str(tmp_path / "other.db"))
+    assert r.exit_code == 1 and "no register and no identity store" in r.output, r.output
