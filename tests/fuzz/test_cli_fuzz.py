@@ -10,6 +10,7 @@ a subprocess with a timeout and a memory limit.
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import os
 import resource
@@ -41,7 +42,7 @@ from fuzzkit import (
     with_check,
     wrong_check,
 )
-from hypothesis import given
+from hypothesis import assume, given
 from hypothesis import strategies as st
 from regkit import ADMIN, LG, MUNI, PREF, make_block, tiny_municipality
 
@@ -275,6 +276,10 @@ def test_register_load_bad_value(registers: Stores[Register], tmp_path: Path,
                                  data: st.DataObject) -> None:
     column = data.draw(st.sampled_from(sorted(LOAD_CASES)), label="column")
     value = data.draw(st.sampled_from(LOAD_CASES[column]), label="value")
+    # `register load` checks dates against the clock's today, not the suite's fixed TODAY:
+    # a date "in the future" of 2024-06-03 that has passed since is no bad value here
+    assume(not (isinstance(value, dt.date) and dt.date.fromisoformat(TODAY) < value
+                <= dt.date.today()))
     base = load_table()
     row = data.draw(st.integers(0, base.num_rows - 1), label="row")
     path = tmp_path / "residents.parquet"
