@@ -11,6 +11,7 @@ from __future__ import annotations
 import itertools
 import os
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -61,3 +62,32 @@ def db_target(request: pytest.FixtureRequest, tmp_path: Path,
     if request.param == "sqlite":
         return str(tmp_path / "store.db")
     return pg_databases("db")
+
+
+@dataclass(frozen=True)
+class CliOperator:
+    """The operator :func:`cli_operator` puts in the environment."""
+
+    card: Path
+    operator: str = "admin1"
+    password: str = "Test-admin-passw0rd"
+    pin: str = "test-card-pin"
+
+
+@pytest.fixture
+def cli_operator(tmp_path_factory: pytest.TempPathFactory,
+                 monkeypatch: pytest.MonkeyPatch) -> CliOperator:
+    """Credentials for the CLI in the environment (what an operator's shell would hold):
+    ``register init`` / ``node init`` make ``admin1`` the first admin with the card
+    (written by the first store, reused by every other store of the test), and every
+    command that acts on a store logs in as ``admin1`` with that card."""
+    who = CliOperator(tmp_path_factory.mktemp("operator") / "admin1.card")
+    for name, value in {
+        "JUKICORE_ADMIN_ID": who.operator, "JUKICORE_ADMIN_NAME": "Test Admin",
+        "JUKICORE_ADMIN_PASSWORD": who.password, "JUKICORE_ADMIN_CARD": str(who.card),
+        "JUKICORE_ADMIN_CARD_PIN": who.pin,
+        "JUKICORE_OPERATOR": who.operator, "JUKICORE_PASSWORD": who.password,
+        "JUKICORE_CARD": str(who.card), "JUKICORE_CARD_PIN": who.pin,
+    }.items():
+        monkeypatch.setenv(name, value)
+    return who

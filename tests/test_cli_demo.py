@@ -5,11 +5,13 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pytest
 from click.testing import CliRunner
 
 from jukicore.cli import main
 from jukicore.codes import CodeBlock, lg_code_check_digit
 
+pytestmark = pytest.mark.usefixtures("cli_operator")
 
 def run(*args: str) -> tuple[int, str, str]:
     result = CliRunner().invoke(main, list(args))

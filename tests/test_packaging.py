@@ -271,6 +271,7 @@ def test_a_postgresql_store_without_psycopg_names_the_extra(
     assert _tables(uri) == []  # nothing was created in the database
 
 
+@pytest.mark.usefixtures("cli_operator")  # before no_psycopg copies the environment
 def test_the_cli_on_postgresql_without_psycopg_says_what_to_install(
         no_psycopg: NoPsycopg, pg_databases: Callable[[str], str]) -> None:
     uri = _pg_target(pg_databases)

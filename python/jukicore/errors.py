@@ -16,6 +16,7 @@ from dataclasses import dataclass
 
 __all__ = [
     "AuditCheckpointError",
+    "AuthenticationError",
     "BadRow",
     "CodeSpaceExhaustedError",
     "ConflictError",
@@ -109,6 +110,12 @@ class ConflictError(_WithRows, ValueError):
 
 class PermissionDeniedError(JukiError, PermissionError):
     """The actor may not do this (deny by default)."""
+
+
+class AuthenticationError(PermissionDeniedError):
+    """A login was refused (unknown operator, wrong password or card, disabled or locked
+    account: one message for all), or a session has expired. Nothing but the audit entry
+    of the refusal was written."""
 
 
 class StoreError(JukiError):

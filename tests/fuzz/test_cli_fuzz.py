@@ -10,6 +10,7 @@ a subprocess with a timeout and a memory limit.
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import os
 import resource
@@ -17,6 +18,7 @@ import subprocess
 import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -40,7 +42,7 @@ from fuzzkit import (
     with_check,
     wrong_check,
 )
-from hypothesis import given
+from hypothesis import assume, given
 from hypothesis import strategies as st
 from regkit import ADMIN, LG, MUNI, PREF, make_block, tiny_municipality
 
@@ -225,10 +227,33 @@ def _jukicore_cli(args: list[str], *, timeout: float, memory: int,
 
 
 @pytest.fixture
-def registers(targets: Callable[[], str]) -> Iterator[Stores[Register]]:
-    stores = Stores(targets, lambda t: new_register(t, loaded=True))
+def registers(targets: Callable[[], str], cli_operator: Any) -> Iterator[Stores[Register]]:
+    """Loaded registers whose first admin is the CLI's operator (tests/conftest.py)."""
+    from jukicore.access.operators import bootstrap_admin
+
+    def build(target: str) -> Register:
+        reg = new_register(target, loaded=True)
+        bootstrap_admin(reg, cli_operator.operator, name="Admin",
+                        password=cli_operator.password, card_path=cli_operator.card,
+                        card_pin=cli_operator.pin)
+        return reg
+
+    stores = Stores(targets, build)
     yield stores
     stores.close()
+
+
+def _digest(reg: Register) -> str:
+    """The register's content but the operators' logins (a command that is refused after
+    its login leaves the login's entry and nothing else)."""
+    from jukicore.register._schema import TABLES
+    from jukicore.store import content_digest
+
+    queries = [f"SELECT {', '.join(t.names)} FROM {t.name}"
+               + (" WHERE action <> 'operator.login'" if t.name == "audit" else "")
+               + f" ORDER BY {', '.join(t.primary_key or ('id',))}" for t in TABLES]
+    with reg._b.session(write=False) as s:
+        return content_digest(s, queries)
 
 
 @fuzz(15)
@@ -251,15 +276,19 @@ def test_register_load_bad_value(registers: Stores[Register], tmp_path: Path,
                                  data: st.DataObject) -> None:
     column = data.draw(st.sampled_from(sorted(LOAD_CASES)), label="column")
     value = data.draw(st.sampled_from(LOAD_CASES[column]), label="value")
+    # `register load` checks dates against the clock's today, not the suite's fixed TODAY:
+    # a date "in the future" of 2024-06-03 that has passed since is no bad value here
+    assume(not (isinstance(value, dt.date) and dt.date.fromisoformat(TODAY) < value
+                <= dt.date.today()))
     base = load_table()
     row = data.draw(st.integers(0, base.num_rows - 1), label="row")
     path = tmp_path / "residents.parquet"
     pq.write_table(with_value(base, column, row, value), path)
     with registers.example() as reg:
-        before = reg.content_digest()
+        before = _digest(reg)
         result = run("register", "load", reg.target, path, "--json", "-q")
         assert_exit(result, {1}, f"register load with {column}={value!r} at row {row}")
-        assert reg.content_digest() == before
+        assert _digest(reg) == before
 
 
 @fuzz(15)
@@ -275,21 +304,21 @@ def test_register_apply_bad_row(registers: Stores[Register], tmp_path: Path,
             return  # not representable in a file
         path = tmp_path / "events.parquet"
         pq.write_table(table, path)
-        before = reg.content_digest()
+        before = _digest(reg)
         result = run("register", "apply", reg.target, path, "--today", TODAY, "--json", "-q")
         assert_exit(result, {1}, f"register apply {kind} with {column}={value!r}")
-        assert reg.content_digest() == before
+        assert _digest(reg) == before
 
 
 @fuzz(20)
 @given(code=st.sampled_from([*malformed_code_args(11), "00000000000"]))
 def test_register_history_bad_code(registers: Stores[Register], code: str) -> None:
     with registers.example() as reg:
-        before = reg.content_digest()
+        before = _digest(reg)
         result = run("register", "history", reg.target, code)
         assert_exit(result, {1} if code == "00000000000" else {2},
                     f"register history {code!r}")
-        assert reg.content_digest() == before
+        assert _digest(reg) == before
 
 
 def test_register_commands_never_create_a_store(tmp_path: Path) -> None:

@@ -55,6 +55,7 @@ from refmodel import (
 )
 
 import jukicore
+from jukicore.access.operators import OPERATOR_TABLE
 from jukicore.codes import CodeBlock, CodeRegistry, MyNumberIssuer, resident_code_check_digit
 from jukicore.errors import JukiError, PacketSequenceError
 from jukicore.identity import create_identity_store, open_identity_store
@@ -237,6 +238,8 @@ UPPER_COLUMNS = frozenset({
     "block_id", "holder", "parent_id", "codes", "digest", "sender", "received_at",
     # the one audit table of every store (jukicore.audit): who acted as what
     "actor_kind", "notification_id",
+    # the node's own staff (jukicore.access.operators): accounts, not residents' data
+    *OPERATOR_TABLE.names,
 })
 
 

@@ -12,6 +12,7 @@ from netkit import PASSWORD
 
 from jukicore.cli import main
 
+pytestmark = pytest.mark.usefixtures("cli_operator")
 
 def run(*args: str) -> tuple[int, str, str]:
     result = CliRunner().invoke(main, list(args))

@@ -15,6 +15,8 @@ from regkit import LG, TODAY, ev, make_block, make_code, tiny_municipality
 from jukicore.cli.register import register
 from jukicore.register import events_table
 
+pytestmark = pytest.mark.usefixtures("cli_operator")
+
 
 def test_init_load_apply_export_history(tmp_path: Path) -> None:
     store = str(tmp_path / "city.db")

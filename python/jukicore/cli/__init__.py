@@ -47,11 +47,12 @@ def main(log_level: str, log_format: str) -> None:
 
 
 def _register() -> None:
-    from . import audit, codes, demo, node, register, sync, synth
+    from . import audit, codes, demo, node, operator, register, sync, synth
 
     main.add_command(codes.codes)
     main.add_command(synth.synth)
     main.add_command(register.register)
+    main.add_command(operator.operator)
     main.add_command(node.node)
     main.add_command(sync.sync)
     main.add_command(demo.demo)

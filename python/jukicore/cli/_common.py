@@ -142,3 +142,204 @@ def resident_code_arg(ctx: click.Context, param: click.Parameter, value: str) ->
     if not is_valid_resident_code(value):
         raise click.BadParameter(f"{value} is not a resident code (wrong check digit)")
     return int(value)
+
+
+# -- operators: credentials and login ----------------------------------------------------
+
+#: Environment variables of the operator's credentials (``--operator``, ``--password-file``,
+#: ``--card``, ``--card-pin-file``).
+OPERATOR_ENV = "JUKICORE_OPERATOR"
+PASSWORD_ENV = "JUKICORE_PASSWORD"
+CARD_ENV = "JUKICORE_CARD"
+CARD_PIN_ENV = "JUKICORE_CARD_PIN"
+#: Those of the first admin a new store gets (``register init``, ``node init``,
+#: ``operator bootstrap``).
+ADMIN_ID_ENV = "JUKICORE_ADMIN_ID"
+ADMIN_NAME_ENV = "JUKICORE_ADMIN_NAME"
+ADMIN_PASSWORD_ENV = "JUKICORE_ADMIN_PASSWORD"
+ADMIN_CARD_ENV = "JUKICORE_ADMIN_CARD"
+ADMIN_CARD_PIN_ENV = "JUKICORE_ADMIN_CARD_PIN"
+
+_SECRET_FILE_MAX = 1 << 16
+
+
+def read_secret(path: str | os.PathLike[str] | None, env: str, what: str,
+                option: str) -> str:
+    """A secret from a file (its first line), else ``$env``, else a prompt on a terminal;
+    none of them is an :class:`~jukicore.errors.AuthenticationError` (exit 1)."""
+    from jukicore._files import read_regular
+    from jukicore.errors import AuthenticationError, InvalidInputError
+
+    if path is not None:
+        raw = read_regular(path, max_bytes=_SECRET_FILE_MAX)
+        try:
+            text = raw.decode("utf-8")
+        except UnicodeDecodeError:
+            raise InvalidInputError(f"{os.fspath(path)}: the {what} file is not UTF-8"
+                                    ) from None
+        return text.split("\n", 1)[0].rstrip("\r")
+    value = os.environ.get(env)
+    if value:
+        return value
+    if sys.stdin.isatty():
+        return str(click.prompt(what, hide_input=True))
+    raise AuthenticationError(f"no {what}: use {option} or set ${env}")
+
+
+class Credentials:
+    """An operator's credentials as the CLI took them (read before any store is opened)."""
+
+    def __init__(self, operator: str | None, password_file: str | None, card: str | None,
+                 card_pin_file: str | None) -> None:
+        from jukicore.errors import AuthenticationError
+
+        if not operator:
+            raise AuthenticationError(
+                f"no operator: every command that acts on a store needs an operator's login"
+                f" (--operator ID or ${OPERATOR_ENV}, its password and --card FILE)")
+        if not card:
+            raise AuthenticationError(
+                f"no operator card: use --card FILE or set ${CARD_ENV}")
+        self.operator = operator
+        self.card = card
+        self._password = read_secret(password_file, PASSWORD_ENV, "operator password",
+                                     "--password-file")
+        self._pin = read_secret(card_pin_file, CARD_PIN_ENV, "card PIN", "--card-pin-file")
+
+    def __repr__(self) -> str:
+        return f"Credentials(operator={self.operator!r}, card={self.card!r})"
+
+    def session(self, store: object) -> Any:
+        """Log in at ``store``: the :class:`~jukicore.access.operators.OperatorSession`."""
+        from jukicore.access.operators import login
+
+        return login(store, self.operator, self._password, self.card, self._pin)
+
+    def login(self, store: object) -> Any:
+        """Log in at ``store``; the :class:`~jukicore.access.Actor` of the session."""
+        return self.session(store).actor()
+
+
+def operator_options(func: F) -> F:
+    """``--operator``, ``--password-file``, ``--card``, ``--card-pin-file``: the command
+    gets ``creds`` (:class:`Credentials`) instead. The CLI grants itself nothing: the
+    actor is the logged-in operator with its account's roles."""
+
+    @wraps(func)
+    def wrapper(*args: Any, operator: str | None, password_file: str | None,
+                card: str | None, card_pin_file: str | None, **kwargs: Any) -> Any:
+        with cli_errors():
+            creds = Credentials(operator, password_file, card, card_pin_file)
+        return func(*args, creds=creds, **kwargs)
+
+    options = [
+        click.option("--operator", metavar="ID", envvar=OPERATOR_ENV,
+                     help=f"The operator acting (logs in with its password and card). "
+                          f"Env: {OPERATOR_ENV}."),
+        click.option("--password-file", type=click.Path(dir_okay=False),
+                     help=f"File holding the operator's password (else ${PASSWORD_ENV}, "
+                          "else a prompt on a terminal)."),
+        click.option("--card", metavar="FILE", envvar=CARD_ENV,
+                     help=f"The operator's card file. Env: {CARD_ENV}."),
+        click.option("--card-pin-file", type=click.Path(dir_okay=False),
+                     help=f"File holding the card's PIN (else ${CARD_PIN_ENV}, else a "
+                          "prompt on a terminal)."),
+    ]
+    out: Any = wrapper
+    for option in reversed(options):
+        out = option(out)
+    return out  # type: ignore[no-any-return]
+
+
+def admin_options(func: F) -> F:
+    """The first admin of a new store: the command gets ``admin`` (:class:`FirstAdmin`)."""
+
+    @wraps(func)
+    def wrapper(*args: Any, admin_id: str | None, admin_name: str | None,
+                admin_password_file: str | None, admin_card: str | None,
+                admin_card_pin_file: str | None, **kwargs: Any) -> Any:
+        with cli_errors():
+            admin = (None if admin_id is None else
+                     FirstAdmin(admin_id, admin_name, admin_password_file, admin_card,
+                                admin_card_pin_file))
+        return func(*args, admin=admin, **kwargs)
+
+    options = [
+        click.option("--admin-id", envvar=ADMIN_ID_ENV,
+                     help=f"Id of the store's first admin. Env: {ADMIN_ID_ENV}."),
+        click.option("--admin-name", envvar=ADMIN_NAME_ENV,
+                     help=f"The first admin's name. Env: {ADMIN_NAME_ENV}."),
+        click.option("--admin-password-file", type=click.Path(dir_okay=False),
+                     help=f"File holding the first admin's password (else "
+                          f"${ADMIN_PASSWORD_ENV}, else a prompt on a terminal)."),
+        click.option("--admin-card", metavar="FILE", envvar=ADMIN_CARD_ENV,
+                     help=f"Where the first admin's card is written (a new file, mode 0600; "
+                          f"an existing card of the same admin is reused). Env: "
+                          f"{ADMIN_CARD_ENV}."),
+        click.option("--admin-card-pin-file", type=click.Path(dir_okay=False),
+                     help=f"File holding the card's PIN (else ${ADMIN_CARD_PIN_ENV}, else "
+                          "a prompt on a terminal)."),
+    ]
+    out: Any = wrapper
+    for option in reversed(options):
+        out = option(out)
+    return out  # type: ignore[no-any-return]
+
+
+def _check_new_card_path(card: str, operator_id: str, pin: str) -> None:
+    """A card file to be written: absent, or this operator's card opened by ``pin``."""
+    from pathlib import Path
+
+    from jukicore.access.cards import load_card
+    from jukicore.errors import ConflictError
+
+    p = Path(card)
+    if not (p.exists() or p.is_symlink()):
+        return
+    try:
+        ok = load_card(p, pin).operator_id == operator_id
+    except JukiError:
+        ok = False
+    if not ok:
+        raise ConflictError(f"{card} exists and is not {operator_id}'s card opened by the"
+                            " PIN given: a new card is never written over a file")
+
+
+class FirstAdmin:
+    """The first admin's account as given on the command line (checked before any store
+    is made: the password policy, the PIN, the card file)."""
+
+    def __init__(self, admin_id: str, name: str | None, password_file: str | None,
+                 card: str | None, card_pin_file: str | None) -> None:
+        from jukicore.access.cards import check_pin
+        from jukicore.access.operators import check_operator_id, check_password
+        from jukicore.errors import InvalidInputError
+
+        self.id = check_operator_id(admin_id)
+        if not name:
+            raise InvalidInputError(f"the first admin needs a name: --admin-name or"
+                                    f" ${ADMIN_NAME_ENV}")
+        if not card:
+            raise InvalidInputError(f"the first admin needs a card file: --admin-card or"
+                                    f" ${ADMIN_CARD_ENV}")
+        self.name, self.card = name, card
+        self._pin = check_pin(read_secret(card_pin_file, ADMIN_CARD_PIN_ENV,
+                                          "first admin's card PIN", "--admin-card-pin-file"))
+        _check_new_card_path(card, admin_id, self._pin)
+        self._password = check_password(read_secret(
+            password_file, ADMIN_PASSWORD_ENV, "first admin's password",
+            "--admin-password-file"), admin_id)
+
+    def __repr__(self) -> str:
+        return f"FirstAdmin(id={self.id!r}, card={self.card!r})"
+
+    def actor(self, lg_code: str | None) -> Any:
+        from jukicore.access import Actor
+
+        return Actor("operator", self.id, lg_code, frozenset({"admin"}))
+
+    def create(self, store: object) -> None:
+        from jukicore.access.operators import bootstrap_admin
+
+        bootstrap_admin(store, self.id, name=self.name, password=self._password,
+                        card_path=self.card, card_pin=self._pin)

@@ -14,7 +14,7 @@ from jukicore._files import read_regular, write_atomic
 from jukicore.errors import InvalidInputError
 from jukicore.network.node import PASSWORD_ENV, Node, create_node, role_of
 
-from ._common import emit_json, json_option, juki_errors
+from ._common import FirstAdmin, admin_options, emit_json, json_option, juki_errors
 
 password_option = click.option(
     "--password-file", type=click.Path(exists=True, dir_okay=False, path_type=Path),
@@ -52,15 +52,24 @@ def node() -> None:
 @click.option("--prefecture", help="Prefecture name (a municipality's register).")
 @click.option("--municipality", help="Municipality name (a municipality's register).")
 @password_option
+@admin_options
 @json_option
 @juki_errors
 def init(directory: Path, node_id: str, store: str | None, prefecture: str | None,
-         municipality: str | None, password_file: Path | None, as_json: bool) -> None:
-    """Create a node in DIRECTORY: keys, an empty trust store, and its store."""
+         municipality: str | None, password_file: Path | None, admin: FirstAdmin | None,
+         as_json: bool) -> None:
+    """Create a node in DIRECTORY: keys, an empty trust store, and its store, with the
+    store's first admin when --admin-id (or $JUKICORE_ADMIN_ID) is given (else later:
+    ``jukicore operator bootstrap``)."""
     if role_of(node_id) == "municipality" and not (prefecture and municipality):
         raise click.UsageError("a municipality needs --prefecture and --municipality")
     n = create_node(directory, node_id, store=store, password=read_password(password_file),
                     prefecture=prefecture, municipality=municipality)
+    if admin is not None:
+        from .operator import open_store_of_any_kind
+
+        with open_store_of_any_kind(n.store_target()) as st:
+            admin.create(st)
     _show(n, as_json)
 
 

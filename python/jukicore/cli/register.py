@@ -12,16 +12,20 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from jukicore.errors import InvalidInputError
-from jukicore.register import Actor, create_register, open_register
+from jukicore.register import create_register, open_register
 from jukicore.register._schema import RESIDENT_SCHEMA
 from jukicore.register.events import EVENT_SCHEMA
 from jukicore.register.notifications import fmt_code
 
 from ._common import (
+    Credentials,
+    FirstAdmin,
+    admin_options,
     emit_json,
     json_option,
     juki_errors,
     lg_code_arg,
+    operator_options,
     progress,
     quiet_option,
     resident_code_arg,
@@ -30,8 +34,7 @@ from ._common import (
 __all__ = ["register"]
 
 _store = click.argument("store", metavar="STORE")
-_operator = click.option("--operator", default="cli", show_default=True,
-                         help="Name of the operator acting (recorded in the audit log).")
+_operator = operator_options
 
 
 def _read_table(path: str, schema: pa.Schema | None = None) -> pa.Table:
@@ -77,16 +80,22 @@ def register() -> None:
                    "code of --prefecture and --municipality (Japan Post's KEN_ALL).")
 @click.option("--prefecture", required=True)
 @click.option("--municipality", required=True)
-@_operator
+@admin_options
 @json_option
 @juki_errors
-def init(*, store: str, lg_code: str, prefecture: str, municipality: str, operator: str,
-         as_json: bool) -> None:
-    """Create an empty register in STORE."""
-    actor = Actor.operator(operator, lg_code, "admin")
+def init(*, store: str, lg_code: str, prefecture: str, municipality: str,
+         admin: FirstAdmin | None, as_json: bool) -> None:
+    """Create an empty register in STORE, with its first admin (--admin-id, --admin-name,
+    the password from --admin-password-file or $JUKICORE_ADMIN_PASSWORD, the card written
+    to --admin-card, its PIN from --admin-card-pin-file or $JUKICORE_ADMIN_CARD_PIN)."""
+    if admin is None:
+        raise InvalidInputError("a new register needs its first admin: --admin-id (or "
+                                "$JUKICORE_ADMIN_ID) with --admin-name and --admin-card")
     with create_register(store, lg_code=lg_code, prefecture=prefecture,
-                         municipality=municipality, actor=actor) as reg:
-        info = {"store": reg.target, "lg_code": reg.lg_code, "schema_version": reg.schema_version}
+                         municipality=municipality, actor=admin.actor(lg_code)) as reg:
+        admin.create(reg)
+        info = {"store": reg.target, "lg_code": reg.lg_code, "schema_version": reg.schema_version,
+                "admin": admin.id, "admin_card": admin.card}
     emit_json(info) if as_json else click.echo(f"created register {lg_code} in {store}")
 
 
@@ -103,7 +112,7 @@ def init(*, store: str, lg_code: str, prefecture: str, municipality: str, operat
 @quiet_option
 @juki_errors
 def load(*, store: str, residents: str, households: str | None, code_block: str | None,
-         operator: str, as_json: bool, quiet: bool) -> None:
+         creds: Credentials, as_json: bool, quiet: bool) -> None:
     """Bulk-load RESIDENTS (Parquet/Arrow/CSV) into STORE.
 
     Every value is validated first; one bad row refuses the whole load (exit 1). A load
@@ -111,7 +120,7 @@ def load(*, store: str, residents: str, households: str | None, code_block: str 
     of birth, sex and address) is refused: loading the same file twice registers no one
     twice. A refused load changes nothing."""
     with open_register(store) as reg:
-        actor = Actor.operator(operator, reg.lg_code, "admin")
+        actor = creds.login(reg)
         if code_block:  # handed over first: the file must never feed a second register
             reg.import_code_block_file(code_block, actor=actor)
         res = _read_table(residents, RESIDENT_SCHEMA)
@@ -138,14 +147,14 @@ def load(*, store: str, residents: str, households: str | None, code_block: str 
 @quiet_option
 @juki_errors
 def apply(*, store: str, events: str, today: dt.datetime | None, rejected_path: str | None,
-          allow_rejections: bool, operator: str, as_json: bool, quiet: bool) -> None:
+          allow_rejections: bool, creds: Credentials, as_json: bool, quiet: bool) -> None:
     """Apply a table of notifications (届出) from EVENTS in one transaction.
 
     Valid rows are applied, rejected rows change nothing and are listed. Exit status:
     0 when every row was applied (or was a duplicate), 1 when any row was rejected
     (unless --allow-rejections)."""
     with open_register(store) as reg:
-        actor = Actor.operator(operator, reg.lg_code, "clerk")
+        actor = creds.login(reg)
         table = _read_table(events, EVENT_SCHEMA)
         with progress(table.num_rows, "applying", quiet) as advance:
             report = reg.apply(table, actor=actor, today=today.date() if today else None,
@@ -178,13 +187,13 @@ def apply(*, store: str, events: str, today: dt.datetime | None, rejected_path: 
 @_operator
 @json_option
 @juki_errors
-def export(*, store: str, out_dir: str, fmt: str, as_of: dt.datetime | None, operator: str,
-           as_json: bool) -> None:
+def export(*, store: str, out_dir: str, fmt: str, as_of: dt.datetime | None,
+           creds: Credentials, as_json: bool) -> None:
     """Export the register (records incl. 除票, households, history) to OUT_DIR."""
     out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
     with open_register(store) as reg:
-        actor = Actor.operator(operator, reg.lg_code, "supervisor")
+        actor = creds.login(reg)
+        out.mkdir(parents=True, exist_ok=True)
         tables = reg.export(actor=actor)
         if as_of is not None:
             tables[f"residents_as_of_{as_of.date()}"] = reg.as_of(as_of.date(), actor=actor)
@@ -206,10 +215,10 @@ def export(*, store: str, out_dir: str, fmt: str, as_of: dt.datetime | None, ope
 @_operator
 @json_option
 @juki_errors
-def history(*, store: str, resident_code: int, operator: str, as_json: bool) -> None:
+def history(*, store: str, resident_code: int, creds: Credentials, as_json: bool) -> None:
     """Show every recorded change (付随情報) of one resident (RESIDENT_CODE: 11 digits)."""
     with open_register(store) as reg:
-        actor = Actor.operator(operator, reg.lg_code, "clerk")
+        actor = creds.login(reg)
         rows = reg.history(resident_code, actor=actor).to_pylist()
     if as_json:
         for r in rows:  # codes are zero-padded digit strings in every output

@@ -219,6 +219,12 @@ def _v3(ddl: Ddl) -> list[str]:
     return [*stmts, *ddl.add_scratch_columns(_STAGING.name, _DECIDED)]
 
 
+def _v7(ddl: Ddl) -> list[str]:
+    from jukicore.access.operators import migration_statements
+
+    return migration_statements(ddl)
+
+
 #: Every schema version of the identity store, in order. Append; never edit a published step.
 _MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "identity store: current info, history, peers, packets applied, audit", _v1),
@@ -235,6 +241,7 @@ _MIGRATIONS: tuple[Migration, ...] = (
     Migration(6, "a tamper-evident audit log: entries numbered (seq) as leaves of a Merkle"
                  " tree, its state, signed checkpoints (jukicore.audit.chain)",
               audit.chain.migration_v6),
+    Migration(7, "operator accounts (jukicore.access.operators)", _v7),
 )
 SCHEMA_VERSION = _MIGRATIONS[-1].version
 #: Page size of a new SQLite identity store. Its B-trees take rows at random code

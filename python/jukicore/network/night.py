@@ -98,6 +98,27 @@ def _step(times: dict[str, float], name: str, **fields: object) -> Iterator[dict
     log.info("%s: %.3f s", name, seconds, extra={"step": name, **extra, "seconds": seconds})
 
 
+def _demo_operators(muni: Any, cards: Path) -> tuple[Actor, Actor]:
+    """The municipality's operators for the night: its first admin and a counter clerk,
+    each with a card in ``cards`` (0700) and random one-night secrets, logged in."""
+    import secrets
+
+    from jukicore.access import operators as ops
+
+    cards.mkdir(mode=0o700)
+    admin_pw, clerk_pw = (f"Demo-{secrets.token_urlsafe(12)}-1" for _ in range(2))
+    pin = secrets.token_urlsafe(9)
+    with open_register(muni.store_target()) as reg:
+        ops.bootstrap_admin(reg, "demo-admin", name="Demo Admin", password=admin_pw,
+                            card_path=cards / "demo-admin.card", card_pin=pin)
+        admin = ops.login(reg, "demo-admin", admin_pw, cards / "demo-admin.card", pin)
+        ops.create_operator(reg, admin, "counter-1", name="Counter Clerk", roles="clerk",
+                            password=clerk_pw, card_path=cards / "counter-1.card",
+                            card_pin=pin)
+        clerk = ops.login(reg, "counter-1", clerk_pw, cards / "counter-1.card", pin)
+    return admin.actor(), clerk.actor()
+
+
 def run_night(workdir: str | os.PathLike[str], *, population: int = 100_000,
               notifications: int = 2_000, seed: int = 1, day: dt.date | None = None,
               password: str = "jukicore-demo", progress: Progress | None = None
@@ -121,7 +142,7 @@ def run_night(workdir: str | os.PathLike[str], *, population: int = 100_000,
         pref = create_node(root / pref_id, pref_id, password=password)
         center = create_node(root / CENTER, CENTER, password=password)
         trust_each_other((muni, pref, center), password)
-        admin = Actor.operator("demo", m.lg_code, "admin")
+        admin, clerk = _demo_operators(muni, root / "operators")
         f["nodes"] = [muni.node_id, pref.node_id, center.node_id]
 
     # Codes: center -> prefecture -> municipality, as packets.
@@ -151,8 +172,7 @@ def run_night(workdir: str | os.PathLike[str], *, population: int = 100_000,
                      if progress else None)
         with _step(times, "notifications", node=muni.node_id) as f:
             events = generate_day(reg, actor=admin, day=day, n=notifications, seed=seed)
-            report = reg.apply(events, actor=Actor.operator("counter-1", m.lg_code, "clerk"),
-                               today=day)
+            report = reg.apply(events, actor=clerk, today=day)
             kinds = {k["values"]: k["counts"]
                      for k in events.column("kind").value_counts().to_pylist()}
             f.update(rows=events.num_rows, **report.summary())

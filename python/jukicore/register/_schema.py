@@ -245,6 +245,13 @@ V3_INDEXES: tuple[tuple[str, str, str, bool, str | None], ...] = (
 def _v3(ddl: Ddl) -> list[str]:
     return [ddl.create_index(i) for i in V3_INDEXES]
 
+
+def _v7(ddl: Ddl) -> list[str]:
+    from jukicore.access.operators import migration_statements
+
+    return migration_statements(ddl)
+
+
 #: Every schema version this jukicore knows, in order. Append; never edit a published step.
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "resident register: residents, households, history, notifications, audit, "
@@ -258,6 +265,7 @@ MIGRATIONS: tuple[Migration, ...] = (
               lambda ddl: [ddl.add_column("notifications", Column("digest", "text"))]),
     Migration(6, "a tamper-evident audit log: entries numbered (seq) as leaves of a Merkle"
               " tree, its state, signed checkpoints (jukicore.audit.chain)", _audit_v6),
+    Migration(7, "operator accounts (jukicore.access.operators)", _v7),
 )
 
 SCHEMA_VERSION = MIGRATIONS[-1].version
