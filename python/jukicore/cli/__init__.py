@@ -47,7 +47,7 @@ def main(log_level: str, log_format: str) -> None:
 
 
 def _register() -> None:
-    from . import codes, demo, node, register, sync, synth
+    from . import audit_alerts, codes, demo, node, register, sync, synth
 
     main.add_command(codes.codes)
     main.add_command(synth.synth)
@@ -55,6 +55,7 @@ def _register() -> None:
     main.add_command(node.node)
     main.add_command(sync.sync)
     main.add_command(demo.demo)
+    main.add_command(audit_alerts.audit)
 
 
 _register()
