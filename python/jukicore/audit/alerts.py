@@ -58,6 +58,7 @@ import pyarrow.compute as pc
 
 from jukicore.errors import InvalidInputError, JukiError
 from jukicore.store import Backend, Session, connect, utcnow
+from jukicore.store.backend import redact_uri
 
 __all__ = ["JST", "RULES", "Alert", "AlertReport", "Thresholds", "scan", "scan_backend"]
 
@@ -196,7 +197,7 @@ def scan_backend(backend: Backend, *, since: dt.datetime | dt.date | None = None
                                 f" ({hi.isoformat()})")
     with backend.session(write=False) as s:
         if not s.table_exists("audit"):
-            raise InvalidInputError(f"{backend.target} has no audit log")
+            raise InvalidInputError(f"{redact_uri(backend.target)} has no audit log")
         has_residents = s.table_exists("residents")
         has_operators = s.table_exists("operator")
     # the norm of mass_read looks back norm_days before since
