@@ -103,6 +103,22 @@ def test_a_new_node_and_its_store_are_private(tmp_path: Path, umask: int) -> Non
     assert {"keys", "outbox", "inbox", "locks"} <= {p.name for p in dirs}
 
 
+def test_a_backup_and_its_restored_node_are_private(tmp_path: Path, umask: int) -> None:
+    from jukicore.store.backup import backup_node, restore_node
+
+    node = create_node(tmp_path / "n", LG, password=PASSWORD, prefecture=PREF,
+                       municipality=MUNI)
+    (node.path / "outbox" / "x.jkp").write_bytes(b"packet")  # (written by a transport)
+    os.chmod(node.path / "outbox" / "x.jkp", 0o644)
+    backup_node(node.path, tmp_path / "n.tar")
+    assert _mode(tmp_path / "n.tar") == 0o600  # it holds the store
+    restore_node(tmp_path / "n.tar", tmp_path / "back")
+    dirs, files = _tree(tmp_path / "back")
+    assert set(dirs.values()) == {0o700}
+    assert set(files.values()) == {0o600}
+    assert Node.open(tmp_path / "back").current_keys(PASSWORD).node_id == LG
+
+
 def test_a_new_sqlite_store_is_private(tmp_path: Path, umask: int) -> None:
     with create_register(tmp_path / "r.db", lg_code=LG, prefecture=PREF, municipality=MUNI,
                          actor=ADMIN) as reg:
