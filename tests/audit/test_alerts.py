@@ -402,6 +402,12 @@ def test_an_identity_store_skips_households(db_target: str) -> None:
                                "the store holds no households (not a register)"),)
 
 
+def test_an_empty_period_raises_nothing(reg: Register) -> None:
+    report = scan(reg.target, since=dt.date(2030, 1, 1), until=dt.date(2030, 2, 1))
+    assert report.alerts == () and report.entries == 0
+    assert scan(reg.target, until=dt.datetime(2000, 1, 1, tzinfo=dt.UTC)).entries == 0
+
+
 def test_a_store_without_an_audit_log_is_an_error(tmp_path: Path) -> None:
     import sqlite3
 

@@ -265,11 +265,6 @@ def _runs(keys: np.ndarray[Any, Any]) -> list[tuple[int, int]]:
     return [(int(a), int(b)) for a, b in itertools.pairwise(edges.tolist())]
 
 
-def _counted(actions: np.ndarray[Any, Any]) -> str:
-    names, counts = np.unique(actions, return_counts=True)
-    return ", ".join(f"{n} x{c}" for n, c in zip(names.tolist(), counts.tolist(), strict=True))
-
-
 class _Scan:
     def __init__(self, log: pa.Table, lo: dt.datetime | None, hi: dt.datetime,
                  th: Thresholds, households: pa.Table | None, own: pa.Table | None) -> None:
@@ -281,8 +276,11 @@ class _Scan:
         local = at + _JST_US
         self.day = local // _US_PER_DAY
         self.tod = local % _US_PER_DAY
-        self.action = log.column("action").to_numpy(zero_copy_only=False).astype(object)
-        self.target = log.column("target")
+        # actions as small integers (a large log holds few distinct actions)
+        act = pc.dictionary_encode(log.column("action")).combine_chunks()
+        self.action_names: list[str] = act.dictionary.to_pylist()
+        self.action = act.indices.to_numpy(zero_copy_only=False).astype(np.int64)
+        self.target = log.column("target").combine_chunks()
         is_op = pc.equal(log.column("actor_kind"), "operator").fill_null(False).to_numpy(
             zero_copy_only=False)
         self.in_range = np.ones(len(at), bool) if lo is None else at >= _us(lo)
@@ -290,7 +288,8 @@ class _Scan:
         # operators as small integers (for grouping), their names aside
         enc = pc.dictionary_encode(name).combine_chunks()
         self.names: list[str] = enc.dictionary.to_pylist()
-        self.op = np.where(is_op, enc.indices.to_numpy(zero_copy_only=False), -1).astype(np.int64)
+        self.actor = enc.indices.to_numpy(zero_copy_only=False).astype(np.int64)
+        self.op = np.where(is_op, self.actor, -1)
         # a target that is a resident code (11 digits), as an integer (else -1)
         is_code = pc.match_substring_regex(self.target, r"^[0-9]{11}$").fill_null(False)
         digits = pc.if_else(is_code, self.target, "-1")
@@ -362,10 +361,10 @@ class _Scan:
             self._add("off_hours",
                       f"{len(rows)} entries {why}, {_fmt_local(self.at[rows[0]])}-"
                       f"{_fmt_local(self.at[rows[-1]])} Japan time: "
-                      f"{_counted(self.action[rows])}", self.names[op], rows)
+                      f"{self._counted(rows)}", self.names[op], rows)
 
     def _reads(self) -> np.ndarray[Any, Any]:
-        return np.isin(self.action, READ_ACTIONS) & (self.op >= 0)
+        return self._is(*READ_ACTIONS) & (self.op >= 0)
 
     def mass_read(self) -> None:
         th = self.th
@@ -473,18 +472,21 @@ class _Scan:
                 self._add("own_household",
                           f"{len(rows)} entries on {records} record(s) of the operator's own"
                           f" household on {_day(day).isoformat()}:"
-                          f" {_counted(self.action[rows])}", oid, rows)
+                          f" {self._counted(rows)}", oid, rows)
 
     def failed_logins(self) -> None:
         th = self.th
-        rows = np.flatnonzero((self.action == "operator.login_failed") & self.in_range)
+        rows = np.flatnonzero(self._is("operator.login_failed") & self.in_range)
         if len(rows) == 0:
             return
-        targets = self.target.to_numpy(zero_copy_only=False)[rows]
         # the operator id tried: the entry's target, else its actor
-        who = np.array([t if t else self._actor_name(r) for t, r in
-                        zip(targets.tolist(), rows.tolist(), strict=True)], dtype=object)
-        _, key = np.unique(who, return_inverse=True)
+        tried = self.target.take(pa.array(rows))
+        actors = pa.array(np.asarray(self.names, dtype=object)[self.actor[rows]], pa.string())
+        who_arr = pc.if_else(pc.fill_null(pc.not_equal(tried, ""), False), tried, actors)
+        enc = pc.dictionary_encode(who_arr)
+        who = np.asarray(enc.dictionary.to_pylist(), dtype=object)[
+            enc.indices.to_numpy(zero_copy_only=False)]
+        key = enc.indices.to_numpy(zero_copy_only=False).astype(np.int64)
         order = np.lexsort((self.at[rows], key))
         rows, key, who = rows[order], key[order], who[order]
         t = self.at[rows]
@@ -508,16 +510,23 @@ class _Scan:
                       f"{_fmt_local(self.at[sel[-1]])} Japan time on"
                       f" {_day(int(self.day[sel[0]])).isoformat()})", str(who[a]), sel)
 
-    def _actor_name(self, row: int) -> str:
-        op = int(self.op[row])
-        return self.names[op] if op >= 0 else ""
+    def _is(self, *actions: str) -> np.ndarray[Any, Any]:
+        """Rows whose action is one of ``actions``."""
+        codes = [i for i, n in enumerate(self.action_names) if n in actions]
+        return np.isin(self.action, codes)
+
+    def _counted(self, rows: np.ndarray[Any, Any]) -> str:
+        """The actions of ``rows`` with their counts, in words."""
+        idx, counts = np.unique(self.action[rows], return_counts=True)
+        return ", ".join(f"{self.action_names[i]} x{c}"
+                         for i, c in zip(idx.tolist(), counts.tolist(), strict=True))
 
     def certificate_without_request(self) -> None:
-        certs = (self.action == "certificate.issue") & (self.op >= 0) & self.in_range
+        certs = self._is("certificate.issue") & (self.op >= 0) & self.in_range
         if not certs.any():
             return
-        req = np.flatnonzero((self.action == "counter.request") & (self.op >= 0))
-        target = self.target.combine_chunks()
+        req = np.flatnonzero(self._is("counter.request") & (self.op >= 0))
+        target = self.target
         cert_rows = np.flatnonzero(certs)
 
         def keyed(rows: np.ndarray[Any, Any]) -> pa.Table:
