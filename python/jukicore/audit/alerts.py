@@ -45,6 +45,7 @@ from __future__ import annotations
 import datetime as dt
 import itertools
 import os
+import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
@@ -375,25 +376,46 @@ class _Scan:
         span = int(self.day.max()) - first_day + 1
         acting = np.flatnonzero(self.op >= 0)
         ops = np.unique(self.op[acting])
-        # per operator (a dense row each) and day from the log's first: entries, reads
-        active = np.zeros((len(ops), span), np.int64)
+        # per operator (a row each) and day from the log's first: entries, reads, reads in
+        # the period
+        shape = (len(ops), span)
+        active = np.zeros(shape, np.int64)
         np.add.at(active, (np.searchsorted(ops, self.op[acting]), self.day[acting] - first_day), 1)
+        daily = np.zeros(shape, np.int64)
         rows = np.flatnonzero(reads)
-        daily = np.zeros((len(ops), span), np.int64)
         np.add.at(daily, (np.searchsorted(ops, self.op[rows]), self.day[rows] - first_day), 1)
-        for op, day, group in self._by_op_day(reads & self.in_range):
-            slot = int(np.searchsorted(ops, op))
-            window = slice(max(day - th.norm_days, first_day) - first_day, day - first_day)
-            counts = daily[slot, window][active[slot, window] > 0]
-            median = float(np.median(counts)) if len(counts) else 0.0
-            limit = max(th.mass_read_floor, th.mass_read_factor * median)
-            if len(group) > limit:
-                self._add("mass_read",
-                          f"{len(group)} reads on {_day(day).isoformat()}, above"
-                          f" {limit:g} (the greater of {th.mass_read_floor} and"
-                          f" {th.mass_read_factor:g} x the median {median:g} of their daily"
-                          f" reads on the {len(counts)} days they worked in the previous"
-                          f" {th.norm_days} days)", self.names[op], group)
+        judged = np.zeros(shape, np.int64)
+        rows = np.flatnonzero(reads & self.in_range)
+        np.add.at(judged, (np.searchsorted(ops, self.op[rows]), self.day[rows] - first_day), 1)
+        # each day's norm: the median of the reads on the days worked among the norm_days
+        # before it (NaN: not worked, or before the log), a block of operators at a time
+        w = th.norm_days
+        step = max(1, 4_000_000 // (span * w))
+        flagged: list[tuple[int, int, float, int]] = []  # (op, day, median, days)
+        for lo in range(0, len(ops), step):
+            vals = daily[lo:lo + step].astype(np.float64)
+            vals[active[lo:lo + step] == 0] = np.nan
+            padded = np.concatenate([np.full((len(vals), w), np.nan), vals], axis=1)
+            windows = np.lib.stride_tricks.sliding_window_view(padded, w, axis=1)[:, :span]
+            worked = np.count_nonzero(~np.isnan(windows), axis=2)
+            with np.errstate(all="ignore"), warnings.catch_warnings():
+                warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN windows
+                median = np.nan_to_num(np.nanmedian(windows, axis=2), nan=0.0)
+            limit = np.maximum(th.mass_read_floor, th.mass_read_factor * median)
+            for i, d in zip(*np.nonzero(judged[lo:lo + step] > limit), strict=True):
+                flagged.append((int(ops[lo + i]), first_day + int(d), float(median[i, d]),
+                                int(worked[i, d])))
+        found = {(op, day): (m, n) for op, day, m, n in flagged}
+        keys = np.array([op * (1 << 32) + day for op, day in found], np.int64)
+        mask = reads & self.in_range & np.isin(self.op * (1 << 32) + self.day, keys)
+        for op, day, group in self._by_op_day(mask):
+            median_, days = found[(op, day)]
+            limit_ = max(th.mass_read_floor, th.mass_read_factor * median_)
+            self._add("mass_read",
+                      f"{len(group)} reads on {_day(day).isoformat()}, above {limit_:g} (the"
+                      f" greater of {th.mass_read_floor} and {th.mass_read_factor:g} x the"
+                      f" median {median_:g} of their daily reads on the {days} days they"
+                      f" worked in the previous {th.norm_days} days)", self.names[op], group)
 
     def _household_keys(self, codes: np.ndarray[Any, Any]) -> np.ndarray[Any, Any]:
         """Each code's household id; a code without one (not in the register, or an
@@ -415,11 +437,22 @@ class _Scan:
         if len(rows) == 0:
             return
         hh = self._household_keys(self.code[rows])
-        # only operators who read enough households in the whole period can trigger
-        pairs = np.unique(np.stack([self.op[rows], hh]), axis=1)
-        ops, n = np.unique(pairs[0], return_counts=True)
         window = int(th.spread_window / dt.timedelta(microseconds=1))
-        for op in ops[n >= th.spread_households].tolist():
+        # Any window of spread_window lies within two consecutive buckets of that length:
+        # only reads in bucket pairs holding enough households together can trigger.
+        bucket = (self.at[rows] - int(self.at[rows].min())) // window
+        triples = np.unique(np.stack([self.op[rows], bucket, hh]), axis=1)
+        ob, per_bucket = np.unique(triples[0] * (1 << 40) + triples[1], return_counts=True)
+        nxt = np.searchsorted(ob, ob + 1)
+        has_next = nxt < len(ob)
+        has_next[has_next] = ob[nxt[has_next]] == ob[has_next] + 1
+        together = per_bucket + np.where(has_next, per_bucket[np.minimum(nxt, len(ob) - 1)], 0)
+        hot = ob[together >= th.spread_households]
+        if not len(hot):
+            return
+        keep = np.isin(self.op[rows] * (1 << 40) + bucket, np.concatenate([hot, hot + 1]))
+        rows, hh = rows[keep], hh[keep]
+        for op in np.unique(self.op[rows]).tolist():
             mine = rows[self.op[rows] == op]
             mine_hh = hh[self.op[rows] == op]
             order = np.argsort(self.at[mine], kind="stable")
