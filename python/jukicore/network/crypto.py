@@ -35,6 +35,8 @@ import json
 import os
 import re
 import struct
+import threading
+from collections import OrderedDict
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -197,10 +199,30 @@ def _wrap_aad(n: int, r: int, p: int) -> bytes:
     return f"{KEY_FILE_FORMAT}/v1\0scrypt n={n} r={r} p={p}\0aes-256-gcm".encode()
 
 
+#: Wrapping keys this process derived (or made), by a hash of their inputs: a process
+#: that opened a key file once (or wrote it) opens it again without paying scrypt again.
+#: It holds what the process holds anyway (the password, the keys); an offline guesser
+#: still pays the full cost per guess.
+_DERIVED: OrderedDict[bytes, bytes] = OrderedDict()
+_DERIVED_MAX = 256
+_DERIVED_LOCK = threading.Lock()
+
+
 def _scrypt(password: bytes, salt: bytes, n: int, r: int, p: int) -> bytes:
     from cryptography.hazmat.primitives.kdf.scrypt import Scrypt
 
-    return Scrypt(salt=salt, length=32, n=n, r=r, p=p).derive(password)
+    memo = hashlib.sha256(b"%d/%d/%d\0%d:" % (n, r, p, len(salt)) + salt + password).digest()
+    with _DERIVED_LOCK:
+        key = _DERIVED.get(memo)
+        if key is not None:
+            _DERIVED.move_to_end(memo)
+            return key
+    key = Scrypt(salt=salt, length=32, n=n, r=r, p=p).derive(password)
+    with _DERIVED_LOCK:
+        _DERIVED[memo] = key
+        while len(_DERIVED) > _DERIVED_MAX:
+            _DERIVED.popitem(last=False)
+    return key
 
 
 def save_private_key(
