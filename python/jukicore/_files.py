@@ -111,7 +111,7 @@ def private_dir(path: str | os.PathLike[str], *, parents: bool = False) -> Path:
             p.parent.mkdir(parents=True, exist_ok=True)
         with contextlib.suppress(FileExistsError):
             os.mkdir(p, PRIVATE_DIR)
-        if p.is_symlink() or not p.is_dir():
+        if not p.is_dir():  # (a link to a directory is used as the directory)
             raise FileError(f"cannot use {p} as a directory: it is not one")
         os.chmod(p, PRIVATE_DIR)
     except FileError:
