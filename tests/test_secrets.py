@@ -368,3 +368,20 @@ def test_crypto_module_constants_match_the_docs() -> None:
     doc = (Path(__file__).resolve().parent.parent / "docs" / "crypto.md").read_text()
     assert crypto.SCRYPT_N == 2**15 and crypto.SCRYPT_R == 8 and crypto.SCRYPT_P == 1
     assert '"n": 32768, "r": 8, "p": 1' in doc
+
+
+def test_private_dir_tightens_and_refuses_a_file(tmp_path: Path, umask: int) -> None:
+    from jukicore._files import private_dir
+    from jukicore.errors import FileError
+
+    (tmp_path / "open").mkdir(mode=0o755)
+    os.chmod(tmp_path / "open", 0o755)
+    create_node(tmp_path / "open", "center", password=PASSWORD)  # an existing directory
+    assert _mode(tmp_path / "open") == 0o700
+    (tmp_path / "real").mkdir()
+    (tmp_path / "link").symlink_to(tmp_path / "real")
+    private_dir(tmp_path / "link")
+    assert _mode(tmp_path / "real") == 0o700
+    (tmp_path / "file").write_bytes(b"x")
+    with pytest.raises(FileError):
+        private_dir(tmp_path / "file")
