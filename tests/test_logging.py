@@ -93,14 +93,14 @@ def test_demo_logs_json_lines_with_each_steps_figures_and_json_stdout_parses(
 @pytest.fixture
 def center(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     """A center node with an identity store and an empty inbox."""
-    monkeypatch.setenv("JUKICORE_NODE_PASSWORD", "pw")
+    monkeypatch.setenv("JUKICORE_NODE_PASSWORD", "log-test-password")
     node = init_node(tmp_path / "center", CENTER)
     create_identity_store(node.store_target(), node_id=CENTER, kind="center").close()
     return node.path
 
 
 def test_log_settings_from_the_environment_and_the_default_level(center: Path) -> None:
-    env = {**ENV, "JUKICORE_NODE_PASSWORD": "pw", "JUKICORE_LOG_FORMAT": "json",
+    env = {**ENV, "JUKICORE_NODE_PASSWORD": "log-test-password", "JUKICORE_LOG_FORMAT": "json",
            "JUKICORE_LOG_LEVEL": "INFO"}
     args = [sys.executable, "-m", "jukicore", "sync", "apply", str(center), "--json"]
     run = subprocess.run(args, capture_output=True, text=True, env=env, timeout=120,

@@ -32,8 +32,13 @@ from typing import BinaryIO
 
 from jukicore.errors import FileError
 
-__all__ = ["atomic_file", "fsync_dir", "read_regular", "remove_stale_temps", "temp_name",
-           "write_atomic"]
+__all__ = ["PRIVATE_DIR", "PRIVATE_FILE", "atomic_file", "create_private_file", "fsync_dir",
+           "private_dir", "read_regular", "remove_stale_temps", "temp_name", "write_atomic"]
+
+#: The mode of a file holding secrets or personal data (stores, keys, cards, packets).
+PRIVATE_FILE = 0o600
+#: The mode of a directory holding such files (a node and everything in it).
+PRIVATE_DIR = 0o700
 
 #: ``.{name}.tmp-{pid}`` or ``.{name}.tmp-{pid}-{random}``: jukicore's temporary files
 #: (the Rust core's container writer uses the same form).
@@ -56,7 +61,9 @@ def _fail(action: str, path: Path | str, exc: OSError) -> FileError:
 
 def write_atomic(path: str | os.PathLike[str], data: bytes, *, mode: int = 0o644) -> None:
     """Write ``data`` to ``path`` so that it is either the old file or complete, even across
-    a crash or a full disk. ``mode`` applies to a new file (0600 for secrets)."""
+    a crash or a full disk. ``mode`` is the new file's (0600 for secrets): a mode with no
+    bits for the group and others is set exactly, whatever the umask; a wider one is
+    narrowed by the umask as usual."""
     with atomic_file(path, mode=mode) as f:
         f.write(data)
 
@@ -71,6 +78,12 @@ def atomic_file(path: str | os.PathLike[str], *, mode: int = 0o644) -> Iterator[
     tmp = temp_name(target)
     try:
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, mode)
+        if not mode & 0o077:
+            try:
+                os.fchmod(fd, mode)  # a private file stays private, whatever the umask
+            except BaseException:
+                os.close(fd)
+                raise
         with os.fdopen(fd, "wb") as f:
             yield f
             f.flush()
@@ -86,6 +99,43 @@ def atomic_file(path: str | os.PathLike[str], *, mode: int = 0o644) -> Iterator[
         _unlink_quietly(tmp)
         raise
     fsync_dir(target.parent, what=f"the directory of {target}")
+
+
+def private_dir(path: str | os.PathLike[str], *, parents: bool = False) -> Path:
+    """Make directory ``path`` (if missing) and give it mode 0700 (:data:`PRIVATE_DIR`)
+    whatever the umask: a node's directories hold keys, stores and packets. ``parents``:
+    make missing parents too (with the usual umask: they are not the node's)."""
+    p = Path(path)
+    try:
+        if parents:
+            p.parent.mkdir(parents=True, exist_ok=True)
+        with contextlib.suppress(FileExistsError):
+            os.mkdir(p, PRIVATE_DIR)
+        if not p.is_dir():  # (a link to a directory is used as the directory)
+            raise FileError(f"cannot use {p} as a directory: it is not one")
+        os.chmod(p, PRIVATE_DIR)
+    except FileError:
+        raise
+    except OSError as exc:
+        raise _fail("create the directory", p, exc) from exc
+    return p
+
+
+def create_private_file(path: str | os.PathLike[str]) -> bool:
+    """Create ``path`` empty with mode 0600 (:data:`PRIVATE_FILE`) whatever the umask,
+    unless it exists (then nothing changes; False). For files another library fills
+    (a SQLite database: SQLite gives its -wal and -shm files the database's mode)."""
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, PRIVATE_FILE)
+    except FileExistsError:
+        return False
+    except OSError as exc:
+        raise _fail("create", Path(path), exc) from exc
+    try:
+        os.fchmod(fd, PRIVATE_FILE)
+    finally:
+        os.close(fd)
+    return True
 
 
 def fsync_dir(path: str | os.PathLike[str], *, what: str | None = None) -> None:

@@ -66,7 +66,7 @@ def _center_packet(net: Network, n: int = 20, seed: int = 3) -> Path:
 
 def test_a_night_leaves_every_inbox_empty(tmp_path: Path) -> None:
     summary = run_night(tmp_path / "night", population=300, notifications=20, seed=2,
-                        password="pw")
+                        password="archive-night-pw")
     nodes = [Node.open(p) for p in (tmp_path / "night").iterdir() if (p / "node.json").exists()]
     assert len(nodes) == 3
     for node in nodes:

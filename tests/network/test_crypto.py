@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
+import json
 import os
 import stat
 import struct
@@ -364,7 +365,7 @@ def test_private_key_files_are_encrypted_and_password_checked(tmp_path: Path) ->
     path = tmp_path / "k.pem"
     save_private_key(keys.signing, path, "correct horse")
     text = path.read_text()
-    assert "ENCRYPTED PRIVATE KEY" in text
+    assert json.loads(text)["kdf"]["name"] == "scrypt"  # (docs/crypto.md "Key files")
     assert stat.S_IMODE(path.stat().st_mode) == 0o600
     loaded = load_private_key(path, b"correct horse")
     assert key_id(loaded.public_key()) == keys.signing_key_id

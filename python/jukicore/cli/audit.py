@@ -12,6 +12,7 @@ import click
 from jukicore.network.node import Node
 
 from ._common import emit_json, json_option
+from .audit_alerts import add_alerts_command
 from .node import password_option, read_password
 
 _NODE = click.argument("directory", type=click.Path(exists=True, file_okay=False,
@@ -154,3 +155,6 @@ def show(directory: Path, operator: str | None, actor: str | None, target: str |
     for r in rows:
         click.echo(f"{r['seq']:>8} {r['at']} {r['actor']} ({r['actor_kind']}) {r['action']}"
                    f" {r['target'] or '-'}" + (f" {r['detail']}" if r["detail"] else ""))
+
+
+add_alerts_command(audit)

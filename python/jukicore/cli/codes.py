@@ -136,7 +136,8 @@ def generate(n: int, registry_path: Path | None, unrecorded: bool, out: Path | N
 def check(source: Any, kind: str, as_json: bool) -> None:
     """Check identifiers, one a line, from SOURCE (a file, or - for standard input).
 
-    Exit code 0 when every line is a valid identifier, 1 otherwise.
+    Exit code 0 when every line is a valid identifier, 1 otherwise. A bad My Number is
+    shown by its last two characters only (with its line number).
     """
     rust_kind, width = _KINDS[kind]
     problems: list[dict[str, Any]] = []
@@ -170,6 +171,9 @@ def check(source: Any, kind: str, as_json: bool) -> None:
             if not ok:
                 problems.append({"line": i, "value": v, "reason": "wrong check digit"})
     problems.sort(key=lambda p: p["line"])
+    if rust_kind == "my_number":  # a My Number, valid or not, is never shown whole
+        for p in problems:
+            p["value"] = f"...{p['value'][-2:]}"
     if as_json:
         emit_json({"checked": checked, "invalid": len(problems), "problems": problems})
     else:

@@ -35,7 +35,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from jukicore import _jukicore
-from jukicore._files import read_regular, write_atomic
+from jukicore._files import PRIVATE_FILE, read_regular, write_atomic
 from jukicore.errors import (
     BadRow,
     CodeSpaceExhaustedError,
@@ -92,6 +92,22 @@ def _scalar_to_int(value: object, digits: int, what: str) -> int:
     return int(value)  # type: ignore[call-overload, no-any-return]
 
 
+def _private(path: str | os.PathLike[str]) -> None:
+    """Give a file the Rust core wrote mode 0600 (its writer follows the umask)."""
+    try:
+        os.chmod(path, PRIVATE_FILE)
+    except OSError as exc:
+        raise FileError(f"cannot set the mode of {os.fspath(path)}: {exc.strerror}") from exc
+
+
+def _shown(value: object, what: str) -> str:
+    """A value as an error message shows it: a My Number (valid or not) only by its last
+    two characters (a message may end up in a log or a rejected-row report)."""
+    if "My Number" in what:
+        return f"a value ending {str(value)[-2:]!r}"
+    return repr(value) if isinstance(value, str) else str(value)
+
+
 def _scalar_problem(value: object, digits: int, what: str) -> str | None:
     if value is None:
         return f"a {what} is missing (None)"
@@ -99,14 +115,15 @@ def _scalar_problem(value: object, digits: int, what: str) -> str | None:
         return f"a {what} must be an integer or a digit string, not a bool"
     if isinstance(value, str):
         if _DIGITS_RE[digits].fullmatch(value) is None:
-            return f"{value!r} is not a {what}: it must be exactly {digits} ASCII digits"
+            return (f"{_shown(value, what)} is not a {what}: it must be exactly {digits}"
+                    " ASCII digits")
         return None
     if isinstance(value, int | np.integer):
         v = int(value)
         if v < 0:
-            return f"{v} is negative; a {what} is {digits} digits"
+            return f"{_shown(v, what)} is negative; a {what} is {digits} digits"
         if v >= 10**digits:
-            return f"{v} has more than {digits} digits; not a {what}"
+            return f"{_shown(v, what)} has more than {digits} digits; not a {what}"
         return None
     return f"a {what} must be an integer or a digit string, not {type(value).__name__}"
 
@@ -138,7 +155,8 @@ def _from_numpy(arr: npt.NDArray[Any], digits: int, what: str) -> U64Array:
         if over.size:
             raise InvalidInputError(
                 f"malformed {what} column",
-                [BadRow(int(i), f"{int(out[i])} has more than {digits} digits") for i in over],
+                [BadRow(int(i), f"{_shown(int(out[i]), what)} has more than {digits} digits")
+                 for i in over],
             )
         return out
     if kind == "i":
@@ -148,9 +166,9 @@ def _from_numpy(arr: npt.NDArray[Any], digits: int, what: str) -> U64Array:
             rows = [
                 BadRow(
                     int(i),
-                    f"{int(wide[i])} is negative"
+                    f"{_shown(int(wide[i]), what)} is negative"
                     if wide[i] < 0
-                    else f"{int(wide[i])} has more than {digits} digits",
+                    else f"{_shown(int(wide[i]), what)} has more than {digits} digits",
                 )
                 for i in bad_idx
             ]
@@ -183,7 +201,8 @@ def _from_arrow(arr: pa.Array | pa.ChunkedArray, digits: int, what: str) -> U64A
         bad = pc.and_(pc.invert(ok), pc.is_valid(arr))
         bad_idx = np.flatnonzero(bad.to_numpy(zero_copy_only=False))
         rows = null_rows + [
-            BadRow(int(i), f"{arr[int(i)].as_py()!r} is not exactly {digits} ASCII digits")
+            BadRow(int(i), f"{_shown(arr[int(i)].as_py(), what)} is not exactly {digits}"
+                           " ASCII digits")
             for i in bad_idx
         ]
         if rows:
@@ -460,8 +479,9 @@ class CodeRegistry:
         return int(self._core.memory_bytes())
 
     def save(self, path: str | os.PathLike[str]) -> None:
-        """Write the registry atomically (versioned, SHA-256 checksummed)."""
+        """Write the registry atomically (versioned, SHA-256 checksummed; mode 0600)."""
         self._core.save(Path(path))  # an OSError arrives as a FileError naming the path
+        _private(path)
 
     @classmethod
     def load(cls, path: str | os.PathLike[str]) -> CodeRegistry:
@@ -631,7 +651,7 @@ class CodeBlock:
 
     def save(self, path: str | os.PathLike[str]) -> None:
         """Write the block atomically."""
-        write_atomic(path, self.to_bytes())
+        write_atomic(path, self.to_bytes(), mode=PRIVATE_FILE)
 
     @classmethod
     def load(cls, path: str | os.PathLike[str]) -> CodeBlock:
@@ -693,7 +713,7 @@ def _locked(path: Path) -> Iterator[None]:
             return
         lock_path = path.with_name(f".{path.name}.lock")
         try:
-            fd = os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o644)
+            fd = os.open(lock_path, os.O_RDWR | os.O_CREAT, PRIVATE_FILE)
         except OSError as exc:
             raise FileError(f"cannot lock {path}: {exc.strerror or exc}") from exc
         try:
@@ -722,7 +742,7 @@ def _write_intent(start: Path, op: str, target: Path, child: bytes, parent: byte
     meta = json.dumps({"op": op, "target": str(target)}).encode()
     intent = _intent_path(start)
     write_atomic(intent, _jukicore.container_pack(
-        _INTENT_KIND, _INTENT_VERSION, [meta, child, parent]))
+        _INTENT_KIND, _INTENT_VERSION, [meta, child, parent]), mode=PRIVATE_FILE)
     return intent
 
 
@@ -783,7 +803,7 @@ def complete_pending(path: str | os.PathLike[str]) -> bool:
         if op == "split":
             current = CodeBlock._load_raw(p)
             if np.intersect1d(current.codes, child.codes).size:  # parent not yet written
-                write_atomic(p, bytes(parent_b))
+                write_atomic(p, bytes(parent_b), mode=PRIVATE_FILE)
         elif op == "allocate":
             registry = CodeRegistry._load_raw(p) if p.exists() else CodeRegistry()
             if not registry.contains(child.codes).all():  # registry not yet written
@@ -799,7 +819,7 @@ def complete_pending(path: str | os.PathLike[str]) -> bool:
                     f"another block ({present.block_id}); its {len(child)} codes are in "
                     f"no block")
         else:
-            write_atomic(target, bytes(child_b))
+            write_atomic(target, bytes(child_b), mode=PRIVATE_FILE)
         _drop_intent(p)
         return True
 
@@ -819,7 +839,7 @@ def _run_step(start: Path, first_write: Callable[[], None], first_done: Callable
             _drop_intent(start)  # nothing happened
         raise
     try:
-        write_atomic(target, child_bytes)
+        write_atomic(target, child_bytes, mode=PRIVATE_FILE)
     except FileError as exc:
         raise FileError(
             f"{exc}; the step is recorded in {_intent_path(start)} and the next command "
@@ -953,8 +973,9 @@ class MyNumberIssuer:
         return int(self._core.memory_bytes())
 
     def save(self, path: str | os.PathLike[str]) -> None:
-        """Write the issuer's state (never the key) atomically."""
+        """Write the issuer's state (never the key) atomically (mode 0600)."""
         self._core.save(Path(path))  # an OSError arrives as a FileError naming the path
+        _private(path)
 
     @classmethod
     def load(cls, key: bytes, path: str | os.PathLike[str]) -> MyNumberIssuer:

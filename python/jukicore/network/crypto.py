@@ -35,12 +35,14 @@ import json
 import os
 import re
 import struct
+import threading
+from collections import OrderedDict
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
-from jukicore._files import read_regular, write_atomic
+from jukicore._files import private_dir, read_regular, write_atomic
 from jukicore.errors import (
     ConflictError,
     CorruptFileError,
@@ -179,24 +181,110 @@ def _password(password: str | bytes) -> bytes:
     return pw
 
 
+#: How private key files are wrapped (docs/crypto.md): scrypt (RFC 7914) with these
+#: parameters derives an AES-256-GCM key from the password. N = 2^15, r = 8 (32 MiB of
+#: memory per guess), p = 1: the parameters of the scrypt paper for interactive use.
+KEY_FILE_FORMAT = "jukicore-private-key"
+SCRYPT_N = 1 << 15
+SCRYPT_R = 8
+SCRYPT_P = 1
+#: The weakest and strongest parameters a key file may name (a file that asks for more
+#: memory than this is refused before any work: it could exhaust the machine).
+_SCRYPT_MIN_N, _SCRYPT_MAX_N = 1 << 14, 1 << 20
+_SCRYPT_MAX_R, _SCRYPT_MAX_P = 32, 16
+_SCRYPT_MAX_MEMORY = 1 << 30
+
+
+def _wrap_aad(n: int, r: int, p: int) -> bytes:
+    return f"{KEY_FILE_FORMAT}/v1\0scrypt n={n} r={r} p={p}\0aes-256-gcm".encode()
+
+
+#: Wrapping keys this process derived (or made), by a hash of their inputs: a process
+#: that opened a key file once (or wrote it) opens it again without paying scrypt again.
+#: It holds what the process holds anyway (the password, the keys); an offline guesser
+#: still pays the full cost per guess.
+_DERIVED: OrderedDict[bytes, bytes] = OrderedDict()
+_DERIVED_MAX = 256
+_DERIVED_LOCK = threading.Lock()
+
+
+def _scrypt(password: bytes, salt: bytes, n: int, r: int, p: int) -> bytes:
+    from cryptography.hazmat.primitives.kdf.scrypt import Scrypt
+
+    memo = hashlib.sha256(b"%d/%d/%d\0%d:" % (n, r, p, len(salt)) + salt + password).digest()
+    with _DERIVED_LOCK:
+        key = _DERIVED.get(memo)
+        if key is not None:
+            _DERIVED.move_to_end(memo)
+            return key
+    key = Scrypt(salt=salt, length=32, n=n, r=r, p=p).derive(password)
+    with _DERIVED_LOCK:
+        _DERIVED[memo] = key
+        while len(_DERIVED) > _DERIVED_MAX:
+            _DERIVED.popitem(last=False)
+    return key
+
+
 def save_private_key(
     key: Ed25519PrivateKey | X25519PrivateKey, path: str | os.PathLike[str], password: str | bytes
 ) -> None:
-    """Write a private key as password-protected PKCS#8 PEM (mode 0600, atomic)."""
+    """Write a private key wrapped under the password (scrypt, AES-256-GCM; the format in
+    docs/crypto.md), mode 0600 whatever the umask, atomically."""
     from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
-    pem = key.private_bytes(
-        serialization.Encoding.PEM,
-        serialization.PrivateFormat.PKCS8,
-        serialization.BestAvailableEncryption(_password(password)),
-    )
-    write_atomic(path, pem, mode=0o600)
+    der = key.private_bytes(serialization.Encoding.DER, serialization.PrivateFormat.PKCS8,
+                            serialization.NoEncryption())
+    salt, nonce = os.urandom(16), os.urandom(12)
+    wrapping = _scrypt(_password(password), salt, SCRYPT_N, SCRYPT_R, SCRYPT_P)
+    sealed = AESGCM(wrapping).encrypt(nonce, der, _wrap_aad(SCRYPT_N, SCRYPT_R, SCRYPT_P))
+    doc = {"format": KEY_FILE_FORMAT, "version": 1,
+           "kdf": {"name": "scrypt", "n": SCRYPT_N, "r": SCRYPT_R, "p": SCRYPT_P,
+                   "salt": base64.b64encode(salt).decode()},
+           "cipher": {"name": "aes-256-gcm", "nonce": base64.b64encode(nonce).decode()},
+           "key": base64.b64encode(sealed).decode()}
+    write_atomic(path, json.dumps(doc, indent=2).encode() + b"\n", mode=0o600)
+
+
+def _unwrap(p: Path, data: bytes, password: bytes) -> bytes:
+    """The PKCS#8 DER inside a key file of :data:`KEY_FILE_FORMAT`."""
+    from cryptography.exceptions import InvalidTag
+    from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+
+    try:
+        doc = json.loads(data)
+        if doc["format"] != KEY_FILE_FORMAT or doc["version"] != 1:
+            raise ValueError(f"unknown format {doc['format']!r} version {doc['version']!r}")
+        kdf, cipher = doc["kdf"], doc["cipher"]
+        if kdf["name"] != "scrypt" or cipher["name"] != "aes-256-gcm":
+            raise ValueError(f"unknown kdf {kdf['name']!r} or cipher {cipher['name']!r}")
+        n, r, par = kdf["n"], kdf["r"], kdf["p"]
+        if not all(type(v) is int for v in (n, r, par)):
+            raise ValueError("scrypt parameters must be integers")
+        if not (_SCRYPT_MIN_N <= n <= _SCRYPT_MAX_N and n & (n - 1) == 0
+                and 1 <= r <= _SCRYPT_MAX_R and 1 <= par <= _SCRYPT_MAX_P
+                and 128 * r * n <= _SCRYPT_MAX_MEMORY):
+            raise ValueError(f"scrypt parameters out of bounds (n={n} r={r} p={par})")
+        salt = base64.b64decode(kdf["salt"], validate=True)
+        nonce = base64.b64decode(cipher["nonce"], validate=True)
+        sealed = base64.b64decode(doc["key"], validate=True)
+        if len(salt) < 16 or len(nonce) != 12 or len(sealed) < 17:
+            raise ValueError("salt, nonce or key of the wrong size")
+    except (ValueError, KeyError, TypeError, RecursionError) as e:
+        raise CorruptFileError(f"{p} is not a readable private key file: {e}") from None
+    try:
+        return AESGCM(_scrypt(password, salt, n, r, par)).decrypt(
+            nonce, sealed, _wrap_aad(n, r, par))
+    except InvalidTag:
+        raise PermissionDeniedError(
+            f"wrong password for private key file {p} (or the file was altered)") from None
 
 
 def load_private_key(
     path: str | os.PathLike[str], password: str | bytes
 ) -> Ed25519PrivateKey | X25519PrivateKey:
-    """Read a private key written by :func:`save_private_key`.
+    """Read a private key written by :func:`save_private_key`, or an older key file
+    (password-protected PKCS#8 PEM, as jukicore wrote them before: still read).
 
     A wrong password raises :class:`PermissionDeniedError`; a damaged file or a
     key of another type raises :class:`CorruptFileError`.
@@ -208,9 +296,13 @@ def load_private_key(
     p = Path(path)
     if not os.path.lexists(p):
         raise NotFoundError(f"no private key file at {p}")
-    pem = read_regular(p, max_bytes=_MAX_SMALL_FILE)
+    data = read_regular(p, max_bytes=_MAX_SMALL_FILE)
     try:
-        key = serialization.load_pem_private_key(pem, password=_password(password))
+        if data.lstrip().startswith(b"-----BEGIN"):
+            key = serialization.load_pem_private_key(data, password=_password(password))
+        else:
+            key = serialization.load_der_private_key(_unwrap(p, data, _password(password)),
+                                                     password=None)
     except (ValueError, TypeError) as e:
         if "password" in str(e).lower() or "decrypt" in str(e).lower():
             raise PermissionDeniedError(f"wrong password for private key file {p}") from e
@@ -266,15 +358,15 @@ class NodeKeys:
         }
 
     def save(self, directory: str | os.PathLike[str], password: str | bytes) -> None:
-        """Write ``signing.pem``, ``encryption.pem`` (encrypted, 0600) and ``node.json``."""
-        d = Path(directory)
-        d.mkdir(parents=True, exist_ok=True)
+        """Write ``signing.pem``, ``encryption.pem`` (wrapped, 0600) and ``node.json`` (0600)
+        in ``directory`` (made 0700)."""
+        d = private_dir(directory, parents=True)
         pw = _password(password)
         save_private_key(self.signing, d / "signing.pem", pw)
         save_private_key(self.encryption, d / "encryption.pem", pw)
         meta = {"node_id": self.node_id, "signing_key_id": self.signing_key_id,
                 "encryption_key_id": self.encryption_key_id}
-        write_atomic(d / "node.json", json.dumps(meta, indent=2).encode() + b"\n")
+        write_atomic(d / "node.json", json.dumps(meta, indent=2).encode() + b"\n", mode=0o600)
 
     @classmethod
     def load(cls, directory: str | os.PathLike[str], password: str | bytes) -> NodeKeys:
@@ -581,9 +673,10 @@ class TrustStore:
         }
 
     def save(self, path: str | os.PathLike[str]) -> None:
-        """Write the store as JSON (atomically: a crash leaves the old file or the new one)."""
+        """Write the store as JSON (atomically: a crash leaves the old file or the new one;
+        mode 0600, as every file of a node)."""
         data = json.dumps(self.to_json(), indent=2, ensure_ascii=False).encode() + b"\n"
-        write_atomic(path, data)
+        write_atomic(path, data, mode=0o600)
 
     @classmethod
     def from_json(cls, doc: Any) -> TrustStore:

@@ -32,7 +32,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from jukicore._files import write_atomic
+from jukicore._files import PRIVATE_FILE, private_dir, write_atomic
 from jukicore.codes import CodeRegistry, allocate_block_file, split_block_file
 from jukicore.errors import JukiError
 from jukicore.identity import open_identity_store
@@ -60,7 +60,7 @@ def _deliver(packet: Path, to: Node) -> Path:
     t = time.perf_counter()
     target = to.inbox / packet.name
     data = packet.read_bytes()
-    write_atomic(target, data)
+    write_atomic(target, data, mode=PRIVATE_FILE)
     log.info("delivered %s to %s", packet.name, to.node_id,
              extra={"step": "deliver", "node": to.node_id, "packet": packet.name,
                     "packets": 1, "bytes": len(data), "seconds": time.perf_counter() - t})
@@ -151,12 +151,12 @@ def run_night(workdir: str | os.PathLike[str], *, population: int = 100_000,
     # can lose codes but never hand one out twice.
     with _step(times, "code blocks", packets=2) as f:
         needed = population + 2 * notifications + 1000
-        (center.path / "allocated").mkdir()
+        private_dir(center.path / "allocated")
         to_pref = allocate_block_file(center.path / "registry.bin", 2 * needed, pref_id,
                                           center.path / "allocated" / f"{pref_id}.block")
         _deliver(send_code_block(center, to_pref, password=password), pref)
         _apply_inbox(pref, password)
-        (pref.path / "split").mkdir()
+        private_dir(pref.path / "split")
         to_muni = split_block_file(pref.path / "blocks" / f"{to_pref.block_id}.block",
                                        needed, m.lg_code,
                                        pref.path / "split" / f"{m.lg_code}.block")

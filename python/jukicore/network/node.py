@@ -45,7 +45,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from jukicore._files import _alive, read_regular, remove_stale_temps, write_atomic
+from jukicore._files import (
+    PRIVATE_FILE,
+    _alive,
+    private_dir,
+    read_regular,
+    remove_stale_temps,
+    write_atomic,
+)
 from jukicore.codes import is_valid_lg_code
 from jukicore.errors import (
     ConflictError,
@@ -108,6 +115,27 @@ def check_relation(kind: str, sender: str, recipient: str) -> None:
     if not allowed(kind, sender, recipient):
         raise MisaddressedPacketError(
             f"packet refused: no {kind} relation from {sender} to {recipient}")
+
+
+#: The fewest characters a new node's password may have.
+MIN_PASSWORD_LENGTH = 12
+
+
+def check_password_policy(password: str | bytes) -> None:
+    """Refuse a password too weak to protect a node's keys (fewer than
+    :data:`MIN_PASSWORD_LENGTH` characters) with an :class:`InvalidInputError` that never
+    shows the password."""
+    if isinstance(password, bytes):
+        try:
+            n = len(password.decode())
+        except UnicodeDecodeError:
+            n = len(password)
+    else:
+        n = len(password)
+    if n < MIN_PASSWORD_LENGTH:
+        raise InvalidInputError(
+            f"the node password is too short: a node's keys need a password of at least"
+            f" {MIN_PASSWORD_LENGTH} characters (the password itself is not shown)")
 
 
 def _password(password: str | bytes | None) -> str | bytes:
@@ -201,8 +229,8 @@ class Node:
         d = self.path / "locks"
         target = d / f"{name}.lock"
         try:
-            d.mkdir(exist_ok=True)
-            fd = os.open(target, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW, 0o644)
+            private_dir(d)
+            fd = os.open(target, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW, PRIVATE_FILE)
         except OSError as exc:
             raise _os_error("lock", target, exc) from None
         try:
@@ -288,7 +316,8 @@ def _new_generation(path: Path, node_id: str, n: int, password: str | bytes,
     when = (valid_from or dt.datetime.now(dt.UTC)).astimezone(dt.UTC)
     try:
         keys.save(tmp, password)
-        write_atomic(tmp / "valid_from", json.dumps(when.isoformat()).encode())
+        write_atomic(tmp / "valid_from", json.dumps(when.isoformat()).encode(),
+                     mode=PRIVATE_FILE)
         os.rename(tmp, d)
     except OSError as exc:
         shutil.rmtree(tmp, ignore_errors=True)
@@ -348,6 +377,7 @@ def _init(p: Path, node_id: str, store: str | None, password: str | bytes | None
     if (p / "node.json").exists():
         raise ConflictError(f"{p} is a node already")
     pw = _password(password)
+    check_password_policy(pw)
     existed = p.is_dir()
     try:
         before = set(os.listdir(p)) if existed else set()
@@ -355,9 +385,10 @@ def _init(p: Path, node_id: str, store: str | None, password: str | bytes | None
         raise _os_error("list", p, exc) from None
     try:
         try:
-            p.mkdir(parents=True, exist_ok=True)
+            # the node and its directories: 0700 whatever the umask (keys, store, packets)
+            private_dir(p, parents=True)
             for sub in ("keys", "outbox", "inbox"):
-                (p / sub).mkdir(exist_ok=True)
+                private_dir(p / sub)
         except OSError as exc:
             raise _os_error("create the node directory", p, exc) from None
         _new_generation(p, node_id, 1, pw, None)
@@ -367,7 +398,8 @@ def _init(p: Path, node_id: str, store: str | None, password: str | bytes | None
             make_store(n)
         doc = {"node_id": node_id, "role": role, "store": n.store,
                "created_at": dt.datetime.now(dt.UTC).isoformat()}
-        write_atomic(p / "node.json", (json.dumps(doc, indent=2) + "\n").encode())
+        write_atomic(p / "node.json", (json.dumps(doc, indent=2) + "\n").encode(),
+                     mode=PRIVATE_FILE)
     except BaseException:
         _remove_made(p, existed, before)
         raise

@@ -70,7 +70,7 @@ from typing import Any
 
 import pyarrow as pa
 
-from jukicore._files import fsync_dir, write_atomic
+from jukicore._files import PRIVATE_DIR, PRIVATE_FILE, fsync_dir, private_dir, write_atomic
 from jukicore._threads import one_ahead
 from jukicore.audit.chain import accept_peer_checkpoint, packet_field
 from jukicore.audit.chain import checkpoint_target as audit_checkpoint
@@ -199,7 +199,7 @@ def export_changes(node: Node, recipient: str, *, password: str | bytes | None =
         log.info("sealed %d entries for %s (%d bytes)", table.num_rows, recipient, len(data),
                  extra={**fields, "step": "seal", "bytes": len(data),
                         "seconds": time.perf_counter() - t1})
-        write_atomic(target, data)
+        write_atomic(target, data, mode=PRIVATE_FILE)
         reg.log_sync_packet(packet.header.packet_id.hex(), "out", recipient,
                             "identity-changes", first, last, actor=actor)
     log.info("exported entries %d-%d to %s: %s", first, last, recipient, target.name,
@@ -441,7 +441,7 @@ def _write_ack(node: Node, keys: NodeKeys, municipality: str, acked: int,
     packet = Packet.build(kind="ack", table=ack, sender=keys, recipient=municipality,
                           trust_store=node.trust(), seq_first=acked, seq_last=acked)
     target = node.outbox / packet_name(node.node_id, municipality, "ack", acked, acked)
-    write_atomic(target, packet.to_bytes())
+    write_atomic(target, packet.to_bytes(), mode=PRIVATE_FILE)
     return target
 
 
@@ -488,9 +488,11 @@ def _stamp(path: Path) -> tuple[int, ...] | None:
 
 
 def _real_dir(path: Path) -> None:
-    """Create ``path`` (a directory, never a link) and make its entry durable."""
+    """Create ``path`` (a directory, never a link; 0700 whatever the umask: it holds
+    packets) and make its entry durable."""
     try:
-        os.mkdir(path, 0o755)
+        os.mkdir(path, PRIVATE_DIR)
+        os.chmod(path, PRIVATE_DIR)
     except FileExistsError:
         st = os.lstat(path)
         if not stat.S_ISDIR(st.st_mode):
@@ -611,7 +613,7 @@ def send_code_block(node: Node, block: CodeBlock, *, password: str | bytes | Non
                           recipient=block.holder, trust_store=node.trust(), seq_first=seq,
                           seq_last=seq)
     target = node.outbox / f"{node.node_id}-{block.holder}-code-block-{block.block_id}.jkp"
-    write_atomic(target, packet.to_bytes())
+    write_atomic(target, packet.to_bytes(), mode=PRIVATE_FILE)
     return target
 
 
@@ -643,7 +645,7 @@ def _apply_block(node: Node, path: Path, h: PacketHeader, table: pa.Table) -> Ap
             if store.code_block_recorded(block):
                 return ApplyOutcome(path, h.kind, h.sender, "already-applied", detail)
             target = node.path / "blocks" / f"{block.block_id}.block"
-            target.parent.mkdir(exist_ok=True)
+            private_dir(target.parent)
             written = not target.exists()
             if written:
                 block.save(target)

@@ -477,11 +477,12 @@ def _check_my_number(b: Batch, number: int, code: int | None,
     person: the same record, or a record holding the same resident code).
     """
     if not valid_my_number(number):
-        raise invalid(f"{fmt_code(number, 12)} is not a valid My Number (check digit)",
-                      "my_number")
+        # a My Number (valid or not) never appears whole in a message or a report
+        raise invalid(f"the My Number ending {number % 100:02d} is not valid (check"
+                      " digit)", "my_number")
     if b.my_number_replaced(number):
-        raise conflict(f"My Number {fmt_code(number, 12)} was replaced: it is never recorded"
-                       " again", "my_number")
+        raise conflict(f"the My Number ending {number % 100:02d} was replaced: it is"
+                       " never recorded again", "my_number")
     if any(pid != person_id and rc != code for pid, rc in b.my_number_holders(number)):
         raise conflict("this My Number belongs to another person", "my_number")
 

@@ -57,6 +57,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 
+from jukicore._files import create_private_file
 from jukicore._threads import one_ahead
 from jukicore.errors import (
     ConflictError,
@@ -76,6 +77,15 @@ _PG_LOCK_KEY = 5_810_001  # advisory lock serializing writers of one register
 def utcnow() -> dt.datetime:
     """The current time, UTC (every stored timestamp is UTC)."""
     return dt.datetime.now(dt.UTC)
+
+
+def redact_uri(target: str) -> str:
+    """``target`` as messages and logs show it: a URI's password replaced by ``***``
+    (``postgresql://user:***@host/db``); a query string's ``password=`` too."""
+    import re
+
+    t = re.sub(r"^([A-Za-z][A-Za-z0-9+.-]*://[^/@:]*):[^/@]*@", r"\1:***@", target)
+    return re.sub(r"(?i)([?&]password=)[^&]*", r"\1***", t)
 
 
 def installed_version(s: Session, version_table: str) -> int | None:
@@ -134,7 +144,8 @@ def create_store(target: str | Path, kind: StoreKind, meta: Sequence[tuple[str, 
     try:
         with backend.session() as s:
             if installed_version(s, kind.version_table) is not None:
-                raise ConflictError(f"{backend.target} already holds a {kind.what}")
+                raise ConflictError(f"{redact_uri(backend.target)} already holds a"
+                                    f" {kind.what}")
             migrate(s, kind.version_table, kind.migrations, 0, described=kind.described)
             s.executemany("INSERT INTO meta (key, value) VALUES (?, ?)", list(meta))
             init(s)
@@ -154,7 +165,8 @@ def open_store(target: str | Path, kind: StoreKind) -> Backend:
         with backend.session(write=False) as s:
             version = installed_version(s, kind.version_table)
         if version is None:
-            raise NotFoundError(f"{backend.target} holds no {kind.what}{kind.not_found_hint}")
+            raise NotFoundError(f"{redact_uri(backend.target)} holds no"
+                                f" {kind.what}{kind.not_found_hint}")
         if version > kind.version:
             raise SchemaVersionError(
                 f"the {kind.what}'s schema is version {version}; this jukicore knows up to "
@@ -612,6 +624,12 @@ class SqliteBackend(Backend):
         if not create and self.path != ":memory:" and not Path(self.path).is_file():
             raise NotFoundError(f"no store at {self.path!r}: the file does not exist "
                                 "(create it first; opening never creates one)")
+        if create and self.path != ":memory:":
+            # a new store is private (0600) whatever the umask; SQLite gives the -wal and
+            # -shm files it makes beside it the database file's mode. A path it cannot
+            # create SQLite reports below, as it always did.
+            with suppress(OSError):
+                create_private_file(self.path)
         # shared with every other backend of this file in this process (see _SqliteFile)
         key = _file_key(self.path) if self.path != ":memory:" else f":memory:{id(self)}"
         self._key = key

@@ -422,7 +422,7 @@ def backup_node(node_dir: str | os.PathLike[str], out: str | os.PathLike[str]
             version, digest = _pg_snapshot(target, store_file, kind)
         files, dirs, left_out = _node_files(node, skip)
         members: list[dict[str, Any]] = []
-        with atomic_file(out) as f, tarfile.open(fileobj=f, mode="w",
+        with atomic_file(out, mode=0o600) as f, tarfile.open(fileobj=f, mode="w",
                                                   format=tarfile.PAX_FORMAT) as tar:
             entry = _add_file(tar, store_member, store_file)
             assert entry is not None
@@ -617,7 +617,8 @@ def _copy_member(tar: tarfile.TarFile, name: str, dest: Path, mode: int) -> None
     src = tar.extractfile(member)
     assert src is not None
     try:
-        fd = os.open(dest, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, mode & 0o777)
+        fd = os.open(dest, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, mode & 0o700)
+        os.fchmod(fd, mode & 0o700)  # the owner's bits only, whatever the umask
         with os.fdopen(fd, "wb") as f:
             shutil.copyfileobj(src, f, 1 << 20)
             f.flush()
@@ -739,7 +740,8 @@ def restore_node(archive: str | os.PathLike[str], node_dir: str | os.PathLike[st
             parent.mkdir(parents=True, exist_ok=True)
             _remove_stale_staging(parent, dest.name)
             staging = parent / f".{dest.name}.restore-{os.getpid()}-{os.urandom(4).hex()}"
-            staging.mkdir(0o755)
+            staging.mkdir(0o700)  # a node's directories are private (docs/crypto.md)
+            os.chmod(staging, 0o700)
         except OSError as exc:
             raise _fail("write into", parent, exc) from None
         old: Path | None = None
@@ -755,7 +757,8 @@ def restore_node(archive: str | os.PathLike[str], node_dir: str | os.PathLike[st
                 out.parent.mkdir(parents=True, exist_ok=True)
                 if rel == "node.json" and store is not None:
                     node_doc["store"] = store
-                    write_atomic(out, (json.dumps(node_doc, indent=2) + "\n").encode())
+                    write_atomic(out, (json.dumps(node_doc, indent=2) + "\n").encode(),
+                                 mode=0o600)
                 else:
                     _copy_member(tar, name, out, m["mode"])
             migrated = info["schema_version"] != current
@@ -801,7 +804,9 @@ def restore_node(archive: str | os.PathLike[str], node_dir: str | os.PathLike[st
                 if not migrated and digest != info["content_digest"]:
                     raise CorruptFileError(f"{a}: the restored store's content digest "
                                            "differs from the one at backup time")
-            # -- swap the directory into place
+            # -- swap the directory into place (every directory of the node private)
+            for d_path, _, _ in os.walk(staging):
+                os.chmod(d_path, 0o700)
             fsync_dir(staging)
             if os.path.lexists(dest):
                 old = parent / f".{dest.name}.replaced-{os.getpid()}-{os.urandom(4).hex()}"
