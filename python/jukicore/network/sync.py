@@ -76,6 +76,7 @@ from jukicore.audit.chain import accept_peer_checkpoint, packet_field
 from jukicore.audit.chain import checkpoint_target as audit_checkpoint
 from jukicore.codes import CodeBlock, lg_code_check_digit
 from jukicore.errors import (
+    AuditCheckpointError,
     ConflictError,
     CorruptFileError,
     FileError,
@@ -400,11 +401,6 @@ def _apply_changes(node: Node, path: Path, h: PacketHeader, table: pa.Table,
                    keys: NodeKeys) -> ApplyOutcome:
     pid = h.packet_id.hex()
     gap: PacketSequenceError | None = None
-    if h.audit is not None:
-        # the sender's audit checkpoint: signed by it, consistent with the last one kept
-        # (refused and audited otherwise: AuditCheckpointError)
-        accept_peer_checkpoint(node.store_target(), node.node_id, h.sender, h.audit,
-                               [k.signing_public for k in node.trust().keys(h.sender)])
     with open_identity_store(node.store_target()) as store:
         try:
             result = store.apply_changes(sender=h.sender, packet_id=pid, first_seq=h.seq_first,
@@ -430,6 +426,19 @@ def _apply_changes(node: Node, path: Path, h: PacketHeader, table: pa.Table,
         raise PacketSequenceError(f"{gap}; answered with a rewind acknowledgement of entry "
                                   f"{acked} ({reply.name}): the sender sends the entries "
                                   "after it again") from None
+    if h.audit is not None:
+        # The sender's audit checkpoint: signed by it and consistent with the last one kept
+        # from it. One that is not (the municipality's log was rewritten or truncated) is
+        # refused, kept out, audited (audit.checkpoint_refused) and reported; the entries
+        # still apply: nothing may stop the night's synchronization (docs/audit.md).
+        try:
+            accept_peer_checkpoint(node.store_target(), node.node_id, h.sender, h.audit,
+                                   [k.signing_public for k in node.trust().keys(h.sender)])
+        except AuditCheckpointError as exc:
+            log.warning("%s: %s", node.node_id, exc,
+                        extra={"step": "audit-checkpoint", "node": node.node_id,
+                               "sender": h.sender, "status": "refused"})
+            detail = {**detail, "audit_checkpoint_refused": str(exc)}
     reply = _write_ack(node, keys, h.sender, acked, pid)
     return ApplyOutcome(path, h.kind, h.sender, status, detail, reply)
 

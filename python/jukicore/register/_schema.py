@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import pyarrow as pa
 
-from jukicore.audit.chain import CHECKPOINT_TABLE, STATE_TABLE
 from jukicore.audit.chain import migration_v6 as _audit_v6
 from jukicore.identity.items import IDENTITY_COLUMNS
 from jukicore.store.schema import Column, Ddl, Index, Migration, Table
@@ -200,8 +199,7 @@ def _current(t: Table) -> Table:
 
 
 #: Every table of the current schema.
-TABLES: tuple[Table, ...] = (*(_current(t) for t in V1_TABLES), *SYNC_TABLES, STATE_TABLE,
-                             CHECKPOINT_TABLE)
+TABLES: tuple[Table, ...] = tuple(_current(t) for t in V1_TABLES) + SYNC_TABLES
 
 TABLE_BY_NAME: dict[str, Table] = {t.name: t for t in TABLES}
 
