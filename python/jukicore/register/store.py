@@ -837,11 +837,9 @@ def _purge_people(s: Session, pids: list[int], today: dt.date) -> None:
         return
     cs = sorted(codes)
     cm = ", ".join("?" * len(cs))
-    text = [str(c).zfill(11) for c in cs]
     s.execute(f"DELETE FROM outbox WHERE resident_code IN ({cm})"
               f" OR previous_resident_code IN ({cm})", (*cs, *cs))
     s.execute(f"DELETE FROM notifications WHERE resident_code IN ({cm})", cs)
-    s.execute(f"UPDATE audit SET target = NULL WHERE target IN ({cm})", text)
     retired = {int(r[0]) for r in s.query(
         f"SELECT code FROM retired_codes WHERE code IN ({cm})", cs)}
     s.executemany("INSERT INTO retired_codes (code, person_id, retired_on, notification_id)"
