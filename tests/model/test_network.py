@@ -98,7 +98,9 @@ def _admin(m: str) -> Actor:
 
 
 def _clerk(m: str) -> Actor:
-    return Actor.operator("clerk", m, "clerk")
+    # the model replays counter days at any hour: under a supervisor's override (audited)
+    return Actor.operator("clerk", m, "clerk").with_override(
+        Actor.operator("supervisor", m, "supervisor"), "test: counter days replayed")
 
 
 def _cs(m: str) -> Actor:

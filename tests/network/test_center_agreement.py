@@ -34,7 +34,9 @@ ITEMS = ("family_name", "given_name", "birth_date", "sex", "address", "status")
 
 
 def _clerk(lg: str) -> Actor:
-    return Actor.operator("clerk", lg, "clerk")
+    # counter days replayed at any hour: under a supervisor's override (audited)
+    return Actor.operator("clerk", lg, "clerk").with_override(
+        Actor.operator("supervisor", lg, "supervisor"), "test: counter days replayed")
 
 
 def _second_municipality(root: Path) -> Node:

@@ -53,7 +53,9 @@ PASSWORD = "correct horse battery staple"
 MUNI, PREF = "131041", "130001"
 DAY = dt.date(2024, 6, 3)
 ADMIN = Actor.operator("admin", MUNI, "admin")
-CLERK = Actor.operator("clerk", MUNI, "clerk")
+# counter days replayed at any hour: under a supervisor's override (audited)
+CLERK = Actor.operator("clerk", MUNI, "clerk").with_override(
+    Actor.operator("supervisor", MUNI, "supervisor"), "test: counter days replayed")
 CS = Actor.node(MUNI, MUNI, "cs")
 
 
@@ -312,7 +314,8 @@ sys.path.insert(0, {str(Path(__file__).parent)!r})
 from jukicore.register import Actor, open_register
 from jukicore.synth.day import generate_day
 admin = Actor.operator("admin", "{MUNI}", "admin")
-clerk = Actor.operator("clerk", "{MUNI}", "clerk")
+clerk = Actor.operator("clerk", "{MUNI}", "clerk").with_override(
+    Actor.operator("supervisor", "{MUNI}", "supervisor"), "test: counter days replayed")
 with open({str(log)!r}, "w") as out, open_register({net.muni.store_target()!r}) as reg:
     out.write(reg.content_digest() + "\\n"); out.flush()
     for i in range(12):

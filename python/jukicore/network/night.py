@@ -151,8 +151,12 @@ def run_night(workdir: str | os.PathLike[str], *, population: int = 100_000,
                      if progress else None)
         with _step(times, "notifications", node=muni.node_id) as f:
             events = generate_day(reg, actor=admin, day=day, n=notifications, seed=seed)
-            report = reg.apply(events, actor=Actor.operator("counter-1", m.lg_code, "clerk"),
-                               today=day)
+            # the day's counter work, replayed now: a clerk outside working hours acts
+            # under a supervisor's override (audited as access.override)
+            counter = Actor.operator("counter-1", m.lg_code, "clerk").with_override(
+                Actor.operator("demo-supervisor", m.lg_code, "supervisor"),
+                "demo: a counter day replayed by the night simulation")
+            report = reg.apply(events, actor=counter, today=day)
             kinds = {k["values"]: k["counts"]
                      for k in events.column("kind").value_counts().to_pylist()}
             f.update(rows=events.num_rows, **report.summary())

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import pyarrow as pa
 
+from jukicore.access.policy import migration_statements as policy_migration
 from jukicore.identity.items import IDENTITY_COLUMNS
 from jukicore.store.schema import Column, Ddl, Index, Migration, Table
 
@@ -251,6 +252,8 @@ MIGRATIONS: tuple[Migration, ...] = (
     Migration(5, "digest of each applied notification (a reused id with other content is a"
               " conflict)",
               lambda ddl: [ddl.add_column("notifications", Column("digest", "text"))]),
+    Migration(6, "the access policy's configuration (working hours, read quotas) and the"
+              " audit's index by actor, action and time", policy_migration),
 )
 
 SCHEMA_VERSION = MIGRATIONS[-1].version
