@@ -937,7 +937,7 @@ class NetworkMachine(RuleBasedStateMachine):
         expected = self.model.expected_store(node_id)
         target = self.nodes[node_id].store_target()
         with open_identity_store(target) as store:
-            cur = store.current().to_pylist()
+            cur = store.current(actor=store.node_id).to_pylist()
         actual = {int(r["resident_code"]): (
             r["family_name"], r["given_name"], r["birth_date"], r["sex"], r["address"],
             r["status"], r["change_date"], r["change_reason"], r["lg_code"]) for r in cur}

@@ -705,11 +705,11 @@ def test_identity_store_skips_only_equal_entries(tmp_path: Path, stores: Stores)
     assert n >= 4
     with open_identity_store(net.center.store_target()) as st:
         st.apply_changes(sender=MUNI, packet_id="p1", first_seq=1, last_seq=n - 2,
-                         changes=table.slice(0, n - 2), actor="t")
+                         changes=table.slice(0, n - 2), actor=st.node_id)
         held = st.content_digest()
         # the same entries again, with two new ones: the new ones apply
         res = st.apply_changes(sender=MUNI, packet_id="p2", first_seq=1, last_seq=n,
-                               changes=table, actor="t")
+                               changes=table, actor=st.node_id)
         assert (res.applied, res.skipped) == (2, n - 2)
         after = st.content_digest()
         assert after != held
@@ -721,11 +721,11 @@ def test_identity_store_skips_only_equal_entries(tmp_path: Path, stores: Stores)
                                       schema=IDENTITY_SCHEMA)
         with pytest.raises(ConflictError, match="reused sequence numbers") as err:
             st.apply_changes(sender=MUNI, packet_id="p3", first_seq=1, last_seq=n + 1,
-                             changes=longer, actor="t")
+                             changes=longer, actor=st.node_id)
         assert [(r.row, r.column) for r in err.value.rows] == [(1, "family_name")]
         with pytest.raises(ConflictError):  # wholly within what is held: refused too
             st.apply_changes(sender=MUNI, packet_id="p4", first_seq=1, last_seq=n,
-                             changes=other, actor="t")
+                             changes=other, actor=st.node_id)
         assert st.content_digest() == after
 
 

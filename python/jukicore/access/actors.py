@@ -98,7 +98,8 @@ POLICY: dict[tuple[str, str, str], frozenset[str]] = {
     (CENTER, "operator", "clerk"): frozenset({ID_READ}),
     (CENTER, "operator", "supervisor"): frozenset({ID_READ, ID_REVIEW, ID_EXPORT}),
     (CENTER, "operator", "admin"): (IDENTITY_PERMISSIONS - {ID_RECEIVE_CODES}) | {CONFIGURE},
-    (CENTER, "node", "server"): _UPPER_SERVER,
+    # (the center's server may record a code block it received back, as a prefecture does)
+    (CENTER, "node", "server"): _UPPER_SERVER | {ID_RECEIVE_CODES},
     (CENTER, "agency", "query"): frozenset({ID_READ}),
 }
 
