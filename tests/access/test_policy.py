@@ -33,7 +33,7 @@ from jukicore.register import Register, create_register
 from jukicore.store.backend import content_digest
 
 sys.path.insert(0, str(Path(__file__).parent.parent / "register"))
-from regkit import LG, MUNI, PREF, make_block, tiny_municipality  # noqa: E402
+from regkit import LG, MUNI, PREF, make_block, tiny_municipality
 
 OTHER = "011002"  # 札幌市
 ADMIN = Actor.operator("admin", LG, "admin")
