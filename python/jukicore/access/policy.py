@@ -70,9 +70,10 @@ DENIED = "access.denied"  #: audit action of a refused action
 OVERRIDE = "access.override"  #: audit action of a supervisor's out-of-hours override
 CONFIGURED = "policy.configure"  #: audit action of a change of the configuration
 
-#: Audit actions that record access (who read, who was refused), not a change: stores'
-#: content digests leave them out.
-ACCESS_ACTIONS: frozenset[str] = frozenset({"register.read", "identity.read", DENIED})
+#: Audit actions that record access (who read, who was refused, who acted under an
+#: override), not a change: stores' content digests leave them out.
+ACCESS_ACTIONS: frozenset[str] = frozenset({"register.read", "identity.read", DENIED,
+                                            OVERRIDE})
 
 #: Read permissions whose audit entries the daily quota counts.
 READ_PERMISSIONS = frozenset({READ, ID_READ})
