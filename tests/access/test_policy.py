@@ -218,6 +218,8 @@ def test_daily_read_quota(reg: Register) -> None:
         reg.resident(code, actor=CLERK)
     with pytest.raises(PermissionDeniedError, match="quota"):
         reg.residents(actor=CLERK)
+    with pytest.raises(PermissionDeniedError, match="quota"):  # a chosen day resets nothing
+        reg.resident(code, actor=CLERK, now=dt.datetime(2030, 1, 7, 10, tzinfo=JST))
     assert _digest(reg) == before
     reads = [e for e in _audit(reg) if e["action"] == "register.read"
              and e["actor"] == str(CLERK)]

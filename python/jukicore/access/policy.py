@@ -288,17 +288,18 @@ class Gate:
         known): what the transaction did is rolled back and the denial audited."""
         raise _Denied(reason)
 
-    def charge(self, s: Session, actor: Actor, permission: str, records: int,
-               now: dt.datetime | None = None) -> None:
+    def charge(self, s: Session, actor: Actor, permission: str, records: int) -> None:
         """Refuse (:meth:`deny`) a whole-table read of ``records`` records that would take
         ``actor`` past today's quota."""
-        left = self.quota_left(s, actor, permission, now)
+        left = self.quota_left(s, actor, permission)
         if left is not None and records > left:
             self.deny(f"daily read quota: {records} records asked, {max(left, 0)} left today")
 
-    def quota_left(self, s: Session, actor: Actor, permission: str,
-                   now: dt.datetime | None = None) -> int | None:
-        """Record reads ``actor`` has left today for ``permission`` (None: no quota)."""
+    def quota_left(self, s: Session, actor: Actor, permission: str) -> int | None:
+        """Record reads ``actor`` has left today for ``permission`` (None: no quota).
+
+        Today is the clock's (Japanese) day, not a ``now`` given to a check: the entries
+        counted carry the clock's time, and a chosen ``now`` must not reset the count."""
         if actor.kind != "operator" or permission not in READ_PERMISSIONS:
             return None
         cfg = self._settings(s)
@@ -307,11 +308,10 @@ class Gate:
         if not limits or any(q is None for q in limits):
             return None
         limit = max(q for q in limits if q is not None)
-        return limit - self._reads_today(s, actor, permission, now or utcnow())
+        return limit - self._reads_today(s, actor, permission)
 
-    def _reads_today(self, s: Session, actor: Actor, permission: str,
-                     now: dt.datetime) -> int:
-        day = _japan(now).date()
+    def _reads_today(self, s: Session, actor: Actor, permission: str) -> int:
+        day = _japan(utcnow()).date()
         start = dt.datetime.combine(day, dt.time(), JST)
         params = (str(actor), permission, s.ts(start), s.ts(start + dt.timedelta(days=1)))
         where = "actor = ? AND action = ? AND at >= ? AND at < ?"
@@ -339,9 +339,9 @@ class Gate:
         else:
             reason = outside[0] if outside else "no role grants it"
             self._override(s, actor, permission, reason)
-        left = self.quota_left(s, actor, permission, moment)
+        left = self.quota_left(s, actor, permission)
         if left is not None and left <= 0:
-            raise _Denied(f"daily read quota used up ({_japan(moment).date().isoformat()})")
+            raise _Denied("daily read quota used up for today")
 
     def _override(self, s: Session, actor: Actor, permission: str, reason: str) -> None:
         ov = actor.override

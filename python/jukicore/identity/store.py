@@ -338,7 +338,7 @@ class IdentityStore:
             audit.write_many(s, [audit.entry(s, actor, "identity.read", f"{c:011d}", detail)
                                  for c in codes])
         else:
-            self.policy.charge(s, actor, permission, n or 0, now)
+            self.policy.charge(s, actor, permission, n or 0)
             audit.write(s, actor, "identity.read", None, read_detail(what, n or 0, purpose))
 
     def close(self) -> None:

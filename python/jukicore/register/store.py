@@ -311,7 +311,7 @@ class Register(SyncState):
                     now: dt.datetime | None, permission: str = perm.READ) -> None:
         """A whole-table read of ``n`` records: within the quota, and one entry with the
         count (target null)."""
-        self.policy.charge(s, actor, permission, n, now)
+        self.policy.charge(s, actor, permission, n)
         audit.write(s, actor, "register.read", None, read_detail(what, n, purpose))
 
     # -- resident codes ----------------------------------------------------------------------
