@@ -239,6 +239,8 @@ UPPER_COLUMNS = frozenset({
     "block_id", "holder", "parent_id", "codes", "digest", "sender", "received_at",
     # the one audit table of every store (jukicore.audit): who acted as what
     "actor_kind", "notification_id",
+    # the access policy's configuration (jukicore.access.policy): who changed what when
+    "changed_at", "changed_by",
 })
 
 
