@@ -99,7 +99,7 @@ def test_latest_change_wins_whatever_the_arrival_order(store: IdentityStore) -> 
                                        change_reason="move_out")])
     row = store.current(actor=store.node_id).to_pylist()[0]
     assert (row["lg_code"], row["status"], row["address"]) == (MUNI_B, "resident", "新宿区")
-    hist = store.history(int(_codes[moved])).to_pylist()
+    hist = store.history(int(_codes[moved]), actor=store.node_id).to_pylist()
     assert [h["change_reason"] for h in hist] == ["move_out", "move_in"]
 
 
@@ -109,7 +109,7 @@ def test_code_change_retires_the_old_code(store: IdentityStore) -> None:
                                        change_reason="code_change")])
     codes = [r["resident_code"] for r in store.current(actor=store.node_id).to_pylist()]
     assert codes == [int(_codes[21])]
-    assert len(store.history(int(_codes[20]))) == 2
+    assert len(store.history(int(_codes[20]), actor=store.node_id)) == 2
 
 
 def test_open_and_errors(db_target: str) -> None:
@@ -181,7 +181,8 @@ def test_version_1_store_is_migrated_and_keeps_its_content(
             (int(_codes[31]), int(_codes[32]), MUNI_A)]
         assert [r["resident_code"] for r in st.current(actor=st.node_id).to_pylist()] == sorted(
             [int(_codes[30]), int(_codes[32])])
-        assert [h["seq"] for h in st.history(int(_codes[31])).to_pylist()] == [2, 3]
+        hist = st.history(int(_codes[31]), actor=st.node_id).to_pylist()
+        assert [h["seq"] for h in hist] == [2, 3]
         # The migrated store applies the next entry, and still refuses a replay.
         apply(st, MUNI_A, "p2", [change(4, 33)])
         assert st.count() == 3 and st.last_seq(MUNI_A) == 4
@@ -248,4 +249,4 @@ def test_batch_of_new_codes_with_one_already_present(store: IdentityStore) -> No
     # recorded later): it is what the municipality's register holds now.
     assert names[int(_codes[3])] == "older"
     assert names[int(_codes[150])] == "花子150"
-    assert len(store.history(int(_codes[3]))) == 2
+    assert len(store.history(int(_codes[3]), actor=store.node_id)) == 2

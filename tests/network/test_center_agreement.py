@@ -185,7 +185,8 @@ def test_an_entry_breaking_a_rule_never_stops_the_sync(tmp_path: Path,
             [(6, "teleport")]
         assert "change_reason" in r[0]["problem"]
         assert st.count() == last - 1 and st.last_seq(net.muni.node_id) == last
-        assert st.history(json.loads(r[0]["entry"])["resident_code"]).num_rows == 0
+        assert st.history(json.loads(r[0]["entry"])["resident_code"],
+                          actor=st.node_id).num_rows == 0
     listed = CliRunner().invoke(main, ["sync", "quarantine", str(net.center.path), "--json"])
     assert listed.exit_code == 0, listed.output
     shown = json.loads(listed.stdout)
