@@ -58,7 +58,7 @@ def apply(st: IdentityStore, packet: tuple[str, str, list[dict[str, Any]]]) -> A
     return st.apply_changes(sender=sender, packet_id=pid, first_seq=rows[0]["seq"],
                             last_seq=rows[-1]["seq"],
                             changes=pa.Table.from_pylist(rows, schema=IDENTITY_SCHEMA),
-                            actor="test")
+                            actor=st.node_id)
 
 
 @pytest.fixture
@@ -81,7 +81,7 @@ def make_store(db_target: str, tmp_path: Path,
 
 
 def current(st: IdentityStore) -> dict[int, dict[str, Any]]:
-    return {r["resident_code"]: r for r in st.current().to_pylist()}
+    return {r["resident_code"]: r for r in st.current(actor=st.node_id).to_pylist()}
 
 
 def orders(*streams: list[Any]) -> list[list[Any]]:
@@ -135,13 +135,13 @@ def test_a_retired_code_never_becomes_current_again(store: IdentityStore, order:
     cur = current(store)
     assert X not in cur
     assert (cur[X2]["lg_code"], cur[X2]["status"]) == (B, "resident")
-    retired = store.retired_codes().to_pylist()
+    retired = store.retired_codes(actor=store.node_id).to_pylist()
     assert [(r["resident_code"], r["lg_code"], r["new_code"], r["retired_on"])
             for r in retired] == [(X, B, X2, day(8))]
     # every entry is in the history; A's late move-out was superseded, not quarantined
-    assert [h["change_reason"] for h in store.history(X).to_pylist()] == [
+    assert [h["change_reason"] for h in store.history(X, actor=store.node_id).to_pylist()] == [
         "load", "move_in", "move_out", "code_change"]
-    assert store.quarantined().num_rows == 0
+    assert store.quarantined(actor=store.node_id).num_rows == 0
 
 
 def test_a_retired_code_moving_in_elsewhere_is_quarantined(store: IdentityStore) -> None:
@@ -156,7 +156,7 @@ def test_a_retired_code_moving_in_elsewhere_is_quarantined(store: IdentityStore)
     after = current(store)
     assert X not in after and after[Y]["lg_code"] == C
     assert {k: v for k, v in after.items() if k != Y} == before
-    q = store.quarantined().to_pylist()
+    q = store.quarantined(actor=store.node_id).to_pylist()
     assert [(r["lg_code"], r["seq"], r["resident_code"], r["given_name"]) for r in q] == [
         (C, 1, X, "次郎")]
     assert "retired" in q[0]["problem"] and q[0]["packet_id"] == "271004-p1"
@@ -182,7 +182,7 @@ def test_a_code_change_to_a_code_in_use_or_of_a_code_not_held(store: IdentitySto
     cur = current(store)
     assert Z not in cur and cur[X2]["lg_code"] == B
     assert cur[X] == before[X] and cur[Y] == before[Y]
-    assert [r["resident_code"] for r in store.retired_codes().to_pylist()] == [Z]
+    assert [r["resident_code"] for r in store.retired_codes(actor=store.node_id).to_pylist()] == [Z]
 
 
 # ------------------------------------------------------------------ 2. the actual move-in
@@ -207,8 +207,8 @@ def test_the_actual_move_in_wins_over_a_planned_move_out(store: IdentityStore,
     row = current(store)[X]
     assert (row["lg_code"], row["status"], row["change_date"], row["address"]) == (
         B, "resident", day(3), "東京都新宿区西新宿2丁目8番1号")
-    assert store.quarantined().num_rows == 0
-    assert len(store.history(X)) == 4
+    assert store.quarantined(actor=store.node_id).num_rows == 0
+    assert len(store.history(X, actor=store.node_id)) == 4
 
 
 def test_every_arrival_order_ends_in_the_same_content(
@@ -228,7 +228,7 @@ def test_every_arrival_order_ends_in_the_same_content(
         st = make_store()
         _play(st, order)
         results.append(current(st))
-        assert st.quarantined().num_rows == 0
+        assert st.quarantined(actor=st.node_id).num_rows == 0
         st.close()
     assert len(results) == 20 and all(r == results[0] for r in results)
     rows = results[0]
@@ -252,9 +252,9 @@ def test_another_municipality_cannot_overwrite_a_resident(store: IdentityStore) 
     assert (res.applied, res.quarantined, res.superseded) == (5, 4, 0)
     cur = current(store)
     assert cur[X] == before[X] and cur[Y] == before[Y] and cur[Z]["lg_code"] == B
-    problems = [r["problem"] for r in store.quarantined(B).to_pylist()]
+    problems = [r["problem"] for r in store.quarantined(B, actor=store.node_id).to_pylist()]
     assert len(problems) == 4 and all(f"held by {A}" in p for p in problems)
-    assert store.quarantined(A).num_rows == 0
+    assert store.quarantined(A, actor=store.node_id).num_rows == 0
     assert store.last_seq(B) == 5
 
 
@@ -279,7 +279,7 @@ def test_the_reason_must_fit_the_change(store: IdentityStore, reason: str, statu
     assert (res.applied, res.quarantined) == (2, 1)
     cur = current(store)
     assert cur[X] == before[X] and cur[Y]["address"] == "新住所"
-    q = store.quarantined().to_pylist()
+    q = store.quarantined(actor=store.node_id).to_pylist()
     assert [(r["seq"], r["change_reason"]) for r in q] == [(3, reason)]
     assert problem in q[0]["problem"]
 
@@ -300,17 +300,18 @@ def test_an_invalid_value_refuses_the_batch_or_is_set_aside(
     table = pa.Table.from_pylist(rows, schema=IDENTITY_SCHEMA)
     with pytest.raises(InvalidInputError) as err:
         store.apply_changes(sender=sender, packet_id=pid, first_seq=3, last_seq=4,
-                            changes=table, actor="test")
+                            changes=table, actor=store.node_id)
     assert [(r.row, r.column) for r in err.value.rows] == [(0, column)]
     assert store.content_digest() == before
     res = store.apply_changes(sender=sender, packet_id=pid, first_seq=3, last_seq=4,
-                              changes=table, actor="test", set_aside_invalid=True)
+                              changes=table, actor=store.node_id, set_aside_invalid=True)
     assert (res.applied, res.rejected, res.skipped, res.last_seq) == (1, 1, 0, 4)
     assert current(store)[Y]["address"] == "新住所"
-    rejected = store.rejected().to_pylist()
+    rejected = store.rejected(actor=store.node_id).to_pylist()
     assert [(r["seq"], r["packet_id"]) for r in rejected] == [(3, pid)]
     assert column in rejected[0]["problem"] and reason in rejected[0]["entry"]
-    assert store.history(X).column("seq").to_pylist() == [1]  # never in the history
+    # never in the history
+    assert store.history(X, actor=store.node_id).column("seq").to_pylist() == [1]
 
 
 @pytest.mark.parametrize("b_first", [True, False])
@@ -327,7 +328,7 @@ def test_two_move_ins_on_one_day_the_one_left_loses(make_store: Callable[[], Ide
         apply(store, packet)
     rec = current(store)[X]
     assert (rec["lg_code"], rec["status"], rec["change_reason"]) == (B, "resident", "move_in")
-    assert store.quarantined().num_rows == 0
+    assert store.quarantined(actor=store.node_id).num_rows == 0
 
 
 def test_unknown_codes_only_by_a_new_code(store: IdentityStore) -> None:
@@ -337,7 +338,8 @@ def test_unknown_codes_only_by_a_new_code(store: IdentityStore) -> None:
                          (_codes[5], "death", 1, {"status": "removed"})))
     assert (res.applied, res.quarantined) == (5, 2)
     assert sorted(current(store)) == sorted([X, Y, Z])
-    assert all("unknown here" in r["problem"] for r in store.quarantined().to_pylist())
+    assert all("unknown here" in r["problem"]
+               for r in store.quarantined(actor=store.node_id).to_pylist())
 
 
 def test_a_death_recorded_blocks_a_move_in_elsewhere(store: IdentityStore) -> None:
@@ -356,7 +358,7 @@ def test_content_digest_covers_the_new_tables(store: IdentityStore) -> None:
     _play(store, [*a_stream, *b_stream])
     apply(store, Packets(C)((X, "move_in", 20, {})))
     block = CodeRegistry().allocate_block(10, "130001")
-    assert store.receive_code_block(block, sender="center", actor="t")
+    assert store.receive_code_block(block, sender="center", actor=store.node_id)
     digests = {store.content_digest()}
     for table, key in (("identity_retired", "resident_code"), ("identity_quarantine", "seq"),
                        ("code_blocks_received", "block_id")):
@@ -410,7 +412,7 @@ def test_version_2_store_loses_a_revived_retired_code(db_target: str,
 
     with open_identity_store(db_target) as st:
         assert sorted(current(st)) == [X2]
-        assert st.retired_codes().column("resident_code").to_pylist() == [X]
+        assert st.retired_codes(actor=st.node_id).column("resident_code").to_pylist() == [X]
         with st._b.session(write=False) as s:
             since = s.query("SELECT held_since FROM identity")
         assert [s.pd(v) for (v,) in since] == [day(8)]

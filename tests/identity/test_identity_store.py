@@ -52,7 +52,7 @@ def table(rows: list[dict[str, Any]]) -> pa.Table:
 def apply(st: IdentityStore, sender: str, pid: str, rows: list[dict[str, Any]]) -> Any:
     first, last = rows[0]["seq"], rows[-1]["seq"]
     return st.apply_changes(sender=sender, packet_id=pid, first_seq=first, last_seq=last,
-                            changes=table(rows), actor="test")
+                            changes=table(rows), actor=st.node_id)
 
 
 def test_apply_then_refusals_change_nothing(store: IdentityStore) -> None:
@@ -68,11 +68,11 @@ def test_apply_then_refusals_change_nothing(store: IdentityStore) -> None:
         apply(store, MUNI_A, "p3", [change(7, 7)])
     with pytest.raises(InvalidInputError, match="without gaps"):
         store.apply_changes(sender=MUNI_A, packet_id="p4", first_seq=6, last_seq=8,
-                            changes=table([change(6, 6), change(8, 8)]), actor="t")
+                            changes=table([change(6, 6), change(8, 8)]), actor=store.node_id)
     leaky = table([change(6, 6)]).append_column("domicile", pa.array(["北海道"]))
     with pytest.raises(InvalidInputError, match="must not leave"):
         store.apply_changes(sender=MUNI_A, packet_id="p5", first_seq=6, last_seq=6,
-                            changes=leaky, actor="t")
+                            changes=leaky, actor=store.node_id)
     assert store.content_digest() == before
     assert not store.packet_applied("p2")
 
@@ -83,7 +83,7 @@ def test_retransmission_applies_only_the_unseen_suffix(store: IdentityStore) -> 
     res = apply(store, MUNI_A, "p2", [change(i, i) if i < 4 else
                                       change(i, i, given_name=f"x{i}") for i in range(2, 7)])
     assert (res.applied, res.skipped) == (3, 2)
-    cur = store.current().to_pylist()
+    cur = store.current(actor=store.node_id).to_pylist()
     names = {r["resident_code"]: r["given_name"] for r in cur}
     assert names[int(_codes[2])] == "花子2"  # entry 2 was applied once, from p1
     assert names[int(_codes[5])] == "x5"
@@ -97,9 +97,9 @@ def test_latest_change_wins_whatever_the_arrival_order(store: IdentityStore) -> 
     apply(store, MUNI_A, "a1", [change(1, moved, status="removed",
                                        change_date=D - dt.timedelta(days=3),
                                        change_reason="move_out")])
-    row = store.current().to_pylist()[0]
+    row = store.current(actor=store.node_id).to_pylist()[0]
     assert (row["lg_code"], row["status"], row["address"]) == (MUNI_B, "resident", "新宿区")
-    hist = store.history(int(_codes[moved])).to_pylist()
+    hist = store.history(int(_codes[moved]), actor=store.node_id).to_pylist()
     assert [h["change_reason"] for h in hist] == ["move_out", "move_in"]
 
 
@@ -107,9 +107,9 @@ def test_code_change_retires_the_old_code(store: IdentityStore) -> None:
     apply(store, MUNI_A, "p1", [change(1, 20)])
     apply(store, MUNI_A, "p2", [change(2, 21, previous_resident_code=int(_codes[20]),
                                        change_reason="code_change")])
-    codes = [r["resident_code"] for r in store.current().to_pylist()]
+    codes = [r["resident_code"] for r in store.current(actor=store.node_id).to_pylist()]
     assert codes == [int(_codes[21])]
-    assert len(store.history(int(_codes[20]))) == 2
+    assert len(store.history(int(_codes[20]), actor=store.node_id)) == 2
 
 
 def test_open_and_errors(db_target: str) -> None:
@@ -128,7 +128,7 @@ def test_bulk_batch(store: IdentityStore) -> None:
     n = 1000
     rows = [change(i + 1, i) for i in range(n)]
     apply(store, MUNI_A, "bulk", rows)
-    cur = store.current()
+    cur = store.current(actor=store.node_id)
     assert cur.num_rows == n
     assert np.array_equal(np.sort(cur.column("resident_code").to_numpy()), np.sort(_codes))
 
@@ -176,12 +176,13 @@ def test_version_1_store_is_migrated_and_keeps_its_content(
                 store_mod.SCHEMA_VERSION
         assert st.node_id == "130001"
         # version 3 records the code retired by the history's code change
-        retired = st.retired_codes().to_pylist()
+        retired = st.retired_codes(actor=st.node_id).to_pylist()
         assert [(r["resident_code"], r["new_code"], r["lg_code"]) for r in retired] == [
             (int(_codes[31]), int(_codes[32]), MUNI_A)]
-        assert [r["resident_code"] for r in st.current().to_pylist()] == sorted(
+        assert [r["resident_code"] for r in st.current(actor=st.node_id).to_pylist()] == sorted(
             [int(_codes[30]), int(_codes[32])])
-        assert [h["seq"] for h in st.history(int(_codes[31])).to_pylist()] == [2, 3]
+        hist = st.history(int(_codes[31]), actor=st.node_id).to_pylist()
+        assert [h["seq"] for h in hist] == [2, 3]
         # The migrated store applies the next entry, and still refuses a replay.
         apply(st, MUNI_A, "p2", [change(4, 33)])
         assert st.count() == 3 and st.last_seq(MUNI_A) == 4
@@ -240,11 +241,12 @@ def test_batch_of_new_codes_with_one_already_present(store: IdentityStore) -> No
                        change_reason="name_change"))
     res = apply(store, MUNI_A, "p2", rows)
     assert (res.applied, res.skipped) == (202, 0)
-    names = {r["resident_code"]: r["given_name"] for r in store.current().to_pylist()}
+    names = {r["resident_code"]: r["given_name"]
+             for r in store.current(actor=store.node_id).to_pylist()}
     assert len(names) == 205
     assert names[int(_codes[2])] == "newer"
     # The holder's later entry wins even when dated earlier (a back-dated notification
     # recorded later): it is what the municipality's register holds now.
     assert names[int(_codes[3])] == "older"
     assert names[int(_codes[150])] == "花子150"
-    assert len(store.history(int(_codes[3]))) == 2
+    assert len(store.history(int(_codes[3]), actor=store.node_id)) == 2

@@ -47,7 +47,7 @@ def _apply(st: IdentityStore, rows: list[dict[str, Any]] | Any, sender: str = MU
         except OverflowError:  # 2**64 - 1 fits the schema's uint64
             data = pa.Table.from_pylist(rows, schema=IDENTITY_SCHEMA)
     return st.apply_changes(sender=sender, packet_id=f"p-{id(data)}", first_seq=1, last_seq=n,
-                            changes=data, actor="test")
+                            changes=data, actor=st.node_id)
 
 
 BAD: list[tuple[dict[str, Any], str]] = [

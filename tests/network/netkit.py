@@ -56,7 +56,10 @@ def apply_day(net: Network, n: int, seed: int, day: dt.date = DAY) -> int:
     admin = Actor.operator("admin", MUNI, "admin")
     with open_register(net.muni.store_target()) as reg:
         events = generate_day(reg, actor=admin, day=day, n=n, seed=seed)
-        report = reg.apply(events, actor=Actor.operator("clerk", MUNI, "clerk"), today=day)
+        # counter days replayed at any hour: under a supervisor's override (audited)
+        clerk = Actor.operator("clerk", MUNI, "clerk").with_override(
+            Actor.operator("supervisor", MUNI, "supervisor"), "test: counter days replayed")
+        report = reg.apply(events, actor=clerk, today=day)
     return report.applied
 
 

@@ -31,7 +31,7 @@ def test_a_block_file_deleted_is_not_stored_again(network: Network) -> None:
     packet = deliver(send_code_block(network.center, block), network.pref)
     assert apply_packet(network.pref, packet).status == "applied"
     with open_identity_store(network.pref.store_target()) as st:
-        rec = st.code_blocks().to_pylist()
+        rec = st.code_blocks(actor=st.node_id).to_pylist()
     assert [(r["block_id"], r["holder"], r["codes"], r["sender"]) for r in rec] == [
         (block.block_id, PREF, 300, "center")]
     target = network.pref.path / "blocks" / f"{block.block_id}.block"
@@ -101,4 +101,4 @@ def test_a_block_file_from_before_the_record_is_kept_as_it_is(network: Network) 
                                              network.pref))
     assert out.status == "already-applied" and target.read_bytes() == split
     with open_identity_store(network.pref.store_target()) as st:
-        assert st.code_blocks().column("block_id").to_pylist() == [block.block_id]
+        assert st.code_blocks(actor=st.node_id).column("block_id").to_pylist() == [block.block_id]

@@ -62,7 +62,7 @@ def test_a_night_moves_identity_info_only(network: Network) -> None:
         last = reg.outbox_last_seq(actor=CS)
     for node in (network.pref, network.center):
         with open_identity_store(node.store_target()) as st:
-            cur = st.current()
+            cur = st.current(actor=st.node_id)
             assert st.last_seq(MUNI) == last
         # Every resident code of the register (current and removed) is known upstream.
         assert set(cur.column("resident_code").to_pylist()) >= set(

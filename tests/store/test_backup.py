@@ -53,7 +53,9 @@ PASSWORD = "correct horse battery staple"
 MUNI, PREF = "131041", "130001"
 DAY = dt.date(2024, 6, 3)
 ADMIN = Actor.operator("admin", MUNI, "admin")
-CLERK = Actor.operator("clerk", MUNI, "clerk")
+# counter days replayed at any hour: under a supervisor's override (audited)
+CLERK = Actor.operator("clerk", MUNI, "clerk").with_override(
+    Actor.operator("supervisor", MUNI, "supervisor"), "test: counter days replayed")
 CS = Actor.node(MUNI, MUNI, "cs")
 
 
@@ -311,7 +313,8 @@ sys.path.insert(0, {str(Path(__file__).parent)!r})
 from jukicore.register import Actor, open_register
 from jukicore.synth.day import generate_day
 admin = Actor.operator("admin", "{MUNI}", "admin")
-clerk = Actor.operator("clerk", "{MUNI}", "clerk")
+clerk = Actor.operator("clerk", "{MUNI}", "clerk").with_override(
+    Actor.operator("supervisor", "{MUNI}", "supervisor"), "test: counter days replayed")
 with open({str(log)!r}, "w") as out, open_register({net.muni.store_target()!r}) as reg:
     out.write(reg.content_digest() + "\\n"); out.flush()
     for i in range(12):
@@ -701,11 +704,11 @@ def test_identity_store_skips_only_equal_entries(tmp_path: Path, stores: Stores)
     assert n >= 4
     with open_identity_store(net.center.store_target()) as st:
         st.apply_changes(sender=MUNI, packet_id="p1", first_seq=1, last_seq=n - 2,
-                         changes=table.slice(0, n - 2), actor="t")
+                         changes=table.slice(0, n - 2), actor=st.node_id)
         held = st.content_digest()
         # the same entries again, with two new ones: the new ones apply
         res = st.apply_changes(sender=MUNI, packet_id="p2", first_seq=1, last_seq=n,
-                               changes=table, actor="t")
+                               changes=table, actor=st.node_id)
         assert (res.applied, res.skipped) == (2, n - 2)
         after = st.content_digest()
         assert after != held
@@ -717,11 +720,11 @@ def test_identity_store_skips_only_equal_entries(tmp_path: Path, stores: Stores)
                                       schema=IDENTITY_SCHEMA)
         with pytest.raises(ConflictError, match="reused sequence numbers") as err:
             st.apply_changes(sender=MUNI, packet_id="p3", first_seq=1, last_seq=n + 1,
-                             changes=longer, actor="t")
+                             changes=longer, actor=st.node_id)
         assert [(r.row, r.column) for r in err.value.rows] == [(1, "family_name")]
         with pytest.raises(ConflictError):  # wholly within what is held: refused too
             st.apply_changes(sender=MUNI, packet_id="p4", first_seq=1, last_seq=n,
-                             changes=other, actor="t")
+                             changes=other, actor=st.node_id)
         assert st.content_digest() == after
 
 

@@ -1,96 +1,209 @@
-"""Who may do what to a municipality's register: actors, roles, permissions.
+"""Who may do what: actors, tiers, roles and permissions (the static half of the policy).
 
-Deny by default: an actor may do something only when one of its roles grants
-the permission *and* the actor belongs to the register's municipality
-(operators and nodes carry the municipality's 6-digit local government code).
-Agencies get nothing from the municipal register: they receive identity
-confirmation info through the prefecture and the center, never from here.
+Deny by default: an actor may do something only when one of its roles grants the
+permission at the store's tier (:data:`POLICY`) *and* the actor belongs where it acts:
+
+* at a municipality (a register), operators and the communication server (a node)
+  carry the municipality's 6-digit local government code;
+* at a prefecture or the center (an identity store), operators carry the node's id
+  (``node_id``), and a node acts on its own store only, by its verified id;
+* an agency has no place: it gets identity confirmation info at a prefecture or the
+  center for what the law lists, never anything from a municipal register;
+* a private party (``"private"``) is refused everything: the law forbids the private
+  use of the resident code, and personal data is never theirs to read.
+
+The dynamic half (working hours, overrides, the daily read quota, the audit of denials
+and reads) is :mod:`jukicore.access.policy`.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Literal
 
 from jukicore.errors import InvalidInputError, PermissionDeniedError
 
 __all__ = [
+    "ACTOR_KINDS",
+    "CENTER",
+    "CONFIGURE",
+    "IDENTITY_PERMISSIONS",
+    "ID_APPLY",
+    "ID_EXPORT",
+    "ID_READ",
+    "ID_RECEIVE_CODES",
+    "ID_REVIEW",
+    "MUNICIPALITY",
     "NOTIFY",
     "PERMISSIONS",
+    "POLICY",
+    "PREFECTURE",
     "READ",
     "ROLE_PERMISSIONS",
+    "TIERS",
     "Actor",
+    "Override",
     "check_permission",
+    "refusal",
 ]
 
-ActorKind = Literal["operator", "node", "agency"]
+ActorKind = Literal["operator", "node", "agency", "private"]
+ACTOR_KINDS: tuple[str, ...] = ("operator", "node", "agency", "private")
 
+MUNICIPALITY = "municipality"  #: a municipality's register (市区町村)
+PREFECTURE = "prefecture"  #: a prefecture's identity store (都道府県)
+CENTER = "center"  #: the national center's identity store (指定情報処理機関)
+TIERS: tuple[str, ...] = (MUNICIPALITY, PREFECTURE, CENTER)
+
+# -- the register's permissions (municipality tier)
 INIT = "register.init"  #: create a register
 IMPORT_CODES = "register.import_codes"  #: import a block of fresh resident codes
 LOAD = "register.load"  #: bulk-load residents
 NOTIFY = "register.notify"  #: apply notifications (届出)
-READ = "register.read"  #: query residents, households, history
+READ = "register.read"  #: query residents, households, history, notifications
 EXPORT = "register.export"  #: export the whole register, read the audit log and the outbox
 PURGE = "register.purge"  #: delete removed records past retention
 
 PERMISSIONS: frozenset[str] = frozenset({INIT, IMPORT_CODES, LOAD, NOTIFY, READ, EXPORT, PURGE})
 
-#: Roles and what they grant. Anything not listed is denied.
-ROLE_PERMISSIONS: dict[tuple[ActorKind, str], frozenset[str]] = {
-    ("operator", "clerk"): frozenset({NOTIFY, READ}),
-    ("operator", "supervisor"): frozenset({NOTIFY, READ, LOAD, EXPORT}),
-    ("operator", "admin"): PERMISSIONS,
+# -- the identity store's permissions (prefecture and center tiers)
+ID_APPLY = "identity.apply"  #: apply a municipality's packet of changes
+ID_RECEIVE_CODES = "identity.receive_codes"  #: record a code block received from the center
+ID_READ = "identity.read"  #: read identity confirmation info (current, history)
+ID_REVIEW = "identity.review"  #: review quarantined and rejected entries
+ID_EXPORT = "identity.export"  #: whole-store reads: retired codes, code blocks
+
+IDENTITY_PERMISSIONS: frozenset[str] = frozenset(
+    {ID_APPLY, ID_RECEIVE_CODES, ID_READ, ID_REVIEW, ID_EXPORT})
+
+#: Change the policy's configuration (hours, quotas) of a store: admins only, any tier.
+CONFIGURE = "policy.configure"
+
+_UPPER_SERVER = frozenset({ID_APPLY, ID_READ, ID_REVIEW, ID_EXPORT})
+
+#: The one table: (tier, actor kind, role) -> permissions. Anything not listed is denied.
+POLICY: dict[tuple[str, str, str], frozenset[str]] = {
+    (MUNICIPALITY, "operator", "clerk"): frozenset({NOTIFY, READ}),
+    (MUNICIPALITY, "operator", "supervisor"): frozenset({NOTIFY, READ, LOAD, EXPORT}),
+    (MUNICIPALITY, "operator", "admin"): PERMISSIONS | {CONFIGURE},
     # the municipality's communication server (CS): reads and sends what it synchronizes,
     # records acknowledgements, and imports the code blocks its prefecture sends
-    ("node", "cs"): frozenset({READ, EXPORT, IMPORT_CODES}),
+    (MUNICIPALITY, "node", "cs"): frozenset({READ, EXPORT, IMPORT_CODES}),
+    (PREFECTURE, "operator", "clerk"): frozenset({ID_READ}),
+    (PREFECTURE, "operator", "supervisor"): frozenset({ID_READ, ID_REVIEW, ID_EXPORT}),
+    (PREFECTURE, "operator", "admin"): IDENTITY_PERMISSIONS | {CONFIGURE},
+    # the prefecture's server: applies its municipalities' packets, receives code blocks
+    (PREFECTURE, "node", "server"): _UPPER_SERVER | {ID_RECEIVE_CODES},
+    (PREFECTURE, "agency", "query"): frozenset({ID_READ}),
+    (CENTER, "operator", "clerk"): frozenset({ID_READ}),
+    (CENTER, "operator", "supervisor"): frozenset({ID_READ, ID_REVIEW, ID_EXPORT}),
+    (CENTER, "operator", "admin"): (IDENTITY_PERMISSIONS - {ID_RECEIVE_CODES}) | {CONFIGURE},
+    # (the center's server may record a code block it received back, as a prefecture does)
+    (CENTER, "node", "server"): _UPPER_SERVER | {ID_RECEIVE_CODES},
+    (CENTER, "agency", "query"): frozenset({ID_READ}),
+}
+
+#: The municipality tier's slice of :data:`POLICY` (actor kind, role) -> permissions.
+ROLE_PERMISSIONS: dict[tuple[str, str], frozenset[str]] = {
+    (kind, role): perms for (tier, kind, role), perms in POLICY.items() if tier == MUNICIPALITY
 }
 
 
 @dataclass(frozen=True)
+class Override:
+    """A supervisor's permission for another operator to act outside working hours
+    (:mod:`jukicore.access.policy` checks it and audits it as ``access.override``)."""
+
+    supervisor: Actor
+    reason: str
+
+
+@dataclass(frozen=True)
 class Actor:
-    """Someone (an operator), or something (a node, an agency), acting on a register."""
+    """Someone (an operator), or something (a node, an agency, a private party), acting
+    on a store. ``lg_code``: the municipality an operator or a node belongs to;
+    ``node_id``: the prefecture or center node an operator belongs to (operators of an
+    upper tier have no municipality); ``override``: a supervisor's out-of-hours override."""
 
     kind: ActorKind
     name: str
     lg_code: str | None = None
     roles: frozenset[str] = field(default_factory=frozenset)
+    node_id: str | None = None
+    override: Override | None = None
 
     def __post_init__(self) -> None:
-        if self.kind not in ("operator", "node", "agency"):
+        if self.kind not in ACTOR_KINDS:
             raise InvalidInputError(f"unknown actor kind {self.kind!r}")
-        if not self.name:
+        if not isinstance(self.name, str) or not self.name:
             raise InvalidInputError("an actor needs a name")
 
     @classmethod
-    def operator(cls, name: str, lg_code: str, *roles: str) -> Actor:
-        return cls("operator", name, lg_code, frozenset(roles or ("clerk",)))
+    def operator(cls, name: str, lg_code: str | None, *roles: str,
+                 node_id: str | None = None) -> Actor:
+        """An operator of municipality ``lg_code`` (or, with ``lg_code`` None, of the
+        prefecture or center node ``node_id``); roles default to ``clerk``."""
+        return cls("operator", name, lg_code, frozenset(roles or ("clerk",)), node_id)
 
     @classmethod
-    def node(cls, name: str, lg_code: str, *roles: str) -> Actor:
-        return cls("node", name, lg_code, frozenset(roles))
+    def node(cls, name: str, lg_code: str | None, *roles: str) -> Actor:
+        """A node acting by its id: a municipality's CS (``lg_code``, role ``cs``) or a
+        prefecture's or the center's server (``lg_code`` None, role ``server``)."""
+        return cls("node", name, lg_code, frozenset(roles), None if lg_code else name)
 
     @classmethod
-    def agency(cls, name: str) -> Actor:
-        return cls("agency", name, None, frozenset())
+    def agency(cls, name: str, *roles: str) -> Actor:
+        """A national agency; its role defaults to ``query`` (identity info by law)."""
+        return cls("agency", name, None, frozenset(roles or ("query",)))
+
+    @classmethod
+    def private(cls, name: str) -> Actor:
+        """A private party: refused the resident code and everything personal."""
+        return cls("private", name, None, frozenset())
+
+    def with_override(self, supervisor: Actor, reason: str) -> Actor:
+        """This actor acting under ``supervisor``'s out-of-hours override."""
+        return replace(self, override=Override(supervisor, reason))
 
     def __str__(self) -> str:
-        where = f"@{self.lg_code}" if self.lg_code else ""
+        place = self.lg_code or self.node_id
+        where = f"@{place}" if place else ""
         return f"{self.kind}:{self.name}{where}"
 
-    def permissions(self) -> frozenset[str]:
+    def permissions(self, tier: str = MUNICIPALITY) -> frozenset[str]:
+        """What this actor's roles grant at ``tier`` (nothing for a private party)."""
         out: set[str] = set()
         for role in self.roles:
-            out |= ROLE_PERMISSIONS.get((self.kind, role), frozenset())
+            out |= POLICY.get((tier, self.kind, role), frozenset())
         return frozenset(out)
 
 
-def check_permission(actor: Actor, permission: str, lg_code: str) -> None:
-    """Raise :class:`PermissionDeniedError` unless ``actor`` may do ``permission`` here."""
+def refusal(actor: object, permission: str, tier: str, place: str) -> str | None:
+    """Why ``actor`` may not do ``permission`` at ``place`` (a municipality's code, or a
+    prefecture's or the center's node id) of ``tier``; None when the table allows it."""
     if not isinstance(actor, Actor):
-        raise PermissionDeniedError("no actor given: every register workflow needs one")
-    if actor.lg_code != lg_code:
-        raise PermissionDeniedError(
-            f"{actor} does not belong to municipality {lg_code}: {permission} denied"
-        )
-    if permission not in actor.permissions():
-        raise PermissionDeniedError(f"{actor} may not {permission}")
+        return "no actor given: every workflow needs one"
+    if tier not in TIERS:
+        return f"unknown tier {tier!r}"
+    if actor.kind == "private":
+        return "a private party may never use the resident code or personal data"
+    if tier == MUNICIPALITY:
+        if actor.lg_code != place:
+            return f"{actor} does not belong to municipality {place}"
+    elif actor.kind == "operator" and actor.node_id != place:
+        return f"{actor} does not belong to node {place}"
+    elif actor.kind == "node" and actor.name != place:
+        return f"{actor} is not node {place}: a node acts on its own store only"
+    if permission not in actor.permissions(tier):
+        roles = ", ".join(sorted(actor.roles)) or "no role"
+        return f"no role of {actor} ({roles}) grants {permission} at a {tier}"
+    return None
+
+
+def check_permission(actor: Actor, permission: str, lg_code: str,
+                     tier: str = MUNICIPALITY) -> None:
+    """Raise :class:`PermissionDeniedError` unless the table lets ``actor`` do
+    ``permission`` here (no hours, quota or audit: see :mod:`jukicore.access.policy`)."""
+    why = refusal(actor, permission, tier, lg_code)
+    if why is not None:
+        raise PermissionDeniedError(f"{actor} may not {permission}: {why}")

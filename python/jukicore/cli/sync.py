@@ -137,8 +137,8 @@ def quarantine(directory: Path, sender: str | None, as_json: bool) -> None:
         raise click.UsageError("a municipality keeps no quarantine: give a prefecture or the "
                                "center")
     with open_identity_store(node.store_target()) as store:
-        rows = store.quarantined(sender).to_pylist()
-        rejected = store.rejected(sender).to_pylist()
+        rows = store.quarantined(sender, actor=node.node_id).to_pylist()
+        rejected = store.rejected(sender, actor=node.node_id).to_pylist()
     for r in rows:
         for k in ("resident_code", "previous_resident_code"):
             if r[k] is not None:

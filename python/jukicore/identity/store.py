@@ -45,6 +45,16 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from jukicore import audit
+from jukicore.access.actors import (
+    ID_APPLY,
+    ID_EXPORT,
+    ID_READ,
+    ID_RECEIVE_CODES,
+    ID_REVIEW,
+    Actor,
+)
+from jukicore.access.policy import Gate, read_detail
+from jukicore.access.policy import migration_statements as policy_migration
 from jukicore.codes import CodeBlock
 from jukicore.errors import (
     BadRow,
@@ -70,6 +80,7 @@ from jukicore.store import (
     rows_to_arrow,
     utcnow,
 )
+from jukicore.validate import parse_resident_code
 
 __all__ = [
     "CHANGE_REASONS",
@@ -242,6 +253,8 @@ _MIGRATIONS: tuple[Migration, ...] = (
                  " tree, its state, signed checkpoints (jukicore.audit.chain)",
               audit.chain.migration_v6),
     Migration(7, "operator accounts (jukicore.access.operators)", _v7),
+    Migration(8, "the access policy's configuration (working hours, read quotas) and the"
+                 " audit's index by actor, action and time", policy_migration),
 )
 SCHEMA_VERSION = _MIGRATIONS[-1].version
 #: Page size of a new SQLite identity store. Its B-trees take rows at random code
@@ -270,7 +283,8 @@ def open_identity_store(target: str | Path) -> IdentityStore:
     return IdentityStore(open_store(target, IDENTITY_STORE))
 
 
-def _audit(s: Session, actor: str, action: str, target: str | None, detail: str | None) -> None:
+def _audit(s: Session, actor: Actor | str, action: str, target: str | None,
+           detail: str | None) -> None:
     audit.write(s, actor, action, target, detail)
 
 
@@ -304,6 +318,38 @@ class IdentityStore:
             meta = dict(s.query("SELECT key, value FROM meta"))
         self.node_id: str = meta["node_id"]
         self.kind: str = meta["kind"]
+        #: the one policy at this store (jukicore.access.policy): tier = kind
+        self.policy = Gate(backend, self.kind, self.node_id)
+
+    def _actor(self, actor: Actor | str) -> Actor:
+        """An :class:`Actor`; a node id (text) is that node acting by its verified id (a
+        node acts on its own store only: another id is refused)."""
+        if isinstance(actor, str) and actor:
+            return Actor("node", actor, None, frozenset({"server"}), actor)
+        return actor  # type: ignore[return-value]  # anything else: refused by the policy
+
+    def policy_settings(self) -> dict[str, str]:
+        """The policy's settings in force here (working hours and read quotas per role)."""
+        with self._b.session(write=False) as s:
+            return self.policy.settings(s)
+
+    def set_policy(self, key: str, value: str, *, actor: Actor,
+                   now: dt.datetime | None = None) -> str:
+        """Change one setting of the policy (admins only, audited)."""
+        return self.policy.configure(self._actor(actor), key, value, now=now)
+
+    def _read(self, s: Session, actor: Actor, what: str, n: int | None,
+              codes: list[int] | None, purpose: str | None, now: dt.datetime | None,
+              permission: str = ID_READ) -> None:
+        """The ``identity.read`` entries of a read: one per code read, or one with the
+        count for a whole-table read (within the quota)."""
+        if codes is not None:
+            detail = read_detail(what, None, purpose)
+            audit.write_many(s, [audit.entry(s, actor, "identity.read", f"{c:011d}", detail)
+                                 for c in codes])
+        else:
+            self.policy.charge(s, actor, permission, n or 0)
+            audit.write(s, actor, "identity.read", None, read_detail(what, n or 0, purpose))
 
     def close(self) -> None:
         self._b.close()
@@ -340,8 +386,8 @@ class IdentityStore:
     # ------------------------------------------------------------------ apply
 
     def apply_changes(self, *, sender: str, packet_id: str, first_seq: int, last_seq: int,
-                      changes: Any, actor: str, set_aside_invalid: bool = False
-                      ) -> ApplyResult:
+                      changes: Any, actor: Actor | str, set_aside_invalid: bool = False,
+                      now: dt.datetime | None = None) -> ApplyResult:
         """Apply a batch of changes from municipality ``sender``, exactly once.
 
         ``changes`` has :data:`IDENTITY_SCHEMA`'s columns with ``seq`` running
@@ -355,10 +401,12 @@ class IdentityStore:
         synchronization applies packets so). A batch with missing or extra columns, or
         whose ``seq`` does not run ``first_seq..last_seq``, is refused either way.
         """
+        who = self._actor(actor)
+        self.policy.precheck(who, ID_APPLY)  # before the input is looked at
         check_path_id(packet_id, "packet id")
         changes, invalid = _validated(changes, first_seq, last_seq, sender,
                                       set_aside=set_aside_invalid)
-        with self._b.bulk_session() as s:
+        with self.policy.session(who, ID_APPLY, now=now, bulk=True) as s:
             if s.query("SELECT 1 FROM packets_applied WHERE packet_id = ?", (packet_id,)):
                 raise PacketSequenceError(f"packet {packet_id} was already applied")
             v = s.scalar("SELECT last_seq FROM peers WHERE lg_code = ?", (sender,))
@@ -380,7 +428,7 @@ class IdentityStore:
                               " entry) VALUES (?, ?, ?, ?, ?)",
                               [(sender, seq, packet_id, problem, entry)
                                for seq, problem, entry in invalid])
-                _audit(s, actor, "identity.reject", sender,
+                _audit(s, who, "identity.reject", sender,
                        f"packet {packet_id}: {len(invalid)} entries with invalid values set "
                        f"aside (first: #{invalid[0][0]}: {invalid[0][1]})")
             # Staged in code order: the history's code index and the current info's code
@@ -402,7 +450,7 @@ class IdentityStore:
                 outcome = plan.outcome
                 staging = s.stage(_BATCH, _batch(fresh, sender, packet_id, plan.final,
                                                   plan.since))
-                _carry_out(s, staging, plan, sender, packet_id, actor)
+                _carry_out(s, staging, plan, sender, packet_id, who)
             cols = ", ".join(c.name for c in IDENTITY_COLUMNS)
             # Every entry goes into the history (the staging table is read in code order),
             # whether it became current, was superseded or was quarantined.
@@ -419,7 +467,7 @@ class IdentityStore:
                       " applied, applied_at) VALUES (?, ?, ?, ?, ?, ?)",
                       (packet_id, sender, first_seq, last_seq, fresh.num_rows,
                        s.ts(utcnow())))
-            _audit(s, actor, "identity.apply", sender,
+            _audit(s, who, "identity.apply", sender,
                    f"packet {packet_id} entries {first_seq}..{last_seq}, "
                    f"{fresh.num_rows} applied, {outcome.superseded} superseded, "
                    f"{len(outcome.quarantined)} quarantined, {len(invalid)} rejected")
@@ -430,61 +478,83 @@ class IdentityStore:
 
     # ------------------------------------------------------------------ queries
 
-    def current(self) -> pa.Table:
-        """Every resident code's current identity info."""
+    def current(self, *, actor: Actor | str, purpose: str | None = None,
+                now: dt.datetime | None = None) -> pa.Table:
+        """Every resident code's current identity info (``identity.read``, audited)."""
+        who = self._actor(actor)
         cols = [c.name for c in _CURRENT.columns]
-        with self._b.bulk_session(write=False) as s:
-            return s.fetch_arrow(f"SELECT {', '.join(cols)} FROM identity ORDER BY resident_code",
-                                 (), _current_schema())
+        with self.policy.session(who, ID_READ, now=now, bulk=True) as s:
+            out = s.fetch_arrow(f"SELECT {', '.join(cols)} FROM identity ORDER BY resident_code",
+                                (), _current_schema())
+            self._read(s, who, "current identity info", out.num_rows, None, purpose, now)
+        return out
 
-    def history(self, resident_code: int) -> pa.Table:
+    def history(self, resident_code: int, *, actor: Actor | str, purpose: str | None = None,
+                now: dt.datetime | None = None) -> pa.Table:
+        """Every change received for a code (``identity.read``, audited)."""
+        who = self._actor(actor)
+        self.policy.precheck(who, ID_READ)
+        code = parse_resident_code(resident_code)
         cols = ["lg_code", *(c.name for c in IDENTITY_COLUMNS)]
         schema = pa.schema([pa.field("lg_code", pa.string()), *IDENTITY_SCHEMA])
-        with self._b.bulk_session(write=False) as s:
-            return s.fetch_arrow(
+        with self.policy.session(who, ID_READ, now=now, target=f"{code:011d}") as s:
+            out = s.fetch_arrow(
                 f"SELECT {', '.join(cols)} FROM identity_history WHERE resident_code = ?"
                 " OR previous_resident_code = ? ORDER BY change_date, lg_code, seq",
-                (int(resident_code), int(resident_code)), schema)
+                (code, code), schema)
+            self._read(s, who, "identity history", None, [code], purpose, now)
+        return out
 
-    def rejected(self, sender: str | None = None) -> pa.Table:
+    def rejected(self, sender: str | None = None, *, actor: Actor | str,
+                 now: dt.datetime | None = None) -> pa.Table:
         """Entries set aside because a value failed the validation (``set_aside_invalid``),
         for operators: sender, ``seq``, packet, the ``problem`` and the ``entry`` as JSON;
         in sender and sequence order, of one ``sender`` if given."""
         schema = pa.schema([pa.field("lg_code", pa.string()), pa.field("seq", pa.int64()),
                             pa.field("packet_id", pa.string()), pa.field("problem", pa.string()),
                             pa.field("entry", pa.string())])
+        who = self._actor(actor)
         where, params = ("", ()) if sender is None else (" WHERE lg_code = ?", (sender,))
-        with self._b.session(write=False) as s:
+        with self.policy.session(who, ID_REVIEW, now=now) as s:
             rows = s.query(f"SELECT lg_code, seq, packet_id, problem, entry FROM"
                            f" identity_rejected{where} ORDER BY lg_code, seq", params)
+            if rows:
+                self._read(s, who, "rejected entries", len(rows), None, "review", now,
+                           ID_REVIEW)
         return pa.Table.from_pylist([dict(zip(schema.names, r, strict=True)) for r in rows],
                                     schema=schema)
 
-    def quarantined(self, sender: str | None = None) -> pa.Table:
+    def quarantined(self, sender: str | None = None, *, actor: Actor | str,
+                    now: dt.datetime | None = None) -> pa.Table:
         """Entries kept out of the current info because they break a rule, for operators:
         each entry as received (:data:`IDENTITY_SCHEMA` and ``lg_code``), the packet it came
         in and the ``problem``; in sender and sequence order, of one ``sender`` if given."""
         cols = ", ".join(f"h.{c.name}" for c in IDENTITY_COLUMNS)
         schema = pa.schema([pa.field("lg_code", pa.string()), *IDENTITY_SCHEMA,
                             pa.field("packet_id", pa.string()), pa.field("problem", pa.string())])
+        who = self._actor(actor)
         where, params = ("", ()) if sender is None else (" WHERE q.lg_code = ?", (sender,))
-        with self._b.session(write=False) as s:
+        with self.policy.session(who, ID_REVIEW, now=now) as s:
             rows = s.query(
                 f"SELECT q.lg_code, {cols}, q.packet_id, q.problem FROM identity_quarantine q"
                 " JOIN identity_history h ON h.resident_code = q.resident_code AND h.lg_code ="
                 f" q.lg_code AND h.seq = q.seq{where} ORDER BY q.lg_code, q.seq", params)
             rows = [tuple(s.pd(v) if n in ("birth_date", "change_date") else v
                           for n, v in zip(schema.names, r, strict=True)) for r in rows]
+            if rows:
+                self._read(s, who, "quarantined entries", len(rows), None, "review", now,
+                           ID_REVIEW)
         return rows_to_arrow(rows, schema)
 
-    def retired_codes(self) -> pa.Table:
+    def retired_codes(self, *, actor: Actor | str,
+                      now: dt.datetime | None = None) -> pa.Table:
         """Resident codes given up by a code change: the code, the municipality that
         retired it, on which date, the code that replaced it, and the entry that did it."""
         schema = pa.schema([
             pa.field("resident_code", pa.uint64()), pa.field("lg_code", pa.string()),
             pa.field("retired_on", pa.date32()), pa.field("new_code", pa.uint64()),
             pa.field("seq", pa.int64()), pa.field("packet_id", pa.string())])
-        with self._b.session(write=False) as s:
+        with self.policy.session(self._actor(actor), ID_EXPORT, now=now, write=False) as s:
             rows = [(c, lg, s.pd(on), new, seq, pid) for c, lg, on, new, seq, pid in s.query(
                 "SELECT resident_code, lg_code, retired_on, new_code, seq, packet_id"
                 " FROM identity_retired ORDER BY resident_code")]
@@ -500,28 +570,31 @@ class IdentityStore:
         with self._b.session(write=False) as s:
             return _block_known(s, block, digest)
 
-    def receive_code_block(self, block: CodeBlock, *, sender: str, actor: str) -> bool:
+    def receive_code_block(self, block: CodeBlock, *, sender: str, actor: Actor | str,
+                           now: dt.datetime | None = None) -> bool:
         """Record a code block received from the center (with an audit entry); True if new,
         False if this very block was recorded before (its file may since be split or gone).
         Refusals as :meth:`code_block_recorded`'s, changing nothing."""
+        who = self._actor(actor)
+        self.policy.precheck(who, ID_RECEIVE_CODES)
         digest = _block_digest(block)
-        with self._b.session() as s:
+        with self.policy.session(who, ID_RECEIVE_CODES, now=now) as s:
             if _block_known(s, block, digest):
                 return False
             s.execute("INSERT INTO code_blocks_received (block_id, holder, parent_id, codes,"
                       " digest, sender, received_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
                       (block.block_id, block.holder, block.parent_id, len(block), digest,
                        sender, s.ts(utcnow())))
-            _audit(s, actor, "identity.code_block", block.block_id,
+            _audit(s, who, "identity.code_block", block.block_id,
                    f"{len(block)} codes from {sender}")
         return True
 
-    def code_blocks(self) -> pa.Table:
+    def code_blocks(self, *, actor: Actor | str, now: dt.datetime | None = None) -> pa.Table:
         """The code blocks received, in the order of their ids (no codes, their count)."""
         schema = pa.schema([pa.field("block_id", pa.string()), pa.field("holder", pa.string()),
                             pa.field("parent_id", pa.string()), pa.field("codes", pa.int64()),
                             pa.field("digest", pa.string()), pa.field("sender", pa.string())])
-        with self._b.session(write=False) as s:
+        with self.policy.session(self._actor(actor), ID_EXPORT, now=now, write=False) as s:
             rows = s.query("SELECT block_id, holder, parent_id, codes, digest, sender"
                            " FROM code_blocks_received ORDER BY block_id")
         return rows_to_arrow(rows, schema)
@@ -544,6 +617,7 @@ class IdentityStore:
             " ORDER BY lg_code, seq",
             "SELECT block_id, holder, parent_id, codes, digest, sender"
             " FROM code_blocks_received ORDER BY block_id",
+            "SELECT key, value, changed_by FROM policy_config ORDER BY key",
         ]
         with self._b.session(write=False) as s:
             return content_digest(s, queries)
@@ -880,7 +954,7 @@ def _plan(s: Session, fresh: pa.Table, sender: str, packet_id: str) -> _Plan:
 
 
 def _carry_out(s: Session, staging: str, plan: _Plan, sender: str, packet_id: str,
-               actor: str) -> None:
+               actor: Actor) -> None:
     """Write what :func:`_plan` decided: retired codes out of the current info and into
     their table, each code's final entry into the current info, the quarantine with its
     audit entries."""

@@ -98,15 +98,16 @@ def _step(times: dict[str, float], name: str, **fields: object) -> Iterator[dict
     log.info("%s: %.3f s", name, seconds, extra={"step": name, **extra, "seconds": seconds})
 
 
-def _demo_operators(muni: Any, cards: Path) -> tuple[Actor, Actor]:
-    """The municipality's operators for the night: its first admin and a counter clerk,
-    each with a card in ``cards`` (0700) and random one-night secrets, logged in."""
+def _demo_operators(muni: Any, cards: Path) -> tuple[Actor, Actor, Actor]:
+    """The municipality's operators for the night: its first admin, a counter clerk and
+    a supervisor, each with a card in ``cards`` (0700) and random one-night secrets,
+    logged in."""
     import secrets
 
     from jukicore.access import operators as ops
 
     cards.mkdir(mode=0o700)
-    admin_pw, clerk_pw = (f"Demo-{secrets.token_urlsafe(12)}-1" for _ in range(2))
+    admin_pw, clerk_pw, sup_pw = (f"Demo-{secrets.token_urlsafe(12)}-1" for _ in range(3))
     pin = secrets.token_urlsafe(9)
     with open_register(muni.store_target()) as reg:
         ops.bootstrap_admin(reg, "demo-admin", name="Demo Admin", password=admin_pw,
@@ -116,7 +117,11 @@ def _demo_operators(muni: Any, cards: Path) -> tuple[Actor, Actor]:
                             password=clerk_pw, card_path=cards / "counter-1.card",
                             card_pin=pin)
         clerk = ops.login(reg, "counter-1", clerk_pw, cards / "counter-1.card", pin)
-    return admin.actor(), clerk.actor()
+        ops.create_operator(reg, admin, "supervisor-1", name="Supervisor", roles="supervisor",
+                            password=sup_pw, card_path=cards / "supervisor-1.card",
+                            card_pin=pin)
+        supervisor = ops.login(reg, "supervisor-1", sup_pw, cards / "supervisor-1.card", pin)
+    return admin.actor(), clerk.actor(), supervisor.actor()
 
 
 def run_night(workdir: str | os.PathLike[str], *, population: int = 100_000,
@@ -142,7 +147,7 @@ def run_night(workdir: str | os.PathLike[str], *, population: int = 100_000,
         pref = create_node(root / pref_id, pref_id, password=password)
         center = create_node(root / CENTER, CENTER, password=password)
         trust_each_other((muni, pref, center), password)
-        admin, clerk = _demo_operators(muni, root / "operators")
+        admin, clerk, supervisor = _demo_operators(muni, root / "operators")
         f["nodes"] = [muni.node_id, pref.node_id, center.node_id]
 
     # Codes: center -> prefecture -> municipality, as packets.
@@ -172,7 +177,11 @@ def run_night(workdir: str | os.PathLike[str], *, population: int = 100_000,
                      if progress else None)
         with _step(times, "notifications", node=muni.node_id) as f:
             events = generate_day(reg, actor=admin, day=day, n=notifications, seed=seed)
-            report = reg.apply(events, actor=clerk, today=day)
+            # the day's counter work, replayed now: a clerk outside working hours acts
+            # under the supervisor's override (audited as access.override)
+            counter = clerk.with_override(supervisor, "demo: a counter day replayed by the"
+                                          " night simulation")
+            report = reg.apply(events, actor=counter, today=day)
             kinds = {k["values"]: k["counts"]
                      for k in events.column("kind").value_counts().to_pylist()}
             f.update(rows=events.num_rows, **report.summary())

@@ -696,5 +696,5 @@ def sync_status(node: Node) -> dict[str, Any]:
     with open_identity_store(node.store_target()) as store:
         return {"node_id": node.node_id, "identity_records": store.count(),
                 "last_applied": store.peers(),
-                "quarantined": store.quarantined().num_rows,
-                "rejected": store.rejected().num_rows}
+                "quarantined": store.quarantined(actor=node.node_id).num_rows,
+                "rejected": store.rejected(actor=node.node_id).num_rows}

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import pyarrow as pa
 
+from jukicore.access.policy import migration_statements as policy_migration
 from jukicore.audit.chain import migration_v6 as _audit_v6
 from jukicore.identity.items import IDENTITY_COLUMNS
 from jukicore.store.schema import Column, Ddl, Index, Migration, Table
@@ -264,6 +265,8 @@ MIGRATIONS: tuple[Migration, ...] = (
     Migration(6, "a tamper-evident audit log: entries numbered (seq) as leaves of a Merkle"
               " tree, its state, signed checkpoints (jukicore.audit.chain)", _audit_v6),
     Migration(7, "operator accounts (jukicore.access.operators)", _v7),
+    Migration(8, "the access policy's configuration (working hours, read quotas) and the"
+              " audit's index by actor, action and time", policy_migration),
 )
 
 SCHEMA_VERSION = MIGRATIONS[-1].version

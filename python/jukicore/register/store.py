@@ -17,7 +17,8 @@ import pyarrow.compute as pc
 from jukicore import audit
 from jukicore._jukicore import record_digests
 from jukicore.access import actors as perm
-from jukicore.access.actors import Actor
+from jukicore.access.actors import MUNICIPALITY, Actor
+from jukicore.access.policy import ACCESS_ACTIONS, POLICY_TABLE, Gate, read_detail
 from jukicore.errors import (
     BadRow,
     CodeSpaceExhaustedError,
@@ -264,6 +265,8 @@ class Register(SyncState):
         self.lg_code: str = meta["lg_code"]
         self.prefecture: str = meta["prefecture"]
         self.municipality: str = meta["municipality"]
+        #: the one policy at this register (jukicore.access.policy)
+        self.policy = Gate(backend, MUNICIPALITY, self.lg_code)
 
     # -- lifecycle ---------------------------------------------------------------------------
 
@@ -284,14 +287,40 @@ class Register(SyncState):
     def __exit__(self, *exc: object) -> None:
         self.close()
 
-    def _check(self, actor: Actor, permission: str) -> None:
-        perm.check_permission(actor, permission, self.lg_code)
+    def _check(self, actor: Actor, permission: str, now: dt.datetime | None = None) -> None:
+        self.policy.check(actor, permission, now=now)
+
+    def policy_settings(self) -> dict[str, str]:
+        """The policy's settings in force here (working hours and read quotas per role)."""
+        with self._b.session(write=False) as s:
+            return self.policy.settings(s)
+
+    def set_policy(self, key: str, value: str, *, actor: Actor,
+                   now: dt.datetime | None = None) -> str:
+        """Change one setting of the policy (``hours.ROLE`` / ``quota.ROLE``; see
+        :meth:`jukicore.access.policy.Gate.configure`): admins only, audited."""
+        return self.policy.configure(actor, key, value, now=now)
+
+    def _read_entries(self, s: Session, actor: Actor, what: str, codes: Sequence[int | None],
+                      purpose: str | None, permission: str = perm.READ) -> None:
+        """One ``register.read`` entry per record read (target: its resident code)."""
+        detail = read_detail(what, None, purpose)
+        audit.write_many(s, [audit.entry(s, actor, "register.read", fmt_code(c), detail)
+                             for c in codes])
+
+    def _read_whole(self, s: Session, actor: Actor, what: str, n: int, purpose: str | None,
+                    now: dt.datetime | None, permission: str = perm.READ) -> None:
+        """A whole-table read of ``n`` records: within the quota, and one entry with the
+        count (target null)."""
+        self.policy.charge(s, actor, permission, n)
+        audit.write(s, actor, "register.read", None, read_detail(what, n, purpose))
 
     # -- resident codes ----------------------------------------------------------------------
 
-    def import_code_block(self, block: Any, *, actor: Actor) -> int:
+    def import_code_block(self, block: Any, *, actor: Actor,
+                          now: dt.datetime | None = None) -> int:
         """Add a :class:`jukicore.codes.CodeBlock`'s codes to the register's pool of fresh codes."""
-        self._check(actor, perm.IMPORT_CODES)
+        self._check(actor, perm.IMPORT_CODES, now)
         codes = np.asarray(block.codes, dtype=np.uint64)
         self._check_holder(block)
         bad = np.flatnonzero(~_valid_codes(codes))
@@ -314,7 +343,8 @@ class Register(SyncState):
                    detail=f"{len(codes)} codes")
         return len(codes)
 
-    def import_code_block_file(self, path: str | Path, *, actor: Actor) -> int:
+    def import_code_block_file(self, path: str | Path, *, actor: Actor,
+                               now: dt.datetime | None = None) -> int:
         """Move the codes of the block file at ``path`` into the code pool, exactly once.
 
         The file is first renamed to a hand-over name beside it (``.NAME.handover``), so
@@ -327,7 +357,7 @@ class Register(SyncState):
         """
         from jukicore.codes import CodeBlock, _locked  # the block file steps' lock and reader
 
-        self._check(actor, perm.IMPORT_CODES)
+        self._check(actor, perm.IMPORT_CODES, now)
         src = Path(path)
         handover = src.with_name(f".{src.name}.handover")
         with _locked(src):
@@ -379,6 +409,7 @@ class Register(SyncState):
         actor: Actor,
         progress: Progress | None = None,
         today: dt.date | None = None,
+        now: dt.datetime | None = None,
     ) -> LoadReport:
         """Bulk-load residents (and households) in one transaction, Arrow in, no row loops.
 
@@ -396,7 +427,7 @@ class Register(SyncState):
         address as a current resident) is refused with a :class:`ConflictError`: loading
         twice never registers anyone twice. A refused load changes nothing.
         """
-        self._check(actor, perm.LOAD)
+        self._check(actor, perm.LOAD, now)
         res, households = _check_load(as_arrow_table(residents, "residents"),
                                       None if households is None else
                                       as_arrow_table(households, "households"),
@@ -497,6 +528,7 @@ class Register(SyncState):
         actor: Actor,
         today: dt.date | None = None,
         progress: Progress | None = None,
+        now: dt.datetime | None = None,
     ) -> ApplyReport:
         """Apply a table of notifications (:data:`EVENT_SCHEMA`) in one transaction.
 
@@ -511,7 +543,7 @@ class Register(SyncState):
         character, a non-katakana reading, a postal code of another municipality ...)
         is one rejected row naming its column; an empty text is an absent value.
         """
-        self._check(actor, perm.NOTIFY)
+        self.policy.precheck(actor, perm.NOTIFY)  # before the input is looked at
         today = today or dt.date.today()
         table, bad = _normalize_events(events)
         # One validation of every value (jukicore.validate), for the whole table at once:
@@ -526,7 +558,7 @@ class Register(SyncState):
         codes: list[int | None] = [None] * len(rows)
         rejected: list[RejectedRow] = []
         applied = duplicates = 0
-        with self._b.session() as s, s.pipelined():
+        with self.policy.session(actor, perm.NOTIFY, now=now) as s, s.pipelined():
             b = self._batch(s, actor, today)
             good = [r for i, r in enumerate(rows) if i not in invalid]
             if len(good) > 1:  # a day's worth: read what the rows will look up, up front
@@ -573,13 +605,14 @@ class Register(SyncState):
                            municipality=self.municipality, actor=str(actor),
                            actor_kind=actor.kind, now=utcnow(), today=today)
 
-    def notify(self, *, actor: Actor, today: dt.date | None = None, **fields: Any) -> int | None:
+    def notify(self, *, actor: Actor, today: dt.date | None = None,
+               now: dt.datetime | None = None, **fields: Any) -> int | None:
         """Apply one notification; raise its error when it is rejected.
 
         Returns the resident code it concerns (the new code for a birth, a move-in without
         code, a code change), or None when this notification id was applied before.
         """
-        report = self.apply([fields], actor=actor, today=today)
+        report = self.apply([fields], actor=actor, today=today, now=now)
         if report.rejected:
             rej = report.rejected[0]
             rows = [BadRow(0, rej.reason, rej.column)]
@@ -595,17 +628,29 @@ class Register(SyncState):
         return None if value is None else int(value)
 
     # -- queries ---------------------------------------------------------------------------
+    #
+    # Every read of personal data checks the policy (hours, quota) and writes its
+    # ``register.read`` audit entries in the transaction of the read: one per record read
+    # (target: its resident code), one with the count for a whole-table read.
 
-    def residents(self, *, actor: Actor, include_removed: bool = False) -> pa.Table:
+    def residents(self, *, actor: Actor, include_removed: bool = False,
+                  purpose: str | None = None, now: dt.datetime | None = None) -> pa.Table:
         """The register's records as Arrow (current residents; with 除票 on request)."""
-        self._check(actor, perm.READ)
+        what = "residents incl. removed records" if include_removed else "residents"
+        return self._residents(actor, include_removed, what, purpose, now)
+
+    def _residents(self, actor: Actor, include_removed: bool, what: str,
+                   purpose: str | None, now: dt.datetime | None) -> pa.Table:
         where = "" if include_removed else " WHERE status = 'resident'"
-        with self._b.bulk_session(write=False) as s:
-            return s.fetch_arrow(
+        with self.policy.session(actor, perm.READ, now=now, bulk=True) as s:
+            out = s.fetch_arrow(
                 f"SELECT {', '.join(RESIDENT_SCHEMA.names)} FROM residents{where}"
                 " ORDER BY person_id", (), RESIDENT_SCHEMA)
+            self._read_whole(s, actor, what, out.num_rows, purpose, now)
+        return out
 
-    def resident(self, resident_code: int | str, *, actor: Actor) -> dict[str, Any]:
+    def resident(self, resident_code: int | str, *, actor: Actor, purpose: str | None = None,
+                 now: dt.datetime | None = None) -> dict[str, Any]:
         """One record: the current resident with this code, else the latest 除票 with it.
 
         A retired code (given up by a code change) answers the same way whether its
@@ -613,11 +658,13 @@ class Register(SyncState):
         ``via_retired_code`` naming the code asked for (None when reached through the
         record's own code). Codes in the record are zero-padded digit strings
         (``resident_code`` 11 digits, ``my_number`` 12). A malformed code is an
-        :class:`InvalidInputError`; no record, :class:`NotFoundError`.
+        :class:`InvalidInputError`; no record, :class:`NotFoundError` (the attempt is
+        audited all the same).
         """
-        self._check(actor, perm.READ)
-        code = parse_resident_code(resident_code)
-        with self._b.session(write=False) as s:
+        self.policy.precheck(actor, perm.READ)
+        asked = parse_resident_code(resident_code)
+        code = asked
+        with self.policy.session(actor, perm.READ, now=now, target=fmt_code(asked)) as s:
             cols = ", ".join(RESIDENT_SCHEMA.names)
             via: int | None = None
             seen: set[int] = set()
@@ -634,9 +681,11 @@ class Register(SyncState):
                 seen.add(code)
                 via = via if via is not None else code
                 code = int(retired[0][0])
-            if not rows:
-                raise NotFoundError(f"no record with resident code {fmt_code(code)}")
-            record: dict[str, Any] = rows_to_arrow(rows, RESIDENT_SCHEMA).to_pylist()[0]
+            self._read_entries(s, actor, "resident record" if rows else
+                               "resident record (not found)", [code], purpose)
+        if not rows:
+            raise NotFoundError(f"no record with resident code {fmt_code(code)}")
+        record: dict[str, Any] = rows_to_arrow(rows, RESIDENT_SCHEMA).to_pylist()[0]
         record["resident_code"] = fmt_code(record["resident_code"])
         record["my_number"] = fmt_code(record["my_number"], 12)
         record["via_retired_code"] = fmt_code(via)
@@ -653,7 +702,8 @@ class Register(SyncState):
             return at.date()
         return dt.date.fromisoformat(str(at)[:10])
 
-    def as_of(self, date: dt.date, *, actor: Actor) -> pa.Table:
+    def as_of(self, date: dt.date, *, actor: Actor, purpose: str | None = None,
+              now: dt.datetime | None = None) -> pa.Table:
         """Who lived where on ``date``: the residents' records as they stood that day.
 
         Reconstructed from the current records and the history: for each record and item,
@@ -663,7 +713,11 @@ class Register(SyncState):
         :class:`InvalidInputError` naming that day (loaded records carry no history of
         what they were before).
         """
-        self._check(actor, perm.READ)
+        return self._as_of(date, actor, f"residents as of {date}", purpose, now)
+
+    def _as_of(self, date: dt.date, actor: Actor, what: str, purpose: str | None,
+               now: dt.datetime | None) -> pa.Table:
+        self.policy.precheck(actor, perm.READ)
         if not isinstance(date, dt.date):
             raise InvalidInputError(f"as_of needs a date, not {type(date).__name__}")
         if isinstance(date, dt.datetime):
@@ -673,7 +727,7 @@ class Register(SyncState):
             raise InvalidInputError(
                 f"the register's history starts at {start.isoformat()} (its bulk load): no"
                 f" records as of {date.isoformat()}")
-        with self._b.bulk_session(write=False) as s:
+        with self.policy.session(actor, perm.READ, now=now, bulk=True) as s:
             cur = s.fetch_arrow(
                 f"SELECT {', '.join(RESIDENT_SCHEMA.names)} FROM residents"
                 " WHERE resident_since <= ? ORDER BY person_id", (s.d(date),), RESIDENT_SCHEMA)
@@ -682,57 +736,76 @@ class Register(SyncState):
                 " AND voided_by IS NULL ORDER BY person_id, item, event_date, id", (s.d(date),),
                 pa.schema([("id", pa.int64()), ("person_id", pa.int64()), ("item", pa.string()),
                            ("old_value", pa.string())]))
-        return _rewind(cur, later)
+            out = _rewind(cur, later)
+            self._read_whole(s, actor, what, out.num_rows, purpose, now)
+        return out
 
-    def history(self, resident_code: int | str, *, actor: Actor) -> pa.Table:
+    def history(self, resident_code: int | str, *, actor: Actor, purpose: str | None = None,
+                now: dt.datetime | None = None) -> pa.Table:
         """Every recorded change (付随情報) of the person(s) who held this resident code, in
         event-date order (then recording order); voided rows included, with ``voided_by``."""
-        self._check(actor, perm.READ)
+        self.policy.precheck(actor, perm.READ)
         code = parse_resident_code(resident_code)
-        with self._b.session(write=False) as s:
+        with self.policy.session(actor, perm.READ, now=now, target=fmt_code(code)) as s:
             pids = [r[0] for r in s.query(
                 "SELECT person_id FROM residents WHERE resident_code = ? AND status = 'resident'"
                 " UNION SELECT person_id FROM history WHERE resident_code = ?"
                 " UNION SELECT person_id FROM retired_codes WHERE code = ?", (code, code, code))]
-            if not pids:
-                raise NotFoundError(f"no record with resident code {fmt_code(code)}")
-            marks = ", ".join("?" * len(pids))
-            return s.fetch_arrow(
-                f"SELECT {', '.join(HISTORY_SCHEMA.names)} FROM history"
-                f" WHERE person_id IN ({marks}) ORDER BY event_date, id", pids, HISTORY_SCHEMA)
+            self._read_entries(s, actor, "history" if pids else "history (not found)",
+                               [code], purpose)
+            if pids:
+                marks = ", ".join("?" * len(pids))
+                out = s.fetch_arrow(
+                    f"SELECT {', '.join(HISTORY_SCHEMA.names)} FROM history"
+                    f" WHERE person_id IN ({marks}) ORDER BY event_date, id", pids,
+                    HISTORY_SCHEMA)
+        if not pids:
+            raise NotFoundError(f"no record with resident code {fmt_code(code)}")
+        return out
 
-    def households(self, *, actor: Actor, as_of: dt.date | None = None) -> pa.Table:
+    def households(self, *, actor: Actor, as_of: dt.date | None = None,
+                   purpose: str | None = None, now: dt.datetime | None = None) -> pa.Table:
         """Households (id, head, address, size) now or as of a past date."""
-        self._check(actor, perm.READ)
-        res = self.as_of(as_of, actor=actor) if as_of is not None else self.residents(actor=actor)
+        if as_of is not None:
+            res = self._as_of(as_of, actor, f"households as of {as_of}", purpose, now)
+        else:
+            res = self._residents(actor, False, "households", purpose, now)
         return _households_of(res)
 
-    def notifications(self, *, actor: Actor) -> pa.Table:
-        self._check(actor, perm.READ)
-        with self._b.bulk_session(write=False) as s:
-            return s.fetch_arrow(
+    def notifications(self, *, actor: Actor, purpose: str | None = None,
+                      now: dt.datetime | None = None) -> pa.Table:
+        """The notification log (kind, person, code, dates, operator), in recording order."""
+        with self.policy.session(actor, perm.READ, now=now, bulk=True) as s:
+            out = s.fetch_arrow(
                 f"SELECT {', '.join(NOTIFICATION_SCHEMA.names)} FROM notifications"
                 " ORDER BY recorded_at, notification_id", (), NOTIFICATION_SCHEMA)
+            self._read_whole(s, actor, "notifications", out.num_rows, purpose, now)
+        return out
 
-    def audit_log(self, *, actor: Actor) -> pa.Table:
-        self._check(actor, perm.EXPORT)
-        with self._b.bulk_session(write=False) as s:
-            return s.fetch_arrow(f"SELECT {', '.join(AUDIT_SCHEMA.names)} FROM audit ORDER BY id",
-                                 (), AUDIT_SCHEMA)
+    def audit_log(self, *, actor: Actor, now: dt.datetime | None = None) -> pa.Table:
+        """The audit log (who did what, when); reading it is itself audited."""
+        with self.policy.session(actor, perm.EXPORT, now=now, bulk=True) as s:
+            out = s.fetch_arrow(f"SELECT {', '.join(AUDIT_SCHEMA.names)} FROM audit ORDER BY id",
+                                (), AUDIT_SCHEMA)
+            self._read_whole(s, actor, "audit log", out.num_rows, None, now, perm.EXPORT)
+        return out
 
-    def outbox(self, *, actor: Actor, after_seq: int = 0) -> pa.Table:
+    def outbox(self, *, actor: Actor, after_seq: int = 0,
+               now: dt.datetime | None = None) -> pa.Table:
         """Identity-info changes in sequence order (for synchronization with the prefecture)."""
-        self._check(actor, perm.EXPORT)
-        with self._b.bulk_session(write=False) as s:
-            return s.fetch_arrow(
+        with self.policy.session(actor, perm.EXPORT, now=now, bulk=True) as s:
+            out = s.fetch_arrow(
                 f"SELECT {', '.join(OUTBOX_SCHEMA.names)} FROM outbox WHERE seq > ? ORDER BY seq",
                 (after_seq,), OUTBOX_SCHEMA)
+            if out.num_rows:
+                self._read_whole(s, actor, f"outbox after {after_seq}", out.num_rows,
+                                 "synchronization", now, perm.EXPORT)
+        return out
 
-    def export(self, *, actor: Actor) -> dict[str, pa.Table]:
+    def export(self, *, actor: Actor, now: dt.datetime | None = None) -> dict[str, pa.Table]:
         """The whole register (records incl. 除票, households, history) as Arrow tables."""
-        self._check(actor, perm.EXPORT)
         hh_schema = arrow_schema("households")
-        with self._b.bulk_session() as s:
+        with self.policy.session(actor, perm.EXPORT, now=now, bulk=True) as s:
             out = {
                 "residents": s.fetch_arrow(
                     f"SELECT {', '.join(RESIDENT_SCHEMA.names)} FROM residents ORDER BY person_id",
@@ -764,13 +837,20 @@ class Register(SyncState):
             return out
 
     def content_digest(self) -> str:
-        """SHA-256 over every table's full content: equal digests mean nothing changed."""
+        """SHA-256 over every table's full content: equal digests mean nothing changed.
+
+        The audit's records of access (reads, denials: :data:`ACCESS_ACTIONS`) are left
+        out: they record who looked or was refused, not a change of the register."""
+        access = ", ".join(f"'{a}'" for a in sorted(ACCESS_ACTIONS))
         queries = [f"SELECT {', '.join(t.names)} FROM {t.name}"
-                   f" ORDER BY {', '.join(t.primary_key or ('id',))}" for t in TABLES]
+                   + (f" WHERE action NOT IN ({access})" if t.name == "audit" else "")
+                   + f" ORDER BY {', '.join(t.primary_key or ('id',))}"
+                   for t in (*TABLES, POLICY_TABLE)]
         with self._b.session(write=False) as s:
             return content_digest(s, queries)
 
-    def purge_expired(self, *, actor: Actor, today: dt.date | None = None) -> int:
+    def purge_expired(self, *, actor: Actor, today: dt.date | None = None,
+                      now: dt.datetime | None = None) -> int:
         """Delete removed records (除票) whose retention (150 years) has run out.
 
         With each record goes everything that holds the person's data: history,
@@ -781,13 +861,13 @@ class Register(SyncState):
         ever issued or moved in again. A code still held by another record of the same
         person (who came back) is not touched.
         """
-        self._check(actor, perm.PURGE)
+        self.policy.precheck(actor, perm.PURGE)
         today = today or dt.date.today()
         try:
             cutoff = today.replace(year=today.year - RETENTION_YEARS)
         except ValueError:  # 29 February
             cutoff = today.replace(year=today.year - RETENTION_YEARS, day=28)
-        with self._b.session() as s:
+        with self.policy.session(actor, perm.PURGE, now=now) as s:
             where = "status = 'removed' AND removal_date < ?"
             pids = [int(r[0]) for r in s.query(f"SELECT person_id FROM residents WHERE {where}",
                                                (s.d(cutoff),))]
