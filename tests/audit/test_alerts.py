@@ -134,7 +134,7 @@ def test_a_normal_day_raises_nothing(reg: Register) -> None:
     report = scan(reg.target, since=day, until=day + dt.timedelta(days=1))
     assert report.alerts == ()
     assert report.entries == len(entries)
-    assert report.skipped == (("own_household", "the store has no operator table"),)
+    assert report.skipped == ()
 
 
 def test_the_holiday_terminal_forgery(reg: Register) -> None:
@@ -272,18 +272,25 @@ def test_reads_spread_over_hours_are_no_alert(reg: Register) -> None:
 
 
 def _operator_table(reg: Register, with_code: bool = True) -> None:
+    """The operator table of a store from before operators (schema version 7) existed."""
     col = ", resident_code BIGINT" if with_code else ""
     with reg._b.session() as s:
+        s.execute("DROP TABLE IF EXISTS operator")
         s.execute(f"CREATE TABLE operator (id TEXT PRIMARY KEY, name TEXT{col})")
 
 
-def test_an_operator_reading_their_own_household(reg: Register) -> None:
+def test_an_operator_reading_their_own_household(reg: Register, tmp_path: Path) -> None:
+    from jukicore.access.operators import bootstrap_admin, create_operator, login
+
     hh = codes_by_household(reg)
     mine = hh[3]  # the clerk lives in household 3 (4 members)
-    _operator_table(reg)
-    with reg._b.session() as s:
-        s.executemany("INSERT INTO operator (id, name, resident_code) VALUES (?, ?, ?)",
-                      [("clerk7", "山田", int(mine[1])), ("clerk8", "鈴木", None)])
+    pw, pin = "Admin-passw0rd-long", "card-pin"
+    bootstrap_admin(reg, "admin1", name="Admin", password=pw, card_path=tmp_path / "a.card",
+                    card_pin=pin)
+    admin = login(reg, "admin1", pw, tmp_path / "a.card", pin)
+    for oid, code in (("clerk7", int(mine[1])), ("clerk8", None)):
+        create_operator(reg, admin, oid, name=oid, roles="clerk", password=f"{pw}-{oid[-1]}",
+                        card_path=tmp_path / f"{oid}.card", card_pin=pin, resident_code=code)
     ids = put(reg, [
         (jst(2026, 3, 4, 10), CLERK, "register.read", mine[0]),      # their household head
         (jst(2026, 3, 4, 10, 1), CLERK, "register.read", hh[4][0]),  # another household
@@ -297,8 +304,11 @@ def test_an_operator_reading_their_own_household(reg: Register) -> None:
 
 
 def test_the_own_household_rule_says_why_it_is_skipped(reg: Register) -> None:
+    """A store read as it is, without migrating it: before operators existed."""
     hh = codes_by_household(reg)
     put(reg, [(jst(2026, 3, 4, 10), CLERK, "register.read", hh[3][0])])
+    with reg._b.session() as s:
+        s.execute("DROP TABLE operator")
     no_table = scan(reg.target, since=dt.date(2026, 3, 4), until=dt.date(2026, 3, 5))
     assert no_table.skipped == (("own_household", "the store has no operator table"),)
     _operator_table(reg, with_code=False)
@@ -349,7 +359,20 @@ def test_scanning_changes_nothing_and_bad_thresholds_are_refused(reg: Register) 
             Thresholds(**bad)
 
 
-def test_the_cli_lists_alerts_of_a_store(reg: Register, tmp_path: Path) -> None:
+def _first_admin(reg: Register, who: Any) -> None:
+    """The store's first admin: the operator the CLI logs in as (a supervisor's or an
+    admin's login reads the audit log)."""
+    from jukicore.access.operators import bootstrap_admin
+
+    bootstrap_admin(reg, who.operator, name="Test Admin", password=who.password,
+                    card_path=who.card, card_pin=who.pin)
+
+
+def test_the_cli_lists_alerts_of_a_store(reg: Register, tmp_path: Path,
+                                         cli_operator: Any) -> None:
+    r0 = CliRunner().invoke(main, ["audit", "alerts", reg.target])
+    assert r0.exit_code == 1 and "login refused" in r0.output  # no login, no read
+    _first_admin(reg, cli_operator)
     hh = codes_by_household(reg)
     ids = put(reg, [(jst(2026, 3, 1, 10), CLERK, "certificate.issue", hh[1][0])])
     run = CliRunner().invoke
@@ -373,13 +396,14 @@ def test_the_cli_lists_alerts_of_a_store(reg: Register, tmp_path: Path) -> None:
     assert not (tmp_path / "missing.db").exists()
 
 
-def test_the_cli_takes_a_node(tmp_path: Path) -> None:
+def test_the_cli_takes_a_node(tmp_path: Path, cli_operator: Any) -> None:
     from jukicore.network.node import create_node
     from jukicore.register import open_register
 
     node = create_node(tmp_path / "n", LG, password="a long node password",
                        prefecture=PREF, municipality=MUNI)
     with open_register(node.store_target()) as r:
+        _first_admin(r, cli_operator)
         ids = put(r, [(jst(2026, 3, 1, 10), CLERK, "register.read", None)])
     out = CliRunner().invoke(main, ["audit", "alerts", str(tmp_path / "n"), "--since",
                                     "2026-03-01", "--until", "2026-03-02", "--json"])

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import pytest
 from click.testing import CliRunner
@@ -30,7 +31,18 @@ def _run(*args: str) -> tuple[int, str]:
     return r.exit_code, r.output
 
 
-def test_checkpoint_verify_prove_and_show(node: Path) -> None:
+def _first_admin(node: Path, who: Any) -> None:
+    """The node's store gets its first admin: the operator the CLI logs in as."""
+    from jukicore.access.operators import bootstrap_admin
+    from jukicore.network.node import Node
+    from jukicore.register import open_register
+
+    with open_register(Node.open(node).store_target()) as reg:
+        bootstrap_admin(reg, who.operator, name="Test Admin", password=who.password,
+                        card_path=who.card, card_pin=who.pin)
+
+
+def test_checkpoint_verify_prove_and_show(node: Path, cli_operator: Any) -> None:
     code, out = _run("audit", "checkpoint", str(node), "--json")
     assert code == 0, out
     cp = json.loads(out)
@@ -44,15 +56,19 @@ def test_checkpoint_verify_prove_and_show(node: Path) -> None:
     assert code == 0, out
     proof = json.loads(out)
     assert proof["verified"] and proof["size"] == 1 and proof["root"] == cp["root"]
+    # showing entries is a read of the log: it needs an operator's login
+    code, out = _run("audit", "show", str(node), "--json")
+    assert code == 1 and "error:" in out
+    _first_admin(node, cli_operator)
     code, out = _run("audit", "show", str(node), "--action", "audit.checkpoint", "--json")
     assert code == 0, out
     rows = json.loads(out)
     assert [(r["seq"], r["action"]) for r in rows] == [(1, "audit.checkpoint")]
-    code, out = _run("audit", "show", str(node), "--operator", "nobody", "--json")
+    code, out = _run("audit", "show", str(node), "--by-operator", "nobody", "--json")
     assert (code, json.loads(out)) == (0, [])
-    code, out = _run("audit", "show", str(node), "--operator", "node-init", "--json")
+    code, out = _run("audit", "show", str(node), "--by-operator", "node-init", "--json")
     assert [r["action"] for r in json.loads(out)] == ["register.init"]
-    code, out = _run("audit", "show", str(node), "--operator", "node%", "--json")
+    code, out = _run("audit", "show", str(node), "--by-operator", "node%", "--json")
     assert (code, json.loads(out)) == (0, [])  # a pattern character is a character
     code, out = _run("audit", "show", str(node), "--actor", LG, "--json")
     assert [r["action"] for r in json.loads(out)] == ["audit.checkpoint"]
@@ -60,6 +76,31 @@ def test_checkpoint_verify_prove_and_show(node: Path) -> None:
     assert (code, out) == (0, "")
     code, out = _run("audit", "show", str(node), "--until", "2999-01-01", "--target", LG)
     assert code == 0 and "register.init" in out and "audit.checkpoint" in out
+
+
+def test_show_is_a_supervisors_audited_read(node: Path, cli_operator: Any,
+                                            tmp_path: Path) -> None:
+    from jukicore.access.operators import create_operator, login
+    from jukicore.network.node import Node
+    from jukicore.register import open_register
+
+    _first_admin(node, cli_operator)
+    with open_register(Node.open(node).store_target()) as reg:
+        admin = login(reg, cli_operator.operator, cli_operator.password, cli_operator.card,
+                      cli_operator.pin)
+        create_operator(reg, admin, "clerk1", name="Clerk", roles="clerk",
+                        password="Clerk-passw0rd-long", card_path=tmp_path / "clerk1.card",
+                        card_pin="clerk-pin")
+    code, out = _run("audit", "show", str(node), "--json")
+    assert code == 0, out
+    assert [r["action"] for r in json.loads(out)][-2:] == ["operator.login", "audit.read"]
+    clerk = ["--operator", "clerk1", "--card", str(tmp_path / "clerk1.card")]
+    r = CliRunner().invoke(main, ["audit", "show", str(node), *clerk],
+                           env={"JUKICORE_PASSWORD": "Clerk-passw0rd-long",
+                                "JUKICORE_CARD_PIN": "clerk-pin"})
+    assert r.exit_code == 1 and "register.export" in r.output, r.output
+    code, out = _run("audit", "show", str(node), "--action", "access.denied", "--json")
+    assert [r["target"] for r in json.loads(out)] != [] and code == 0
 
 
 def test_verify_exits_1_and_says_where(node: Path) -> None:

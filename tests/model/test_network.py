@@ -56,6 +56,7 @@ from refmodel import (
 
 import jukicore
 from jukicore.access.operators import OPERATOR_TABLE
+from jukicore.audit import chain
 from jukicore.codes import CodeBlock, CodeRegistry, MyNumberIssuer, resident_code_check_digit
 from jukicore.errors import JukiError, PacketSequenceError
 from jukicore.identity import create_identity_store, open_identity_store
@@ -244,6 +245,10 @@ UPPER_COLUMNS = frozenset({
     *OPERATOR_TABLE.names,
     # the access policy's configuration (jukicore.access.policy): who changed what when
     "changed_at", "changed_by",
+    # the audit log's Merkle tree, its signed checkpoints and those of its senders
+    # (jukicore.audit.chain): hashes and signed notes of the log, no resident's data
+    *(c for t in (chain.STATE_TABLE, chain.CHECKPOINT_TABLE, chain.PEER_TABLE)
+      for c in t.names),
 })
 
 

@@ -11,8 +11,8 @@ import click
 
 from jukicore.network.node import Node
 
-from ._common import emit_json, json_option
-from .audit_alerts import add_alerts_command
+from ._common import Credentials, emit_json, json_option, operator_options
+from .audit_alerts import add_alerts_command, audit_reader
 from .node import password_option, read_password
 
 _NODE = click.argument("directory", type=click.Path(exists=True, file_okay=False,
@@ -127,7 +127,7 @@ def _when(value: str | None) -> dt.datetime | None:
 
 @audit.command("show")
 @_NODE
-@click.option("--operator", help="Only entries of this operator (its id).")
+@click.option("--by-operator", "by_operator", help="Only entries of this operator (its id).")
 @click.option("--actor", help="Only entries of this actor (its name as recorded).")
 @click.option("--target", help="Only entries on this record (a resident code, a code ...).")
 @click.option("--action", help="Only this action (area.verb).")
@@ -135,17 +135,25 @@ def _when(value: str | None) -> dt.datetime | None:
 @click.option("--until", help="Before this UTC date/time (ISO 8601).")
 @click.option("--limit", type=click.IntRange(min=1), default=None, help="At most this many.")
 @json_option
-def show(directory: Path, operator: str | None, actor: str | None, target: str | None,
-         action: str | None,
-         since: str | None, until: str | None, limit: int | None, as_json: bool) -> None:
-    """List entries, oldest first, with filters."""
+@operator_options
+def show(directory: Path, by_operator: str | None, actor: str | None, target: str | None,
+         action: str | None, since: str | None, until: str | None, limit: int | None,
+         as_json: bool, creds: Credentials) -> None:
+    """List entries, oldest first, with filters. Needs a supervisor's or an admin's login
+    (--operator / --card ...); the read is itself audited."""
     from jukicore.audit.query import entries
 
     n = Node.open(directory)
+    asked = " ".join(f"{k}={v}" for k, v in (("operator", by_operator), ("actor", actor),
+                                             ("target", target), ("action", action),
+                                             ("since", since), ("until", until))
+                     if v is not None)
+    with audit_reader(n.store_target(), creds, f"audit show {asked}".strip()):
+        pass
     be = _open(n)
     try:
         with be.session(write=False) as s:
-            rows = entries(s, actor=actor, operator=operator, target=target, action=action,
+            rows = entries(s, actor=actor, operator=by_operator, target=target, action=action,
                            since=_when(since), until=_when(until), limit=limit)
     finally:
         be.close()

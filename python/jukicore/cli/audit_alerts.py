@@ -10,6 +10,8 @@ from __future__ import annotations
 import datetime as dt
 import json
 import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import click
@@ -17,7 +19,9 @@ import click
 from jukicore.audit.alerts import JST, Thresholds, scan
 from jukicore.errors import InvalidInputError
 
-__all__ = ["add_alerts_command"]
+from ._common import Credentials, operator_options
+
+__all__ = ["add_alerts_command", "audit_reader"]
 
 
 def _when(value: str | None, what: str) -> dt.datetime | None:
@@ -33,6 +37,27 @@ def _when(value: str | None, what: str) -> dt.datetime | None:
                                 " (2026-03-01, 2026-03-01T09:00, 2026-03-01T00:00+00:00)"
                                 ) from None
     return t if t.tzinfo is not None else t.replace(tzinfo=JST)
+
+
+@contextmanager
+def audit_reader(target: str, creds: Credentials, what: str) -> Iterator[None]:
+    """Log ``creds`` in at the store ``target`` and let the one policy decide whether that
+    operator may read its audit log (a register's ``register.export``, an upper store's
+    ``identity.export``: supervisors and admins); the read is itself an entry
+    (``audit.read``, naming what was asked) before anything is shown. A refusal is an
+    ``access.denied`` entry and exit 1."""
+    from jukicore import audit as log
+    from jukicore.access import actors as perm
+    from jukicore.register import Register
+
+    from .operator import open_store_of_any_kind
+
+    with open_store_of_any_kind(target) as store:
+        actor = creds.login(store)
+        permission = perm.EXPORT if isinstance(store, Register) else perm.ID_EXPORT
+        with store.policy.session(actor, permission) as s:
+            log.write(s, actor, "audit.read", None, what)
+    yield
 
 
 def store_of(where: str) -> str:
@@ -91,14 +116,19 @@ def add_alerts_command(group: click.Group) -> None:
                   help="Change a rule's threshold (docs/monitoring.md), e.g. "
                        "failed_logins=3, spread_window=30 (minutes), work_start=09:00.")
     @click.option("--json", "as_json", is_flag=True, help="Print the alerts as JSON.")
+    @operator_options
     def alerts(where: str, since: str | None, until: str | None,
-               thresholds: tuple[str, ...], as_json: bool) -> None:
+               thresholds: tuple[str, ...], as_json: bool, creds: Credentials) -> None:
         """List suspicious operation patterns in the audit log of a node or store:
         activity off hours or on holidays, mass reads, reads over many households,
         operators acting on their own household, failed-login bursts, certificates
         without a counter request. Each alert gives its reason and the ids of the
-        entries behind it. Exit 0 (alerts are output, not failures)."""
-        report = scan(store_of(where), since=_when(since, "since"),
+        entries behind it. Exit 0 (alerts are output, not failures). Needs a supervisor's
+        or an admin's login (--operator / --card ...); the read is itself audited."""
+        target = store_of(where)
+        with audit_reader(target, creds, f"audit alerts since={since} until={until}"):
+            pass
+        report = scan(target, since=_when(since, "since"),
                       until=_when(until, "until"), thresholds=_thresholds(thresholds))
         if as_json:
             click.echo(json.dumps(report.to_dict(), ensure_ascii=False, indent=2))
