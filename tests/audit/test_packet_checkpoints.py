@@ -108,7 +108,7 @@ def test_a_rewritten_past_is_refused_and_audited(net: Network) -> None:
         be.close()
     p2 = _night(net, 2, DAY + dt.timedelta(days=1))
     with open_identity_store(net.pref.store_target()) as st:
-        before = (st.last_seq(MUNI), st.current().num_rows)
+        before = (st.last_seq(MUNI), st.current(actor=st.node_id).num_rows)
     # the checkpoint is refused, kept out and reported; the entries still apply (nothing
     # stops the night)
     outcome = apply_packet(net.pref, deliver(p2, net.pref))

@@ -244,13 +244,16 @@ def registers(targets: Callable[[], str], cli_operator: Any) -> Iterator[Stores[
 
 
 def _digest(reg: Register) -> str:
-    """The register's content but the operators' logins (a command that is refused after
-    its login leaves the login's entry and nothing else)."""
+    """The register's content but the operators' logins and the records of access (a
+    command refused after its login leaves the login's entry, and a read or a refusal
+    its own entry, and nothing else)."""
+    from jukicore.access.policy import ACCESS_ACTIONS
     from jukicore.register._schema import TABLES
     from jukicore.store import content_digest
 
+    left_out = ", ".join(f"'{a}'" for a in sorted({"operator.login", *ACCESS_ACTIONS}))
     queries = [f"SELECT {', '.join(t.names)} FROM {t.name}"
-               + (" WHERE action <> 'operator.login'" if t.name == "audit" else "")
+               + (f" WHERE action NOT IN ({left_out})" if t.name == "audit" else "")
                + f" ORDER BY {', '.join(t.primary_key or ('id',))}" for t in TABLES]
     with reg._b.session(write=False) as s:
         return content_digest(s, queries)
