@@ -127,6 +127,27 @@ def test_disabled_then_enabled(reg: Register, tmp_path: Path) -> None:
         op.disable_operator(reg, admin, "admin1", now=T0)
 
 
+def test_disabling_ends_open_sessions(reg: Register, tmp_path: Path) -> None:
+    """A session opened before its account was disabled works no more (every workflow
+    asks the policy, which asks the account), and the refusal is audited."""
+    admin = _clerk(reg, tmp_path, roles="supervisor")
+    clerk = op.login(reg, "clerk1", CLERK_PW, tmp_path / "clerk1.card", PIN, now=T0)
+    reg.residents(actor=clerk.actor(T0), now=T0)  # the session works
+    op.disable_operator(reg, admin, "clerk1", now=T0)
+    before = _digests(reg)
+    with pytest.raises(PermissionDeniedError, match="account clerk1 is disabled"):
+        reg.residents(actor=clerk.actor(T0), now=T0)
+    with pytest.raises(PermissionDeniedError, match="disabled"):
+        reg.notify(actor=clerk.actor(T0), now=T0, notification_id="n1", kind="death",
+                   notified_date=T0.date(), event_date=T0.date(),
+                   resident_code=10_000_000_009)
+    assert _digests(reg) == before
+    denied = _audit(reg, "access.denied")
+    assert len(denied) == 2 and all("disabled" in d[3] for d in denied)
+    op.enable_operator(reg, admin, "clerk1", now=T0)
+    reg.residents(actor=clerk.actor(T0), now=T0)  # the same session, once enabled again
+
+
 def test_locked_after_five_failures_for_fifteen_minutes(reg: Register, tmp_path: Path
                                                         ) -> None:
     card = tmp_path / "admin1.card"

@@ -325,6 +325,7 @@ class Gate:
                  now: dt.datetime | None) -> None:
         if actor.kind != "operator":
             return  # nodes and agencies: no hours, no quota
+        _enabled(s, actor, "")
         moment = now or utcnow()
         cfg = self._settings(s)
         granting = [r for r in sorted(actor.roles)
@@ -348,6 +349,7 @@ class Gate:
         if ov is None:
             raise _Denied(f"{reason}; a supervisor's override is needed")
         sup = ov.supervisor
+        _enabled(s, sup, "the supervisor's ")
         if not isinstance(sup, Actor) or sup.kind != "operator" or "supervisor" not in sup.roles:
             raise _Denied(f"{reason}; the override is not a supervisor's")
         if sup.name == actor.name:
@@ -375,6 +377,15 @@ class Gate:
                                                  actor_kind="unknown")])
         name = str(who) if who is not None else "an unknown actor"
         raise PermissionDeniedError(f"{name} may not {permission}: {reason}")
+
+
+def _enabled(s: Session, actor: Actor, whose: str) -> None:
+    """Refuse an operator whose account at this store is disabled: a session opened
+    before the account was disabled ends with it (an actor without an account here, as
+    library callers build, is judged by the table alone)."""
+    rows = s.query("SELECT enabled FROM operator WHERE id = ?", (actor.name,))
+    if rows and not bool(rows[0][0]):
+        raise _Denied(f"{whose}account {actor.name} is disabled")
 
 
 def read_detail(what: str, count: int | None, purpose: str | None) -> str:
