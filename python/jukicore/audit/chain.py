@@ -216,10 +216,15 @@ def append(s: Session, rows: list[tuple[Any, ...]]) -> list[tuple[Any, ...]]:
     st = lock_state(s)
     out: list[tuple[Any, ...]] = []
     entries: list[tuple[int, tuple[Any, ...]]] = []
+    times: dict[Any, tuple[dt.datetime, int]] = {}  # a batch's entries share their time
     for i, row in enumerate(rows):
         if len(row) != 7:
             raise InvalidInputError(f"audit entry {i}: {len(row)} values, not 7 (use entry())")
-        at, us = at_micros(row[0])
+        key = row[0] if isinstance(row[0], str | dt.datetime) else None
+        hit = times.get(key) if key is not None else None
+        at, us = hit if hit is not None else at_micros(row[0])
+        if key is not None:
+            times[key] = (at, us)
         texts = row[1:]
         for name, v in zip(TEXT_FIELDS, texts, strict=True):
             if v is not None and type(v) is not str:
