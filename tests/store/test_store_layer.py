@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import random
 import re
 from pathlib import Path
 
@@ -133,3 +134,25 @@ def test_a_bulk_session_holds_the_write_lock(tmp_path: Path) -> None:
         assert _other_process_writes(path) == "free"
     finally:
         be.close()
+
+
+def test_pipelined_reads_see_their_own_rows_among_many_writes(db_target: str) -> None:
+    """In PostgreSQL's pipeline mode the server sends the results of earlier writes in
+    bursts; a burst that arrives while a read is being sent must not be taken for the read's
+    answer (psycopg hands it to the cursor that sent those writes)."""
+    store = connect(db_target, create=True)
+    try:
+        with store.session() as s:
+            s.execute("CREATE TABLE burst (v INTEGER)")
+        rnd = random.Random(1)
+        written = 0
+        with store.session() as s, s.pipelined():
+            for _ in range(600):
+                for i in range(rnd.randrange(300, 1200)):
+                    s.execute("INSERT INTO burst VALUES (?)", (i,))
+                    written += 1
+                assert s.query("SELECT count(*) FROM burst") == [(written,)]
+        with store.session(write=False) as s:
+            assert s.scalar("SELECT count(*) FROM burst") == written
+    finally:
+        store.close()

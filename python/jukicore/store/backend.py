@@ -815,8 +815,12 @@ class _PgSession(Session):
         self._cur.execute(self._q(sql), params or None)
 
     def query(self, sql: str, params: Params = ()) -> list[tuple[Any, ...]]:
-        self._cur.execute(self._q(sql), params or None)
-        return list(self._cur.fetchall())
+        # A cursor of its own: in pipeline mode the server answers earlier writes in
+        # bursts, and psycopg hands a late answer to the cursor that sent the write, even
+        # after that cursor sent a read; the read would then "fetch" an INSERT's status.
+        with self._conn.cursor() as cur:
+            cur.execute(self._q(sql), params or None)
+            return list(cur.fetchall())
 
     def executemany(self, sql: str, rows: Iterable[Params]) -> None:
         rows = list(rows)
