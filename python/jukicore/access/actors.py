@@ -35,6 +35,7 @@ __all__ = [
     "ID_REVIEW",
     "MUNICIPALITY",
     "NOTIFY",
+    "OPERATE",
     "PERMISSIONS",
     "POLICY",
     "PREFECTURE",
@@ -78,6 +79,12 @@ IDENTITY_PERMISSIONS: frozenset[str] = frozenset(
 
 #: Change the policy's configuration (hours, quotas) of a store: admins only, any tier.
 CONFIGURE = "policy.configure"
+#: Run the node's own jobs from its command line, any tier: the synchronization (export,
+#: apply, status), key rotation and trust, backup and restore, code registries and
+#: blocks, the audit log's verification, checkpoints and proofs. The jobs then act as the
+#: node; the operator who started each is an audit entry (``node.operate``). Admins, and
+#: the ``batch`` role of an account that runs the nightly jobs and nothing else.
+OPERATE = "node.operate"
 
 _UPPER_SERVER = frozenset({ID_APPLY, ID_READ, ID_REVIEW, ID_EXPORT})
 
@@ -85,19 +92,23 @@ _UPPER_SERVER = frozenset({ID_APPLY, ID_READ, ID_REVIEW, ID_EXPORT})
 POLICY: dict[tuple[str, str, str], frozenset[str]] = {
     (MUNICIPALITY, "operator", "clerk"): frozenset({NOTIFY, READ}),
     (MUNICIPALITY, "operator", "supervisor"): frozenset({NOTIFY, READ, LOAD, EXPORT}),
-    (MUNICIPALITY, "operator", "admin"): PERMISSIONS | {CONFIGURE},
+    (MUNICIPALITY, "operator", "admin"): PERMISSIONS | {CONFIGURE, OPERATE},
+    (MUNICIPALITY, "operator", "batch"): frozenset({OPERATE}),
     # the municipality's communication server (CS): reads and sends what it synchronizes,
     # records acknowledgements, and imports the code blocks its prefecture sends
     (MUNICIPALITY, "node", "cs"): frozenset({READ, EXPORT, IMPORT_CODES}),
     (PREFECTURE, "operator", "clerk"): frozenset({ID_READ}),
     (PREFECTURE, "operator", "supervisor"): frozenset({ID_READ, ID_REVIEW, ID_EXPORT}),
-    (PREFECTURE, "operator", "admin"): IDENTITY_PERMISSIONS | {CONFIGURE},
+    (PREFECTURE, "operator", "admin"): IDENTITY_PERMISSIONS | {CONFIGURE, OPERATE},
+    (PREFECTURE, "operator", "batch"): frozenset({OPERATE}),
     # the prefecture's server: applies its municipalities' packets, receives code blocks
     (PREFECTURE, "node", "server"): _UPPER_SERVER | {ID_RECEIVE_CODES},
     (PREFECTURE, "agency", "query"): frozenset({ID_READ}),
     (CENTER, "operator", "clerk"): frozenset({ID_READ}),
     (CENTER, "operator", "supervisor"): frozenset({ID_READ, ID_REVIEW, ID_EXPORT}),
-    (CENTER, "operator", "admin"): (IDENTITY_PERMISSIONS - {ID_RECEIVE_CODES}) | {CONFIGURE},
+    (CENTER, "operator", "admin"): ((IDENTITY_PERMISSIONS - {ID_RECEIVE_CODES})
+                                    | {CONFIGURE, OPERATE}),
+    (CENTER, "operator", "batch"): frozenset({OPERATE}),
     # (the center's server may record a code block it received back, as a prefecture does)
     (CENTER, "node", "server"): _UPPER_SERVER | {ID_RECEIVE_CODES},
     (CENTER, "agency", "query"): frozenset({ID_READ}),

@@ -68,6 +68,7 @@ __all__ = [
     "OperatorInfo",
     "OperatorSession",
     "bootstrap_admin",
+    "check_credentials",
     "check_password",
     "create_operator",
     "disable_operator",
@@ -272,8 +273,12 @@ def _row(s: Session, operator_id: str) -> dict[str, Any] | None:
 
 
 def _actor_of(row: dict[str, Any]) -> Actor:
-    return Actor("operator", row["id"], row["lg_code"],
-                 frozenset(r for r in str(row["roles"]).split(",") if r))
+    """The account's actor: of its municipality, else of its node (a prefecture, the
+    center), where the policy checks that it acts."""
+    lg = row["lg_code"]
+    return Actor("operator", row["id"], lg,
+                 frozenset(r for r in str(row["roles"]).split(",") if r),
+                 None if lg is not None else row["node_id"])
 
 
 def _audit(s: Session, actor: Actor | str, action: str, target: str | None,
@@ -325,10 +330,29 @@ def login(store: object, operator_id: str, password: str, card: str | os.PathLik
     raise AuthenticationError(_REFUSED)
 
 
+def check_credentials(store: object, operator_id: str, password: str,
+                      card: str | os.PathLike[str], card_pin: str, *,
+                      now: dt.datetime | None = None) -> Actor:
+    """The same checks as :func:`login` (both factors, a lock, a disabled account), in a
+    read-only transaction: nothing is written, neither an entry nor a failure count.
+
+    Only for reading a store whose audit log can take no entry (a damaged tree state),
+    where :func:`login` itself fails: ``jukicore audit verify`` must still run there to
+    say what was damaged. Anyone able to damage the log can write the operator table too,
+    so the failure count it skips protects nothing then."""
+    b = _backend(store)
+    now = _now(now)
+    result = _attempt(b, operator_id, password, card, card_pin, now, DEFAULT_SESSION_TTL,
+                      record=False)
+    if isinstance(result, OperatorSession):
+        return result.actor(now)
+    raise AuthenticationError(_REFUSED)
+
+
 def _attempt(b: Backend, operator_id: object, password: object,
              card: str | os.PathLike[str], card_pin: object,
-             now: dt.datetime, ttl: dt.timedelta = DEFAULT_SESSION_TTL
-             ) -> OperatorSession | str:
+             now: dt.datetime, ttl: dt.timedelta = DEFAULT_SESSION_TTL, *,
+             record: bool = True) -> OperatorSession | str:
     # The card first (outside the transaction: scrypt is slow); its failure is recorded.
     loaded: Card | None = None
     card_problem = None
@@ -337,7 +361,7 @@ def _attempt(b: Backend, operator_id: object, password: object,
     except JukiError as exc:
         card_problem = f"card refused ({type(exc).__name__})"
     oid = operator_id if isinstance(operator_id, str) else ""
-    with b.session() as s:
+    with b.session(write=record) as s:
         node_id, _lg = _node(s)
         row = _row(s, oid) if oid else None
         stored_hash = row["password_hash"] if row else _dummy_hash()
@@ -361,6 +385,8 @@ def _attempt(b: Backend, operator_id: object, password: object,
                     reason = "wrong card"
                 elif not bool(row["enabled"]):
                     reason = "account disabled"
+        if reason is not None and not record:
+            return reason
         if reason is not None:
             if row is not None and reason != "account locked":
                 failures = int(row["failed_logins"]) + 1
@@ -376,12 +402,14 @@ def _attempt(b: Backend, operator_id: object, password: object,
             _audit(s, who, "operator.login_failed", shown, reason, now)
             return reason
         assert row is not None and isinstance(password, str)
+        actor = _actor_of(row)
+        session = OperatorSession(oid, node_id, now, now + ttl, actor)
+        if not record:
+            return session
         new_hash = (PASSWORD_HASHER.hash(password)
                     if PASSWORD_HASHER.check_needs_rehash(row["password_hash"]) else None)
         s.execute("UPDATE operator SET failed_logins = 0, locked_until = NULL,"
                   " password_hash = COALESCE(?, password_hash) WHERE id = ?", (new_hash, oid))
-        actor = _actor_of(row)
-        session = OperatorSession(oid, node_id, now, now + ttl, actor)
         _audit(s, actor, "operator.login", oid,
                f"node {node_id}; session until {session.expires_at.isoformat()}", now)
         return session
