@@ -10,9 +10,10 @@ from netkit import PASSWORD, Network, build_network
 
 
 @pytest.fixture(autouse=True)
-def node_password(monkeypatch: pytest.MonkeyPatch) -> None:
+def node_password(monkeypatch: pytest.MonkeyPatch, cli_operator: object) -> None:
     """Every node of these tests is protected by netkit's PASSWORD, found in the environment
-    as an operator's nightly script would find it."""
+    as an operator's nightly script would find it; so are the credentials of the
+    operator (``cli_operator``, every store's first admin) whose login the CLI uses."""
     monkeypatch.setenv("JUKICORE_NODE_PASSWORD", PASSWORD)
 
 

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import datetime as dt
+import os
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from jukicore.access.operators import bootstrap_admin
 from jukicore.codes import _BLOCK_KIND, _BLOCK_VERSION, CodeRegistry
 from jukicore.identity import create_identity_store
 from jukicore.network.node import CENTER, Node, init_node, trust_each_other
@@ -49,7 +51,27 @@ def build_network(root: Path, make_target: Callable[[str], str], population: int
         reg.load(m.residents, m.households, actor=admin)
     net = Network(muni, pref, center)
     trust_each_other((muni, pref, center), PASSWORD)
+    for n in (muni, pref, center):
+        first_admin(n)
     return net
+
+
+def first_admin(node: Node) -> None:
+    """What ``jukicore node init`` does with $JUKICORE_ADMIN_*: the store's first admin
+    (the suite's ``cli_operator``, whose login the CLI commands then use)."""
+    env = os.environ
+    if not env.get("JUKICORE_ADMIN_ID"):
+        return
+    from jukicore.store import connect
+
+    b = connect(node.store_target())
+    try:
+        bootstrap_admin(b, env["JUKICORE_ADMIN_ID"], name=env["JUKICORE_ADMIN_NAME"],
+                        password=env["JUKICORE_ADMIN_PASSWORD"],
+                        card_path=env["JUKICORE_ADMIN_CARD"],
+                        card_pin=env["JUKICORE_ADMIN_CARD_PIN"])
+    finally:
+        b.close()
 
 
 def apply_day(net: Network, n: int, seed: int, day: dt.date = DAY) -> int:

@@ -38,6 +38,7 @@ def _cli(*args: str) -> tuple[int, dict[str, object], str]:
     env = {**os.environ, "PYTHONPATH": str(ROOT / "python")}
     run = subprocess.run([sys.executable, "-m", "jukicore", *args, "--json", "-q"],
                          capture_output=True, text=True, env=env, timeout=300, check=False)
+    assert run.stdout, run.stderr
     return run.returncode, json.loads(run.stdout), run.stderr
 
 

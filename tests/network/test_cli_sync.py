@@ -36,7 +36,8 @@ def test_readme_flow(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     town = tmp_path / "town"
     assert run("synth", "-n", "200", "--seed", "4", "--lg-code", "131041", "--out", str(town),
                "-q")[0] == 0
-    assert run("codes", "block", "allocate", "--registry", str(tmp_path / "c.bin"),
+    assert run("codes", "block", "allocate", "--node", center, "--registry",
+               str(tmp_path / "c.bin"),
                "--holder", "131041", "-n", "500", "--out", str(tmp_path / "m.block"))[0] == 0
     assert run("register", "load", f"{muni}/store.sqlite", str(town / "residents.parquet"),
                "--code-block", str(tmp_path / "m.block"))[0] == 0

@@ -37,7 +37,12 @@ KILLS = 30
 #: test would prove nothing: delays landing after the run ended).
 MIN_INTERRUPTED = 20
 SEED = 20021205
-ENV = {**os.environ, "JUKICORE_NODE_PASSWORD": PASSWORD}
+
+
+def _env() -> dict[str, str]:
+    """The environment of a nightly script: the node's password and the operator's
+    credentials (the suite's ``cli_operator``, set for this test)."""
+    return {**os.environ, "JUKICORE_NODE_PASSWORD": PASSWORD}
 
 
 def _cli(*args: str) -> list[str]:
@@ -46,14 +51,14 @@ def _cli(*args: str) -> list[str]:
 
 def _run(args: list[str]) -> float:
     t = time.perf_counter()
-    done = subprocess.run(args, env=ENV, capture_output=True, text=True, check=False)
+    done = subprocess.run(args, env=_env(), capture_output=True, text=True, check=False)
     assert done.returncode == 0, done.stdout + done.stderr
     return time.perf_counter() - t
 
 
 def _kill_after(args: list[str], delay: float) -> bool:
     """Start ``args`` and SIGKILL it after ``delay`` seconds; True if it was still running."""
-    proc = subprocess.Popen(args, env=ENV, stdout=subprocess.DEVNULL,
+    proc = subprocess.Popen(args, env=_env(), stdout=subprocess.DEVNULL,
                             stderr=subprocess.DEVNULL)
     try:
         proc.wait(timeout=delay)

@@ -133,7 +133,7 @@ def test_a_damaged_valid_from_and_password_file(network: Network, tmp_path: Path
         Node.open(path).public_record(PASSWORD)
     pw = tmp_path / "pw"
     pw.write_bytes(b"\xff\xfe")
-    run = _cli("node", "public-key", str(network.center.path), "--password-file", str(pw))
+    run = _cli("node", "public-key", str(network.center.path), "--node-password-file", str(pw))
     assert run.returncode == 1 and run.stderr.startswith("error: ") and "UTF-8" in run.stderr
     record = tmp_path / "rec.json"
     record.write_bytes(b"[1]")

@@ -215,6 +215,13 @@ class Credentials:
 
         return login(store, self.operator, self._password, self.card, self._pin)
 
+    def check(self, store: object) -> Any:
+        """Check the credentials at ``store`` without writing anything (a store whose
+        audit log can take no entry): the :class:`~jukicore.access.Actor`."""
+        from jukicore.access.operators import check_credentials
+
+        return check_credentials(store, self.operator, self._password, self.card, self._pin)
+
     def login(self, store: object) -> Any:
         """Log in at ``store``; the :class:`~jukicore.access.Actor` of the session."""
         return self.session(store).actor()
@@ -224,12 +231,37 @@ def operator_options(func: F) -> F:
     """``--operator``, ``--password-file``, ``--card``, ``--card-pin-file``: the command
     gets ``creds`` (:class:`Credentials`) instead. The CLI grants itself nothing: the
     actor is the logged-in operator with its account's roles."""
+    return _operator_options(func, required=True)
 
+
+def optional_operator_options(func: F) -> F:
+    """:func:`operator_options` for a command that needs a login only for some of its
+    uses: ``creds`` is a :class:`LazyCredentials`, read when the command asks for them."""
+    return _operator_options(func, required=False)
+
+
+class LazyCredentials:
+    """Credentials read only when :meth:`get` is called (and then required)."""
+
+    def __init__(self, *given: str | None) -> None:
+        self._given = given
+
+    def get(self) -> Credentials:
+        with cli_errors():
+            return Credentials(*self._given)
+
+
+def _operator_options(func: F, *, required: bool) -> F:
     @wraps(func)
     def wrapper(*args: Any, operator: str | None, password_file: str | None,
                 card: str | None, card_pin_file: str | None, **kwargs: Any) -> Any:
-        with cli_errors():
-            creds = Credentials(operator, password_file, card, card_pin_file)
+        given = (operator, password_file, card, card_pin_file)
+        creds: Credentials | LazyCredentials
+        if required:
+            with cli_errors():
+                creds = Credentials(*given)
+        else:
+            creds = LazyCredentials(*given)
         return func(*args, creds=creds, **kwargs)
 
     options = [

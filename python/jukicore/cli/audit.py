@@ -14,6 +14,7 @@ from jukicore.network.node import Node
 from ._common import Credentials, emit_json, json_option, operator_options
 from .audit_alerts import add_alerts_command, audit_reader
 from .node import password_option, read_password
+from .operator import run_as_operator
 
 _NODE = click.argument("directory", type=click.Path(exists=True, file_okay=False,
                                                     path_type=Path))
@@ -33,15 +34,21 @@ def _open(n: Node) -> Any:
 @audit.command("verify")
 @_NODE
 @password_option
+@operator_options
 @json_option
-def verify(directory: Path, password_file: Path | None, as_json: bool) -> None:
+def verify(directory: Path, node_password_file: Path | None, creds: Credentials,
+           as_json: bool) -> None:
     """Recompute every entry's leaf and check the sequence, the tree state and every signed
     checkpoint (against every generation of the node's keys). Exit 1 and say where for
-    every edited, deleted, inserted or reordered entry and a truncated tail."""
+    every edited, deleted, inserted or reordered entry and a truncated tail.
+
+    Run by a logged-in operator with ``node.operate`` (an admin, or the ``batch`` role);
+    the run is an entry of the log it checks, unless the log is too damaged to take one."""
     from jukicore.audit import verify as run
 
     n = Node.open(directory)
-    keys = [k.signing.public_key() for k in n.keys(read_password(password_file))]
+    keys = [k.signing.public_key() for k in n.keys(read_password(node_password_file))]
+    run_as_operator(n.store_target(), creds, "audit verify", damaged_log_ok=True)
     be = _open(n)
     try:
         report = run(be, node_id=n.node_id, keys=keys)
@@ -63,13 +70,17 @@ def verify(directory: Path, password_file: Path | None, as_json: bool) -> None:
 @audit.command("checkpoint")
 @_NODE
 @password_option
+@operator_options
 @json_option
-def checkpoint(directory: Path, password_file: Path | None, as_json: bool) -> None:
-    """Sign the log's current size and root with the node's key and store the checkpoint."""
+def checkpoint(directory: Path, node_password_file: Path | None, creds: Credentials,
+               as_json: bool) -> None:
+    """Sign the log's current size and root with the node's key and store the checkpoint.
+    Run by a logged-in operator with ``node.operate`` (an admin, or the ``batch`` role)."""
     from jukicore.audit import chain
 
     n = Node.open(directory)
-    key = n.current_keys(read_password(password_file)).signing
+    key = n.current_keys(read_password(node_password_file)).signing
+    run_as_operator(n.store_target(), creds, "audit checkpoint")
     be = _open(n)
     try:
         with be.session() as s:
@@ -89,12 +100,16 @@ def checkpoint(directory: Path, password_file: Path | None, as_json: bool) -> No
 @click.option("--size", type=click.IntRange(min=1), default=None,
               help="Tree size to prove against (default: the latest checkpoint's, else the"
                    " current tree's).")
+@operator_options
 @json_option
-def prove(directory: Path, seq: int, size: int | None, as_json: bool) -> None:
-    """The inclusion proof of entry SEQ (leaf hash, audit path, root)."""
+def prove(directory: Path, seq: int, size: int | None, creds: Credentials,
+          as_json: bool) -> None:
+    """The inclusion proof of entry SEQ (leaf hash, audit path, root). Run by a logged-in
+    operator with ``node.operate`` (an admin, or the ``batch`` role)."""
     from jukicore.audit import chain
 
     n = Node.open(directory)
+    run_as_operator(n.store_target(), creds, f"audit prove {seq}")
     be = _open(n)
     try:
         with be.bulk_session(write=False) as s:

@@ -14,10 +14,19 @@ from jukicore._files import read_regular, write_atomic
 from jukicore.errors import InvalidInputError
 from jukicore.network.node import PASSWORD_ENV, Node, create_node, role_of
 
-from ._common import FirstAdmin, admin_options, emit_json, json_option, juki_errors
+from ._common import (
+    Credentials,
+    FirstAdmin,
+    admin_options,
+    emit_json,
+    json_option,
+    juki_errors,
+    operator_options,
+)
 
 password_option = click.option(
-    "--password-file", type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    "--node-password-file", "node_password_file",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
     help=f"File holding the password of the node's private keys (else ${PASSWORD_ENV}, "
          "else a prompt on a terminal).")
 
@@ -35,7 +44,7 @@ def read_password(password_file: Path | None) -> str | None:
         return None  # the node layer reads the environment itself
     if sys.stdin.isatty():
         return str(click.prompt("password of the node's private keys", hide_input=True))
-    raise click.UsageError(f"no password: use --password-file or set {PASSWORD_ENV}")
+    raise click.UsageError(f"no password: use --node-password-file or set {PASSWORD_ENV}")
 
 
 @click.group()
@@ -56,14 +65,14 @@ def node() -> None:
 @json_option
 @juki_errors
 def init(directory: Path, node_id: str, store: str | None, prefecture: str | None,
-         municipality: str | None, password_file: Path | None, admin: FirstAdmin | None,
+         municipality: str | None, node_password_file: Path | None, admin: FirstAdmin | None,
          as_json: bool) -> None:
     """Create a node in DIRECTORY: keys, an empty trust store, and its store, with the
     store's first admin when --admin-id (or $JUKICORE_ADMIN_ID) is given (else later:
     ``jukicore operator bootstrap``)."""
     if role_of(node_id) == "municipality" and not (prefecture and municipality):
         raise click.UsageError("a municipality needs --prefecture and --municipality")
-    n = create_node(directory, node_id, store=store, password=read_password(password_file),
+    n = create_node(directory, node_id, store=store, password=read_password(node_password_file),
                     prefecture=prefecture, municipality=municipality)
     if admin is not None:
         from .operator import open_store_of_any_kind
@@ -88,9 +97,9 @@ def show(directory: Path, as_json: bool) -> None:
               help="Write the public record here (default: standard output).")
 @password_option
 @juki_errors
-def public_key(directory: Path, out: Path | None, password_file: Path | None) -> None:
+def public_key(directory: Path, out: Path | None, node_password_file: Path | None) -> None:
     """Print the node's current public keys, for its peers' ``node trust``."""
-    record = Node.open(directory).public_record(read_password(password_file))
+    record = Node.open(directory).public_record(read_password(node_password_file))
     text = json.dumps(record, indent=2) + "\n"
     if out is None:
         click.echo(text, nl=False)
@@ -101,14 +110,18 @@ def public_key(directory: Path, out: Path | None, password_file: Path | None) ->
 @node.command("trust")
 @click.argument("directory", type=click.Path(exists=True, file_okay=False, path_type=Path))
 @click.argument("record", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@operator_options
 @json_option
 @juki_errors
-def trust(directory: Path, record: Path, as_json: bool) -> None:
+def trust(directory: Path, record: Path, creds: Credentials, as_json: bool) -> None:
     """Trust a peer's public keys (a file written by its ``node public-key``).
 
     A newer record of a known peer is a key rotation: its old keys keep
-    verifying packets made while they were current.
+    verifying packets made while they were current. Done by a logged-in operator with
+    ``node.operate`` (an admin, or the ``batch`` role), audited with the peer and its key.
     """
+    from .operator import run_as_operator
+
     n = Node.open(directory)
     try:
         doc: Any = json.loads(read_regular(record, max_bytes=1 << 20))
@@ -116,6 +129,9 @@ def trust(directory: Path, record: Path, as_json: bool) -> None:
         raise click.BadParameter(f"{record} is not JSON: {exc}") from None
     if not isinstance(doc, dict):
         raise InvalidInputError(f"{record} is not a node's public record (not an object)")
+    run_as_operator(n.store_target(), creds,
+                    f"node trust {str(doc.get('node_id'))[:40]!r} (signing key "
+                    f"{str(doc.get('signing_key_id'))[:80]!r})")
     with n.lock("trust"):
         n.clean_temps()
         store = n.trust()
@@ -132,10 +148,17 @@ def trust(directory: Path, record: Path, as_json: bool) -> None:
 @node.command("rotate")
 @click.argument("directory", type=click.Path(exists=True, file_okay=False, path_type=Path))
 @password_option
+@operator_options
 @juki_errors
-def rotate(directory: Path, password_file: Path | None) -> None:
-    """Start a new key generation (hand the new public key to every peer)."""
-    keys = Node.open(directory).rotate(read_password(password_file))
+def rotate(directory: Path, node_password_file: Path | None, creds: Credentials) -> None:
+    """Start a new key generation (hand the new public key to every peer). Done by a
+    logged-in operator with ``node.operate`` (an admin, or the ``batch`` role)."""
+    from .operator import run_as_operator
+
+    n = Node.open(directory)
+    pw = read_password(node_password_file)
+    run_as_operator(n.store_target(), creds, "node rotate")
+    keys = n.rotate(pw)
     click.echo(f"new signing key {keys.signing_key_id}; run 'jukicore node public-key' "
                "and have every peer trust it")
 
@@ -152,16 +175,22 @@ def _show(n: Node, as_json: bool) -> None:
 @node.command("backup")
 @click.argument("directory", type=click.Path(exists=True, file_okay=False, path_type=Path))
 @click.argument("out", type=click.Path(dir_okay=False, path_type=Path))
+@operator_options
 @json_option
 @juki_errors
-def backup(directory: Path, out: Path, as_json: bool) -> None:
+def backup(directory: Path, out: Path, creds: Credentials, as_json: bool) -> None:
     """Back up the node in DIRECTORY into the archive OUT, while the node keeps working.
 
     The archive (tar) holds the store (SQLite: an online copy; PostgreSQL: pg_dump), the
-    node's files (keys stay encrypted) and a manifest with every member's SHA-256.
+    node's files (keys stay encrypted) and a manifest with every member's SHA-256. Done
+    by a logged-in operator with ``node.operate`` (an admin, or the ``batch`` role); the
+    backup's entry is in the archive too.
     """
     from jukicore.store.backup import backup_node
 
+    from .operator import run_as_operator
+
+    run_as_operator(Node.open(directory).store_target(), creds, f"node backup to {out}")
     summary = backup_node(directory, out)
     if as_json:
         emit_json(summary)
@@ -184,19 +213,29 @@ def backup(directory: Path, out: Path, as_json: bool) -> None:
               "where it was.")
 @click.option("--force", is_flag=True, help="Replace an existing node (of the same id), "
               "SQLite file or non-empty database.")
+@operator_options
 @json_option
 @juki_errors
 def restore(archive: Path, directory: Path, store: str | None, force: bool,
-            as_json: bool) -> None:
+            creds: Credentials, as_json: bool) -> None:
     """Restore a node from ARCHIVE (written by ``node backup``) into DIRECTORY.
 
     The whole archive is checked first; nothing changes if it is damaged or foreign.
-    Afterwards the store's content digest equals the one at backup time. See
-    docs/backup.md for the re-synchronization with the node's peers.
+    The restored store's content digest is checked against the one at backup time. Then
+    the operator logs in at the restored store (its accounts as backed up) and needs
+    ``node.operate`` (an admin, or the ``batch`` role) before the node takes its place;
+    a refusal changes nothing. (A non-empty PostgreSQL target, replaced in place with
+    --force, is where the operator logs in first.) See docs/backup.md for the
+    re-synchronization with the node's peers.
     """
     from jukicore.store.backup import restore_node
 
-    summary = restore_node(archive, directory, store=store, force=force)
+    from .operator import run_as_operator
+
+    def authorize(target: str) -> None:
+        run_as_operator(target, creds, f"node restore from {archive} into {directory}")
+
+    summary = restore_node(archive, directory, store=store, force=force, authorize=authorize)
     if as_json:
         emit_json(summary)
         return

@@ -30,7 +30,7 @@ from ._common import (
     resident_code_arg,
 )
 
-__all__ = ["operator"]
+__all__ = ["open_store_of_any_kind", "operator", "run_as_operator"]
 
 NEW_PASSWORD_ENV = "JUKICORE_NEW_PASSWORD"
 NEW_CARD_PIN_ENV = "JUKICORE_NEW_CARD_PIN"
@@ -66,6 +66,45 @@ def open_store_of_any_kind(store: str) -> Iterator[Any]:
             raise NotFoundError(f"{store} holds no register and no identity store") from None
     with opened:
         yield opened
+
+
+def run_as_operator(target: str, creds: Credentials, what: str, *,
+                    damaged_log_ok: bool = False) -> Any:
+    """Log ``creds`` in at the store ``target`` and let the one policy decide whether that
+    operator may run the node's jobs (``node.operate``: admins, the ``batch`` role); the
+    run is a ``node.operate`` entry naming ``what``, committed before the job starts. A
+    refusal is an ``access.denied`` entry and :class:`PermissionDeniedError` (exit 1).
+    Returns the operator's :class:`~jukicore.access.Actor`.
+
+    ``damaged_log_ok`` (``audit verify``): when the store's audit log is too damaged to
+    take an entry, the credentials and the permission are checked without writing
+    anything and the job runs all the same (saying so on standard error), since finding
+    out what was damaged is its job."""
+    from jukicore import audit as log
+    from jukicore.access.actors import OPERATE, refusal
+    from jukicore.errors import (
+        ConflictError,
+        CorruptFileError,
+        PermissionDeniedError,
+        StoreError,
+    )
+
+    with open_store_of_any_kind(target) as store:
+        try:
+            actor = creds.login(store)
+            with store.policy.session(actor, OPERATE) as s:
+                log.write(s, actor, "node.operate", None, what)
+        except (CorruptFileError, ConflictError, StoreError) as exc:
+            # (a damaged tree state; or a row put where the next entry goes)
+            if not damaged_log_ok:
+                raise
+            actor = creds.check(store)
+            why = refusal(actor, OPERATE, store.policy.tier, store.policy.place)
+            if why is not None:
+                raise PermissionDeniedError(f"{OPERATE} refused: {why}") from None
+            click.echo(f"warning: this run of {what!r} by {actor} could not be audited: "
+                       f"{exc}", err=True)
+    return actor
 
 
 @click.group()

@@ -11,8 +11,17 @@ from jukicore.errors import JukiError
 from jukicore.network.node import Node
 from jukicore.network.packet import MAX_PACKET_BYTES
 
-from ._common import emit_json, json_option, juki_errors, progress, quiet_option
+from ._common import (
+    Credentials,
+    emit_json,
+    json_option,
+    juki_errors,
+    operator_options,
+    progress,
+    quiet_option,
+)
 from .node import password_option, read_password
+from .operator import run_as_operator
 
 
 @click.group()
@@ -26,17 +35,21 @@ def sync() -> None:
               help="Recipient node (repeatable). Default: the municipality's prefecture and "
                    "the center.")
 @password_option
+@operator_options
 @json_option
 @juki_errors
-def export(directory: Path, recipients: tuple[str, ...], password_file: Path | None,
-           as_json: bool) -> None:
-    """Pack the changes each recipient has not acknowledged into the node's outbox."""
+def export(directory: Path, recipients: tuple[str, ...], node_password_file: Path | None,
+           creds: Credentials, as_json: bool) -> None:
+    """Pack the changes each recipient has not acknowledged into the node's outbox.
+
+    Run by a logged-in operator with ``node.operate`` (an admin, or the ``batch`` role)."""
     from jukicore.network.sync import default_recipients, export_changes
 
     n = Node.open(directory)
-    pw = read_password(password_file)
+    pw = read_password(node_password_file)
     if not recipients:
         recipients = default_recipients(n.node_id)
+    run_as_operator(n.store_target(), creds, f"sync export --to {','.join(recipients)}")
     out: dict[str, str | None] = {}
     for r in recipients:
         written = export_changes(n, r, password=pw)
@@ -54,11 +67,12 @@ def export(directory: Path, recipients: tuple[str, ...], password_file: Path | N
 @click.option("--max-packet-bytes", type=click.IntRange(min=1), default=MAX_PACKET_BYTES,
               show_default=True, help="Refuse packet files larger than this.")
 @password_option
+@operator_options
 @json_option
 @quiet_option
 @juki_errors
 def apply(directory: Path, packets: tuple[Path, ...], max_packet_bytes: int,
-          password_file: Path | None, as_json: bool, quiet: bool) -> None:
+          node_password_file: Path | None, creds: Credentials, as_json: bool, quiet: bool) -> None:
     """Verify and apply PACKETS (default: every packet in the node's inbox, in order).
 
     A packet applied before is reported and skipped (its acknowledgement is written
@@ -70,12 +84,16 @@ def apply(directory: Path, packets: tuple[Path, ...], max_packet_bytes: int,
     Each packet of the inbox applied (or found applied before) is moved into the node's
     archive/YYYY-MM-DD/ folder; refused ones stay in the inbox. Packets given outside
     the inbox stay where they are.
+
+    Run by a logged-in operator with ``node.operate`` (an admin, or the ``batch`` role).
     """
     from jukicore.network.sync import apply_packets, inbox_packets
 
     n = Node.open(directory)
-    pw = read_password(password_file)
+    pw = read_password(node_password_file)
     todo = list(packets) or inbox_packets(n)
+    run_as_operator(n.store_target(), creds,
+                    f"sync apply ({len(todo)} packets{', from the inbox' if not packets else ''})")
     # (the packets among them that lie in the inbox are archived once applied)
     runs = apply_packets(n, todo, password=pw, max_bytes=max_packet_bytes, archive=True)
     results, failed = [], 0
@@ -107,13 +125,18 @@ def apply(directory: Path, packets: tuple[Path, ...], max_packet_bytes: int,
 
 @sync.command("status")
 @click.argument("directory", type=click.Path(exists=True, file_okay=False, path_type=Path))
+@operator_options
 @json_option
 @juki_errors
-def status(directory: Path, as_json: bool) -> None:
-    """What was sent and acknowledged (municipality) or applied (prefecture, center)."""
+def status(directory: Path, creds: Credentials, as_json: bool) -> None:
+    """What was sent and acknowledged (municipality) or applied (prefecture, center).
+
+    Run by a logged-in operator with ``node.operate`` (an admin, or the ``batch`` role)."""
     from jukicore.network.sync import sync_status
 
-    info = sync_status(Node.open(directory))
+    node = Node.open(directory)
+    run_as_operator(node.store_target(), creds, "sync status")
+    info = sync_status(node)
     if as_json:
         emit_json(info)
         return
@@ -124,12 +147,17 @@ def status(directory: Path, as_json: bool) -> None:
 @sync.command("quarantine")
 @click.argument("directory", type=click.Path(exists=True, file_okay=False, path_type=Path))
 @click.option("--sender", default=None, help="Only the entries of this municipality.")
+@operator_options
 @json_option
 @juki_errors
-def quarantine(directory: Path, sender: str | None, as_json: bool) -> None:
+def quarantine(directory: Path, sender: str | None, creds: Credentials,
+               as_json: bool) -> None:
     """Entries a prefecture or the center kept out of its current info, for an operator to
     follow up: quarantined (they break a rule of who holds a record) and rejected (a value
-    fails the validation), each with its problem (see docs/sync.md)."""
+    fails the validation), each with its problem (see docs/sync.md).
+
+    Read by a logged-in operator who may review them (``identity.review``: supervisors and
+    admins); the read is audited."""
     from jukicore.identity import open_identity_store
 
     node = Node.open(directory)
@@ -137,8 +165,9 @@ def quarantine(directory: Path, sender: str | None, as_json: bool) -> None:
         raise click.UsageError("a municipality keeps no quarantine: give a prefecture or the "
                                "center")
     with open_identity_store(node.store_target()) as store:
-        rows = store.quarantined(sender, actor=node.node_id).to_pylist()
-        rejected = store.rejected(sender, actor=node.node_id).to_pylist()
+        actor = creds.login(store)
+        rows = store.quarantined(sender, actor=actor).to_pylist()
+        rejected = store.rejected(sender, actor=actor).to_pylist()
     for r in rows:
         for k in ("resident_code", "previous_resident_code"):
             if r[k] is not None:

@@ -47,7 +47,7 @@ import stat
 import subprocess
 import tarfile
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import IO, Any
@@ -658,9 +658,35 @@ def _sqlite_path(store: str, node_dir: Path) -> Path:
     return p if p.is_absolute() else node_dir / p
 
 
+def _pg_empty_out(uri: str) -> None:
+    """Drop every relation of a database that was empty before a restore filled it."""
+    import psycopg
+
+    with psycopg.connect(uri, autocommit=True) as conn:
+        rows = conn.execute(
+            "SELECT n.nspname, c.relname, c.relkind FROM pg_class c JOIN pg_namespace n ON"
+            " n.oid = c.relnamespace WHERE n.nspname NOT IN ('pg_catalog',"
+            " 'information_schema') AND n.nspname NOT LIKE 'pg_toast%' AND n.nspname NOT"
+            " LIKE 'pg_temp%' AND c.relkind IN ('r', 'p', 'v', 'm', 'S', 'f')").fetchall()
+        kinds = {"r": "TABLE", "p": "TABLE", "v": "VIEW", "m": "MATERIALIZED VIEW",
+                 "S": "SEQUENCE", "f": "FOREIGN TABLE"}
+        for schema, name, kind in rows:
+            conn.execute(psycopg.sql.SQL("DROP {} IF EXISTS {}.{} CASCADE").format(
+                psycopg.sql.SQL(kinds[kind]), psycopg.sql.Identifier(schema),
+                psycopg.sql.Identifier(name)))
+
+
 def restore_node(archive: str | os.PathLike[str], node_dir: str | os.PathLike[str], *,
-                 store: str | None = None, force: bool = False) -> dict[str, Any]:
+                 store: str | None = None, force: bool = False,
+                 authorize: Callable[[str], object] | None = None) -> dict[str, Any]:
     """Restore the node backed up in ``archive`` into ``node_dir`` (see the module docs).
+
+    ``authorize`` (``jukicore node restore``: an operator's login) is called with a store
+    target and raises to refuse: with the restored store, once it is verified and before
+    it takes its place, so that the backup's own operator accounts decide (a refusal
+    leaves everything as it was); with a non-empty PostgreSQL target (``force``), whose
+    old content a restore replaces in place, with that target before anything changes.
+    What ``authorize`` writes (its login's entries) follows the backup's content.
 
     ``store``: where the store goes (a SQLite path, relative to the node, or a
     ``postgresql://`` URI of an existing empty database); by default where it was
@@ -733,6 +759,8 @@ def restore_node(archive: str | os.PathLike[str], node_dir: str | os.PathLike[st
                                     "an empty database, or pass --force to replace "
                                     "what the backup holds")
             pg_clean = True
+            if authorize is not None:
+                authorize(target)
 
         # -- the node's directory, built beside its place
         parent = dest.parent
@@ -782,6 +810,13 @@ def restore_node(archive: str | os.PathLike[str], node_dir: str | os.PathLike[st
                         _remove_sqlite(db)
                     raise CorruptFileError(f"{a}: the restored store's content digest "
                                            "differs from the one at backup time")
+                if authorize is not None:
+                    try:
+                        authorize(str(db))
+                    except BaseException:
+                        if not inside:
+                            _remove_sqlite(db)
+                        raise
                 if not inside:
                     for side in _SQLITE_SIDE:  # an old WAL must never meet the new file
                         with contextlib.suppress(FileNotFoundError):
@@ -804,6 +839,12 @@ def restore_node(archive: str | os.PathLike[str], node_dir: str | os.PathLike[st
                 if not migrated and digest != info["content_digest"]:
                     raise CorruptFileError(f"{a}: the restored store's content digest "
                                            "differs from the one at backup time")
+                if authorize is not None and not pg_clean:
+                    try:
+                        authorize(target)
+                    except BaseException:
+                        _pg_empty_out(target)  # it was empty before
+                        raise
             # -- swap the directory into place (every directory of the node private)
             for d_path, _, _ in os.walk(staging):
                 os.chmod(d_path, 0o700)
