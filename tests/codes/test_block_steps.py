@@ -100,10 +100,11 @@ def _make_parent(tmp_path: Path, n: int = 1000) -> tuple[Path, Path, np.ndarray]
 
 @pytest.mark.parametrize("k", [1, 2, 3])
 def test_split_killed_after_each_write_never_duplicates_and_is_completed(
-        tmp_path: Path, k: int) -> None:
+        tmp_path: Path, k: int, center_store: Path) -> None:
     reg, parent, original = _make_parent(tmp_path)
     child = tmp_path / "minato.block"
-    done = _cli("codes", "block", "split", str(parent), "--holder", "131032", "-n", "300",
+    done = _cli("codes", "block", "split", "--node", str(center_store), str(parent), "--holder",
+                "131032", "-n", "300",
                 "--out", str(child), crash_after=k)
     assert done.returncode == 17, done.stderr
     # On disk, before anyone completes anything: no code in two blocks.
@@ -128,10 +129,11 @@ def test_split_killed_after_each_write_never_duplicates_and_is_completed(
 
 @pytest.mark.parametrize("k", [1, 2, 3])
 def test_allocate_killed_after_each_write_never_leaves_unrecorded_codes(
-        tmp_path: Path, k: int) -> None:
+        tmp_path: Path, k: int, center_store: Path) -> None:
     reg, out = tmp_path / "center.bin", tmp_path / "tokyo.block"
     CodeRegistry().save(reg)
-    done = _cli("codes", "block", "allocate", "--registry", str(reg), "--holder", "130001",
+    done = _cli("codes", "block", "allocate", "--node", str(center_store), "--registry", str(reg),
+                "--holder", "130001",
                 "-n", "500", "--out", str(out), crash_after=k)
     assert done.returncode == 17, done.stderr
     block = _raw_block(out)
@@ -139,7 +141,8 @@ def test_allocate_killed_after_each_write_never_leaves_unrecorded_codes(
         assert _raw_registry(reg).contains(block.codes).all()
     assert _intent(reg).exists()
     # The next command on the registry completes the allocation.
-    result = CliRunner().invoke(main, ["codes", "generate", "2", "--registry", str(reg)])
+    result = CliRunner().invoke(main, ["codes", "generate", "2", "--node", str(center_store),
+                                       "--registry", str(reg)])
     assert result.exit_code == 0, result.output
     block = _raw_block(out)
     assert block is not None and len(block) == 500 and block.holder == "130001"
@@ -150,15 +153,17 @@ def test_allocate_killed_after_each_write_never_leaves_unrecorded_codes(
     assert not _intent(reg).exists()
 
 
-def test_allocate_with_a_failed_registry_write_changes_nothing(tmp_path: Path) -> None:
+def test_allocate_with_a_failed_registry_write_changes_nothing(tmp_path: Path,
+                                                               center_store: Path) -> None:
     reg, out = tmp_path / "center.bin", tmp_path / "tokyo.block"
     big = CodeRegistry()
     big.generate(300_000)
     big.save(reg)
     before = reg.read_bytes()
-    assert len(before) > 128 * 1024
-    done = _cli("codes", "block", "allocate", "--registry", str(reg), "--holder", "130001",
-                "-n", "100", "--out", str(out), fsize=128 * 1024)
+    assert len(before) > 768 * 1024 > center_store.stat().st_size
+    done = _cli("codes", "block", "allocate", "--node", str(center_store), "--registry", str(reg),
+                "--holder", "130001",
+                "-n", "100", "--out", str(out), fsize=768 * 1024)  # (the store is smaller)
     assert done.returncode == 1, done.stderr
     assert done.stderr.startswith("error: cannot write") and str(reg) in done.stderr
     assert "Traceback" not in done.stderr
@@ -166,23 +171,27 @@ def test_allocate_with_a_failed_registry_write_changes_nothing(tmp_path: Path) -
     assert not out.exists() and not _intent(reg).exists() and not _temps(tmp_path)
 
 
-def test_split_with_a_failed_write_changes_nothing(tmp_path: Path) -> None:
-    _, parent, _ = _make_parent(tmp_path, 20_000)
+def test_split_with_a_failed_write_changes_nothing(tmp_path: Path, center_store: Path) -> None:
+    _, parent, _ = _make_parent(tmp_path, 200_000)
     before = parent.read_bytes()
+    assert len(before) > 768 * 1024 > center_store.stat().st_size
     child = tmp_path / "minato.block"
-    done = _cli("codes", "block", "split", str(parent), "--holder", "131032", "-n", "10",
-                "--out", str(child), fsize=64 * 1024)
+    done = _cli("codes", "block", "split", "--node", str(center_store), str(parent), "--holder",
+                "131032", "-n", "10",
+                "--out", str(child), fsize=768 * 1024)  # (the store is smaller)
     assert done.returncode == 1 and "error: cannot write" in done.stderr, done.stderr
     assert "Traceback" not in done.stderr
     assert parent.read_bytes() == before
     assert not child.exists() and not _intent(parent).exists() and not _temps(tmp_path)
 
 
-def test_concurrent_splits_of_one_file_never_share_a_code(tmp_path: Path) -> None:
+def test_concurrent_splits_of_one_file_never_share_a_code(tmp_path: Path,
+                                                          center_store: Path) -> None:
     _, parent, original = _make_parent(tmp_path, 2000)
     procs = [
         subprocess.Popen([sys.executable, "-m", "jukicore", "codes", "block", "split",
-                          str(parent), "--holder", "131032", "-n", "100",
+                          "--node", str(center_store), str(parent), "--holder", "131032", "-n",
+                              "100",
                           "--out", str(tmp_path / f"child{i}.block")], env=_env(),
                          stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
         for i in range(4)
@@ -209,10 +218,12 @@ def test_a_block_file_is_never_overwritten(tmp_path: Path) -> None:
     assert other.read_bytes() == b"user data"
 
 
-def test_roll_forward_never_overwrites_a_block_that_took_the_name(tmp_path: Path) -> None:
+def test_roll_forward_never_overwrites_a_block_that_took_the_name(tmp_path: Path,
+                                                                  center_store: Path) -> None:
     _, parent, original = _make_parent(tmp_path)
     child = tmp_path / "minato.block"
-    done = _cli("codes", "block", "split", str(parent), "--holder", "131032", "-n", "300",
+    done = _cli("codes", "block", "split", "--node", str(center_store), str(parent), "--holder",
+                "131032", "-n", "300",
                 "--out", str(child), crash_after=2)  # intent and parent written, no child
     assert done.returncode == 17 and not child.exists()
     intruder = CodeBlock.from_codes(original[:0], "131032")
@@ -223,7 +234,8 @@ def test_roll_forward_never_overwrites_a_block_that_took_the_name(tmp_path: Path
     assert _intent(parent).exists()  # kept: the codes are in no block, never in two
 
 
-def test_the_new_block_file_is_never_the_registry_or_the_parent(tmp_path: Path) -> None:
+def test_the_new_block_file_is_never_the_registry_or_the_parent(tmp_path: Path,
+                                                                center_store: Path) -> None:
     reg = tmp_path / "center.bin"
     with pytest.raises(InvalidInputError, match="must differ"):
         allocate_block_file(reg, 10, "130001", reg)  # would overwrite the registry
@@ -239,6 +251,7 @@ def test_the_new_block_file_is_never_the_registry_or_the_parent(tmp_path: Path) 
     with pytest.raises(ConflictError):
         split_block_file(tmp_path / "t.block", 1, "131032", link)
     assert reg.read_bytes() == before and len(CodeBlock.load(tmp_path / "t.block")) == 10
-    result = CliRunner().invoke(main, ["codes", "block", "allocate", "--registry", str(reg),
+    result = CliRunner().invoke(main, ["codes", "block", "allocate", "--node", str(center_store),
+                                       "--registry", str(reg),
                                        "--holder", "130001", "-n", "5", "--out", str(reg)])
     assert result.exit_code == 1 and reg.read_bytes() == before

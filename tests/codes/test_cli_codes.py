@@ -8,6 +8,7 @@ import resource
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import click
 import numpy as np
@@ -47,14 +48,16 @@ def test_console_script_and_usage_error_exit_code() -> None:
     assert done.returncode == 2
 
 
-def test_generate_text_json_and_registry(tmp_path: Path) -> None:
+def test_generate_text_json_and_registry(tmp_path: Path, center_store: Path) -> None:
     reg = tmp_path / "center.bin"
-    code, out, _ = run("codes", "generate", "5", "--registry", str(reg))
+    code, out, _ = run("codes", "generate", "5", "--node", str(center_store), "--registry",
+                       str(reg))
     assert code == 0
     lines = out.split()
     assert len(lines) == 5 and all(len(x) == 11 for x in lines)
     assert is_valid_resident_code(lines).all()
-    code, out, _ = run("codes", "generate", "3", "--registry", str(reg), "--json")
+    code, out, _ = run("codes", "generate", "3", "--node", str(center_store), "--registry",
+                       str(reg), "--json")
     data = json.loads(out)
     assert code == 0 and data["generated"] == 3 and data["registry_size"] == 8
     loaded = CodeRegistry.load(reg)
@@ -87,12 +90,14 @@ def test_check_reports_bad_lines_and_exit_code(tmp_path: Path) -> None:
     assert code == 1 and "line 2" in out
 
 
-def test_block_allocate_split_show(tmp_path: Path) -> None:
+def test_block_allocate_split_show(tmp_path: Path, center_store: Path) -> None:
     reg, tokyo, minato = tmp_path / "center.bin", tmp_path / "t.block", tmp_path / "m.block"
-    code, out, _ = run("codes", "block", "allocate", "--registry", str(reg), "--holder",
+    code, out, _ = run("codes", "block", "allocate", "--node", str(center_store), "--registry",
+                       str(reg), "--holder",
                        "130001", "-n", "1000", "--out", str(tokyo), "--json")
     assert code == 0 and json.loads(out)["remaining"] == 1000
-    code, out, _ = run("codes", "block", "split", str(tokyo), "--holder", "131032", "-n", "300",
+    code, out, _ = run("codes", "block", "split", "--node", str(center_store), str(tokyo),
+                       "--holder", "131032", "-n", "300",
                        "--out", str(minato), "--json")
     child = json.loads(out)
     assert code == 0 and child["remaining"] == 300 and child["holder"] == "131032"
@@ -102,15 +107,18 @@ def test_block_allocate_split_show(tmp_path: Path) -> None:
     assert code == 0 and "remaining: 300" in out
 
 
-def test_block_errors_exit_1_and_change_nothing(tmp_path: Path) -> None:
+def test_block_errors_exit_1_and_change_nothing(tmp_path: Path, center_store: Path) -> None:
     reg, tokyo = tmp_path / "center.bin", tmp_path / "t.block"
-    run("codes", "block", "allocate", "--registry", str(reg), "--holder", "130001", "-n", "10",
+    run("codes", "block", "allocate", "--node", str(center_store), "--registry", str(reg),
+        "--holder", "130001", "-n", "10",
         "--out", str(tokyo))
     before = tokyo.read_bytes()
-    code, _, err = run("codes", "block", "split", str(tokyo), "--holder", "131032", "-n", "11",
+    code, _, err = run("codes", "block", "split", "--node", str(center_store), str(tokyo),
+                       "--holder", "131032", "-n", "11",
                        "--out", str(tmp_path / "x.block"))
     assert code == 1 and "error:" in err
-    code, _, err = run("codes", "block", "split", str(tokyo), "--holder", "999999", "-n", "1",
+    code, _, err = run("codes", "block", "split", "--node", str(center_store), str(tokyo),
+                       "--holder", "999999", "-n", "1",
                        "--out", str(tmp_path / "x.block"))
     assert code == 2 and "check digit" in err  # a malformed code argument: a usage error
     assert tokyo.read_bytes() == before and not (tmp_path / "x.block").exists()
@@ -145,8 +153,9 @@ def test_generate_needs_a_registry_or_says_nothing_is_recorded(tmp_path: Path) -
     assert "--unrecorded" in run("codes", "generate", "--help")[1]
 
 
-def test_json_codes_are_zero_padded_strings(tmp_path: Path) -> None:
-    code, out, _ = run("codes", "generate", "200", "--registry", str(tmp_path / "r.bin"),
+def test_json_codes_are_zero_padded_strings(tmp_path: Path, center_store: Path) -> None:
+    code, out, _ = run("codes", "generate", "200", "--node", str(center_store), "--registry",
+                       str(tmp_path / "r.bin"),
                        "--json")
     codes_ = json.loads(out)["codes"]
     assert code == 0 and len(codes_) == 200
@@ -159,7 +168,8 @@ def test_json_codes_are_zero_padded_strings(tmp_path: Path) -> None:
     assert problems[0]["value"].startswith("000000000")
     code, out, _ = run("codes", "check", "--json", "--kind", "lg-code", input="011000\n")
     assert json.loads(out)["problems"][0]["value"] == "011000"
-    code, out, _ = run("codes", "block", "allocate", "--registry", str(tmp_path / "r.bin"),
+    code, out, _ = run("codes", "block", "allocate", "--node", str(center_store), "--registry",
+                       str(tmp_path / "r.bin"),
                        "--holder", "011002", "-n", "5", "--out", str(tmp_path / "b.block"),
                        "--json")
     assert code == 0 and json.loads(out)["holder"] == "011002"
@@ -179,14 +189,16 @@ def test_check_reports_a_non_utf8_line_instead_of_crashing(tmp_path: Path) -> No
                                  "reason": "not UTF-8 text"}]
 
 
-def test_os_errors_are_file_errors_naming_the_path(tmp_path: Path) -> None:
+def test_os_errors_are_file_errors_naming_the_path(tmp_path: Path, center_store: Path) -> None:
     missing = tmp_path / "no" / "such"
     reg = tmp_path / "r.bin"
-    code, _, err = run("codes", "generate", "3", "--registry", str(reg), "--out",
+    code, _, err = run("codes", "generate", "3", "--node", str(center_store), "--registry",
+                       str(reg), "--out",
                        str(missing / "c.txt"))
     assert code == 1 and err.startswith("error: ") and str(missing) in err
     assert not reg.exists()  # refused before anything was recorded
-    code, _, err = run("codes", "block", "allocate", "--registry", str(missing / "r.bin"),
+    code, _, err = run("codes", "block", "allocate", "--node", str(center_store), "--registry",
+                       str(missing / "r.bin"),
                        "--holder", "130001", "-n", "5", "--out", str(tmp_path / "b.block"))
     assert code == 1 and err.startswith("error: ") and str(missing) in err
     assert not (tmp_path / "b.block").exists()
@@ -207,10 +219,11 @@ def test_a_full_disk_is_an_error_message_not_a_traceback(tmp_path: Path) -> None
     assert not out.exists() and not [p for p in tmp_path.iterdir() if ".tmp-" in p.name]
 
 
-def test_usage_errors_exit_2() -> None:
+def test_usage_errors_exit_2(center_store: Path) -> None:
     for args in (["codes", "generate", "99999999999999999999", "--unrecorded"],
                  ["codes", "generate", "x", "--unrecorded"],
-                 ["codes", "block", "split", "/no/such.block", "--holder", "131032", "-n", "1",
+                 ["codes", "block", "split", "--node", str(center_store), "/no/such.block",
+                  "--holder", "131032", "-n", "1",
                   "--out", "x"],
                  ["codes", "check", "--kind", "nope"],
                  ["codes", "nope"]):
@@ -271,3 +284,39 @@ def test_the_old_decorator_still_works_and_main_is_the_boundary() -> None:
     assert result.exit_code == 1 and result.stderr == "error: still caught\n"
     for command in main.commands.values():  # every command group hangs under the boundary
         assert isinstance(command, click.Command)
+
+
+def _operate_entries(store: Path) -> list[str]:
+    from jukicore.audit.query import entries
+    from jukicore.store import connect
+
+    b = connect(store)
+    try:
+        with b.session(write=False) as s:
+            return [f"{r['actor']} {r['detail']}" for r in entries(s, action="node.operate")]
+    finally:
+        b.close()
+
+
+def test_recording_codes_needs_a_logged_in_operator_of_the_node(
+        tmp_path: Path, center_store: Path, cli_operator: Any,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    reg, out = tmp_path / "r.bin", tmp_path / "b.block"
+    allocate = ("codes", "block", "allocate", "--node", str(center_store), "--registry",
+                str(reg), "--holder", "130001", "-n", "5", "--out", str(out))
+    code, _, err = run("codes", "generate", "5", "--registry", str(reg))
+    assert code == 2 and "--node" in err and not reg.exists()
+    monkeypatch.delenv("JUKICORE_OPERATOR")
+    code, _, err = run(*allocate)
+    assert code == 1 and "no operator" in err
+    monkeypatch.setenv("JUKICORE_OPERATOR", cli_operator.operator)
+    monkeypatch.setenv("JUKICORE_PASSWORD", "Wrong-passw0rd-here")
+    code, _, err = run(*allocate)
+    assert code == 1 and "login refused" in err
+    assert not reg.exists() and not out.exists() and _operate_entries(center_store) == []
+    monkeypatch.setenv("JUKICORE_PASSWORD", cli_operator.password)
+    code, _, err = run(*allocate)
+    assert code == 0, err
+    assert len(CodeBlock.load(out)) == 5
+    assert _operate_entries(center_store) == [
+        f"operator:admin1@center codes block allocate 5 to 130001 from {reg} into {out}"]

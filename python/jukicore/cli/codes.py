@@ -27,7 +27,17 @@ from jukicore.codes import (
 )
 from jukicore.errors import ConflictError, FileError
 
-from ._common import emit_json, json_option, lg_code_arg, progress, quiet_option
+from ._common import (
+    Credentials,
+    LazyCredentials,
+    emit_json,
+    json_option,
+    lg_code_arg,
+    operator_options,
+    optional_operator_options,
+    progress,
+    quiet_option,
+)
 
 CHUNK = 10_000_000
 _KINDS: dict[str, tuple[Literal["resident_code", "my_number", "lg_code"], int]] = {
@@ -35,6 +45,18 @@ _KINDS: dict[str, tuple[Literal["resident_code", "my_number", "lg_code"], int]] 
     "my-number": ("my_number", 12),
     "lg-code": ("lg_code", 6),
 }
+
+
+_NODE_HELP = ("The node whose operator acts (its directory, or its store's path or URI): "
+              "the operator logs in there (--operator, --card ...), needs node.operate "
+              "(an admin, or the batch role), and the step is an entry of its audit log.")
+
+
+def _operate(node: str, creds: Credentials, what: str) -> None:
+    from .audit_alerts import store_of
+    from .operator import run_as_operator
+
+    run_as_operator(store_of(node), creds, what)
 
 
 @click.group()
@@ -81,28 +103,35 @@ def _generate(reg: CodeRegistry, n: int, quiet: bool) -> np.ndarray[Any, Any]:
 @click.option("--registry", "registry_path", type=click.Path(dir_okay=False, path_type=Path),
               help="Registry file of every code ever issued: read if present (created if "
                    "absent), and the new codes recorded in it.")
+@click.option("--node", help=_NODE_HELP + " Required with --registry.")
 @click.option("--unrecorded", is_flag=True,
               help="Record nothing (for tests and samples): the codes are fresh only within "
                    "this run and may be issued again by any registry.")
 @click.option("--out", type=click.Path(dir_okay=False, path_type=Path),
               help="Write the codes here (.npy, .parquet, or text: one code a line). "
                    "Default: standard output as text.")
+@optional_operator_options
 @json_option
 @quiet_option
-def generate(n: int, registry_path: Path | None, unrecorded: bool, out: Path | None,
-             as_json: bool, quiet: bool) -> None:
+def generate(n: int, registry_path: Path | None, node: str | None, unrecorded: bool,
+             out: Path | None, creds: LazyCredentials, as_json: bool, quiet: bool) -> None:
     """Issue N fresh resident codes, never issued before, recorded in --registry.
 
-    One of --registry (the codes are recorded as issued) or --unrecorded (nothing is
-    recorded) is required.
+    One of --registry (the codes are recorded as issued, by an operator of --node) or
+    --unrecorded (nothing is recorded; no login) is required.
     """
     if (registry_path is None) == (not unrecorded):
         raise click.UsageError("give exactly one of --registry FILE or --unrecorded")
+    if registry_path is not None and node is None:
+        raise click.UsageError("--registry needs --node: the node whose operator issues "
+                               "the codes")
     if out is not None and os.path.lexists(out):
         raise ConflictError(f"{out} already exists; codes are never written over a file")
     if out is not None and not out.absolute().parent.is_dir():
         raise FileError(f"cannot write {out}: no such directory {out.absolute().parent}")
     if registry_path is not None:
+        assert node is not None
+        _operate(node, creds.get(), f"codes generate {n} --registry {registry_path}")
         with update_registry(registry_path) as reg:
             fresh = _generate(reg, n, quiet)
     else:
@@ -197,13 +226,18 @@ def block() -> None:
 @click.option("-n", "n", required=True, type=click.IntRange(min=1, max=10**10),
               help="Codes in the block.")
 @click.option("--out", required=True, type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--node", required=True, help=_NODE_HELP)
+@operator_options
 @json_option
-def block_allocate(registry_path: Path, holder: str, n: int, out: Path, as_json: bool) -> None:
+def block_allocate(registry_path: Path, holder: str, n: int, out: Path, node: str,
+                   creds: Credentials, as_json: bool) -> None:
     """Allocate a block of N fresh codes from the center's registry to HOLDER.
 
     The registry records the codes before the block file holds them; a failed write or
     a crash in between is completed by the next command on the registry.
     """
+    _operate(node, creds, f"codes block allocate {n} to {holder} from {registry_path}"
+                          f" into {out}")
     _show(allocate_block_file(registry_path, n, holder, out), as_json)
 
 
@@ -214,13 +248,17 @@ def block_allocate(registry_path: Path, holder: str, n: int, out: Path, as_json:
 @click.option("-n", "n", required=True, type=click.IntRange(min=1, max=10**10),
               help="Codes to move.")
 @click.option("--out", required=True, type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--node", required=True, help=_NODE_HELP)
+@operator_options
 @json_option
-def block_split(source: Path, holder: str, n: int, out: Path, as_json: bool) -> None:
+def block_split(source: Path, holder: str, n: int, out: Path, node: str,
+                creds: Credentials, as_json: bool) -> None:
     """Move N codes of the block in SOURCE into a new child block file for HOLDER.
 
     A code is never in both files: a failed write or a crash in between is completed
     by the next command on SOURCE.
     """
+    _operate(node, creds, f"codes block split {n} to {holder} from {source} into {out}")
     _show(split_block_file(source, n, holder, out), as_json)
 
 
