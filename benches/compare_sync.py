@@ -33,7 +33,7 @@ from jukicore.network.node import CENTER, Node, init_node, trust_each_other
 from jukicore.network.packet import Packet
 from jukicore.network.sync import ApplyOutcome, apply_packet, apply_packets, export_changes
 
-PASSWORD = "bench"
+PASSWORD = "bench-node-password"  # the node password policy: >= 12 characters
 MUNI = "131041"
 
 

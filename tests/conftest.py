@@ -73,6 +73,19 @@ class CliOperator:
     password: str = "Test-admin-passw0rd"
     pin: str = "test-card-pin"
 
+    def make_admin(self, target: str | Path) -> None:
+        """Make this operator the first admin of the store at ``target`` (made by the
+        library, which creates no operator), as ``node init`` does from the environment."""
+        from jukicore.access.operators import bootstrap_admin
+        from jukicore.store import connect
+
+        b = connect(target)
+        try:
+            bootstrap_admin(b, self.operator, name="Test Admin", password=self.password,
+                            card_path=self.card, card_pin=self.pin)
+        finally:
+            b.close()
+
 
 @pytest.fixture
 def cli_operator(tmp_path_factory: pytest.TempPathFactory,
@@ -91,3 +104,15 @@ def cli_operator(tmp_path_factory: pytest.TempPathFactory,
     }.items():
         monkeypatch.setenv(name, value)
     return who
+
+
+@pytest.fixture
+def center_store(tmp_path_factory: pytest.TempPathFactory, cli_operator: CliOperator) -> Path:
+    """The center's store (SQLite), whose first admin is ``cli_operator``: the ``--node``
+    of the ``codes`` commands that record codes."""
+    from jukicore.identity import create_identity_store
+
+    path = tmp_path_factory.mktemp("center") / "center.sqlite"
+    create_identity_store(path, node_id="center", kind="center").close()
+    cli_operator.make_admin(path)
+    return path

@@ -12,6 +12,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 COMPARE = Path(__file__).resolve().parent.parent / "benches" / "compare.py"
 ROWS = ("validate", "gen_empty", "registry_memory", "registry_file", "gen_more", "my_number")
 
@@ -41,3 +43,25 @@ def test_compare_refuses_a_bad_option() -> None:
     proc = compare("--scale", "huge", timeout=60)
     assert proc.returncode == 2
     assert "--scale" in proc.stderr
+
+
+BENCHES = COMPARE.parent
+
+
+@pytest.mark.parametrize(("script", "args", "expect"), [
+    ("compare_register.py", ("--scale", "0.002", "--notifications", "50", "--singles", "10",
+                             "--no-postgres"), r"^bulk load 2,000 residents, SQLite .* faster"),
+    ("compare_aead.py", ("--scale", "small"), r"^ratio loop / rust \(2 threads\): [\d.]+x"),
+    ("compare_sync.py", ("--scale", "0.001", "--no-postgres"), r"^night \(SQLite\) .* pass"),
+    ("compare_audit.py", ("--scale", "0.001", "--notifications", "50", "--singles", "5",
+                          "--append-entries", "1000", "--verify-entries", "10000",
+                          "--repeats", "1"), r"^verify 10,000 entries, SQLite .*chained"),
+])
+def test_every_bench_script_runs_at_a_small_scale(script: str, args: tuple[str, ...],
+                                                  expect: str) -> None:
+    """``make bench`` runs these at full scale; a script broken by a change (a password
+    policy, a new login) is found here rather than after an hour of benchmarking."""
+    proc = subprocess.run([sys.executable, str(BENCHES / script), *args], capture_output=True,
+                          text=True, timeout=600, check=False)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert re.search(expect, proc.stdout, re.MULTILINE), proc.stdout

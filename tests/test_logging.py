@@ -13,6 +13,7 @@ import subprocess
 import sys
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from click.testing import CliRunner
@@ -91,16 +92,20 @@ def test_demo_logs_json_lines_with_each_steps_figures_and_json_stdout_parses(
 
 
 @pytest.fixture
-def center(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    """A center node with an identity store and an empty inbox."""
+def center(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, cli_operator: Any) -> Path:
+    """A center node with an identity store and an empty inbox; its admin is
+    ``cli_operator``, whose login (in the environment) the CLI uses."""
     monkeypatch.setenv("JUKICORE_NODE_PASSWORD", "log-test-password")
     node = init_node(tmp_path / "center", CENTER)
     create_identity_store(node.store_target(), node_id=CENTER, kind="center").close()
+    cli_operator.make_admin(node.store_target())
     return node.path
 
 
 def test_log_settings_from_the_environment_and_the_default_level(center: Path) -> None:
-    env = {**ENV, "JUKICORE_NODE_PASSWORD": "log-test-password", "JUKICORE_LOG_FORMAT": "json",
+    env = {**os.environ, "PYTHONPATH": ENV["PYTHONPATH"],
+           "JUKICORE_NODE_PASSWORD": "log-test-password",
+           "JUKICORE_LOG_FORMAT": "json",
            "JUKICORE_LOG_LEVEL": "INFO"}
     args = [sys.executable, "-m", "jukicore", "sync", "apply", str(center), "--json"]
     run = subprocess.run(args, capture_output=True, text=True, env=env, timeout=120,

@@ -19,11 +19,15 @@ from jukicore.access.actors import (
     ID_APPLY,
     ID_READ,
     ID_REVIEW,
+    IDENTITY_PERMISSIONS,
     MUNICIPALITY,
     NOTIFY,
+    OPERATE,
+    PERMISSIONS,
     PREFECTURE,
     READ,
     Actor,
+    refusal,
 )
 from jukicore.access.policy import JST, business_day
 from jukicore.codes import CodeRegistry
@@ -312,3 +316,28 @@ def test_identity_store_policy(db_target: str, tier: str) -> None:
         assert reads[1][0] == "agency:pension" and reads[1][2].startswith("3 records")
     finally:
         st.close()
+
+
+@pytest.mark.parametrize(("tier", "place"), [(MUNICIPALITY, LG), (PREFECTURE, "130001"),
+                                             (CENTER, "center")])
+def test_only_admins_and_the_batch_role_run_a_nodes_jobs(tier: str, place: str) -> None:
+    """node.operate (sync, keys, backup, code files, the audit log's checks from the CLI):
+    admins and the batch role at every tier; the batch role grants nothing else, and an
+    operator of another place is refused."""
+    lg = place if tier == MUNICIPALITY else None
+
+    def op(*roles: str, at: str = place) -> Actor:
+        return Actor.operator("x", at if lg else None, *roles,
+                              node_id=None if lg else at)
+
+    assert refusal(op("admin"), OPERATE, tier, place) is None
+    assert refusal(op("batch"), OPERATE, tier, place) is None
+    for role in ("clerk", "supervisor"):
+        why = refusal(op(role), OPERATE, tier, place)
+        assert why is not None and f"grants {OPERATE}" in why
+    for perm in sorted(PERMISSIONS | IDENTITY_PERMISSIONS):
+        assert refusal(op("batch"), perm, tier, place) is not None, perm
+    elsewhere = OTHER if lg else ("center" if place != "center" else "130001")
+    assert "does not belong" in str(refusal(op("admin", at=elsewhere), OPERATE, tier, place))
+    assert refusal(Actor.node(place, lg, "cs" if lg else "server"), OPERATE, tier,
+                   place) is not None  # a node runs its jobs for an operator, never alone

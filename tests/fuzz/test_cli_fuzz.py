@@ -127,12 +127,19 @@ def test_usage_errors_exit_2(tmp_path: Path, args: list[str]) -> None:
 
 
 @pytest.fixture
-def center_files(tmp_path: Path) -> tuple[Path, Path]:
-    """A registry file and a block of 20 codes for 131016, saved."""
+def center_files(tmp_path: Path, center_store: Path) -> tuple[Path, Path]:
+    """A registry file and a block of 20 codes for 131016, saved (by ``cli_operator``, an
+    admin of ``center_store``, whose login the later commands use too)."""
     registry = tmp_path / "center.bin"
-    assert run("codes", "block", "allocate", "--registry", registry, "--holder", LG, "-n", "20",
-               "--out", tmp_path / "m.block").exit_code == 0
+    result = run("codes", "block", "allocate", "--node", center_store, "--registry", registry,
+                 "--holder", LG, "-n", "20", "--out", tmp_path / "m.block")
+    assert result.exit_code == 0, result.output
+    (tmp_path / "node").write_text(str(center_store))
     return registry, tmp_path / "m.block"
+
+
+def _node_of(registry: Path) -> str:
+    return (registry.parent / "node").read_text()
 
 
 def _snapshot(*paths: Path) -> dict[Path, bytes | None]:
@@ -146,12 +153,13 @@ def test_codes_block_bad_holder(center_files: tuple[Path, Path], holder: str, op
     registry, block = center_files
     out = registry.parent / "child.block"
     before = _snapshot(registry, block, out)
+    node = _node_of(registry)
     if op == "allocate":
-        result = run("codes", "block", "allocate", "--registry", registry, "--holder", holder,
-                     "-n", "3", "--out", out)
+        result = run("codes", "block", "allocate", "--node", node, "--registry", registry,
+                     "--holder", holder, "-n", "3", "--out", out)
     else:
-        result = run("codes", "block", "split", block, "--holder", holder, "-n", "3",
-                     "--out", out)
+        result = run("codes", "block", "split", block, "--node", node, "--holder", holder,
+                     "-n", "3", "--out", out)
     well_formed = len(holder) == 6 and holder.isascii() and holder.isdigit()
     assert_exit(result, {1, 2} if well_formed else {2}, f"block {op} --holder {holder!r}")
     assert _snapshot(registry, block, out) == before
@@ -181,11 +189,13 @@ def _damaged_codes_file(registry: Path, block: Path, data: st.DataObject) -> Non
     victim.write_bytes(damaged)
     out = registry.parent / "child.block"
     before = _snapshot(registry, block, out)
+    node = _node_of(registry)
     commands = [["codes", "block", "show", block],
-                ["codes", "block", "split", block, "--holder", "131024", "-n", "2", "--out", out],
-                ["codes", "block", "allocate", "--registry", registry, "--holder", LG, "-n", "2",
-                 "--out", out],
-                ["codes", "generate", "2", "--registry", registry]]
+                ["codes", "block", "split", block, "--node", node, "--holder", "131024", "-n",
+                 "2", "--out", out],
+                ["codes", "block", "allocate", "--node", node, "--registry", registry,
+                 "--holder", LG, "-n", "2", "--out", out],
+                ["codes", "generate", "2", "--node", node, "--registry", registry]]
     for args in commands:
         uses = victim in args
         result = run(*args)
@@ -338,9 +348,11 @@ def test_register_commands_never_create_a_store(tmp_path: Path) -> None:
 
 
 @pytest.fixture
-def net(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> dict[str, Path]:
+def net(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, cli_operator: Any
+        ) -> dict[str, Path]:
     """A municipality (tiny register) and the center, trusting each other; the
-    municipality's changes exported to the center."""
+    municipality's changes exported to the center. ``cli_operator`` is the center's
+    admin (whose login ``sync apply`` uses)."""
     monkeypatch.setenv("JUKICORE_NODE_PASSWORD", PASSWORD)
     from jukicore.identity import create_identity_store
 
@@ -353,6 +365,7 @@ def net(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> dict[str, Path]:
         residents, households = tiny_municipality()
         reg.load(residents, households, actor=ADMIN)
     trust_each_other((muni, center))
+    cli_operator.make_admin(center.store_target())
     packet = export_changes(muni, CENTER)
     assert packet is not None
     return {"muni": muni.path, "center": center.path, "packet": packet}

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import json
+import os
 import shutil
 from pathlib import Path
+from typing import Any
 
 import pytest
 from click.testing import CliRunner
@@ -67,3 +69,49 @@ def test_missing_password_is_a_usage_error(tmp_path: Path,
     code, _, err = run("node", "init", str(tmp_path / "x"), "--id", "center")
     assert code == 2 and "password" in err
     assert not (tmp_path / "x").exists()
+
+
+def test_a_nodes_jobs_are_run_by_its_admins_and_batch_operators_only(
+        network: Any, tmp_path: Path) -> None:
+    """At an upper store too: the batch role runs the node's jobs and reads nothing; a
+    clerk runs none of them (refused, audited); an admin of the center acts for it."""
+    from jukicore.access.operators import create_operator, login
+    from jukicore.audit.query import entries
+    from jukicore.identity import open_identity_store
+
+    center = network.center
+    with open_identity_store(center.store_target()) as st:
+        admin = login(st, "admin1", "Test-admin-passw0rd", os.environ["JUKICORE_CARD"],
+                      "test-card-pin")
+        assert admin.actor().node_id == "center"
+        for oid, role in (("night1", "batch"), ("clerk1", "clerk")):
+            create_operator(st, admin, oid, name=oid, roles=role,
+                            password=f"Night-{role}-Passw0rd", card_path=tmp_path / f"{oid}.card",
+                            card_pin="pin-1234")
+
+    ROLES = {"night1": "batch", "clerk1": "clerk"}
+
+    def as_(oid: str, *args: str) -> tuple[int, str]:
+        r = CliRunner().invoke(main, [*args, "--operator", oid, "--card",
+                                      str(tmp_path / f"{oid}.card")],
+                               env={"JUKICORE_PASSWORD": f"Night-{ROLES[oid]}-Passw0rd",
+                                    "JUKICORE_CARD_PIN": "pin-1234"})
+        return r.exit_code, r.output
+
+    assert as_("night1", "sync", "status", str(center.path), "--json")[0] == 0
+    code, out = as_("clerk1", "sync", "status", str(center.path))
+    assert code == 1 and "node.operate" in out
+    code, out = as_("night1", "sync", "quarantine", str(center.path))
+    assert code == 1 and "identity.review" in out  # batch reads no personal data
+    assert run("sync", "quarantine", str(center.path), "--json")[0] == 0  # the admin
+    code, out, _ = run("audit", "show", str(center.path), "--action", "node.operate",
+                       "--json")
+    assert code == 0, out
+    assert [(r["actor"], r["detail"]) for r in json.loads(out)] == [
+        ("operator:night1@center", "sync status")]
+    with open_identity_store(center.store_target()) as st, st._b.session() as s:
+        denied = [(r["actor"], r["detail"]) for r in entries(s, action="access.denied")]
+    assert ("operator:clerk1@center", "node.operate: no role of operator:clerk1@center"
+            " (clerk) grants node.operate at a center") in [(a, str(d)[:87]) for a, d in denied]
+    assert any(a == "operator:night1@center" and "identity.review" in str(d)
+               for a, d in denied)

@@ -44,7 +44,13 @@ from jukicore.network.sync import apply_packet, export_changes
 from jukicore.register import Actor, create_register, open_register
 from jukicore.register._schema import TABLES
 from jukicore.store.backend import content_digest
-from jukicore.store.backup import MANIFEST, backup_node, read_manifest, restore_node
+from jukicore.store.backup import (
+    MANIFEST,
+    _pg_is_empty,
+    backup_node,
+    read_manifest,
+    restore_node,
+)
 from jukicore.synth import synthesize_municipality
 from jukicore.synth.day import generate_day
 from jukicore.testing import NO_SERVER, TempPostgres
@@ -550,15 +556,26 @@ def test_archive_that_is_not_a_regular_file_is_refused(tmp_path: Path) -> None:
     assert not (tmp_path / "r").exists()
 
 
-def test_cli_backup_and_restore(tmp_path: Path) -> None:
+def test_cli_backup_and_restore(tmp_path: Path, cli_operator: Any) -> None:
+    from jukicore.access.operators import bootstrap_admin
+
     net = build(tmp_path / "net", Stores("sqlite", None), population=100)
     env = {**os.environ, "JUKICORE_NODE_PASSWORD": PASSWORD}
 
-    def cli(*args: str) -> subprocess.CompletedProcess[str]:
-        return subprocess.run([sys.executable, "-m", "jukicore", "node", *args], env=env,
-                              capture_output=True, text=True, check=False)
+    def cli(*args: str, **extra: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([sys.executable, "-m", "jukicore", "node", *args],
+                              env={**env, **extra}, capture_output=True, text=True,
+                              check=False)
 
     archive = tmp_path / "m.tar"
+    # no operator account at the node: refused, no archive
+    done = cli("backup", str(net.muni.path), str(archive))
+    assert done.returncode == 1 and "login refused" in done.stderr
+    assert not archive.exists()
+    with open_register(net.muni.store_target()) as reg:
+        bootstrap_admin(reg, cli_operator.operator, name="Test Admin",
+                        password=cli_operator.password, card_path=cli_operator.card,
+                        card_pin=cli_operator.pin)
     done = cli("backup", str(net.muni.path), str(archive), "--json")
     assert done.returncode == 0, done.stderr
     summary = json.loads(done.stdout)
@@ -566,11 +583,19 @@ def test_cli_backup_and_restore(tmp_path: Path) -> None:
     assert summary["store"]["content_digest"] == reg_digest(net.muni)
     done = cli("restore", str(archive), str(net.muni.path))
     assert done.returncode == 1 and "--force" in done.stderr
+    # the backup's own accounts decide: a wrong password changes nothing
     dest = tmp_path / "r"
+    done = cli("restore", str(archive), str(dest), JUKICORE_PASSWORD="Wrong-passw0rd-here")
+    assert done.returncode == 1 and "login refused" in done.stderr
+    assert not dest.exists() and not list(tmp_path.glob(".r.restore-*"))
     done = cli("restore", str(archive), str(dest), "--json")
     assert done.returncode == 0, done.stderr
     assert json.loads(done.stdout)["store"]["digest_verified"] is True
-    assert reg_digest(Node.open(dest)) == summary["store"]["content_digest"]
+    # the restored store is the backup's, then the restore's own entries
+    with open_register(Node.open(dest).store_target()) as reg, reg._b.session() as s:
+        tail = s.query("SELECT action, detail FROM audit ORDER BY seq DESC LIMIT 2")
+    assert [a for a, _ in tail] == ["node.operate", "operator.login"]
+    assert tail[0][1] == f"node restore from {archive} into {dest}"
     damaged = tmp_path / "d.tar"
     shutil.copy(archive, damaged)
     _damage(damaged, "node/node.json")
@@ -750,3 +775,37 @@ def test_restore_of_an_older_sqlite_schema_is_not_digest_checked(tmp_path: Path)
     conn = sqlite3.connect(tmp_path / "copy.sqlite")
     assert conn.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
     conn.close()
+
+
+def test_cli_restore_into_postgresql_is_undone_when_the_login_is_refused(
+        tmp_path: Path, pg_server: TempPostgres | None, cli_operator: Any) -> None:
+    """pg_restore fills the target database before the login can be checked there: a
+    refused login empties it again (it was empty before), and nothing else changes."""
+    from jukicore.access.operators import bootstrap_admin
+
+    if pg_server is None:
+        pytest.skip(NO_SERVER)
+    stores = Stores("postgresql", pg_server)
+    try:
+        net = build(tmp_path / "net", stores, population=60)
+        with open_register(net.muni.store_target()) as reg:
+            bootstrap_admin(reg, cli_operator.operator, name="Test Admin",
+                            password=cli_operator.password, card_path=cli_operator.card,
+                            card_pin=cli_operator.pin)
+        archive = tmp_path / "m.tar"
+        backup_node(net.muni.path, archive)
+        empty = stores.new("empty")
+        env = {**os.environ, "JUKICORE_NODE_PASSWORD": PASSWORD}
+        args = [sys.executable, "-m", "jukicore", "node", "restore", str(archive),
+                str(tmp_path / "r"), "--store", empty]
+        done = subprocess.run(args, env={**env, "JUKICORE_PASSWORD": "Wrong-passw0rd-here"},
+                              capture_output=True, text=True, check=False)
+        assert done.returncode == 1 and "login refused" in done.stderr, done.stderr
+        assert _pg_is_empty(empty) and not (tmp_path / "r").exists()
+        done = subprocess.run(args, env=env, capture_output=True, text=True, check=False)
+        assert done.returncode == 0, done.stderr
+        with open_register(empty) as reg:
+            assert reg.counts()["residents"] == 60
+    finally:
+        for name in stores.made:
+            pg_server.drop_database(name)
