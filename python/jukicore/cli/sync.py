@@ -43,12 +43,17 @@ def export(directory: Path, recipients: tuple[str, ...], node_password_file: Pat
     """Pack the changes each recipient has not acknowledged into the node's outbox.
 
     Run by a logged-in operator with ``node.operate`` (an admin, or the ``batch`` role)."""
+    from jukicore.network.crypto import check_node_id
+    from jukicore.network.node import check_relation
     from jukicore.network.sync import default_recipients, export_changes
 
     n = Node.open(directory)
     pw = read_password(node_password_file)
     if not recipients:
         recipients = default_recipients(n.node_id)
+    for r in recipients:  # bad input is refused before anyone logs in: nothing written
+        check_node_id(r)
+        check_relation("identity-changes", n.node_id, r)
     run_as_operator(n.store_target(), creds, f"sync export --to {','.join(recipients)}")
     out: dict[str, str | None] = {}
     for r in recipients:
