@@ -195,9 +195,10 @@ def test_an_edited_or_hostile_key_file_is_refused(tmp_path: Path) -> None:
         load_private_key(path, PASSWORD)
 
 
-def test_old_pkcs8_key_files_still_load(tmp_path: Path) -> None:
+def test_old_pkcs8_key_files_still_load_and_are_wrapped_again(tmp_path: Path) -> None:
     """A generation written before (password-protected PKCS#8 PEM, PBKDF2 2,048) still
-    opens; a rotation writes the new generation in the new format."""
+    opens, and its first opening writes it again wrapped with scrypt (mode 0600); a
+    rotation writes the new generation in the new format."""
     from cryptography.hazmat.primitives import serialization
 
     keys = NodeKeys.generate("center")
@@ -211,8 +212,38 @@ def test_old_pkcs8_key_files_still_load(tmp_path: Path) -> None:
     back = NodeKeys.load(tmp_path / "k", PASSWORD)
     assert back.signing_key_id == keys.signing_key_id
     assert back.encryption_key_id == keys.encryption_key_id
+    for name in ("signing.pem", "encryption.pem"):
+        raw = (tmp_path / "k" / name).read_bytes()
+        assert b"BEGIN" not in raw and json.loads(raw)["kdf"]["name"] == "scrypt"
+        assert _mode(tmp_path / "k" / name) == 0o600
+    again = NodeKeys.load(tmp_path / "k", PASSWORD)
+    assert again.signing_key_id == keys.signing_key_id
     with pytest.raises(PermissionDeniedError):
         load_private_key(tmp_path / "k" / "signing.pem", "not the password")
+
+
+def test_an_old_key_file_that_cannot_be_written_again_still_opens(tmp_path: Path) -> None:
+    """A full disk (here: a file size limit) keeps the old file and its key usable."""
+    import resource
+    import subprocess
+    import sys
+
+    from cryptography.hazmat.primitives import serialization
+
+    key = NodeKeys.generate("center").signing
+    old = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                            serialization.BestAvailableEncryption(PASSWORD.encode()))
+    (tmp_path / "signing.pem").write_bytes(old)
+    script = ("import sys; from jukicore.network.crypto import load_private_key;"
+              "print(load_private_key(sys.argv[1], sys.argv[2]).private_bytes_raw().hex())")
+    done = subprocess.run(
+        [sys.executable, "-c", script, str(tmp_path / "signing.pem"), PASSWORD],
+        capture_output=True, text=True, check=False, timeout=120,
+        preexec_fn=lambda: resource.setrlimit(resource.RLIMIT_FSIZE, (64, 64)))
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == key.private_bytes_raw().hex()
+    assert "keeps its old, weaker wrapping" in done.stderr
+    assert (tmp_path / "signing.pem").read_bytes() == old
 
 
 def test_an_old_node_rotates_into_the_new_format(tmp_path: Path) -> None:

@@ -32,6 +32,7 @@ import base64
 import datetime as dt
 import hashlib
 import json
+import logging
 import os
 import re
 import struct
@@ -46,6 +47,7 @@ from jukicore._files import private_dir, read_regular, write_atomic
 from jukicore.errors import (
     ConflictError,
     CorruptFileError,
+    FileError,
     InvalidInputError,
     MissingDependencyError,
     NotFoundError,
@@ -284,7 +286,10 @@ def load_private_key(
     path: str | os.PathLike[str], password: str | bytes
 ) -> Ed25519PrivateKey | X25519PrivateKey:
     """Read a private key written by :func:`save_private_key`, or an older key file
-    (password-protected PKCS#8 PEM, as jukicore wrote them before: still read).
+    (password-protected PKCS#8 PEM with PBKDF2 of 2,048 iterations, as jukicore wrote them
+    before), which is then written again in the current format (scrypt) under the same
+    password, atomically: its weak wrapping lasts until its first use. A node directory
+    that cannot be written keeps the old file (a warning says so).
 
     A wrong password raises :class:`PermissionDeniedError`; a damaged file or a
     key of another type raises :class:`CorruptFileError`.
@@ -309,6 +314,12 @@ def load_private_key(
         raise CorruptFileError(f"{p} is not a readable private key file: {e}") from e
     if not isinstance(key, Ed25519PrivateKey | X25519PrivateKey):
         raise CorruptFileError(f"{p} holds a {type(key).__name__}, not an Ed25519/X25519 key")
+    if data.lstrip().startswith(b"-----BEGIN"):
+        try:
+            save_private_key(key, p, password)
+        except FileError as exc:
+            logging.getLogger(__name__).warning(
+                "%s keeps its old, weaker wrapping (PBKDF2, 2,048 iterations): %s", p, exc)
     return key
 
 
