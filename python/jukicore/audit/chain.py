@@ -73,6 +73,9 @@ STATE_TABLE = Table("audit_state", (
     Column("root", "text", False),      # hex
 ), ("id",))
 #: Signed checkpoints, numbered 1, 2, ... without gaps.
+#: The action of the entry that records a checkpoint (the leaf after it).
+CHECKPOINT_ACTION = "audit.checkpoint"
+
 CHECKPOINT_TABLE = Table("audit_checkpoint", (
     Column("number", "int", False),
     Column("size", "int", False),
@@ -359,7 +362,7 @@ def checkpoint(s: Session, node_id: str, key: Ed25519PrivateKey, *,
     now = utcnow()
     s.execute("INSERT INTO audit_checkpoint (number, size, root, note, at)"
               " VALUES (?, ?, ?, ?, ?)", (number, st.size, st.root.hex(), note, s.ts(now)))
-    audit.write(s, actor if actor is not None else node_id, "audit.checkpoint", node_id,
+    audit.write(s, actor if actor is not None else node_id, CHECKPOINT_ACTION, node_id,
                 checkpoint_detail(number, st.size, st.root))
     return Checkpoint(number, st.size, st.root, note, now)
 

@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from jukicore import _jukicore as core
-from jukicore._threads import one_ahead
+from jukicore._threads import in_order
 from jukicore.errors import JukiError
 
 from . import chain
@@ -64,29 +66,44 @@ def verify(backend: Backend, *, node_id: str, keys: list[Ed25519PublicKey]) -> V
     (``keys``: every generation of the node's signing keys) and root, checkpoints that
     grow, entries recording checkpoints that are gone, and a tail truncated below the
     latest checkpoint. Nothing is written."""
-    with backend.bulk_session(write=False) as s:
-        return verify_session(s, node_id=node_id, keys=keys)
+    with backend.bulk_session(write=False) as s, backend.side_readers(1) as others:
+        return verify_session(s, node_id=node_id, keys=keys, readers=others)
 
 
 _COLS = ", ".join(chain.LEAF_COLUMNS)
 
 
-def _read(s: Session, report: VerifyReport) -> tuple[core.MerkleLeaves, np.ndarray]:
-    """Every numbered entry in ``seq`` order, hashed; the next range is read while this
-    one is hashed (the bulk read and the Rust hashing overlap)."""
+#: Entries per read when the log is read by several sessions at once (each holds one).
+PARALLEL_CHUNK = 1_000_000
+
+
+def _read(s: Session, report: VerifyReport, readers: Sequence[Session] = ()
+          ) -> tuple[core.MerkleLeaves, np.ndarray, list[tuple[int, str | None]]]:
+    """Every numbered entry in ``seq`` order, hashed, and the ``(seq, detail)`` of the
+    ``audit.checkpoint`` entries among them. The next ranges are read (by ``s`` and the
+    side ``readers`` in turn, one thread each) while this one is hashed: the bulk reads
+    and the Rust hashing overlap. The ranges end at the ``seq`` read first, so a side
+    reader's newer snapshot reads the same entries (entries are never rewritten; one
+    rewritten between the two reads is the tampering verify reports anyway)."""
     lv = core.MerkleLeaves()
+    recorded: list[tuple[int, str | None]] = []
     top = s.scalar("SELECT max(seq) FROM audit")
     if top is None or int(top) < 0:
-        return lv, np.zeros(0, dtype=np.int64)
-    step = chain.READ_CHUNK
-    starts = range(0, int(top) + 1, step)
+        return lv, np.zeros(0, dtype=np.int64), recorded
+    step = chain.READ_CHUNK if not readers else PARALLEL_CHUNK
+    end = int(top) + 1
+    starts = range(0, end, step)
 
-    def fetch(start: int) -> pa.Table:
-        return s.fetch_arrow(f"SELECT {_COLS} FROM audit WHERE seq >= ? AND seq < ?"
-                             " ORDER BY seq", (start, start + step), chain.LEAF_SCHEMA)
+    def fetcher(session: Session) -> Callable[[int], pa.Table]:
+        def fetch(start: int) -> pa.Table:
+            return session.fetch_arrow(
+                f"SELECT {_COLS} FROM audit WHERE seq >= ? AND seq < ? ORDER BY seq",
+                (start, min(start + step, end)), chain.LEAF_SCHEMA)
+        return fetch
 
     seqs: list[np.ndarray] = []
-    for t in one_ahead(fetch, starts, name="jukicore-audit-read"):
+    fetchers = [fetcher(r) for r in (s, *readers)]
+    for t in in_order(fetchers, starts, name="jukicore-audit-read"):
         for b in t.to_batches():
             try:
                 lv.extend_audit(b)
@@ -94,7 +111,10 @@ def _read(s: Session, report: VerifyReport) -> tuple[core.MerkleLeaves, np.ndarr
                 report.problems.append(Problem("mismatch", f"unreadable entry: {exc}"))
                 lv.extend_audit(_placeholder(b))
         seqs.append(t.column("seq").to_numpy())
-    return lv, (np.concatenate(seqs) if seqs else np.zeros(0, dtype=np.int64))
+        marks = t.filter(pc.equal(t.column("action"), chain.CHECKPOINT_ACTION))
+        recorded += zip(marks.column("seq").to_pylist(), marks.column("detail").to_pylist(),
+                        strict=True)
+    return lv, (np.concatenate(seqs) if seqs else np.zeros(0, dtype=np.int64)), recorded
 
 
 def _placeholder(b: pa.RecordBatch) -> pa.RecordBatch:
@@ -126,17 +146,20 @@ def _gaps(seq: np.ndarray, report: VerifyReport) -> int:
     return contiguous
 
 
-def verify_session(s: Session, *, node_id: str, keys: list[Ed25519PublicKey]) -> VerifyReport:
-    """:func:`verify` in an open session."""
+def verify_session(s: Session, *, node_id: str, keys: list[Ed25519PublicKey],
+                   readers: Sequence[Session] = ()) -> VerifyReport:
+    """:func:`verify` in an open session (``readers``: side sessions that read entries in
+    parallel, :meth:`~jukicore.store.Backend.side_readers`)."""
     report = VerifyReport(node_id)
     p = report.problems
     report.entries = int(s.scalar("SELECT count(*) FROM audit"))
-    unnumbered = [int(r[0]) for r in s.query(
-        "SELECT id FROM audit WHERE seq IS NULL OR seq < 0 ORDER BY id")]
+    # (two queries, each a search of the seq index; "IS NULL OR < 0" scans the table)
+    unnumbered = sorted(int(r[0]) for q in ("seq IS NULL", "seq < 0")
+                        for r in s.query(f"SELECT id FROM audit WHERE {q}"))
     if unnumbered:
         p.append(Problem("unnumbered", f"{len(unnumbered)} entries have no sequence number"
                          f" (inserted outside the writer): row ids {unnumbered[:10]}"))
-    lv, seq = _read(s, report)
+    lv, seq, recorded = _read(s, report, readers)
     good = _gaps(seq, report)
     all_root = lv.root(good)
     report.root = all_root.hex()
@@ -194,8 +217,7 @@ def verify_session(s: Session, *, node_id: str, keys: list[Ed25519PublicKey]) ->
     # -- entries that record checkpoints ----------------------------------------------
     by_number = {c[0]: c for c in signed}
     stored = {int(r[0]) for r in cps}
-    for sq, detail in s.query("SELECT seq, detail FROM audit WHERE action = 'audit.checkpoint'"
-                              " ORDER BY seq"):
+    for sq, detail in recorded:
         m = _DETAIL.fullmatch(detail or "")
         if not m:
             continue

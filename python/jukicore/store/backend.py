@@ -446,6 +446,15 @@ class Backend(ABC):
     def session(self, write: bool = True) -> Any:
         """Context manager: one transaction; commits on success, rolls back on error."""
 
+    @contextmanager
+    def side_readers(self, n: int) -> Iterator[list[Session]]:
+        """Up to ``n`` more read-only bulk sessions, for reading one large table in
+        parallel while a bulk session of this backend is open in this thread: each is used
+        by one thread at a time, and its snapshot may be newer than the bulk session's, so
+        read through them only rows that no writer changes (audit entries up to a number
+        read before). None on this backend (the default): read through the bulk session."""
+        yield []
+
     @abstractmethod
     def bulk_session(self, write: bool = True) -> Any:
         """Context manager: one transaction on the bulk (Arrow) path."""
@@ -773,6 +782,33 @@ class SqliteBackend(Backend):
                         conn.close()
         finally:
             self._open()
+
+    @contextmanager
+    def side_readers(self, n: int) -> Iterator[list[Session]]:
+        """As :meth:`Backend.side_readers`: ADBC connections of their own (the bulk
+        session has put this process's stdlib connections aside), each in a read
+        transaction of its own (WAL: readers never wait for each other)."""
+        import adbc_driver_sqlite.dbapi as adbc_sqlite
+
+        conns: list[Any] = []
+        try:
+            for _ in range(n):
+                try:
+                    conn = adbc_sqlite.connect(self.path)
+                except Exception as exc:
+                    _raise_mapped(exc)
+                    raise
+                conns.append(conn)
+                with conn.cursor() as cur:
+                    cur.execute("PRAGMA busy_timeout = 30000")
+                    cur.execute("PRAGMA cache_size = -262144")  # 256 MiB each
+            yield [_AdbcSqliteSession(c) for c in conns]
+        finally:
+            for c in conns:
+                with suppress(Exception):
+                    c.rollback()
+                with suppress(Exception):
+                    c.close()
 
     def close(self) -> None:
         with self._lock:
