@@ -92,14 +92,6 @@ def _scalar_to_int(value: object, digits: int, what: str) -> int:
     return int(value)  # type: ignore[call-overload, no-any-return]
 
 
-def _private(path: str | os.PathLike[str]) -> None:
-    """Give a file the Rust core wrote mode 0600 (its writer follows the umask)."""
-    try:
-        os.chmod(path, PRIVATE_FILE)
-    except OSError as exc:
-        raise FileError(f"cannot set the mode of {os.fspath(path)}: {exc.strerror}") from exc
-
-
 def _shown(value: object, what: str) -> str:
     """A value as an error message shows it: a My Number (valid or not) only by its last
     two characters (a message may end up in a log or a rejected-row report)."""
@@ -480,8 +472,7 @@ class CodeRegistry:
 
     def save(self, path: str | os.PathLike[str]) -> None:
         """Write the registry atomically (versioned, SHA-256 checksummed; mode 0600)."""
-        self._core.save(Path(path))  # an OSError arrives as a FileError naming the path
-        _private(path)
+        self._core.save(Path(path))  # mode 0600 from creation; an OSError: a FileError
 
     @classmethod
     def load(cls, path: str | os.PathLike[str]) -> CodeRegistry:
@@ -974,8 +965,7 @@ class MyNumberIssuer:
 
     def save(self, path: str | os.PathLike[str]) -> None:
         """Write the issuer's state (never the key) atomically (mode 0600)."""
-        self._core.save(Path(path))  # an OSError arrives as a FileError naming the path
-        _private(path)
+        self._core.save(Path(path))  # mode 0600 from creation; an OSError: a FileError
 
     @classmethod
     def load(cls, key: bytes, path: str | os.PathLike[str]) -> MyNumberIssuer:

@@ -86,7 +86,18 @@ pub fn write(path: &Path, kind: &[u8; 8], version: u32, sections: &[Section<'_>]
         std::process::id()
     ));
     let result = (|| -> Result<()> {
-        let file = File::create(&tmp).at("write", path)?;
+        // Mode 0600 from its creation (never readable by others, not even for a moment;
+        // the umask can only narrow it): the temporary becomes the file by a rename.
+        // A temporary of a dead process that had our pid goes first.
+        let _ = fs::remove_file(&tmp);
+        let mut opts = fs::OpenOptions::new();
+        opts.write(true).create_new(true);
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::OpenOptionsExt;
+            opts.mode(0o600);
+        }
+        let file = opts.open(&tmp).at("write", path)?;
         let mut w = HashingWriter {
             inner: BufWriter::with_capacity(1 << 20, file),
             ctx: Sha256::new(),
@@ -305,6 +316,21 @@ mod tests {
         assert_eq!(l.sections(), 2);
         assert_eq!(l.section(0), b"hello");
         assert_eq!(l.section(1), &[7u8; 1000][..]);
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn a_written_file_is_private_and_a_stale_temporary_is_replaced() {
+        use std::os::unix::fs::PermissionsExt;
+        let d = tmpdir("mode");
+        // a temporary left by a dead process with our pid, readable by everyone
+        let stale = d.join(format!(".x.bin.tmp-{}", std::process::id()));
+        fs::write(&stale, b"old").unwrap();
+        fs::set_permissions(&stale, fs::Permissions::from_mode(0o644)).unwrap();
+        let p = sample(&d);
+        assert_eq!(fs::metadata(&p).unwrap().permissions().mode() & 0o777, 0o600);
+        assert!(!stale.exists());
+        assert_eq!(read(&p, b"TESTKIND", &[3]).unwrap().section(0), b"hello");
     }
 
     #[test]
