@@ -26,7 +26,7 @@ DAY = dt.date(2024, 6, 3)
 
 @pytest.fixture(params=["sqlite", "postgresql"])
 def net(request: pytest.FixtureRequest, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
-        pg_databases: Callable[[str], str]) -> Network:
+        pg_databases: Callable[[str], str], cli_operator: object) -> Network:
     monkeypatch.setenv("JUKICORE_NODE_PASSWORD", PASSWORD)
 
     def make(name: str) -> str:
@@ -185,3 +185,55 @@ def test_an_older_packet_arriving_late_is_checked_by_the_newer_ones_proofs(
     with pytest.raises(AuditCheckpointError, match="rewritten"):
         chain.accept_peer_checkpoint(net.pref.store_target(), PREF, MUNI,
                                      {"checkpoint": forged, "proofs": {}}, keys)
+
+
+def test_an_admin_resets_the_checkpoint_kept_after_a_restore(net: Network) -> None:
+    """A restored municipality's log is shorter than the checkpoint kept: its checkpoints
+    are refused (entries still apply) until an admin of the prefecture forgets the kept
+    one, with a reason; the next checkpoint is kept as a new start."""
+    from click.testing import CliRunner
+
+    from jukicore.cli import main
+
+    apply_packet(net.pref, deliver(_night(net, 1, DAY), net.pref))
+    kept = _kept(net)
+    assert kept is not None
+    # what a restore from an earlier backup leaves: the tail of the log is gone
+    be = connect(net.muni.store_target())
+    try:
+        with be.bulk_session() as s:
+            s.execute("DELETE FROM audit WHERE seq >= ?", (kept[0] - 3,))
+            s.execute("DELETE FROM audit_checkpoint")
+            lv = chain.read_leaves(s)
+            n = len(lv)
+            s.execute("UPDATE audit_state SET size = ?, frontier = ?, root = ?",
+                      (n, lv.frontier(n).hex(), lv.root(n).hex()))
+    finally:
+        be.close()
+    outcome = apply_packet(net.pref, deliver(_night(net, 2, DAY + dt.timedelta(days=1)),
+                                             net.pref))
+    assert outcome.status == "applied" and "audit_checkpoint_refused" in outcome.detail
+    assert _kept(net) == kept
+
+    def reset(*args: str) -> tuple[int, str]:
+        r = CliRunner().invoke(main, ["audit", "peer-reset", str(net.pref.path), *args])
+        return r.exit_code, r.output
+
+    # bad input changes nothing
+    assert reset("--sender", MUNI, "--reason", " ")[0] == 1
+    assert reset("--sender", "../x", "--reason", "restore")[0] == 1
+    assert _kept(net) == kept
+    assert reset("--sender", "131059", "--reason", "restore") == (
+        0, "no checkpoint of 131059 was kept: nothing to forget\n")
+    code, out = reset("--sender", MUNI, "--reason", "restored from the backup of 2024-06-02")
+    assert code == 0 and f"size {kept[0]}" in out, out
+    assert _kept(net) is None
+    (entry,) = _actions(net.pref.store_target(), chain.PEER_RESET_ACTION)
+    assert entry is not None and entry.startswith(
+        f"forgot size {kept[0]} root {kept[1]}: restored from the backup of 2024-06-02\n")
+    # the next night's checkpoint is kept as a new start
+    outcome = apply_packet(net.pref, deliver(_night(net, 3, DAY + dt.timedelta(days=2)),
+                                             net.pref))
+    assert "audit_checkpoint_refused" not in outcome.detail
+    new = _kept(net)
+    assert new is not None and new != kept

@@ -471,6 +471,39 @@ def packet_field(target: str, cp: Checkpoint) -> dict[str, Any]:
     return {"checkpoint": cp.note, "proofs": proofs}
 
 
+#: The audit action of an admin's reset of the checkpoint kept from a sender.
+PEER_RESET_ACTION = "audit.peer_checkpoint_reset"
+
+
+def reset_peer_checkpoint(store: Any, sender: str, *, actor: Any, reason: str,
+                          now: dt.datetime | None = None) -> dict[str, Any] | None:
+    """Forget the checkpoint kept from ``sender``, so that the next one it sends is kept as
+    a new start: after ``sender`` restored its store from a backup, its log is shorter
+    than the checkpoint kept and every checkpoint it sends is refused as a rewrite (its
+    entries still apply). Nothing can tell a restore from a rewrite, so this is a
+    person's decision: an admin of ``store``'s node (``policy.configure``), with a
+    ``reason``, in an ``audit.peer_checkpoint_reset`` entry that keeps what was forgotten
+    (size, root, note). Returns that checkpoint, or None when none was kept (nothing is
+    written then but the refusal of a wrong actor)."""
+    from jukicore import audit
+    from jukicore.access.actors import CONFIGURE
+    from jukicore.network.crypto import check_node_id
+
+    if not isinstance(reason, str) or not reason.strip() or len(reason) > 500:
+        raise InvalidInputError("a reset needs a reason (1 to 500 characters)")
+    check_node_id(sender)
+    with store.policy.session(actor, CONFIGURE, now=now, target=sender) as s:
+        rows = s.query("SELECT size, root, note FROM audit_peer_checkpoint WHERE sender = ?",
+                       (sender,))
+        if not rows:
+            return None
+        size, root, note = int(rows[0][0]), str(rows[0][1]), str(rows[0][2])
+        s.execute("DELETE FROM audit_peer_checkpoint WHERE sender = ?", (sender,))
+        audit.write(s, actor, PEER_RESET_ACTION, sender,
+                    f"forgot size {size} root {root}: {reason.strip()}\n{note}")
+    return {"sender": sender, "size": size, "root": root, "note": note}
+
+
 def accept_peer_checkpoint(target: str, node_id: str, sender: str, field: dict[str, Any],
                            keys: list[Ed25519PublicKey]) -> int:
     """Check a checkpoint ``sender`` sent (``field`` of its packet) and keep it: it must be

@@ -130,6 +130,36 @@ def prove(directory: Path, seq: int, size: int | None, creds: Credentials,
         click.echo(f"path  {h}")
 
 
+@audit.command("peer-reset")
+@_NODE
+@click.option("--sender", required=True, help="The municipality whose kept checkpoint goes.")
+@click.option("--reason", required=True, help="Why (for example: restored from the backup"
+                                              " of 2024-06-01, ticket 123).")
+@operator_options
+@json_option
+def peer_reset(directory: Path, sender: str, reason: str, creds: Credentials,
+               as_json: bool) -> None:
+    """Forget the audit checkpoint kept from SENDER, after SENDER restored its store from
+    a backup: its shorter log is refused as a rewrite until then. An admin's decision
+    (policy.configure), audited with the reason and what was forgotten; the next
+    checkpoint SENDER sends is kept as a new start."""
+    from jukicore.audit import chain
+
+    from .operator import open_store_of_any_kind
+
+    n = Node.open(directory)
+    with open_store_of_any_kind(n.store_target()) as store:
+        actor = creds.login(store)
+        gone = chain.reset_peer_checkpoint(store, sender, actor=actor, reason=reason)
+    if as_json:
+        emit_json({"sender": sender, "forgotten": gone})
+    elif gone is None:
+        click.echo(f"no checkpoint of {sender} was kept: nothing to forget")
+    else:
+        click.echo(f"forgot the checkpoint of {sender} (size {gone['size']}, root"
+                   f" {gone['root']}); its next checkpoint starts anew")
+
+
 def _when(value: str | None) -> dt.datetime | None:
     if value is None:
         return None
