@@ -63,6 +63,21 @@ def _actions(target: str, action: str) -> list[str | None]:
         be.close()
 
 
+def _change_muni_log(net: Network, *statements: tuple[str, tuple[object, ...]]) -> None:
+    """Change the municipality's log by raw SQL and rebuild its tree state to match."""
+    be = connect(net.muni.store_target())
+    try:
+        with be.bulk_session() as s:
+            for sql, params in statements:
+                s.execute(sql, params)
+            lv = chain.read_leaves(s)
+            n = len(lv)
+            s.execute("UPDATE audit_state SET size = ?, frontier = ?, root = ?",
+                      (n, lv.frontier(n).hex(), lv.root(n).hex()))
+    finally:
+        be.close()
+
+
 def test_packets_carry_checkpoints_that_the_prefecture_keeps(net: Network) -> None:
     p1 = _night(net, 1, DAY)
     h1 = Packet.from_bytes(p1.read_bytes()).header
@@ -96,16 +111,7 @@ def test_a_rewritten_past_is_refused_and_audited(net: Network) -> None:
     apply_packet(net.pref, deliver(p1, net.pref))
     kept = _kept(net)
     # The municipality rewrites an old entry and rebuilds its tree state to match.
-    be = connect(net.muni.store_target())
-    try:
-        with be.bulk_session() as s:
-            s.execute("UPDATE audit SET detail = 'rewritten' WHERE seq = 1")
-            lv = chain.read_leaves(s)
-            n = len(lv)
-            s.execute("UPDATE audit_state SET size = ?, frontier = ?, root = ?",
-                      (n, lv.frontier(n).hex(), lv.root(n).hex()))
-    finally:
-        be.close()
+    _change_muni_log(net, ("UPDATE audit SET detail = 'rewritten' WHERE seq = 1", ()))
     p2 = _night(net, 2, DAY + dt.timedelta(days=1))
     with open_identity_store(net.pref.store_target()) as st:
         before = (st.last_seq(MUNI), st.current(actor=st.node_id).num_rows)
@@ -199,17 +205,8 @@ def test_an_admin_resets_the_checkpoint_kept_after_a_restore(net: Network) -> No
     kept = _kept(net)
     assert kept is not None
     # what a restore from an earlier backup leaves: the tail of the log is gone
-    be = connect(net.muni.store_target())
-    try:
-        with be.bulk_session() as s:
-            s.execute("DELETE FROM audit WHERE seq >= ?", (kept[0] - 3,))
-            s.execute("DELETE FROM audit_checkpoint")
-            lv = chain.read_leaves(s)
-            n = len(lv)
-            s.execute("UPDATE audit_state SET size = ?, frontier = ?, root = ?",
-                      (n, lv.frontier(n).hex(), lv.root(n).hex()))
-    finally:
-        be.close()
+    _change_muni_log(net, ("DELETE FROM audit WHERE seq >= ?", (kept[0] - 3,)),
+                     ("DELETE FROM audit_checkpoint", ()))
     outcome = apply_packet(net.pref, deliver(_night(net, 2, DAY + dt.timedelta(days=1)),
                                              net.pref))
     assert outcome.status == "applied" and "audit_checkpoint_refused" in outcome.detail

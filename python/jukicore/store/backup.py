@@ -636,16 +636,20 @@ def _existing_node_id(dest: Path) -> str | None:
         return None
 
 
+#: The relations (tables, views, sequences ...) of a database outside the system schemas.
+_PG_USER_RELATIONS = (
+    "FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace"
+    " WHERE n.nspname NOT IN ('pg_catalog', 'information_schema')"
+    " AND n.nspname NOT LIKE 'pg_toast%' AND n.nspname NOT LIKE 'pg_temp%'"
+    " AND c.relkind IN ('r', 'p', 'v', 'm', 'S', 'f')")
+
+
 def _pg_is_empty(uri: str) -> bool:
     import psycopg
 
     try:
         with psycopg.connect(uri, autocommit=True) as conn:
-            row = conn.execute(
-                "SELECT count(*) FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace"
-                " WHERE n.nspname NOT IN ('pg_catalog', 'information_schema')"
-                " AND n.nspname NOT LIKE 'pg_toast%' AND n.nspname NOT LIKE 'pg_temp%'"
-                " AND c.relkind IN ('r', 'p', 'v', 'm', 'S', 'f')").fetchone()
+            row = conn.execute(f"SELECT count(*) {_PG_USER_RELATIONS}").fetchone()
     except psycopg.Error as exc:
         raise StoreError(f"cannot connect to PostgreSQL (the database must exist and be "
                          f"empty): {str(exc).strip()}") from None
@@ -664,10 +668,7 @@ def _pg_empty_out(uri: str) -> None:
 
     with psycopg.connect(uri, autocommit=True) as conn:
         rows = conn.execute(
-            "SELECT n.nspname, c.relname, c.relkind FROM pg_class c JOIN pg_namespace n ON"
-            " n.oid = c.relnamespace WHERE n.nspname NOT IN ('pg_catalog',"
-            " 'information_schema') AND n.nspname NOT LIKE 'pg_toast%' AND n.nspname NOT"
-            " LIKE 'pg_temp%' AND c.relkind IN ('r', 'p', 'v', 'm', 'S', 'f')").fetchall()
+            f"SELECT n.nspname, c.relname, c.relkind {_PG_USER_RELATIONS}").fetchall()
         kinds = {"r": "TABLE", "p": "TABLE", "v": "VIEW", "m": "MATERIALIZED VIEW",
                  "S": "SEQUENCE", "f": "FOREIGN TABLE"}
         for schema, name, kind in rows:
