@@ -106,13 +106,25 @@ def cli_operator(tmp_path_factory: pytest.TempPathFactory,
     return who
 
 
+def _upper_store(tmp_path_factory: pytest.TempPathFactory, cli_operator: CliOperator,
+                 node_id: str, kind: str) -> Path:
+    from jukicore.identity import create_identity_store
+
+    path = tmp_path_factory.mktemp(kind) / f"{kind}.sqlite"
+    create_identity_store(path, node_id=node_id, kind=kind).close()
+    cli_operator.make_admin(path)
+    return path
+
+
 @pytest.fixture
 def center_store(tmp_path_factory: pytest.TempPathFactory, cli_operator: CliOperator) -> Path:
     """The center's store (SQLite), whose first admin is ``cli_operator``: the ``--node``
-    of the ``codes`` commands that record codes."""
-    from jukicore.identity import create_identity_store
+    of the ``codes`` commands that issue codes from a registry."""
+    return _upper_store(tmp_path_factory, cli_operator, "center", "center")
 
-    path = tmp_path_factory.mktemp("center") / "center.sqlite"
-    create_identity_store(path, node_id="center", kind="center").close()
-    cli_operator.make_admin(path)
-    return path
+
+@pytest.fixture
+def pref_store(tmp_path_factory: pytest.TempPathFactory, cli_operator: CliOperator) -> Path:
+    """Tokyo's store (prefecture 130001, SQLite), whose first admin is ``cli_operator``:
+    the ``--node`` of ``codes block split`` of the blocks the center gives 130001."""
+    return _upper_store(tmp_path_factory, cli_operator, "130001", "prefecture")

@@ -18,15 +18,15 @@ def run(*args: str) -> tuple[int, str, str]:
     return result.exit_code, result.stdout, result.stderr
 
 
-def test_block_from_the_center_feeds_exactly_one_register(tmp_path: Path,
-                                                          center_store: Path) -> None:
+def test_block_from_the_center_feeds_exactly_one_register(
+        tmp_path: Path, center_store: Path, pref_store: Path) -> None:
     town, center, pref, muni = (tmp_path / "town", tmp_path / "center.bin",
                                 tmp_path / "tokyo.block", tmp_path / "shinjuku.block")
     assert run("synth", "-n", "300", "--seed", "2", "--lg-code", "131041", "--out", str(town),
                "-q")[0] == 0
     assert run("codes", "block", "allocate", "--node", str(center_store), "--registry",
                str(center), "--holder", "130001", "-n", "2000", "--out", str(pref))[0] == 0
-    assert run("codes", "block", "split", str(pref), "--node", str(center_store), "--holder",
+    assert run("codes", "block", "split", str(pref), "--node", str(pref_store), "--holder",
                "131041", "-n", "1000", "--out", str(muni))[0] == 0
     for db in ("a.db", "b.db"):
         assert run("register", "init", str(tmp_path / db), "--lg-code", "131041",

@@ -100,10 +100,10 @@ def _make_parent(tmp_path: Path, n: int = 1000) -> tuple[Path, Path, np.ndarray]
 
 @pytest.mark.parametrize("k", [1, 2, 3])
 def test_split_killed_after_each_write_never_duplicates_and_is_completed(
-        tmp_path: Path, k: int, center_store: Path) -> None:
+        tmp_path: Path, k: int, pref_store: Path) -> None:
     reg, parent, original = _make_parent(tmp_path)
     child = tmp_path / "minato.block"
-    done = _cli("codes", "block", "split", "--node", str(center_store), str(parent), "--holder",
+    done = _cli("codes", "block", "split", "--node", str(pref_store), str(parent), "--holder",
                 "131032", "-n", "300",
                 "--out", str(child), crash_after=k)
     assert done.returncode == 17, done.stderr
@@ -171,12 +171,12 @@ def test_allocate_with_a_failed_registry_write_changes_nothing(tmp_path: Path,
     assert not out.exists() and not _intent(reg).exists() and not _temps(tmp_path)
 
 
-def test_split_with_a_failed_write_changes_nothing(tmp_path: Path, center_store: Path) -> None:
+def test_split_with_a_failed_write_changes_nothing(tmp_path: Path, pref_store: Path) -> None:
     _, parent, _ = _make_parent(tmp_path, 200_000)
     before = parent.read_bytes()
-    assert len(before) > 768 * 1024 > center_store.stat().st_size
+    assert len(before) > 768 * 1024 > pref_store.stat().st_size
     child = tmp_path / "minato.block"
-    done = _cli("codes", "block", "split", "--node", str(center_store), str(parent), "--holder",
+    done = _cli("codes", "block", "split", "--node", str(pref_store), str(parent), "--holder",
                 "131032", "-n", "10",
                 "--out", str(child), fsize=768 * 1024)  # (the store is smaller)
     assert done.returncode == 1 and "error: cannot write" in done.stderr, done.stderr
@@ -186,11 +186,11 @@ def test_split_with_a_failed_write_changes_nothing(tmp_path: Path, center_store:
 
 
 def test_concurrent_splits_of_one_file_never_share_a_code(tmp_path: Path,
-                                                          center_store: Path) -> None:
+                                                          pref_store: Path) -> None:
     _, parent, original = _make_parent(tmp_path, 2000)
     procs = [
         subprocess.Popen([sys.executable, "-m", "jukicore", "codes", "block", "split",
-                          "--node", str(center_store), str(parent), "--holder", "131032", "-n",
+                          "--node", str(pref_store), str(parent), "--holder", "131032", "-n",
                               "100",
                           "--out", str(tmp_path / f"child{i}.block")], env=_env(),
                          stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
@@ -219,10 +219,10 @@ def test_a_block_file_is_never_overwritten(tmp_path: Path) -> None:
 
 
 def test_roll_forward_never_overwrites_a_block_that_took_the_name(tmp_path: Path,
-                                                                  center_store: Path) -> None:
+                                                                  pref_store: Path) -> None:
     _, parent, original = _make_parent(tmp_path)
     child = tmp_path / "minato.block"
-    done = _cli("codes", "block", "split", "--node", str(center_store), str(parent), "--holder",
+    done = _cli("codes", "block", "split", "--node", str(pref_store), str(parent), "--holder",
                 "131032", "-n", "300",
                 "--out", str(child), crash_after=2)  # intent and parent written, no child
     assert done.returncode == 17 and not child.exists()

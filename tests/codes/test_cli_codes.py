@@ -90,13 +90,13 @@ def test_check_reports_bad_lines_and_exit_code(tmp_path: Path) -> None:
     assert code == 1 and "line 2" in out
 
 
-def test_block_allocate_split_show(tmp_path: Path, center_store: Path) -> None:
+def test_block_allocate_split_show(tmp_path: Path, center_store: Path, pref_store: Path) -> None:
     reg, tokyo, minato = tmp_path / "center.bin", tmp_path / "t.block", tmp_path / "m.block"
     code, out, _ = run("codes", "block", "allocate", "--node", str(center_store), "--registry",
                        str(reg), "--holder",
                        "130001", "-n", "1000", "--out", str(tokyo), "--json")
     assert code == 0 and json.loads(out)["remaining"] == 1000
-    code, out, _ = run("codes", "block", "split", "--node", str(center_store), str(tokyo),
+    code, out, _ = run("codes", "block", "split", "--node", str(pref_store), str(tokyo),
                        "--holder", "131032", "-n", "300",
                        "--out", str(minato), "--json")
     child = json.loads(out)
@@ -107,17 +107,18 @@ def test_block_allocate_split_show(tmp_path: Path, center_store: Path) -> None:
     assert code == 0 and "remaining: 300" in out
 
 
-def test_block_errors_exit_1_and_change_nothing(tmp_path: Path, center_store: Path) -> None:
+def test_block_errors_exit_1_and_change_nothing(tmp_path: Path, center_store: Path,
+                                                pref_store: Path) -> None:
     reg, tokyo = tmp_path / "center.bin", tmp_path / "t.block"
     run("codes", "block", "allocate", "--node", str(center_store), "--registry", str(reg),
         "--holder", "130001", "-n", "10",
         "--out", str(tokyo))
     before = tokyo.read_bytes()
-    code, _, err = run("codes", "block", "split", "--node", str(center_store), str(tokyo),
+    code, _, err = run("codes", "block", "split", "--node", str(pref_store), str(tokyo),
                        "--holder", "131032", "-n", "11",
                        "--out", str(tmp_path / "x.block"))
     assert code == 1 and "error:" in err
-    code, _, err = run("codes", "block", "split", "--node", str(center_store), str(tokyo),
+    code, _, err = run("codes", "block", "split", "--node", str(pref_store), str(tokyo),
                        "--holder", "999999", "-n", "1",
                        "--out", str(tmp_path / "x.block"))
     assert code == 2 and "check digit" in err  # a malformed code argument: a usage error
@@ -219,10 +220,10 @@ def test_a_full_disk_is_an_error_message_not_a_traceback(tmp_path: Path) -> None
     assert not out.exists() and not [p for p in tmp_path.iterdir() if ".tmp-" in p.name]
 
 
-def test_usage_errors_exit_2(center_store: Path) -> None:
+def test_usage_errors_exit_2(pref_store: Path) -> None:
     for args in (["codes", "generate", "99999999999999999999", "--unrecorded"],
                  ["codes", "generate", "x", "--unrecorded"],
-                 ["codes", "block", "split", "--node", str(center_store), "/no/such.block",
+                 ["codes", "block", "split", "--node", str(pref_store), "/no/such.block",
                   "--holder", "131032", "-n", "1",
                   "--out", "x"],
                  ["codes", "check", "--kind", "nope"],
@@ -320,3 +321,25 @@ def test_recording_codes_needs_a_logged_in_operator_of_the_node(
     assert len(CodeBlock.load(out)) == 5
     assert _operate_entries(center_store) == [
         f"operator:admin1@center codes block allocate 5 to 130001 from {reg} into {out}"]
+
+
+def test_codes_are_issued_at_the_center_and_split_by_the_blocks_holder(
+        tmp_path: Path, center_store: Path, pref_store: Path) -> None:
+    """An admin of another node is refused before logging in: no file and no entry."""
+    reg, tokyo, out = tmp_path / "r.bin", tmp_path / "t.block", tmp_path / "m.block"
+    code, _, err = run("codes", "block", "allocate", "--node", str(pref_store), "--registry",
+                       str(reg), "--holder", "130001", "-n", "10", "--out", str(tokyo))
+    assert code == 1 and "done by an operator of center" in err
+    code, _, err = run("codes", "generate", "3", "--node", str(pref_store), "--registry",
+                       str(reg))
+    assert code == 1 and "done by an operator of center" in err
+    assert not reg.exists() and not tokyo.exists()
+    assert _operate_entries(pref_store) == []
+    assert run("codes", "block", "allocate", "--node", str(center_store), "--registry",
+               str(reg), "--holder", "130001", "-n", "10", "--out", str(tokyo))[0] == 0
+    before = tokyo.read_bytes()
+    code, _, err = run("codes", "block", "split", str(tokyo), "--node", str(center_store),
+                       "--holder", "131032", "-n", "3", "--out", str(out))
+    assert code == 1 and "done by an operator of 130001" in err
+    assert tokyo.read_bytes() == before and not out.exists()
+    assert len(_operate_entries(center_store)) == 1  # the allocation alone

@@ -26,6 +26,7 @@ from jukicore.codes import (
     update_registry,
 )
 from jukicore.errors import ConflictError, FileError
+from jukicore.network.node import CENTER
 
 from ._common import (
     Credentials,
@@ -50,13 +51,26 @@ _KINDS: dict[str, tuple[Literal["resident_code", "my_number", "lg_code"], int]] 
 _NODE_HELP = ("The node whose operator acts (its directory, or its store's path or URI): "
               "the operator logs in there (--operator, --card ...), needs node.operate "
               "(an admin, or the batch role), and the step is an entry of its audit log.")
+_AT_CENTER = " The center: codes are issued from its registry only."
+_AT_HOLDER = " The block's holder: only it splits its block."
 
 
-def _operate(node: str, creds: Credentials, what: str) -> None:
+def _operate(node: str, creds: Credentials, what: str, *, place: str) -> None:
+    """Log ``creds`` in at ``node`` for ``what``, which is done at ``place`` only: the
+    center issues from its registry, a block's holder splits it. Another node is refused
+    before anyone logs in (nothing is written)."""
+    from jukicore.errors import PermissionDeniedError
+
     from .audit_alerts import store_of
-    from .operator import run_as_operator
+    from .operator import open_store_of_any_kind, run_as_operator
 
-    run_as_operator(store_of(node), creds, what)
+    target = store_of(node)
+    with open_store_of_any_kind(target) as store:
+        at = store.policy.place
+    if at != place:
+        raise PermissionDeniedError(f"{what}: done by an operator of {place}; {node} is"
+                                    f" the store of {at}")
+    run_as_operator(target, creds, what)
 
 
 @click.group()
@@ -103,7 +117,7 @@ def _generate(reg: CodeRegistry, n: int, quiet: bool) -> np.ndarray[Any, Any]:
 @click.option("--registry", "registry_path", type=click.Path(dir_okay=False, path_type=Path),
               help="Registry file of every code ever issued: read if present (created if "
                    "absent), and the new codes recorded in it.")
-@click.option("--node", help=_NODE_HELP + " Required with --registry.")
+@click.option("--node", help=_NODE_HELP + _AT_CENTER + " Required with --registry.")
 @click.option("--unrecorded", is_flag=True,
               help="Record nothing (for tests and samples): the codes are fresh only within "
                    "this run and may be issued again by any registry.")
@@ -131,7 +145,8 @@ def generate(n: int, registry_path: Path | None, node: str | None, unrecorded: b
         raise FileError(f"cannot write {out}: no such directory {out.absolute().parent}")
     if registry_path is not None:
         assert node is not None
-        _operate(node, creds.get(), f"codes generate {n} --registry {registry_path}")
+        _operate(node, creds.get(), f"codes generate {n} --registry {registry_path}",
+                 place=CENTER)
         with update_registry(registry_path) as reg:
             fresh = _generate(reg, n, quiet)
     else:
@@ -226,7 +241,7 @@ def block() -> None:
 @click.option("-n", "n", required=True, type=click.IntRange(min=1, max=10**10),
               help="Codes in the block.")
 @click.option("--out", required=True, type=click.Path(dir_okay=False, path_type=Path))
-@click.option("--node", required=True, help=_NODE_HELP)
+@click.option("--node", required=True, help=_NODE_HELP + _AT_CENTER)
 @operator_options
 @json_option
 def block_allocate(registry_path: Path, holder: str, n: int, out: Path, node: str,
@@ -237,7 +252,7 @@ def block_allocate(registry_path: Path, holder: str, n: int, out: Path, node: st
     a crash in between is completed by the next command on the registry.
     """
     _operate(node, creds, f"codes block allocate {n} to {holder} from {registry_path}"
-                          f" into {out}")
+                          f" into {out}", place=CENTER)
     _show(allocate_block_file(registry_path, n, holder, out), as_json)
 
 
@@ -248,7 +263,7 @@ def block_allocate(registry_path: Path, holder: str, n: int, out: Path, node: st
 @click.option("-n", "n", required=True, type=click.IntRange(min=1, max=10**10),
               help="Codes to move.")
 @click.option("--out", required=True, type=click.Path(dir_okay=False, path_type=Path))
-@click.option("--node", required=True, help=_NODE_HELP)
+@click.option("--node", required=True, help=_NODE_HELP + _AT_HOLDER)
 @operator_options
 @json_option
 def block_split(source: Path, holder: str, n: int, out: Path, node: str,
@@ -258,7 +273,8 @@ def block_split(source: Path, holder: str, n: int, out: Path, node: str,
     A code is never in both files: a failed write or a crash in between is completed
     by the next command on SOURCE.
     """
-    _operate(node, creds, f"codes block split {n} to {holder} from {source} into {out}")
+    _operate(node, creds, f"codes block split {n} to {holder} from {source} into {out}",
+             place=CodeBlock.load(source).holder)
     _show(split_block_file(source, n, holder, out), as_json)
 
 
