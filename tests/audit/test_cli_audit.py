@@ -33,13 +33,9 @@ def _run(*args: str) -> tuple[int, str]:
 
 def _first_admin(node: Path, who: Any) -> None:
     """The node's store gets its first admin: the operator the CLI logs in as."""
-    from jukicore.access.operators import bootstrap_admin
     from jukicore.network.node import Node
-    from jukicore.register import open_register
 
-    with open_register(Node.open(node).store_target()) as reg:
-        bootstrap_admin(reg, who.operator, name="Test Admin", password=who.password,
-                        card_path=who.card, card_pin=who.pin)
+    who.make_admin(Node.open(node).store_target())
 
 
 def _raw(node: Path, sql: str) -> list[tuple[Any, ...]]:

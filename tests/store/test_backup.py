@@ -557,8 +557,6 @@ def test_archive_that_is_not_a_regular_file_is_refused(tmp_path: Path) -> None:
 
 
 def test_cli_backup_and_restore(tmp_path: Path, cli_operator: Any) -> None:
-    from jukicore.access.operators import bootstrap_admin
-
     net = build(tmp_path / "net", Stores("sqlite", None), population=100)
     env = {**os.environ, "JUKICORE_NODE_PASSWORD": PASSWORD}
 
@@ -572,10 +570,7 @@ def test_cli_backup_and_restore(tmp_path: Path, cli_operator: Any) -> None:
     done = cli("backup", str(net.muni.path), str(archive))
     assert done.returncode == 1 and "login refused" in done.stderr
     assert not archive.exists()
-    with open_register(net.muni.store_target()) as reg:
-        bootstrap_admin(reg, cli_operator.operator, name="Test Admin",
-                        password=cli_operator.password, card_path=cli_operator.card,
-                        card_pin=cli_operator.pin)
+    cli_operator.make_admin(net.muni.store_target())
     done = cli("backup", str(net.muni.path), str(archive), "--json")
     assert done.returncode == 0, done.stderr
     summary = json.loads(done.stdout)
@@ -781,17 +776,12 @@ def test_cli_restore_into_postgresql_is_undone_when_the_login_is_refused(
         tmp_path: Path, pg_server: TempPostgres | None, cli_operator: Any) -> None:
     """pg_restore fills the target database before the login can be checked there: a
     refused login empties it again (it was empty before), and nothing else changes."""
-    from jukicore.access.operators import bootstrap_admin
-
     if pg_server is None:
         pytest.skip(NO_SERVER)
     stores = Stores("postgresql", pg_server)
     try:
         net = build(tmp_path / "net", stores, population=60)
-        with open_register(net.muni.store_target()) as reg:
-            bootstrap_admin(reg, cli_operator.operator, name="Test Admin",
-                            password=cli_operator.password, card_path=cli_operator.card,
-                            card_pin=cli_operator.pin)
+        cli_operator.make_admin(net.muni.store_target())
         archive = tmp_path / "m.tar"
         backup_node(net.muni.path, archive)
         empty = stores.new("empty")

@@ -8,7 +8,7 @@ import sys
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack, contextmanager
 from functools import wraps
-from typing import Any, NoReturn, TypeVar
+from typing import Any, NoReturn, TypeVar, cast
 
 import click
 
@@ -227,6 +227,14 @@ class Credentials:
         return self.session(store).actor()
 
 
+def _with_options(wrapper: Callable[..., Any], options: list[Callable[[Any], Any]]) -> Any:
+    """``wrapper`` with click ``options``, the first shown first in ``--help``."""
+    out: Any = wrapper
+    for option in reversed(options):
+        out = option(out)
+    return out
+
+
 def operator_options(func: F) -> F:
     """``--operator``, ``--password-file``, ``--card``, ``--card-pin-file``: the command
     gets ``creds`` (:class:`Credentials`) instead. The CLI grants itself nothing: the
@@ -277,10 +285,7 @@ def _operator_options(func: F, *, required: bool) -> F:
                      help=f"File holding the card's PIN (else ${CARD_PIN_ENV}, else a "
                           "prompt on a terminal)."),
     ]
-    out: Any = wrapper
-    for option in reversed(options):
-        out = option(out)
-    return out  # type: ignore[no-any-return]
+    return cast(F, _with_options(wrapper, options))
 
 
 def admin_options(func: F) -> F:
@@ -312,10 +317,7 @@ def admin_options(func: F) -> F:
                      help=f"File holding the card's PIN (else ${ADMIN_CARD_PIN_ENV}, else "
                           "a prompt on a terminal)."),
     ]
-    out: Any = wrapper
-    for option in reversed(options):
-        out = option(out)
-    return out  # type: ignore[no-any-return]
+    return cast(F, _with_options(wrapper, options))
 
 
 def _check_new_card_path(card: str, operator_id: str, pin: str) -> None:

@@ -46,17 +46,14 @@ def audit_reader(target: str, creds: Credentials, what: str) -> Iterator[None]:
     ``identity.export``: supervisors and admins); the read is itself an entry
     (``audit.read``, naming what was asked) before anything is shown. A refusal is an
     ``access.denied`` entry and exit 1."""
-    from jukicore import audit as log
     from jukicore.access import actors as perm
     from jukicore.register import Register
 
-    from .operator import open_store_of_any_kind
+    from .operator import login_and_record, open_store_of_any_kind
 
     with open_store_of_any_kind(target) as store:
-        actor = creds.login(store)
         permission = perm.EXPORT if isinstance(store, Register) else perm.ID_EXPORT
-        with store.policy.session(actor, permission) as s:
-            log.write(s, actor, "audit.read", None, what)
+        login_and_record(store, creds, permission, "audit.read", what)
     yield
 
 

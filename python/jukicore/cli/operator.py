@@ -30,7 +30,7 @@ from ._common import (
     resident_code_arg,
 )
 
-__all__ = ["open_store_of_any_kind", "operator", "run_as_operator"]
+__all__ = ["login_and_record", "open_store_of_any_kind", "operator", "run_as_operator"]
 
 NEW_PASSWORD_ENV = "JUKICORE_NEW_PASSWORD"
 NEW_CARD_PIN_ENV = "JUKICORE_NEW_CARD_PIN"
@@ -68,19 +68,33 @@ def open_store_of_any_kind(store: str) -> Iterator[Any]:
         yield opened
 
 
+def login_and_record(store: Any, creds: Credentials, permission: str, action: str,
+                     what: str) -> Any:
+    """Log ``creds`` in at ``store`` and let the one policy decide whether that operator
+    may do ``permission``; then commit an ``action`` entry naming ``what``, before
+    anything else is done or shown. A refusal is an ``access.denied`` entry and
+    :class:`PermissionDeniedError` (exit 1). Returns the operator's actor."""
+    from jukicore import audit as log
+
+    actor = creds.login(store)
+    with store.policy.session(actor, permission) as s:
+        log.write(s, actor, action, None, what)
+    return actor
+
+
 def run_as_operator(target: str, creds: Credentials, what: str, *,
-                    damaged_log_ok: bool = False) -> Any:
-    """Log ``creds`` in at the store ``target`` and let the one policy decide whether that
-    operator may run the node's jobs (``node.operate``: admins, the ``batch`` role); the
-    run is a ``node.operate`` entry naming ``what``, committed before the job starts. A
-    refusal is an ``access.denied`` entry and :class:`PermissionDeniedError` (exit 1).
-    Returns the operator's :class:`~jukicore.access.Actor`.
+                    place: str | None = None, damaged_log_ok: bool = False) -> Any:
+    """Log ``creds`` in at the store ``target`` for the node's job ``what``
+    (:func:`login_and_record` with ``node.operate``: admins, the ``batch`` role; the
+    entry is ``node.operate``). Returns the operator's actor.
+
+    ``place``: the job is done at that node only (its id or municipality code); a store
+    of another node is refused before anyone logs in, and nothing is written.
 
     ``damaged_log_ok`` (``audit verify``): when the store's audit log is too damaged to
     take an entry, the credentials and the permission are checked without writing
     anything and the job runs all the same (saying so on standard error), since finding
     out what was damaged is its job."""
-    from jukicore import audit as log
     from jukicore.access.actors import OPERATE, refusal
     from jukicore.errors import (
         ConflictError,
@@ -90,10 +104,11 @@ def run_as_operator(target: str, creds: Credentials, what: str, *,
     )
 
     with open_store_of_any_kind(target) as store:
+        if place is not None and store.policy.place != place:
+            raise PermissionDeniedError(f"{what}: done by an operator of {place}; {target}"
+                                        f" is the store of {store.policy.place}")
         try:
-            actor = creds.login(store)
-            with store.policy.session(actor, OPERATE) as s:
-                log.write(s, actor, "node.operate", None, what)
+            return login_and_record(store, creds, OPERATE, "node.operate", what)
         except (CorruptFileError, ConflictError, StoreError) as exc:
             # (a damaged tree state; or a row put where the next entry goes)
             if not damaged_log_ok:
@@ -104,7 +119,7 @@ def run_as_operator(target: str, creds: Credentials, what: str, *,
                 raise PermissionDeniedError(f"{OPERATE} refused: {why}") from None
             click.echo(f"warning: this run of {what!r} by {actor} could not be audited: "
                        f"{exc}", err=True)
-    return actor
+            return actor
 
 
 @click.group()
