@@ -306,14 +306,17 @@ def test_identity_store_policy(db_target: str, tier: str) -> None:
             st.quarantined(actor=clerk, now=WORK)
         with pytest.raises(PermissionDeniedError, match="override"):
             st.history(code, actor=clerk, now=NIGHT)
-        assert st.current(actor=Actor.agency("pension")).num_rows == 3
-        with pytest.raises(PermissionDeniedError, match=ID_READ):
-            st.current(actor=Actor.private("bank"))
+        server = Actor.node(node, None, "server")
+        assert st.current(actor=server).num_rows == 3
+        # an agency asks for a legal purpose (jukicore.identity.provide), never for a table
+        for outsider in (Actor.agency("pension"), Actor.private("bank")):
+            with pytest.raises(PermissionDeniedError, match=ID_READ):
+                st.current(actor=outsider)
         with st._b.session(write=False) as s:
             reads = s.query("SELECT actor, target, detail FROM audit"
                             " WHERE action = 'identity.read' ORDER BY id")
         assert reads[0][:2] == (str(clerk), f"{code:011d}")
-        assert reads[1][0] == "agency:pension" and reads[1][2].startswith("3 records")
+        assert reads[1][0] == str(server) and reads[1][2].startswith("3 records")
     finally:
         st.close()
 

@@ -29,7 +29,10 @@ __all__ = [
     "CONFIGURE",
     "IDENTITY_PERMISSIONS",
     "ID_APPLY",
+    "ID_DISCLOSE",
     "ID_EXPORT",
+    "ID_PROVIDE",
+    "ID_PURPOSES",
     "ID_READ",
     "ID_RECEIVE_CODES",
     "ID_REVIEW",
@@ -73,9 +76,14 @@ ID_RECEIVE_CODES = "identity.receive_codes"  #: record a code block received fro
 ID_READ = "identity.read"  #: read identity confirmation info (current, history)
 ID_REVIEW = "identity.review"  #: review quarantined and rejected entries
 ID_EXPORT = "identity.export"  #: whole-store reads: retired codes, code blocks
+#: answer an agency's request for identity info, for a legal purpose (jukicore.identity.provide)
+ID_PROVIDE = "identity.provide"
+ID_DISCLOSE = "identity.disclose"  #: show a resident who received their data
+ID_PURPOSES = "identity.purposes"  #: change the legal purposes table (versioned, audited)
 
 IDENTITY_PERMISSIONS: frozenset[str] = frozenset(
-    {ID_APPLY, ID_RECEIVE_CODES, ID_READ, ID_REVIEW, ID_EXPORT})
+    {ID_APPLY, ID_RECEIVE_CODES, ID_READ, ID_REVIEW, ID_EXPORT, ID_PROVIDE, ID_DISCLOSE,
+     ID_PURPOSES})
 
 #: Change the policy's configuration (hours, quotas) of a store: admins only, any tier.
 CONFIGURE = "policy.configure"
@@ -87,6 +95,9 @@ CONFIGURE = "policy.configure"
 OPERATE = "node.operate"
 
 _UPPER_SERVER = frozenset({ID_APPLY, ID_READ, ID_REVIEW, ID_EXPORT})
+#: An upper store's admin: everything but answering agencies (the ``provider`` role's)
+#: and receiving code blocks (a prefecture's admin may record those).
+_UPPER_ADMIN = (IDENTITY_PERMISSIONS - {ID_RECEIVE_CODES, ID_PROVIDE}) | {CONFIGURE, OPERATE}
 
 #: The one table: (tier, actor kind, role) -> permissions. Anything not listed is denied.
 POLICY: dict[tuple[str, str, str], frozenset[str]] = {
@@ -97,21 +108,26 @@ POLICY: dict[tuple[str, str, str], frozenset[str]] = {
     # the municipality's communication server (CS): reads and sends what it synchronizes,
     # records acknowledgements, and imports the code blocks its prefecture sends
     (MUNICIPALITY, "node", "cs"): frozenset({READ, EXPORT, IMPORT_CODES}),
-    (PREFECTURE, "operator", "clerk"): frozenset({ID_READ}),
-    (PREFECTURE, "operator", "supervisor"): frozenset({ID_READ, ID_REVIEW, ID_EXPORT}),
-    (PREFECTURE, "operator", "admin"): IDENTITY_PERMISSIONS | {CONFIGURE, OPERATE},
+    (PREFECTURE, "operator", "clerk"): frozenset({ID_READ, ID_DISCLOSE}),
+    (PREFECTURE, "operator", "supervisor"): frozenset({ID_READ, ID_REVIEW, ID_EXPORT,
+                                                       ID_DISCLOSE}),
+    (PREFECTURE, "operator", "admin"): _UPPER_ADMIN | {ID_RECEIVE_CODES},
+    # an account that answers agencies' requests (their terminals, bulk verification)
+    (PREFECTURE, "operator", "provider"): frozenset({ID_PROVIDE}),
     (PREFECTURE, "operator", "batch"): frozenset({OPERATE}),
     # the prefecture's server: applies its municipalities' packets, receives code blocks
     (PREFECTURE, "node", "server"): _UPPER_SERVER | {ID_RECEIVE_CODES},
-    (PREFECTURE, "agency", "query"): frozenset({ID_READ}),
-    (CENTER, "operator", "clerk"): frozenset({ID_READ}),
-    (CENTER, "operator", "supervisor"): frozenset({ID_READ, ID_REVIEW, ID_EXPORT}),
-    (CENTER, "operator", "admin"): ((IDENTITY_PERMISSIONS - {ID_RECEIVE_CODES})
-                                    | {CONFIGURE, OPERATE}),
+    # an agency receives identity info only by a request for a legal purpose
+    (PREFECTURE, "agency", "query"): frozenset({ID_PROVIDE}),
+    (CENTER, "operator", "clerk"): frozenset({ID_READ, ID_DISCLOSE}),
+    (CENTER, "operator", "supervisor"): frozenset({ID_READ, ID_REVIEW, ID_EXPORT,
+                                                   ID_DISCLOSE}),
+    (CENTER, "operator", "admin"): _UPPER_ADMIN,
+    (CENTER, "operator", "provider"): frozenset({ID_PROVIDE}),
     (CENTER, "operator", "batch"): frozenset({OPERATE}),
     # (the center's server may record a code block it received back, as a prefecture does)
     (CENTER, "node", "server"): _UPPER_SERVER | {ID_RECEIVE_CODES},
-    (CENTER, "agency", "query"): frozenset({ID_READ}),
+    (CENTER, "agency", "query"): frozenset({ID_PROVIDE}),
 }
 
 #: The municipality tier's slice of :data:`POLICY` (actor kind, role) -> permissions.

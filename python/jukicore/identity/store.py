@@ -62,7 +62,11 @@ from jukicore.errors import (
     InvalidInputError,
     PacketSequenceError,
 )
+from jukicore.identity import provide
 from jukicore.identity.items import IDENTITY_COLUMNS, IDENTITY_SCHEMA
+from jukicore.identity.provide import FourItems
+from jukicore.identity.purposes import Purpose
+from jukicore.identity.purposes import seed as seed_purposes
 from jukicore.network.crypto import check_path_id
 from jukicore.register.events import KINDS as EVENT_KINDS
 from jukicore.store import (
@@ -230,6 +234,17 @@ def _v3(ddl: Ddl) -> list[str]:
     return [*stmts, *ddl.add_scratch_columns(_STAGING.name, _DECIDED)]
 
 
+def _v9(ddl: Ddl) -> list[str]:
+    # which apply each packet was (its number: the index's mark of how current it is)
+    from jukicore.identity.purposes import migration_statements
+
+    return [ddl.add_column("packets_applied", Column("mark", "int")),
+            "UPDATE packets_applied SET mark = (SELECT count(*) FROM packets_applied p2"
+            " WHERE p2.applied_at < packets_applied.applied_at OR (p2.applied_at ="
+            " packets_applied.applied_at AND p2.packet_id <= packets_applied.packet_id))",
+            *migration_statements(ddl)]
+
+
 def _v7(ddl: Ddl) -> list[str]:
     from jukicore.access.operators import migration_statements
 
@@ -255,6 +270,8 @@ _MIGRATIONS: tuple[Migration, ...] = (
     Migration(7, "operator accounts (jukicore.access.operators)", _v7),
     Migration(8, "the access policy's configuration (working hours, read quotas) and the"
                  " audit's index by actor, action and time", policy_migration),
+    Migration(9, "legal purposes of agencies, provision records, packets numbered in the"
+                 " order applied (the lookup index's mark)", _v9),
 )
 SCHEMA_VERSION = _MIGRATIONS[-1].version
 #: Page size of a new SQLite identity store. Its B-trees take rows at random code
@@ -273,8 +290,12 @@ def create_identity_store(target: str | Path, *, node_id: str, kind: str) -> Ide
     """Create an empty identity store for a prefecture or the center."""
     if kind not in KINDS:
         raise InvalidInputError(f"an identity store belongs to one of {KINDS}, not {kind!r}")
+    def init(s: Session) -> None:
+        _audit(s, node_id, "identity.init", node_id, kind)
+        seed_purposes(s, kind)
+
     backend = create_store(target, IDENTITY_STORE, [("node_id", node_id), ("kind", kind)],
-                           lambda s: _audit(s, node_id, "identity.init", node_id, kind))
+                           init)
     return IdentityStore(backend)
 
 
@@ -464,7 +485,8 @@ class IdentityStore:
             else:
                 s.execute("UPDATE peers SET last_seq = ? WHERE lg_code = ?", (last_seq, sender))
             s.execute("INSERT INTO packets_applied (packet_id, lg_code, first_seq, last_seq,"
-                      " applied, applied_at) VALUES (?, ?, ?, ?, ?, ?)",
+                      " applied, applied_at, mark) SELECT ?, ?, ?, ?, ?, ?,"
+                      " coalesce(max(mark), 0) + 1 FROM packets_applied",
                       (packet_id, sender, first_seq, last_seq, fresh.num_rows,
                        s.ts(utcnow())))
             _audit(s, who, "identity.apply", sender,
@@ -560,6 +582,46 @@ class IdentityStore:
                 " FROM identity_retired ORDER BY resident_code")]
         return rows_to_arrow(rows, schema)
 
+    # ------------------------------------------------------------------ agencies
+
+    def confirm(self, *, agency: str, purpose: str, actor: Actor | str, code: Any = None,
+                four: FourItems | None = None, as_of: dt.date | None = None,
+                embargo_until: dt.date | None = None, request_id: str | None = None,
+                now: dt.datetime | None = None) -> pa.Table:
+        """Answer an agency's request for a legal purpose, by resident code or by the four
+        items, with its provision record (:func:`jukicore.identity.provide.confirm`)."""
+        return provide.confirm(self, agency=agency, purpose=purpose, actor=actor, code=code,
+                               four=four, as_of=as_of, embargo_until=embargo_until,
+                               request_id=request_id, now=now)
+
+    def changes_since(self, *, agency: str, purpose: str, actor: Actor | str, code: Any,
+                      since: dt.date, request_id: str | None = None,
+                      now: dt.datetime | None = None) -> pa.Table:
+        """What changed in a code's record after ``since``
+        (:func:`jukicore.identity.provide.changes_since`)."""
+        return provide.changes_since(self, agency=agency, purpose=purpose, actor=actor,
+                                     code=code, since=since, request_id=request_id, now=now)
+
+    def disclose(self, code: Any, *, actor: Actor | str,
+                 now: dt.datetime | None = None) -> pa.Table:
+        """Who received a resident's data, when and why
+        (:func:`jukicore.identity.provide.disclose`)."""
+        return provide.disclose(self, code, actor=actor, now=now)
+
+    def purposes(self, *, now: dt.datetime | None = None) -> list[Purpose]:
+        """The legal purposes in force here."""
+        return provide.list_purposes(self, now=now)
+
+    def set_purpose(self, purpose: Purpose, *, actor: Actor | str,
+                    now: dt.datetime | None = None) -> Purpose:
+        """Put a legal purpose in force as its next version (admins, audited)."""
+        return provide.set_purpose(self, purpose, actor=actor, now=now)
+
+    def close_purpose(self, purpose: str, *, actor: Actor | str,
+                      now: dt.datetime | None = None) -> None:
+        """Take a legal purpose out of force (admins, audited)."""
+        provide.close_purpose(self, purpose, actor=actor, now=now)
+
     # ------------------------------------------------------------------ code blocks
 
     def code_block_recorded(self, block: CodeBlock) -> bool:
@@ -618,6 +680,11 @@ class IdentityStore:
             "SELECT block_id, holder, parent_id, codes, digest, sender"
             " FROM code_blocks_received ORDER BY block_id",
             "SELECT key, value, changed_by FROM policy_config ORDER BY key",
+            "SELECT purpose_id, version, agency, agency_name, duty, legal_basis, items, search,"
+            " new_code, embargo_days, tiers, valid_to IS NULL, changed_by FROM legal_purpose"
+            " ORDER BY purpose_id, version",
+            "SELECT request_id, agency, purpose_id, purpose_version, legal_basis,"
+            " resident_code, answer, items, actor, embargo_until FROM provision ORDER BY id",
         ]
         with self._b.session(write=False) as s:
             return content_digest(s, queries)

@@ -1,0 +1,487 @@
+"""Identity confirmation for agencies: answers limited to legal purposes, each with its
+provision record, and the residents' disclosure of who received their data.
+
+An agency (or an operator answering for it, role ``provider``) asks a prefecture or
+the center for a person's identity confirmation info, naming its legal purpose
+(:mod:`jukicore.identity.purposes`). The answer carries only the items that purpose
+may receive, and every answered row is a provision record (``provision``) written in
+the same transaction as the answer: nothing is answered without its record, and a
+refused request answers nothing and leaves only its ``access.denied`` audit entry.
+
+Answers (:data:`ANSWERS`): ``found`` (a resident), ``died``, ``moved_out`` (left for
+abroad; a move to another municipality keeps the person a resident there) or
+``removed`` (another removal) with the date in ``status_date``, ``retired`` (the code
+was given up by a code change on ``status_date``; ``new_code`` where the purpose allows
+it), ``not_found``, and for a search by the four items ``ambiguous`` (more than one
+person matches: every candidate, never a single guess). Bulk verification against the
+agency's date adds ``unchanged``, ``changed`` and ``moved`` (see :func:`verify`).
+
+A resident sees every provision of their data (:func:`disclose`), except those of a
+purpose with an embargo (an investigation) until the embargo's date.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import secrets
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from jukicore import audit
+from jukicore.access.actors import ID_DISCLOSE, ID_PROVIDE, ID_PURPOSES, Actor
+from jukicore.errors import InvalidInputError
+from jukicore.store import Session, utcnow
+from jukicore.validate import parse_resident_code, text_problem
+
+from . import purposes as lp
+from .purposes import Purpose
+
+if TYPE_CHECKING:
+    from .store import IdentityStore
+
+__all__ = ["ANSWERS", "ANSWER_SCHEMA", "DISCLOSURE_SCHEMA", "VERIFY_ANSWERS"]
+
+ANSWERS: tuple[str, ...] = ("found", "died", "moved_out", "removed", "retired", "not_found",
+                            "ambiguous")
+#: What bulk verification answers besides :data:`ANSWERS` when given the agency's date.
+VERIFY_ANSWERS: tuple[str, ...] = ("unchanged", "changed", "moved", *ANSWERS[1:])
+
+#: Every column an answer may have; each answer keeps ``answer``, ``status_date`` and the
+#: columns of the items its purpose allows (``new_code``: where the purpose allows it).
+ANSWER_SCHEMA = pa.schema([
+    pa.field("answer", pa.string(), False),
+    pa.field("status_date", pa.date32()),
+    pa.field("resident_code", pa.uint64()),
+    pa.field("family_name", pa.string()),
+    pa.field("given_name", pa.string()),
+    pa.field("birth_date", pa.date32()),
+    pa.field("sex", pa.int8()),
+    pa.field("address", pa.string()),
+    pa.field("status", pa.string()),
+    pa.field("change_date", pa.date32()),
+    pa.field("change_reason", pa.string()),
+    pa.field("new_code", pa.uint64()),
+])
+#: The columns of each item (the rest of an answer is always there).
+ITEM_COLUMNS: dict[str, tuple[str, ...]] = {
+    "name": ("family_name", "given_name"),
+    "birth_date": ("birth_date",),
+    "sex": ("sex",),
+    "address": ("address",),
+    "resident_code": ("resident_code",),
+    "changes": ("status", "change_date", "change_reason"),
+}
+#: The record's columns in the identity store, in :data:`ANSWER_SCHEMA`'s names.
+_RECORD = ("resident_code", "family_name", "given_name", "birth_date", "sex", "address",
+           "status", "change_date", "change_reason")
+
+DISCLOSURE_SCHEMA = pa.schema([
+    pa.field("at", pa.timestamp("us", "UTC"), False),
+    pa.field("agency", pa.string(), False),
+    pa.field("agency_name", pa.string()),
+    pa.field("purpose", pa.string(), False),
+    pa.field("duty", pa.string()),
+    pa.field("legal_basis", pa.string(), False),
+    pa.field("resident_code", pa.uint64(), False),
+    pa.field("items", pa.string(), False),
+    pa.field("answer", pa.string(), False),
+    pa.field("request_id", pa.string(), False),
+])
+
+_SEXES = (1, 2, 9)
+_NAME_MAX, _ADDRESS_MAX = 100, 400
+
+
+@dataclass(frozen=True)
+class FourItems:
+    """A search by name, birth date, sex (optional) and address."""
+
+    family_name: str
+    given_name: str
+    birth_date: dt.date
+    address: str
+    sex: int | None = None
+
+    def __post_init__(self) -> None:
+        for name, limit in (("family_name", _NAME_MAX), ("given_name", _NAME_MAX),
+                            ("address", _ADDRESS_MAX)):
+            v = getattr(self, name)
+            if not isinstance(v, str):
+                raise InvalidInputError(f"{name} is a text, not {type(v).__name__}")
+            why = "empty" if not v else text_problem(v, limit)
+            if why is not None:
+                raise InvalidInputError(f"{name}: {why}")
+        if isinstance(self.birth_date, dt.datetime) or not isinstance(self.birth_date, dt.date):
+            raise InvalidInputError("birth_date is a date")
+        if self.sex is not None and (isinstance(self.sex, bool) or self.sex not in _SEXES):
+            raise InvalidInputError(f"sex is one of {_SEXES} or omitted, not {self.sex!r}")
+
+
+def _date(value: Any, name: str) -> dt.date | None:
+    if value is None:
+        return None
+    if isinstance(value, dt.datetime) or not isinstance(value, dt.date):
+        raise InvalidInputError(f"{name} is a date, not {type(value).__name__}")
+    return value
+
+
+def _check_names(agency: Any, purpose: Any) -> None:
+    for name, v in (("agency", agency), ("purpose", purpose)):
+        if not isinstance(v, str) or not lp.ID_PATTERN.fullmatch(v):
+            raise InvalidInputError(f"{name} {v!r}: an id of the legal purposes table")
+
+
+def _request_id(request_id: str | None) -> str:
+    if request_id is None:
+        return secrets.token_hex(8)
+    if not isinstance(request_id, str) or not lp.ID_PATTERN.fullmatch(request_id):
+        raise InvalidInputError(f"request id {request_id!r}: 1 to 64 of a-z, 0-9, '.', '_',"
+                                " '-'")
+    return request_id
+
+
+def gate(st: IdentityStore, s: Session, actor: Actor, agency: str, purpose: str, *,
+         four: bool, embargo_until: dt.date | None, now: dt.datetime | None) -> Purpose:
+    """The purpose in force that lets ``agency`` receive identity info here, checked inside
+    the request's policy session; a refusal is :meth:`Gate.deny` (rolled back, audited)."""
+    if actor.kind == "agency" and actor.name != agency:
+        st.policy.deny(f"{actor} asks for agency {agency}: an agency asks for itself only")
+    if agency not in lp.agencies(s):
+        st.policy.deny(f"{agency!r} is no agency of the legal purposes table: identity info"
+                       " goes only to the agencies the law lists, never to a private party")
+    found = lp.current(s, purpose)  # (in force on the clock: ``now`` is for the hours)
+    if not found:
+        st.policy.deny(f"no legal purpose {purpose!r} is in force")
+    p = found[0]
+    if p.agency != agency:
+        st.policy.deny(f"legal purpose {purpose} is {p.agency}'s, not {agency}'s")
+    if st.kind not in p.tiers:
+        st.policy.deny(f"legal purpose {purpose} is not asked at a {st.kind}")
+    if four and not p.four_items:
+        st.policy.deny(f"legal purpose {purpose} searches by resident code only")
+    if embargo_until is not None:
+        today = (now or utcnow()).date()
+        if p.embargo_days == 0:
+            raise InvalidInputError(f"legal purpose {purpose} allows no embargo")
+        if not today < embargo_until <= today + dt.timedelta(days=p.embargo_days):
+            raise InvalidInputError(
+                f"embargo until {embargo_until}: after today and at most {p.embargo_days}"
+                f" days ahead ({today + dt.timedelta(days=p.embargo_days)})")
+    return p
+
+
+def _answer_kind(status: str | None, reason: str | None) -> str:
+    if status != "removed":
+        return "found"
+    return {"death": "died", "move_out": "moved_out"}.get(reason or "", "removed")
+
+
+def allowed_columns(p: Purpose) -> list[str]:
+    """The answer's columns that purpose ``p`` receives."""
+    cols = {"answer", "status_date"}
+    for item in p.items:
+        cols.update(ITEM_COLUMNS[item])
+    if p.new_code:
+        cols.add("new_code")
+    return [f.name for f in ANSWER_SCHEMA if f.name in cols]
+
+
+def provided_items(p: Purpose, answer: str) -> str:
+    """The items an answer of kind ``answer`` gave under ``p`` (a provision's ``items``)."""
+    if answer == "not_found":
+        return ""
+    if answer == "retired":
+        return "new_code" if p.new_code else ""
+    return ",".join(p.items)
+
+
+def _record_rows(s: Session, codes: list[int]) -> dict[int, dict[str, Any]]:
+    if not codes:
+        return {}
+    cond, params = s.any_of("resident_code", codes)
+    cols = ", ".join(_RECORD)
+    out = {}
+    for r in s.query(f"SELECT {cols} FROM identity WHERE {cond}", params):
+        row = dict(zip(_RECORD, r, strict=True))
+        row["birth_date"], row["change_date"] = s.pd(row["birth_date"]), s.pd(row["change_date"])
+        out[int(row["resident_code"])] = row
+    return out
+
+
+def _retired(s: Session, code: int) -> tuple[int, dt.date] | None:
+    rows = s.query("SELECT new_code, retired_on FROM identity_retired WHERE resident_code = ?",
+                   (code,))
+    if not rows:
+        return None
+    d = s.pd(rows[0][1])
+    assert d is not None
+    return int(rows[0][0]), d
+
+
+def _as_of(s: Session, code: int, day: dt.date) -> dict[str, Any] | None:
+    """The code's record as it stood at the end of ``day``, from its history: the last
+    entry of that date or before that was taken into the current info (quarantined ones
+    never were), a move-in before a move-out of the same day."""
+    cols = ", ".join(f"h.{c}" for c in _RECORD)
+    rows = s.query(
+        f"SELECT {cols} FROM identity_history h WHERE h.resident_code = ? AND"
+        " h.change_date <= ? AND NOT EXISTS (SELECT 1 FROM identity_quarantine q WHERE"
+        " q.lg_code = h.lg_code AND q.seq = h.seq) ORDER BY h.change_date DESC, CASE"
+        " h.change_reason WHEN 'move_out' THEN 0 WHEN 'move_out_correction' THEN 0 ELSE 1 END"
+        " DESC, h.seq DESC LIMIT 1", (code, s.d(day)))
+    if not rows:
+        return None
+    row = dict(zip(_RECORD, rows[0], strict=True))
+    row["birth_date"], row["change_date"] = s.pd(row["birth_date"]), s.pd(row["change_date"])
+    return row
+
+
+def _answer_row(rec: dict[str, Any] | None, retired: tuple[int, dt.date] | None,
+                ) -> dict[str, Any]:
+    if rec is not None:
+        kind = _answer_kind(rec["status"], rec["change_reason"])
+        return {**rec, "answer": kind,
+                "status_date": None if kind == "found" else rec["change_date"]}
+    if retired is not None:
+        return {"answer": "retired", "status_date": retired[1], "new_code": retired[0]}
+    return {"answer": "not_found"}
+
+
+def _table(rows: list[dict[str, Any]], p: Purpose) -> pa.Table:
+    cols = allowed_columns(p)
+    schema = pa.schema([ANSWER_SCHEMA.field(c) for c in cols])
+    return pa.Table.from_pylist([{c: r.get(c) for c in cols} for r in rows], schema=schema)
+
+
+def _provisions(s: Session, rows: list[tuple[int | None, str]], p: Purpose, *,
+                request_id: str, actor: Actor, agency: str,
+                embargo_until: dt.date | None) -> None:
+    at = s.ts(utcnow())
+    s.executemany(
+        "INSERT INTO provision (at, request_id, agency, purpose_id, purpose_version,"
+        " legal_basis, resident_code, answer, items, actor, embargo_until)"
+        " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        [(at, request_id, agency, p.purpose, p.version, p.legal_basis, code, answer,
+          provided_items(p, answer), str(actor), s.d(embargo_until))
+         for code, answer in rows])
+
+
+def confirm(st: IdentityStore, *, agency: str, purpose: str, actor: Actor | str,
+            code: Any = None, four: FourItems | None = None, as_of: dt.date | None = None,
+            embargo_until: dt.date | None = None, request_id: str | None = None,
+            now: dt.datetime | None = None) -> pa.Table:
+    """Answer one request: by resident ``code`` (its record now, or ``as_of`` a date) or
+    by the ``four`` items (every person whose match keys equal the query's on every item
+    given: one row ``found``/..., several ``ambiguous``, or ``not_found``)."""
+    who = st._actor(actor)
+    st.policy.precheck(who, ID_PROVIDE)
+    _check_names(agency, purpose)
+    if (code is None) == (four is None):
+        raise InvalidInputError("a request asks by resident code or by the four items,"
+                                " one of them")
+    parsed = None if code is None else parse_resident_code(code)
+    if four is not None and not isinstance(four, FourItems):
+        raise InvalidInputError("four is a FourItems")
+    if four is not None and as_of is not None:
+        raise InvalidInputError("a search by the four items answers the current records;"
+                                " as_of asks by resident code")
+    as_of = _date(as_of, "as_of")
+    embargo_until = _date(embargo_until, "embargo_until")
+    rid = _request_id(request_id)
+    target = None if parsed is None else f"{parsed:011d}"
+    with st.policy.session(who, ID_PROVIDE, now=now, target=target) as s:
+        p = gate(st, s, who, agency, purpose, four=four is not None,
+                 embargo_until=embargo_until, now=now)
+        if parsed is not None:
+            retired = _retired(s, parsed)
+            if as_of is None:
+                rec = _record_rows(s, [parsed]).get(parsed)
+            else:
+                rec = _as_of(s, parsed, as_of)
+                if retired is not None and retired[1] > as_of:
+                    retired = None  # not yet retired on that day
+            if rec is not None and retired is not None:
+                rec = None
+            rows = [_answer_row(rec, retired)]
+            prov: list[tuple[int | None, str]] = [(parsed, rows[0]["answer"])]
+        else:
+            assert four is not None
+            matches = sorted(st.search_codes(four, session=s))
+            recs = _record_rows(s, matches)
+            rows = [_answer_row(recs[c], None) for c in matches if c in recs]
+            if len(rows) > 1:
+                for r in rows:
+                    r["answer"] = "ambiguous"
+            if not rows:
+                rows = [{"answer": "not_found"}]
+            prov = [(r.get("resident_code"), r["answer"]) for r in rows]
+        _provisions(s, prov, p, request_id=rid, actor=who, agency=agency,
+                    embargo_until=embargo_until)
+        how = "by resident code" if parsed is not None else "by the four items"
+        audit.write(s, who, "identity.provide", target,
+                    f"request {rid}: {agency} for {p.purpose} (v{p.version}) {how}"
+                    f"{'' if as_of is None else f' as of {as_of}'}: "
+                    f"{', '.join(sorted({r['answer'] for r in rows}))}")
+    return _table(rows, p)
+
+
+CHANGES_SCHEMA = pa.schema([
+    pa.field("change_date", pa.date32(), False),
+    pa.field("change_reason", pa.string(), False),
+    pa.field("items", pa.list_(pa.string()), False),
+])
+_COMPARED = {"name": ("family_name", "given_name"), "birth_date": ("birth_date",),
+             "sex": ("sex",), "address": ("address",), "resident_code": ("resident_code",),
+             "changes": ("status",)}
+
+
+def changed_items(before: dict[str, Any] | None, after: dict[str, Any]) -> list[str]:
+    """The items that differ between two states of a record (all of them from nothing)."""
+    if before is None:
+        return list(lp.ITEMS)
+    return [item for item, cols in _COMPARED.items()
+            if any(before.get(c) != after.get(c) for c in cols)]
+
+
+def changes_since(st: IdentityStore, *, agency: str, purpose: str, actor: Actor | str,
+                  code: Any, since: dt.date, request_id: str | None = None,
+                  now: dt.datetime | None = None) -> pa.Table:
+    """What changed in a code's record after ``since``: each change's date, reason and the
+    items it changed (:data:`CHANGES_SCHEMA`), for a purpose that receives ``changes``.
+    The provision record names the items the changes touched."""
+    who = st._actor(actor)
+    st.policy.precheck(who, ID_PROVIDE)
+    _check_names(agency, purpose)
+    parsed = parse_resident_code(code)
+    since_d = _date(since, "since")
+    if since_d is None:
+        raise InvalidInputError("since is a date")
+    rid = _request_id(request_id)
+    target = f"{parsed:011d}"
+    with st.policy.session(who, ID_PROVIDE, now=now, target=target) as s:
+        p = gate(st, s, who, agency, purpose, four=False, embargo_until=None, now=now)
+        if "changes" not in p.items:
+            st.policy.deny(f"legal purpose {purpose} does not receive the change information")
+        cols = ", ".join(f"h.{c}" for c in _RECORD)
+        entries = []
+        for r in s.query(
+                f"SELECT {cols} FROM identity_history h WHERE h.resident_code = ? AND NOT"
+                " EXISTS (SELECT 1 FROM identity_quarantine q WHERE q.lg_code = h.lg_code"
+                " AND q.seq = h.seq) ORDER BY h.change_date, CASE h.change_reason WHEN"
+                " 'move_out' THEN 0 WHEN 'move_out_correction' THEN 0 ELSE 1 END, h.seq",
+                (parsed,)):
+            row = dict(zip(_RECORD, r, strict=True))
+            row["birth_date"] = s.pd(row["birth_date"])
+            row["change_date"] = s.pd(row["change_date"])
+            entries.append(row)
+        before = None
+        out = []
+        for e in entries:
+            if e["change_date"] > since_d:
+                items = [i for i in changed_items(before, e) if i in p.items]
+                out.append({"change_date": e["change_date"],
+                            "change_reason": e["change_reason"], "items": items})
+            before = e
+        touched = sorted({i for o in out for i in o["items"]})
+        answer = "changed" if out else ("unchanged" if entries else "not_found")
+        s.execute("INSERT INTO provision (at, request_id, agency, purpose_id, purpose_version,"
+                  " legal_basis, resident_code, answer, items, actor, embargo_until)"
+                  " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                  (s.ts(utcnow()), rid, agency, p.purpose, p.version, p.legal_basis, parsed,
+                   answer, ",".join(["changes", *touched]) if out else "", str(who), None))
+        audit.write(s, who, "identity.provide", target,
+                    f"request {rid}: {agency} for {p.purpose} (v{p.version}) changes since"
+                    f" {since_d}: {len(out)}")
+    return pa.Table.from_pylist(out, schema=CHANGES_SCHEMA)
+
+
+def disclose(st: IdentityStore, code: Any, *, actor: Actor | str,
+             now: dt.datetime | None = None) -> pa.Table:
+    """Every provision of a resident's data (:data:`DISCLOSURE_SCHEMA`), oldest first:
+    under ``code`` and every code the person held before it (a code change retires the
+    old code, not the person's right to see who received their data). A provision under
+    an embargo is left out until the embargo's date (``now``'s date, default today).
+    Disclosed by an operator (``identity.disclose``), audited."""
+    who = st._actor(actor)
+    st.policy.precheck(who, ID_DISCLOSE)
+    parsed = parse_resident_code(code)
+    target = f"{parsed:011d}"
+    today = (now or utcnow()).date()
+    with st.policy.session(who, ID_DISCLOSE, now=now, target=target) as s:
+        codes = [parsed]
+        frontier = [parsed]
+        while frontier:  # the codes this person held before (a chain of code changes)
+            cond, params = s.any_of("new_code", frontier)
+            frontier = [int(c) for (c,) in s.query(
+                f"SELECT resident_code FROM identity_retired WHERE {cond}", params)
+                if int(c) not in codes]
+            codes += frontier
+        cond, params = s.any_of("p.resident_code", codes)
+        rows = s.query(
+            "SELECT p.at, p.agency, l.agency_name, p.purpose_id, l.duty, p.legal_basis,"
+            " p.resident_code, p.items, p.answer, p.request_id FROM provision p LEFT JOIN"
+            " legal_purpose l ON l.purpose_id = p.purpose_id AND l.version = p.purpose_version"
+            f" WHERE {cond} AND (p.embargo_until IS NULL OR p.embargo_until <= ?)"
+            " ORDER BY p.at, p.id", (*params, s.d(today)))
+        hidden = int(s.scalar(
+            f"SELECT count(*) FROM provision p WHERE {cond} AND p.embargo_until > ?",
+            (*params, s.d(today))))
+        audit.write(s, who, "identity.disclose", target,
+                    f"{len(rows)} provisions disclosed"
+                    f"{f', {hidden} under embargo' if hidden else ''}")
+    out = [dict(zip(DISCLOSURE_SCHEMA.names, r, strict=True)) for r in rows]
+    for r in out:
+        at = r["at"]
+        if isinstance(at, str):
+            at = dt.datetime.fromisoformat(at)
+        r["at"] = at if at.tzinfo else at.replace(tzinfo=dt.UTC)
+    return pa.Table.from_pylist(out, schema=DISCLOSURE_SCHEMA)
+
+
+def list_purposes(st: IdentityStore, *, now: dt.datetime | None = None) -> list[Purpose]:
+    """The legal purposes in force at this store (public law, not personal data)."""
+    with st._b.session(write=False) as s:
+        return lp.current(s, at=now)
+
+
+def set_purpose(st: IdentityStore, purpose: Purpose, *, actor: Actor | str,
+                now: dt.datetime | None = None) -> Purpose:
+    """Put ``purpose`` in force as its next version (``identity.purposes``, audited)."""
+    who = st._actor(actor)
+    st.policy.precheck(who, ID_PURPOSES)
+    if not isinstance(purpose, Purpose):
+        raise InvalidInputError("set_purpose takes a Purpose")
+    if st.kind not in purpose.tiers:
+        raise InvalidInputError(f"purpose {purpose.purpose} is not asked at a {st.kind}"
+                                f" (tiers {list(purpose.tiers)})")
+    with st.policy.session(who, ID_PURPOSES, now=now, target=purpose.purpose) as s:
+        out = lp.put(s, purpose, str(who))
+        audit.write(s, who, "identity.purpose_set", purpose.purpose,
+                    f"version {out.version}: {out.agency}; items {','.join(out.items)};"
+                    f" search {out.search}; new_code {out.new_code}; embargo"
+                    f" {out.embargo_days} days")
+    return out
+
+
+def close_purpose(st: IdentityStore, purpose: str, *, actor: Actor | str,
+                  now: dt.datetime | None = None) -> None:
+    """Take ``purpose`` out of force (``identity.purposes``, audited); a purpose not in
+    force is a :class:`NotFoundError`."""
+    from jukicore.errors import NotFoundError
+
+    who = st._actor(actor)
+    st.policy.precheck(who, ID_PURPOSES)
+    _check_names("x", purpose)
+    with st.policy.session(who, ID_PURPOSES, now=now, target=purpose) as s:
+        if not lp.close(s, purpose):
+            raise NotFoundError(f"no legal purpose {purpose!r} is in force")
+        audit.write(s, who, "identity.purpose_close", purpose, "taken out of force")
+
+
+Progress = Callable[[int, int], None]
+_ = (np, pc)
