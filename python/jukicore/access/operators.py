@@ -40,7 +40,7 @@ from pathlib import Path
 from typing import Any
 
 from jukicore import audit
-from jukicore.access.actors import ROLE_PERMISSIONS, Actor
+from jukicore.access.actors import POLICY, Actor
 from jukicore.access.cards import (
     Card,
     create_card,
@@ -168,8 +168,9 @@ def _node(s: Session) -> tuple[str, str | None]:
 
 
 def operator_roles() -> frozenset[str]:
-    """The roles an operator account may hold (those the access policy knows)."""
-    return frozenset(role for kind, role in ROLE_PERMISSIONS if kind == "operator")
+    """The roles an operator account may hold (those the access policy knows, at any
+    tier: ``provider`` grants something at a prefecture or the center only)."""
+    return frozenset(role for _tier, kind, role in POLICY if kind == "operator")
 
 
 def check_operator_id(operator_id: object) -> str:

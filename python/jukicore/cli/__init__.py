@@ -47,7 +47,7 @@ def main(log_level: str, log_format: str) -> None:
 
 
 def _register() -> None:
-    from . import audit, codes, demo, node, operator, register, sync, synth
+    from . import audit, codes, demo, identity, node, operator, register, sync, synth
 
     main.add_command(codes.codes)
     main.add_command(synth.synth)
@@ -57,6 +57,7 @@ def _register() -> None:
     main.add_command(sync.sync)
     main.add_command(demo.demo)
     main.add_command(audit.audit)
+    main.add_command(identity.identity)
 
 
 _register()
