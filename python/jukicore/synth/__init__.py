@@ -61,15 +61,19 @@ from jukicore.errors import ConflictError, CorruptFileError, InvalidInputError, 
 from . import _population, _sources
 from ._build import HOUSEHOLDS_SCHEMA, RESIDENTS_SCHEMA, build
 from ._sources import lg_code_check_digit
+from .variants import VARIANT_KINDS, decoys, spelling_variants
 
 __all__ = [
     "HOUSEHOLDS_SCHEMA",
     "RESIDENTS_SCHEMA",
+    "VARIANT_KINDS",
     "Municipality",
+    "decoys",
     "lg_code_check_digit",
     "municipalities",
     "read_metadata",
     "read_parquet",
+    "spelling_variants",
     "summarize",
     "synthesize_municipality",
     "write_parquet",
