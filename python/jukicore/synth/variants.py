@@ -110,7 +110,7 @@ def _is_variation_selector(ch: str) -> bool:
 def _is_kanji(ch: str) -> bool:
     o = ord(ch)
     return (0x4E00 <= o <= 0x9FFF or 0x3400 <= o <= 0x4DBF or 0x20000 <= o <= 0x3FFFF
-            or 0xF900 <= o <= 0xFAFF or ch == "々")
+            or 0xF900 <= o <= 0xFAFF)
 
 
 def fold_name(text: str) -> str:
@@ -273,7 +273,7 @@ def _parse_street(main: str) -> _Street | None:
     return None
 
 
-def _street_forms(s: _Street, after_digit: bool) -> list[str]:
+def _street_forms(s: _Street, after_digit: bool, full_width: bool) -> list[str]:
     """Ways to write the same street numbers (the original among them, maybe)."""
     a, b, c = s.a, s.b, s.chome
     forms: list[str]
@@ -300,7 +300,8 @@ def _street_forms(s: _Street, after_digit: bool) -> list[str]:
         forms = [f"{a}番地", f"{a}番"]
         if not after_digit:
             forms.append(f"{a}")
-    forms += [_to_full_width(f) for f in forms[:2]]
+    if full_width:
+        forms += [_to_full_width(f) for f in forms[:2]]
     return forms
 
 
@@ -340,6 +341,8 @@ class _Row:
     town: str | None
     prefecture: str | None
     municipality: str | None
+    # set when ``width`` follows: full-width street numbers it might turn back
+    plain_digits: bool = False
 
     def kana_fields(self) -> list[str]:
         """Fields written in kana: the readings, and a name written in kana."""
@@ -417,7 +420,7 @@ def _apply_address_numbers(row: _Row, rng: random.Random) -> bool:
     if street is not None:
         old = main[street.start:]
         after_digit = street.start > 0 and main[street.start - 1] in _ALL_DIGITS
-        forms = [f for f in _street_forms(street, after_digit) if f != old]
+        forms = [f for f in _street_forms(street, after_digit, not row.plain_digits) if f != old]
         if forms:
             options.append(main[: street.start] + rng.choice(forms))
     oaza = _oaza(main, row.town, street)
@@ -670,9 +673,15 @@ def spelling_variants(
         if usable:
             count = 2 if len(usable) > 1 and rng.random() < 0.25 else 1
             chosen = set(rng.sample(usable, count))
+            row.plain_digits = "width" in chosen
             for k in VARIANT_KINDS:  # a fixed order: width last, so it cannot hide the others
                 if k in chosen and _APPLY[k](row, rng):
                     applied.append(k)
+            if all(row.fields[f] == values[f][i] for f in fields):
+                # two kinds that undid each other: keep the first alone
+                row.fields = {f: values[f][i] for f in fields}
+                first = applied[0] if applied else usable[0]
+                applied = [first] if _APPLY[first](row, rng) else []
         for f in fields:
             texts[f].append(row.fields[f])
         variant.append("+".join(applied) or "none")
