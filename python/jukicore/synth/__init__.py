@@ -37,6 +37,11 @@ What the data look like:
   ``move_in_notified`` date within 14 days of ``address_since``; the others have
   neither.
 
+Agency queries: :func:`spelling_variants` turns register rows into queries spelled the
+way agencies spell them (width, kana, small kana, long vowels, spaces, 異体字, street
+numbers written another way), and :func:`decoys` into queries that match nobody
+(``jukicore.synth.variants``, docs/synth.md). They need no extra.
+
 Reproducibility: the same arguments and the same versions of numpy and of the data
 packages give identical tables.
 """

@@ -230,7 +230,7 @@ _BANCHI_RE = re.compile(
 _PREFECTURE_RE = re.compile(r"^(?:東京都|北海道|京都府|大阪府|.{2,3}県)")
 
 
-def kanji_number(n: int) -> str | None:
+def _kanji_number(n: int) -> str | None:
     """1..99 in kanji numerals as written before 丁目 (二, 十, 十二, 二十三); else None."""
     if not 0 < n < 100:
         return None
@@ -239,8 +239,8 @@ def kanji_number(n: int) -> str | None:
     return head + (_KANJI_DIGITS[ones] if ones else "")
 
 
-def parse_kanji_number(text: str) -> int:
-    """The inverse of :func:`kanji_number` (also plain digit strings like 二〇)."""
+def _parse_kanji_number(text: str) -> int:
+    """The inverse of :func:`_kanji_number` (also plain digit strings like 二〇)."""
     if "十" not in text:
         return int("".join(str(_KANJI_DIGITS.index(c)) for c in text))
     tens, _, ones = text.partition("十")
@@ -250,7 +250,7 @@ def parse_kanji_number(text: str) -> int:
 
 def _number(text: str) -> int:
     text = unicodedata.normalize("NFKC", text)
-    return int(text) if text.isdigit() else parse_kanji_number(text)
+    return int(text) if text.isdigit() else _parse_kanji_number(text)
 
 
 @dataclass(frozen=True)
@@ -278,7 +278,7 @@ def _street_forms(s: _Street, after_digit: bool, full_width: bool) -> list[str]:
     a, b, c = s.a, s.b, s.chome
     forms: list[str]
     if c is not None:
-        kc = kanji_number(c)
+        kc = _kanji_number(c)
         if b is not None:
             forms = [f"{c}丁目{a}番{b}号", f"{c}丁目{a}-{b}", f"{c}丁目{a}番地{b}",
                      f"{c}丁目{a}番地の{b}", f"{c}丁目{a}番{b}"]
