@@ -723,7 +723,9 @@ def decoys(people: Any, *, seed: int = 0, rate: float = 1.0) -> pa.Table:
 
     Same columns as :func:`spelling_variants`, with ``resident_code`` null and
     ``query_id`` = ``len(people)`` + the row's position, so that decoys and variants of
-    the same table can be concatenated without clashing ids.
+    the same table can be concatenated without clashing ids. Raises InvalidInputError
+    for a bad argument, or for a row that no change can make a decoy of (no birth date,
+    and no other family name in ``people``).
     """
     seed = _check_seed(seed)
     rate = _check_rate(rate)
