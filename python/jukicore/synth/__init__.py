@@ -37,6 +37,11 @@ What the data look like:
   ``move_in_notified`` date within 14 days of ``address_since``; the others have
   neither.
 
+Agency queries: :func:`spelling_variants` turns register rows into queries spelled the
+way agencies spell them (width, kana, small kana, long vowels, spaces, 異体字, street
+numbers written another way), and :func:`decoys` into queries that match nobody
+(``jukicore.synth.variants``, docs/synth.md). They need no extra.
+
 Reproducibility: the same arguments and the same versions of numpy and of the data
 packages give identical tables.
 """
@@ -61,15 +66,19 @@ from jukicore.errors import ConflictError, CorruptFileError, InvalidInputError, 
 from . import _population, _sources
 from ._build import HOUSEHOLDS_SCHEMA, RESIDENTS_SCHEMA, build
 from ._sources import lg_code_check_digit
+from .variants import VARIANT_KINDS, decoys, spelling_variants
 
 __all__ = [
     "HOUSEHOLDS_SCHEMA",
     "RESIDENTS_SCHEMA",
+    "VARIANT_KINDS",
     "Municipality",
+    "decoys",
     "lg_code_check_digit",
     "municipalities",
     "read_metadata",
     "read_parquet",
+    "spelling_variants",
     "summarize",
     "synthesize_municipality",
     "write_parquet",
