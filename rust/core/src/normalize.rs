@@ -26,8 +26,8 @@
 //!
 //! # Name keys ([`name_key`])
 //!
-//! 4. Katakana U+30A1..U+30F6 become hiragana (ア → あ, ヴ → ゔ, ヵ → ゕ); ヷ..ヺ,
-//!    ヽ, ヾ stay.
+//! 4. Katakana U+30A1..U+30F6 and the iteration marks ヽ ヾ become hiragana
+//!    (ア → あ, ヴ → ゔ, ヵ → ゕ, ヽ → ゝ); ヷ..ヺ stay (as jaconv's `kata2hira`).
 //! 5. Small kana become full size: ぁぃぅぇぉっゃゅょゎゕゖ → あいうえおつやゆよわかけ,
 //!    and the small katakana extension ㇰ..ㇿ (U+31F0..U+31FF) → くしすとぬはひふへほむらりるれろ.
 //! 6. The long vowel mark ー (U+30FC; ｰ after NFKC) becomes the vowel of the
@@ -198,11 +198,11 @@ fn held<'a>(s: &'a str, sc: &'a Scratch, h: Held) -> &'a str {
     }
 }
 
-/// Katakana U+30A1..U+30F6 to hiragana, small kana to full size.
+/// Katakana U+30A1..U+30F6, ヽ and ヾ to hiragana, small kana to full size.
 #[inline]
 fn fold_kana(c: char) -> char {
     let c = match c {
-        '\u{30a1}'..='\u{30f6}' => char::from_u32(c as u32 - 0x60).unwrap_or(c),
+        '\u{30a1}'..='\u{30f6}' | 'ヽ' | 'ヾ' => char::from_u32(c as u32 - 0x60).unwrap_or(c),
         _ => c,
     };
     match c {
@@ -670,6 +670,7 @@ mod tests {
         assert_eq!(nk("ㇰㇱㇲㇳㇴㇵㇶㇷㇸㇹㇺㇻㇼㇽㇾㇿ"), "くしすとぬはひふへほむらりるれろ");
         assert_eq!(nk("ヴ"), "ゔ");
         assert_eq!(nk("ヷ"), "ヷ");
+        assert_eq!(nk("サヽキ"), "さゝき");
         assert_eq!(nk("ㇰ\u{3099}"), "ぐ");
     }
 
