@@ -39,8 +39,10 @@ _SMALL = dict(zip("ぁぃぅぇぉっゃゅょゎゕゖㇰㇱㇲㇳㇴㇵㇶㇷ�
                   "あいうえおつやゆよわかけくしすとぬはひふへほむらりるれろ", strict=True))
 _NAME_FOLD: dict[int, str] = {ord(k): v for k, v in _SMALL.items()} | VARIANTS
 _VOWEL = {c: v for v, cs in (("あ", "ぁあかがさざただなはばぱまゃやらゎわゕ"),
-                             ("い", "ぃいきぎしじちぢにひびぴみりゐぇえけげせぜてでねへべぺめれゑゖ"),
-                             ("う", "ぅうくぐすずっつづぬふぶぷむゅゆるゔぉおこごそぞとどのほぼぽもょよろを"))
+                             ("い", "ぃいきぎしじちぢにひびぴみりゐ"),
+                             ("い", "ぇえけげせぜてでねへべぺめれゑゖ"),
+                             ("う", "ぅうくぐすずっつづぬふぶぷむゅゆるゔ"),
+                             ("う", "ぉおこごそぞとどのほぼぽもょよろを"))
           for c in cs}
 _LONG = re.compile("([^ー]?)(ー+)")
 
@@ -96,7 +98,7 @@ def _aza(u: str) -> str:
 
 def _suffix_at(v: str, i: int) -> bool:
     c = v[i : i + 2]
-    return c[:1] == "号" or c == "丁目" or c == "地割" or (c[:1] == "番" and c[1:] not in ("町", "丁"))
+    return c[:1] == "号" or c in {"丁目", "地割"} or (c[:1] == "番" and c[1:] not in {"町", "丁"})
 
 
 def _run_end(v: str, i: int) -> int:
@@ -174,9 +176,7 @@ def _numbers(v: str) -> str:
                 step, new = 1, "ban"
             elif c == "号":
                 step = 1
-            elif c in "のノ" and _number_at(v, i + 1):
-                step, new = 1, "plain"
-            elif c in _HYPHENS:
+            elif (c in "のノ" and _number_at(v, i + 1)) or c in _HYPHENS:
                 step, new = 1, "plain"
             if step:
                 if new:

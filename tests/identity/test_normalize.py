@@ -16,7 +16,7 @@ from jukicore.errors import InvalidInputError
 from jukicore.identity.normalize import address_key, address_keys, name_key, name_keys
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "benches"))
-import _normalize_py as ref  # noqa: E402
+import _normalize_py as ref
 
 
 @pytest.mark.parametrize(("a", "b"), [

@@ -58,12 +58,13 @@ def _column(col: object, fn: Any, what: str) -> Any:
     if not isinstance(col, pa.ChunkedArray) and hasattr(col, "__arrow_c_stream__"):
         col = pa.chunked_array(col)  # polars, duckdb ... (a stream of arrays)
     if isinstance(col, pa.ChunkedArray):
-        typ = col.type
+        chunked: Any = col
+        typ = chunked.type
         if pa.types.is_string_view(typ):
-            col, typ = col.cast(pa.large_string()), pa.large_string()
+            chunked, typ = chunked.cast(pa.large_string()), pa.large_string()
         if not (pa.types.is_string(typ) or pa.types.is_large_string(typ)):
             raise InvalidInputError(f"{what} keys of a string column, not {typ}")
-        return pa.chunked_array([fn(c) for c in col.chunks], type=typ)
+        return pa.chunked_array([fn(c) for c in chunked.chunks], type=typ)
     raise InvalidInputError(
         f"{what} keys of a list of str, a pyarrow Array or ChunkedArray or another Arrow "
         f"array, not {type(col).__name__}")
@@ -71,8 +72,6 @@ def _column(col: object, fn: Any, what: str) -> Any:
 
 @overload
 def name_keys(col: list[str | None] | tuple[str | None, ...]) -> list[str | None]: ...
-@overload
-def name_keys(col: pa.ChunkedArray) -> pa.ChunkedArray: ...
 @overload
 def name_keys(col: Any) -> Any: ...
 def name_keys(col: Any) -> Any:
@@ -82,8 +81,6 @@ def name_keys(col: Any) -> Any:
 
 @overload
 def address_keys(col: list[str | None] | tuple[str | None, ...]) -> list[str | None]: ...
-@overload
-def address_keys(col: pa.ChunkedArray) -> pa.ChunkedArray: ...
 @overload
 def address_keys(col: Any) -> Any: ...
 def address_keys(col: Any) -> Any:
