@@ -430,7 +430,8 @@ fn address_key_with(s: &str, out: &mut String, sc: &mut Scratch) {
                 after_oaza = true;
                 continue;
             }
-            if after_oaza || matches!(v.last(), None | Some('町' | '村' | '郡' | '市' | '区')) {
+            if after_oaza || matches!(v.last(), None | Some('町' | '村' | '郡' | '市' | '区'))
+            {
                 continue;
             }
         }
@@ -637,7 +638,10 @@ mod tests {
         assert!(t.len() > 300, "{} pairs", t.len());
         assert!(t.windows(2).all(|w| w[0].0 < w[1].0));
         for &(v, s) in t {
-            assert!(t.binary_search_by_key(&s, |&(x, _)| x).is_err(), "{v} -> {s} chains");
+            assert!(
+                t.binary_search_by_key(&s, |&(x, _)| x).is_err(),
+                "{v} -> {s} chains"
+            );
             assert_eq!(s.to_string().nfkc().collect::<String>(), s.to_string());
             assert!(v as u32 >= 0x3400, "{v}");
         }
@@ -667,7 +671,10 @@ mod tests {
         assert_eq!(nk("キョウコ"), nk("きようこ"));
         assert_eq!(nk("ぁぃぅぇぉっゃゅょゎゕゖ"), "あいうえおつやゆよわかけ");
         assert_eq!(nk("ァィゥェォッャュョヮヵヶ"), "あいうえおつやゆよわかけ");
-        assert_eq!(nk("ㇰㇱㇲㇳㇴㇵㇶㇷㇸㇹㇺㇻㇼㇽㇾㇿ"), "くしすとぬはひふへほむらりるれろ");
+        assert_eq!(
+            nk("ㇰㇱㇲㇳㇴㇵㇶㇷㇸㇹㇺㇻㇼㇽㇾㇿ"),
+            "くしすとぬはひふへほむらりるれろ"
+        );
         assert_eq!(nk("ヴ"), "ゔ");
         assert_eq!(nk("ヷ"), "ヷ");
         assert_eq!(nk("サヽキ"), "さゝき");
@@ -850,7 +857,9 @@ mod tests {
             assert_eq!(ak(&a), a, "address {s:?}");
         }
         // and over every pair of some tricky characters
-        let alphabet: Vec<char> = "1一十番地丁目号の-ー字大町 ゛ヵ\u{3099}ン".chars().collect();
+        let alphabet: Vec<char> = "1一十番地丁目号の-ー字大町 ゛ヵ\u{3099}ン"
+            .chars()
+            .collect();
         for &x in &alphabet {
             for &y in &alphabet {
                 for &z in &alphabet {
@@ -927,7 +936,8 @@ mod tests {
         let offsets: Vec<i64> = (0..=n as i64).collect();
         let err = address_keys(&data, &offsets, None).unwrap_err();
         assert!(
-            err.to_string().contains(&format!("value {}", CHUNK * 2 + 5)),
+            err.to_string()
+                .contains(&format!("value {}", CHUNK * 2 + 5)),
             "{err}"
         );
     }

@@ -63,7 +63,11 @@ fn build(
     Ok(Arc::new(a))
 }
 
-fn keys<'py>(py: Python<'py>, array: &Bound<'py, PyAny>, which: Which) -> Result<Bound<'py, PyAny>> {
+fn keys<'py>(
+    py: Python<'py>,
+    array: &Bound<'py, PyAny>,
+    which: Which,
+) -> Result<Bound<'py, PyAny>> {
     let array = arrow::import_array(array)?;
     let out = py.detach(|| match array.data_type() {
         DataType::Utf8 => {
