@@ -56,6 +56,8 @@ BENCHES = COMPARE.parent
     ("compare_audit.py", ("--scale", "0.001", "--notifications", "50", "--singles", "5",
                           "--append-entries", "1000", "--verify-entries", "10000",
                           "--repeats", "1"), r"^verify 10,000 entries, SQLite .*chained"),
+    ("compare_normalize.py", ("--scale", "small", "--repeat", "1"),
+     r"^addresses\s+10,000\s.*\d+\.\d\dx .*same keys"),
 ])
 def test_every_bench_script_runs_at_a_small_scale(script: str, args: tuple[str, ...],
                                                   expect: str) -> None:

@@ -28,6 +28,7 @@ __all__ = [
     "IssuerCore",
     "MerkleLeaves",
     "RegistryCore",
+    "address_keys",
     "aead_open",
     "aead_open_array",
     "aead_seal",
@@ -43,6 +44,7 @@ __all__ = [
     "merkle_root",
     "merkle_verify_consistency",
     "merkle_verify_inclusion",
+    "name_keys",
     "record_digests",
     "text_flags",
     "validate",
@@ -96,6 +98,8 @@ def container_pack(kind: str, version: int, sections: list[bytes]) -> bytes: ...
 def container_unpack(data: bytes, kind: str, versions: list[int]) -> tuple[int, list[bytes]]: ...
 def text_flags(array: _ArrowArray, limit: int) -> npt.NDArray[np.uint8]: ...
 def record_digests(batch: _ArrowArray) -> list[str]: ...
+def name_keys(array: _ArrowArray) -> Any: ...  # a pyarrow.Array of the input's type
+def address_keys(array: _ArrowArray) -> Any: ...  # a pyarrow.Array of the input's type
 
 @final
 class RegistryCore:

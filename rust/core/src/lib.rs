@@ -5,7 +5,8 @@
 //! ([`registry`]) and My Number derivation ([`mynumber`]), and the checksummed
 //! file container they persist in ([`container`]), bulk AES-256-GCM of
 //! record columns ([`aead`]), canonical JSON digests of records ([`canonical`]), the
-//! checks every stored text passes ([`text`]) and the audit log's RFC 6962 Merkle tree
+//! checks every stored text passes ([`text`]), match keys of names and addresses
+//! ([`normalize`]) and the audit log's RFC 6962 Merkle tree
 //! ([`merkle`]). The PyO3 bindings in
 //! `rust/py` convert at the boundary and map [`CoreError`] onto the Python
 //! exception hierarchy.
@@ -19,6 +20,7 @@ pub mod error;
 pub mod mem;
 pub mod merkle;
 pub mod mynumber;
+pub mod normalize;
 pub mod random;
 pub mod registry;
 pub mod text;

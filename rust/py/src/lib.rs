@@ -12,6 +12,7 @@ mod arrow;
 mod canonical;
 mod error;
 mod merkle;
+mod normalize;
 
 use std::path::PathBuf;
 use std::sync::{Mutex, MutexGuard};
@@ -281,6 +282,7 @@ fn _jukicore(m: &Bound<'_, PyModule>) -> PyResult<()> {
     aead::register(m)?;
     canonical::register(m)?;
     merkle::register(m)?;
+    normalize::register(m)?;
     m.add_class::<RegistryCore>()?;
     m.add_class::<IssuerCore>()?;
     Ok(())
