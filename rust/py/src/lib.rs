@@ -11,6 +11,7 @@ mod aead;
 mod arrow;
 mod canonical;
 mod error;
+mod index;
 mod merkle;
 
 use std::path::PathBuf;
@@ -281,6 +282,7 @@ fn _jukicore(m: &Bound<'_, PyModule>) -> PyResult<()> {
     aead::register(m)?;
     canonical::register(m)?;
     merkle::register(m)?;
+    index::register(m)?;
     m.add_class::<RegistryCore>()?;
     m.add_class::<IssuerCore>()?;
     Ok(())
