@@ -6,7 +6,9 @@
 use std::path::PathBuf;
 use std::time::Instant;
 
-use jukicore_core::index::{Hit, Index, Input, PlainKeys, Query, RetiredCodes, Rows, StrCol, NO_ROW};
+use jukicore_core::index::{
+    Hit, Index, Input, PlainKeys, Query, RetiredCodes, Rows, StrCol, NO_ROW,
+};
 
 struct Rng(u64);
 impl Rng {
@@ -74,13 +76,28 @@ fn main() {
     let t = Instant::now();
     let families: Vec<String> = (0..20_000).map(|_| word(&mut r, &chars, 1, 2)).collect();
     let givens: Vec<String> = (0..50_000).map(|_| word(&mut r, &chars, 1, 2)).collect();
-    let prefs: Vec<String> = (0..47).map(|i| format!("{}県", word(&mut Rng(i), &chars, 2, 1))).collect();
-    let cities: Vec<String> = (0..1741).map(|i| format!("{}市", word(&mut Rng(1000 + i), &chars, 2, 1))).collect();
-    let towns: Vec<String> = (0..3000).map(|i| format!("{}町", word(&mut Rng(9000 + i), &chars, 1, 2))).collect();
+    let prefs: Vec<String> = (0..47)
+        .map(|i| format!("{}県", word(&mut Rng(i), &chars, 2, 1)))
+        .collect();
+    let cities: Vec<String> = (0..1741)
+        .map(|i| format!("{}市", word(&mut Rng(1000 + i), &chars, 2, 1)))
+        .collect();
+    let towns: Vec<String> = (0..3000)
+        .map(|i| format!("{}町", word(&mut Rng(9000 + i), &chars, 1, 2)))
+        .collect();
     let mut code = Vec::with_capacity(n);
-    let (mut fam, mut giv, mut adr, mut lg, mut rsn) = (Col::new(), Col::new(), Col::new(), Col::new(), Col::new());
-    let (mut birth, mut sex, mut status, mut change) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
-    let reasons = ["出生", "転入", "転居", "氏名変更", "住民票コード変更", "職権記載"];
+    let (mut fam, mut giv, mut adr, mut lg, mut rsn) =
+        (Col::new(), Col::new(), Col::new(), Col::new(), Col::new());
+    let (mut birth, mut sex, mut status, mut change) =
+        (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+    let reasons = [
+        "出生",
+        "転入",
+        "転居",
+        "氏名変更",
+        "住民票コード変更",
+        "職権記載",
+    ];
     for i in 0..n as u64 {
         // a bijection of 0..10^10 (multiplier coprime to 10): distinct, spread
         let body = (i.wrapping_mul(7_919_000_003) + 12_345) % 10_000_000_000;
@@ -114,7 +131,11 @@ fn main() {
         .collect();
     let new: Vec<u64> = code[..m as usize].to_vec();
     let on: Vec<i32> = vec![19_000; m as usize];
-    println!("synthesized {n} rows in {:.1}s; VmHWM {}", t.elapsed().as_secs_f64(), vm("VmHWM"));
+    println!(
+        "synthesized {n} rows in {:.1}s; VmHWM {}",
+        t.elapsed().as_secs_f64(),
+        vm("VmHWM")
+    );
     let input = Input {
         rows: Rows {
             code: &code,
@@ -157,7 +178,9 @@ fn main() {
     drop(idx);
     // the queries, before the input is dropped
     let mut qr = Rng(7);
-    let probe: Vec<u64> = (0..10_000_000).map(|_| code[qr.below(n as u64) as usize]).collect();
+    let probe: Vec<u64> = (0..10_000_000)
+        .map(|_| code[qr.below(n as u64) as usize])
+        .collect();
     let sq: Vec<usize> = (0..100_000).map(|_| qr.below(n as u64) as usize).collect();
     let s = |c: &Col, i: usize| -> String {
         String::from_utf8(c.data[c.offs[i] as usize..c.offs[i + 1] as usize].to_vec()).unwrap()

@@ -410,6 +410,13 @@ impl Dict {
             &self.ext.bytes[self.ext.offs[i] as usize..self.ext.offs[i + 1] as usize]
         }
     }
+    /// Prefetch the offsets of entry `id`.
+    #[inline]
+    fn prefetch(&self, id: u32) {
+        if (id as usize) < self.base_len() {
+            prefetch(self.offs.as_ptr().wrapping_add(id as usize));
+        }
+    }
     #[inline]
     fn key(&self, id: u32) -> &[u8] {
         let id = id as usize;
@@ -611,6 +618,84 @@ fn bucket_sort(
         }
     });
     (dir, order)
+}
+
+/// One text column of [`Index::gather`]: each row's entry of `dict`.
+fn gather_text<'d>(
+    dict: &'d Dict,
+    id: fn(&Rec) -> u32,
+    rows: &[Row],
+    fixed: &[(u64, Rec)],
+    seq: bool,
+) -> Texts {
+    const CH: usize = 1 << 12;
+    let n = rows.len();
+    let mut slices: Vec<&'d [u8]> = vec![&[]; n];
+    let fill = |o: &mut [&'d [u8]], rs: &[Row], fx: &[(u64, Rec)]| {
+        for ((og, rg), fg) in o.chunks_mut(16).zip(rs.chunks(16)).zip(fx.chunks(16)) {
+            for f in fg {
+                dict.prefetch(id(&f.1));
+            }
+            for ((d, &r), f) in og.iter_mut().zip(rg).zip(fg) {
+                if r != NO_ROW {
+                    *d = dict.get(id(&f.1));
+                }
+            }
+        }
+    };
+    if seq {
+        fill(&mut slices, rows, fixed);
+    } else {
+        slices
+            .par_chunks_mut(CH)
+            .zip(rows.par_chunks(CH))
+            .zip(fixed.par_chunks(CH))
+            .for_each(|((o, r), f)| fill(o, r, f));
+    }
+    let mut offsets = Vec::with_capacity(n + 1);
+    offsets.push(0i64);
+    let mut total = 0i64;
+    for s in &slices {
+        total += s.len() as i64;
+        offsets.push(total);
+    }
+    if seq {
+        let mut data = Vec::with_capacity(total as usize);
+        for s in &slices {
+            data.extend_from_slice(s);
+        }
+        return Texts { data, offsets };
+    }
+    let mut data = vec![0u8; total as usize];
+    // filled in parallel: chunks of rows own disjoint byte ranges
+    let mut parts = Vec::with_capacity(n.div_ceil(CH));
+    let mut rest: &mut [u8] = &mut data;
+    for c in 0..n.div_ceil(CH) {
+        let (a, b) = (c * CH, ((c + 1) * CH).min(n));
+        let (head, tail) = rest.split_at_mut((offsets[b] - offsets[a]) as usize);
+        parts.push((a, b, head));
+        rest = tail;
+    }
+    parts.into_par_iter().for_each(|(a, b, out)| {
+        let mut at = 0;
+        for s in &slices[a..b] {
+            out[at..at + s.len()].copy_from_slice(s);
+            at += s.len();
+        }
+    });
+    Texts { data, offsets }
+}
+
+/// Ask the CPU to fetch the cache line at `p` (a hint: never faults, any address).
+#[inline(always)]
+fn prefetch<T>(p: *const T) {
+    #[cfg(target_arch = "x86_64")]
+    // SAFETY: a prefetch is a hint; it reads nothing and never faults.
+    unsafe {
+        std::arch::x86_64::_mm_prefetch(p as *const i8, std::arch::x86_64::_MM_HINT_T0)
+    };
+    #[cfg(not(target_arch = "x86_64"))]
+    let _ = p;
 }
 
 /// Find `key` in `sorted[dir[b]..dir[b + 1]]`.
@@ -1189,10 +1274,47 @@ impl Index {
         )
     }
 
+    /// The answer for each code, in order (parallel for large inputs).
+    pub fn lookup(&self, codes: &[u64]) -> Vec<Hit> {
+        let mut out = vec![Hit::NotFound; codes.len()];
+        if codes.len() < PAR_MIN {
+            self.lookup_chunk(codes, &mut out);
+        } else {
+            out.par_chunks_mut(1 << 13)
+                .zip(codes.par_chunks(1 << 13))
+                .for_each(|(o, c)| self.lookup_chunk(c, o));
+        }
+        out
+    }
+
+    /// Lookups in groups of 16: the directory entries of the group are
+    /// prefetched, then the code runs they point to, then each is resolved,
+    /// so the cache misses of a group overlap instead of following one another.
+    fn lookup_chunk(&self, codes: &[u64], out: &mut [Hit]) {
+        const G: usize = 16;
+        let dir: &[u32] = &self.dir;
+        let sorted: &[u64] = &self.codes;
+        for (cs, os) in codes.chunks(G).zip(out.chunks_mut(G)) {
+            let mut bucket = [0usize; G];
+            for (b, &c) in bucket.iter_mut().zip(cs) {
+                *b = code_bucket(c.min(CODE_LIMIT - 1), self.bits);
+                prefetch(dir.as_ptr().wrapping_add(*b));
+            }
+            let mut range = [(0usize, 0usize); G];
+            for (r, &b) in range.iter_mut().zip(&bucket[..cs.len()]) {
+                *r = (dir[b] as usize, dir[b + 1] as usize);
+                prefetch(sorted.as_ptr().wrapping_add(r.0));
+            }
+            for ((o, &c), &(lo, hi)) in os.iter_mut().zip(cs).zip(&range) {
+                *o = self.resolve(c, lo, hi);
+            }
+        }
+    }
+
     #[inline]
-    fn lookup_one(&self, code: u64) -> Hit {
+    fn resolve(&self, code: u64, lo: usize, hi: usize) -> Hit {
         let ov = &self.overlay;
-        let mut base = true;
+        let mut base = code < CODE_LIMIT;
         if !ov.by_code.is_empty() {
             match ov.by_code.get(&code) {
                 Some(Some(r)) => return Hit::Found(self.codes.len() as u32 + r),
@@ -1201,12 +1323,14 @@ impl Index {
             }
         }
         if base {
-            if let Some(r) = self.base_find(code) {
+            if let Some(r) = find_in_bucket(&self.codes, lo, hi, code) {
                 return Hit::Found(r as u32);
             }
         }
-        if let Some(&(new, on)) = ov.retired.get(&code) {
-            return Hit::Retired { new, on };
+        if !ov.retired.is_empty() {
+            if let Some(&(new, on)) = ov.retired.get(&code) {
+                return Hit::Retired { new, on };
+            }
         }
         match self.ret_old.binary_search(&code) {
             Ok(i) => Hit::Retired {
@@ -1215,22 +1339,6 @@ impl Index {
             },
             Err(_) => Hit::NotFound,
         }
-    }
-
-    /// The answer for each code, in order (parallel for large inputs).
-    pub fn lookup(&self, codes: &[u64]) -> Vec<Hit> {
-        if codes.len() < PAR_MIN {
-            return codes.iter().map(|&c| self.lookup_one(c)).collect();
-        }
-        let mut out = vec![Hit::NotFound; codes.len()];
-        out.par_chunks_mut(1 << 13)
-            .zip(codes.par_chunks(1 << 13))
-            .for_each(|(o, c)| {
-                for (d, &code) in o.iter_mut().zip(c) {
-                    *d = self.lookup_one(code);
-                }
-            });
-        out
     }
 
     #[inline]
@@ -1394,72 +1502,64 @@ impl Index {
     /// The items of the rows ([`NO_ROW`]: a null output row). Panics on a row
     /// number that is neither [`NO_ROW`] nor a row of this index.
     pub fn gather(&self, rows: &[Row]) -> Gathered {
+        const CH: usize = 1 << 12;
         let n = rows.len();
-        let fixed: Vec<(u64, Rec)> = rows
-            .par_iter()
-            .with_min_len(1024)
-            .map(|&r| {
-                if r == NO_ROW {
-                    (0, Rec::default())
-                } else {
-                    let (c, rec) = self.rec(r);
-                    (c, *rec)
+        let seq = n < 2 * CH;
+        // each row's code and record, prefetched in groups
+        let mut fixed = vec![(0u64, Rec::default()); n];
+        let fill_fixed = |o: &mut [(u64, Rec)], rs: &[Row]| {
+            for (og, rg) in o.chunks_mut(16).zip(rs.chunks(16)) {
+                for &r in rg {
+                    self.prefetch_row(r);
                 }
-            })
-            .collect();
-        let text = |dict: &Dict, id: fn(&Rec) -> u32| -> Texts {
-            let ids: Vec<Option<u32>> = rows
-                .iter()
-                .zip(&fixed)
-                .map(|(&r, (_, rec))| (r != NO_ROW).then(|| id(rec)))
-                .collect();
-            let mut offsets = Vec::with_capacity(n + 1);
-            offsets.push(0i64);
-            let mut total = 0i64;
-            for id in &ids {
-                total += id.map_or(0, |i| dict.get(i).len() as i64);
-                offsets.push(total);
-            }
-            let mut data = vec![0u8; total as usize];
-            // fill in parallel over chunks of rows with disjoint byte ranges
-            const CH: usize = 1 << 14;
-            let mut parts = Vec::with_capacity(n.div_ceil(CH));
-            let mut rest: &mut [u8] = &mut data;
-            for c in 0..n.div_ceil(CH) {
-                let (a, b) = (c * CH, ((c + 1) * CH).min(n));
-                let (head, tail) = rest.split_at_mut((offsets[b] - offsets[a]) as usize);
-                parts.push((a, b, head));
-                rest = tail;
-            }
-            parts.into_par_iter().for_each(|(a, b, out)| {
-                let mut at = 0;
-                for id in ids[a..b].iter().flatten() {
-                    let s = dict.get(*id);
-                    out[at..at + s.len()].copy_from_slice(s);
-                    at += s.len();
+                for (d, &r) in og.iter_mut().zip(rg) {
+                    if r != NO_ROW {
+                        let (c, rec) = self.rec(r);
+                        *d = (c, *rec);
+                    }
                 }
-            });
-            Texts { data, offsets }
+            }
         };
-        let ((family_name, given_name), (address, (lg_code, change_reason))) = rayon::join(
-            || {
-                rayon::join(
-                    || text(&self.family, |r| r.family),
-                    || text(&self.given, |r| r.given),
-                )
-            },
-            || {
-                rayon::join(
-                    || text(&self.address, |r| r.address),
-                    || {
-                        rayon::join(
-                            || text(&self.lg, Rec::lg),
-                            || text(&self.reason, Rec::reason),
-                        )
-                    },
-                )
-            },
-        );
+        if seq {
+            fill_fixed(&mut fixed, rows);
+        } else {
+            fixed
+                .par_chunks_mut(CH)
+                .zip(rows.par_chunks(CH))
+                .for_each(|(o, r)| fill_fixed(o, r));
+        }
+        let text = |dict: &Dict, id: fn(&Rec) -> u32| gather_text(dict, id, rows, &fixed, seq);
+        let (family_name, given_name, address, lg_code, change_reason);
+        if seq {
+            family_name = text(&self.family, |r| r.family);
+            given_name = text(&self.given, |r| r.given);
+            address = text(&self.address, |r| r.address);
+            lg_code = text(&self.lg, Rec::lg);
+            change_reason = text(&self.reason, Rec::reason);
+        } else {
+            (
+                (family_name, given_name),
+                (address, (lg_code, change_reason)),
+            ) = rayon::join(
+                || {
+                    rayon::join(
+                        || text(&self.family, |r| r.family),
+                        || text(&self.given, |r| r.given),
+                    )
+                },
+                || {
+                    rayon::join(
+                        || text(&self.address, |r| r.address),
+                        || {
+                            rayon::join(
+                                || text(&self.lg, Rec::lg),
+                                || text(&self.reason, Rec::reason),
+                            )
+                        },
+                    )
+                },
+            );
+        }
         Gathered {
             present: rows.iter().map(|&r| r != NO_ROW).collect(),
             code: fixed.iter().map(|f| f.0).collect(),
@@ -1476,6 +1576,15 @@ impl Index {
                 .collect(),
             status: fixed.iter().map(|f| f.1.status()).collect(),
             change_date: fixed.iter().map(|f| f.1.change_date).collect(),
+        }
+    }
+
+    #[inline]
+    fn prefetch_row(&self, row: Row) {
+        let n = self.codes.len();
+        if (row as usize) < n {
+            prefetch(self.codes.as_ptr().wrapping_add(row as usize));
+            prefetch(self.recs.as_ptr().wrapping_add(row as usize));
         }
     }
 
