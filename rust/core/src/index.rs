@@ -68,7 +68,7 @@ const MAGIC: &[u8; 8] = b"JUKICORE";
 pub const VERSION: u32 = 1;
 const STORE_ID_MAX: usize = 256;
 const FIXED: usize = 56 + STORE_ID_MAX;
-const SECTIONS: usize = 9 + 5 * 5;
+const SECTIONS: usize = 9 + 6 * 5;
 const ALIGN: usize = 64;
 /// At most this many municipality codes, change reasons (packed ids).
 pub const LG_MAX: usize = 1 << 14;
@@ -315,13 +315,18 @@ impl<T: Pod> From<Vec<T>> for Col<T> {
     }
 }
 
-/// One row's items besides its code: 24 bytes, one cache line at most two.
+/// One row's items besides its code: 28 bytes, one cache line at most two.
+/// The address is split in two dictionaries: its place (up to its first
+/// digit: prefecture, city, town, shared by many) and the rest (block and
+/// house numbers, building: shared too), so unique addresses cost no
+/// dictionary entry of their own.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Pod, Zeroable)]
 pub struct Rec {
     pub family: u32,
     pub given: u32,
-    pub address: u32,
+    pub place: u32,
+    pub rest: u32,
     pub birth: i32,
     pub change_date: i32,
     /// bits 0..14 municipality id, 14..27 change reason id, 27..29 sex
@@ -620,25 +625,33 @@ fn bucket_sort(
     (dir, order)
 }
 
+/// A dictionary and the id of a row's entry in it.
+type Part<'d> = (&'d Dict, fn(&Rec) -> u32);
+
 /// One text column of [`Index::gather`]: each row's entry of `dict`.
+/// (A value is the concatenation of its entries in each of `parts`.)
 fn gather_text<'d>(
-    dict: &'d Dict,
-    id: fn(&Rec) -> u32,
+    parts: &[Part<'d>],
     rows: &[Row],
     fixed: &[(u64, Rec)],
     seq: bool,
 ) -> Texts {
     const CH: usize = 1 << 12;
     let n = rows.len();
-    let mut slices: Vec<&'d [u8]> = vec![&[]; n];
+    let k = parts.len();
+    let mut slices: Vec<&'d [u8]> = vec![&[]; n * k];
     let fill = |o: &mut [&'d [u8]], rs: &[Row], fx: &[(u64, Rec)]| {
-        for ((og, rg), fg) in o.chunks_mut(16).zip(rs.chunks(16)).zip(fx.chunks(16)) {
+        for ((og, rg), fg) in o.chunks_mut(16 * k).zip(rs.chunks(16)).zip(fx.chunks(16)) {
             for f in fg {
-                dict.prefetch(id(&f.1));
+                for (dict, id) in parts {
+                    dict.prefetch(id(&f.1));
+                }
             }
-            for ((d, &r), f) in og.iter_mut().zip(rg).zip(fg) {
+            for ((d, &r), f) in og.chunks_mut(k).zip(rg).zip(fg) {
                 if r != NO_ROW {
-                    *d = dict.get(id(&f.1));
+                    for (slot, (dict, id)) in d.iter_mut().zip(parts) {
+                        *slot = dict.get(id(&f.1));
+                    }
                 }
             }
         }
@@ -647,7 +660,7 @@ fn gather_text<'d>(
         fill(&mut slices, rows, fixed);
     } else {
         slices
-            .par_chunks_mut(CH)
+            .par_chunks_mut(CH * k)
             .zip(rows.par_chunks(CH))
             .zip(fixed.par_chunks(CH))
             .for_each(|((o, r), f)| fill(o, r, f));
@@ -655,8 +668,8 @@ fn gather_text<'d>(
     let mut offsets = Vec::with_capacity(n + 1);
     offsets.push(0i64);
     let mut total = 0i64;
-    for s in &slices {
-        total += s.len() as i64;
+    for s in slices.chunks(k.max(1)) {
+        total += s.iter().map(|x| x.len() as i64).sum::<i64>();
         offsets.push(total);
     }
     if seq {
@@ -678,7 +691,7 @@ fn gather_text<'d>(
     }
     parts.into_par_iter().for_each(|(a, b, out)| {
         let mut at = 0;
-        for s in &slices[a..b] {
+        for s in &slices[a * k..b * k] {
             out[at..at + s.len()].copy_from_slice(s);
             at += s.len();
         }
@@ -714,10 +727,26 @@ fn find_in_bucket<T: Ord + Copy>(sorted: &[T], lo: usize, hi: usize, key: T) -> 
 
 /// Encode a column: per row its entry id, and the entries in first-seen order.
 fn encode(col: &StrCol<'_>, n: usize) -> (Vec<u32>, Vec<u8>, Vec<u64>) {
-    let hashes: Vec<u64> = (0..n)
-        .into_par_iter()
-        .map(|i| xxh3_64(col.bytes(i)))
-        .collect();
+    encode_with(n, |i| col.bytes(i))
+}
+
+/// Where an address's place ends: at its first digit (ASCII or fullwidth).
+#[inline]
+fn address_split(b: &[u8]) -> usize {
+    let fullwidth_digit =
+        |i: usize| b.get(i + 1) == Some(&0xbc) && matches!(b.get(i + 2), Some(0x90..=0x99));
+    b.iter()
+        .enumerate()
+        .position(|(i, &c)| c.is_ascii_digit() || (c == 0xef && fullwidth_digit(i)))
+        .unwrap_or(b.len())
+}
+
+/// [`encode`] of the values `get(0..n)`.
+fn encode_with<'a>(
+    n: usize,
+    get: impl Fn(usize) -> &'a [u8] + Sync,
+) -> (Vec<u32>, Vec<u8>, Vec<u64>) {
+    let hashes: Vec<u64> = (0..n).into_par_iter().map(|i| xxh3_64(get(i))).collect();
     let mut ids = vec![0u32; n];
     let mut bytes = Vec::new();
     let mut offs = vec![0u64];
@@ -737,7 +766,7 @@ fn encode(col: &StrCol<'_>, n: usize) -> (Vec<u32>, Vec<u8>, Vec<u64>) {
             }
         }
         let h = hashes[i];
-        let v = col.bytes(i);
+        let v = get(i);
         let mut p = (h as usize) & (cap - 1);
         let id = loop {
             let e = table[p];
@@ -909,7 +938,8 @@ pub struct Index {
     ret_on: Col<i32>,
     family: Dict,
     given: Dict,
-    address: Dict,
+    place: Dict,
+    rest: Dict,
     lg: Dict,
     reason: Dict,
     overlay: Overlay,
@@ -1038,9 +1068,17 @@ impl Index {
         let n = check_rows(rows, "rows")?;
         check_retired(&input.retired)?;
         let name = |s: &str, o: &mut String| keys.name(s, o);
-        let addr = |s: &str, o: &mut String| keys.address(s, o);
         // dictionaries, the small ones and the big ones side by side
-        let ((fam, giv), ((adr, lg), rsn)) = rayon::join(
+        let adr = &rows.address;
+        let place_of = |i: usize| {
+            let b = adr.bytes(i);
+            &b[..address_split(b)]
+        };
+        let rest_of = |i: usize| {
+            let b = adr.bytes(i);
+            &b[address_split(b)..]
+        };
+        let ((fam, giv), (((place, rest), lg), rsn)) = rayon::join(
             || {
                 rayon::join(
                     || encode(&rows.family_name, n),
@@ -1049,7 +1087,17 @@ impl Index {
             },
             || {
                 rayon::join(
-                    || rayon::join(|| encode(&rows.address, n), || encode(&rows.lg_code, n)),
+                    || {
+                        rayon::join(
+                            || {
+                                rayon::join(
+                                    || encode_with(n, place_of),
+                                    || encode_with(n, rest_of),
+                                )
+                            },
+                            || encode(&rows.lg_code, n),
+                        )
+                    },
                     || encode(&rows.change_reason, n),
                 )
             },
@@ -1087,7 +1135,8 @@ impl Index {
                 Rec {
                     family: fam.0[i],
                     given: giv.0[i],
-                    address: adr.0[i],
+                    place: place.0[i],
+                    rest: rest.0[i],
                     birth: rows.birth_date[i],
                     change_date: rows.change_date[i],
                     packed: Rec::pack(lg.0[i], rsn.0[i], rows.sex[i], rows.status[i]),
@@ -1095,20 +1144,12 @@ impl Index {
             })
             .collect();
         drop(order);
-        let ((family, given), (address, (lgd, reason))) = rayon::join(
-            || {
-                rayon::join(
-                    || keyed_dict(fam.1, fam.2, &name),
-                    || keyed_dict(giv.1, giv.2, &name),
-                )
-            },
-            || {
-                rayon::join(
-                    || keyed_dict(adr.1, adr.2, &addr),
-                    || (plain_dict(lg.1, lg.2), plain_dict(rsn.1, rsn.2)),
-                )
-            },
+        let (family, given) = rayon::join(
+            || keyed_dict(fam.1, fam.2, &name),
+            || keyed_dict(giv.1, giv.2, &name),
         );
+        let (placed, restd) = (plain_dict(place.1, place.2), plain_dict(rest.1, rest.2));
+        let (lgd, reason) = (plain_dict(lg.1, lg.2), plain_dict(rsn.1, rsn.2));
         // retired codes, sorted by old; none may be a live code
         let r = &input.retired;
         let mut ret: Vec<(u64, u64, i32)> = (0..r.old.len())
@@ -1148,7 +1189,7 @@ impl Index {
             dir,
             recs,
             ret,
-            [family, given, address, lgd, reason],
+            [family, given, placed, restd, lgd, reason],
         );
         Ok(idx)
     }
@@ -1164,9 +1205,9 @@ impl Index {
         dir: Vec<u32>,
         recs: Vec<Rec>,
         ret: Vec<(u64, u64, i32)>,
-        dicts: [DictParts; 5],
+        dicts: [DictParts; 6],
     ) -> Index {
-        let [family, given, address, lg, reason] = dicts.map(Dict::from_parts);
+        let [family, given, place, rest, lg, reason] = dicts.map(Dict::from_parts);
         let hashes: Vec<u64> = recs
             .par_iter()
             .map(|r| {
@@ -1201,7 +1242,8 @@ impl Index {
             ret_on: ret.iter().map(|t| t.2).collect::<Vec<_>>().into(),
             family,
             given,
-            address,
+            place,
+            rest,
             lg,
             reason,
             overlay: Overlay::default(),
@@ -1246,7 +1288,8 @@ impl Index {
             + [
                 &self.family,
                 &self.given,
-                &self.address,
+                &self.place,
+                &self.rest,
                 &self.lg,
                 &self.reason,
             ]
@@ -1365,9 +1408,20 @@ impl Index {
         }
     }
 
-    /// Rows matching keys exactly, pushed onto `out` in row order.
+    /// The address of a row.
+    fn address_of<'s>(&'s self, r: &Rec, out: &'s mut String) -> &'s str {
+        out.clear();
+        out.push_str(std::str::from_utf8(self.place.get(r.place)).unwrap_or(""));
+        out.push_str(std::str::from_utf8(self.rest.get(r.rest)).unwrap_or(""));
+        out
+    }
+
+    /// Rows matching keys exactly, pushed onto `out` in row order. Address
+    /// keys are derived for the candidates (few) rather than stored.
+    #[allow(clippy::too_many_arguments)]
     fn search_keys(
         &self,
+        keys: &dyn Keys,
         fk: &str,
         gk: &str,
         birth: i32,
@@ -1381,13 +1435,18 @@ impl Index {
             birth,
             self.hash_mask,
         );
-        let matches = |row: Row| -> bool {
+        let (mut abuf, mut kbuf) = (String::new(), String::new());
+        let mut matches = |row: Row| -> bool {
             let (_, r) = self.rec(row);
             r.birth == birth
                 && sex.is_none_or(|s| r.sex() == s)
                 && self.family.key(r.family) == fk.as_bytes()
                 && self.given.key(r.given) == gk.as_bytes()
-                && ak.is_none_or(|a| self.address.key(r.address) == a.as_bytes())
+                && ak.is_none_or(|a| {
+                    kbuf.clear();
+                    keys.address(self.address_of(r, &mut abuf), &mut kbuf);
+                    kbuf == a
+                })
                 && self.live(row)
         };
         let start = out.len();
@@ -1434,7 +1493,7 @@ impl Index {
             ak
         });
         let mut out = Vec::new();
-        self.search_keys(&fk, &gk, q.birth_date, q.sex, ak.as_deref(), &mut out);
+        self.search_keys(keys, &fk, &gk, q.birth_date, q.sex, ak.as_deref(), &mut out);
         out
     }
 
@@ -1488,7 +1547,7 @@ impl Index {
                         _ => None,
                     };
                     let sex = q.sex.map(|s| s[i]).filter(|&s| s != 0);
-                    self.search_keys(fk, gk, q.birth_date[i], sex, a, rows);
+                    self.search_keys(keys, fk, gk, q.birth_date[i], sex, a, rows);
                     match rows.len() {
                         0 => Found::NotFound,
                         1 => Found::Match(rows[0]),
@@ -1528,12 +1587,20 @@ impl Index {
                 .zip(rows.par_chunks(CH))
                 .for_each(|(o, r)| fill_fixed(o, r));
         }
-        let text = |dict: &Dict, id: fn(&Rec) -> u32| gather_text(dict, id, rows, &fixed, seq);
+        let text = |dict: &Dict, id: fn(&Rec) -> u32| gather_text(&[(dict, id)], rows, &fixed, seq);
+        let address_text = || {
+            gather_text(
+                &[(&self.place, |r| r.place), (&self.rest, |r| r.rest)],
+                rows,
+                &fixed,
+                seq,
+            )
+        };
         let (family_name, given_name, address, lg_code, change_reason);
         if seq {
             family_name = text(&self.family, |r| r.family);
             given_name = text(&self.given, |r| r.given);
-            address = text(&self.address, |r| r.address);
+            address = address_text();
             lg_code = text(&self.lg, Rec::lg);
             change_reason = text(&self.reason, Rec::reason);
         } else {
@@ -1549,7 +1616,7 @@ impl Index {
                 },
                 || {
                     rayon::join(
-                        || text(&self.address, |r| r.address),
+                        address_text,
                         || {
                             rayon::join(
                                 || text(&self.lg, Rec::lg),
@@ -1646,24 +1713,26 @@ impl Index {
             ));
         }
         // apply
-        let (mut fk, mut gk, mut ak) = (String::new(), String::new(), String::new());
+        let (mut fk, mut gk) = (String::new(), String::new());
         for i in 0..n {
             let code = rows.code[i];
             fk.clear();
             gk.clear();
-            ak.clear();
             keys.name(rows.family_name.str(i), &mut fk);
             keys.name(rows.given_name.str(i), &mut gk);
-            keys.address(rows.address.str(i), &mut ak);
+            let a = rows.address.str(i);
+            let (pa, ra) = a.split_at(address_split(a.as_bytes()));
             let family = self.family.ext_id(rows.family_name.str(i), Some(&fk));
             let given = self.given.ext_id(rows.given_name.str(i), Some(&gk));
-            let address = self.address.ext_id(rows.address.str(i), Some(&ak));
+            let place = self.place.ext_id(pa, None);
+            let rest = self.rest.ext_id(ra, None);
             let lg = self.lg.ext_id(rows.lg_code.str(i), None);
             let reason = self.reason.ext_id(rows.change_reason.str(i), None);
             let rec = Rec {
                 family,
                 given,
-                address,
+                place,
+                rest,
                 birth: rows.birth_date[i],
                 change_date: rows.change_date[i],
                 packed: Rec::pack(lg, reason, rows.sex[i], rows.status[i]),
@@ -1771,7 +1840,8 @@ impl Index {
             [
                 self.family.folded(true),
                 self.given.folded(true),
-                self.address.folded(true),
+                self.place.folded(false),
+                self.rest.folded(false),
                 self.lg.folded(false),
                 self.reason.folded(false),
             ],
@@ -1789,7 +1859,8 @@ impl Index {
         [
             &self.family,
             &self.given,
-            &self.address,
+            &self.place,
+            &self.rest,
             &self.lg,
             &self.reason,
         ]
@@ -1816,7 +1887,8 @@ impl Index {
         for d in [
             &self.family,
             &self.given,
-            &self.address,
+            &self.place,
+            &self.rest,
             &self.lg,
             &self.reason,
         ] {
@@ -2018,7 +2090,8 @@ impl Index {
         };
         let family = dict(true)?;
         let given = dict(true)?;
-        let address = dict(true)?;
+        let place = dict(false)?;
+        let rest = dict(false)?;
         let lg = dict(false)?;
         let reason = dict(false)?;
         let idx = Index {
@@ -2037,7 +2110,8 @@ impl Index {
             ret_on,
             family,
             given,
-            address,
+            place,
+            rest,
             lg,
             reason,
             overlay: Overlay::default(),
@@ -2084,17 +2158,19 @@ impl Index {
         if !self.ret_old.windows(2).all(|w| w[0] < w[1]) {
             return bad("retired codes are not sorted");
         }
-        let (nf, ng, na, nl, nr) = (
+        let (nf, ng, np, nrest, nl, nr) = (
             self.family.len() as u32,
             self.given.len() as u32,
-            self.address.len() as u32,
+            self.place.len() as u32,
+            self.rest.len() as u32,
             self.lg.len() as u32,
             self.reason.len() as u32,
         );
         let recs_ok = self.recs.par_iter().with_min_len(1 << 16).all(|r| {
             r.family < nf
                 && r.given < ng
-                && r.address < na
+                && r.place < np
+                && r.rest < nrest
                 && r.lg() < nl
                 && r.reason() < nr
                 && (r.packed >> 27) & 3 != 3

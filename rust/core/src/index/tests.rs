@@ -848,3 +848,17 @@ fn a_crafted_file_with_valid_checksums_is_still_refused() {
         );
     }
 }
+
+#[test]
+fn an_address_splits_at_its_first_digit() {
+    for (a, place) in [
+        ("東京都千代田区千代田1-1", "東京都千代田区千代田"),
+        ("東京都千代田区千代田１－１", "東京都千代田区千代田"),
+        ("大阪府大阪市", "大阪府大阪市"),
+        ("", ""),
+        ("1-2-3", ""),
+        ("ｘ９", "ｘ"),
+    ] {
+        assert_eq!(&a[..address_split(a.as_bytes())], place, "{a}");
+    }
+}
