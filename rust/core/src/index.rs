@@ -415,13 +415,6 @@ impl Dict {
             &self.ext.bytes[self.ext.offs[i] as usize..self.ext.offs[i + 1] as usize]
         }
     }
-    /// Prefetch the offsets of entry `id`.
-    #[inline]
-    fn prefetch(&self, id: u32) {
-        if (id as usize) < self.base_len() {
-            prefetch(self.offs.as_ptr().wrapping_add(id as usize));
-        }
-    }
     #[inline]
     fn key(&self, id: u32) -> &[u8] {
         let id = id as usize;
@@ -628,75 +621,97 @@ fn bucket_sort(
 /// A dictionary and the id of a row's entry in it.
 type Part<'d> = (&'d Dict, fn(&Rec) -> u32);
 
-/// One text column of [`Index::gather`]: each row's entry of `dict`.
-/// (A value is the concatenation of its entries in each of `parts`.)
-fn gather_text<'d>(
-    parts: &[Part<'d>],
+/// The text columns of [`Index::gather`] (a value is the concatenation of its
+/// entries in each of its parts). Two passes over the rows, each reading a
+/// row's record once for every column: the byte count of each chunk of rows,
+/// then (each chunk's start known) offsets and bytes written in parallel.
+fn gather_texts<const K: usize>(
+    cols: [&[Part<'_>]; K],
     rows: &[Row],
     fixed: &[(u64, Rec)],
     seq: bool,
-) -> Texts {
+) -> [Texts; K] {
     const CH: usize = 1 << 12;
     let n = rows.len();
-    let k = parts.len();
-    let mut slices: Vec<&'d [u8]> = vec![&[]; n * k];
-    let fill = |o: &mut [&'d [u8]], rs: &[Row], fx: &[(u64, Rec)]| {
-        for ((og, rg), fg) in o.chunks_mut(16 * k).zip(rs.chunks(16)).zip(fx.chunks(16)) {
-            for f in fg {
-                for (dict, id) in parts {
-                    dict.prefetch(id(&f.1));
+    let chunks = n.div_ceil(CH);
+    let bounds = |c: usize| (c * CH, ((c + 1) * CH).min(n));
+    let sums_of = |c: usize| -> [i64; K] {
+        let (a, b) = bounds(c);
+        let mut sum = [0i64; K];
+        for i in a..b {
+            if rows[i] == NO_ROW {
+                continue;
+            }
+            let rec = &fixed[i].1;
+            for (s, parts) in sum.iter_mut().zip(&cols) {
+                for (d, id) in parts.iter() {
+                    *s += d.get(id(rec)).len() as i64;
                 }
             }
-            for ((d, &r), f) in og.chunks_mut(k).zip(rg).zip(fg) {
-                if r != NO_ROW {
-                    for (slot, (dict, id)) in d.iter_mut().zip(parts) {
-                        *slot = dict.get(id(&f.1));
+        }
+        sum
+    };
+    let sums: Vec<[i64; K]> = if seq {
+        (0..chunks).map(sums_of).collect()
+    } else {
+        (0..chunks).into_par_iter().map(sums_of).collect()
+    };
+    let mut starts = Vec::with_capacity(chunks);
+    let mut total = [0i64; K];
+    for s in &sums {
+        starts.push(total);
+        for k in 0..K {
+            total[k] += s[k];
+        }
+    }
+    let mut offsets: [Vec<i64>; K] = std::array::from_fn(|_| vec![0i64; n + 1]);
+    let mut data: [Vec<u8>; K] = std::array::from_fn(|k| vec![0u8; total[k] as usize]);
+    // every chunk's share of every column (disjoint pieces)
+    struct Piece<'a, const K: usize> {
+        c: usize,
+        offs: [&'a mut [i64]; K],
+        data: [&'a mut [u8]; K],
+    }
+    let mut offs_iters: Vec<_> = offsets.iter_mut().map(|o| o[1..].chunks_mut(CH)).collect();
+    let mut data_rest: Vec<&mut [u8]> = data.iter_mut().map(|d| d.as_mut_slice()).collect();
+    let mut pieces: Vec<Piece<'_, K>> = Vec::with_capacity(chunks);
+    for (c, sum) in sums.iter().enumerate() {
+        let offs = std::array::from_fn(|k| offs_iters[k].next().unwrap_or_default());
+        let data = std::array::from_fn(|k| {
+            let rest = std::mem::take(&mut data_rest[k]);
+            let (head, tail) = rest.split_at_mut(sum[k] as usize);
+            data_rest[k] = tail;
+            head
+        });
+        pieces.push(Piece { c, offs, data });
+    }
+    let fill = |p: Piece<'_, K>| {
+        let (a, b) = bounds(p.c);
+        let mut at = [0usize; K];
+        let (offs, data) = (p.offs, p.data);
+        for i in a..b {
+            if rows[i] != NO_ROW {
+                let rec = &fixed[i].1;
+                for k in 0..K {
+                    for (d, id) in cols[k].iter() {
+                        let s = d.get(id(rec));
+                        data[k][at[k]..at[k] + s.len()].copy_from_slice(s);
+                        at[k] += s.len();
                     }
                 }
+            }
+            for k in 0..K {
+                offs[k][i - a] = starts[p.c][k] + at[k] as i64;
             }
         }
     };
     if seq {
-        fill(&mut slices, rows, fixed);
+        pieces.into_iter().for_each(fill);
     } else {
-        slices
-            .par_chunks_mut(CH * k)
-            .zip(rows.par_chunks(CH))
-            .zip(fixed.par_chunks(CH))
-            .for_each(|((o, r), f)| fill(o, r, f));
+        pieces.into_par_iter().for_each(fill);
     }
-    let mut offsets = Vec::with_capacity(n + 1);
-    offsets.push(0i64);
-    let mut total = 0i64;
-    for s in slices.chunks(k.max(1)) {
-        total += s.iter().map(|x| x.len() as i64).sum::<i64>();
-        offsets.push(total);
-    }
-    if seq {
-        let mut data = Vec::with_capacity(total as usize);
-        for s in &slices {
-            data.extend_from_slice(s);
-        }
-        return Texts { data, offsets };
-    }
-    let mut data = vec![0u8; total as usize];
-    // filled in parallel: chunks of rows own disjoint byte ranges
-    let mut parts = Vec::with_capacity(n.div_ceil(CH));
-    let mut rest: &mut [u8] = &mut data;
-    for c in 0..n.div_ceil(CH) {
-        let (a, b) = (c * CH, ((c + 1) * CH).min(n));
-        let (head, tail) = rest.split_at_mut((offsets[b] - offsets[a]) as usize);
-        parts.push((a, b, head));
-        rest = tail;
-    }
-    parts.into_par_iter().for_each(|(a, b, out)| {
-        let mut at = 0;
-        for s in &slices[a * k..b * k] {
-            out[at..at + s.len()].copy_from_slice(s);
-            at += s.len();
-        }
-    });
-    Texts { data, offsets }
+    let mut out = offsets.into_iter().zip(data).map(|(offsets, data)| Texts { data, offsets });
+    std::array::from_fn(|_| out.next().unwrap_or_default())
 }
 
 /// Ask the CPU to fetch the cache line at `p` (a hint: never faults, any address).
@@ -1587,62 +1602,50 @@ impl Index {
                 .zip(rows.par_chunks(CH))
                 .for_each(|(o, r)| fill_fixed(o, r));
         }
-        let text = |dict: &Dict, id: fn(&Rec) -> u32| gather_text(&[(dict, id)], rows, &fixed, seq);
-        let address_text = || {
-            gather_text(
+        let [family_name, given_name, address, lg_code, change_reason] = gather_texts(
+            [
+                &[(&self.family, |r| r.family)],
+                &[(&self.given, |r| r.given)],
                 &[(&self.place, |r| r.place), (&self.rest, |r| r.rest)],
-                rows,
-                &fixed,
-                seq,
-            )
-        };
-        let (family_name, given_name, address, lg_code, change_reason);
-        if seq {
-            family_name = text(&self.family, |r| r.family);
-            given_name = text(&self.given, |r| r.given);
-            address = address_text();
-            lg_code = text(&self.lg, Rec::lg);
-            change_reason = text(&self.reason, Rec::reason);
-        } else {
-            (
-                (family_name, given_name),
-                (address, (lg_code, change_reason)),
-            ) = rayon::join(
-                || {
-                    rayon::join(
-                        || text(&self.family, |r| r.family),
-                        || text(&self.given, |r| r.given),
-                    )
-                },
-                || {
-                    rayon::join(
-                        address_text,
-                        || {
-                            rayon::join(
-                                || text(&self.lg, Rec::lg),
-                                || text(&self.reason, Rec::reason),
-                            )
-                        },
-                    )
-                },
-            );
+                &[(&self.lg, Rec::lg)],
+                &[(&self.reason, Rec::reason)],
+            ],
+            rows,
+            &fixed,
+            seq,
+        );
+        fn column<T: Send>(
+            fixed: &[(u64, Rec)],
+            seq: bool,
+            f: impl Fn(&(u64, Rec)) -> T + Sync + Send,
+        ) -> Vec<T> {
+            if seq {
+                fixed.iter().map(f).collect()
+            } else {
+                fixed.par_iter().with_min_len(1 << 12).map(f).collect()
+            }
         }
         Gathered {
             present: rows.iter().map(|&r| r != NO_ROW).collect(),
-            code: fixed.iter().map(|f| f.0).collect(),
+            code: column(&fixed, seq, |f| f.0),
             family_name,
             given_name,
             address,
             lg_code,
             change_reason,
-            birth_date: fixed.iter().map(|f| f.1.birth).collect(),
-            sex: rows
-                .iter()
-                .zip(&fixed)
-                .map(|(&r, f)| if r == NO_ROW { 0 } else { f.1.sex() })
-                .collect(),
-            status: fixed.iter().map(|f| f.1.status()).collect(),
-            change_date: fixed.iter().map(|f| f.1.change_date).collect(),
+            birth_date: column(&fixed, seq, |f| f.1.birth),
+            // an absent row's sex is 0 (its zeroed record would read as 1)
+            sex: if seq {
+                rows.iter().zip(&fixed).map(|(&r, f)| if r == NO_ROW { 0 } else { f.1.sex() }).collect()
+            } else {
+                rows.par_iter()
+                    .zip(fixed.par_iter())
+                    .with_min_len(1 << 12)
+                    .map(|(&r, f)| if r == NO_ROW { 0 } else { f.1.sex() })
+                    .collect()
+            },
+            status: column(&fixed, seq, |f| f.1.status()),
+            change_date: column(&fixed, seq, |f| f.1.change_date),
         }
     }
 

@@ -186,6 +186,28 @@ fn every_code_is_found_with_its_items_and_unknown_codes_are_not() {
             .filter(|x| !known.contains(x))
             .collect();
         assert!(idx.lookup(&unknown).iter().all(|h| *h == Hit::NotFound));
+        // a large gather with absent rows among the present ones
+        let hits = idx.lookup(&c.code);
+        let rows: Vec<Row> = hits
+            .iter()
+            .enumerate()
+            .map(|(i, h)| match h {
+                Hit::Found(r) if i % 3 != 1 => *r,
+                _ => NO_ROW,
+            })
+            .collect();
+        let g = idx.gather(&rows);
+        for i in 0..n {
+            if i % 3 == 1 {
+                assert!(!g.present[i]);
+                assert_eq!((g.code[i], g.sex[i], g.address.value(i)), (0, 0, ""));
+            } else {
+                assert!(g.present[i]);
+                assert_eq!(g.code[i], c.code[i]);
+                assert_eq!(g.address.value(i), c.address[i]);
+                assert_eq!(g.change_reason.value(i), c.reason[i]);
+            }
+        }
     }
 }
 
