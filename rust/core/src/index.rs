@@ -8,15 +8,20 @@
 //!   offsets; a code's bucket is `code * 2^bits / 10^11` (codes are uniform,
 //!   about 4 to 8 per bucket), so a lookup reads the directory and one or two
 //!   cache lines of codes, not 27 steps of a binary search;
-//! - `recs`: one packed 24-byte record per row ([`Rec`]: dictionary ids of the
-//!   family name, given name and address, birth date, change date, and the
-//!   municipality, change reason, sex and status packed in one word), so the
-//!   items of a row are one cache line away;
-//! - five dictionaries (family name, given name, address, municipality code,
-//!   change reason): the original strings, bytes + u64 offsets; the first
-//!   three also hold each entry's search key ([`Keys`]) and its 64-bit hash.
-//!   Entries may repeat (an overlay folded in appends its strings);
-//!   nothing relies on their uniqueness;
+//! - `recs`: one packed 28-byte record per row ([`Rec`]: dictionary ids of the
+//!   family name, the given name and the two halves of the address, birth
+//!   date, change date, and the municipality, change reason, sex and status
+//!   packed in one word), so the items of a row are one cache line away;
+//! - six dictionaries (family name, given name, address place, address rest,
+//!   municipality code, change reason): the original strings, bytes + u64
+//!   offsets. An address is split at its first digit into its place
+//!   (prefecture, city, town) and the rest (block and house numbers,
+//!   building), both shared by many residents, so the tens of millions of
+//!   distinct addresses of the country cost no dictionary entry each. The name
+//!   dictionaries also hold each entry's search key ([`Keys`]) and its 64-bit
+//!   hash; address keys are derived when a search compares its few
+//!   candidates. Entries may repeat (an overlay folded in appends its
+//!   strings); nothing relies on their uniqueness;
 //! - blocking for the four-item search: per row the hash of (family key,
 //!   given key, birth date); rows sorted by it under a directory of its top
 //!   bits, each beside the low 32 bits of its hash. Candidates are then
