@@ -2,7 +2,7 @@
 
 from datetime import date
 from os import PathLike
-from typing import Any, Protocol, Self, final
+from typing import Any, Protocol, Self, final, overload
 
 import numpy as np
 import numpy.typing as npt
@@ -155,6 +155,9 @@ class IdentityIndexCore:
     @staticmethod
     def open(path: str | PathLike[str]) -> IdentityIndexCore: ...
     def save(self, path: str | PathLike[str]) -> None: ...
+    @overload
+    def lookup(self, codes_in: int | str) -> dict[str, Any]: ...
+    @overload
     def lookup(self, codes_in: _ArrowArray) -> Any: ...  # a pyarrow.RecordBatch
     def search(
         self,

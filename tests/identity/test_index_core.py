@@ -66,6 +66,23 @@ def test_lookup_answers_found_retired_and_not_found(index: IdentityIndexCore) ->
     assert batch.column("code").to_pylist() == [23456789012, 11111111111, 99]
 
 
+def test_a_scalar_code_is_answered_in_kind(index: IdentityIndexCore) -> None:
+    one = index.lookup(23456789012)
+    assert one["hit"] == "found"
+    assert (one["family_name"], one["given_name"], one["address"]) == (
+        "山田", "太郎", "東京都千代田区2-2")
+    assert (one["birth_date"], one["sex"], one["status"]) == (dt.date(1980, 1, 2), 1, 0)
+    assert one["new_code"] is None
+    assert index.lookup("11111111111") | {} == {
+        "hit": "retired", "code": 11111111111, "family_name": None, "given_name": None,
+        "birth_date": None, "sex": None, "address": None, "lg_code": None, "status": None,
+        "change_date": None, "change_reason": None, "new_code": 34567890123,
+        "retired_on": dt.date(2020, 1, 1)}
+    assert index.lookup(5)["hit"] == "not_found"
+    with pytest.raises(InvalidInputError):
+        index.lookup("12-34")
+
+
 def test_search_and_search_many(index: IdentityIndexCore) -> None:
     both = index.search("山田", "太郎", dt.date(1980, 1, 2))
     assert sorted(both.column("code").to_pylist()) == [12345678901, 23456789012]

@@ -715,7 +715,10 @@ fn gather_texts<const K: usize>(
     } else {
         pieces.into_par_iter().for_each(fill);
     }
-    let mut out = offsets.into_iter().zip(data).map(|(offsets, data)| Texts { data, offsets });
+    let mut out = offsets
+        .into_iter()
+        .zip(data)
+        .map(|(offsets, data)| Texts { data, offsets });
     std::array::from_fn(|_| out.next().unwrap_or_default())
 }
 
@@ -897,7 +900,8 @@ pub enum Found {
     NotFound,
 }
 
-/// A string column on its way out: `n + 1` offsets from 0.
+/// A string column on its way out: `n + 1` offsets from 0, monotonic, ending
+/// at `data.len()`; every value is UTF-8 (the bindings rely on it).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Texts {
     pub data: Vec<u8>,
@@ -1109,12 +1113,7 @@ impl Index {
                 rayon::join(
                     || {
                         rayon::join(
-                            || {
-                                rayon::join(
-                                    || encode_with(n, place_of),
-                                    || encode_with(n, rest_of),
-                                )
-                            },
+                            || rayon::join(|| encode_with(n, place_of), || encode_with(n, rest_of)),
                             || encode(&rows.lg_code, n),
                         )
                     },
@@ -1641,7 +1640,10 @@ impl Index {
             birth_date: column(&fixed, seq, |f| f.1.birth),
             // an absent row's sex is 0 (its zeroed record would read as 1)
             sex: if seq {
-                rows.iter().zip(&fixed).map(|(&r, f)| if r == NO_ROW { 0 } else { f.1.sex() }).collect()
+                rows.iter()
+                    .zip(&fixed)
+                    .map(|(&r, f)| if r == NO_ROW { 0 } else { f.1.sex() })
+                    .collect()
             } else {
                 rows.par_iter()
                     .zip(fixed.par_iter())

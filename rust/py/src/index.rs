@@ -13,8 +13,8 @@ use std::sync::{Arc, RwLock, RwLockReadGuard, RwLockWriteGuard};
 use arrow_array::cast::AsArray;
 use arrow_array::types::{Date32Type, Int32Type, Int8Type, UInt64Type, UInt8Type};
 use arrow_array::{
-    Array, ArrayRef, Date32Array, Int8Array, LargeStringArray, ListArray, StringArray, StructArray,
-    UInt64Array, UInt8Array,
+    Array, ArrayRef, Date32Array, DictionaryArray, Int8Array, LargeStringArray, ListArray,
+    StringArray, StructArray, UInt64Array, UInt8Array,
 };
 use arrow_buffer::{Buffer, NullBuffer, OffsetBuffer, ScalarBuffer};
 use arrow_schema::{DataType, Field, Fields};
@@ -25,8 +25,9 @@ use jukicore_core::index::{
 use jukicore_core::CoreError;
 use pyo3::prelude::*;
 use pyo3::sync::PyOnceLock;
+use pyo3::types::PyDict;
 
-use crate::arrow::{import_array, to_pyarrow};
+use crate::arrow::{import_array, to_pyarrow_batch};
 use crate::error::Result;
 
 /// The key deriver: the owner plugs the real normalization in here.
@@ -74,7 +75,9 @@ fn codes<'a>(a: &'a ArrayRef, name: &str) -> std::result::Result<&'a [u64], Core
     no_nulls(a, name)?;
     match a.data_type() {
         DataType::UInt64 => Ok(a.as_primitive::<UInt64Type>().values()),
-        other => Err(invalid(format!("column {name} must be uint64, not {other}"))),
+        other => Err(invalid(format!(
+            "column {name} must be uint64, not {other}"
+        ))),
     }
 }
 
@@ -182,31 +185,35 @@ impl RetiredArrays {
     }
 }
 
-fn texts(t: Texts, nulls: Option<NullBuffer>) -> std::result::Result<ArrayRef, CoreError> {
-    let bad = |e: arrow_schema::ArrowError| invalid(format!("cannot build a text column: {e}"));
+fn texts(t: Texts, nulls: Option<NullBuffer>) -> ArrayRef {
     let values = Buffer::from_vec(t.data);
     if t.offsets.last().copied().unwrap_or(0) <= i64::from(i32::MAX) {
         let offs: Vec<i32> = t.offsets.iter().map(|&o| o as i32).collect();
-        Ok(Arc::new(
-            StringArray::try_new(OffsetBuffer::new(ScalarBuffer::from(offs)), values, nulls)
-                .map_err(bad)?,
-        ))
-    } else {
-        Ok(Arc::new(
-            LargeStringArray::try_new(
-                OffsetBuffer::new(ScalarBuffer::from(t.offsets)),
+        // SAFETY: `Index::gather` guarantees its texts: offsets from 0, monotonic,
+        // within the data, every value UTF-8 (dictionary entries are checked when
+        // built and opened, and an address splits at an ASCII or fullwidth digit,
+        // a character boundary); the offsets fit i32 (checked above).
+        Arc::new(unsafe {
+            StringArray::new_unchecked(
+                OffsetBuffer::new_unchecked(ScalarBuffer::from(offs)),
                 values,
                 nulls,
             )
-            .map_err(bad)?,
-        ))
+        })
+    } else {
+        // SAFETY: as above.
+        Arc::new(unsafe {
+            LargeStringArray::new_unchecked(
+                OffsetBuffer::new_unchecked(ScalarBuffer::from(t.offsets)),
+                values,
+                nulls,
+            )
+        })
     }
 }
 
 /// The item columns of gathered rows (null where a row is absent).
-fn item_columns(
-    g: Gathered,
-) -> std::result::Result<Vec<(&'static str, ArrayRef)>, CoreError> {
+fn item_columns(g: Gathered) -> std::result::Result<Vec<(&'static str, ArrayRef)>, CoreError> {
     let nulls = if g.present.iter().all(|&p| p) {
         None
     } else {
@@ -220,25 +227,23 @@ fn item_columns(
             "code",
             Arc::new(UInt64Array::new(ScalarBuffer::from(g.code), nulls.clone())) as ArrayRef,
         ),
-        ("family_name", texts(g.family_name, nulls.clone())?),
-        ("given_name", texts(g.given_name, nulls.clone())?),
+        ("family_name", texts(g.family_name, nulls.clone())),
+        ("given_name", texts(g.given_name, nulls.clone())),
         ("birth_date", date(g.birth_date)),
         (
             "sex",
             Arc::new(Int8Array::new(ScalarBuffer::from(g.sex), nulls.clone())),
         ),
-        ("address", texts(g.address, nulls.clone())?),
-        ("lg_code", texts(g.lg_code, nulls.clone())?),
+        ("address", texts(g.address, nulls.clone())),
+        ("lg_code", texts(g.lg_code, nulls.clone())),
         (
             "status",
             Arc::new(UInt8Array::new(ScalarBuffer::from(g.status), nulls.clone())),
         ),
         ("change_date", date(g.change_date)),
-        ("change_reason", texts(g.change_reason, nulls.clone())?),
+        ("change_reason", texts(g.change_reason, nulls.clone())),
     ])
 }
-
-static FROM_STRUCT: PyOnceLock<Py<PyAny>> = PyOnceLock::new();
 
 fn batch<'py>(py: Python<'py>, cols: Vec<(&'static str, ArrayRef)>) -> Result<Bound<'py, PyAny>> {
     let fields: Fields = cols
@@ -248,15 +253,35 @@ fn batch<'py>(py: Python<'py>, cols: Vec<(&'static str, ArrayRef)>) -> Result<Bo
     let arrays: Vec<ArrayRef> = cols.into_iter().map(|(_, a)| a).collect();
     let st = StructArray::try_new(fields, arrays, None)
         .map_err(|e| invalid(format!("cannot build a record batch: {e}")))?;
-    let arr = to_pyarrow(py, Arc::new(st), None)?;
-    let from_struct = FROM_STRUCT.get_or_try_init(py, || -> PyResult<Py<PyAny>> {
+    to_pyarrow_batch(py, Arc::new(st))
+}
+
+static FROM_ORDINAL: PyOnceLock<Py<PyAny>> = PyOnceLock::new();
+
+/// Days since 1970-01-01 as a `datetime.date`.
+fn date<'py>(py: Python<'py>, days: i32) -> Result<Bound<'py, PyAny>> {
+    let from_ordinal = FROM_ORDINAL.get_or_try_init(py, || -> PyResult<Py<PyAny>> {
         Ok(py
-            .import("pyarrow")?
-            .getattr("RecordBatch")?
-            .getattr("from_struct_array")?
+            .import("datetime")?
+            .getattr("date")?
+            .getattr("fromordinal")?
             .unbind())
     })?;
-    Ok(from_struct.bind(py).call1((arr,))?)
+    Ok(from_ordinal.bind(py).call1((i64::from(days) + 719_163,))?)
+}
+
+/// A code given as a Python int or a string of digits (a scalar lookup).
+fn scalar_code(obj: &Bound<'_, PyAny>) -> Option<std::result::Result<u64, CoreError>> {
+    if let Ok(c) = obj.extract::<u64>() {
+        return Some(Ok(c));
+    }
+    let s: String = obj.extract().ok()?;
+    Some(
+        s.parse::<u64>()
+            .ok()
+            .filter(|_| !s.is_empty() && s.len() <= 11 && s.bytes().all(|b| b.is_ascii_digit()))
+            .ok_or_else(|| invalid(format!("{s:?} is not a resident code (11 digits)"))),
+    )
 }
 
 fn utf8(values: Vec<&'static str>) -> ArrayRef {
@@ -282,13 +307,83 @@ struct IdentityIndexCore {
 }
 
 fn read(l: &RwLock<Index>) -> std::result::Result<RwLockReadGuard<'_, Index>, CoreError> {
-    l.read()
-        .map_err(|_| invalid("this index is unusable: an earlier call failed inside the Rust core".into()))
+    l.read().map_err(|_| {
+        invalid("this index is unusable: an earlier call failed inside the Rust core".into())
+    })
 }
 
 fn write(l: &RwLock<Index>) -> std::result::Result<RwLockWriteGuard<'_, Index>, CoreError> {
-    l.write()
-        .map_err(|_| invalid("this index is unusable: an earlier call failed inside the Rust core".into()))
+    l.write().map_err(|_| {
+        invalid("this index is unusable: an earlier call failed inside the Rust core".into())
+    })
+}
+
+impl IdentityIndexCore {
+    fn lookup_scalar<'py>(&self, py: Python<'py>, code: u64) -> Result<Bound<'py, PyAny>> {
+        let (hit, g) = {
+            let idx = read(&self.inner)?;
+            let hit = idx.lookup(&[code])[0];
+            let row = match hit {
+                Hit::Found(r) => r,
+                _ => NO_ROW,
+            };
+            (hit, idx.gather(&[row]))
+        };
+        let d = PyDict::new(py);
+        let found = matches!(hit, Hit::Found(_));
+        d.set_item(
+            "hit",
+            match hit {
+                Hit::Found(_) => "found",
+                Hit::Retired { .. } => "retired",
+                Hit::NotFound => "not_found",
+            },
+        )?;
+        d.set_item("code", code)?;
+        let none = py.None();
+        for (name, t) in [
+            ("family_name", &g.family_name),
+            ("given_name", &g.given_name),
+        ] {
+            if found {
+                d.set_item(name, t.value(0))?
+            } else {
+                d.set_item(name, &none)?
+            }
+        }
+        if found {
+            d.set_item("birth_date", date(py, g.birth_date[0])?)?;
+            d.set_item("sex", g.sex[0])?;
+            d.set_item("address", g.address.value(0))?;
+            d.set_item("lg_code", g.lg_code.value(0))?;
+            d.set_item("status", g.status[0])?;
+            d.set_item("change_date", date(py, g.change_date[0])?)?;
+            d.set_item("change_reason", g.change_reason.value(0))?;
+        } else {
+            for name in [
+                "birth_date",
+                "sex",
+                "address",
+                "lg_code",
+                "status",
+                "change_date",
+                "change_reason",
+            ] {
+                d.set_item(name, &none)?;
+            }
+        }
+        match hit {
+            Hit::Retired { new, on } => {
+                d.set_item("new_code", new)?;
+                d.set_item("retired_on", date(py, on)?)?;
+            }
+            _ => {
+                d.set_item("new_code", &none)?;
+                d.set_item("retired_on", &none)?;
+            }
+        }
+        Ok(d.into_any())
+    }
 }
 
 #[pymethods]
@@ -361,7 +456,18 @@ impl IdentityIndexCore {
 
     /// One row per code: `hit` ("found", "retired", "not_found"), the items
     /// (null unless found), `new_code` and `retired_on` (null unless retired).
-    fn lookup<'py>(&self, py: Python<'py>, codes_in: &Bound<'py, PyAny>) -> Result<Bound<'py, PyAny>> {
+    ///
+    /// A scalar code (an int or a string of digits) is answered in kind: a
+    /// dict of the same fields (the dates as `datetime.date`), without an
+    /// Arrow round trip.
+    fn lookup<'py>(
+        &self,
+        py: Python<'py>,
+        codes_in: &Bound<'py, PyAny>,
+    ) -> Result<Bound<'py, PyAny>> {
+        if let Some(code) = scalar_code(codes_in) {
+            return self.lookup_scalar(py, code?);
+        }
         let arr = import_array(codes_in)?;
         let inner = &self.inner;
         let (hits, gathered) = py.detach(|| -> std::result::Result<_, CoreError> {
@@ -377,37 +483,47 @@ impl IdentityIndexCore {
                 .collect();
             Ok((hits, idx.gather(&rows)))
         })?;
-        let queried = codes(&arr, "codes")?.to_vec();
-        let mut cols = vec![
-            (
-                "hit",
-                utf8(
-                    hits.iter()
-                        .map(|h| match h {
-                            Hit::Found(_) => "found",
-                            Hit::Retired { .. } => "retired",
-                            Hit::NotFound => "not_found",
-                        })
-                        .collect(),
-                ),
-            ),
-            ("code", Arc::new(UInt64Array::from(queried)) as ArrayRef),
-        ];
-        cols.extend(item_columns(gathered)?.into_iter().skip(1));
-        let retired: Vec<Option<(u64, i32)>> = hits
+        let kinds: Vec<i8> = hits
             .iter()
             .map(|h| match h {
-                Hit::Retired { new, on } => Some((*new, *on)),
-                _ => None,
+                Hit::Found(_) => 0,
+                Hit::Retired { .. } => 1,
+                Hit::NotFound => 2,
             })
             .collect();
+        let hit = DictionaryArray::<Int8Type>::try_new(
+            Int8Array::from(kinds),
+            Arc::new(StringArray::from(vec!["found", "retired", "not_found"])),
+        )
+        .map_err(|e| invalid(format!("cannot build the hit column: {e}")))?;
+        // the queried codes are the input column itself (uint64, no nulls)
+        let mut cols = vec![("hit", Arc::new(hit) as ArrayRef), ("code", arr.clone())];
+        cols.extend(item_columns(gathered)?.into_iter().skip(1));
+        let retired: Vec<bool> = hits
+            .iter()
+            .map(|h| matches!(h, Hit::Retired { .. }))
+            .collect();
+        let any = retired.iter().any(|&r| r);
+        let valid = any.then(|| NullBuffer::from(retired));
+        let (new, on): (Vec<u64>, Vec<i32>) = if any {
+            hits.iter()
+                .map(|h| match h {
+                    Hit::Retired { new, on } => (*new, *on),
+                    _ => (0, 0),
+                })
+                .unzip()
+        } else {
+            (vec![0; hits.len()], vec![0; hits.len()])
+        };
+        let none = (!any).then(|| NullBuffer::new_null(hits.len()));
+        let nulls = valid.or(none);
         cols.push((
             "new_code",
-            Arc::new(retired.iter().map(|r| r.map(|x| x.0)).collect::<UInt64Array>()),
+            Arc::new(UInt64Array::new(ScalarBuffer::from(new), nulls.clone())),
         ));
         cols.push((
             "retired_on",
-            Arc::new(retired.iter().map(|r| r.map(|x| x.1)).collect::<Date32Array>()),
+            Arc::new(Date32Array::new(ScalarBuffer::from(on), nulls)),
         ));
         batch(py, cols)
     }
@@ -465,9 +581,15 @@ impl IdentityIndexCore {
                 Some(s) => {
                     let v = match s.data_type() {
                         DataType::Int8 => s.as_primitive::<Int8Type>(),
-                        other => return Err(invalid(format!("column sex must be int8, not {other}"))),
+                        other => {
+                            return Err(invalid(format!("column sex must be int8, not {other}")))
+                        }
                     };
-                    Some((0..v.len()).map(|i| if v.is_null(i) { 0 } else { v.value(i) }).collect())
+                    Some(
+                        (0..v.len())
+                            .map(|i| if v.is_null(i) { 0 } else { v.value(i) })
+                            .collect(),
+                    )
                 }
                 None => None,
             };
