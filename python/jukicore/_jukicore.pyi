@@ -1,7 +1,8 @@
 """Type stubs of the Rust extension (checked against the built module by stubtest)."""
 
+from datetime import date
 from os import PathLike
-from typing import Any, Protocol, Self, final
+from typing import Any, Protocol, Self, final, overload
 
 import numpy as np
 import numpy.typing as npt
@@ -25,6 +26,7 @@ __all__ = [
     "TEXT_NULL",
     "TEXT_SURROUNDING",
     "TEXT_TOO_LONG",
+    "IdentityIndexCore",
     "IssuerCore",
     "MerkleLeaves",
     "RegistryCore",
@@ -125,6 +127,84 @@ class IssuerCore:
     def save(self, path: str | PathLike[str]) -> None: ...
     @staticmethod
     def load(key: bytes, path: str | PathLike[str]) -> IssuerCore: ...
+
+# -- the identity lookup index (jukicore_core::index) ------------------------------------
+
+@final
+class IdentityIndexCore:
+    """The center's identity lookup index. Columns are Arrow arrays without nulls:
+    ``code`` uint64, texts string or large_string, dates date32 (or int32 days),
+    ``sex`` int8 (1, 2, 9), ``status`` uint8 (0 resident, 1 removed). Answers are
+    ``pyarrow.RecordBatch`` objects."""
+
+    @staticmethod
+    def build(
+        code: _ArrowArray,
+        family_name: _ArrowArray,
+        given_name: _ArrowArray,
+        address: _ArrowArray,
+        lg_code: _ArrowArray,
+        change_reason: _ArrowArray,
+        birth_date: _ArrowArray,
+        sex: _ArrowArray,
+        status: _ArrowArray,
+        change_date: _ArrowArray,
+        *,
+        retired_old: _ArrowArray | None = None,
+        retired_new: _ArrowArray | None = None,
+        retired_on: _ArrowArray | None = None,
+        store_id: str,
+        mark: int,
+    ) -> IdentityIndexCore: ...
+    @staticmethod
+    def open(path: str | PathLike[str]) -> IdentityIndexCore: ...
+    def save(self, path: str | PathLike[str]) -> None: ...
+    @overload
+    def lookup(self, codes_in: int | str) -> dict[str, Any]: ...
+    @overload
+    def lookup(self, codes_in: _ArrowArray) -> Any: ...  # a pyarrow.RecordBatch
+    def search(
+        self,
+        family_name: str,
+        given_name: str,
+        birth_date: date | int,
+        sex: int | None = None,
+        address: str | None = None,
+    ) -> Any: ...  # a pyarrow.RecordBatch
+    def search_many(
+        self,
+        family_name: _ArrowArray,
+        given_name: _ArrowArray,
+        birth_date: _ArrowArray,
+        sex: _ArrowArray | None = None,
+        address: _ArrowArray | None = None,
+    ) -> Any: ...  # a pyarrow.RecordBatch: status, codes
+    def apply_delta(
+        self,
+        code: _ArrowArray,
+        family_name: _ArrowArray,
+        given_name: _ArrowArray,
+        address: _ArrowArray,
+        lg_code: _ArrowArray,
+        change_reason: _ArrowArray,
+        birth_date: _ArrowArray,
+        sex: _ArrowArray,
+        status: _ArrowArray,
+        change_date: _ArrowArray,
+        *,
+        removed: _ArrowArray | None = None,
+        retired_old: _ArrowArray | None = None,
+        retired_new: _ArrowArray | None = None,
+        retired_on: _ArrowArray | None = None,
+        mark: int,
+    ) -> None: ...
+    @property
+    def mark(self) -> int: ...
+    @property
+    def store_id(self) -> str: ...
+    def __len__(self) -> int: ...
+    def memory_bytes(self) -> int: ...
+    def overlay_len(self) -> int: ...
 
 # -- the audit log's Merkle tree (RFC 6962; jukicore_core::merkle) ----------------------
 

@@ -3,7 +3,8 @@
 //! No Python here: identifiers and their check digits ([`checkdigit`]), the
 //! set of every code ever issued ([`codeset`]), resident-code allocation
 //! ([`registry`]) and My Number derivation ([`mynumber`]), and the checksummed
-//! file container they persist in ([`container`]), bulk AES-256-GCM of
+//! file container they persist in ([`container`]), the identity lookup index
+//! ([`index`]), bulk AES-256-GCM of
 //! record columns ([`aead`]), canonical JSON digests of records ([`canonical`]), the
 //! checks every stored text passes ([`text`]), match keys of names and addresses
 //! ([`normalize`]) and the audit log's RFC 6962 Merkle tree
@@ -17,6 +18,7 @@ pub mod checkdigit;
 pub mod codeset;
 pub mod container;
 pub mod error;
+pub mod index;
 pub mod mem;
 pub mod merkle;
 pub mod mynumber;

@@ -164,3 +164,15 @@ pub(crate) fn to_pyarrow(
     let export = Bound::new(py, ArrowExport { array, field })?;
     Ok(pa_array.bind(py).call1((export,))?)
 }
+
+static PA_RECORD_BATCH: PyOnceLock<Py<PyAny>> = PyOnceLock::new();
+
+/// A struct array as a `pyarrow.RecordBatch` (its fields the columns; imported
+/// through the capsules in one call, the buffers not copied).
+pub(crate) fn to_pyarrow_batch(py: Python<'_>, array: ArrayRef) -> Result<Bound<'_, PyAny>> {
+    let pa_batch = PA_RECORD_BATCH.get_or_try_init(py, || -> PyResult<Py<PyAny>> {
+        Ok(py.import("pyarrow")?.getattr("record_batch")?.unbind())
+    })?;
+    let export = Bound::new(py, ArrowExport { array, field: None })?;
+    Ok(pa_batch.bind(py).call1((export,))?)
+}

@@ -11,6 +11,7 @@ mod aead;
 mod arrow;
 mod canonical;
 mod error;
+mod index;
 mod merkle;
 mod normalize;
 
@@ -283,6 +284,7 @@ fn _jukicore(m: &Bound<'_, PyModule>) -> PyResult<()> {
     canonical::register(m)?;
     merkle::register(m)?;
     normalize::register(m)?;
+    index::register(m)?;
     m.add_class::<RegistryCore>()?;
     m.add_class::<IssuerCore>()?;
     Ok(())

@@ -1,0 +1,150 @@
+"""The identity lookup index (IdentityIndexCore) against DuckDB, from Python.
+
+* build, save, open (memory-mapped) of N synthetic identity rows;
+* 10,000,000 code lookups with the items gathered into Arrow, against DuckDB's hash
+  join of the same probe codes with the same table (materialized to Arrow);
+  target: >= 3x faster;
+* one code lookup at a time (p50, p99; target p99 <= 20 us) and one four-item
+  search at a time (p50, p99; target p99 <= 1 ms).
+
+Usage: python benches/compare_index.py [--rows 10000000] [--probes 10000000]
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from jukicore._jukicore import IdentityIndexCore
+
+KANJI = list("山田中川佐藤鈴木高橋伊渡辺小林加吉松井上村石清水森池野原藤本岡近後長谷斎坂遠青西東北南"
+             "大島竹内太郎次花子美恵一二三健誠翔陽菜愛結真優斗")
+
+
+def _pool(rng: np.random.Generator, n: int, lo: int, hi: int, suffix: str = "") -> pa.Array:
+    return pa.array(["".join(rng.choice(KANJI, size=int(rng.integers(lo, hi + 1)))) + suffix
+                     for _ in range(n)])
+
+
+def _pick(pool: pa.Array, idx: np.ndarray) -> pa.Array:
+    return pc.take(pool, pa.array(idx))
+
+
+def synthesize(n: int, seed: int = 1) -> dict[str, Any]:
+    """N rows: codes a bijection of the 10^10 bodies (distinct), names from pools of
+    20,000 family and 50,000 given names, addresses pref + city + town + N-M-K."""
+    rng = np.random.default_rng(seed)
+    i = np.arange(n, dtype=np.uint64)
+    body = (i * np.uint64(7_919_000_003) + np.uint64(12_345)) % np.uint64(10_000_000_000)
+    code = body * np.uint64(10) + body % np.uint64(7)
+    towns = _pool(rng, 70_000, 3, 6, "町")
+    town = rng.integers(0, len(towns), n)
+    numbers = [pa.array(rng.integers(1, k, n)).cast(pa.string()) for k in (10, 31, 21)]
+    address = pc.binary_join_element_wise(_pick(towns, town), numbers[0], numbers[1],
+                                          numbers[2], "-")
+    lg = pa.array(10_000 + 37 * rng.integers(0, 1_741, n)).cast(pa.string())
+    lg = pc.utf8_lpad(lg, 6, "0")
+    reasons = pa.array(["出生", "転入", "転居", "氏名変更", "職権記載"])
+    return {
+        "code": pa.array(code, pa.uint64()),
+        "family_name": _pick(_pool(rng, 20_000, 1, 3), rng.integers(0, 20_000, n)),
+        "given_name": _pick(_pool(rng, 50_000, 1, 3), rng.integers(0, 50_000, n)),
+        "address": address,
+        "lg_code": lg,
+        "change_reason": _pick(reasons, rng.integers(0, len(reasons), n)),
+        "birth_date": pa.array(rng.integers(-20_000, 20_000, n).astype(np.int32)).cast(
+            pa.date32()),
+        "sex": pa.array(rng.choice(np.array([1, 2], np.int8), n)),
+        "status": pa.array((rng.integers(0, 20, n) == 0).astype(np.uint8)),
+        "change_date": pa.array(rng.integers(0, 20_000, n).astype(np.int32)).cast(pa.date32()),
+    }
+
+
+def _timed(f: Any) -> tuple[float, Any]:
+    t = time.perf_counter()
+    out = f()
+    return time.perf_counter() - t, out
+
+
+def _pct(v: list[float], p: float) -> float:
+    v = sorted(v)
+    return v[int((len(v) - 1) * p)]
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--rows", type=int, default=10_000_000)
+    ap.add_argument("--probes", type=int, default=10_000_000)
+    ap.add_argument("--singles", type=int, default=20_000)
+    args = ap.parse_args(argv)
+    cols = synthesize(args.rows)
+    t_build, index = _timed(lambda: IdentityIndexCore.build(**cols, store_id="bench", mark=1))
+    print(f"build {args.rows:,} rows: {t_build:.2f} s, memory_bytes "
+          f"{index.memory_bytes() / 1e9:.2f} GB")
+    with tempfile.TemporaryDirectory() as d:
+        path = Path(d) / "identity.idx"
+        t_save, _ = _timed(lambda: index.save(path))
+        del index
+        t_open, index = _timed(lambda: IdentityIndexCore.open(path))
+        print(f"save {t_save:.2f} s ({path.stat().st_size / 1e9:.2f} GB), open {t_open:.3f} s")
+        rng = np.random.default_rng(7)
+        probe = pc.take(cols["code"], pa.array(rng.integers(0, args.rows, args.probes)))
+        ours = [_timed(lambda: index.lookup(probe))[0] for _ in range(3)]
+
+        import duckdb
+
+        con = duckdb.connect()
+        people = pa.table(cols)
+        con.register("people", people)
+        con.register("probe", pa.table({"code": probe}))
+        sql = ("SELECT p.code, family_name, given_name, birth_date, sex, address, lg_code, "
+               "status, change_date, change_reason FROM probe p LEFT JOIN people USING (code)")
+
+        def duck() -> pa.Table:
+            return con.sql(sql).to_arrow_table()
+
+        theirs = [_timed(duck)[0] for _ in range(3)]
+        ratio = statistics.median(theirs) / statistics.median(ours)
+        print(f"{args.probes:,} lookups with the items: jukicore {statistics.median(ours):.2f} s, "
+              f"DuckDB hash join {statistics.median(theirs):.2f} s, ratio {ratio:.2f}x "
+              f"(target >= 3x)")
+        codes = probe.to_numpy()[: args.singles].tolist()
+        single, one_array = [], []
+        for c in codes:
+            t = time.perf_counter()
+            index.lookup(c)
+            single.append((time.perf_counter() - t) * 1e6)
+            one = pa.array([c], pa.uint64())
+            t = time.perf_counter()
+            index.lookup(one)
+            one_array.append((time.perf_counter() - t) * 1e6)
+        print(f"single code lookup (an int, answered as a dict): p50 {_pct(single, 0.5):.1f} us, "
+              f"p99 {_pct(single, 0.99):.1f} us (target p99 <= 20 us)")
+        print(f"single code lookup (a 1-element array, answered as a RecordBatch): p50 "
+              f"{_pct(one_array, 0.5):.1f} us, p99 {_pct(one_array, 0.99):.1f} us")
+        rows = rng.integers(0, args.rows, args.singles)
+        fam, giv = cols["family_name"], cols["given_name"]
+        birth, sex, adr = cols["birth_date"], cols["sex"], cols["address"]
+        lat = []
+        for r in rows.tolist():
+            q = (fam[r].as_py(), giv[r].as_py(), birth[r].as_py(), sex[r].as_py(), adr[r].as_py())
+            t = time.perf_counter()
+            out = index.search(q[0], q[1], q[2], sex=q[3], address=q[4])
+            lat.append((time.perf_counter() - t) * 1e6)
+            assert out.num_rows >= 1
+        print(f"four-item search: p50 {_pct(lat, 0.5):.1f} us, p99 {_pct(lat, 0.99):.1f} us "
+              f"(target p99 <= 1000 us)")
+        del index
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
