@@ -141,25 +141,24 @@ def _number(run: str) -> str:
 def _numbers(v: str) -> str:
     out: list[str] = []
     sep = ""  # "", "plain" or "ban"
-    last_digit = multi = False
+    last_digit = False
     i, n = 0, len(v)
     while i < n:
         c = v[i]
         if c in _KN:
             j = _run_end(v, i)
             if _converts(v, i, j, sep != ""):
-                multi = sep != ""
                 out.append(_number(v[i:j]))
                 last_digit = True
             else:
+                if sep:  # a separator stays only between two numbers
+                    out.pop()
                 out.append(v[i:j])
                 last_digit = False
             sep = ""
             i = j
             continue
         if c in _DIGITS:
-            if not last_digit:
-                multi = sep != ""
             out.append(c)
             last_digit = True
             sep = ""
@@ -185,14 +184,26 @@ def _numbers(v: str) -> str:
                 sep = new
                 i += step
                 continue
-        elif sep and (c in _HYPHENS or (c in "のノ" and _number_at(v, i + 1))):
-            i += 1
-            continue
+        elif sep:
+            # after a separator, more separators are one (1番番 → 1)
+            nxt = v[i + 1] if i + 1 < n else ""
+            step = 0
+            if c in _HYPHENS or (c in "のノ" and _number_at(v, i + 1)) or c == "号":
+                step = 1
+            elif (c == "丁" and nxt == "目") or (c == "番" and nxt == "地"):
+                step = 2
+            elif c == "番" and nxt not in ("町", "丁"):
+                step = 1
+            if step:
+                i += step
+                continue
+        if sep:
+            out.pop()
         out.append(c)
         last_digit = False
         sep = ""
         i += 1
-    if sep == "ban" or (sep == "plain" and multi):
+    if sep:
         out.pop()
     return "".join(out)
 

@@ -42,6 +42,10 @@ CURATED = [
     ("𠮷", "吉"),  # U+20BB7 つちよし
     ("𡈽", "土"),  # U+2123D 土 with a dot
     ("濵", "浜"),
+    ("峯", "峰"),
+    ("栁", "柳"),
+    ("淵", "渕"),  # (渕 the usual form in names: either side of a pair folds to one key)
+    ("舘", "館"),
 ]
 
 

@@ -197,6 +197,7 @@ class IdentityIndexCore:
         retired_new: _ArrowArray | None = None,
         retired_on: _ArrowArray | None = None,
         mark: int,
+        store_id: str | None = None,
     ) -> None: ...
     @property
     def mark(self) -> int: ...

@@ -165,7 +165,7 @@ def verify(directory: Path, agency: str, purpose: str, source: Path, out: Path,
     """Verify an agency's table IN (Parquet or Arrow IPC): by resident_code, by the four
     items (family_name, given_name, birth_date, address, sex), or both; each row answered,
     each answer a provision record. Exit 1 if the request is refused."""
-    from jukicore.identity.provide import read_table, write_table
+    from jukicore.identity.verify import read_table, write_table
 
     table = read_table(source)
     with _store(directory) as st:

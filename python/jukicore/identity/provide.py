@@ -77,7 +77,7 @@ ITEM_COLUMNS: dict[str, tuple[str, ...]] = {
     "changes": ("status", "change_date", "change_reason"),
 }
 #: The record's columns in the identity store, in :data:`ANSWER_SCHEMA`'s names.
-_RECORD = ("resident_code", "family_name", "given_name", "birth_date", "sex", "address",
+RECORD = ("resident_code", "family_name", "given_name", "birth_date", "sex", "address",
            "status", "change_date", "change_reason")
 
 DISCLOSURE_SCHEMA = pa.schema([
@@ -130,13 +130,13 @@ def _date(value: Any, name: str) -> dt.date | None:
     return value
 
 
-def _check_names(agency: Any, purpose: Any) -> None:
+def check_ids(agency: Any, purpose: Any) -> None:
     for name, v in (("agency", agency), ("purpose", purpose)):
         if not isinstance(v, str) or not lp.ID_PATTERN.fullmatch(v):
             raise InvalidInputError(f"{name} {v!r}: an id of the legal purposes table")
 
 
-def _request_id(request_id: str | None) -> str:
+def new_request_id(request_id: str | None) -> str:
     if request_id is None:
         return secrets.token_hex(8)
     if not isinstance(request_id, str) or not lp.ID_PATTERN.fullmatch(request_id):
@@ -204,10 +204,10 @@ def _record_rows(s: Session, codes: list[int]) -> dict[int, dict[str, Any]]:
     if not codes:
         return {}
     cond, params = s.any_of("resident_code", codes)
-    cols = ", ".join(_RECORD)
+    cols = ", ".join(RECORD)
     out = {}
     for r in s.query(f"SELECT {cols} FROM identity WHERE {cond}", params):
-        row = dict(zip(_RECORD, r, strict=True))
+        row = dict(zip(RECORD, r, strict=True))
         row["birth_date"], row["change_date"] = s.pd(row["birth_date"]), s.pd(row["change_date"])
         out[int(row["resident_code"])] = row
     return out
@@ -227,7 +227,7 @@ def _as_of(s: Session, code: int, day: dt.date) -> dict[str, Any] | None:
     """The code's record as it stood at the end of ``day``, from its history: the last
     entry of that date or before that was taken into the current info (quarantined ones
     never were), a move-in before a move-out of the same day."""
-    cols = ", ".join(f"h.{c}" for c in _RECORD)
+    cols = ", ".join(f"h.{c}" for c in RECORD)
     rows = s.query(
         f"SELECT {cols} FROM identity_history h WHERE h.resident_code = ? AND"
         " h.change_date <= ? AND NOT EXISTS (SELECT 1 FROM identity_quarantine q WHERE"
@@ -236,7 +236,7 @@ def _as_of(s: Session, code: int, day: dt.date) -> dict[str, Any] | None:
         " DESC, h.seq DESC LIMIT 1", (code, s.d(day)))
     if not rows:
         return None
-    row = dict(zip(_RECORD, rows[0], strict=True))
+    row = dict(zip(RECORD, rows[0], strict=True))
     row["birth_date"], row["change_date"] = s.pd(row["birth_date"]), s.pd(row["change_date"])
     return row
 
@@ -280,7 +280,7 @@ def confirm(st: IdentityStore, *, agency: str, purpose: str, actor: Actor | str,
     given: one row ``found``/..., several ``ambiguous``, or ``not_found``)."""
     who = st._actor(actor)
     st.policy.precheck(who, ID_PROVIDE)
-    _check_names(agency, purpose)
+    check_ids(agency, purpose)
     if (code is None) == (four is None):
         raise InvalidInputError("a request asks by resident code or by the four items,"
                                 " one of them")
@@ -292,7 +292,7 @@ def confirm(st: IdentityStore, *, agency: str, purpose: str, actor: Actor | str,
                                 " as_of asks by resident code")
     as_of = _date(as_of, "as_of")
     embargo_until = _date(embargo_until, "embargo_until")
-    rid = _request_id(request_id)
+    rid = new_request_id(request_id)
     target = None if parsed is None else f"{parsed:011d}"
     with st.policy.session(who, ID_PROVIDE, now=now, target=target) as s:
         p = gate(st, s, who, agency, purpose, four=four is not None,
@@ -356,18 +356,18 @@ def changes_since(st: IdentityStore, *, agency: str, purpose: str, actor: Actor 
     The provision record names the items the changes touched."""
     who = st._actor(actor)
     st.policy.precheck(who, ID_PROVIDE)
-    _check_names(agency, purpose)
+    check_ids(agency, purpose)
     parsed = parse_resident_code(code)
     since_d = _date(since, "since")
     if since_d is None:
         raise InvalidInputError("since is a date")
-    rid = _request_id(request_id)
+    rid = new_request_id(request_id)
     target = f"{parsed:011d}"
     with st.policy.session(who, ID_PROVIDE, now=now, target=target) as s:
         p = gate(st, s, who, agency, purpose, four=False, embargo_until=None, now=now)
         if "changes" not in p.items:
             st.policy.deny(f"legal purpose {purpose} does not receive the change information")
-        cols = ", ".join(f"h.{c}" for c in _RECORD)
+        cols = ", ".join(f"h.{c}" for c in RECORD)
         entries = []
         for r in s.query(
                 f"SELECT {cols} FROM identity_history h WHERE h.resident_code = ? AND NOT"
@@ -375,7 +375,7 @@ def changes_since(st: IdentityStore, *, agency: str, purpose: str, actor: Actor 
                 " AND q.seq = h.seq) ORDER BY h.change_date, CASE h.change_reason WHEN"
                 " 'move_out' THEN 0 WHEN 'move_out_correction' THEN 0 ELSE 1 END, h.seq",
                 (parsed,)):
-            row = dict(zip(_RECORD, r, strict=True))
+            row = dict(zip(RECORD, r, strict=True))
             row["birth_date"] = s.pd(row["birth_date"])
             row["change_date"] = s.pd(row["change_date"])
             entries.append(row)
@@ -476,7 +476,7 @@ def close_purpose(st: IdentityStore, purpose: str, *, actor: Actor | str,
 
     who = st._actor(actor)
     st.policy.precheck(who, ID_PURPOSES)
-    _check_names("x", purpose)
+    check_ids("x", purpose)
     with st.policy.session(who, ID_PURPOSES, now=now, target=purpose) as s:
         if not lp.close(s, purpose):
             raise NotFoundError(f"no legal purpose {purpose!r} is in force")

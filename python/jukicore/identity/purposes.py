@@ -198,8 +198,8 @@ _SEEDED_AT = "2000-01-01 00:00:00"
 def seed(s: Session, tier: str) -> None:
     """Give a new store (whose ``meta`` came after its schema) the shipped purposes of its
     tier as version 1, if it holds none."""
-    if s.scalar("SELECT count(*) FROM legal_purpose"):
-        return
+    if not s.table_exists("legal_purpose") or s.scalar("SELECT count(*) FROM legal_purpose"):
+        return  # (a schema older than version 9: its migration seeds them)
     s.executemany(_INSERT, [_row(p, _SEEDED_AT, "jukicore") for p in default_purposes()
                             if tier in p.tiers])
 

@@ -63,6 +63,7 @@ from jukicore.errors import (
     PacketSequenceError,
 )
 from jukicore.identity import provide
+from jukicore.identity.index import StoreIndex
 from jukicore.identity.items import IDENTITY_COLUMNS, IDENTITY_SCHEMA
 from jukicore.identity.provide import FourItems
 from jukicore.identity.purposes import Purpose
@@ -234,11 +235,20 @@ def _v3(ddl: Ddl) -> list[str]:
     return [*stmts, *ddl.add_scratch_columns(_STAGING.name, _DECIDED)]
 
 
+#: The codes whose current info each packet changed, by the packet's number in the order
+#: applied (``packets_applied.mark``): what the lookup index (jukicore.identity.index)
+#: takes in to be as current as the store.
+_TOUCHED = Table("identity_touched", (Column("mark", "int", False),
+                                      Column("resident_code", "int", False)),
+                 ("mark", "resident_code"))
+
+
 def _v9(ddl: Ddl) -> list[str]:
     # which apply each packet was (its number: the index's mark of how current it is)
     from jukicore.identity.purposes import migration_statements
 
     return [ddl.add_column("packets_applied", Column("mark", "int")),
+            ddl.create_table(_TOUCHED),
             "UPDATE packets_applied SET mark = (SELECT count(*) FROM packets_applied p2"
             " WHERE p2.applied_at < packets_applied.applied_at OR (p2.applied_at ="
             " packets_applied.applied_at AND p2.packet_id <= packets_applied.packet_id))",
@@ -341,6 +351,7 @@ class IdentityStore:
         self.kind: str = meta["kind"]
         #: the one policy at this store (jukicore.access.policy): tier = kind
         self.policy = Gate(backend, self.kind, self.node_id)
+        self._index: StoreIndex | None = None
 
     def _actor(self, actor: Actor | str) -> Actor:
         """An :class:`Actor`; a node id (text) is that node acting by its verified id (a
@@ -475,9 +486,15 @@ class IdentityStore:
             cols = ", ".join(c.name for c in IDENTITY_COLUMNS)
             # Every entry goes into the history (the staging table is read in code order),
             # whether it became current, was superseded or was quarantined.
+            mark = int(s.scalar("SELECT coalesce(max(mark), 0) + 1 FROM packets_applied"))
             if staging is not None:
                 s.execute(f"INSERT INTO identity_history (lg_code, {cols}, packet_id)"
                           f" SELECT lg_code, {cols}, packet_id FROM {staging}")
+                # the codes whose current info this packet changed (the lookup index's delta)
+                s.execute("INSERT INTO identity_touched (mark, resident_code) SELECT ?,"
+                          f" resident_code FROM {staging} WHERE final = 1 UNION SELECT ?,"
+                          f" previous_resident_code FROM {staging} WHERE final = 1 AND"
+                          " previous_resident_code IS NOT NULL", (mark, mark))
                 s.unstage(staging)
             if v is None:
                 s.execute("INSERT INTO peers (lg_code, last_seq) VALUES (?, ?)",
@@ -485,10 +502,9 @@ class IdentityStore:
             else:
                 s.execute("UPDATE peers SET last_seq = ? WHERE lg_code = ?", (last_seq, sender))
             s.execute("INSERT INTO packets_applied (packet_id, lg_code, first_seq, last_seq,"
-                      " applied, applied_at, mark) SELECT ?, ?, ?, ?, ?, ?,"
-                      " coalesce(max(mark), 0) + 1 FROM packets_applied",
+                      " applied, applied_at, mark) VALUES (?, ?, ?, ?, ?, ?, ?)",
                       (packet_id, sender, first_seq, last_seq, fresh.num_rows,
-                       s.ts(utcnow())))
+                       s.ts(utcnow()), mark))
             _audit(s, who, "identity.apply", sender,
                    f"packet {packet_id} entries {first_seq}..{last_seq}, "
                    f"{fresh.num_rows} applied, {outcome.superseded} superseded, "
@@ -621,6 +637,46 @@ class IdentityStore:
                       now: dt.datetime | None = None) -> None:
         """Take a legal purpose out of force (admins, audited)."""
         provide.close_purpose(self, purpose, actor=actor, now=now)
+
+    def verify(self, table: Any, *, agency: str, purpose: str, actor: Actor | str,
+               since: dt.date | None = None, progress: Any = None,
+               request_id: str | None = None, now: dt.datetime | None = None) -> pa.Table:
+        """Answer every row of an agency's table, each with its provision record
+        (:func:`jukicore.identity.verify.verify`)."""
+        from jukicore.identity.verify import verify
+
+        return verify(self, table, agency=agency, purpose=purpose, actor=actor, since=since,
+                      progress=progress, request_id=request_id, now=now)
+
+    # ------------------------------------------------------------------ the index
+
+    def use_index(self, path: str | Path | None) -> None:
+        """Keep the lookup index in the file ``path`` (memory-mapped; built there when
+        missing or unusable). By default a SQLite store keeps it beside its database file
+        (``<file>.index``) and a PostgreSQL store in memory only."""
+        self._index = StoreIndex(self.node_id, path)
+
+    def current_index(self, s: Session) -> Any:
+        """The lookup index (``IdentityIndexCore``), as current as the store in ``s``."""
+        if self._index is None:
+            default = None if self._b.dialect != "sqlite" else f"{self._b.target}.index"
+            self._index = StoreIndex(self.node_id, default)
+        return self._index.current(s)
+
+    def save_index(self) -> int:
+        """Bring the lookup index up to the store and write its file; its mark."""
+        with self._b.session(write=False) as s:
+            self.current_index(s)
+            assert self._index is not None
+            return self._index.save(s)
+
+    def search_codes(self, four: FourItems, *, session: Session) -> list[int]:
+        """The codes whose current info matches ``four`` on every item given (match keys:
+        :mod:`jukicore.identity.normalize`), found in the lookup index."""
+        core = self.current_index(session)
+        found = core.search(four.family_name, four.given_name, four.birth_date,
+                            sex=four.sex, address=four.address)
+        return [int(c) for c in found.column("code").to_pylist()]
 
     # ------------------------------------------------------------------ code blocks
 

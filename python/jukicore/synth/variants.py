@@ -91,6 +91,8 @@ def _itaiji_table() -> dict[str, tuple[str, ...]]:
     for std, forms in _OLD_FORMS.items():
         table.setdefault(std, [])
         table[std] += [f for f in forms if f not in table[std]]
+    # 齊 is 斉's old form, not 斎's: 斉藤 and 斎藤 are different names, not two spellings
+    table["斎"] = [f for f in table.get("斎", []) if f != "齊"]
     return {k: tuple(f for f in v if f != k) for k, v in table.items() if v}
 
 

@@ -1282,6 +1282,14 @@ impl Index {
         &self.store_id
     }
 
+    /// Name the store state the index reflects (the caller's opaque id, as at
+    /// build time: after a delta it names the state the delta brought it to).
+    pub fn set_store_id(&mut self, store_id: &str) -> Result<()> {
+        store_id_ok(store_id)?;
+        self.store_id = store_id.to_owned();
+        Ok(())
+    }
+
     pub fn mark(&self) -> u64 {
         self.mark
     }

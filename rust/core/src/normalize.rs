@@ -62,9 +62,11 @@
 //!    and の / ノ before a number (an ASCII digit or a kanji numeral run that rule
 //!    5 converts in a separator's context) is dropped; の / ノ between a digit and
 //!    such a number → "-" (1の2 → 1-2, 1の三 → 1-3). 地割 stays (1地割).
-//! 7. A trailing "-" is removed when it came from 番/番地 (944番地 → 944) or ends
-//!    a number of several parts (1丁目2番 → 1-2, 1-2-3- → 1-2-3); a lone number
-//!    keeps it (十日町一丁目 → 十日町1-, so 十日町1丁目 and 十日町1番地 differ).
+//! 7. A separator's "-" stays only between two numbers: at the end or before
+//!    anything else it goes (944番地 → 944, 1丁目2番 → 1-2, 1-2-3- → 1-2-3,
+//!    十日町一丁目 → 十日町1, 944番地 パレス101号 → 944パレス101), so an address
+//!    written with or without its last separator, or with its building after
+//!    番地 or after a hyphen, has one key (十日町1丁目 and 十日町1番地 share it).
 //!
 //! So 1丁目2番3号 = 1-2-3 = １－２－３ = 一丁目二番地三 = 1丁目2番地の3, and
 //! 北海道名寄市風連町大町944番地5 = 北海道名寄市風連町大字大町944-5 =
@@ -441,17 +443,16 @@ fn address_key_with(s: &str, out: &mut String, sc: &mut Scratch) {
     // numbers and separators
     let mut sep = Sep::None;
     let mut last_digit = false; // the last character written is an ASCII digit
-    let mut multi = false; // the current number follows a separator
     let mut i = 0;
     while i < v.len() {
         let c = v[i];
         if is_kanji_numeral(c) {
             let j = run_end(&v, i);
             if converts(&v, i, j, sep != Sep::None) {
-                multi = sep != Sep::None;
                 write_number(&v[i..j], out);
                 last_digit = true;
             } else {
+                drop_separator(out, sep);
                 out.extend(&v[i..j]);
                 last_digit = false;
             }
@@ -460,9 +461,6 @@ fn address_key_with(s: &str, out: &mut String, sc: &mut Scratch) {
             continue;
         }
         if c.is_ascii_digit() {
-            if !last_digit {
-                multi = sep != Sep::None;
-            }
             out.push(c);
             last_digit = true;
             sep = Sep::None;
@@ -488,21 +486,39 @@ fn address_key_with(s: &str, out: &mut String, sc: &mut Scratch) {
                 i += step;
                 continue;
             }
-        } else if sep != Sep::None
-            && (is_hyphen(c) || (matches!(c, 'の' | 'ノ') && number_at(&v, i + 1)))
-        {
-            i += 1;
-            continue;
+        } else if sep != Sep::None {
+            // after a separator, more separators are one: hyphens, の before a number,
+            // and 丁目 / 番地 / 番 (not 番町, 番丁) / 号 written twice (1番番 → 1)
+            let step = match c {
+                c if is_hyphen(c) => 1,
+                'の' | 'ノ' if number_at(&v, i + 1) => 1,
+                '丁' if v.get(i + 1) == Some(&'目') => 2,
+                '番' if v.get(i + 1) == Some(&'地') => 2,
+                '番' if !matches!(v.get(i + 1), Some('町' | '丁')) => 1,
+                '号' => 1,
+                _ => 0,
+            };
+            if step > 0 {
+                i += step;
+                continue;
+            }
         }
+        drop_separator(out, sep);
         out.push(c);
         last_digit = false;
         sep = Sep::None;
         i += 1;
     }
-    if sep == Sep::Ban || (sep == Sep::Plain && multi) {
+    drop_separator(out, sep);
+    sc.chars = v;
+}
+
+/// A separator's "-" stays only between two numbers: before anything else (a
+/// building's name, the end) it goes (944番地 パレス → 944パレス, 1丁目 → 1).
+fn drop_separator(out: &mut String, sep: Sep) {
+    if sep != Sep::None {
         out.pop();
     }
-    sc.chars = v;
 }
 
 /// Clear `out` and write the match key of an address.
@@ -772,7 +788,7 @@ mod tests {
         ] {
             assert_eq!(ak(s), want, "{s}");
         }
-        assert_eq!(ak("十日町一丁目"), "十日町1-");
+        assert_eq!(ak("十日町一丁目"), "十日町1");
         assert_eq!(ak("944番地"), "944");
         assert_eq!(ak("1丁目2番"), "1-2");
         assert_eq!(ak("二十三番地"), "23");
@@ -804,7 +820,7 @@ mod tests {
         }
         assert_eq!(ak("千代田区三番町5番地"), "千代田区三番町5");
         assert_eq!(ak("六本木六丁目10番1号"), "六本木6-10-1");
-        assert_eq!(ak("九段北一丁目三田ビル"), "九段北1-三田ビル");
+        assert_eq!(ak("九段北一丁目三田ビル"), "九段北1三田ビル");
     }
 
     #[test]
@@ -940,5 +956,19 @@ mod tests {
                 .contains(&format!("value {}", CHUNK * 2 + 5)),
             "{err}"
         );
+    }
+}
+
+/// The index's keys ([`crate::index::Keys`]): [`name_key`] and [`address_key`]
+/// (which clear `out` first, as the index does before asking for a key).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct MatchKeys;
+
+impl crate::index::Keys for MatchKeys {
+    fn name(&self, s: &str, out: &mut String) {
+        name_key(s, out);
+    }
+    fn address(&self, s: &str, out: &mut String) {
+        address_key(s, out);
     }
 }

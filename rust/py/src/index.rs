@@ -19,9 +19,10 @@ use arrow_array::{
 use arrow_buffer::{Buffer, NullBuffer, OffsetBuffer, ScalarBuffer};
 use arrow_schema::{DataType, Field, Fields};
 use jukicore_core::index::{
-    Found, Gathered, Hit, Index, Input, Offsets, PlainKeys, Queries, Query, RetiredCodes, Rows,
+    Found, Gathered, Hit, Index, Input, Offsets, Queries, Query, RetiredCodes, Rows,
     StrCol, Texts, NO_ROW,
 };
+use jukicore_core::normalize::MatchKeys;
 use jukicore_core::CoreError;
 use pyo3::prelude::*;
 use pyo3::sync::PyOnceLock;
@@ -31,7 +32,8 @@ use crate::arrow::{import_array, to_pyarrow_batch};
 use crate::error::Result;
 
 /// The key deriver: the owner plugs the real normalization in here.
-const KEYS: PlainKeys = PlainKeys;
+/// The match keys of `jukicore_core::normalize` (names and addresses).
+const KEYS: MatchKeys = MatchKeys;
 
 fn invalid(m: String) -> CoreError {
     CoreError::Invalid(m)
@@ -641,7 +643,8 @@ impl IdentityIndexCore {
     /// removed codes, retired codes) in the overlay; the index then reflects `mark`.
     #[pyo3(signature = (code, family_name, given_name, address, lg_code, change_reason,
                         birth_date, sex, status, change_date, *, removed = None,
-                        retired_old = None, retired_new = None, retired_on = None, mark))]
+                        retired_old = None, retired_new = None, retired_on = None, mark,
+                        store_id = None))]
     #[allow(clippy::too_many_arguments)]
     fn apply_delta(
         &self,
@@ -661,6 +664,7 @@ impl IdentityIndexCore {
         retired_new: Option<&Bound<'_, PyAny>>,
         retired_on: Option<&Bound<'_, PyAny>>,
         mark: u64,
+        store_id: Option<&str>,
     ) -> Result<()> {
         let rows = RowArrays::import([
             code,
@@ -684,7 +688,12 @@ impl IdentityIndexCore {
             let r = rows.rows()?;
             let ret = retired.retired()?;
             let rem = codes(&removed, "removed")?;
-            write(inner)?.apply_delta(&r, rem, &ret, mark, &KEYS)
+            let mut idx = write(inner)?;
+            idx.apply_delta(&r, rem, &ret, mark, &KEYS)?;
+            match store_id {
+                Some(id) => idx.set_store_id(id),
+                None => Ok(()),
+            }
         })?)
     }
 

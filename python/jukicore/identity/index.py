@@ -1,0 +1,166 @@
+"""The lookup index of an identity store: the Rust core's index (``jukicore_core::index``)
+over the store's current identity info, kept as current as the store.
+
+The index is built from the store's Arrow snapshot (the current info and the retired
+codes, read in one transaction), keeps match keys of the names and addresses
+(:mod:`jukicore.identity.normalize`) for the search by the four items, and lives in a
+checksummed file that is memory-mapped when opened: a restart does not rebuild it.
+
+It is an index over the store, never the record. Each time it is used, inside the
+transaction of the request, it is compared with the store:
+
+* the store numbers its packets in the order applied (``packets_applied.mark``) and
+  notes the codes each one changed (``identity_touched``); an index behind the store
+  takes in the current info of those codes (an overlay in memory); far behind (more
+  than :data:`REBUILD_FRACTION` of its size), it is rebuilt;
+* an index of another store, of a store restored to an older or another state (its
+  packet at the index's mark is not the one it was built or brought up to with), or a
+  file that is truncated, corrupted or of another version, is rebuilt (and saved);
+  nothing it held is trusted.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from jukicore._jukicore import IdentityIndexCore
+from jukicore.errors import CorruptFileError, NotFoundError
+from jukicore.store import Session
+
+__all__ = ["REBUILD_FRACTION", "StoreIndex"]
+
+log = logging.getLogger("jukicore.identity.index")
+
+#: An index behind the store by more changed codes than this fraction of its size (and
+#: more than :data:`REBUILD_MIN`) is rebuilt rather than brought up to date by overlay.
+REBUILD_FRACTION = 0.05
+REBUILD_MIN = 100_000
+
+_COLUMNS = ("resident_code", "family_name", "given_name", "address", "lg_code",
+            "change_reason", "birth_date", "sex", "status", "change_date")
+_SNAPSHOT = pa.schema([
+    pa.field("resident_code", pa.uint64()), pa.field("family_name", pa.string()),
+    pa.field("given_name", pa.string()), pa.field("address", pa.string()),
+    pa.field("lg_code", pa.string()), pa.field("change_reason", pa.string()),
+    pa.field("birth_date", pa.date32()), pa.field("sex", pa.int8()),
+    pa.field("status", pa.string()), pa.field("change_date", pa.date32())])
+_RETIRED = pa.schema([pa.field("resident_code", pa.uint64()),
+                      pa.field("new_code", pa.uint64()), pa.field("retired_on", pa.date32())])
+
+
+def _mark_of(s: Session) -> tuple[int, str]:
+    """The store's last packet applied: its number and id ((0, "") before any)."""
+    rows = s.query("SELECT mark, packet_id FROM packets_applied WHERE mark IS NOT NULL"
+                   " ORDER BY mark DESC LIMIT 1")
+    return (0, "") if not rows else (int(rows[0][0]), str(rows[0][1]))
+
+
+def _packet_at(s: Session, mark: int) -> str:
+    if mark == 0:
+        return ""
+    rows = s.query("SELECT packet_id FROM packets_applied WHERE mark = ?", (mark,))
+    return "" if not rows else str(rows[0][0])
+
+
+def _columns(rows: pa.Table) -> dict[str, Any]:
+    """The snapshot's columns as the core takes them (status 0 resident, 1 removed)."""
+    cols = {c: rows.column(c).combine_chunks() for c in _COLUMNS}
+    cols["status"] = pc.cast(pc.equal(cols["status"], "removed"), pa.uint8())
+    cols["code"] = cols.pop("resident_code")
+    return cols
+
+
+class StoreIndex:
+    """The index of one identity store, optionally persisted at ``path``."""
+
+    def __init__(self, node_id: str, path: str | Path | None) -> None:
+        self.node_id = node_id
+        self.path = None if path is None else Path(path)
+        self.core: IdentityIndexCore | None = None
+        self._lock = threading.Lock()
+        self.rebuilt = 0  #: how many times this object built the index from the store
+
+    def _store_id(self, packet: str) -> str:
+        return f"{self.node_id}|{packet}"
+
+    def current(self, s: Session) -> IdentityIndexCore:
+        """The index, as current as the store is in transaction ``s``."""
+        with self._lock:
+            mark, _packet = _mark_of(s)
+            core = self.core
+            if core is None and self.path is not None and self.path.exists():
+                try:
+                    core = IdentityIndexCore.open(self.path)
+                except CorruptFileError as exc:
+                    log.warning("the index %s is unusable (%s): rebuilding it", self.path, exc)
+                    core = None
+            if core is not None and (
+                    core.mark > mark
+                    or core.store_id != self._store_id(_packet_at(s, core.mark))):
+                log.warning("the index %s is not of this store's state: rebuilding it",
+                            self.path or "in memory")
+                core = None
+            if core is not None and core.mark < mark:
+                core = self._catch_up(s, core, mark)
+            if core is None:
+                core = self._build(s, mark)
+            self.core = core
+            return core
+
+    def _build(self, s: Session, mark: int) -> IdentityIndexCore:
+        rows = s.fetch_arrow(f"SELECT {', '.join(_COLUMNS)} FROM identity", (), _SNAPSHOT)
+        retired = s.fetch_arrow("SELECT resident_code, new_code, retired_on FROM"
+                                " identity_retired", (), _RETIRED)
+        cols = _columns(rows)
+        core = IdentityIndexCore.build(
+            retired_old=retired.column("resident_code").combine_chunks(),
+            retired_new=retired.column("new_code").combine_chunks(),
+            retired_on=retired.column("retired_on").combine_chunks(),
+            store_id=self._store_id(_packet_at(s, mark)), mark=mark, **cols)
+        self.rebuilt += 1
+        if self.path is not None:
+            core.save(self.path)
+        return core
+
+    def _catch_up(self, s: Session, core: IdentityIndexCore,
+                  mark: int) -> IdentityIndexCore | None:
+        """Take in the codes changed after the index's mark (None: too many, rebuild)."""
+        since = core.mark
+        n = int(s.scalar("SELECT count(*) FROM identity_touched WHERE mark > ?", (since,)))
+        if n > max(REBUILD_MIN, int(len(core) * REBUILD_FRACTION)):
+            return None
+        codes = [int(c) for (c,) in s.query(
+            "SELECT DISTINCT resident_code FROM identity_touched WHERE mark > ?", (since,))]
+        cond, params = s.any_of("resident_code", codes)
+        rows = s.fetch_arrow(f"SELECT {', '.join(_COLUMNS)} FROM identity WHERE {cond}",
+                             params, _SNAPSHOT)
+        retired = s.fetch_arrow("SELECT resident_code, new_code, retired_on FROM"
+                                f" identity_retired WHERE {cond}", params, _RETIRED)
+        present = set(rows.column("resident_code").to_pylist())
+        gone = pa.array(sorted(set(codes) - present), pa.uint64())
+        core.apply_delta(
+            removed=gone, retired_old=retired.column("resident_code").combine_chunks(),
+            retired_new=retired.column("new_code").combine_chunks(),
+            retired_on=retired.column("retired_on").combine_chunks(), mark=mark,
+            store_id=self._store_id(_packet_at(s, mark)), **_columns(rows))
+        return core
+
+    def save(self, s: Session) -> int:
+        """Bring the index up to the store and write it to its file (the overlay folded
+        in); returns its mark. An index without a path is a :class:`NotFoundError`."""
+        if self.path is None:
+            raise NotFoundError("this index has no file: give the store an index path")
+        core = self.current(s)
+        with self._lock:
+            core.save(self.path)
+        return core.mark
+
+    def lookup(self, s: Session, codes: np.ndarray[Any, Any]) -> pa.RecordBatch:
+        return self.current(s).lookup(pa.array(codes, pa.uint64()))
