@@ -25,8 +25,8 @@ import pyarrow.compute as pc
 
 from jukicore._jukicore import IdentityIndexCore
 
-KANJI = list("山田中川佐藤鈴木高橋伊渡辺小林加吉松井上村石清水森池野原藤本岡近後長谷斎坂遠青西東北南"
-             "大島竹内太郎次花子美恵一二三健誠翔陽菜愛結真優斗")
+KANJI = list("山田中川佐藤鈴木高橋伊渡辺小林加吉松井上村石清水森池野原藤本岡近後長谷"
+             "斎坂遠青西東北南大島竹内太郎次花子美恵一二三健誠翔陽菜愛結真優斗")
 
 
 def _pool(rng: np.random.Generator, n: int, lo: int, hi: int, suffix: str = "") -> pa.Array:
@@ -91,13 +91,17 @@ def main(argv: list[str] | None = None) -> int:
           f"{index.memory_bytes() / 1e9:.2f} GB")
     with tempfile.TemporaryDirectory() as d:
         path = Path(d) / "identity.idx"
-        t_save, _ = _timed(lambda: index.save(path))
-        del index
-        t_open, index = _timed(lambda: IdentityIndexCore.open(path))
+        t = time.perf_counter()
+        index.save(path)
+        t_save = time.perf_counter() - t
+        del index  # the file is what is measured from here on
+        t = time.perf_counter()
+        opened = IdentityIndexCore.open(path)
+        t_open = time.perf_counter() - t
         print(f"save {t_save:.2f} s ({path.stat().st_size / 1e9:.2f} GB), open {t_open:.3f} s")
         rng = np.random.default_rng(7)
         probe = pc.take(cols["code"], pa.array(rng.integers(0, args.rows, args.probes)))
-        ours = [_timed(lambda: index.lookup(probe))[0] for _ in range(3)]
+        ours = [_timed(lambda: opened.lookup(probe))[0] for _ in range(3)]
 
         import duckdb
 
@@ -120,11 +124,11 @@ def main(argv: list[str] | None = None) -> int:
         single, one_array = [], []
         for c in codes:
             t = time.perf_counter()
-            index.lookup(c)
+            opened.lookup(c)
             single.append((time.perf_counter() - t) * 1e6)
             one = pa.array([c], pa.uint64())
             t = time.perf_counter()
-            index.lookup(one)
+            opened.lookup(one)
             one_array.append((time.perf_counter() - t) * 1e6)
         print(f"single code lookup (an int, answered as a dict): p50 {_pct(single, 0.5):.1f} us, "
               f"p99 {_pct(single, 0.99):.1f} us (target p99 <= 20 us)")
@@ -137,12 +141,11 @@ def main(argv: list[str] | None = None) -> int:
         for r in rows.tolist():
             q = (fam[r].as_py(), giv[r].as_py(), birth[r].as_py(), sex[r].as_py(), adr[r].as_py())
             t = time.perf_counter()
-            out = index.search(q[0], q[1], q[2], sex=q[3], address=q[4])
+            out = opened.search(q[0], q[1], q[2], sex=q[3], address=q[4])
             lat.append((time.perf_counter() - t) * 1e6)
             assert out.num_rows >= 1
         print(f"four-item search: p50 {_pct(lat, 0.5):.1f} us, p99 {_pct(lat, 0.99):.1f} us "
               f"(target p99 <= 1000 us)")
-        del index
     return 0
 
 

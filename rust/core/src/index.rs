@@ -420,6 +420,19 @@ impl Dict {
             &self.ext.bytes[self.ext.offs[i] as usize..self.ext.offs[i + 1] as usize]
         }
     }
+    /// Entry `id` and its length: the bytes from its start, up to [`WIDE`]
+    /// of them when the dictionary has that many (at least the entry).
+    #[inline]
+    fn get_wide(&self, id: u32) -> (&[u8], usize) {
+        let i = id as usize;
+        let (bytes, offs, i) = if i < self.base_len() {
+            (&self.bytes[..], &self.offs[..], i)
+        } else {
+            (&self.ext.bytes[..], &self.ext.offs[..], i - self.base_len())
+        };
+        let (a, b) = (offs[i] as usize, offs[i + 1] as usize);
+        (&bytes[a..b.max((a + WIDE).min(bytes.len()))], b - a)
+    }
     #[inline]
     fn key(&self, id: u32) -> &[u8] {
         let id = id as usize;
@@ -626,62 +639,63 @@ fn bucket_sort(
 /// A dictionary and the id of a row's entry in it.
 type Part<'d> = (&'d Dict, fn(&Rec) -> u32);
 
+/// Bytes copied at once for a short value in a gather.
+const WIDE: usize = 32;
+
+/// Rows per chunk of a parallel gather.
+const GATHER_CHUNK: usize = 1 << 12;
+
 /// The text columns of [`Index::gather`] (a value is the concatenation of its
-/// entries in each of its parts). Two passes over the rows, each reading a
-/// row's record once for every column: the byte count of each chunk of rows,
-/// then (each chunk's start known) offsets and bytes written in parallel.
+/// entries in each of its parts), given each chunk's byte count per column:
+/// every chunk writes its share of offsets and bytes. Offsets are 32-bit when
+/// the column's bytes allow it.
 fn gather_texts<const K: usize>(
     cols: [&[Part<'_>]; K],
     rows: &[Row],
-    fixed: &[(u64, Rec)],
+    recs: &[Rec],
+    sums: &[[i64; K]],
+    chunk: usize,
     seq: bool,
 ) -> [Texts; K] {
-    const CH: usize = 1 << 12;
     let n = rows.len();
-    let chunks = n.div_ceil(CH);
-    let bounds = |c: usize| (c * CH, ((c + 1) * CH).min(n));
-    let sums_of = |c: usize| -> [i64; K] {
-        let (a, b) = bounds(c);
-        let mut sum = [0i64; K];
-        for i in a..b {
-            if rows[i] == NO_ROW {
-                continue;
-            }
-            let rec = &fixed[i].1;
-            for (s, parts) in sum.iter_mut().zip(&cols) {
-                for (d, id) in parts.iter() {
-                    *s += d.get(id(rec)).len() as i64;
-                }
-            }
-        }
-        sum
-    };
-    let sums: Vec<[i64; K]> = if seq {
-        (0..chunks).map(sums_of).collect()
-    } else {
-        (0..chunks).into_par_iter().map(sums_of).collect()
-    };
-    let mut starts = Vec::with_capacity(chunks);
+    let mut starts = Vec::with_capacity(sums.len());
     let mut total = [0i64; K];
-    for s in &sums {
+    for s in sums {
         starts.push(total);
         for k in 0..K {
             total[k] += s[k];
         }
     }
-    let mut offsets: [Vec<i64>; K] = std::array::from_fn(|_| vec![0i64; n + 1]);
+    let mut offsets: [TextOffsets; K] = std::array::from_fn(|k| {
+        if total[k] <= i64::from(i32::MAX) {
+            TextOffsets::I32(vec![0i32; n + 1])
+        } else {
+            TextOffsets::I64(vec![0i64; n + 1])
+        }
+    });
     let mut data: [Vec<u8>; K] = std::array::from_fn(|k| vec![0u8; total[k] as usize]);
-    // every chunk's share of every column (disjoint pieces)
+    enum Offs<'a> {
+        I32(&'a mut [i32]),
+        I64(&'a mut [i64]),
+    }
     struct Piece<'a, const K: usize> {
         c: usize,
-        offs: [&'a mut [i64]; K],
+        offs: [Offs<'a>; K],
         data: [&'a mut [u8]; K],
     }
-    let mut offs_iters: Vec<_> = offsets.iter_mut().map(|o| o[1..].chunks_mut(CH)).collect();
+    let mut offs_iters: Vec<Box<dyn Iterator<Item = Offs<'_>>>> = offsets
+        .iter_mut()
+        .map(|o| -> Box<dyn Iterator<Item = Offs<'_>>> {
+            match o {
+                TextOffsets::I32(v) => Box::new(v[1..].chunks_mut(chunk).map(Offs::I32)),
+                TextOffsets::I64(v) => Box::new(v[1..].chunks_mut(chunk).map(Offs::I64)),
+            }
+        })
+        .collect();
     let mut data_rest: Vec<&mut [u8]> = data.iter_mut().map(|d| d.as_mut_slice()).collect();
-    let mut pieces: Vec<Piece<'_, K>> = Vec::with_capacity(chunks);
+    let mut pieces: Vec<Piece<'_, K>> = Vec::with_capacity(sums.len());
     for (c, sum) in sums.iter().enumerate() {
-        let offs = std::array::from_fn(|k| offs_iters[k].next().unwrap_or_default());
+        let offs = std::array::from_fn(|k| offs_iters[k].next().unwrap_or(Offs::I32(&mut [])));
         let data = std::array::from_fn(|k| {
             let rest = std::mem::take(&mut data_rest[k]);
             let (head, tail) = rest.split_at_mut(sum[k] as usize);
@@ -690,23 +704,37 @@ fn gather_texts<const K: usize>(
         });
         pieces.push(Piece { c, offs, data });
     }
+    drop(offs_iters);
     let fill = |p: Piece<'_, K>| {
-        let (a, b) = bounds(p.c);
+        let a = p.c * chunk;
+        let b = (a + chunk).min(n);
         let mut at = [0usize; K];
-        let (offs, data) = (p.offs, p.data);
+        let (mut offs, data) = (p.offs, p.data);
         for i in a..b {
             if rows[i] != NO_ROW {
-                let rec = &fixed[i].1;
+                let rec = &recs[i];
                 for k in 0..K {
                     for (d, id) in cols[k].iter() {
-                        let s = d.get(id(rec));
-                        data[k][at[k]..at[k] + s.len()].copy_from_slice(s);
-                        at[k] += s.len();
+                        // names and address halves are short: one fixed-size copy
+                        // (its tail is overwritten by what follows) instead of a
+                        // call to memcpy per value
+                        let (src, len) = d.get_wide(id(rec));
+                        let dst = &mut data[k][at[k]..];
+                        if len <= WIDE && src.len() >= WIDE && dst.len() >= WIDE {
+                            dst[..WIDE].copy_from_slice(&src[..WIDE]);
+                        } else {
+                            dst[..len].copy_from_slice(&src[..len]);
+                        }
+                        at[k] += len;
                     }
                 }
             }
             for k in 0..K {
-                offs[k][i - a] = starts[p.c][k] + at[k] as i64;
+                let end = starts[p.c][k] + at[k] as i64;
+                match &mut offs[k] {
+                    Offs::I32(o) => o[i - a] = end as i32,
+                    Offs::I64(o) => o[i - a] = end,
+                }
             }
         }
     };
@@ -900,18 +928,34 @@ pub enum Found {
     NotFound,
 }
 
+/// The offsets of a text column: 32-bit when its bytes allow, else 64-bit.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TextOffsets {
+    I32(Vec<i32>),
+    I64(Vec<i64>),
+}
+
+impl Default for TextOffsets {
+    fn default() -> Self {
+        TextOffsets::I32(vec![0])
+    }
+}
+
 /// A string column on its way out: `n + 1` offsets from 0, monotonic, ending
 /// at `data.len()`; every value is UTF-8 (the bindings rely on it).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Texts {
     pub data: Vec<u8>,
-    pub offsets: Vec<i64>,
+    pub offsets: TextOffsets,
 }
 
 impl Texts {
     pub fn value(&self, i: usize) -> &str {
-        std::str::from_utf8(&self.data[self.offsets[i] as usize..self.offsets[i + 1] as usize])
-            .unwrap_or("")
+        let (a, b) = match &self.offsets {
+            TextOffsets::I32(o) => (o[i] as usize, o[i + 1] as usize),
+            TextOffsets::I64(o) => (o[i] as usize, o[i + 1] as usize),
+        };
+        std::str::from_utf8(&self.data[a..b]).unwrap_or("")
     }
 }
 
@@ -1587,80 +1631,98 @@ impl Index {
 
     /// The items of the rows ([`NO_ROW`]: a null output row). Panics on a row
     /// number that is neither [`NO_ROW`] nor a row of this index.
+    ///
+    /// Two passes over the rows, in chunks on every core: the first reads each
+    /// row's code and record once (prefetched in groups of 16), writes the
+    /// fixed-width columns and counts each chunk's text bytes; the second
+    /// (every chunk's place in every text column then known) writes the texts.
     pub fn gather(&self, rows: &[Row]) -> Gathered {
-        const CH: usize = 1 << 12;
+        const CH: usize = GATHER_CHUNK;
         let n = rows.len();
         let seq = n < 2 * CH;
-        // each row's code and record, prefetched in groups
-        let mut fixed = vec![(0u64, Rec::default()); n];
-        let fill_fixed = |o: &mut [(u64, Rec)], rs: &[Row]| {
-            for (og, rg) in o.chunks_mut(16).zip(rs.chunks(16)) {
+        let cols: [&[Part<'_>]; 5] = [
+            &[(&self.family, |r| r.family)],
+            &[(&self.given, |r| r.given)],
+            &[(&self.place, |r| r.place), (&self.rest, |r| r.rest)],
+            &[(&self.lg, Rec::lg)],
+            &[(&self.reason, Rec::reason)],
+        ];
+        let mut code = vec![0u64; n];
+        let mut birth = vec![0i32; n];
+        let mut sex = vec![0i8; n];
+        let mut status = vec![0u8; n];
+        let mut change = vec![0i32; n];
+        let mut recs = vec![Rec::default(); n];
+        let first = |rows: &[Row],
+                     code: &mut [u64],
+                     birth: &mut [i32],
+                     sex: &mut [i8],
+                     status: &mut [u8],
+                     change: &mut [i32],
+                     out: &mut [Rec]|
+         -> [i64; 5] {
+            let mut sums = [0i64; 5];
+            for (g, rg) in rows.chunks(16).enumerate() {
                 for &r in rg {
                     self.prefetch_row(r);
                 }
-                for (d, &r) in og.iter_mut().zip(rg) {
-                    if r != NO_ROW {
-                        let (c, rec) = self.rec(r);
-                        *d = (c, *rec);
+                for (j, &r) in rg.iter().enumerate() {
+                    if r == NO_ROW {
+                        continue;
+                    }
+                    let i = g * 16 + j;
+                    let (c, rec) = self.rec(r);
+                    code[i] = c;
+                    birth[i] = rec.birth;
+                    sex[i] = rec.sex();
+                    status[i] = rec.status();
+                    change[i] = rec.change_date;
+                    out[i] = *rec;
+                    for (sum, parts) in sums.iter_mut().zip(&cols) {
+                        for (d, id) in parts.iter() {
+                            *sum += d.get(id(rec)).len() as i64;
+                        }
                     }
                 }
             }
+            sums
         };
-        if seq {
-            fill_fixed(&mut fixed, rows);
+        let sums: Vec<[i64; 5]> = if seq {
+            vec![first(
+                rows,
+                &mut code,
+                &mut birth,
+                &mut sex,
+                &mut status,
+                &mut change,
+                &mut recs,
+            )]
         } else {
-            fixed
-                .par_chunks_mut(CH)
-                .zip(rows.par_chunks(CH))
-                .for_each(|(o, r)| fill_fixed(o, r));
-        }
-        let [family_name, given_name, address, lg_code, change_reason] = gather_texts(
-            [
-                &[(&self.family, |r| r.family)],
-                &[(&self.given, |r| r.given)],
-                &[(&self.place, |r| r.place), (&self.rest, |r| r.rest)],
-                &[(&self.lg, Rec::lg)],
-                &[(&self.reason, Rec::reason)],
-            ],
-            rows,
-            &fixed,
-            seq,
-        );
-        fn column<T: Send>(
-            fixed: &[(u64, Rec)],
-            seq: bool,
-            f: impl Fn(&(u64, Rec)) -> T + Sync + Send,
-        ) -> Vec<T> {
-            if seq {
-                fixed.iter().map(f).collect()
-            } else {
-                fixed.par_iter().with_min_len(1 << 12).map(f).collect()
-            }
-        }
+            rows.par_chunks(CH)
+                .zip(code.par_chunks_mut(CH))
+                .zip(birth.par_chunks_mut(CH))
+                .zip(sex.par_chunks_mut(CH))
+                .zip(status.par_chunks_mut(CH))
+                .zip(change.par_chunks_mut(CH))
+                .zip(recs.par_chunks_mut(CH))
+                .map(|((((((r, c), b), x), st), ch), o)| first(r, c, b, x, st, ch, o))
+                .collect()
+        };
+        let chunk = if seq { n.max(1) } else { CH };
+        let [family_name, given_name, address, lg_code, change_reason] =
+            gather_texts(cols, rows, &recs, &sums, chunk, seq);
         Gathered {
             present: rows.iter().map(|&r| r != NO_ROW).collect(),
-            code: column(&fixed, seq, |f| f.0),
+            code,
             family_name,
             given_name,
             address,
             lg_code,
             change_reason,
-            birth_date: column(&fixed, seq, |f| f.1.birth),
-            // an absent row's sex is 0 (its zeroed record would read as 1)
-            sex: if seq {
-                rows.iter()
-                    .zip(&fixed)
-                    .map(|(&r, f)| if r == NO_ROW { 0 } else { f.1.sex() })
-                    .collect()
-            } else {
-                rows.par_iter()
-                    .zip(fixed.par_iter())
-                    .with_min_len(1 << 12)
-                    .map(|(&r, f)| if r == NO_ROW { 0 } else { f.1.sex() })
-                    .collect()
-            },
-            status: column(&fixed, seq, |f| f.1.status()),
-            change_date: column(&fixed, seq, |f| f.1.change_date),
+            birth_date: birth,
+            sex,
+            status,
+            change_date: change,
         }
     }
 

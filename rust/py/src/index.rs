@@ -20,7 +20,7 @@ use arrow_buffer::{Buffer, NullBuffer, OffsetBuffer, ScalarBuffer};
 use arrow_schema::{DataType, Field, Fields};
 use jukicore_core::index::{
     Found, Gathered, Hit, Index, Input, Offsets, Queries, Query, RetiredCodes, Rows,
-    StrCol, Texts, NO_ROW,
+    StrCol, TextOffsets, Texts, NO_ROW,
 };
 use jukicore_core::normalize::MatchKeys;
 use jukicore_core::CoreError;
@@ -31,7 +31,6 @@ use pyo3::types::PyDict;
 use crate::arrow::{import_array, to_pyarrow_batch};
 use crate::error::Result;
 
-/// The key deriver: the owner plugs the real normalization in here.
 /// The match keys of `jukicore_core::normalize` (names and addresses).
 const KEYS: MatchKeys = MatchKeys;
 
@@ -189,28 +188,25 @@ impl RetiredArrays {
 
 fn texts(t: Texts, nulls: Option<NullBuffer>) -> ArrayRef {
     let values = Buffer::from_vec(t.data);
-    if t.offsets.last().copied().unwrap_or(0) <= i64::from(i32::MAX) {
-        let offs: Vec<i32> = t.offsets.iter().map(|&o| o as i32).collect();
-        // SAFETY: `Index::gather` guarantees its texts: offsets from 0, monotonic,
-        // within the data, every value UTF-8 (dictionary entries are checked when
-        // built and opened, and an address splits at an ASCII or fullwidth digit,
-        // a character boundary); the offsets fit i32 (checked above).
-        Arc::new(unsafe {
+    // SAFETY: `Index::gather` guarantees its texts: offsets from 0, monotonic,
+    // ending at the data's length, every value UTF-8 (dictionary entries are
+    // checked when built and opened, and an address splits at an ASCII or
+    // fullwidth digit, a character boundary).
+    match t.offsets {
+        TextOffsets::I32(o) => Arc::new(unsafe {
             StringArray::new_unchecked(
-                OffsetBuffer::new_unchecked(ScalarBuffer::from(offs)),
+                OffsetBuffer::new_unchecked(ScalarBuffer::from(o)),
                 values,
                 nulls,
             )
-        })
-    } else {
-        // SAFETY: as above.
-        Arc::new(unsafe {
+        }),
+        TextOffsets::I64(o) => Arc::new(unsafe {
             LargeStringArray::new_unchecked(
-                OffsetBuffer::new_unchecked(ScalarBuffer::from(t.offsets)),
+                OffsetBuffer::new_unchecked(ScalarBuffer::from(o)),
                 values,
                 nulls,
             )
-        })
+        }),
     }
 }
 
