@@ -137,3 +137,54 @@ def test_disclose_and_purposes(center: Path, tmp_path: Path) -> None:
     assert r.exit_code == 0
     assert _raw(center, "SELECT count(*) FROM legal_purpose WHERE purpose_id = 'mofa-passport'"
                 " AND valid_to IS NULL") == [(0,)]
+
+
+def test_query_by_the_four_items_and_verify_a_file(center: Path, tmp_path: Path) -> None:
+    r = _run("identity", "query", str(center), "--agency", "jps", "--purpose",
+             "jps-pension-benefits", "--family", "高橋", "--given", "花子1", "--birth",
+             "1980-01-02", "--address", "東京都千代田区丸の内一丁目1-1", "--json",
+             env=_desk(center))
+    assert r.exit_code == 0, r.output
+    assert [x["resident_code"] for x in json.loads(r.output)] == [f"{_codes[1]:011d}"]
+    assert (center / "identity.index").exists()  # built on first use, in the node
+    unknown = int(CodeRegistry().generate(1)[0])
+    src = tmp_path / "in.parquet"
+    import pyarrow.parquet as pq
+
+    pq.write_table(pa.table({"resident_code": [f"{_codes[0]:011d}", f"{unknown:011d}"]}), src)
+    out = tmp_path / "out.arrow"
+    r = _run("identity", "verify", str(center), "--agency", "jps", "--purpose",
+             "jps-pension-benefits", str(src), "--out", str(out), "--since", "2024-01-01",
+             "--json", env=_desk(center))
+    assert r.exit_code == 0, r.output
+    assert json.loads(r.output)["answers"] == {"changed": 1, "not_found": 1}
+    import pyarrow.ipc as ipc
+
+    with ipc.open_file(out) as f:
+        got = f.read_all()
+    assert got.column("answer").to_pylist() == ["changed", "not_found"]
+    assert _raw(center, "SELECT count(*) FROM provision") == [(3,)]
+    # a bad file, a bad row: exit 1, nothing answered, no provision record
+    bad = tmp_path / "bad.parquet"
+    pq.write_table(pa.table({"resident_code": ["123"]}), bad)
+    for source in (bad, tmp_path / "in.parquet.missing"):
+        r = _run("identity", "verify", str(center), "--agency", "jps", "--purpose",
+                 "jps-pension-benefits", str(source), "--out", str(tmp_path / "x.arrow"),
+                 env=_desk(center))
+        assert r.exit_code in (1, 2), r.output
+    junk = tmp_path / "junk.bin"
+    junk.write_bytes(b"not arrow at all")
+    r = _run("identity", "verify", str(center), "--agency", "jps", "--purpose",
+             "jps-pension-benefits", str(junk), "--out", str(tmp_path / "x.arrow"),
+             env=_desk(center))
+    assert r.exit_code == 1 and "not a Parquet or Arrow IPC file" in r.output
+    assert not (tmp_path / "x.arrow").exists()
+    assert _raw(center, "SELECT count(*) FROM provision") == [(3,)]
+
+
+def test_the_nightly_index_job(center: Path) -> None:
+    r = _run("identity", "index", str(center), "--json")
+    assert r.exit_code == 0, r.output
+    assert json.loads(r.output)["mark"] == 1 and (center / "identity.index").exists()
+    r = _run("identity", "index", str(center), env=_desk(center))  # a provider may not
+    assert r.exit_code == 1 and "node.operate" in r.output

@@ -28,6 +28,9 @@ from ._common import (
     resident_code_arg,
 )
 
+#: The lookup index's file in a node's directory (memory-mapped; rebuilt when unusable).
+INDEX_FILE = "identity.index"
+
 _NODE = click.argument("directory", metavar="NODE",
                        type=click.Path(exists=True, file_okay=False, path_type=Path))
 
@@ -74,6 +77,7 @@ def _store(directory: Path) -> Iterator[Any]:
         raise InvalidInputError(f"{directory} is a {n.role} node: agencies ask a prefecture"
                                 " or the center")
     with open_identity_store(n.store_target()) as st:
+        st.use_index(Path(directory) / INDEX_FILE)
         yield st
 
 
@@ -206,6 +210,28 @@ def disclose(directory: Path, resident_code: int, creds: Credentials, as_json: b
     for r in rows:
         click.echo(f"{r['at']}  {r['agency']} ({r['agency_name']})  {r['purpose']}:"
                    f" {r['legal_basis']}  items: {r['items'] or '-'}  [{r['answer']}]")
+
+
+@identity.command("index")
+@_NODE
+@operator_options
+@json_option
+def index_(directory: Path, creds: Credentials, as_json: bool) -> None:
+    """Bring the node's lookup index up to its store and write its file (NODE/identity.index):
+    the nightly job after `sync apply`, so that the first request of the day finds it
+    current. Run by an operator with ``node.operate``."""
+    from jukicore.access.actors import OPERATE
+
+    from .operator import login_and_record
+
+    with _store(directory) as st:
+        login_and_record(st, creds, OPERATE, "node.operate", "identity index")
+        mark = st.save_index()
+        size = (Path(directory) / INDEX_FILE).stat().st_size
+    if as_json:
+        emit_json({"mark": mark, "bytes": size})
+    else:
+        click.echo(f"index current up to packet number {mark}: {size} bytes")
 
 
 @identity.group()

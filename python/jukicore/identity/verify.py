@@ -255,9 +255,10 @@ def _answer(s: Session, core: Any, chunk: pa.Table, start: int, p: Purpose, by_c
             pc.greater(hits.column("change_date"), since), False))
         same = found & ~removed & ~later
         answer[same] = "unchanged"
-        for row, items in _changed_items(s, np.flatnonzero(later), target, since, p).items():
+        for row, (items, moved) in _changed_items(s, np.flatnonzero(later), target, since,
+                                                  p).items():
             changed[row] = items
-            answer[row] = "moved" if "address" in items else "changed"
+            answer[row] = "moved" if moved else "changed"
         for row in np.flatnonzero(same).tolist():
             changed[row] = []
     out["answer"] = pa.array(answer.tolist(), pa.string())
@@ -281,9 +282,11 @@ def _answer(s: Session, core: Any, chunk: pa.Table, start: int, p: Purpose, by_c
 
 
 def _changed_items(s: Session, rows: np.ndarray[Any, Any], codes: np.ndarray[Any, Any],
-                   since: pa.ChunkedArray, p: Purpose) -> dict[int, list[str]]:
+                   since: pa.ChunkedArray, p: Purpose) -> dict[int, tuple[list[str], bool]]:
     """For rows whose record changed after their ``since``: the items that differ between
-    the record then (the last entry on or before that day) and now."""
+    the record then (the last entry on or before that day) and now (those the purpose
+    receives; ``changes`` when none of them), and whether the person moved (an address
+    then, another now; a record that began after that day is changed, not moved)."""
     if rows.size == 0:
         return {}
     wanted = {int(codes[i]): i for i in rows}
@@ -299,7 +302,7 @@ def _changed_items(s: Session, rows: np.ndarray[Any, Any], codes: np.ndarray[Any
         row["change_date"] = s.pd(row["change_date"])
         history.setdefault(int(row["resident_code"]), []).append(row)
     since_list = since.to_pylist()
-    out: dict[int, list[str]] = {}
+    out: dict[int, tuple[list[str], bool]] = {}
     for code, i in wanted.items():
         entries = history.get(code, [])
         day = since_list[i]
@@ -310,7 +313,8 @@ def _changed_items(s: Session, rows: np.ndarray[Any, Any], codes: np.ndarray[Any
             before = e
         now = entries[-1] if entries else None
         items = [] if now is None else provide.changed_items(before, now)
-        out[i] = [it for it in items if it in p.items] or ["changes"]
+        moved = before is not None and "address" in items
+        out[i] = ([it for it in items if it in p.items] or ["changes"], moved)
     return out
 
 
