@@ -158,7 +158,7 @@ def test_query_by_the_four_items_and_verify_a_file(center: Path, tmp_path: Path)
              "--json", env=_desk(center))
     assert r.exit_code == 0, r.output
     assert json.loads(r.output)["answers"] == {"changed": 1, "not_found": 1}
-    import pyarrow.ipc as ipc
+    from pyarrow import ipc
 
     with ipc.open_file(out) as f:
         got = f.read_all()
