@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from .provide import ANSWERS, VERIFY_ANSWERS, FourItems
+from .purposes import Purpose
 from .store import (
     CHANGE_REASONS,
     IDENTITY_COLUMNS,
@@ -13,11 +15,15 @@ from .store import (
 )
 
 __all__ = [
+    "ANSWERS",
     "CHANGE_REASONS",
     "IDENTITY_COLUMNS",
     "IDENTITY_SCHEMA",
+    "VERIFY_ANSWERS",
     "ApplyResult",
+    "FourItems",
     "IdentityStore",
+    "Purpose",
     "create_identity_store",
     "open_identity_store",
 ]
