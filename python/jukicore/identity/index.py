@@ -31,7 +31,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from jukicore._jukicore import IdentityIndexCore
-from jukicore.errors import CorruptFileError, NotFoundError
+from jukicore.errors import CorruptFileError, FileError, NotFoundError
 from jukicore.store import Session
 
 __all__ = ["REBUILD_FRACTION", "StoreIndex"]
@@ -91,7 +91,9 @@ class StoreIndex:
         return f"{self.node_id}|{packet}"
 
     def current(self, s: Session) -> IdentityIndexCore:
-        """The index, as current as the store is in transaction ``s``."""
+        """The index, as current as the store is in transaction ``s`` (a request first
+        calls this in a read transaction, so that a build or a long catch-up never runs
+        inside its write transaction; there it is a check, or a short catch-up)."""
         with self._lock:
             mark, _packet = _mark_of(s)
             core = self.core
@@ -126,7 +128,10 @@ class StoreIndex:
             store_id=self._store_id(_packet_at(s, mark)), mark=mark, **cols)
         self.rebuilt += 1
         if self.path is not None:
-            core.save(self.path)
+            try:
+                core.save(self.path)
+            except FileError as exc:  # answers go on from memory; the next use tries again
+                log.warning("cannot write the index %s (%s): kept in memory", self.path, exc)
         return core
 
     def _catch_up(self, s: Session, core: IdentityIndexCore,

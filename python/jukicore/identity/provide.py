@@ -294,6 +294,8 @@ def confirm(st: IdentityStore, *, agency: str, purpose: str, actor: Actor | str,
     embargo_until = _date(embargo_until, "embargo_until")
     rid = new_request_id(request_id)
     target = None if parsed is None else f"{parsed:011d}"
+    if four is not None:
+        st.warm_index()
     with st.policy.session(who, ID_PROVIDE, now=now, target=target) as s:
         p = gate(st, s, who, agency, purpose, four=four is not None,
                  embargo_until=embargo_until, now=now)

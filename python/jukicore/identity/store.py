@@ -663,6 +663,12 @@ class IdentityStore:
             self._index = StoreIndex(self.node_id, default)
         return self._index.current(s)
 
+    def warm_index(self) -> None:
+        """Bring the lookup index up to the store in a read transaction of its own (a
+        build or a long catch-up then never holds a request's write transaction)."""
+        with self._b.session(write=False) as s:
+            self.current_index(s)
+
     def save_index(self) -> int:
         """Bring the lookup index up to the store and write its file; its mark."""
         with self._b.session(write=False) as s:

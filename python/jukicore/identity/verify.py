@@ -145,6 +145,7 @@ def verify(st: IdentityStore, table: Any, *, agency: str, purpose: str, actor: A
     n = req.num_rows
     parts: list[pa.Table] = []
     counts: dict[str, int] = {}
+    st.warm_index()
     with st.policy.session(who, ID_PROVIDE, now=now, bulk=True) as s:
         p = provide.gate(st, s, who, agency, purpose, four=by_four, embargo_until=None,
                          now=now)
