@@ -154,13 +154,20 @@ def test_changes_since_name_the_items_dates_and_reasons(center: IdentityStore) -
     none = center.changes_since(agency="jps", purpose="jps-pension-benefits", actor=PENSION,
                                 code=_codes[1], since=dt.date(2025, 5, 1), now=NOW)
     assert none.num_rows == 0
+    retired = center.changes_since(agency="jps", purpose="jps-pension-benefits",
+                                   actor=PENSION, code=_codes[3], since=dt.date(2025, 1, 1),
+                                   now=NOW)
+    assert retired.to_pylist() == [{"change_date": dt.date(2025, 7, 1),
+                                    "change_reason": "code_change",
+                                    "items": ["resident_code"]}]
     rows = _provisions(center)
-    assert [(r[3], r[4]) for r in rows] == [("changed", "changes,address"), ("unchanged", "")]
+    assert [(r[3], r[4]) for r in rows] == [("changed", "changes,address"), ("unchanged", ""),
+                                            ("changed", "changes,resident_code")]
     with pytest.raises(PermissionDeniedError, match="change information"):
         center.changes_since(agency="mofa", purpose="mofa-passport",
                              actor=Actor.agency("mofa"), code=_codes[1],
                              since=dt.date(2025, 1, 1), now=NOW)
-    assert len(_provisions(center)) == 2
+    assert len(_provisions(center)) == 3
 
 
 @pytest.mark.parametrize(("actor", "agency", "purpose", "why"), [

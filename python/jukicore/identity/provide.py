@@ -354,7 +354,8 @@ def changes_since(st: IdentityStore, *, agency: str, purpose: str, actor: Actor 
                   code: Any, since: dt.date, request_id: str | None = None,
                   now: dt.datetime | None = None) -> pa.Table:
     """What changed in a code's record after ``since``: each change's date, reason and the
-    items it changed (:data:`CHANGES_SCHEMA`), for a purpose that receives ``changes``.
+    items it changed (:data:`CHANGES_SCHEMA`), for a purpose that receives ``changes``;
+    for a retired code, up to and with the code change that retired it.
     The provision record names the items the changes touched."""
     who = st._actor(actor)
     st.policy.precheck(who, ID_PROVIDE)
@@ -372,11 +373,11 @@ def changes_since(st: IdentityStore, *, agency: str, purpose: str, actor: Actor 
         cols = ", ".join(f"h.{c}" for c in RECORD)
         entries = []
         for r in s.query(
-                f"SELECT {cols} FROM identity_history h WHERE h.resident_code = ? AND NOT"
-                " EXISTS (SELECT 1 FROM identity_quarantine q WHERE q.lg_code = h.lg_code"
-                " AND q.seq = h.seq) ORDER BY h.change_date, CASE h.change_reason WHEN"
-                " 'move_out' THEN 0 WHEN 'move_out_correction' THEN 0 ELSE 1 END, h.seq",
-                (parsed,)):
+                f"SELECT {cols} FROM identity_history h WHERE (h.resident_code = ? OR"
+                " h.previous_resident_code = ?) AND NOT EXISTS (SELECT 1 FROM"
+                " identity_quarantine q WHERE q.lg_code = h.lg_code AND q.seq = h.seq)"
+                " ORDER BY h.change_date, CASE h.change_reason WHEN 'move_out' THEN 0 WHEN"
+                " 'move_out_correction' THEN 0 ELSE 1 END, h.seq", (parsed, parsed)):
             row = dict(zip(RECORD, r, strict=True))
             row["birth_date"] = s.pd(row["birth_date"])
             row["change_date"] = s.pd(row["change_date"])
