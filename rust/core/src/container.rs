@@ -71,8 +71,39 @@ impl<W: Write> Write for HashingWriter<W> {
     }
 }
 
-/// Write a container atomically.
+/// Write a container atomically (see [`write_atomic`]).
 pub fn write(path: &Path, kind: &[u8; 8], version: u32, sections: &[Section<'_>]) -> Result<()> {
+    write_atomic(path, |file| {
+        let mut w = HashingWriter {
+            inner: file,
+            ctx: Sha256::new(),
+            written: 0,
+        };
+        let lens: Vec<u64> = sections.iter().map(|s| s.len).collect();
+        w.write_all(&header(kind, version, &lens))
+            .at("write", path)?;
+        for s in sections {
+            let before = w.written;
+            (s.write)(&mut w).at("write", path)?;
+            if w.written - before != s.len {
+                return Err(CoreError::Invalid(
+                    "section length mismatch while writing".into(),
+                ));
+            }
+        }
+        let digest = w.ctx.finalize();
+        w.inner.write_all(&digest).at("write", path)
+    })
+}
+
+/// Write a file atomically: `body` writes it into a temporary beside `path`
+/// (mode 0600 from its creation), which is synced and renamed over `path`, and
+/// the directory synced; on any error the temporary goes and `path` is as it was.
+/// Every state file of the core is written so (containers, the lookup index).
+pub fn write_atomic(
+    path: &Path,
+    body: impl FnOnce(&mut BufWriter<File>) -> Result<()>,
+) -> Result<()> {
     let dir = path
         .parent()
         .filter(|p| !p.as_os_str().is_empty())
@@ -98,27 +129,9 @@ pub fn write(path: &Path, kind: &[u8; 8], version: u32, sections: &[Section<'_>]
             opts.mode(0o600);
         }
         let file = opts.open(&tmp).at("write", path)?;
-        let mut w = HashingWriter {
-            inner: BufWriter::with_capacity(1 << 20, file),
-            ctx: Sha256::new(),
-            written: 0,
-        };
-        let lens: Vec<u64> = sections.iter().map(|s| s.len).collect();
-        w.write_all(&header(kind, version, &lens))
-            .at("write", path)?;
-        for s in sections {
-            let before = w.written;
-            (s.write)(&mut w).at("write", path)?;
-            if w.written - before != s.len {
-                return Err(CoreError::Invalid(
-                    "section length mismatch while writing".into(),
-                ));
-            }
-        }
-        let digest = w.ctx.finalize();
-        let mut inner = w.inner;
-        inner.write_all(&digest).at("write", path)?;
-        let file = inner
+        let mut w = BufWriter::with_capacity(1 << 20, file);
+        body(&mut w)?;
+        let file = w
             .into_inner()
             .map_err(|e| e.into_error())
             .at("write", path)?;

@@ -48,7 +48,7 @@
 use std::collections::HashMap;
 use std::fs::{self, File};
 use std::hash::{BuildHasherDefault, Hasher};
-use std::io::{BufWriter, Write};
+use std::io::Write;
 use std::ops::Deref;
 use std::path::Path;
 use std::sync::Arc;
@@ -2018,16 +2018,19 @@ impl Index {
         }
         let hsum = xxh3_64(&header);
         header.extend_from_slice(&hsum.to_le_bytes());
-        write_atomic(path, |w| {
-            w.write_all(&header)?;
-            let mut pos = header.len();
-            let zeros = [0u8; ALIGN];
-            for (s, &place) in sections.iter().zip(&places) {
-                w.write_all(&zeros[..place - pos])?;
-                w.write_all(s)?;
-                pos = place + s.len();
-            }
-            Ok(())
+        crate::container::write_atomic(path, |w| {
+            let mut write = || -> std::io::Result<()> {
+                w.write_all(&header)?;
+                let mut pos = header.len();
+                let zeros = [0u8; ALIGN];
+                for (s, &place) in sections.iter().zip(&places) {
+                    w.write_all(&zeros[..place - pos])?;
+                    w.write_all(s)?;
+                    pos = place + s.len();
+                }
+                Ok(())
+            };
+            write().at("write", path)
         })
     }
 
@@ -2341,60 +2344,6 @@ fn open_regular(path: &Path) -> std::io::Result<File> {
         ));
     }
     Ok(file)
-}
-
-/// Write a file atomically: a 0600 temporary beside it, synced, renamed.
-fn write_atomic(
-    path: &Path,
-    body: impl FnOnce(&mut BufWriter<File>) -> std::io::Result<()>,
-) -> Result<()> {
-    let dir = path
-        .parent()
-        .filter(|p| !p.as_os_str().is_empty())
-        .unwrap_or(Path::new("."));
-    let name = path
-        .file_name()
-        .ok_or_else(|| CoreError::Invalid(format!("not a file path: {}", path.display())))?;
-    let tmp = dir.join(format!(
-        ".{}.tmp-{}",
-        name.to_string_lossy(),
-        std::process::id()
-    ));
-    let result = (|| -> Result<()> {
-        let _ = fs::remove_file(&tmp);
-        let mut opts = fs::OpenOptions::new();
-        opts.write(true).create_new(true);
-        #[cfg(unix)]
-        {
-            use std::os::unix::fs::OpenOptionsExt;
-            opts.mode(0o600);
-        }
-        let file = opts.open(&tmp).at("write", path)?;
-        let mut w = BufWriter::with_capacity(1 << 20, file);
-        body(&mut w).at("write", path)?;
-        let file = w
-            .into_inner()
-            .map_err(|e| e.into_error())
-            .at("write", path)?;
-        file.sync_all().at("write", path)?;
-        Ok(())
-    })();
-    match result {
-        Ok(()) => {
-            if let Err(e) = fs::rename(&tmp, path) {
-                let _ = fs::remove_file(&tmp);
-                return Err(e).at("write", path);
-            }
-            if let Ok(d) = File::open(dir) {
-                let _ = d.sync_all();
-            }
-            Ok(())
-        }
-        Err(e) => {
-            let _ = fs::remove_file(&tmp);
-            Err(e)
-        }
-    }
 }
 
 #[cfg(test)]
