@@ -255,7 +255,7 @@ def four_items(st: IdentityStore, ppl: pa.Table, queries: int, muni_size: int,
     variants = spelling_variants(ppl.slice(0, min(n_var, ppl.num_rows)), seed=3)
     # decoys from whole municipalities: each must match nobody of its town (the others
     # have other addresses)
-    fakes = []
+    fakes: list[pa.Table] = []
     lgs = ppl.column("lg_code")
     for lg in pc.unique(lgs).to_pylist():
         town = ppl.filter(pc.equal(lgs, lg))
