@@ -54,6 +54,7 @@ bench: build
 	$(PY) benches/compare_sync.py
 	$(PY) benches/compare_audit.py
 	$(PY) benches/compare_normalize.py
+	$(PY) benches/compare_identity.py
 
 # asv, quick: the jukicore installed in .venv (make build), nothing built per commit
 bench-asv: build

@@ -58,6 +58,8 @@ BENCHES = COMPARE.parent
                           "--repeats", "1"), r"^verify 10,000 entries, SQLite .*chained"),
     ("compare_normalize.py", ("--scale", "small", "--repeat", "1"),
      r"^addresses\s+10,000\s.*\d+\.\d\dx .*same keys"),
+    ("compare_identity.py", ("--scale", "small", "--no-postgres"),
+     r"^pension checks 10,000 on 20,000, SQLite .* ratio +\d+\.\d\dx .*same as SQL"),
 ])
 def test_every_bench_script_runs_at_a_small_scale(script: str, args: tuple[str, ...],
                                                   expect: str) -> None:
