@@ -195,17 +195,17 @@ def baseline_sql(st: IdentityStore, codes: pa.Array) -> tuple[float, pa.Table]:
         s.ingest("bench_req", pa.table({
             "row": pa.array(np.arange(len(codes), dtype=np.int64)),
             "resident_code": pc.cast(codes, pa.int64())}), temporary=True)
-        full = ",".join(p.items)
-        items = (f"CASE WHEN i.resident_code IS NOT NULL THEN '{full}' WHEN t.resident_code"
-                 f" IS NOT NULL THEN '{'new_code' if p.new_code else ''}' ELSE '' END")
-        at = s.ts(dt.datetime.now(dt.UTC))
+        # the same records as jukicore writes: the request once, one narrow row per code
+        no = int(s.query(
+            "INSERT INTO provision_request (request_id, at, agency, purpose_id,"
+            " purpose_version, legal_basis, actor, embargo_until) VALUES (?, ?, ?, ?, ?, ?,"
+            " ?, NULL) RETURNING request_no",
+            ("bench-sql", s.ts(dt.datetime.now(dt.UTC)), "jps", p.purpose, p.version,
+             p.legal_basis, str(JPS)))[0][0])
         s.execute(
-            "INSERT INTO provision (at, request_id, agency, purpose_id, purpose_version,"
-            " legal_basis, resident_code, answer, items, actor, embargo_until)"
-            f" SELECT ?, ?, ?, ?, ?, ?, r.resident_code, {_ANSWER_SQL}, {items}, ?, NULL"
-            f"{_FROM} ORDER BY r.row",
-            (at, "bench-sql", "jps", p.purpose, p.version, p.legal_basis, s.d(SINCE),
-             str(JPS)))
+            "INSERT INTO provision (request_no, resident_code, answer, items)"
+            f" SELECT ?, r.resident_code, {_ANSWER_SQL}, NULL{_FROM} ORDER BY r.row",
+            (no, s.d(SINCE)))
         out = s.fetch_arrow(
             f"SELECT r.row, {_ANSWER_SQL} AS answer, i.resident_code, i.family_name, i.given_name,"
             " i.birth_date, i.sex, i.address, i.status, i.change_date, i.change_reason,"

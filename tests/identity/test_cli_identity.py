@@ -75,7 +75,7 @@ def test_query_by_code_answers_with_a_provision_record(center: Path) -> None:
     rows = json.loads(r.output)
     assert rows[0]["answer"] == "found" and rows[0]["resident_code"] == code
     assert rows[0]["birth_date"] == "1980-01-02"
-    assert _raw(center, "SELECT agency, purpose_id, answer, actor FROM provision") == [
+    assert _raw(center, "SELECT agency, purpose_id, answer, actor FROM provision_detail") == [
         ("jps", "jps-pension-benefits", "found", "operator:desk@center")]
     r = _run("identity", "query", str(center), "--agency", "jps", "--purpose",
              "jps-pension-benefits", "--code", code, "--since", "2024-01-01", "--json",

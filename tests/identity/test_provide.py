@@ -62,7 +62,7 @@ def center(db_target: str) -> Iterator[IdentityStore]:
 def _provisions(st: IdentityStore) -> list[tuple[Any, ...]]:
     with st._b.session(write=False) as s:
         return s.query("SELECT resident_code, agency, purpose_id, answer, items, actor,"
-                       " embargo_until FROM provision ORDER BY id")
+                       " embargo_until FROM provision_detail ORDER BY request_no")
 
 
 def _audit(st: IdentityStore, action: str) -> list[tuple[Any, ...]]:
@@ -297,7 +297,7 @@ def test_purposes_change_by_version_only_by_admins(center: IdentityStore) -> Non
     assert t.column_names == ["answer", "status_date", "family_name", "given_name",
                               "birth_date"]
     with center._b.session(write=False) as s:
-        assert s.query("SELECT purpose_version, items FROM provision") == [
+        assert s.query("SELECT purpose_version, items FROM provision_detail") == [
             (2, "name,birth_date")]
     center.close_purpose("mofa-passport", actor=admin, now=NOW)
     with pytest.raises(PermissionDeniedError, match="no legal purpose"):

@@ -125,11 +125,14 @@ def test_verify_by_code_against_the_agencys_date(center: IdentityStore,
                                                  "not_found"]
     # the provision records: one per row, the codes asked
     with center._b.session(write=False) as s:
-        rows = s.query("SELECT resident_code, answer, items FROM provision WHERE agency ="
-                       " 'mlit' ORDER BY id")
-    assert [(int(c), a) for c, a, _i in rows] == list(zip(
-        [*codes, unknown], ["found", "died", "retired", "found", "not_found"], strict=True))
-    assert rows[2][2] == "" and rows[0][2] == "name,birth_date,address"
+        rows = s.query("SELECT resident_code, answer, items FROM provision_detail WHERE"
+                       " agency = 'mlit' ORDER BY request_no, resident_code")
+    expected = dict(zip([*codes, unknown], ["found", "died", "retired", "found", "not_found"],
+                        strict=True))
+    assert {int(c): a for c, a, _i in rows} == expected and len(rows) == 5
+    items = {a: i for _c, a, i in rows}
+    assert items["retired"] == "" and items["not_found"] == ""
+    assert items["found"] == "name,birth_date,address"
 
 
 def test_a_single_search_by_the_four_items(center: IdentityStore, people: pa.Table) -> None:

@@ -191,15 +191,6 @@ def allowed_columns(p: Purpose) -> list[str]:
     return [f.name for f in ANSWER_SCHEMA if f.name in cols]
 
 
-def provided_items(p: Purpose, answer: str) -> str:
-    """The items an answer of kind ``answer`` gave under ``p`` (a provision's ``items``)."""
-    if answer == "not_found":
-        return ""
-    if answer == "retired":
-        return "new_code" if p.new_code else ""
-    return ",".join(p.items)
-
-
 def _record_rows(s: Session, codes: list[int]) -> dict[int, dict[str, Any]]:
     if not codes:
         return {}
@@ -258,17 +249,23 @@ def _table(rows: list[dict[str, Any]], p: Purpose) -> pa.Table:
     return pa.Table.from_pylist([{c: r.get(c) for c in cols} for r in rows], schema=schema)
 
 
-def _provisions(s: Session, rows: list[tuple[int | None, str]], p: Purpose, *,
-                request_id: str, actor: Actor, agency: str,
-                embargo_until: dt.date | None) -> None:
-    at = s.ts(utcnow())
-    s.executemany(
-        "INSERT INTO provision (at, request_id, agency, purpose_id, purpose_version,"
-        " legal_basis, resident_code, answer, items, actor, embargo_until)"
-        " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-        [(at, request_id, agency, p.purpose, p.version, p.legal_basis, code, answer,
-          provided_items(p, answer), str(actor), s.d(embargo_until))
-         for code, answer in rows])
+def open_request(s: Session, p: Purpose, *, request_id: str, actor: Actor, agency: str,
+                 embargo_until: dt.date | None) -> int:
+    """Record a request being answered (``provision_request``); its number, which each of
+    its provision rows names."""
+    rows = s.query(
+        "INSERT INTO provision_request (request_id, at, agency, purpose_id, purpose_version,"
+        " legal_basis, actor, embargo_until) VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
+        " RETURNING request_no",
+        (request_id, s.ts(utcnow()), agency, p.purpose, p.version, p.legal_basis, str(actor),
+         s.d(embargo_until)))
+    return int(rows[0][0])
+
+
+def _provisions(s: Session, request_no: int,
+                rows: list[tuple[int | None, str, str | None]]) -> None:
+    s.executemany("INSERT INTO provision (request_no, resident_code, answer, items)"
+                  " VALUES (?, ?, ?, ?)", [(request_no, *r) for r in rows])
 
 
 def confirm(st: IdentityStore, *, agency: str, purpose: str, actor: Actor | str,
@@ -322,8 +319,9 @@ def confirm(st: IdentityStore, *, agency: str, purpose: str, actor: Actor | str,
             if not rows:
                 rows = [{"answer": "not_found"}]
             prov = [(r.get("resident_code"), r["answer"]) for r in rows]
-        _provisions(s, prov, p, request_id=rid, actor=who, agency=agency,
-                    embargo_until=embargo_until)
+        no = open_request(s, p, request_id=rid, actor=who, agency=agency,
+                          embargo_until=embargo_until)
+        _provisions(s, no, [(code, answer, None) for code, answer in prov])
         how = "by resident code" if parsed is not None else "by the four items"
         audit.write(s, who, "identity.provide", target,
                     f"request {rid}: {agency} for {p.purpose} (v{p.version}) {how}"
@@ -392,11 +390,9 @@ def changes_since(st: IdentityStore, *, agency: str, purpose: str, actor: Actor 
             before = e
         touched = sorted({i for o in out for i in o["items"]})
         answer = "changed" if out else ("unchanged" if entries else "not_found")
-        s.execute("INSERT INTO provision (at, request_id, agency, purpose_id, purpose_version,"
-                  " legal_basis, resident_code, answer, items, actor, embargo_until)"
-                  " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                  (s.ts(utcnow()), rid, agency, p.purpose, p.version, p.legal_basis, parsed,
-                   answer, ",".join(["changes", *touched]) if out else "", str(who), None))
+        no = open_request(s, p, request_id=rid, actor=who, agency=agency, embargo_until=None)
+        _provisions(s, no, [(parsed, answer,
+                             ",".join(["changes", *touched]) if out else "")])
         audit.write(s, who, "identity.provide", target,
                     f"request {rid}: {agency} for {p.purpose} (v{p.version}) changes since"
                     f" {since_d}: {len(out)}")
@@ -424,15 +420,14 @@ def disclose(st: IdentityStore, code: Any, *, actor: Actor | str,
                 f"SELECT resident_code FROM identity_retired WHERE {cond}", params)
                 if int(c) not in codes]
             codes += frontier
-        cond, params = s.any_of("p.resident_code", codes)
+        cond, params = s.any_of("resident_code", codes)
         rows = s.query(
-            "SELECT p.at, p.agency, l.agency_name, p.purpose_id, l.duty, p.legal_basis,"
-            " p.resident_code, p.items, p.answer, p.request_id FROM provision p LEFT JOIN"
-            " legal_purpose l ON l.purpose_id = p.purpose_id AND l.version = p.purpose_version"
-            f" WHERE {cond} AND (p.embargo_until IS NULL OR p.embargo_until <= ?)"
-            " ORDER BY p.at, p.id", (*params, s.d(today)))
+            "SELECT at, agency, agency_name, purpose_id, duty, legal_basis, resident_code,"
+            f" items, answer, request_id FROM provision_detail WHERE {cond} AND"
+            " (embargo_until IS NULL OR embargo_until <= ?) ORDER BY request_no",
+            (*params, s.d(today)))
         hidden = int(s.scalar(
-            f"SELECT count(*) FROM provision p WHERE {cond} AND p.embargo_until > ?",
+            f"SELECT count(*) FROM provision_detail WHERE {cond} AND embargo_until > ?",
             (*params, s.d(today))))
         audit.write(s, who, "identity.disclose", target,
                     f"{len(rows)} provisions disclosed"

@@ -65,23 +65,40 @@ PURPOSE_TABLE = Table("legal_purpose", (
     Column("changed_by", "text", False),
 ), ("purpose_id", "version"))
 
-#: One row per answered row of an agency's request: who received what, when, why.
-PROVISION_TABLE = Table("provision", (
-    Column("id", "serial", False),
-    Column("at", "ts", False),
+#: One row per request answered: who asked, for what, under which law, when.
+REQUEST_TABLE = Table("provision_request", (
+    Column("request_no", "serial", False),
     Column("request_id", "text", False),
+    Column("at", "ts", False),
     Column("agency", "text", False),
     Column("purpose_id", "text", False),
     Column("purpose_version", "int", False),
     Column("legal_basis", "text", False),
-    Column("resident_code", "int"),
-    Column("answer", "text", False),
-    Column("items", "text", False),
     Column("actor", "text", False),
     Column("embargo_until", "date"),
 ))
-_PROVISION_INDEX = Index("provision_code", "provision", "resident_code, at", False,
+#: One row per person a request's answer gave data about (narrow: a bulk verification
+#: writes tens of millions): the request, the code, the answer; ``items`` only where
+#: they differ from what the purpose gives for that answer (:data:`PROVISION_VIEW`).
+PROVISION_TABLE = Table("provision", (
+    Column("request_no", "int", False),
+    Column("resident_code", "int"),
+    Column("answer", "text", False),
+    Column("items", "text"),
+))
+_PROVISION_INDEX = Index("provision_code", "provision", "resident_code", False,
                          "resident_code IS NOT NULL")
+#: Each provision with its request and purpose, and the items it gave: those the
+#: purpose receives, none for ``not_found``, the new code (where allowed) for
+#: ``retired``, or the row's own ``items``. The one place that rule is written.
+PROVISION_VIEW = (
+    "CREATE VIEW provision_detail AS SELECT r.request_no, r.request_id, r.at, r.agency,"
+    " r.purpose_id, r.purpose_version, r.legal_basis, r.actor, r.embargo_until,"
+    " p.resident_code, p.answer, COALESCE(p.items, CASE p.answer WHEN 'not_found' THEN ''"
+    " WHEN 'retired' THEN CASE WHEN l.new_code = 1 THEN 'new_code' ELSE '' END"
+    " ELSE l.items END) AS items, l.agency_name, l.duty FROM provision p"
+    " JOIN provision_request r ON r.request_no = p.request_no"
+    " JOIN legal_purpose l ON l.purpose_id = r.purpose_id AND l.version = r.purpose_version")
 
 
 @dataclass(frozen=True)
@@ -187,8 +204,9 @@ def migration_statements(ddl: Ddl) -> list[str]:
         tiers = ", ".join(_literal(t) for t in p.tiers)
         seeds.append(f"INSERT INTO legal_purpose ({', '.join(_COLS)}) SELECT {values}"
                      f" WHERE (SELECT value FROM meta WHERE key = 'kind') IN ({tiers})")
-    return [ddl.create_table(PURPOSE_TABLE), ddl.create_table(PROVISION_TABLE),
-            ddl.create_index(_PROVISION_INDEX), *seeds]
+    return [ddl.create_table(PURPOSE_TABLE), ddl.create_table(REQUEST_TABLE),
+            ddl.create_table(PROVISION_TABLE), ddl.create_index(_PROVISION_INDEX),
+            PROVISION_VIEW, *seeds]
 
 
 #: When the shipped purposes are in force from (any request is later).

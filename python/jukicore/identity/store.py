@@ -745,8 +745,10 @@ class IdentityStore:
             "SELECT purpose_id, version, agency, agency_name, duty, legal_basis, items, search,"
             " new_code, embargo_days, tiers, valid_to IS NULL, changed_by FROM legal_purpose"
             " ORDER BY purpose_id, version",
-            "SELECT request_id, agency, purpose_id, purpose_version, legal_basis,"
-            " resident_code, answer, items, actor, embargo_until FROM provision ORDER BY id",
+            "SELECT request_no, request_id, agency, purpose_id, purpose_version, legal_basis,"
+            " actor, embargo_until FROM provision_request ORDER BY request_no",
+            "SELECT request_no, resident_code, answer, items FROM provision ORDER BY"
+            " request_no, coalesce(resident_code, -1), answer, coalesce(items, '')",
         ]
         with self._b.session(write=False) as s:
             return content_digest(s, queries)

@@ -31,7 +31,7 @@ import pyarrow.compute as pc
 from jukicore import audit
 from jukicore.access.actors import ID_PROVIDE, Actor
 from jukicore.errors import BadRow, InvalidInputError
-from jukicore.store import Session, utcnow
+from jukicore.store import Session
 from jukicore.validate import coerce_column, sorted_rows, text_flags, valid_codes
 
 from . import provide
@@ -150,13 +150,14 @@ def verify(st: IdentityStore, table: Any, *, agency: str, purpose: str, actor: A
         p = provide.gate(st, s, who, agency, purpose, four=by_four, embargo_until=None,
                          now=now)
         core = st.current_index(s)
-        at = s.ts(utcnow())
+        no = provide.open_request(s, p, request_id=rid, actor=who, agency=agency,
+                                  embargo_until=None)
         for start in range(0, max(n, 1), CHUNK):
             chunk = req.slice(start, CHUNK)
             if chunk.num_rows == 0:
                 break
             answers, prov = _answer(s, core, chunk, start, p, by_code, by_four)
-            s.ingest("provision", _provision_table(prov, p, rid, who, agency, at))
+            s.ingest("provision", _provision_table(prov, no))
             for a, c in zip(*np.unique(np.asarray(answers.column("answer")),
                                        return_counts=True), strict=True):
                 counts[str(a)] = counts.get(str(a), 0) + int(c)
@@ -319,25 +320,13 @@ def _changed_items(s: Session, rows: np.ndarray[Any, Any], codes: np.ndarray[Any
     return out
 
 
-def _provision_table(prov: dict[str, Any], p: Purpose, rid: str, who: Actor, agency: str,
-                     at: Any) -> pa.Table:
+def _provision_table(prov: dict[str, Any], request_no: int) -> pa.Table:
     answers: pa.Array = prov["answers"]
     n = len(answers)
-    # the items each kind of answer gave (a few kinds: one value per kind, then take)
-    kinds = pc.unique(answers)
-    given = pa.array([provide.provided_items(p, k) for k in kinds.to_pylist()], pa.string())
-    items = given.take(pc.index_in(answers, value_set=kinds))
-
-    def same(v: Any, typ: pa.DataType | None = None) -> pa.Array:
-        return pa.repeat(pa.scalar(v, typ), n)
-
     return pa.table({
-        "at": same(at), "request_id": same(rid, pa.string()),
-        "agency": same(agency, pa.string()), "purpose_id": same(p.purpose, pa.string()),
-        "purpose_version": same(p.version, pa.int64()),
-        "legal_basis": same(p.legal_basis, pa.string()),
-        "resident_code": prov["codes"], "answer": answers, "items": items,
-        "actor": same(str(who), pa.string()), "embargo_until": pa.nulls(n, pa.date32()),
+        "request_no": pa.repeat(pa.scalar(request_no, pa.int64()), n),
+        "resident_code": prov["codes"], "answer": answers,
+        "items": pa.nulls(n, pa.string()),  # those the purpose gives (provision_detail)
     })
 
 
