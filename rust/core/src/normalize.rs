@@ -635,6 +635,7 @@ pub fn address_keys<O: Offset + std::fmt::Display>(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::text::tests::column;
 
     fn nk(s: &str) -> String {
         let mut out = String::from("junk");
@@ -886,20 +887,6 @@ mod tests {
                 }
             }
         }
-    }
-
-    fn column(values: &[Option<&str>]) -> (Vec<u8>, Vec<i32>, Vec<u8>) {
-        let mut data = Vec::new();
-        let mut offsets = vec![0i32];
-        let mut bits = vec![0u8; values.len().div_ceil(8)];
-        for (i, v) in values.iter().enumerate() {
-            if let Some(s) = v {
-                data.extend_from_slice(s.as_bytes());
-                bits[i / 8] |= 1 << (i % 8);
-            }
-            offsets.push(i32::try_from(data.len()).unwrap());
-        }
-        (data, offsets, bits)
     }
 
     fn strings(data: &[u8], offsets: &[i64]) -> Vec<String> {

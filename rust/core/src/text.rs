@@ -178,10 +178,12 @@ pub fn column_flags<O: Offset + std::fmt::Display>(
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
-    fn column(values: &[Option<&str>]) -> (Vec<u8>, Vec<i32>, Vec<u8>) {
+    /// A string column in Arrow's layout (data, offsets, validity bitmap); also the
+    /// match keys' tests' (`normalize`).
+    pub(crate) fn column(values: &[Option<&str>]) -> (Vec<u8>, Vec<i32>, Vec<u8>) {
         let mut data = Vec::new();
         let mut offsets = vec![0i32];
         let mut bits = vec![0u8; values.len().div_ceil(8)];
