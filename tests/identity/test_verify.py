@@ -294,3 +294,39 @@ def test_an_empty_request_answers_nothing(center: IdentityStore) -> None:
     assert out.num_rows == 0 and "answer" in out.column_names
     with center._b.session(write=False) as s:
         assert s.scalar("SELECT count(*) FROM provision") == 0
+
+
+def test_a_service_takes_the_nightly_save_and_the_store_forgets_what_it_holds(
+        tmp_path: Path, people: pa.Table) -> None:
+    """Two processes on one store: the service's index reopens the file the nightly job
+    saved further on (no rebuild); the store keeps only the touched codes after it."""
+    from jukicore.identity import open_identity_store
+
+    db = tmp_path / "c.db"
+    few = people.slice(0, 30)
+    lg = few.column("lg_code")[0].as_py()
+    with create_identity_store(db, node_id="center", kind="center") as st:
+        _load(st, few, lg)
+    service = open_identity_store(db)
+    nightly = open_identity_store(db)
+    try:
+        req = pa.table({"resident_code": few.column("resident_code").slice(0, 1)})
+        ask = {"agency": "jps", "purpose": "jps-pension-benefits", "actor": JPS, "now": NOW}
+        assert service.verify(req, **ask).column("answer").to_pylist() == ["found"]
+        p = few.slice(0, 1).to_pylist()[0]
+        nightly.apply_changes(
+            sender=lg, packet_id="death", first_seq=31, last_seq=31,
+            changes=pa.Table.from_pylist([{
+                "seq": 31, "resident_code": p["resident_code"], "previous_resident_code": None,
+                "family_name": p["family_name"], "given_name": p["given_name"],
+                "birth_date": p["birth_date"], "sex": p["sex"], "address": p["address"],
+                "status": "removed", "change_date": dt.date(2025, 1, 1),
+                "change_reason": "death"}], schema=IDENTITY_SCHEMA), actor="center")
+        assert nightly.save_index() == 2
+        with nightly._b.session(write=False) as s:
+            assert s.scalar("SELECT count(*) FROM identity_touched") == 0
+        assert service.verify(req, **ask).column("answer").to_pylist() == ["died"]
+        assert service._index is not None and service._index.rebuilt == 1  # its first only
+    finally:
+        service.close()
+        nightly.close()

@@ -11,8 +11,11 @@ transaction of the request, it is compared with the store:
 
 * the store numbers its packets in the order applied (``packets_applied.mark``) and
   notes the codes each one changed (``identity_touched``); an index behind the store
-  takes in the current info of those codes (an overlay in memory); far behind (more
-  than :data:`REBUILD_FRACTION` of its size), it is rebuilt;
+  first reopens its file if another process saved it further on (the nightly
+  ``jukicore identity index``), then takes in the current info of the codes changed
+  since (an overlay in memory); far behind (more than :data:`REBUILD_FRACTION` of its
+  size), or behind what the store still keeps of those codes (a save drops the codes of
+  the packets the saved file holds), it is rebuilt;
 * an index of another store, of a store restored to an older or another state (its
   packet at the index's mark is not the one it was built or brought up to with), or a
   file that is truncated, corrupted or of another version, is rebuilt (and saved);
@@ -34,7 +37,7 @@ from jukicore._jukicore import IdentityIndexCore
 from jukicore.errors import CorruptFileError, FileError, NotFoundError
 from jukicore.store import Session
 
-__all__ = ["REBUILD_FRACTION", "StoreIndex"]
+__all__ = ["REBUILD_FRACTION", "TOUCHED_FROM", "StoreIndex"]
 
 log = logging.getLogger("jukicore.identity.index")
 
@@ -42,6 +45,10 @@ log = logging.getLogger("jukicore.identity.index")
 #: more than :data:`REBUILD_MIN`) is rebuilt rather than brought up to date by overlay.
 REBUILD_FRACTION = 0.05
 REBUILD_MIN = 100_000
+
+#: The ``meta`` key of the first packet number whose touched codes the store still keeps
+#: (:meth:`IdentityStore.save_index` drops those its saved index holds).
+TOUCHED_FROM = "index_touched_from"
 
 _COLUMNS = ("resident_code", "family_name", "given_name", "address", "lg_code",
             "change_reason", "birth_date", "sex", "status", "change_date")
@@ -86,6 +93,7 @@ class StoreIndex:
         self.core: IdentityIndexCore | None = None
         self._lock = threading.Lock()
         self.rebuilt = 0  #: how many times this object built the index from the store
+        self._opened: int | None = None  # the file's mtime when last opened or written
 
     def _store_id(self, packet: str) -> str:
         return f"{self.node_id}|{packet}"
@@ -97,12 +105,11 @@ class StoreIndex:
         with self._lock:
             mark, _packet = _mark_of(s)
             core = self.core
-            if core is None and self.path is not None and self.path.exists():
-                try:
-                    core = IdentityIndexCore.open(self.path)
-                except CorruptFileError as exc:
-                    log.warning("the index %s is unusable (%s): rebuilding it", self.path, exc)
-                    core = None
+            if self.path is not None and (core is None or core.mark < mark):
+                # the file (another process's save: the nightly job) may be further on
+                saved = self._open_file()
+                if saved is not None and (core is None or core.mark < saved.mark <= mark):
+                    core = saved
             if core is not None and (
                     core.mark > mark
                     or core.store_id != self._store_id(_packet_at(s, core.mark))):
@@ -115,6 +122,22 @@ class StoreIndex:
                 core = self._build(s, mark)
             self.core = core
             return core
+
+    def _open_file(self) -> IdentityIndexCore | None:
+        """The index in the file, if there is one and it is whole (else None: rebuilt)."""
+        assert self.path is not None
+        try:
+            stamp = self.path.stat().st_mtime_ns
+        except FileNotFoundError:
+            return None
+        if stamp == self._opened:
+            return None  # the file this object opened or wrote last
+        self._opened = stamp
+        try:
+            return IdentityIndexCore.open(self.path)
+        except CorruptFileError as exc:
+            log.warning("the index %s is unusable (%s): rebuilding it", self.path, exc)
+            return None
 
     def _build(self, s: Session, mark: int) -> IdentityIndexCore:
         rows = s.fetch_arrow(f"SELECT {', '.join(_COLUMNS)} FROM identity", (), _SNAPSHOT)
@@ -129,7 +152,7 @@ class StoreIndex:
         self.rebuilt += 1
         if self.path is not None:
             try:
-                core.save(self.path)
+                self._write(core)
             except FileError as exc:  # answers go on from memory; the next use tries again
                 log.warning("cannot write the index %s (%s): kept in memory", self.path, exc)
         return core
@@ -138,6 +161,9 @@ class StoreIndex:
                   mark: int) -> IdentityIndexCore | None:
         """Take in the codes changed after the index's mark (None: too many, rebuild)."""
         since = core.mark
+        kept = s.scalar("SELECT value FROM meta WHERE key = ?", (TOUCHED_FROM,))
+        if kept is not None and since + 1 < int(kept):
+            return None  # the codes it missed are no longer kept: rebuild
         n = int(s.scalar("SELECT count(*) FROM identity_touched WHERE mark > ?", (since,)))
         if n > max(REBUILD_MIN, int(len(core) * REBUILD_FRACTION)):
             return None
@@ -164,8 +190,13 @@ class StoreIndex:
             raise NotFoundError("this index has no file: give the store an index path")
         core = self.current(s)
         with self._lock:
-            core.save(self.path)
+            self._write(core)
         return core.mark
+
+    def _write(self, core: IdentityIndexCore) -> None:
+        assert self.path is not None
+        core.save(self.path)
+        self._opened = self.path.stat().st_mtime_ns
 
     def lookup(self, s: Session, codes: np.ndarray[Any, Any]) -> pa.RecordBatch:
         return self.current(s).lookup(pa.array(codes, pa.uint64()))

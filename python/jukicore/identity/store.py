@@ -63,7 +63,7 @@ from jukicore.errors import (
     PacketSequenceError,
 )
 from jukicore.identity import provide
-from jukicore.identity.index import StoreIndex
+from jukicore.identity.index import TOUCHED_FROM, StoreIndex
 from jukicore.identity.items import IDENTITY_COLUMNS, IDENTITY_SCHEMA
 from jukicore.identity.provide import FourItems
 from jukicore.identity.purposes import Purpose
@@ -670,11 +670,23 @@ class IdentityStore:
             self.current_index(s)
 
     def save_index(self) -> int:
-        """Bring the lookup index up to the store and write its file; its mark."""
+        """Bring the lookup index up to the store and write its file; its mark. The codes
+        touched by the packets it now holds are no longer kept (``identity_touched``): an
+        index further behind first reopens this file (see :mod:`jukicore.identity.index`)."""
         with self._b.session(write=False) as s:
             self.current_index(s)
             assert self._index is not None
-            return self._index.save(s)
+            mark = self._index.save(s)
+        with self._b.session() as s:
+            s.execute("DELETE FROM identity_touched WHERE mark <= ?", (mark,))
+            old = s.scalar("SELECT value FROM meta WHERE key = ?", (TOUCHED_FROM,))
+            if old is None:
+                s.execute("INSERT INTO meta (key, value) VALUES (?, ?)",
+                          (TOUCHED_FROM, str(mark + 1)))
+            elif int(old) < mark + 1:
+                s.execute("UPDATE meta SET value = ? WHERE key = ?", (str(mark + 1),
+                                                                     TOUCHED_FROM))
+        return mark
 
     def search_codes(self, four: FourItems, *, session: Session) -> list[int]:
         """The codes whose current info matches ``four`` on every item given (match keys:
