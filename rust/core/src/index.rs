@@ -279,7 +279,8 @@ pub struct Input<'a> {
 // storage: owned vectors or slices of the mapped file
 
 enum Col<T: Pod> {
-    Vec(Vec<T>),
+    /// Owned (shared with the Arrow answers that point into it).
+    Vec(Arc<Vec<T>>),
     Map {
         _map: Arc<Mmap>,
         ptr: *const T,
@@ -297,7 +298,7 @@ impl<T: Pod> Deref for Col<T> {
     #[inline]
     fn deref(&self) -> &[T] {
         match self {
-            Col::Vec(v) => v,
+            Col::Vec(v) => v.as_slice(),
             // SAFETY: ptr/len come from a checked cast of a range of the mapping
             // (see `Mapped::col`), which lives as long as `_map`.
             Col::Map { ptr, len, .. } => unsafe { std::slice::from_raw_parts(*ptr, *len) },
@@ -316,7 +317,58 @@ impl<T: Pod> Col<T> {
 
 impl<T: Pod> From<Vec<T>> for Col<T> {
     fn from(v: Vec<T>) -> Self {
-        Col::Vec(v)
+        Col::Vec(Arc::new(v))
+    }
+}
+
+impl<T: Pod + Send + Sync + std::panic::RefUnwindSafe> Col<T> {
+    /// The column with what keeps it alive (for answers that outlive a call).
+    fn shared(&self) -> Shared<T> {
+        let owner: Arc<dyn Keep> = match self {
+            Col::Vec(v) => v.clone(),
+            Col::Map { _map, .. } => _map.clone(),
+        };
+        Shared {
+            ptr: self.as_ptr(),
+            len: self.len(),
+            owner,
+        }
+    }
+}
+
+/// Anything that keeps bytes alive for a [`Shared`] slice.
+pub trait Keep: Send + Sync + std::panic::RefUnwindSafe {}
+impl<T: Send + Sync + std::panic::RefUnwindSafe + ?Sized> Keep for T {}
+
+/// A slice of the index's memory (owned vectors or the mapped file) and its
+/// owner: the slice stays valid, unchanged, for as long as `owner` lives,
+/// whatever happens to the index (a fold replaces its vectors, it does not
+/// write into them). Answers hand it to Arrow without copying.
+pub struct Shared<T> {
+    ptr: *const T,
+    len: usize,
+    pub owner: Arc<dyn Keep>,
+}
+
+// SAFETY: the slice is immutable and kept alive by `owner` (Send + Sync).
+unsafe impl<T: Sync> Send for Shared<T> {}
+unsafe impl<T: Sync> Sync for Shared<T> {}
+
+impl<T> Shared<T> {
+    fn owned(v: Vec<T>) -> Self
+    where
+        T: Send + Sync + std::panic::RefUnwindSafe + 'static,
+    {
+        let v = Arc::new(v);
+        Shared {
+            ptr: v.as_ptr(),
+            len: v.len(),
+            owner: v,
+        }
+    }
+    pub fn as_slice(&self) -> &[T] {
+        // SAFETY: ptr/len describe memory that `owner` keeps alive and unchanged.
+        unsafe { std::slice::from_raw_parts(self.ptr, self.len) }
     }
 }
 
@@ -488,6 +540,25 @@ impl Dict {
                     + self.ext.koffs.capacity()
                     + self.ext.khash.capacity())
                 + self.ext.ids.capacity() * 48) as u64
+    }
+    /// The entries (base, then the overlay's) as bytes and `len() + 1` offsets:
+    /// the index's own memory when the overlay added none, else a copy.
+    fn values(&self) -> (Shared<u8>, Shared<u64>) {
+        let e = &self.ext;
+        if e.offs.len() <= 1 && !self.offs.is_empty() {
+            return (self.bytes.shared(), self.offs.shared());
+        }
+        let mut bytes = self.bytes.to_vec();
+        let mut offs = self.offs.to_vec();
+        if offs.is_empty() {
+            offs.push(0);
+        }
+        if e.offs.len() > 1 {
+            let b0 = bytes.len() as u64;
+            bytes.extend_from_slice(&e.bytes);
+            offs.extend(e.offs[1..].iter().map(|o| o + b0));
+        }
+        (Shared::owned(bytes), Shared::owned(offs))
     }
     /// Base and overlay entries as one owned dictionary.
     fn folded(&self, keyed: bool) -> DictParts {
@@ -974,6 +1045,60 @@ pub struct Gathered {
     pub sex: Vec<i8>,
     pub status: Vec<u8>,
     pub change_date: Vec<i32>,
+}
+
+/// A dictionary-encoded text item of [`Looked`] (see [`Index::dict_values`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TextItem {
+    FamilyName,
+    GivenName,
+    LgCode,
+    ChangeReason,
+}
+
+/// Answers to code lookups with their items, built to be handed to Arrow
+/// without copying texts: the names, the municipality code and the change
+/// reason as ids into the index's dictionaries ([`Index::dict_values`]), the
+/// address (two dictionary entries joined) as Arrow string views into
+/// `address_buffers`. Rows not found hold zeros (ids 0, empty views).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Looked {
+    /// 0 found, 1 retired, 2 not found.
+    pub hit: Vec<i8>,
+    pub family_name: Vec<i32>,
+    pub given_name: Vec<i32>,
+    pub lg_code: Vec<i32>,
+    pub change_reason: Vec<i32>,
+    pub birth_date: Vec<i32>,
+    pub sex: Vec<i8>,
+    pub status: Vec<u8>,
+    pub change_date: Vec<i32>,
+    /// Arrow's string views (little-endian: the length in the low 4 bytes,
+    /// then the value itself when at most 12 bytes, else its first 4 bytes,
+    /// the buffer's number and the offset in it).
+    pub address: Vec<u128>,
+    pub address_buffers: Vec<Vec<u8>>,
+    /// Where retired (else 0).
+    pub new_code: Vec<u64>,
+    pub retired_on: Vec<i32>,
+    pub found: usize,
+    pub retired: usize,
+}
+
+/// The string view of `v`, stored (when longer than 12 bytes) at `offset` of
+/// buffer `buffer`.
+#[inline]
+pub fn string_view(v: &[u8], buffer: u32, offset: u32) -> u128 {
+    let mut b = [0u8; 16];
+    b[..4].copy_from_slice(&(v.len() as u32).to_le_bytes());
+    if v.len() <= 12 {
+        b[4..4 + v.len()].copy_from_slice(v);
+    } else {
+        b[4..8].copy_from_slice(&v[..4]);
+        b[8..12].copy_from_slice(&buffer.to_le_bytes());
+        b[12..16].copy_from_slice(&offset.to_le_bytes());
+    }
+    u128::from_le_bytes(b)
 }
 
 #[derive(Default)]
@@ -1724,6 +1849,187 @@ impl Index {
             status,
             change_date: change,
         }
+    }
+
+    /// The entries of a dictionary-encoded item of [`Looked`]: bytes and
+    /// offsets (`len + 1`, from the first entry's start), shared with the
+    /// index (copied only when the overlay added entries).
+    pub fn dict_values(&self, item: TextItem) -> (Shared<u8>, Shared<u64>) {
+        match item {
+            TextItem::FamilyName => self.family.values(),
+            TextItem::GivenName => self.given.values(),
+            TextItem::LgCode => self.lg.values(),
+            TextItem::ChangeReason => self.reason.values(),
+        }
+    }
+
+    /// [`Index::lookup`] and the items of the rows found in one pass, in chunks
+    /// on every core, without copying any text but the address (see [`Looked`]).
+    /// Output columns are allocated zeroed (fresh pages, not written twice) and
+    /// each row's slots written once.
+    pub fn lookup_items(&self, codes: &[u64]) -> Looked {
+        const CH: usize = 1 << 16;
+        let n = codes.len();
+        let mut o = Looked {
+            hit: vec![0; n],
+            family_name: vec![0; n],
+            given_name: vec![0; n],
+            lg_code: vec![0; n],
+            change_reason: vec![0; n],
+            birth_date: vec![0; n],
+            sex: vec![0; n],
+            status: vec![0; n],
+            change_date: vec![0; n],
+            address: vec![0; n],
+            address_buffers: Vec::new(),
+            new_code: vec![0; n],
+            retired_on: vec![0; n],
+            found: 0,
+            retired: 0,
+        };
+        struct Piece<'a> {
+            c: usize,
+            codes: &'a [u64],
+            hit: &'a mut [i8],
+            ids: [&'a mut [i32]; 4],
+            birth: &'a mut [i32],
+            sex: &'a mut [i8],
+            status: &'a mut [u8],
+            change: &'a mut [i32],
+            address: &'a mut [u128],
+            new_code: &'a mut [u64],
+            retired_on: &'a mut [i32],
+        }
+        let mut pieces = Vec::with_capacity(n.div_ceil(CH));
+        {
+            let mut hit = o.hit.chunks_mut(CH);
+            let mut f = o.family_name.chunks_mut(CH);
+            let mut g = o.given_name.chunks_mut(CH);
+            let mut l = o.lg_code.chunks_mut(CH);
+            let mut r = o.change_reason.chunks_mut(CH);
+            let mut b = o.birth_date.chunks_mut(CH);
+            let mut x = o.sex.chunks_mut(CH);
+            let mut st = o.status.chunks_mut(CH);
+            let mut ch = o.change_date.chunks_mut(CH);
+            let mut a = o.address.chunks_mut(CH);
+            let mut nc = o.new_code.chunks_mut(CH);
+            let mut ro = o.retired_on.chunks_mut(CH);
+            for (c, codes) in codes.chunks(CH).enumerate() {
+                let (Some(hit), Some(f), Some(g), Some(l), Some(r)) =
+                    (hit.next(), f.next(), g.next(), l.next(), r.next())
+                else {
+                    break;
+                };
+                let (Some(birth), Some(sex), Some(status), Some(change)) =
+                    (b.next(), x.next(), st.next(), ch.next())
+                else {
+                    break;
+                };
+                let (Some(address), Some(new_code), Some(retired_on)) =
+                    (a.next(), nc.next(), ro.next())
+                else {
+                    break;
+                };
+                pieces.push(Piece {
+                    c,
+                    codes,
+                    hit,
+                    ids: [f, g, l, r],
+                    birth,
+                    sex,
+                    status,
+                    change,
+                    address,
+                    new_code,
+                    retired_on,
+                });
+            }
+        }
+        let fill = |p: Piece<'_>| -> (Vec<Vec<u8>>, usize, usize) {
+            const B: usize = 1024;
+            let mut hits = [Hit::NotFound; B];
+            let mut bufs: Vec<Vec<u8>> = vec![Vec::with_capacity(p.codes.len() * 24)];
+            let (mut found, mut retired) = (0, 0);
+            let recs: &[Rec] = &self.recs;
+            let ahead = |h: &Hit| {
+                if let Hit::Found(r) = *h {
+                    prefetch(recs.as_ptr().wrapping_add(r as usize));
+                }
+            };
+            for (k, cs) in p.codes.chunks(B).enumerate() {
+                let hs = &mut hits[..cs.len()];
+                self.lookup_chunk(cs, hs);
+                hs.iter().take(16).for_each(ahead);
+                for j in 0..hs.len() {
+                    if let Some(h) = hs.get(j + 16) {
+                        ahead(h);
+                    }
+                    let i = k * B + j;
+                    match hs[j] {
+                        Hit::Found(row) => {
+                            found += 1;
+                            let (_, rec) = self.rec(row);
+                            p.ids[0][i] = rec.family as i32;
+                            p.ids[1][i] = rec.given as i32;
+                            p.ids[2][i] = rec.lg() as i32;
+                            p.ids[3][i] = rec.reason() as i32;
+                            p.birth[i] = rec.birth;
+                            p.sex[i] = rec.sex();
+                            p.status[i] = rec.status();
+                            p.change[i] = rec.change_date;
+                            let (pl, re) = (self.place.get(rec.place), self.rest.get(rec.rest));
+                            let len = pl.len() + re.len();
+                            let mut buf = bufs.len() - 1;
+                            if bufs[buf].len() + len > u32::MAX as usize {
+                                bufs.push(Vec::with_capacity(len.max(1 << 20)));
+                                buf += 1;
+                            }
+                            let v = &mut bufs[buf];
+                            let at = v.len();
+                            v.extend_from_slice(pl);
+                            v.extend_from_slice(re);
+                            p.address[i] = string_view(&v[at..], (p.c + buf) as u32, at as u32);
+                            if len <= 12 {
+                                v.truncate(at);
+                            }
+                        }
+                        Hit::Retired { new, on } => {
+                            retired += 1;
+                            p.hit[i] = 1;
+                            p.new_code[i] = new;
+                            p.retired_on[i] = on;
+                        }
+                        Hit::NotFound => p.hit[i] = 2,
+                    }
+                }
+            }
+            (bufs, found, retired)
+        };
+        let parts: Vec<(Vec<Vec<u8>>, usize, usize)> = if n < PAR_MIN {
+            pieces.into_iter().map(fill).collect()
+        } else {
+            pieces.into_par_iter().map(fill).collect()
+        };
+        // views name buffer `chunk + k`: renumber the chunks after one that
+        // needed more than one buffer (addresses of gigabytes: never in practice)
+        let mut first = 0usize;
+        for (c, (bufs, found, retired)) in parts.into_iter().enumerate() {
+            if first != c {
+                let shift = first as i64 - c as i64;
+                let end = ((c + 1) * CH).min(n);
+                for v in &mut o.address[c * CH..end] {
+                    if (*v as u32) > 12 {
+                        let b = ((*v >> 64) as u32) as i64 + shift;
+                        *v = (*v & !(0xffff_ffffu128 << 64)) | (u128::from(b as u32) << 64);
+                    }
+                }
+            }
+            first += bufs.len();
+            o.address_buffers.extend(bufs);
+            o.found += found;
+            o.retired += retired;
+        }
+        o
     }
 
     #[inline]
