@@ -1058,9 +1058,9 @@ pub enum TextItem {
 
 /// Answers to code lookups with their items, built to be handed to Arrow
 /// without copying texts: the names, the municipality code and the change
-/// reason as ids into the index's dictionaries ([`Index::dict_values`]), the
-/// address (two dictionary entries joined) as Arrow string views into
-/// `address_buffers`. Rows not found hold zeros (ids 0, empty views).
+/// reason as ids into the index's dictionaries ([`Index::dict_values`]); only
+/// the address (two dictionary entries joined) is copied. Rows not found hold
+/// zeros (ids 0, empty addresses).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Looked {
     /// 0 found, 1 retired, 2 not found.
@@ -1073,32 +1073,14 @@ pub struct Looked {
     pub sex: Vec<i8>,
     pub status: Vec<u8>,
     pub change_date: Vec<i32>,
-    /// Arrow's string views (little-endian: the length in the low 4 bytes,
-    /// then the value itself when at most 12 bytes, else its first 4 bytes,
-    /// the buffer's number and the offset in it).
-    pub address: Vec<u128>,
-    pub address_buffers: Vec<Vec<u8>>,
+    /// The address (place and rest joined), copied: the one text without a
+    /// dictionary of its own (empty where not found).
+    pub address: Texts,
     /// Where retired (else 0).
     pub new_code: Vec<u64>,
     pub retired_on: Vec<i32>,
     pub found: usize,
     pub retired: usize,
-}
-
-/// The string view of `v`, stored (when longer than 12 bytes) at `offset` of
-/// buffer `buffer`.
-#[inline]
-pub fn string_view(v: &[u8], buffer: u32, offset: u32) -> u128 {
-    let mut b = [0u8; 16];
-    b[..4].copy_from_slice(&(v.len() as u32).to_le_bytes());
-    if v.len() <= 12 {
-        b[4..4 + v.len()].copy_from_slice(v);
-    } else {
-        b[4..8].copy_from_slice(&v[..4]);
-        b[8..12].copy_from_slice(&buffer.to_le_bytes());
-        b[12..16].copy_from_slice(&offset.to_le_bytes());
-    }
-    u128::from_le_bytes(b)
 }
 
 #[derive(Default)]
@@ -1865,8 +1847,9 @@ impl Index {
 
     /// [`Index::lookup`] and the items of the rows found in one pass, in chunks
     /// on every core, without copying any text but the address (see [`Looked`]).
-    /// Output columns are allocated zeroed (fresh pages, not written twice) and
-    /// each row's slots written once.
+    /// Output columns are allocated zeroed (fresh pages from the system, not
+    /// filled) and each row's slots written once; the address's bytes in a
+    /// second pass over the chunks once each chunk's place is known.
     pub fn lookup_items(&self, codes: &[u64]) -> Looked {
         const CH: usize = 1 << 16;
         let n = codes.len();
@@ -1880,15 +1863,13 @@ impl Index {
             sex: vec![0; n],
             status: vec![0; n],
             change_date: vec![0; n],
-            address: vec![0; n],
-            address_buffers: Vec::new(),
+            address: Texts::default(),
             new_code: vec![0; n],
             retired_on: vec![0; n],
             found: 0,
             retired: 0,
         };
         struct Piece<'a> {
-            c: usize,
             codes: &'a [u64],
             hit: &'a mut [i8],
             ids: [&'a mut [i32]; 4],
@@ -1896,10 +1877,13 @@ impl Index {
             sex: &'a mut [i8],
             status: &'a mut [u8],
             change: &'a mut [i32],
-            address: &'a mut [u128],
+            address: &'a mut [[u32; 2]],
             new_code: &'a mut [u64],
             retired_on: &'a mut [i32],
         }
+        // the address's two entries per row, then its bytes in a second pass
+        // (each chunk's place in them known)
+        let mut parts_of = vec![[0u32; 2]; n];
         let mut pieces = Vec::with_capacity(n.div_ceil(CH));
         {
             let mut hit = o.hit.chunks_mut(CH);
@@ -1911,10 +1895,10 @@ impl Index {
             let mut x = o.sex.chunks_mut(CH);
             let mut st = o.status.chunks_mut(CH);
             let mut ch = o.change_date.chunks_mut(CH);
-            let mut a = o.address.chunks_mut(CH);
+            let mut a = parts_of.chunks_mut(CH);
             let mut nc = o.new_code.chunks_mut(CH);
             let mut ro = o.retired_on.chunks_mut(CH);
-            for (c, codes) in codes.chunks(CH).enumerate() {
+            for codes in codes.chunks(CH) {
                 let (Some(hit), Some(f), Some(g), Some(l), Some(r)) =
                     (hit.next(), f.next(), g.next(), l.next(), r.next())
                 else {
@@ -1931,7 +1915,6 @@ impl Index {
                     break;
                 };
                 pieces.push(Piece {
-                    c,
                     codes,
                     hit,
                     ids: [f, g, l, r],
@@ -1945,10 +1928,10 @@ impl Index {
                 });
             }
         }
-        let fill = |p: Piece<'_>| -> (Vec<Vec<u8>>, usize, usize) {
+        let fill = |p: Piece<'_>| -> (i64, usize, usize) {
             const B: usize = 1024;
             let mut hits = [Hit::NotFound; B];
-            let mut bufs: Vec<Vec<u8>> = vec![Vec::with_capacity(p.codes.len() * 24)];
+            let mut bytes = 0i64;
             let (mut found, mut retired) = (0, 0);
             let recs: &[Rec] = &self.recs;
             let ahead = |h: &Hit| {
@@ -1977,21 +1960,10 @@ impl Index {
                             p.sex[i] = rec.sex();
                             p.status[i] = rec.status();
                             p.change[i] = rec.change_date;
-                            let (pl, re) = (self.place.get(rec.place), self.rest.get(rec.rest));
-                            let len = pl.len() + re.len();
-                            let mut buf = bufs.len() - 1;
-                            if bufs[buf].len() + len > u32::MAX as usize {
-                                bufs.push(Vec::with_capacity(len.max(1 << 20)));
-                                buf += 1;
-                            }
-                            let v = &mut bufs[buf];
-                            let at = v.len();
-                            v.extend_from_slice(pl);
-                            v.extend_from_slice(re);
-                            p.address[i] = string_view(&v[at..], (p.c + buf) as u32, at as u32);
-                            if len <= 12 {
-                                v.truncate(at);
-                            }
+                            p.address[i] = [rec.place, rec.rest];
+                            bytes += (self.place.get(rec.place).len()
+                                + self.rest.get(rec.rest).len())
+                                as i64;
                         }
                         Hit::Retired { new, on } => {
                             retired += 1;
@@ -2003,33 +1975,94 @@ impl Index {
                     }
                 }
             }
-            (bufs, found, retired)
+            (bytes, found, retired)
         };
-        let parts: Vec<(Vec<Vec<u8>>, usize, usize)> = if n < PAR_MIN {
+        let seq = n < PAR_MIN;
+        let parts: Vec<(i64, usize, usize)> = if seq {
             pieces.into_iter().map(fill).collect()
         } else {
             pieces.into_par_iter().map(fill).collect()
         };
-        // views name buffer `chunk + k`: renumber the chunks after one that
-        // needed more than one buffer (addresses of gigabytes: never in practice)
-        let mut first = 0usize;
-        for (c, (bufs, found, retired)) in parts.into_iter().enumerate() {
-            if first != c {
-                let shift = first as i64 - c as i64;
-                let end = ((c + 1) * CH).min(n);
-                for v in &mut o.address[c * CH..end] {
-                    if (*v as u32) > 12 {
-                        let b = ((*v >> 64) as u32) as i64 + shift;
-                        *v = (*v & !(0xffff_ffffu128 << 64)) | (u128::from(b as u32) << 64);
+        o.found = parts.iter().map(|p| p.1).sum();
+        o.retired = parts.iter().map(|p| p.2).sum();
+        let sums: Vec<i64> = parts.iter().map(|p| p.0).collect();
+        o.address = self.address_texts(&o.hit, &parts_of, &sums, CH, seq);
+        o
+    }
+
+    /// The addresses of [`Index::lookup_items`]: row `i` (when `hit[i]` is 0)
+    /// joins `parts[i]` (place and rest); `sums` holds each chunk's bytes, so
+    /// every chunk writes its offsets and bytes in place, in parallel.
+    fn address_texts(
+        &self,
+        hit: &[i8],
+        parts: &[[u32; 2]],
+        sums: &[i64],
+        chunk: usize,
+        seq: bool,
+    ) -> Texts {
+        let n = hit.len();
+        let total: i64 = sums.iter().sum();
+        let mut data = vec![0u8; total as usize];
+        let mut starts = Vec::with_capacity(sums.len());
+        let mut rest: &mut [u8] = &mut data;
+        let mut at = 0i64;
+        for &s in sums {
+            let (head, tail) = std::mem::take(&mut rest).split_at_mut(s as usize);
+            starts.push((at, head));
+            rest = tail;
+            at += s;
+        }
+        let dicts = [&self.place, &self.rest];
+        // one chunk: its bytes, and its end offsets through `end(i, offset)`
+        let write = |c: usize, base: i64, dst: &mut [u8], end: &mut dyn FnMut(usize, i64)| {
+            let a = c * chunk;
+            let b = (a + chunk).min(n);
+            let mut w = 0usize;
+            for i in a..b {
+                if hit[i] == 0 {
+                    for (d, &id) in dicts.iter().zip(&parts[i]) {
+                        // short entries: one fixed-size copy whose tail the next
+                        // value overwrites, instead of a call to memcpy
+                        let (src, len) = d.get_wide(id);
+                        let out = &mut dst[w..];
+                        if len <= WIDE && src.len() >= WIDE && out.len() >= WIDE {
+                            out[..WIDE].copy_from_slice(&src[..WIDE]);
+                        } else {
+                            out[..len].copy_from_slice(&src[..len]);
+                        }
+                        w += len;
                     }
                 }
+                end(i - a, base + w as i64);
             }
-            first += bufs.len();
-            o.address_buffers.extend(bufs);
-            o.found += found;
-            o.retired += retired;
-        }
-        o
+        };
+        let offsets = if total <= i64::from(i32::MAX) {
+            let mut offs = vec![0i32; n + 1];
+            let jobs: Vec<_> = starts.into_iter().zip(offs[1..].chunks_mut(chunk)).enumerate().collect();
+            let run = |(c, ((base, dst), o)): (usize, ((i64, &mut [u8]), &mut [i32]))| {
+                write(c, base, dst, &mut |i, e| o[i] = e as i32)
+            };
+            if seq {
+                jobs.into_iter().for_each(run);
+            } else {
+                jobs.into_par_iter().for_each(run);
+            }
+            TextOffsets::I32(offs)
+        } else {
+            let mut offs = vec![0i64; n + 1];
+            let jobs: Vec<_> = starts.into_iter().zip(offs[1..].chunks_mut(chunk)).enumerate().collect();
+            let run = |(c, ((base, dst), o)): (usize, ((i64, &mut [u8]), &mut [i64]))| {
+                write(c, base, dst, &mut |i, e| o[i] = e)
+            };
+            if seq {
+                jobs.into_iter().for_each(run);
+            } else {
+                jobs.into_par_iter().for_each(run);
+            }
+            TextOffsets::I64(offs)
+        };
+        Texts { data, offsets }
     }
 
     #[inline]

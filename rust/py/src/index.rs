@@ -15,7 +15,7 @@ use arrow_array::cast::AsArray;
 use arrow_array::types::{Date32Type, Int32Type, Int8Type, UInt64Type, UInt8Type};
 use arrow_array::{
     Array, ArrayRef, Date32Array, DictionaryArray, Int32Array, Int8Array, LargeStringArray,
-    ListArray, StringArray, StringViewArray, StructArray, UInt64Array, UInt8Array,
+    ListArray, StringArray, StructArray, UInt64Array, UInt8Array,
 };
 use arrow_buffer::{BooleanBuffer, Buffer, NullBuffer, OffsetBuffer, ScalarBuffer};
 use arrow_schema::{DataType, Field, Fields};
@@ -272,8 +272,8 @@ fn dict_array((bytes, offs): &(Shared<u8>, Shared<u64>)) -> ArrayRef {
 }
 
 /// The columns of `lookup`'s answer: texts of the dictionaries as
-/// `dictionary<int32, large_string>` over the index's own entries, the
-/// address as `string_view`, nothing per row copied but the address.
+/// `dictionary<int32, large_string>` over the index's own entries (nothing
+/// per row copied), the address as `string` (`large_string` past 2 GiB).
 fn looked_columns(
     l: Looked,
     dicts: [(Shared<u8>, Shared<u64>); 4],
@@ -302,14 +302,7 @@ fn looked_columns(
     let date = |v: Vec<i32>, nulls: Option<NullBuffer>| -> ArrayRef {
         Arc::new(Date32Array::new(ScalarBuffer::from(v), nulls))
     };
-    let buffers: Vec<Buffer> = l.address_buffers.into_iter().map(Buffer::from_vec).collect();
-    // SAFETY: `lookup_items` writes a view per found row: the length, the value
-    // inline (at most 12 bytes) or its prefix, buffer and offset, within that
-    // buffer; values are joined dictionary entries (UTF-8, split at a
-    // character boundary). Other rows' views are zero (empty) and null.
-    let address: ArrayRef = Arc::new(unsafe {
-        StringViewArray::new_unchecked(ScalarBuffer::from(l.address), buffers, nulls.clone())
-    });
+    let address = texts(l.address, nulls.clone());
     let hit = DictionaryArray::<Int8Type>::try_new(
         Int8Array::from(l.hit),
         Arc::new(StringArray::from(vec!["found", "retired", "not_found"])),
