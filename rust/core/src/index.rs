@@ -821,6 +821,9 @@ fn gather_texts<const K: usize>(
     std::array::from_fn(|_| out.next().unwrap_or_default())
 }
 
+/// A chunk of [`Index::address_texts`]: its number, first offset, bytes, offsets.
+type AddressJob<'a, O> = (usize, ((i64, &'a mut [u8]), &'a mut [O]));
+
 /// Ask the CPU to fetch the cache line at `p` (a hint: never faults, any address).
 #[inline(always)]
 fn prefetch<T>(p: *const T) {
@@ -2039,8 +2042,12 @@ impl Index {
         };
         let offsets = if total <= i64::from(i32::MAX) {
             let mut offs = vec![0i32; n + 1];
-            let jobs: Vec<_> = starts.into_iter().zip(offs[1..].chunks_mut(chunk)).enumerate().collect();
-            let run = |(c, ((base, dst), o)): (usize, ((i64, &mut [u8]), &mut [i32]))| {
+            let jobs: Vec<_> = starts
+                .into_iter()
+                .zip(offs[1..].chunks_mut(chunk))
+                .enumerate()
+                .collect();
+            let run = |(c, ((base, dst), o)): AddressJob<'_, i32>| {
                 write(c, base, dst, &mut |i, e| o[i] = e as i32)
             };
             if seq {
@@ -2051,8 +2058,12 @@ impl Index {
             TextOffsets::I32(offs)
         } else {
             let mut offs = vec![0i64; n + 1];
-            let jobs: Vec<_> = starts.into_iter().zip(offs[1..].chunks_mut(chunk)).enumerate().collect();
-            let run = |(c, ((base, dst), o)): (usize, ((i64, &mut [u8]), &mut [i64]))| {
+            let jobs: Vec<_> = starts
+                .into_iter()
+                .zip(offs[1..].chunks_mut(chunk))
+                .enumerate()
+                .collect();
+            let run = |(c, ((base, dst), o)): AddressJob<'_, i64>| {
                 write(c, base, dst, &mut |i, e| o[i] = e)
             };
             if seq {

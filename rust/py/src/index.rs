@@ -251,7 +251,9 @@ fn shared_buffer<T>(s: &Shared<T>) -> Buffer {
     match NonNull::new(s.as_slice().as_ptr() as *mut u8) {
         // SAFETY: the slice is valid and unchanged for as long as its owner
         // lives (`Shared`), and the buffer holds the owner.
-        Some(ptr) => unsafe { Buffer::from_custom_allocation(ptr, bytes, Arc::new(s.owner.clone())) },
+        Some(ptr) => unsafe {
+            Buffer::from_custom_allocation(ptr, bytes, Arc::new(s.owner.clone()))
+        },
         None => Buffer::from_vec(Vec::<u8>::new()),
     }
 }
@@ -281,15 +283,16 @@ fn looked_columns(
 ) -> std::result::Result<Vec<(&'static str, ArrayRef)>, CoreError> {
     let n = l.hit.len();
     let hit_kind = &l.hit;
-    let nulls = (l.found < n).then(|| {
-        NullBuffer::new(BooleanBuffer::collect_bool(n, |i| hit_kind[i] == 0))
-    });
+    let nulls = (l.found < n)
+        .then(|| NullBuffer::new(BooleanBuffer::collect_bool(n, |i| hit_kind[i] == 0)));
     let retired_nulls = if l.retired == 0 {
         Some(NullBuffer::new_null(n))
     } else if l.retired == n {
         None
     } else {
-        Some(NullBuffer::new(BooleanBuffer::collect_bool(n, |i| hit_kind[i] == 1)))
+        Some(NullBuffer::new(BooleanBuffer::collect_bool(n, |i| {
+            hit_kind[i] == 1
+        })))
     };
     let [fam, giv, lg, reason] = dicts.map(|d| dict_array(&d));
     let dict = |keys: Vec<i32>, values: ArrayRef| -> ArrayRef {

@@ -644,7 +644,12 @@ fn the_overlay_changes_adds_removes_and_retires() {
     let p = dir.join("o.idx");
     let before: Vec<Hit> = idx.lookup(&c.code);
     let gathered_before = gather_hits(&idx, &before);
-    let asked: Vec<u64> = c.code.iter().copied().chain([fresh, gone, changed]).collect();
+    let asked: Vec<u64> = c
+        .code
+        .iter()
+        .copied()
+        .chain([fresh, gone, changed])
+        .collect();
     items_agree(&idx, &asked);
     idx.save(&p).unwrap();
     assert_eq!(idx.overlay_len(), 0);
@@ -684,8 +689,14 @@ fn items_agree(idx: &Index, codes: &[u64]) {
             Hit::Found(_) => {
                 found += 1;
                 assert_eq!(l.hit[i], 0);
-                assert_eq!(dict(TextItem::FamilyName, l.family_name[i]), g.family_name.value(i));
-                assert_eq!(dict(TextItem::GivenName, l.given_name[i]), g.given_name.value(i));
+                assert_eq!(
+                    dict(TextItem::FamilyName, l.family_name[i]),
+                    g.family_name.value(i)
+                );
+                assert_eq!(
+                    dict(TextItem::GivenName, l.given_name[i]),
+                    g.given_name.value(i)
+                );
                 assert_eq!(dict(TextItem::LgCode, l.lg_code[i]), g.lg_code.value(i));
                 assert_eq!(
                     dict(TextItem::ChangeReason, l.change_reason[i]),
