@@ -162,7 +162,10 @@ class IdentityIndexCore:
     @overload
     def lookup(self, codes_in: int | str) -> dict[str, Any]: ...
     @overload
-    def lookup(self, codes_in: _ArrowArray) -> Any: ...  # a pyarrow.RecordBatch
+    def lookup(self, codes_in: _ArrowArray) -> Any: ...
+    # a pyarrow.RecordBatch: hit, code, the items (family_name, given_name, lg_code,
+    # change_reason as dictionary<int32, large_string> over the index's own dictionaries,
+    # kept alive by the batch; address string), new_code, retired_on
     def search(
         self,
         family_name: str,

@@ -166,3 +166,33 @@ def test_an_empty_index() -> None:
     assert len(empty) == 0
     out = empty.lookup(pa.array([1], pa.uint64()))
     assert out.column("hit").to_pylist() == ["not_found"]
+
+
+def test_lookup_texts_share_the_index_dictionaries_and_outlive_it(
+        index: IdentityIndexCore, tmp_path: Path) -> None:
+    codes = pa.array([34567890123, 99, 12345678901], pa.uint64())
+    batch = index.lookup(codes)
+    for name in ("family_name", "given_name", "lg_code", "change_reason"):
+        assert pa.types.is_dictionary(batch.schema.field(name).type), name
+    assert batch.schema.field("address").type == pa.string()
+    batch.validate(full=True)
+    expected = [["鈴木", None, "山田"], ["花子", None, "太郎"]]
+    assert [batch.column(c).to_pylist() for c in ("family_name", "given_name")] == expected
+    # the answers stay valid when the index changes (the overlay's new entries
+    # copied), is saved (its vectors replaced) or is gone
+    born = (45678901234, "新田", "一郎", "沖縄県那覇市", dt.date(2024, 4, 1), 1)
+    index.apply_delta(**_rows([born]), mark=6)
+    fresh = index.lookup(pa.array([45678901234, 34567890123], pa.uint64()))
+    fresh.validate(full=True)
+    assert fresh.column("family_name").to_pylist() == ["新田", "鈴木"]
+    index.save(tmp_path / "i.idx")
+    opened = IdentityIndexCore.open(tmp_path / "i.idx")
+    mapped = opened.lookup(codes)
+    del index, opened
+    import gc
+
+    gc.collect()
+    batch.validate(full=True)
+    mapped.validate(full=True)
+    assert [mapped.column(c).to_pylist() for c in ("family_name", "given_name")] == expected
+    assert fresh.column("given_name").to_pylist() == ["一郎", "花子"]

@@ -186,7 +186,9 @@ def _schema(p: Purpose, dated: bool) -> pa.Schema:
 
 def _hits(core: Any, codes: np.ndarray[Any, Any]) -> pa.Table:
     """The index's answers for ``codes`` with the record's columns as an answer names
-    them (``resident_code``, ``status`` as text)."""
+    them (``resident_code``, ``status`` as text). The names, ``lg_code`` and
+    ``change_reason`` stay dictionary-encoded over the index's dictionaries (not
+    copied per row); :func:`verify` casts the answers to their schema at the end."""
     hits = pa.Table.from_batches([core.lookup(pa.array(codes, pa.uint64()))])
     found = pc.equal(hits.column("hit"), "found")
     status = pc.if_else(pc.equal(hits.column("status"), 1), "removed", "resident")
@@ -234,7 +236,7 @@ def _answer(s: Session, core: Any, chunk: pa.Table, start: int, p: Purpose, by_c
     ambiguous = np.array([c is not None for c in candidates], dtype=bool)
     answer[ambiguous] = "ambiguous"
     status = np.asarray(hits.column("status").fill_null(""))
-    reason = np.asarray(hits.column("change_reason").fill_null(""))
+    reason = np.asarray(hits.column("change_reason").cast(pa.string()).fill_null(""))
     removed = found & (status == "removed")
     answer[removed & (reason == "death")] = "died"
     answer[removed & (reason == "move_out")] = "moved_out"
@@ -247,7 +249,8 @@ def _answer(s: Session, core: Any, chunk: pa.Table, start: int, p: Purpose, by_c
     for f in ANSWER_SCHEMA:
         if f.name in ("answer", "status_date", "new_code"):
             continue
-        out[f.name] = pc.if_else(keep, hits.column(f.name), pa.nulls(n, f.type))
+        col = hits.column(f.name)  # its own type (dictionary texts): cast in verify()
+        out[f.name] = pc.if_else(keep, col, pa.nulls(n, col.type))
     out["new_code"] = pc.if_else(pa.array(retired), hits.column("new_code"),
                                  pa.nulls(n, pa.uint64()))
     changed: list[list[str] | None] = [None] * n

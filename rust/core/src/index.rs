@@ -279,7 +279,8 @@ pub struct Input<'a> {
 // storage: owned vectors or slices of the mapped file
 
 enum Col<T: Pod> {
-    Vec(Vec<T>),
+    /// Owned (shared with the Arrow answers that point into it).
+    Vec(Arc<Vec<T>>),
     Map {
         _map: Arc<Mmap>,
         ptr: *const T,
@@ -297,7 +298,7 @@ impl<T: Pod> Deref for Col<T> {
     #[inline]
     fn deref(&self) -> &[T] {
         match self {
-            Col::Vec(v) => v,
+            Col::Vec(v) => v.as_slice(),
             // SAFETY: ptr/len come from a checked cast of a range of the mapping
             // (see `Mapped::col`), which lives as long as `_map`.
             Col::Map { ptr, len, .. } => unsafe { std::slice::from_raw_parts(*ptr, *len) },
@@ -316,7 +317,58 @@ impl<T: Pod> Col<T> {
 
 impl<T: Pod> From<Vec<T>> for Col<T> {
     fn from(v: Vec<T>) -> Self {
-        Col::Vec(v)
+        Col::Vec(Arc::new(v))
+    }
+}
+
+impl<T: Pod + Send + Sync + std::panic::RefUnwindSafe> Col<T> {
+    /// The column with what keeps it alive (for answers that outlive a call).
+    fn shared(&self) -> Shared<T> {
+        let owner: Arc<dyn Keep> = match self {
+            Col::Vec(v) => v.clone(),
+            Col::Map { _map, .. } => _map.clone(),
+        };
+        Shared {
+            ptr: self.as_ptr(),
+            len: self.len(),
+            owner,
+        }
+    }
+}
+
+/// Anything that keeps bytes alive for a [`Shared`] slice.
+pub trait Keep: Send + Sync + std::panic::RefUnwindSafe {}
+impl<T: Send + Sync + std::panic::RefUnwindSafe + ?Sized> Keep for T {}
+
+/// A slice of the index's memory (owned vectors or the mapped file) and its
+/// owner: the slice stays valid, unchanged, for as long as `owner` lives,
+/// whatever happens to the index (a fold replaces its vectors, it does not
+/// write into them). Answers hand it to Arrow without copying.
+pub struct Shared<T> {
+    ptr: *const T,
+    len: usize,
+    pub owner: Arc<dyn Keep>,
+}
+
+// SAFETY: the slice is immutable and kept alive by `owner` (Send + Sync).
+unsafe impl<T: Sync> Send for Shared<T> {}
+unsafe impl<T: Sync> Sync for Shared<T> {}
+
+impl<T> Shared<T> {
+    fn owned(v: Vec<T>) -> Self
+    where
+        T: Send + Sync + std::panic::RefUnwindSafe + 'static,
+    {
+        let v = Arc::new(v);
+        Shared {
+            ptr: v.as_ptr(),
+            len: v.len(),
+            owner: v,
+        }
+    }
+    pub fn as_slice(&self) -> &[T] {
+        // SAFETY: ptr/len describe memory that `owner` keeps alive and unchanged.
+        unsafe { std::slice::from_raw_parts(self.ptr, self.len) }
     }
 }
 
@@ -488,6 +540,25 @@ impl Dict {
                     + self.ext.koffs.capacity()
                     + self.ext.khash.capacity())
                 + self.ext.ids.capacity() * 48) as u64
+    }
+    /// The entries (base, then the overlay's) as bytes and `len() + 1` offsets:
+    /// the index's own memory when the overlay added none, else a copy.
+    fn values(&self) -> (Shared<u8>, Shared<u64>) {
+        let e = &self.ext;
+        if e.offs.len() <= 1 && !self.offs.is_empty() {
+            return (self.bytes.shared(), self.offs.shared());
+        }
+        let mut bytes = self.bytes.to_vec();
+        let mut offs = self.offs.to_vec();
+        if offs.is_empty() {
+            offs.push(0);
+        }
+        if e.offs.len() > 1 {
+            let b0 = bytes.len() as u64;
+            bytes.extend_from_slice(&e.bytes);
+            offs.extend(e.offs[1..].iter().map(|o| o + b0));
+        }
+        (Shared::owned(bytes), Shared::owned(offs))
     }
     /// Base and overlay entries as one owned dictionary.
     fn folded(&self, keyed: bool) -> DictParts {
@@ -750,6 +821,9 @@ fn gather_texts<const K: usize>(
     std::array::from_fn(|_| out.next().unwrap_or_default())
 }
 
+/// A chunk of [`Index::address_texts`]: its number, first offset, bytes, offsets.
+type AddressJob<'a, O> = (usize, ((i64, &'a mut [u8]), &'a mut [O]));
+
 /// Ask the CPU to fetch the cache line at `p` (a hint: never faults, any address).
 #[inline(always)]
 fn prefetch<T>(p: *const T) {
@@ -974,6 +1048,42 @@ pub struct Gathered {
     pub sex: Vec<i8>,
     pub status: Vec<u8>,
     pub change_date: Vec<i32>,
+}
+
+/// A dictionary-encoded text item of [`Looked`] (see [`Index::dict_values`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TextItem {
+    FamilyName,
+    GivenName,
+    LgCode,
+    ChangeReason,
+}
+
+/// Answers to code lookups with their items, built to be handed to Arrow
+/// without copying texts: the names, the municipality code and the change
+/// reason as ids into the index's dictionaries ([`Index::dict_values`]); only
+/// the address (two dictionary entries joined) is copied. Rows not found hold
+/// zeros (ids 0, empty addresses).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Looked {
+    /// 0 found, 1 retired, 2 not found.
+    pub hit: Vec<i8>,
+    pub family_name: Vec<i32>,
+    pub given_name: Vec<i32>,
+    pub lg_code: Vec<i32>,
+    pub change_reason: Vec<i32>,
+    pub birth_date: Vec<i32>,
+    pub sex: Vec<i8>,
+    pub status: Vec<u8>,
+    pub change_date: Vec<i32>,
+    /// The address (place and rest joined), copied: the one text without a
+    /// dictionary of its own (empty where not found).
+    pub address: Texts,
+    /// Where retired (else 0).
+    pub new_code: Vec<u64>,
+    pub retired_on: Vec<i32>,
+    pub found: usize,
+    pub retired: usize,
 }
 
 #[derive(Default)]
@@ -1724,6 +1834,246 @@ impl Index {
             status,
             change_date: change,
         }
+    }
+
+    /// The entries of a dictionary-encoded item of [`Looked`]: bytes and
+    /// offsets (`len + 1`, from the first entry's start), shared with the
+    /// index (copied only when the overlay added entries).
+    pub fn dict_values(&self, item: TextItem) -> (Shared<u8>, Shared<u64>) {
+        match item {
+            TextItem::FamilyName => self.family.values(),
+            TextItem::GivenName => self.given.values(),
+            TextItem::LgCode => self.lg.values(),
+            TextItem::ChangeReason => self.reason.values(),
+        }
+    }
+
+    /// [`Index::lookup`] and the items of the rows found in one pass, in chunks
+    /// on every core, without copying any text but the address (see [`Looked`]).
+    /// Output columns are allocated zeroed (fresh pages from the system, not
+    /// filled) and each row's slots written once; the address's bytes in a
+    /// second pass over the chunks once each chunk's place is known.
+    pub fn lookup_items(&self, codes: &[u64]) -> Looked {
+        const CH: usize = 1 << 16;
+        let n = codes.len();
+        let mut o = Looked {
+            hit: vec![0; n],
+            family_name: vec![0; n],
+            given_name: vec![0; n],
+            lg_code: vec![0; n],
+            change_reason: vec![0; n],
+            birth_date: vec![0; n],
+            sex: vec![0; n],
+            status: vec![0; n],
+            change_date: vec![0; n],
+            address: Texts::default(),
+            new_code: vec![0; n],
+            retired_on: vec![0; n],
+            found: 0,
+            retired: 0,
+        };
+        struct Piece<'a> {
+            codes: &'a [u64],
+            hit: &'a mut [i8],
+            ids: [&'a mut [i32]; 4],
+            birth: &'a mut [i32],
+            sex: &'a mut [i8],
+            status: &'a mut [u8],
+            change: &'a mut [i32],
+            address: &'a mut [[u32; 2]],
+            new_code: &'a mut [u64],
+            retired_on: &'a mut [i32],
+        }
+        // the address's two entries per row, then its bytes in a second pass
+        // (each chunk's place in them known)
+        let mut parts_of = vec![[0u32; 2]; n];
+        let mut pieces = Vec::with_capacity(n.div_ceil(CH));
+        {
+            let mut hit = o.hit.chunks_mut(CH);
+            let mut f = o.family_name.chunks_mut(CH);
+            let mut g = o.given_name.chunks_mut(CH);
+            let mut l = o.lg_code.chunks_mut(CH);
+            let mut r = o.change_reason.chunks_mut(CH);
+            let mut b = o.birth_date.chunks_mut(CH);
+            let mut x = o.sex.chunks_mut(CH);
+            let mut st = o.status.chunks_mut(CH);
+            let mut ch = o.change_date.chunks_mut(CH);
+            let mut a = parts_of.chunks_mut(CH);
+            let mut nc = o.new_code.chunks_mut(CH);
+            let mut ro = o.retired_on.chunks_mut(CH);
+            for codes in codes.chunks(CH) {
+                let (Some(hit), Some(f), Some(g), Some(l), Some(r)) =
+                    (hit.next(), f.next(), g.next(), l.next(), r.next())
+                else {
+                    break;
+                };
+                let (Some(birth), Some(sex), Some(status), Some(change)) =
+                    (b.next(), x.next(), st.next(), ch.next())
+                else {
+                    break;
+                };
+                let (Some(address), Some(new_code), Some(retired_on)) =
+                    (a.next(), nc.next(), ro.next())
+                else {
+                    break;
+                };
+                pieces.push(Piece {
+                    codes,
+                    hit,
+                    ids: [f, g, l, r],
+                    birth,
+                    sex,
+                    status,
+                    change,
+                    address,
+                    new_code,
+                    retired_on,
+                });
+            }
+        }
+        let fill = |p: Piece<'_>| -> (i64, usize, usize) {
+            const B: usize = 1024;
+            let mut hits = [Hit::NotFound; B];
+            let mut bytes = 0i64;
+            let (mut found, mut retired) = (0, 0);
+            let recs: &[Rec] = &self.recs;
+            let ahead = |h: &Hit| {
+                if let Hit::Found(r) = *h {
+                    prefetch(recs.as_ptr().wrapping_add(r as usize));
+                }
+            };
+            for (k, cs) in p.codes.chunks(B).enumerate() {
+                let hs = &mut hits[..cs.len()];
+                self.lookup_chunk(cs, hs);
+                hs.iter().take(16).for_each(ahead);
+                for j in 0..hs.len() {
+                    if let Some(h) = hs.get(j + 16) {
+                        ahead(h);
+                    }
+                    let i = k * B + j;
+                    match hs[j] {
+                        Hit::Found(row) => {
+                            found += 1;
+                            let (_, rec) = self.rec(row);
+                            p.ids[0][i] = rec.family as i32;
+                            p.ids[1][i] = rec.given as i32;
+                            p.ids[2][i] = rec.lg() as i32;
+                            p.ids[3][i] = rec.reason() as i32;
+                            p.birth[i] = rec.birth;
+                            p.sex[i] = rec.sex();
+                            p.status[i] = rec.status();
+                            p.change[i] = rec.change_date;
+                            p.address[i] = [rec.place, rec.rest];
+                            bytes += (self.place.get(rec.place).len()
+                                + self.rest.get(rec.rest).len())
+                                as i64;
+                        }
+                        Hit::Retired { new, on } => {
+                            retired += 1;
+                            p.hit[i] = 1;
+                            p.new_code[i] = new;
+                            p.retired_on[i] = on;
+                        }
+                        Hit::NotFound => p.hit[i] = 2,
+                    }
+                }
+            }
+            (bytes, found, retired)
+        };
+        let seq = n < PAR_MIN;
+        let parts: Vec<(i64, usize, usize)> = if seq {
+            pieces.into_iter().map(fill).collect()
+        } else {
+            pieces.into_par_iter().map(fill).collect()
+        };
+        o.found = parts.iter().map(|p| p.1).sum();
+        o.retired = parts.iter().map(|p| p.2).sum();
+        let sums: Vec<i64> = parts.iter().map(|p| p.0).collect();
+        o.address = self.address_texts(&o.hit, &parts_of, &sums, CH, seq);
+        o
+    }
+
+    /// The addresses of [`Index::lookup_items`]: row `i` (when `hit[i]` is 0)
+    /// joins `parts[i]` (place and rest); `sums` holds each chunk's bytes, so
+    /// every chunk writes its offsets and bytes in place, in parallel.
+    fn address_texts(
+        &self,
+        hit: &[i8],
+        parts: &[[u32; 2]],
+        sums: &[i64],
+        chunk: usize,
+        seq: bool,
+    ) -> Texts {
+        let n = hit.len();
+        let total: i64 = sums.iter().sum();
+        let mut data = vec![0u8; total as usize];
+        let mut starts = Vec::with_capacity(sums.len());
+        let mut rest: &mut [u8] = &mut data;
+        let mut at = 0i64;
+        for &s in sums {
+            let (head, tail) = std::mem::take(&mut rest).split_at_mut(s as usize);
+            starts.push((at, head));
+            rest = tail;
+            at += s;
+        }
+        let dicts = [&self.place, &self.rest];
+        // one chunk: its bytes, and its end offsets through `end(i, offset)`
+        let write = |c: usize, base: i64, dst: &mut [u8], end: &mut dyn FnMut(usize, i64)| {
+            let a = c * chunk;
+            let b = (a + chunk).min(n);
+            let mut w = 0usize;
+            for i in a..b {
+                if hit[i] == 0 {
+                    for (d, &id) in dicts.iter().zip(&parts[i]) {
+                        // short entries: one fixed-size copy whose tail the next
+                        // value overwrites, instead of a call to memcpy
+                        let (src, len) = d.get_wide(id);
+                        let out = &mut dst[w..];
+                        if len <= WIDE && src.len() >= WIDE && out.len() >= WIDE {
+                            out[..WIDE].copy_from_slice(&src[..WIDE]);
+                        } else {
+                            out[..len].copy_from_slice(&src[..len]);
+                        }
+                        w += len;
+                    }
+                }
+                end(i - a, base + w as i64);
+            }
+        };
+        let offsets = if total <= i64::from(i32::MAX) {
+            let mut offs = vec![0i32; n + 1];
+            let jobs: Vec<_> = starts
+                .into_iter()
+                .zip(offs[1..].chunks_mut(chunk))
+                .enumerate()
+                .collect();
+            let run = |(c, ((base, dst), o)): AddressJob<'_, i32>| {
+                write(c, base, dst, &mut |i, e| o[i] = e as i32)
+            };
+            if seq {
+                jobs.into_iter().for_each(run);
+            } else {
+                jobs.into_par_iter().for_each(run);
+            }
+            TextOffsets::I32(offs)
+        } else {
+            let mut offs = vec![0i64; n + 1];
+            let jobs: Vec<_> = starts
+                .into_iter()
+                .zip(offs[1..].chunks_mut(chunk))
+                .enumerate()
+                .collect();
+            let run = |(c, ((base, dst), o)): AddressJob<'_, i64>| {
+                write(c, base, dst, &mut |i, e| o[i] = e)
+            };
+            if seq {
+                jobs.into_iter().for_each(run);
+            } else {
+                jobs.into_par_iter().for_each(run);
+            }
+            TextOffsets::I64(offs)
+        };
+        Texts { data, offsets }
     }
 
     #[inline]

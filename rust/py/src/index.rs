@@ -8,19 +8,20 @@
 //! searches share it; `apply_delta` and `save` take it alone).
 
 use std::path::PathBuf;
+use std::ptr::NonNull;
 use std::sync::{Arc, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
 use arrow_array::cast::AsArray;
 use arrow_array::types::{Date32Type, Int32Type, Int8Type, UInt64Type, UInt8Type};
 use arrow_array::{
-    Array, ArrayRef, Date32Array, DictionaryArray, Int8Array, LargeStringArray, ListArray,
-    StringArray, StructArray, UInt64Array, UInt8Array,
+    Array, ArrayRef, Date32Array, DictionaryArray, Int32Array, Int8Array, LargeStringArray,
+    ListArray, StringArray, StructArray, UInt64Array, UInt8Array,
 };
-use arrow_buffer::{Buffer, NullBuffer, OffsetBuffer, ScalarBuffer};
+use arrow_buffer::{BooleanBuffer, Buffer, NullBuffer, OffsetBuffer, ScalarBuffer};
 use arrow_schema::{DataType, Field, Fields};
 use jukicore_core::index::{
-    Found, Gathered, Hit, Index, Input, Offsets, Queries, Query, RetiredCodes, Rows,
-    StrCol, TextOffsets, Texts, NO_ROW,
+    Found, Gathered, Hit, Index, Input, Looked, Offsets, Queries, Query, RetiredCodes, Rows,
+    Shared, StrCol, TextItem, TextOffsets, Texts, NO_ROW,
 };
 use jukicore_core::normalize::MatchKeys;
 use jukicore_core::CoreError;
@@ -240,6 +241,103 @@ fn item_columns(g: Gathered) -> std::result::Result<Vec<(&'static str, ArrayRef)
         ),
         ("change_date", date(g.change_date)),
         ("change_reason", texts(g.change_reason, nulls.clone())),
+    ])
+}
+
+/// Bytes of the index as an Arrow buffer, not copied: the buffer keeps
+/// their owner (the mapped file or the index's vector) alive.
+fn shared_buffer<T>(s: &Shared<T>) -> Buffer {
+    let bytes = std::mem::size_of_val(s.as_slice());
+    match NonNull::new(s.as_slice().as_ptr() as *mut u8) {
+        // SAFETY: the slice is valid and unchanged for as long as its owner
+        // lives (`Shared`), and the buffer holds the owner.
+        Some(ptr) => unsafe {
+            Buffer::from_custom_allocation(ptr, bytes, Arc::new(s.owner.clone()))
+        },
+        None => Buffer::from_vec(Vec::<u8>::new()),
+    }
+}
+
+/// A dictionary's entries as `large_string` values, not copied.
+fn dict_array((bytes, offs): &(Shared<u8>, Shared<u64>)) -> ArrayRef {
+    let n = offs.as_slice().len();
+    let offsets = ScalarBuffer::<i64>::new(shared_buffer(offs), 0, n);
+    // SAFETY: a dictionary's offsets are monotonic within its bytes (checked
+    // when built or opened, far below 2^63) and its entries UTF-8.
+    Arc::new(unsafe {
+        LargeStringArray::new_unchecked(
+            OffsetBuffer::new_unchecked(offsets),
+            shared_buffer(bytes),
+            None,
+        )
+    })
+}
+
+/// The columns of `lookup`'s answer: texts of the dictionaries as
+/// `dictionary<int32, large_string>` over the index's own entries (nothing
+/// per row copied), the address as `string` (`large_string` past 2 GiB).
+fn looked_columns(
+    l: Looked,
+    dicts: [(Shared<u8>, Shared<u64>); 4],
+    code: ArrayRef,
+) -> std::result::Result<Vec<(&'static str, ArrayRef)>, CoreError> {
+    let n = l.hit.len();
+    let hit_kind = &l.hit;
+    let nulls = (l.found < n)
+        .then(|| NullBuffer::new(BooleanBuffer::collect_bool(n, |i| hit_kind[i] == 0)));
+    let retired_nulls = if l.retired == 0 {
+        Some(NullBuffer::new_null(n))
+    } else if l.retired == n {
+        None
+    } else {
+        Some(NullBuffer::new(BooleanBuffer::collect_bool(n, |i| {
+            hit_kind[i] == 1
+        })))
+    };
+    let [fam, giv, lg, reason] = dicts.map(|d| dict_array(&d));
+    let dict = |keys: Vec<i32>, values: ArrayRef| -> ArrayRef {
+        let keys = Int32Array::new(ScalarBuffer::from(keys), nulls.clone());
+        // SAFETY: every non-null key is an id of the dictionary it is paired
+        // with (`lookup_items` reads them from the index's records, checked
+        // within their dictionaries when built or opened); null keys are 0.
+        Arc::new(unsafe { DictionaryArray::<Int32Type>::new_unchecked(keys, values) })
+    };
+    let date = |v: Vec<i32>, nulls: Option<NullBuffer>| -> ArrayRef {
+        Arc::new(Date32Array::new(ScalarBuffer::from(v), nulls))
+    };
+    let address = texts(l.address, nulls.clone());
+    let hit = DictionaryArray::<Int8Type>::try_new(
+        Int8Array::from(l.hit),
+        Arc::new(StringArray::from(vec!["found", "retired", "not_found"])),
+    )
+    .map_err(|e| invalid(format!("cannot build the hit column: {e}")))?;
+    Ok(vec![
+        ("hit", Arc::new(hit) as ArrayRef),
+        // the queried codes are the input column itself (uint64, no nulls)
+        ("code", code),
+        ("family_name", dict(l.family_name, fam)),
+        ("given_name", dict(l.given_name, giv)),
+        ("birth_date", date(l.birth_date, nulls.clone())),
+        (
+            "sex",
+            Arc::new(Int8Array::new(ScalarBuffer::from(l.sex), nulls.clone())),
+        ),
+        ("address", address),
+        ("lg_code", dict(l.lg_code, lg)),
+        (
+            "status",
+            Arc::new(UInt8Array::new(ScalarBuffer::from(l.status), nulls.clone())),
+        ),
+        ("change_date", date(l.change_date, nulls.clone())),
+        ("change_reason", dict(l.change_reason, reason)),
+        (
+            "new_code",
+            Arc::new(UInt64Array::new(
+                ScalarBuffer::from(l.new_code),
+                retired_nulls.clone(),
+            )),
+        ),
+        ("retired_on", date(l.retired_on, retired_nulls)),
     ])
 }
 
@@ -468,61 +566,20 @@ impl IdentityIndexCore {
         }
         let arr = import_array(codes_in)?;
         let inner = &self.inner;
-        let (hits, gathered) = py.detach(|| -> std::result::Result<_, CoreError> {
+        let cols = py.detach(|| -> std::result::Result<_, CoreError> {
             let c = codes(&arr, "codes")?;
             let idx = read(inner)?;
-            let hits = idx.lookup(c);
-            let rows: Vec<u32> = hits
-                .iter()
-                .map(|h| match h {
-                    Hit::Found(r) => *r,
-                    _ => NO_ROW,
-                })
-                .collect();
-            Ok((hits, idx.gather(&rows)))
+            let looked = idx.lookup_items(c);
+            let dicts = [
+                TextItem::FamilyName,
+                TextItem::GivenName,
+                TextItem::LgCode,
+                TextItem::ChangeReason,
+            ]
+            .map(|t| idx.dict_values(t));
+            drop(idx);
+            looked_columns(looked, dicts, arr.clone())
         })?;
-        let kinds: Vec<i8> = hits
-            .iter()
-            .map(|h| match h {
-                Hit::Found(_) => 0,
-                Hit::Retired { .. } => 1,
-                Hit::NotFound => 2,
-            })
-            .collect();
-        let hit = DictionaryArray::<Int8Type>::try_new(
-            Int8Array::from(kinds),
-            Arc::new(StringArray::from(vec!["found", "retired", "not_found"])),
-        )
-        .map_err(|e| invalid(format!("cannot build the hit column: {e}")))?;
-        // the queried codes are the input column itself (uint64, no nulls)
-        let mut cols = vec![("hit", Arc::new(hit) as ArrayRef), ("code", arr.clone())];
-        cols.extend(item_columns(gathered)?.into_iter().skip(1));
-        let retired: Vec<bool> = hits
-            .iter()
-            .map(|h| matches!(h, Hit::Retired { .. }))
-            .collect();
-        let any = retired.iter().any(|&r| r);
-        let valid = any.then(|| NullBuffer::from(retired));
-        let (new, on): (Vec<u64>, Vec<i32>) = if any {
-            hits.iter()
-                .map(|h| match h {
-                    Hit::Retired { new, on } => (*new, *on),
-                    _ => (0, 0),
-                })
-                .unzip()
-        } else {
-            (vec![0; hits.len()], vec![0; hits.len()])
-        };
-        let none = (!any).then(|| NullBuffer::new_null(hits.len()));
-        let nulls = valid.or(none);
-        cols.push((
-            "new_code",
-            Arc::new(UInt64Array::new(ScalarBuffer::from(new), nulls.clone())),
-        ));
-        cols.push((
-            "retired_on",
-            Arc::new(Date32Array::new(ScalarBuffer::from(on), nulls)),
-        ));
         batch(py, cols)
     }
 

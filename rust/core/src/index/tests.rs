@@ -186,6 +186,8 @@ fn every_code_is_found_with_its_items_and_unknown_codes_are_not() {
             .filter(|x| !known.contains(x))
             .collect();
         assert!(idx.lookup(&unknown).iter().all(|h| *h == Hit::NotFound));
+        let mixed: Vec<u64> = c.code.iter().copied().interleave_unknown(&unknown);
+        items_agree(&idx, &mixed);
         // a large gather with absent rows among the present ones
         let hits = idx.lookup(&c.code);
         let rows: Vec<Row> = hits
@@ -642,6 +644,13 @@ fn the_overlay_changes_adds_removes_and_retires() {
     let p = dir.join("o.idx");
     let before: Vec<Hit> = idx.lookup(&c.code);
     let gathered_before = gather_hits(&idx, &before);
+    let asked: Vec<u64> = c
+        .code
+        .iter()
+        .copied()
+        .chain([fresh, gone, changed])
+        .collect();
+    items_agree(&idx, &asked);
     idx.save(&p).unwrap();
     assert_eq!(idx.overlay_len(), 0);
     let opened = Index::open(&p).unwrap();
@@ -649,6 +658,7 @@ fn the_overlay_changes_adds_removes_and_retires() {
     assert_eq!(opened.len(), 3000);
     let after = opened.lookup(&c.code);
     assert_eq!(gather_hits(&opened, &after), gathered_before);
+    items_agree(&opened, &asked);
     assert_eq!(
         opened.lookup(&[changed])[0],
         Hit::Retired {
@@ -657,6 +667,61 @@ fn the_overlay_changes_adds_removes_and_retires() {
         }
     );
     assert!(matches!(opened.lookup(&[fresh])[0], Hit::Found(_)));
+}
+
+/// `lookup_items` answers as `lookup` + `gather` do, its ids naming the same
+/// entries in `dict_values`.
+fn items_agree(idx: &Index, codes: &[u64]) {
+    let hits = idx.lookup(codes);
+    let (_, g) = gather_hits(idx, &hits);
+    let l = idx.lookup_items(codes);
+    let dict = |item: TextItem, id: i32| -> String {
+        let (bytes, offs) = idx.dict_values(item);
+        let (o, b) = (offs.as_slice(), bytes.as_slice());
+        let i = id as usize;
+        String::from_utf8(b[o[i] as usize..o[i + 1] as usize].to_vec()).unwrap()
+    };
+    assert_eq!(l.hit.len(), codes.len());
+    let mut found = 0;
+    let mut retired = 0;
+    for (i, h) in hits.iter().enumerate() {
+        match *h {
+            Hit::Found(_) => {
+                found += 1;
+                assert_eq!(l.hit[i], 0);
+                assert_eq!(
+                    dict(TextItem::FamilyName, l.family_name[i]),
+                    g.family_name.value(i)
+                );
+                assert_eq!(
+                    dict(TextItem::GivenName, l.given_name[i]),
+                    g.given_name.value(i)
+                );
+                assert_eq!(dict(TextItem::LgCode, l.lg_code[i]), g.lg_code.value(i));
+                assert_eq!(
+                    dict(TextItem::ChangeReason, l.change_reason[i]),
+                    g.change_reason.value(i)
+                );
+                assert_eq!(l.address.value(i), g.address.value(i));
+                assert_eq!(
+                    (l.birth_date[i], l.sex[i], l.status[i], l.change_date[i]),
+                    (g.birth_date[i], g.sex[i], g.status[i], g.change_date[i])
+                );
+                assert_eq!((l.new_code[i], l.retired_on[i]), (0, 0));
+            }
+            Hit::Retired { new, on } => {
+                retired += 1;
+                assert_eq!(l.hit[i], 1);
+                assert_eq!((l.new_code[i], l.retired_on[i]), (new, on));
+                assert_eq!(l.address.value(i), "");
+            }
+            Hit::NotFound => {
+                assert_eq!(l.hit[i], 2);
+                assert_eq!((l.address.value(i), l.family_name[i]), ("", 0));
+            }
+        }
+    }
+    assert_eq!((l.found, l.retired), (found, retired));
 }
 
 fn gather_hits(idx: &Index, hits: &[Hit]) -> (Vec<String>, Gathered) {
@@ -882,5 +947,25 @@ fn an_address_splits_at_its_first_digit() {
         ("ｘ９", "ｘ"),
     ] {
         assert_eq!(&a[..address_split(a.as_bytes())], place, "{a}");
+    }
+}
+
+trait Interleave {
+    fn interleave_unknown(self, other: &[u64]) -> Vec<u64>;
+}
+
+impl<I: Iterator<Item = u64>> Interleave for I {
+    /// The items with `other`'s between them, in turn, until both run out.
+    fn interleave_unknown(self, other: &[u64]) -> Vec<u64> {
+        let mut out = Vec::new();
+        let mut o = other.iter();
+        for x in self {
+            out.push(x);
+            if let Some(&y) = o.next() {
+                out.push(y);
+            }
+        }
+        out.extend(o);
+        out
     }
 }
