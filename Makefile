@@ -55,6 +55,7 @@ bench: build
 	$(PY) benches/compare_audit.py
 	$(PY) benches/compare_normalize.py
 	$(PY) benches/compare_identity.py
+	$(PY) benches/compare_index.py --rows 40000000
 
 # asv, quick: the jukicore installed in .venv (make build), nothing built per commit
 bench-asv: build
