@@ -113,6 +113,13 @@ def test_verify_by_code_against_the_agencys_date(center: IdentityStore,
                         progress=lambda d, t: seen.append((d, t)))
     assert out.column("answer").to_pylist() == ["moved", "died", "retired", "unchanged",
                                                 "not_found"]
+    # a date per row; a row without one is answered as without a date
+    per_row = req.append_column("since", pa.array([dt.date(2025, 6, 1), None, None, None,
+                                                   None], pa.date32()))
+    got = center.verify(per_row, agency="jps", purpose="jps-pension-benefits", actor=JPS,
+                        now=NOW)
+    assert got.column("answer").to_pylist() == ["unchanged", "died", "retired", "found",
+                                                "not_found"]
     assert out.column("changed_items").to_pylist()[0] == ["address"]
     assert out.column("new_code").to_pylist()[2] == new_code
     assert out.column("status_date").to_pylist()[1] == dt.date(2025, 2, 1)

@@ -256,9 +256,10 @@ def _answer(s: Session, core: Any, chunk: pa.Table, start: int, p: Purpose, by_c
     changed: list[list[str] | None] = [None] * n
     if "since" in chunk.column_names:
         since = chunk.column("since")
+        dated = np.asarray(pc.is_valid(since))  # a row without its date: found, as without
         later = found & ~removed & np.asarray(pc.fill_null(
             pc.greater(hits.column("change_date"), since), False))
-        same = found & ~removed & ~later
+        same = found & ~removed & ~later & dated
         answer[same] = "unchanged"
         for row, (items, moved) in _changed_items(s, np.flatnonzero(later), target, since,
                                                   p).items():
