@@ -665,15 +665,16 @@ class IdentityStore:
 
     def warm_index(self) -> None:
         """Bring the lookup index up to the store in a read transaction of its own (a
-        build or a long catch-up then never holds a request's write transaction)."""
-        with self._b.session(write=False) as s:
+        build or a long catch-up then never holds a request's write transaction; the bulk
+        read path: SQLite's snapshot through ADBC as Arrow, not row by row)."""
+        with self._b.bulk_session(write=False) as s:
             self.current_index(s)
 
     def save_index(self) -> int:
         """Bring the lookup index up to the store and write its file; its mark. The codes
         touched by the packets it now holds are no longer kept (``identity_touched``): an
         index further behind first reopens this file (see :mod:`jukicore.identity.index`)."""
-        with self._b.session(write=False) as s:
+        with self._b.bulk_session(write=False) as s:
             self.current_index(s)
             assert self._index is not None
             mark = self._index.save(s)
