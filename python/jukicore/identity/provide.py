@@ -24,13 +24,10 @@ from __future__ import annotations
 
 import datetime as dt
 import secrets
-from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-import numpy as np
 import pyarrow as pa
-import pyarrow.compute as pc
 
 from jukicore import audit
 from jukicore.access.actors import ID_DISCLOSE, ID_PROVIDE, ID_PURPOSES, Actor
@@ -479,7 +476,3 @@ def close_purpose(st: IdentityStore, purpose: str, *, actor: Actor | str,
         if not lp.close(s, purpose):
             raise NotFoundError(f"no legal purpose {purpose!r} is in force")
         audit.write(s, who, "identity.purpose_close", purpose, "taken out of force")
-
-
-Progress = Callable[[int, int], None]
-_ = (np, pc)
