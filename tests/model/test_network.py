@@ -59,7 +59,7 @@ from jukicore.access.operators import OPERATOR_TABLE
 from jukicore.audit import chain
 from jukicore.codes import CodeBlock, CodeRegistry, MyNumberIssuer, resident_code_check_digit
 from jukicore.errors import JukiError, PacketSequenceError
-from jukicore.identity import create_identity_store, open_identity_store
+from jukicore.identity import create_identity_store, open_identity_store, purposes
 from jukicore.network.node import Node, init_node, trust_each_other
 from jukicore.network.sync import apply_packet, default_recipients, export_changes, send_code_block
 from jukicore.register import Actor, Register, create_register, open_register
@@ -249,6 +249,12 @@ UPPER_COLUMNS = frozenset({
     # (jukicore.audit.chain): hashes and signed notes of the log, no resident's data
     *(c for t in (chain.STATE_TABLE, chain.CHECKPOINT_TABLE, chain.PEER_TABLE)
       for c in t.names),
+    # the legal purposes (public law) and the provision records: which agency received
+    # which items of whom, when, why (jukicore.identity.purposes); the numbers of the
+    # packets applied and the codes each changed (the lookup index's delta)
+    *(c for t in (purposes.PURPOSE_TABLE, purposes.REQUEST_TABLE, purposes.PROVISION_TABLE)
+      for c in t.names),
+    "mark",
 })
 
 

@@ -659,8 +659,7 @@ class IdentityStore:
     def current_index(self, s: Session) -> Any:
         """The lookup index (``IdentityIndexCore``), as current as the store in ``s``."""
         if self._index is None:
-            default = None if self._b.dialect != "sqlite" else f"{self._b.target}.index"
-            self._index = StoreIndex(self.node_id, default)
+            self._index = StoreIndex(self.node_id, self._b.beside(".index"))
         return self._index.current(s)
 
     def warm_index(self) -> None:

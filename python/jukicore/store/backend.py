@@ -459,6 +459,12 @@ class Backend(ABC):
     def bulk_session(self, write: bool = True) -> Any:
         """Context manager: one transaction on the bulk (Arrow) path."""
 
+    def beside(self, suffix: str) -> Path | None:
+        """A file beside the database for data kept outside it (a lookup index):
+        ``<database file><suffix>`` for a store in a file; None (the default) for a
+        database on a server, whose caller names a file itself."""
+        return None
+
     @abstractmethod
     def close(self) -> None: ...
 
@@ -722,6 +728,9 @@ class SqliteBackend(Backend):
             raise StoreError(f"commit failed: {_sqlite_message(exc)}") from exc
         if write and self.checkpointer is not None:
             self.checkpointer.poke()
+
+    def beside(self, suffix: str) -> Path | None:
+        return Path(f"{self.path}{suffix}")
 
     @contextmanager
     def bulk_session(self, write: bool = True) -> Iterator[Session]:
