@@ -188,17 +188,35 @@ def allowed_columns(p: Purpose) -> list[str]:
     return [f.name for f in ANSWER_SCHEMA if f.name in cols]
 
 
+def record(s: Session, values: Any) -> dict[str, Any]:
+    """A row of :data:`RECORD`'s columns as read, with its dates as dates."""
+    row = dict(zip(RECORD, values, strict=True))
+    row["birth_date"], row["change_date"] = s.pd(row["birth_date"]), s.pd(row["change_date"])
+    return row
+
+
+def history(s: Session, cond: str, params: tuple[Any, ...], *, latest_first: bool = False,
+            limit: int | None = None) -> list[dict[str, Any]]:
+    """The history entries (``h``) meeting ``cond`` that were taken into the current info
+    (quarantined ones never were), oldest first: by date, of one day a move-out before a
+    move-in, then in the sender's order (``latest_first``: the reverse)."""
+    way = " DESC" if latest_first else ""
+    cols = ", ".join(f"h.{c}" for c in RECORD)
+    rows = s.query(
+        f"SELECT {cols} FROM identity_history h WHERE ({cond}) AND NOT EXISTS (SELECT 1"
+        " FROM identity_quarantine q WHERE q.lg_code = h.lg_code AND q.seq = h.seq)"
+        f" ORDER BY h.change_date{way}, CASE h.change_reason WHEN 'move_out' THEN 0 WHEN"
+        f" 'move_out_correction' THEN 0 ELSE 1 END{way}, h.seq{way}"
+        + ("" if limit is None else f" LIMIT {int(limit)}"), params)
+    return [record(s, r) for r in rows]
+
+
 def _record_rows(s: Session, codes: list[int]) -> dict[int, dict[str, Any]]:
     if not codes:
         return {}
     cond, params = s.any_of("resident_code", codes)
-    cols = ", ".join(RECORD)
-    out = {}
-    for r in s.query(f"SELECT {cols} FROM identity WHERE {cond}", params):
-        row = dict(zip(RECORD, r, strict=True))
-        row["birth_date"], row["change_date"] = s.pd(row["birth_date"]), s.pd(row["change_date"])
-        out[int(row["resident_code"])] = row
-    return out
+    rows = s.query(f"SELECT {', '.join(RECORD)} FROM identity WHERE {cond}", params)
+    return {int(r[0]): record(s, r) for r in rows}
 
 
 def _retired(s: Session, code: int) -> tuple[int, dt.date] | None:
@@ -212,21 +230,11 @@ def _retired(s: Session, code: int) -> tuple[int, dt.date] | None:
 
 
 def _as_of(s: Session, code: int, day: dt.date) -> dict[str, Any] | None:
-    """The code's record as it stood at the end of ``day``, from its history: the last
-    entry of that date or before that was taken into the current info (quarantined ones
-    never were), a move-in before a move-out of the same day."""
-    cols = ", ".join(f"h.{c}" for c in RECORD)
-    rows = s.query(
-        f"SELECT {cols} FROM identity_history h WHERE h.resident_code = ? AND"
-        " h.change_date <= ? AND NOT EXISTS (SELECT 1 FROM identity_quarantine q WHERE"
-        " q.lg_code = h.lg_code AND q.seq = h.seq) ORDER BY h.change_date DESC, CASE"
-        " h.change_reason WHEN 'move_out' THEN 0 WHEN 'move_out_correction' THEN 0 ELSE 1 END"
-        " DESC, h.seq DESC LIMIT 1", (code, s.d(day)))
-    if not rows:
-        return None
-    row = dict(zip(RECORD, rows[0], strict=True))
-    row["birth_date"], row["change_date"] = s.pd(row["birth_date"]), s.pd(row["change_date"])
-    return row
+    """The code's record as it stood at the end of ``day``: its last :func:`history`
+    entry of that date or before."""
+    last = history(s, "h.resident_code = ? AND h.change_date <= ?", (code, s.d(day)),
+                   latest_first=True, limit=1)
+    return last[0] if last else None
 
 
 def _answer_row(rec: dict[str, Any] | None, retired: tuple[int, dt.date] | None,
@@ -365,18 +373,8 @@ def changes_since(st: IdentityStore, *, agency: str, purpose: str, actor: Actor 
         p = gate(st, s, who, agency, purpose, four=False, embargo_until=None, now=now)
         if "changes" not in p.items:
             st.policy.deny(f"legal purpose {purpose} does not receive the change information")
-        cols = ", ".join(f"h.{c}" for c in RECORD)
-        entries = []
-        for r in s.query(
-                f"SELECT {cols} FROM identity_history h WHERE (h.resident_code = ? OR"
-                " h.previous_resident_code = ?) AND NOT EXISTS (SELECT 1 FROM"
-                " identity_quarantine q WHERE q.lg_code = h.lg_code AND q.seq = h.seq)"
-                " ORDER BY h.change_date, CASE h.change_reason WHEN 'move_out' THEN 0 WHEN"
-                " 'move_out_correction' THEN 0 ELSE 1 END, h.seq", (parsed, parsed)):
-            row = dict(zip(RECORD, r, strict=True))
-            row["birth_date"] = s.pd(row["birth_date"])
-            row["change_date"] = s.pd(row["change_date"])
-            entries.append(row)
+        entries = history(s, "h.resident_code = ? OR h.previous_resident_code = ?",
+                          (parsed, parsed))
         before = None
         out = []
         for e in entries:

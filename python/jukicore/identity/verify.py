@@ -297,20 +297,13 @@ def _changed_items(s: Session, rows: np.ndarray[Any, Any], codes: np.ndarray[Any
         return {}
     wanted = {int(codes[i]): i for i in rows}
     cond, params = s.any_of("h.resident_code", list(wanted))
-    cols = ", ".join(f"h.{c}" for c in provide.RECORD)
-    history: dict[int, list[dict[str, Any]]] = {}
-    for r in s.query(
-            f"SELECT {cols} FROM identity_history h WHERE {cond} AND NOT EXISTS (SELECT 1"
-            " FROM identity_quarantine q WHERE q.lg_code = h.lg_code AND q.seq = h.seq)"
-            " ORDER BY h.resident_code, h.change_date, CASE h.change_reason WHEN 'move_out'"
-            " THEN 0 WHEN 'move_out_correction' THEN 0 ELSE 1 END, h.seq", params):
-        row = dict(zip(provide.RECORD, r, strict=True))
-        row["change_date"] = s.pd(row["change_date"])
-        history.setdefault(int(row["resident_code"]), []).append(row)
+    by_code: dict[int, list[dict[str, Any]]] = {}
+    for row in provide.history(s, cond, params):
+        by_code.setdefault(int(row["resident_code"]), []).append(row)
     since_list = since.to_pylist()
     out: dict[int, tuple[list[str], bool]] = {}
     for code, i in wanted.items():
-        entries = history.get(code, [])
+        entries = by_code.get(code, [])
         day = since_list[i]
         before = None
         for e in entries:
