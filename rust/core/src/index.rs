@@ -59,6 +59,7 @@ use rayon::prelude::*;
 use xxhash_rust::xxh3::xxh3_64;
 
 use crate::error::{CoreError, IoContext, Result, RowError};
+use crate::mem::fresh_vec;
 
 /// A row of the index (see the module documentation).
 pub type Row = u32;
@@ -1857,18 +1858,18 @@ impl Index {
         const CH: usize = 1 << 16;
         let n = codes.len();
         let mut o = Looked {
-            hit: vec![0; n],
-            family_name: vec![0; n],
-            given_name: vec![0; n],
-            lg_code: vec![0; n],
-            change_reason: vec![0; n],
-            birth_date: vec![0; n],
-            sex: vec![0; n],
-            status: vec![0; n],
-            change_date: vec![0; n],
+            hit: fresh_vec(n),
+            family_name: fresh_vec(n),
+            given_name: fresh_vec(n),
+            lg_code: fresh_vec(n),
+            change_reason: fresh_vec(n),
+            birth_date: fresh_vec(n),
+            sex: fresh_vec(n),
+            status: fresh_vec(n),
+            change_date: fresh_vec(n),
             address: Texts::default(),
-            new_code: vec![0; n],
-            retired_on: vec![0; n],
+            new_code: fresh_vec(n),
+            retired_on: fresh_vec(n),
             found: 0,
             retired: 0,
         };
@@ -1886,7 +1887,7 @@ impl Index {
         }
         // the address's two entries per row, then its bytes in a second pass
         // (each chunk's place in them known)
-        let mut parts_of = vec![[0u32; 2]; n];
+        let mut parts_of: Vec<[u32; 2]> = fresh_vec(n);
         let mut pieces = Vec::with_capacity(n.div_ceil(CH));
         {
             let mut hit = o.hit.chunks_mut(CH);
@@ -2006,7 +2007,7 @@ impl Index {
     ) -> Texts {
         let n = hit.len();
         let total: i64 = sums.iter().sum();
-        let mut data = vec![0u8; total as usize];
+        let mut data: Vec<u8> = fresh_vec(total as usize);
         let mut starts = Vec::with_capacity(sums.len());
         let mut rest: &mut [u8] = &mut data;
         let mut at = 0i64;
@@ -2041,7 +2042,7 @@ impl Index {
             }
         };
         let offsets = if total <= i64::from(i32::MAX) {
-            let mut offs = vec![0i32; n + 1];
+            let mut offs: Vec<i32> = fresh_vec(n + 1);
             let jobs: Vec<_> = starts
                 .into_iter()
                 .zip(offs[1..].chunks_mut(chunk))
@@ -2057,7 +2058,7 @@ impl Index {
             }
             TextOffsets::I32(offs)
         } else {
-            let mut offs = vec![0i64; n + 1];
+            let mut offs: Vec<i64> = fresh_vec(n + 1);
             let jobs: Vec<_> = starts
                 .into_iter()
                 .zip(offs[1..].chunks_mut(chunk))
