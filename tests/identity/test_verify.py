@@ -337,3 +337,55 @@ def test_a_service_takes_the_nightly_save_and_the_store_forgets_what_it_holds(
     finally:
         service.close()
         nightly.close()
+
+
+def test_the_snapshot_is_split_only_with_readers_of_the_same_state(tmp_path: Path,
+                                                                    people: pa.Table) -> None:
+    """A build reads the current info in two halves of the code space at once: its own
+    session and a side reader, used only when its last packet applied is the session's
+    (a reader that opened after another packet would mix two states). Shown with readers
+    of other stores: one at the same packet number and id (taken for the upper half),
+    one a packet further on (not used)."""
+    from jukicore.identity.index import _COLUMNS, _SNAPSHOT, CODE_SPACE, StoreIndex
+
+    lg = people.column("lg_code")[0].as_py()
+    codes = np.asarray(people.column("resident_code"))
+    assert (codes < CODE_SPACE // 2).any() and (codes >= CODE_SPACE // 2).any()
+    stores = [create_identity_store(tmp_path / f"{name}.db", node_id="center", kind="center")
+              for name in ("a", "same", "later")]
+    try:
+        a, same, later = stores
+        _load(a, people, lg)
+        _load(same, people.slice(0, 40), lg)  # packet 1, "load", as a's
+        _load(later, people.slice(0, 40), lg)
+        p = people.slice(0, 1).to_pylist()[0]
+        later.apply_changes(sender=lg, packet_id="next", first_seq=41, last_seq=41,
+                            changes=pa.Table.from_pylist([{
+                                **{k: p[k] for k in ("family_name", "given_name",
+                                                     "birth_date", "sex", "address")},
+                                "seq": 41, "resident_code": p["resident_code"],
+                                "previous_resident_code": None, "status": "removed",
+                                "change_date": dt.date(2025, 1, 1), "change_reason": "death"}],
+                                schema=IDENTITY_SCHEMA), actor="center")
+        sql = f"SELECT {', '.join(_COLUMNS)} FROM identity"
+        with a._b.bulk_session(write=False) as s, same._b.bulk_session(write=False) as r1, \
+                later._b.bulk_session(write=False) as r2:
+            whole = s.fetch_arrow(sql, (), _SNAPSHOT).sort_by("resident_code")
+            upper = r1.fetch_arrow(f"{sql} WHERE resident_code >= ?", (CODE_SPACE // 2,),
+                                   _SNAPSHOT)
+            lower = whole.filter(pa.compute.less(whole.column("resident_code"),
+                                                 CODE_SPACE // 2))
+            mixed = StoreIndex._snapshot(s, [r1]).sort_by("resident_code")
+            assert mixed.equals(pa.concat_tables([lower, upper]).sort_by("resident_code"))
+            assert StoreIndex._snapshot(s, [r2]).sort_by("resident_code").equals(whole)
+            assert StoreIndex._snapshot(s, []).sort_by("resident_code").equals(whole)
+        # a store's own side reader: the same rows as one read, and the index built so
+        a.use_index(None)
+        a.warm_index()
+        assert a._index is not None and a._index.rebuilt == 1
+        out = a.verify(pa.table({"resident_code": people.column("resident_code")}),
+                       agency="jps", purpose="jps-pension-benefits", actor=JPS, now=NOW)
+        assert set(out.column("answer").to_pylist()) == {"found"}
+    finally:
+        for st in stores:
+            st.close()

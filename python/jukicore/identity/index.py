@@ -26,6 +26,8 @@ from __future__ import annotations
 
 import logging
 import threading
+from collections.abc import Callable, Sequence
+from contextlib import AbstractContextManager, nullcontext
 from pathlib import Path
 from typing import Any
 
@@ -34,6 +36,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from jukicore._jukicore import IdentityIndexCore
+from jukicore._threads import in_order
 from jukicore.errors import CorruptFileError, FileError, NotFoundError
 from jukicore.store import Session
 
@@ -58,6 +61,11 @@ _SNAPSHOT = pa.schema([
     pa.field("lg_code", pa.string()), pa.field("change_reason", pa.string()),
     pa.field("birth_date", pa.date32()), pa.field("sex", pa.int8()),
     pa.field("status", pa.string()), pa.field("change_date", pa.date32())])
+#: Side readers: the backend's ``side_readers`` (more read sessions for one large read).
+SideReaders = Callable[[int], AbstractContextManager[list[Session]]]
+#: Where the snapshot is split between readers: resident codes are 11 digits whose first
+#: ten are random, so equal ranges of the code hold about as many people each.
+CODE_SPACE = 100_000_000_000
 _RETIRED = pa.schema([pa.field("resident_code", pa.uint64()),
                       pa.field("new_code", pa.uint64()), pa.field("retired_on", pa.date32())])
 
@@ -98,10 +106,12 @@ class StoreIndex:
     def _store_id(self, packet: str) -> str:
         return f"{self.node_id}|{packet}"
 
-    def current(self, s: Session) -> IdentityIndexCore:
+    def current(self, s: Session, side: SideReaders | None = None) -> IdentityIndexCore:
         """The index, as current as the store is in transaction ``s`` (a request first
         calls this in a read transaction, so that a build or a long catch-up never runs
-        inside its write transaction; there it is a check, or a short catch-up)."""
+        inside its write transaction; there it is a check, or a short catch-up).
+        ``side``: the backend's side readers, with which a build reads the snapshot in
+        parallel (see :meth:`_snapshot`)."""
         with self._lock:
             mark, _packet = _mark_of(s)
             core = self.core
@@ -119,7 +129,7 @@ class StoreIndex:
             if core is not None and core.mark < mark:
                 core = self._catch_up(s, core, mark)
             if core is None:
-                core = self._build(s, mark)
+                core = self._build(s, mark, side)
             self.core = core
             return core
 
@@ -139,8 +149,9 @@ class StoreIndex:
             log.warning("the index %s is unusable (%s): rebuilding it", self.path, exc)
             return None
 
-    def _build(self, s: Session, mark: int) -> IdentityIndexCore:
-        rows = s.fetch_arrow(f"SELECT {', '.join(_COLUMNS)} FROM identity", (), _SNAPSHOT)
+    def _build(self, s: Session, mark: int, side: SideReaders | None) -> IdentityIndexCore:
+        with side(1) if side is not None else nullcontext([]) as readers:
+            rows = self._snapshot(s, readers)
         retired = s.fetch_arrow("SELECT resident_code, new_code, retired_on FROM"
                                 " identity_retired", (), _RETIRED)
         cols = _columns(rows)
@@ -156,6 +167,34 @@ class StoreIndex:
             except FileError as exc:  # answers go on from memory; the next use tries again
                 log.warning("cannot write the index %s (%s): kept in memory", self.path, exc)
         return core
+
+    @staticmethod
+    def _snapshot(s: Session, readers: Sequence[Session]) -> pa.Table:
+        """The current info in ``s``'s state. Split by resident code between ``s`` and the
+        side readers that see the very same state (their last packet applied is ``s``'s:
+        every change of the current info comes with a packet number, in its
+        transaction); read by ``s`` alone when none does."""
+        state = _mark_of(s)
+        same = [r for r in readers if _mark_of(r) == state]
+        sql = f"SELECT {', '.join(_COLUMNS)} FROM identity"
+        if not same:
+            return s.fetch_arrow(sql, (), _SNAPSHOT)
+        k = len(same) + 1
+        cuts = [CODE_SPACE * i // k for i in range(1, k)]
+        ranges = list(zip([None, *cuts], [*cuts, None], strict=True))
+
+        def reader(r: Session) -> Callable[[tuple[int | None, int | None]], pa.Table]:
+            def read(bounds: tuple[int | None, int | None]) -> pa.Table:
+                lo, hi = bounds
+                cond = [c for c, v in (("resident_code >= ?", lo), ("resident_code < ?", hi))
+                        if v is not None]
+                return r.fetch_arrow(f"{sql} WHERE {' AND '.join(cond)}",
+                                     tuple(v for v in bounds if v is not None), _SNAPSHOT)
+            return read
+
+        parts = list(in_order([reader(r) for r in (s, *same)], ranges,
+                              name="jukicore-snapshot"))
+        return pa.concat_tables(parts)
 
     def _catch_up(self, s: Session, core: IdentityIndexCore,
                   mark: int) -> IdentityIndexCore | None:

@@ -63,7 +63,7 @@ from jukicore.errors import (
     PacketSequenceError,
 )
 from jukicore.identity import provide
-from jukicore.identity.index import TOUCHED_FROM, StoreIndex
+from jukicore.identity.index import TOUCHED_FROM, SideReaders, StoreIndex
 from jukicore.identity.items import IDENTITY_COLUMNS, IDENTITY_SCHEMA
 from jukicore.identity.provide import FourItems
 from jukicore.identity.purposes import Purpose
@@ -656,25 +656,27 @@ class IdentityStore:
         (``<file>.index``) and a PostgreSQL store in memory only."""
         self._index = StoreIndex(self.node_id, path)
 
-    def current_index(self, s: Session) -> Any:
-        """The lookup index (``IdentityIndexCore``), as current as the store in ``s``."""
+    def current_index(self, s: Session, side: SideReaders | None = None) -> Any:
+        """The lookup index (``IdentityIndexCore``), as current as the store in ``s``;
+        ``side``: the backend's side readers, only while ``s`` is a bulk session."""
         if self._index is None:
             self._index = StoreIndex(self.node_id, self._b.beside(".index"))
-        return self._index.current(s)
+        return self._index.current(s, side)
 
     def warm_index(self) -> None:
         """Bring the lookup index up to the store in a read transaction of its own (a
         build or a long catch-up then never holds a request's write transaction; the bulk
-        read path: SQLite's snapshot through ADBC as Arrow, not row by row)."""
+        read path: SQLite's snapshot through ADBC as Arrow, not row by row, split between
+        this session and a side reader that sees the same state)."""
         with self._b.bulk_session(write=False) as s:
-            self.current_index(s)
+            self.current_index(s, self._b.side_readers)
 
     def save_index(self) -> int:
         """Bring the lookup index up to the store and write its file; its mark. The codes
         touched by the packets it now holds are no longer kept (``identity_touched``): an
         index further behind first reopens this file (see :mod:`jukicore.identity.index`)."""
         with self._b.bulk_session(write=False) as s:
-            self.current_index(s)
+            self.current_index(s, self._b.side_readers)
             assert self._index is not None
             mark = self._index.save(s)
         with self._b.session() as s:
