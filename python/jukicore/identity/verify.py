@@ -158,9 +158,8 @@ def verify(st: IdentityStore, table: Any, *, agency: str, purpose: str, actor: A
                 break
             answers, prov = _answer(s, core, chunk, start, p, by_code, by_four)
             s.ingest("provision", _provision_table(prov, no))
-            for a, c in zip(*np.unique(np.asarray(answers.column("answer")),
-                                       return_counts=True), strict=True):
-                counts[str(a)] = counts.get(str(a), 0) + int(c)
+            for vc in pc.value_counts(answers.column("answer")).to_pylist():
+                counts[vc["values"]] = counts.get(vc["values"], 0) + vc["counts"]
             parts.append(answers)
             if progress is not None:
                 progress(start + chunk.num_rows, n)
@@ -182,6 +181,11 @@ def _schema(p: Purpose, dated: bool) -> pa.Schema:
     if "resident_code" in p.items:
         fields.append(pa.field("candidates", pa.list_(pa.uint64())))
     return pa.schema(fields)
+
+
+#: Every answer of a row, and each one's number while a chunk is answered.
+_ANSWER_TEXTS = pa.array(sorted(set(provide.VERIFY_ANSWERS) | {"found"}), pa.string())
+_A = {a: np.int8(i) for i, a in enumerate(_ANSWER_TEXTS.to_pylist())}
 
 
 def _hits(core: Any, codes: np.ndarray[Any, Any]) -> pa.Table:
@@ -232,15 +236,22 @@ def _answer(s: Session, core: Any, chunk: pa.Table, start: int, p: Purpose, by_c
                 elif status[j] == "ambiguous":
                     candidates[i] = sorted(matches[j])
             hits = _hits(core, np.where(found, target, lookup_codes).astype(np.uint64))
-    answer = np.where(found, "found", np.where(retired, "retired", "not_found")).astype(object)
+    # the answers as numbers into _ANSWER_TEXTS (texts made once, at the end, in Arrow)
+    answer = np.where(found, _A["found"], np.where(retired, _A["retired"], _A["not_found"]))
     ambiguous = np.array([c is not None for c in candidates], dtype=bool)
-    answer[ambiguous] = "ambiguous"
-    status = np.asarray(hits.column("status").fill_null(""))
-    reason = np.asarray(hits.column("change_reason").cast(pa.string()).fill_null(""))
-    removed = found & (status == "removed")
-    answer[removed & (reason == "death")] = "died"
-    answer[removed & (reason == "move_out")] = "moved_out"
-    answer[removed & (reason != "death") & (reason != "move_out")] = "removed"
+    answer[ambiguous] = _A["ambiguous"]
+
+    def where(col: pa.ChunkedArray, value: str) -> np.ndarray[Any, Any]:
+        if pa.types.is_dictionary(col.type):  # (compared decoded: older pyarrow has no kernel)
+            col = col.cast(col.type.value_type)
+        return np.asarray(pc.fill_null(pc.equal(col, value), False))
+
+    removed = found & where(hits.column("status"), "removed")
+    death = where(hits.column("change_reason"), "death")
+    move_out = where(hits.column("change_reason"), "move_out")
+    answer[removed & death] = _A["died"]
+    answer[removed & move_out] = _A["moved_out"]
+    answer[removed & ~death & ~move_out] = _A["removed"]
     status_date = pc.if_else(pa.array(removed), hits.column("change_date"),
                              pc.if_else(pa.array(retired), hits.column("retired_on"),
                                         pa.nulls(n, pa.date32())))
@@ -260,14 +271,15 @@ def _answer(s: Session, core: Any, chunk: pa.Table, start: int, p: Purpose, by_c
         later = found & ~removed & np.asarray(pc.fill_null(
             pc.greater(hits.column("change_date"), since), False))
         same = found & ~removed & ~later & dated
-        answer[same] = "unchanged"
+        answer[same] = _A["unchanged"]
         for row, (items, moved) in _changed_items(s, np.flatnonzero(later), target, since,
                                                   p).items():
             changed[row] = items
-            answer[row] = "moved" if moved else "changed"
+            answer[row] = _A["moved"] if moved else _A["changed"]
         for row in np.flatnonzero(same).tolist():
             changed[row] = []
-    out["answer"] = pa.array(answer.tolist(), pa.string())
+    out["answer"] = pa.DictionaryArray.from_arrays(
+        pa.array(answer, pa.int8()), _ANSWER_TEXTS).cast(pa.string())
     out["status_date"] = status_date
     out["changed_items"] = pa.array(changed, pa.list_(pa.string()))
     out["candidates"] = pa.array(candidates, pa.list_(pa.uint64()))
@@ -318,13 +330,15 @@ def _changed_items(s: Session, rows: np.ndarray[Any, Any], codes: np.ndarray[Any
 
 
 def _provision_table(prov: dict[str, Any], request_no: int) -> pa.Table:
+    """A chunk's provision rows, in code order: the index by code (disclosure) then takes
+    them in one sweep of its pages instead of one random page per row."""
     answers: pa.Array = prov["answers"]
     n = len(answers)
     return pa.table({
         "request_no": pa.repeat(pa.scalar(request_no, pa.int64()), n),
         "resident_code": prov["codes"], "answer": answers,
         "items": pa.nulls(n, pa.string()),  # those the purpose gives (provision_detail)
-    })
+    }).sort_by("resident_code")
 
 
 def read_table(path: str | Path) -> pa.Table:
