@@ -156,3 +156,41 @@ def test_pipelined_reads_see_their_own_rows_among_many_writes(db_target: str) ->
             assert s.scalar("SELECT count(*) FROM burst") == written
     finally:
         store.close()
+
+
+def test_side_readers_each_keep_one_snapshot(db_target: str) -> None:
+    """A side reader sees one state for all its statements: a row another process commits
+    after its first read is not in its later reads (a parallel read of one table then
+    never mixes two states); a new session sees the row."""
+    import subprocess
+    import sys
+
+    be = connect(db_target, create=True)
+    try:
+        with be.session() as s:
+            s.execute("CREATE TABLE t (a INTEGER NOT NULL)")
+            s.executemany("INSERT INTO t (a) VALUES (?)", [(i,) for i in range(3)])
+        with be.bulk_session(write=False) as s, be.side_readers(2) as readers:
+            assert len(readers) == 2
+            assert [r.query("SELECT count(*) FROM t") for r in readers] == [[(3,)]] * 2
+            write = ("import sys; from jukicore.store import connect; b = connect(sys.argv[1])\n"
+                     "with b.session() as s: s.execute('INSERT INTO t (a) VALUES (9)')\n"
+                     "b.close()")
+            subprocess.run([sys.executable, "-c", write, db_target], check=True, timeout=60)
+            assert [r.query("SELECT count(*) FROM t") for r in readers] == [[(3,)]] * 2
+        with be.session(write=False) as s:
+            assert s.query("SELECT count(*) FROM t") == [(4,)]
+    finally:
+        be.close()
+
+
+def test_an_in_memory_store_has_no_side_readers() -> None:
+    """Another connection to ``:memory:`` would see another, empty database."""
+    be = connect(":memory:", create=True)
+    try:
+        with be.session() as s:
+            s.execute("CREATE TABLE t (a INTEGER)")
+        with be.side_readers(1) as readers:
+            assert readers == []
+    finally:
+        be.close()

@@ -42,6 +42,7 @@ import datetime as dt
 import hashlib
 import io
 import json
+import logging
 import os
 import sqlite3
 import threading
@@ -70,6 +71,8 @@ from jukicore.errors import (
 from jukicore.store.schema import Ddl, Migration, Table
 
 Params = Sequence[Any]
+
+log = logging.getLogger("jukicore.store")
 
 _PG_LOCK_KEY = 5_810_001  # advisory lock serializing writers of one register
 
@@ -1028,6 +1031,35 @@ class PostgresBackend(Backend):
 
     def bulk_session(self, write: bool = True) -> Any:
         return self.session(write)
+
+    @contextmanager
+    def side_readers(self, n: int) -> Iterator[list[Session]]:
+        """As :meth:`Backend.side_readers`: connections of their own, each in one read-only
+        REPEATABLE READ transaction (all its statements see one snapshot). Fewer, or none,
+        when the server takes no more connections (they only speed a read up)."""
+        self._connection()  # (refuses a closed backend)
+        psycopg = self._psycopg
+        conns: list[Any] = []
+        try:
+            for _ in range(n):
+                try:
+                    conn = psycopg.connect(self.target)
+                except psycopg.Error as exc:
+                    log.info("no side reader (%s): reading through one connection",
+                             str(exc).strip())
+                    break
+                conns.append(conn)
+                conn.isolation_level = psycopg.IsolationLevel.REPEATABLE_READ
+                conn.read_only = True
+                conn.execute("SET TIME ZONE 'UTC'")
+                conn.execute("SET DateStyle TO ISO, YMD")
+            yield [_PgSession(c) for c in conns]
+        finally:
+            for c in conns:
+                with suppress(Exception):
+                    c.rollback()
+                with suppress(Exception):
+                    c.close()
 
     def close(self) -> None:
         with self._lock:
