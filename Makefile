@@ -56,6 +56,7 @@ bench: build
 	$(PY) benches/compare_normalize.py
 	$(PY) benches/compare_identity.py
 	$(PY) benches/compare_index.py --rows 40000000
+	$(PY) benches/index_build_scale.py --rows 10000000
 
 # asv, quick: the jukicore installed in .venv (make build), nothing built per commit
 bench-asv: build
