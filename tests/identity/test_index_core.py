@@ -196,3 +196,24 @@ def test_lookup_texts_share_the_index_dictionaries_and_outlive_it(
     mapped.validate(full=True)
     assert [mapped.column(c).to_pylist() for c in ("family_name", "given_name")] == expected
     assert fresh.column("given_name").to_pylist() == ["一郎", "花子"]
+
+
+def test_a_text_column_past_what_string_holds_becomes_one_large_string_array() -> None:
+    """The snapshot's chunks are made one array per column; the whole country's addresses
+    pass the 2 GiB a ``string`` array holds, so such a column becomes ``large_string``
+    (shown with a small limit), and the core builds from it."""
+    from jukicore.identity.index import whole
+
+    col = pa.chunked_array([pa.array(["東京都1-2", "大阪府3"]), pa.array(["京都府4-5-6"])])
+    big = whole(col, limit=16)
+    assert big.type == pa.large_string() and big.to_pylist() == col.to_pylist()
+    small = whole(col)
+    assert small.type == pa.string() and small.to_pylist() == col.to_pylist()
+    codes = pa.array([10000000009, 10000000010, 10000000021], pa.uint64())
+    index = IdentityIndexCore.build(
+        code=codes, family_name=pa.array(["山田"] * 3), given_name=pa.array(["花子"] * 3),
+        address=big, lg_code=pa.array(["131016"] * 3), change_reason=pa.array(["load"] * 3),
+        birth_date=pa.array([0, 1, 2], pa.int32()), sex=pa.array([2, 2, 2], pa.int8()),
+        status=pa.array([0, 0, 0], pa.uint8()), change_date=pa.array([0, 0, 0], pa.int32()),
+        store_id="t", mark=0)
+    assert index.lookup(codes).column("address").to_pylist() == col.to_pylist()

@@ -194,3 +194,32 @@ def test_an_in_memory_store_has_no_side_readers() -> None:
             assert readers == []
     finally:
         be.close()
+
+
+def test_a_bulk_read_goes_in_batches_only_when_no_column_may_be_null(tmp_path: Path) -> None:
+    """SQLite's bulk reader types each column from its first batch: a result with a column
+    that may be null is read as one batch (a column null for a whole first batch would be
+    typed wrong), one of NOT NULL columns in batches (each batch's texts within the 2 GiB
+    of 32-bit offsets: the whole country's addresses are more)."""
+    import numpy as np
+
+    n = 1_100_000
+    be = connect(tmp_path / "b.db", create=True)
+    try:
+        with be.session() as s:
+            s.execute("CREATE TABLE t (a INTEGER NOT NULL, b TEXT)")
+            s.execute("CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT)")  # (the lock)
+        with be.bulk_session() as s:
+            s.ingest("t", pa.table({"a": pa.array(np.arange(n), pa.int64()),
+                                    "b": pa.array([None] * (n - 1) + ["late"], pa.string())}))
+        with be.bulk_session(write=False) as s:
+            both = s.fetch_arrow("SELECT a, b FROM t ORDER BY a", (), pa.schema([
+                pa.field("a", pa.int64(), False), pa.field("b", pa.string())]))
+            assert both.column("b").null_count == n - 1
+            assert both.column("b")[n - 1].as_py() == "late"
+            only_a = s.fetch_arrow("SELECT a FROM t ORDER BY a", (),
+                                   pa.schema([pa.field("a", pa.int64(), False)]))
+            assert only_a.column("a").num_chunks > 1
+            assert (only_a.column("a").to_numpy() == np.arange(n)).all()
+    finally:
+        be.close()

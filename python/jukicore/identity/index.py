@@ -55,12 +55,12 @@ TOUCHED_FROM = "index_touched_from"
 
 _COLUMNS = ("resident_code", "family_name", "given_name", "address", "lg_code",
             "change_reason", "birth_date", "sex", "status", "change_date")
-_SNAPSHOT = pa.schema([
-    pa.field("resident_code", pa.uint64()), pa.field("family_name", pa.string()),
-    pa.field("given_name", pa.string()), pa.field("address", pa.string()),
-    pa.field("lg_code", pa.string()), pa.field("change_reason", pa.string()),
-    pa.field("birth_date", pa.date32()), pa.field("sex", pa.int8()),
-    pa.field("status", pa.string()), pa.field("change_date", pa.date32())])
+#: The current info as read (every column NOT NULL, so the bulk read may go in batches).
+_SNAPSHOT = pa.schema([pa.field(name, t, False) for name, t in (
+    ("resident_code", pa.uint64()), ("family_name", pa.string()),
+    ("given_name", pa.string()), ("address", pa.string()), ("lg_code", pa.string()),
+    ("change_reason", pa.string()), ("birth_date", pa.date32()), ("sex", pa.int8()),
+    ("status", pa.string()), ("change_date", pa.date32()))])
 #: Side readers: the backend's ``side_readers`` (more read sessions for one large read).
 SideReaders = Callable[[int], AbstractContextManager[list[Session]]]
 #: Where the snapshot is split between readers: resident codes are 11 digits whose first
@@ -84,9 +84,21 @@ def _packet_at(s: Session, mark: int) -> str:
     return "" if not rows else str(rows[0][0])
 
 
+#: The most bytes a ``string`` array holds (32-bit offsets); a longer text column is made
+#: one ``large_string`` array (the whole country's addresses are about 3 GB).
+TEXT_LIMIT = (1 << 31) - 1
+
+
+def whole(col: pa.ChunkedArray, limit: int = TEXT_LIMIT) -> pa.Array:
+    """``col`` as one array; texts of more than ``limit`` bytes as ``large_string``."""
+    if pa.types.is_string(col.type) and col.nbytes > limit:
+        col = col.cast(pa.large_string())
+    return col.combine_chunks()
+
+
 def _columns(rows: pa.Table) -> dict[str, Any]:
     """The snapshot's columns as the core takes them (status 0 resident, 1 removed)."""
-    cols = {c: rows.column(c).combine_chunks() for c in _COLUMNS}
+    cols = {c: whole(rows.column(c)) for c in _COLUMNS}
     cols["status"] = pc.cast(pc.equal(cols["status"], "removed"), pa.uint8())
     cols["code"] = cols.pop("resident_code")
     return cols

@@ -431,9 +431,12 @@ class _AdbcSqliteSession(_SqliteSession):
                     progress(part.num_rows)
 
     def fetch_arrow(self, sql: str, params: Params, schema: pa.Schema) -> pa.Table:
+        # ADBC infers each column's type from the first batch only, where a column that
+        # may be null could be all null: then one batch for the whole result. A result of
+        # NOT NULL columns only goes in batches (each batch's texts stay within 2 GiB).
+        rows = "1048576" if not any(f.nullable for f in schema) else "100000000"
         with self._adbc.cursor() as cur:
-            # Type inference looks at the first batch only: one batch for the whole result.
-            cur.adbc_statement.set_options(**{"adbc.sqlite.query.batch_rows": "100000000"})
+            cur.adbc_statement.set_options(**{"adbc.sqlite.query.batch_rows": rows})
             cur.execute(sql, params or None)
             result: pa.Table = cur.fetch_arrow_table()
         if result.num_rows == 0:
