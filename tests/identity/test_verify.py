@@ -341,16 +341,21 @@ def test_a_service_takes_the_nightly_save_and_the_store_forgets_what_it_holds(
 
 def test_the_snapshot_is_split_only_with_readers_of_the_same_state(tmp_path: Path,
                                                                     people: pa.Table) -> None:
-    """A build reads the current info in two halves of the code space at once: its own
-    session and a side reader, used only when its last packet applied is the session's
-    (a reader that opened after another packet would mix two states). Shown with readers
-    of other stores: one at the same packet number and id (taken for the upper half),
-    one a packet further on (not used)."""
-    from jukicore.identity.index import _COLUMNS, _SNAPSHOT, CODE_SPACE, StoreIndex
+    """A build reads the current info in ranges of the code space, its own session and a
+    side reader taking them in turn, the reader used only when its last packet applied
+    is the session's (a reader that opened after another packet would mix two states).
+    Shown with readers of other stores: one at the same packet number and id (its
+    ranges taken), one a packet further on (not used)."""
+    from jukicore.identity.index import (
+        _COLUMNS,
+        _SNAPSHOT,
+        CODE_SPACE,
+        PIECES,
+        StoreIndex,
+        _compact,
+    )
 
     lg = people.column("lg_code")[0].as_py()
-    codes = np.asarray(people.column("resident_code"))
-    assert (codes < CODE_SPACE // 2).any() and (codes >= CODE_SPACE // 2).any()
     stores = [create_identity_store(tmp_path / f"{name}.db", node_id="center", kind="center")
               for name in ("a", "same", "later")]
     try:
@@ -368,17 +373,27 @@ def test_the_snapshot_is_split_only_with_readers_of_the_same_state(tmp_path: Pat
                                 "change_date": dt.date(2025, 1, 1), "change_reason": "death"}],
                                 schema=IDENTITY_SCHEMA), actor="center")
         sql = f"SELECT {', '.join(_COLUMNS)} FROM identity"
+
+        def snapshot(s: Any, readers: list[Any]) -> pa.Table:
+            return pa.concat_tables(StoreIndex._snapshot(s, readers)).sort_by("resident_code")
+
         with a._b.bulk_session(write=False) as s, same._b.bulk_session(write=False) as r1, \
                 later._b.bulk_session(write=False) as r2:
-            whole = s.fetch_arrow(sql, (), _SNAPSHOT).sort_by("resident_code")
-            upper = r1.fetch_arrow(f"{sql} WHERE resident_code >= ?", (CODE_SPACE // 2,),
-                                   _SNAPSHOT)
-            lower = whole.filter(pa.compute.less(whole.column("resident_code"),
-                                                 CODE_SPACE // 2))
-            mixed = StoreIndex._snapshot(s, [r1]).sort_by("resident_code")
-            assert mixed.equals(pa.concat_tables([lower, upper]).sort_by("resident_code"))
-            assert StoreIndex._snapshot(s, [r2]).sort_by("resident_code").equals(whole)
-            assert StoreIndex._snapshot(s, []).sort_by("resident_code").equals(whole)
+            whole = _compact(s.fetch_arrow(sql, (), _SNAPSHOT)).sort_by("resident_code")
+            theirs = _compact(r1.fetch_arrow(sql, (), _SNAPSHOT)).sort_by("resident_code")
+            # the pieces go to the readers in turn: odd pieces from the side reader
+            piece = pa.compute.divide(pa.compute.cast(whole.column("resident_code"),
+                                                      pa.int64()), CODE_SPACE // PIECES)
+            of = pa.compute.divide(pa.compute.cast(theirs.column("resident_code"),
+                                                   pa.int64()), CODE_SPACE // PIECES)
+            mine = whole.filter(pa.compute.equal(pa.compute.bit_wise_and(piece, 1), 0))
+            from_r1 = theirs.filter(pa.compute.equal(pa.compute.bit_wise_and(of, 1), 1))
+            assert from_r1.num_rows and mine.num_rows
+            expect = pa.concat_tables([mine, from_r1]).sort_by("resident_code")
+            assert snapshot(s, [r1]).equals(expect)
+            assert not expect.equals(whole)
+            assert snapshot(s, [r2]).equals(whole)
+            assert snapshot(s, []).equals(whole)
         # a store's own side reader: the same rows as one read, and the index built so
         a.use_index(None)
         a.warm_index()

@@ -66,6 +66,8 @@ SideReaders = Callable[[int], AbstractContextManager[list[Session]]]
 #: Where the snapshot is split between readers: resident codes are 11 digits whose first
 #: ten are random, so equal ranges of the code hold about as many people each.
 CODE_SPACE = 100_000_000_000
+_COMPACT = pa.schema([f if f.name != "status" else pa.field("status", pa.uint8(), False)
+                      for f in _SNAPSHOT])
 _RETIRED = pa.schema([pa.field("resident_code", pa.uint64()),
                       pa.field("new_code", pa.uint64()), pa.field("retired_on", pa.date32())])
 
@@ -88,6 +90,11 @@ def _packet_at(s: Session, mark: int) -> str:
 #: one ``large_string`` array (the whole country's addresses are about 3 GB).
 TEXT_LIMIT = (1 << 31) - 1
 
+#: The snapshot is read in this many ranges of the code space (about 2,000,000 people each
+#: for the whole country), each made compact as it arrives, so that the read never holds
+#: more than one range's raw rows beside the compact ones.
+PIECES = 64
+
 
 def whole(col: pa.ChunkedArray, limit: int = TEXT_LIMIT) -> pa.Array:
     """``col`` as one array; texts of more than ``limit`` bytes as ``large_string``."""
@@ -96,10 +103,26 @@ def whole(col: pa.ChunkedArray, limit: int = TEXT_LIMIT) -> pa.Array:
     return col.combine_chunks()
 
 
-def _columns(rows: pa.Table) -> dict[str, Any]:
-    """The snapshot's columns as the core takes them (status 0 resident, 1 removed)."""
-    cols = {c: whole(rows.column(c)) for c in _COLUMNS}
-    cols["status"] = pc.cast(pc.equal(cols["status"], "removed"), pa.uint8())
+def _compact(rows: pa.Table) -> pa.Table:
+    """Current info as read (:data:`_SNAPSHOT`) with ``status`` as the core takes it
+    (``uint8``: 0 resident, 1 removed)."""
+    i = rows.schema.get_field_index("status")
+    return rows.set_column(i, pa.field("status", pa.uint8(), False),
+                           pc.cast(pc.equal(rows.column(i), "removed"), pa.uint8()))
+
+
+def _columns(parts: list[pa.Table]) -> dict[str, Any]:
+    """The compact pieces' columns as the core takes them, one array each. ``parts`` is
+    emptied column by column as it goes (a column's pieces are let go once it is one
+    array), so that the whole snapshot is never held twice."""
+    cols: dict[str, Any] = {}
+    for c in _COLUMNS:
+        chunks = [ch for p in parts for ch in p.column(c).chunks]
+        t = parts[0].schema.field(c).type if parts else _COMPACT.field(c).type
+        cols[c] = whole(pa.chunked_array(chunks, t))
+        del chunks
+        parts[:] = [p.drop_columns([c]) for p in parts]
+    parts.clear()
     cols["code"] = cols.pop("resident_code")
     return cols
 
@@ -163,10 +186,10 @@ class StoreIndex:
 
     def _build(self, s: Session, mark: int, side: SideReaders | None) -> IdentityIndexCore:
         with side(1) if side is not None else nullcontext([]) as readers:
-            rows = self._snapshot(s, readers)
+            parts = self._snapshot(s, readers)
         retired = s.fetch_arrow("SELECT resident_code, new_code, retired_on FROM"
                                 " identity_retired", (), _RETIRED)
-        cols = _columns(rows)
+        cols = _columns(parts)
         core = IdentityIndexCore.build(
             retired_old=retired.column("resident_code").combine_chunks(),
             retired_new=retired.column("new_code").combine_chunks(),
@@ -181,18 +204,16 @@ class StoreIndex:
         return core
 
     @staticmethod
-    def _snapshot(s: Session, readers: Sequence[Session]) -> pa.Table:
-        """The current info in ``s``'s state. Split by resident code between ``s`` and the
-        side readers that see the very same state (their last packet applied is ``s``'s:
-        every change of the current info comes with a packet number, in its
-        transaction); read by ``s`` alone when none does."""
+    def _snapshot(s: Session, readers: Sequence[Session]) -> list[pa.Table]:
+        """The current info in ``s``'s state, as compact pieces (:func:`_compact`), in
+        :data:`PIECES` ranges of the code space shared between ``s`` and the side readers
+        that see the very same state (their last packet applied is ``s``'s: every change
+        of the current info comes with a packet number, in its transaction); read by
+        ``s`` alone when none does."""
         state = _mark_of(s)
         same = [r for r in readers if _mark_of(r) == state]
         sql = f"SELECT {', '.join(_COLUMNS)} FROM identity"
-        if not same:
-            return s.fetch_arrow(sql, (), _SNAPSHOT)
-        k = len(same) + 1
-        cuts = [CODE_SPACE * i // k for i in range(1, k)]
+        cuts = [CODE_SPACE * i // PIECES for i in range(1, PIECES)]
         ranges = list(zip([None, *cuts], [*cuts, None], strict=True))
 
         def reader(r: Session) -> Callable[[tuple[int | None, int | None]], pa.Table]:
@@ -200,13 +221,13 @@ class StoreIndex:
                 lo, hi = bounds
                 cond = [c for c, v in (("resident_code >= ?", lo), ("resident_code < ?", hi))
                         if v is not None]
-                return r.fetch_arrow(f"{sql} WHERE {' AND '.join(cond)}",
-                                     tuple(v for v in bounds if v is not None), _SNAPSHOT)
+                return _compact(r.fetch_arrow(f"{sql} WHERE {' AND '.join(cond)}",
+                                              tuple(v for v in bounds if v is not None),
+                                              _SNAPSHOT))
             return read
 
-        parts = list(in_order([reader(r) for r in (s, *same)], ranges,
-                              name="jukicore-snapshot"))
-        return pa.concat_tables(parts)
+        return list(in_order([reader(r) for r in (s, *same)], ranges,
+                             name="jukicore-snapshot"))
 
     def _catch_up(self, s: Session, core: IdentityIndexCore,
                   mark: int) -> IdentityIndexCore | None:
@@ -231,7 +252,7 @@ class StoreIndex:
             removed=gone, retired_old=retired.column("resident_code").combine_chunks(),
             retired_new=retired.column("new_code").combine_chunks(),
             retired_on=retired.column("retired_on").combine_chunks(), mark=mark,
-            store_id=self._store_id(_packet_at(s, mark)), **_columns(rows))
+            store_id=self._store_id(_packet_at(s, mark)), **_columns([_compact(rows)]))
         return core
 
     def save(self, s: Session) -> int:
