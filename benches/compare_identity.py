@@ -317,12 +317,12 @@ def index(st: IdentityStore, path: Path, ppl: pa.Table, n: int,
     assert st._index is not None and st._index.rebuilt == 0, "the index was rebuilt"
     # where the build's time goes, each step again on its own
     from jukicore._jukicore import IdentityIndexCore
-    from jukicore.identity.index import StoreIndex, _columns
+    from jukicore.identity.index import StoreIndex, _row_arrays
 
     with st._b.bulk_session(write=False) as s, st._b.side_readers(1) as side:
-        t_read, parts = _timed(lambda: StoreIndex._snapshot(s, side))
-    t_core, again = _timed(lambda: IdentityIndexCore.build(store_id="again", mark=0,
-                                                            **_columns(parts)))
+        t_read, parts = _timed(lambda: list(StoreIndex._snapshot(s, side)))
+    t_core, again = _timed(lambda: IdentityIndexCore.build_from_pieces(
+        (_row_arrays(p) for p in parts), store_id="again", mark=0))
     t_save, _ = _timed(lambda: again.save(path.with_suffix(".again")))
     os.remove(path.with_suffix(".again"))
     scale = NATION / n

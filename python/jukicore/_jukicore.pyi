@@ -1,5 +1,6 @@
 """Type stubs of the Rust extension (checked against the built module by stubtest)."""
 
+from collections.abc import Iterable, Sequence
 from datetime import date
 from os import PathLike
 from typing import Any, Protocol, Self, final, overload
@@ -149,6 +150,16 @@ class IdentityIndexCore:
         sex: _ArrowArray,
         status: _ArrowArray,
         change_date: _ArrowArray,
+        *,
+        retired_old: _ArrowArray | None = None,
+        retired_new: _ArrowArray | None = None,
+        retired_on: _ArrowArray | None = None,
+        store_id: str,
+        mark: int,
+    ) -> IdentityIndexCore: ...
+    @staticmethod
+    def build_from_pieces(
+        pieces: Iterable[Sequence[_ArrowArray]],  # each: build's ten columns, in order
         *,
         retired_old: _ArrowArray | None = None,
         retired_new: _ArrowArray | None = None,

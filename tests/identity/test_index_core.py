@@ -217,3 +217,31 @@ def test_a_text_column_past_what_string_holds_becomes_one_large_string_array() -
         status=pa.array([0, 0, 0], pa.uint8()), change_date=pa.array([0, 0, 0], pa.int32()),
         store_id="t", mark=0)
     assert index.lookup(codes).column("address").to_pylist() == col.to_pylist()
+
+
+def test_an_index_built_from_pieces_is_the_index_built_at_once(
+        index: IdentityIndexCore, tmp_path: Path) -> None:
+    """The same rows in pieces (one of them empty) give the same file as one build; a
+    piece that is not the ten columns, or with a bad row (numbered from the first row of
+    all pieces), refuses the build."""
+    cols = _rows(PEOPLE)
+    order = list(cols)
+    retired = {"retired_old": pa.array([11111111111], pa.uint64()),
+               "retired_new": pa.array([34567890123], pa.uint64()),
+               "retired_on": pa.array([dt.date(2020, 1, 1)], pa.date32())}
+
+    def pieces(cuts: list[tuple[int, int]]) -> list[tuple[Any, ...]]:
+        return [tuple(cols[c].slice(a, b - a) for c in order) for a, b in cuts]
+
+    built = IdentityIndexCore.build_from_pieces(
+        iter(pieces([(0, 1), (1, 1), (1, 3)])), **retired, store_id="center", mark=5)
+    index.save(tmp_path / "whole")
+    built.save(tmp_path / "pieces")
+    assert (tmp_path / "whole").read_bytes() == (tmp_path / "pieces").read_bytes()
+    with pytest.raises(InvalidInputError, match="ten columns"):
+        IdentityIndexCore.build_from_pieces([pieces([(0, 3)])[0][:9]], store_id="c", mark=0)
+    bad = pieces([(0, 2), (2, 3)])
+    bad[1] = (*bad[1][:7], pa.array([7], pa.int8()), *bad[1][8:])  # sex 7, row 2 of all
+    with pytest.raises(InvalidInputError) as err:
+        IdentityIndexCore.build_from_pieces(bad, store_id="c", mark=0)
+    assert err.value.rows[0].row == 2  # type: ignore[attr-defined]

@@ -375,7 +375,8 @@ def test_the_snapshot_is_split_only_with_readers_of_the_same_state(tmp_path: Pat
         sql = f"SELECT {', '.join(_COLUMNS)} FROM identity"
 
         def snapshot(s: Any, readers: list[Any]) -> pa.Table:
-            return pa.concat_tables(StoreIndex._snapshot(s, readers)).sort_by("resident_code")
+            return pa.concat_tables(list(StoreIndex._snapshot(s, readers))).sort_by(
+                "resident_code")
 
         with a._b.bulk_session(write=False) as s, same._b.bulk_session(write=False) as r1, \
                 later._b.bulk_session(write=False) as r2:

@@ -26,8 +26,8 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Callable, Sequence
-from contextlib import AbstractContextManager, nullcontext
+from collections.abc import Callable, Generator, Sequence
+from contextlib import AbstractContextManager, closing, nullcontext
 from pathlib import Path
 from typing import Any
 
@@ -53,6 +53,7 @@ REBUILD_MIN = 100_000
 #: (:meth:`IdentityStore.save_index` drops those its saved index holds).
 TOUCHED_FROM = "index_touched_from"
 
+#: The current info's columns, in the order of ``IdentityIndexCore.build``'s.
 _COLUMNS = ("resident_code", "family_name", "given_name", "address", "lg_code",
             "change_reason", "birth_date", "sex", "status", "change_date")
 #: The current info as read (every column NOT NULL, so the bulk read may go in batches).
@@ -91,8 +92,8 @@ def _packet_at(s: Session, mark: int) -> str:
 TEXT_LIMIT = (1 << 31) - 1
 
 #: The snapshot is read in this many ranges of the code space (about 2,000,000 people each
-#: for the whole country), each made compact as it arrives, so that the read never holds
-#: more than one range's raw rows beside the compact ones.
+#: for the whole country), each made compact and handed to the core's builder as it
+#: arrives (``build_from_pieces``), so that a build holds a few ranges' rows, never all.
 PIECES = 64
 
 
@@ -111,18 +112,14 @@ def _compact(rows: pa.Table) -> pa.Table:
                            pc.cast(pc.equal(rows.column(i), "removed"), pa.uint8()))
 
 
-def _columns(parts: list[pa.Table]) -> dict[str, Any]:
-    """The compact pieces' columns as the core takes them, one array each. ``parts`` is
-    emptied column by column as it goes (a column's pieces are let go once it is one
-    array), so that the whole snapshot is never held twice."""
-    cols: dict[str, Any] = {}
-    for c in _COLUMNS:
-        chunks = [ch for p in parts for ch in p.column(c).chunks]
-        t = parts[0].schema.field(c).type if parts else _COMPACT.field(c).type
-        cols[c] = whole(pa.chunked_array(chunks, t))
-        del chunks
-        parts[:] = [p.drop_columns([c]) for p in parts]
-    parts.clear()
+def _row_arrays(piece: pa.Table) -> tuple[pa.Array, ...]:
+    """A compact piece's columns as ``IdentityIndexCore.build``'s ten, in its order."""
+    return tuple(whole(piece.column(c)) for c in _COLUMNS)
+
+
+def _columns(rows: pa.Table) -> dict[str, Any]:
+    """A compact table's columns as ``IdentityIndexCore.apply_delta`` takes them."""
+    cols = dict(zip(_COLUMNS, _row_arrays(rows), strict=True))
     cols["code"] = cols.pop("resident_code")
     return cols
 
@@ -185,16 +182,19 @@ class StoreIndex:
             return None
 
     def _build(self, s: Session, mark: int, side: SideReaders | None) -> IdentityIndexCore:
-        with side(1) if side is not None else nullcontext([]) as readers:
-            parts = self._snapshot(s, readers)
         retired = s.fetch_arrow("SELECT resident_code, new_code, retired_on FROM"
                                 " identity_retired", (), _RETIRED)
-        cols = _columns(parts)
-        core = IdentityIndexCore.build(
-            retired_old=retired.column("resident_code").combine_chunks(),
-            retired_new=retired.column("new_code").combine_chunks(),
-            retired_on=retired.column("retired_on").combine_chunks(),
-            store_id=self._store_id(_packet_at(s, mark)), mark=mark, **cols)
+        store_id = self._store_id(_packet_at(s, mark))
+        # the pieces go into the core as they are read: the whole snapshot's texts are
+        # never held at once (at 125,000,000 people they would not fit beside the build)
+        with side(1) if side is not None else nullcontext([]) as readers, \
+                closing(self._snapshot(s, readers)) as pieces:
+            core = IdentityIndexCore.build_from_pieces(
+                (_row_arrays(p) for p in pieces),
+                retired_old=retired.column("resident_code").combine_chunks(),
+                retired_new=retired.column("new_code").combine_chunks(),
+                retired_on=retired.column("retired_on").combine_chunks(),
+                store_id=store_id, mark=mark)
         self.rebuilt += 1
         if self.path is not None:
             try:
@@ -204,8 +204,9 @@ class StoreIndex:
         return core
 
     @staticmethod
-    def _snapshot(s: Session, readers: Sequence[Session]) -> list[pa.Table]:
-        """The current info in ``s``'s state, as compact pieces (:func:`_compact`), in
+    def _snapshot(s: Session, readers: Sequence[Session]) -> Generator[pa.Table, None, None]:
+        """The current info in ``s``'s state, as compact pieces (:func:`_compact`) in code
+        ranges (yielded as read; at most a few alive at a time), in
         :data:`PIECES` ranges of the code space shared between ``s`` and the side readers
         that see the very same state (their last packet applied is ``s``'s: every change
         of the current info comes with a packet number, in its transaction); read by
@@ -226,8 +227,7 @@ class StoreIndex:
                                               _SNAPSHOT))
             return read
 
-        return list(in_order([reader(r) for r in (s, *same)], ranges,
-                             name="jukicore-snapshot"))
+        yield from in_order([reader(r) for r in (s, *same)], ranges, name="jukicore-snapshot")
 
     def _catch_up(self, s: Session, core: IdentityIndexCore,
                   mark: int) -> IdentityIndexCore | None:
@@ -252,7 +252,7 @@ class StoreIndex:
             removed=gone, retired_old=retired.column("resident_code").combine_chunks(),
             retired_new=retired.column("new_code").combine_chunks(),
             retired_on=retired.column("retired_on").combine_chunks(), mark=mark,
-            store_id=self._store_id(_packet_at(s, mark)), **_columns([_compact(rows)]))
+            store_id=self._store_id(_packet_at(s, mark)), **_columns(_compact(rows)))
         return core
 
     def save(self, s: Session) -> int:

@@ -852,10 +852,6 @@ fn find_in_bucket<T: Ord + Copy>(sorted: &[T], lo: usize, hi: usize, key: T) -> 
 // dictionary encoding
 
 /// Encode a column: per row its entry id, and the entries in first-seen order.
-fn encode(col: &StrCol<'_>, n: usize) -> (Vec<u32>, Vec<u8>, Vec<u64>) {
-    encode_with(n, |i| col.bytes(i))
-}
-
 /// Where an address's place ends: at its first digit (ASCII or fullwidth).
 #[inline]
 fn address_split(b: &[u8]) -> usize {
@@ -867,52 +863,90 @@ fn address_split(b: &[u8]) -> usize {
         .unwrap_or(b.len())
 }
 
-/// [`encode`] of the values `get(0..n)`.
-fn encode_with<'a>(
-    n: usize,
-    get: impl Fn(usize) -> &'a [u8] + Sync,
-) -> (Vec<u32>, Vec<u8>, Vec<u64>) {
-    let hashes: Vec<u64> = (0..n).into_par_iter().map(|i| xxh3_64(get(i))).collect();
-    let mut ids = vec![0u32; n];
-    let mut bytes = Vec::new();
-    let mut offs = vec![0u64];
-    let mut ehash: Vec<u64> = Vec::new();
-    let mut cap = 1024usize;
-    let mut table = vec![u32::MAX; cap];
-    for i in 0..n {
-        if ehash.len() * 2 >= cap {
-            cap *= 2;
-            table = vec![u32::MAX; cap];
-            for (e, &h) in ehash.iter().enumerate() {
-                let mut p = (h as usize) & (cap - 1);
-                while table[p] != u32::MAX {
-                    p = (p + 1) & (cap - 1);
-                }
-                table[p] = e as u32;
-            }
+/// A dictionary being made: each distinct value once, in order of first
+/// appearance, over any number of batches of values (the same entries and ids
+/// as one batch of all of them).
+struct Encoder {
+    bytes: Vec<u8>,
+    offs: Vec<u64>,
+    ehash: Vec<u64>,
+    table: Vec<u32>,
+}
+
+impl Encoder {
+    fn new() -> Self {
+        Encoder {
+            bytes: Vec::new(),
+            offs: vec![0],
+            ehash: Vec::new(),
+            table: vec![u32::MAX; 1024],
         }
-        let h = hashes[i];
-        let v = get(i);
+    }
+
+    fn len(&self) -> usize {
+        self.ehash.len()
+    }
+
+    /// Is `v` an entry already?
+    fn contains(&self, v: &[u8]) -> bool {
+        let h = xxh3_64(v);
+        let cap = self.table.len();
         let mut p = (h as usize) & (cap - 1);
-        let id = loop {
-            let e = table[p];
+        loop {
+            let e = self.table[p];
             if e == u32::MAX {
-                let id = ehash.len() as u32;
-                table[p] = id;
-                ehash.push(h);
-                bytes.extend_from_slice(v);
-                offs.push(bytes.len() as u64);
-                break id;
+                return false;
             }
             let eu = e as usize;
-            if ehash[eu] == h && &bytes[offs[eu] as usize..offs[eu + 1] as usize] == v {
-                break e;
+            if self.ehash[eu] == h
+                && &self.bytes[self.offs[eu] as usize..self.offs[eu + 1] as usize] == v
+            {
+                return true;
             }
             p = (p + 1) & (cap - 1);
-        };
-        ids[i] = id;
+        }
     }
-    (ids, bytes, offs)
+
+    /// The ids of the values `get(0..n)`, appended to `ids`.
+    fn add<'a>(&mut self, n: usize, get: impl Fn(usize) -> &'a [u8] + Sync, ids: &mut Vec<u32>) {
+        let hashes: Vec<u64> = (0..n).into_par_iter().map(|i| xxh3_64(get(i))).collect();
+        ids.reserve(n);
+        for (i, &h) in hashes.iter().enumerate() {
+            if self.ehash.len() * 2 >= self.table.len() {
+                let cap = self.table.len() * 2;
+                self.table = vec![u32::MAX; cap];
+                for (e, &eh) in self.ehash.iter().enumerate() {
+                    let mut p = (eh as usize) & (cap - 1);
+                    while self.table[p] != u32::MAX {
+                        p = (p + 1) & (cap - 1);
+                    }
+                    self.table[p] = e as u32;
+                }
+            }
+            let cap = self.table.len();
+            let v = get(i);
+            let mut p = (h as usize) & (cap - 1);
+            let id = loop {
+                let e = self.table[p];
+                if e == u32::MAX {
+                    let id = self.ehash.len() as u32;
+                    self.table[p] = id;
+                    self.ehash.push(h);
+                    self.bytes.extend_from_slice(v);
+                    self.offs.push(self.bytes.len() as u64);
+                    break id;
+                }
+                let eu = e as usize;
+                if self.ehash[eu] == h
+                    && &self.bytes[self.offs[eu] as usize..self.offs[eu + 1] as usize] == v
+                {
+                    break e;
+                }
+                p = (p + 1) & (cap - 1);
+            };
+            ids.push(id);
+        }
+    }
 }
 
 /// Keys and key hashes of every entry, in parallel.
@@ -966,6 +1000,250 @@ fn plain_dict(bytes: Vec<u8>, offs: Vec<u64>) -> DictParts {
 
 // ---------------------------------------------------------------------------
 // the index
+
+/// An index built from its rows in batches (the snapshot of a store read in
+/// ranges): each batch's texts are made dictionary ids as it comes, so that
+/// the caller need not hold every row's texts at once. One batch of all the
+/// rows gives the index [`Index::build`] gives.
+pub struct Builder {
+    code: Vec<u64>,
+    birth: Vec<i32>,
+    change: Vec<i32>,
+    sex: Vec<i8>,
+    status: Vec<u8>,
+    /// family name, given name, place, rest of the address, municipality,
+    /// change reason: each row's id in its dictionary
+    ids: [Vec<u32>; 6],
+    enc: [Encoder; 6],
+}
+
+impl Default for Builder {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Builder {
+    pub fn new() -> Self {
+        Builder {
+            code: Vec::new(),
+            birth: Vec::new(),
+            change: Vec::new(),
+            sex: Vec::new(),
+            status: Vec::new(),
+            ids: Default::default(),
+            enc: std::array::from_fn(|_| Encoder::new()),
+        }
+    }
+
+    /// Rows taken so far.
+    pub fn len(&self) -> usize {
+        self.code.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.code.is_empty()
+    }
+
+    /// Take a batch of rows. A refused batch (bad values; the rows numbered
+    /// from the first row of all batches) changes nothing.
+    pub fn push(&mut self, rows: &Rows<'_>) -> Result<()> {
+        let at = self.len();
+        let n = check_rows(rows, "rows").map_err(|e| match e {
+            CoreError::InvalidRows { message, rows } => CoreError::InvalidRows {
+                message,
+                rows: rows
+                    .into_iter()
+                    .map(|r| RowError {
+                        row: r.row + at,
+                        reason: r.reason,
+                    })
+                    .collect(),
+            },
+            other => other,
+        })?;
+        if at + n >= (u32::MAX / 2) as usize {
+            return Err(CoreError::Invalid(format!(
+                "rows: too many rows ({})",
+                at + n
+            )));
+        }
+        // at most the limits of distinct municipalities and change reasons
+        // (checked before anything is taken: a batch's new values are few)
+        for (what, col, had, max) in [
+            ("municipality codes", &rows.lg_code, &self.enc[4], LG_MAX),
+            ("change reasons", &rows.change_reason, &self.enc[5], REASON_MAX),
+        ] {
+            let mut probe = Encoder::new();
+            let mut ids = Vec::new();
+            probe.add(n, |i| col.bytes(i), &mut ids);
+            let new = (0..probe.len())
+                .filter(|&e| {
+                    let v = &probe.bytes[probe.offs[e] as usize..probe.offs[e + 1] as usize];
+                    !had.contains(v)
+                })
+                .count();
+            if had.len() + new > max {
+                return Err(CoreError::Invalid(format!(
+                    "{} distinct {what}, at most {max}",
+                    had.len() + new
+                )));
+            }
+        }
+        let adr = &rows.address;
+        let place_of = |i: usize| {
+            let b = adr.bytes(i);
+            &b[..address_split(b)]
+        };
+        let rest_of = |i: usize| {
+            let b = adr.bytes(i);
+            &b[address_split(b)..]
+        };
+        let [e_fam, e_giv, e_place, e_rest, e_lg, e_rsn] = &mut self.enc;
+        let [i_fam, i_giv, i_place, i_rest, i_lg, i_rsn] = &mut self.ids;
+        let (fam, giv) = (&rows.family_name, &rows.given_name);
+        let (lg, rsn) = (&rows.lg_code, &rows.change_reason);
+        rayon::join(
+            || {
+                rayon::join(
+                    || e_fam.add(n, |i| fam.bytes(i), i_fam),
+                    || e_giv.add(n, |i| giv.bytes(i), i_giv),
+                )
+            },
+            || {
+                rayon::join(
+                    || {
+                        rayon::join(
+                            || {
+                                rayon::join(
+                                    || e_place.add(n, place_of, i_place),
+                                    || e_rest.add(n, rest_of, i_rest),
+                                )
+                            },
+                            || e_lg.add(n, |i| lg.bytes(i), i_lg),
+                        )
+                    },
+                    || e_rsn.add(n, |i| rsn.bytes(i), i_rsn),
+                )
+            },
+        );
+        self.code.extend_from_slice(rows.code);
+        self.birth.extend_from_slice(rows.birth_date);
+        self.change.extend_from_slice(rows.change_date);
+        self.sex.extend_from_slice(rows.sex);
+        self.status.extend_from_slice(rows.status);
+        Ok(())
+    }
+
+    /// The index of the rows taken and the retired codes.
+    pub fn finish(
+        self,
+        retired: &RetiredCodes<'_>,
+        store_id: &str,
+        mark: u64,
+        keys: &dyn Keys,
+    ) -> Result<Index> {
+        self.finish_masked(retired, store_id, mark, keys, u64::MAX)
+    }
+
+    fn finish_masked(
+        self,
+        retired: &RetiredCodes<'_>,
+        store_id: &str,
+        mark: u64,
+        keys: &dyn Keys,
+        hash_mask: u64,
+    ) -> Result<Index> {
+        store_id_ok(store_id)?;
+        check_retired(retired)?;
+        // rows in code order
+        let n = self.code.len();
+        let bits = dir_bits(n);
+        let (dir, order) = bucket_sort(&self.code, bits, |c| code_bucket(c, bits), |c| c);
+        let codes: Vec<u64> = order.par_iter().map(|&i| self.code[i as usize]).collect();
+        let dups: Vec<RowError> = (1..n)
+            .into_par_iter()
+            .filter(|&i| codes[i] == codes[i - 1])
+            .take_any(MAX_BAD)
+            .map(|i| RowError {
+                row: order[i] as usize,
+                reason: format!("code {:011} appears more than once", codes[i]),
+            })
+            .collect();
+        if !dups.is_empty() {
+            return Err(invalid_rows("rows: duplicate codes", dups));
+        }
+        let [fam, giv, place, rest, lg, rsn] = &self.ids;
+        let recs: Vec<Rec> = order
+            .par_iter()
+            .map(|&i| {
+                let i = i as usize;
+                Rec {
+                    family: fam[i],
+                    given: giv[i],
+                    place: place[i],
+                    rest: rest[i],
+                    birth: self.birth[i],
+                    change_date: self.change[i],
+                    packed: Rec::pack(lg[i], rsn[i], self.sex[i], self.status[i]),
+                }
+            })
+            .collect();
+        drop(order);
+        let Builder { code, ids, enc, .. } = self;
+        drop((code, ids));
+        let name = |s: &str, o: &mut String| keys.name(s, o);
+        let [fam, giv, place, rest, lg, rsn] = enc.map(|e| (e.bytes, e.offs));
+        let (family, given) = rayon::join(
+            || keyed_dict(fam.0, fam.1, &name),
+            || keyed_dict(giv.0, giv.1, &name),
+        );
+        let (placed, restd) = (plain_dict(place.0, place.1), plain_dict(rest.0, rest.1));
+        let (lgd, reason) = (plain_dict(lg.0, lg.1), plain_dict(rsn.0, rsn.1));
+        // retired codes, sorted by old; none may be a live code
+        let r = retired;
+        let mut ret: Vec<(u64, u64, i32)> = (0..r.old.len())
+            .map(|i| (r.old[i], r.new[i], r.retired_on[i]))
+            .collect();
+        ret.par_sort_unstable_by_key(|t| t.0);
+        let mut bad = Vec::new();
+        for w in ret.windows(2) {
+            if w[0].0 == w[1].0 {
+                bad.push(RowError {
+                    row: r.old.iter().position(|&o| o == w[0].0).unwrap_or(0),
+                    reason: format!("retired code {:011} appears more than once", w[0].0),
+                });
+            }
+        }
+        for (i, &o) in r.old.iter().enumerate() {
+            let b = code_bucket(o, bits);
+            if find_in_bucket(&codes, dir[b] as usize, dir[b + 1] as usize, o).is_some() {
+                bad.push(RowError {
+                    row: i,
+                    reason: format!("retired code {o:011} is also a live code"),
+                });
+            }
+            if bad.len() >= MAX_BAD {
+                break;
+            }
+        }
+        if !bad.is_empty() {
+            return Err(invalid_rows("retired codes: conflicts", bad));
+        }
+        let idx = Index::finish(
+            store_id.to_owned(),
+            mark,
+            hash_mask,
+            bits,
+            codes,
+            dir,
+            recs,
+            ret,
+            [family, given, placed, restd, lgd, reason],
+        );
+        Ok(idx)
+    }
+}
 
 /// The answer to a code lookup.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -1243,129 +1521,10 @@ impl Index {
     #[doc(hidden)]
     pub fn build_masked(input: &Input<'_>, keys: &dyn Keys, hash_mask: u64) -> Result<Index> {
         store_id_ok(input.store_id)?;
-        let rows = &input.rows;
-        let n = check_rows(rows, "rows")?;
         check_retired(&input.retired)?;
-        let name = |s: &str, o: &mut String| keys.name(s, o);
-        // dictionaries, the small ones and the big ones side by side
-        let adr = &rows.address;
-        let place_of = |i: usize| {
-            let b = adr.bytes(i);
-            &b[..address_split(b)]
-        };
-        let rest_of = |i: usize| {
-            let b = adr.bytes(i);
-            &b[address_split(b)..]
-        };
-        let ((fam, giv), (((place, rest), lg), rsn)) = rayon::join(
-            || {
-                rayon::join(
-                    || encode(&rows.family_name, n),
-                    || encode(&rows.given_name, n),
-                )
-            },
-            || {
-                rayon::join(
-                    || {
-                        rayon::join(
-                            || rayon::join(|| encode_with(n, place_of), || encode_with(n, rest_of)),
-                            || encode(&rows.lg_code, n),
-                        )
-                    },
-                    || encode(&rows.change_reason, n),
-                )
-            },
-        );
-        for (what, count, max) in [
-            ("municipality codes", lg.2.len() - 1, LG_MAX),
-            ("change reasons", rsn.2.len() - 1, REASON_MAX),
-        ] {
-            if count > max {
-                return Err(CoreError::Invalid(format!(
-                    "{count} distinct {what}, at most {max}"
-                )));
-            }
-        }
-        // rows in code order
-        let bits = dir_bits(n);
-        let (dir, order) = bucket_sort(rows.code, bits, |c| code_bucket(c, bits), |c| c);
-        let codes: Vec<u64> = order.par_iter().map(|&i| rows.code[i as usize]).collect();
-        let dups: Vec<RowError> = (1..n)
-            .into_par_iter()
-            .filter(|&i| codes[i] == codes[i - 1])
-            .take_any(MAX_BAD)
-            .map(|i| RowError {
-                row: order[i] as usize,
-                reason: format!("code {:011} appears more than once", codes[i]),
-            })
-            .collect();
-        if !dups.is_empty() {
-            return Err(invalid_rows("rows: duplicate codes", dups));
-        }
-        let recs: Vec<Rec> = order
-            .par_iter()
-            .map(|&i| {
-                let i = i as usize;
-                Rec {
-                    family: fam.0[i],
-                    given: giv.0[i],
-                    place: place.0[i],
-                    rest: rest.0[i],
-                    birth: rows.birth_date[i],
-                    change_date: rows.change_date[i],
-                    packed: Rec::pack(lg.0[i], rsn.0[i], rows.sex[i], rows.status[i]),
-                }
-            })
-            .collect();
-        drop(order);
-        let (family, given) = rayon::join(
-            || keyed_dict(fam.1, fam.2, &name),
-            || keyed_dict(giv.1, giv.2, &name),
-        );
-        let (placed, restd) = (plain_dict(place.1, place.2), plain_dict(rest.1, rest.2));
-        let (lgd, reason) = (plain_dict(lg.1, lg.2), plain_dict(rsn.1, rsn.2));
-        // retired codes, sorted by old; none may be a live code
-        let r = &input.retired;
-        let mut ret: Vec<(u64, u64, i32)> = (0..r.old.len())
-            .map(|i| (r.old[i], r.new[i], r.retired_on[i]))
-            .collect();
-        ret.par_sort_unstable_by_key(|t| t.0);
-        let mut bad = Vec::new();
-        for w in ret.windows(2) {
-            if w[0].0 == w[1].0 {
-                bad.push(RowError {
-                    row: r.old.iter().position(|&o| o == w[0].0).unwrap_or(0),
-                    reason: format!("retired code {:011} appears more than once", w[0].0),
-                });
-            }
-        }
-        for (i, &o) in r.old.iter().enumerate() {
-            let b = code_bucket(o, bits);
-            if find_in_bucket(&codes, dir[b] as usize, dir[b + 1] as usize, o).is_some() {
-                bad.push(RowError {
-                    row: i,
-                    reason: format!("retired code {o:011} is also a live code"),
-                });
-            }
-            if bad.len() >= MAX_BAD {
-                break;
-            }
-        }
-        if !bad.is_empty() {
-            return Err(invalid_rows("retired codes: conflicts", bad));
-        }
-        let idx = Self::finish(
-            input.store_id.to_owned(),
-            input.mark,
-            hash_mask,
-            bits,
-            codes,
-            dir,
-            recs,
-            ret,
-            [family, given, placed, restd, lgd, reason],
-        );
-        Ok(idx)
+        let mut b = Builder::new();
+        b.push(&input.rows)?;
+        b.finish_masked(&input.retired, input.store_id, input.mark, keys, hash_mask)
     }
 
     /// Assemble an owned index from rows in code order: the block index.

@@ -20,8 +20,8 @@ use arrow_array::{
 use arrow_buffer::{BooleanBuffer, Buffer, NullBuffer, OffsetBuffer, ScalarBuffer};
 use arrow_schema::{DataType, Field, Fields};
 use jukicore_core::index::{
-    Found, Gathered, Hit, Index, Input, Looked, Offsets, Queries, Query, RetiredCodes, Rows,
-    Shared, StrCol, TextItem, TextOffsets, Texts, NO_ROW,
+    Builder, Found, Gathered, Hit, Index, Input, Looked, Offsets, Queries, Query, RetiredCodes,
+    Rows, Shared, StrCol, TextItem, TextOffsets, Texts, NO_ROW,
 };
 use jukicore_core::normalize::MatchKeys;
 use jukicore_core::CoreError;
@@ -529,6 +529,47 @@ impl IdentityIndexCore {
                 mark,
             };
             Index::build(&input, &KEYS)
+        })?;
+        Ok(IdentityIndexCore {
+            inner: RwLock::new(index),
+        })
+    }
+
+    /// Build from batches of rows: an iterable of tuples of the ten columns of
+    /// `build`, in its order. Each batch's texts become dictionary ids as it
+    /// comes (with the GIL released, so that the iterable's producer, a reader
+    /// thread, goes on meanwhile): the index `build` gives for all the rows at
+    /// once, without all their texts held at once. A refused batch refuses
+    /// the build (its rows numbered from the first row of all batches).
+    #[staticmethod]
+    #[pyo3(signature = (pieces, *, retired_old = None, retired_new = None, retired_on = None,
+                        store_id, mark))]
+    fn build_from_pieces(
+        py: Python<'_>,
+        pieces: &Bound<'_, PyAny>,
+        retired_old: Option<&Bound<'_, PyAny>>,
+        retired_new: Option<&Bound<'_, PyAny>>,
+        retired_on: Option<&Bound<'_, PyAny>>,
+        store_id: &str,
+        mark: u64,
+    ) -> Result<Self> {
+        let retired = RetiredArrays::import(retired_old, retired_new, retired_on)?;
+        let mut builder = Builder::new();
+        for piece in pieces.try_iter()? {
+            let cols: Vec<Bound<'_, PyAny>> = piece?.extract()?;
+            let Ok(cols) = <[Bound<'_, PyAny>; 10]>::try_from(cols) else {
+                return Err(invalid(format!(
+                    "each piece is a tuple of the ten columns {ROW_COLUMNS:?}"
+                ))
+                .into());
+            };
+            let rows = RowArrays::import(cols.each_ref())?;
+            drop(cols);
+            let b = &mut builder;
+            py.detach(|| -> std::result::Result<(), CoreError> { b.push(&rows.rows()?) })?;
+        }
+        let index = py.detach(|| -> std::result::Result<Index, CoreError> {
+            builder.finish(&retired.retired()?, store_id, mark, &KEYS)
         })?;
         Ok(IdentityIndexCore {
             inner: RwLock::new(index),

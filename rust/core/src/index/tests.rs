@@ -969,3 +969,66 @@ impl<I: Iterator<Item = u64>> Interleave for I {
         out
     }
 }
+
+/// The rows `a..b` of `c`.
+fn slice(c: &Cols, a: usize, b: usize) -> Cols {
+    Cols {
+        code: c.code[a..b].to_vec(),
+        family: c.family[a..b].to_vec(),
+        given: c.given[a..b].to_vec(),
+        address: c.address[a..b].to_vec(),
+        lg: c.lg[a..b].to_vec(),
+        reason: c.reason[a..b].to_vec(),
+        birth: c.birth[a..b].to_vec(),
+        sex: c.sex[a..b].to_vec(),
+        status: c.status[a..b].to_vec(),
+        change: c.change[a..b].to_vec(),
+    }
+}
+
+#[test]
+fn an_index_built_in_batches_is_the_index_built_at_once() {
+    let c = sample(5_000, 11);
+    let dir = std::env::temp_dir().join(format!("jukicore-builder-{}", std::process::id()));
+    fs::create_dir_all(&dir).unwrap();
+    let mut whole = build(&c, u64::MAX);
+    whole.save(&dir.join("whole")).unwrap();
+    let mut b = Builder::new();
+    // a refused batch first: its rows numbered after those already taken; nothing taken
+    for (lo, hi) in [(0, 1_000), (1_000, 1_001)] {
+        let part = slice(&c, lo, hi);
+        let arrow = part.arrow();
+        b.push(&part.rows(&arrow)).unwrap();
+    }
+    let mut bad = slice(&c, 1_001, 1_500);
+    bad.sex[3] = 4;
+    let arrow = bad.arrow();
+    match b.push(&bad.rows(&arrow)) {
+        Err(CoreError::InvalidRows { rows, .. }) => assert_eq!(rows[0].row, 1_004),
+        other => panic!("{:?}", other.err()),
+    }
+    assert_eq!(b.len(), 1_001);
+    for (lo, hi) in [(1_001, 1_500), (1_500, 1_500), (1_500, 5_000)] {
+        let part = slice(&c, lo, hi);
+        let arrow = part.arrow();
+        b.push(&part.rows(&arrow)).unwrap();
+    }
+    let mut pieces = b
+        .finish(&RetiredCodes::default(), "center-1", 7, &PlainKeys)
+        .unwrap();
+    pieces.save(&dir.join("pieces")).unwrap();
+    assert_eq!(
+        fs::read(dir.join("whole")).unwrap(),
+        fs::read(dir.join("pieces")).unwrap()
+    );
+    // a batch with more distinct municipalities than an index holds: refused, nothing taken
+    let mut b = Builder::new();
+    let mut many = sample(LG_MAX + 1, 12);
+    for (i, lg) in many.lg.iter_mut().enumerate() {
+        *lg = format!("{:06}", i);
+    }
+    let arrow = many.arrow();
+    assert!(matches!(b.push(&many.rows(&arrow)), Err(CoreError::Invalid(_))));
+    assert!(b.is_empty());
+    fs::remove_dir_all(&dir).unwrap();
+}
