@@ -887,23 +887,22 @@ impl Encoder {
         self.ehash.len()
     }
 
-    /// Is `v` an entry already?
-    fn contains(&self, v: &[u8]) -> bool {
-        let h = xxh3_64(v);
+    /// Back to its first `len` entries (a batch taken back).
+    fn truncate(&mut self, len: usize) {
+        if len >= self.len() {
+            return;
+        }
+        self.ehash.truncate(len);
+        self.offs.truncate(len + 1);
+        self.bytes.truncate(self.offs[len] as usize);
         let cap = self.table.len();
-        let mut p = (h as usize) & (cap - 1);
-        loop {
-            let e = self.table[p];
-            if e == u32::MAX {
-                return false;
+        self.table.fill(u32::MAX);
+        for (e, &h) in self.ehash.iter().enumerate() {
+            let mut p = (h as usize) & (cap - 1);
+            while self.table[p] != u32::MAX {
+                p = (p + 1) & (cap - 1);
             }
-            let eu = e as usize;
-            if self.ehash[eu] == h
-                && &self.bytes[self.offs[eu] as usize..self.offs[eu + 1] as usize] == v
-            {
-                return true;
-            }
-            p = (p + 1) & (cap - 1);
+            self.table[p] = e as u32;
         }
     }
 
@@ -1068,28 +1067,7 @@ impl Builder {
                 at + n
             )));
         }
-        // at most the limits of distinct municipalities and change reasons
-        // (checked before anything is taken: a batch's new values are few)
-        for (what, col, had, max) in [
-            ("municipality codes", &rows.lg_code, &self.enc[4], LG_MAX),
-            ("change reasons", &rows.change_reason, &self.enc[5], REASON_MAX),
-        ] {
-            let mut probe = Encoder::new();
-            let mut ids = Vec::new();
-            probe.add(n, |i| col.bytes(i), &mut ids);
-            let new = (0..probe.len())
-                .filter(|&e| {
-                    let v = &probe.bytes[probe.offs[e] as usize..probe.offs[e + 1] as usize];
-                    !had.contains(v)
-                })
-                .count();
-            if had.len() + new > max {
-                return Err(CoreError::Invalid(format!(
-                    "{} distinct {what}, at most {max}",
-                    had.len() + new
-                )));
-            }
-        }
+        let before = self.enc.each_ref().map(Encoder::len);
         let adr = &rows.address;
         let place_of = |i: usize| {
             let b = adr.bytes(i);
@@ -1127,6 +1105,23 @@ impl Builder {
                 )
             },
         );
+        // at most so many distinct municipalities and change reasons; past them the
+        // batch is taken back (its new entries and ids), so that nothing changed
+        for (what, e, max) in [
+            ("municipality codes", 4, LG_MAX),
+            ("change reasons", 5, REASON_MAX),
+        ] {
+            let count = self.enc[e].len();
+            if count > max {
+                for (enc, (ids, len)) in self.enc.iter_mut().zip(self.ids.iter_mut().zip(before)) {
+                    enc.truncate(len);
+                    ids.truncate(at);
+                }
+                return Err(CoreError::Invalid(format!(
+                    "{count} distinct {what}, at most {max}"
+                )));
+            }
+        }
         self.code.extend_from_slice(rows.code);
         self.birth.extend_from_slice(rows.birth_date);
         self.change.extend_from_slice(rows.change_date);

@@ -1021,14 +1021,31 @@ fn an_index_built_in_batches_is_the_index_built_at_once() {
         fs::read(dir.join("whole")).unwrap(),
         fs::read(dir.join("pieces")).unwrap()
     );
-    // a batch with more distinct municipalities than an index holds: refused, nothing taken
+    // a batch with more distinct municipalities than an index holds, after a good one:
+    // refused and taken back (its dictionary entries too), so the index is the good one's
+    let small = slice(&c, 0, 300);
+    let mut one = build(&small, u64::MAX);
+    one.save(&dir.join("small")).unwrap();
     let mut b = Builder::new();
+    let arrow = small.arrow();
+    b.push(&small.rows(&arrow)).unwrap();
     let mut many = sample(LG_MAX + 1, 12);
     for (i, lg) in many.lg.iter_mut().enumerate() {
         *lg = format!("{:06}", i);
     }
     let arrow = many.arrow();
-    assert!(matches!(b.push(&many.rows(&arrow)), Err(CoreError::Invalid(_))));
-    assert!(b.is_empty());
+    assert!(matches!(
+        b.push(&many.rows(&arrow)),
+        Err(CoreError::Invalid(_))
+    ));
+    assert_eq!(b.len(), 300);
+    let mut again = b
+        .finish(&RetiredCodes::default(), "center-1", 7, &PlainKeys)
+        .unwrap();
+    again.save(&dir.join("again")).unwrap();
+    assert_eq!(
+        fs::read(dir.join("small")).unwrap(),
+        fs::read(dir.join("again")).unwrap()
+    );
     fs::remove_dir_all(&dir).unwrap();
 }
