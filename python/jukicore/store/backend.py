@@ -444,6 +444,37 @@ class _AdbcSqliteSession(_SqliteSession):
         return _cast_to(result, schema)
 
 
+@contextmanager
+def _closed_on_error(conn: Any) -> Iterator[None]:
+    """Close ``conn`` if the block fails (it is being set up)."""
+    try:
+        yield
+    except BaseException:
+        with suppress(Exception):
+            conn.close()
+        raise
+
+
+@contextmanager
+def _side_connections(n: int, one: Callable[[], Any]) -> Iterator[list[Any]]:
+    """Up to ``n`` connections made by ``one`` (None: no more), each rolled back and closed
+    at the end (side readers)."""
+    conns: list[Any] = []
+    try:
+        for _ in range(n):
+            conn = one()
+            if conn is None:
+                break
+            conns.append(conn)
+        yield conns
+    finally:
+        for c in conns:
+            with suppress(Exception):
+                c.rollback()
+            with suppress(Exception):
+                c.close()
+
+
 class Backend(ABC):
     dialect: str
     target: str
@@ -808,25 +839,20 @@ class SqliteBackend(Backend):
         if self.path == ":memory:":  # another connection would see another database
             yield []
             return
-        conns: list[Any] = []
-        try:
-            for _ in range(n):
-                try:
-                    conn = adbc_sqlite.connect(self.path)
-                except Exception as exc:
-                    _raise_mapped(exc)
-                    raise
-                conns.append(conn)
-                with conn.cursor() as cur:
-                    cur.execute("PRAGMA busy_timeout = 30000")
-                    cur.execute("PRAGMA cache_size = -262144")  # 256 MiB each
+
+        def one() -> Any:
+            try:
+                conn = adbc_sqlite.connect(self.path)
+            except Exception as exc:
+                _raise_mapped(exc)
+                raise
+            with _closed_on_error(conn), conn.cursor() as cur:
+                cur.execute("PRAGMA busy_timeout = 30000")
+                cur.execute("PRAGMA cache_size = -262144")  # 256 MiB each
+            return conn
+
+        with _side_connections(n, one) as conns:
             yield [_AdbcSqliteSession(c) for c in conns]
-        finally:
-            for c in conns:
-                with suppress(Exception):
-                    c.rollback()
-                with suppress(Exception):
-                    c.close()
 
     def close(self) -> None:
         with self._lock:
@@ -1042,27 +1068,23 @@ class PostgresBackend(Backend):
         when the server takes no more connections (they only speed a read up)."""
         self._connection()  # (refuses a closed backend)
         psycopg = self._psycopg
-        conns: list[Any] = []
-        try:
-            for _ in range(n):
-                try:
-                    conn = psycopg.connect(self.target)
-                except psycopg.Error as exc:
-                    log.info("no side reader (%s): reading through one connection",
-                             str(exc).strip())
-                    break
-                conns.append(conn)
+
+        def one() -> Any:
+            try:
+                conn = psycopg.connect(self.target)
+            except psycopg.Error as exc:
+                log.info("no side reader (%s): reading through one connection",
+                         str(exc).strip())
+                return None
+            with _closed_on_error(conn):
                 conn.isolation_level = psycopg.IsolationLevel.REPEATABLE_READ
                 conn.read_only = True
                 conn.execute("SET TIME ZONE 'UTC'")
                 conn.execute("SET DateStyle TO ISO, YMD")
+            return conn
+
+        with _side_connections(n, one) as conns:
             yield [_PgSession(c) for c in conns]
-        finally:
-            for c in conns:
-                with suppress(Exception):
-                    c.rollback()
-                with suppress(Exception):
-                    c.close()
 
     def close(self) -> None:
         with self._lock:
