@@ -13,8 +13,9 @@ index build reads only the current info.
 Timed, in this order (the database file in the page cache, as after the night's load):
 
 1. ``IdentityStore.warm_index``: what the first request of a service does: the snapshot
-   read (two readers, each half of the code space), the core build with the names' and
-   addresses' match keys, the save to ``<db>.index``. Target at 125,000,000: <= 3 min.
+   read in 64 code ranges by two readers, each range handed to the index's builder as it
+   arrives, the names' and addresses' match keys, the save to ``<db>.index``. Target at
+   125,000,000: <= 3 min.
 2. The reopen: a new store object on the same files, ``current_index`` and one lookup
    (memory-mapped, not rebuilt). Target <= 5 s.
 3. Side by side, the snapshot read alone through one reader and through two (ratio).
@@ -114,7 +115,8 @@ def main(argv: list[str] | None = None) -> int:
             t_build, _ = _timed(st.warm_index)
             assert st._index is not None and st._index.core is not None
             n = len(st._index.core)
-            print(f"warm_index (snapshot in two halves, build, save) of {n:,} people: "
+            print(f"warm_index (64 code ranges by two readers, into the builder as read; "
+                  f"save) of {n:,} people: "
                   f"{t_build:.1f} s = {t_build / 60:.2f} min (target <= 3 min at "
                   f"125,000,000); file {index.stat().st_size / 1e9:.2f} GB, memory_bytes "
                   f"{st._index.core.memory_bytes() / 1e9:.2f} GB")
