@@ -67,8 +67,6 @@ SideReaders = Callable[[int], AbstractContextManager[list[Session]]]
 #: Where the snapshot is split between readers: resident codes are 11 digits whose first
 #: ten are random, so equal ranges of the code hold about as many people each.
 CODE_SPACE = 100_000_000_000
-_COMPACT = pa.schema([f if f.name != "status" else pa.field("status", pa.uint8(), False)
-                      for f in _SNAPSHOT])
 _RETIRED = pa.schema([pa.field("resident_code", pa.uint64()),
                       pa.field("new_code", pa.uint64()), pa.field("retired_on", pa.date32())])
 
@@ -115,6 +113,13 @@ def _compact(rows: pa.Table) -> pa.Table:
 def _row_arrays(piece: pa.Table) -> tuple[pa.Array, ...]:
     """A compact piece's columns as ``IdentityIndexCore.build``'s ten, in its order."""
     return tuple(whole(piece.column(c)) for c in _COLUMNS)
+
+
+def _retired(retired: pa.Table) -> dict[str, pa.Array]:
+    """Retired codes as read (:data:`_RETIRED`) as the core's ``retired_*`` arguments."""
+    return {"retired_old": retired.column("resident_code").combine_chunks(),
+            "retired_new": retired.column("new_code").combine_chunks(),
+            "retired_on": retired.column("retired_on").combine_chunks()}
 
 
 def _columns(rows: pa.Table) -> dict[str, Any]:
@@ -190,10 +195,7 @@ class StoreIndex:
         with side(1) if side is not None else nullcontext([]) as readers, \
                 closing(self._snapshot(s, readers)) as pieces:
             core = IdentityIndexCore.build_from_pieces(
-                (_row_arrays(p) for p in pieces),
-                retired_old=retired.column("resident_code").combine_chunks(),
-                retired_new=retired.column("new_code").combine_chunks(),
-                retired_on=retired.column("retired_on").combine_chunks(),
+                (_row_arrays(p) for p in pieces), **_retired(retired),
                 store_id=store_id, mark=mark)
         self.rebuilt += 1
         if self.path is not None:
@@ -249,9 +251,7 @@ class StoreIndex:
         present = set(rows.column("resident_code").to_pylist())
         gone = pa.array(sorted(set(codes) - present), pa.uint64())
         core.apply_delta(
-            removed=gone, retired_old=retired.column("resident_code").combine_chunks(),
-            retired_new=retired.column("new_code").combine_chunks(),
-            retired_on=retired.column("retired_on").combine_chunks(), mark=mark,
+            removed=gone, **_retired(retired), mark=mark,
             store_id=self._store_id(_packet_at(s, mark)), **_columns(_compact(rows)))
         return core
 

@@ -895,8 +895,12 @@ impl Encoder {
         self.ehash.truncate(len);
         self.offs.truncate(len + 1);
         self.bytes.truncate(self.offs[len] as usize);
-        let cap = self.table.len();
-        self.table.fill(u32::MAX);
+        self.rehash(self.table.len());
+    }
+
+    /// The hash table made again, `cap` slots, from the entries.
+    fn rehash(&mut self, cap: usize) {
+        self.table = vec![u32::MAX; cap];
         for (e, &h) in self.ehash.iter().enumerate() {
             let mut p = (h as usize) & (cap - 1);
             while self.table[p] != u32::MAX {
@@ -912,15 +916,7 @@ impl Encoder {
         ids.reserve(n);
         for (i, &h) in hashes.iter().enumerate() {
             if self.ehash.len() * 2 >= self.table.len() {
-                let cap = self.table.len() * 2;
-                self.table = vec![u32::MAX; cap];
-                for (e, &eh) in self.ehash.iter().enumerate() {
-                    let mut p = (eh as usize) & (cap - 1);
-                    while self.table[p] != u32::MAX {
-                        p = (p + 1) & (cap - 1);
-                    }
-                    self.table[p] = e as u32;
-                }
+                self.rehash(self.table.len() * 2);
             }
             let cap = self.table.len();
             let v = get(i);
