@@ -1,6 +1,7 @@
 # jukicore developer entry points. Every target sets itself up from scratch:
 # a virtual environment in .venv, the Rust extension built in release mode,
-# and the Python dependencies (with the postgresql-binary, synth and dev extras).
+# the Python dependencies (with the postgresql-binary, synth and dev extras), and
+# the system packages of the PDFs (tools/system-deps.sh: installed when root on Debian).
 #
 #   make demo   run jukicore's main job on the embedded default (SQLite)
 #   make test   the whole test suite: cargo test, clippy, ruff, mypy, stubtest, pytest
@@ -27,6 +28,7 @@ $(VENV)/.deps: pyproject.toml
 venv: $(VENV)/.deps
 
 build: venv
+	@tools/system-deps.sh
 	VIRTUAL_ENV=$(abspath $(VENV)) PATH=$(abspath $(VENV))/bin:$$PATH \
 	  $(VENV)/bin/maturin develop --release --quiet --extras postgresql-binary,synth,dev
 

@@ -26,6 +26,7 @@ __all__ = [
     "JukiError",
     "MisaddressedPacketError",
     "MissingDependencyError",
+    "MissingFontError",
     "NotFoundError",
     "PacketRefusedError",
     "PacketSequenceError",
@@ -128,6 +129,11 @@ class SchemaVersionError(StoreError):
 
 class MissingDependencyError(JukiError, ImportError):
     """An optional dependency (an extra) is needed for this feature."""
+
+
+class MissingFontError(MissingDependencyError):
+    """The Japanese font every PDF is written in (IPAmj明朝) is not installed; the
+    message says how to install it (:mod:`jukicore.documents.fonts`)."""
 
 
 class PacketRefusedError(JukiError):
