@@ -131,7 +131,7 @@ class Cards:
     @staticmethod
     def _public(card: dict[str, Any], today: dt.date) -> dict[str, Any]:
         """A card as the API shows it (never its PIN), with its state on ``today``."""
-        out = {k: card[k] for k in _OUT}
+        out = {k: card.get(k) for k in _OUT}
         out["state"] = rules.effective_state(card["state"], card["expires_on"], today)
         out["resident_code"] = fmt_code(card["resident_code"])
         return out
