@@ -66,6 +66,8 @@ BENCHES = COMPARE.parent
      r"^snapshot read alone: one reader .* ratio [\d.]+x"),
     ("compare_identity.py", ("--scale", "small", "--no-postgres"),
      r"^pension checks 10,000 on 20,000, SQLite .* ratio +\d+\.\d\dx .*same as SQL"),
+    ("compare_pin.py", ("--repeat", "3"),
+     r"^ratio defaults / jukicore: [\d.]+x; jukicore p95 [\d.]+ ms (within|OVER) the 150"),
 ])
 def test_every_bench_script_runs_at_a_small_scale(script: str, args: tuple[str, ...],
                                                   expect: str) -> None:

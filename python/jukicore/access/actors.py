@@ -25,6 +25,12 @@ from jukicore.errors import InvalidInputError, PermissionDeniedError
 
 __all__ = [
     "ACTOR_KINDS",
+    "ANYWHERE",
+    "CARD_ISSUE",
+    "CARD_PERMISSIONS",
+    "CARD_RESET",
+    "CARD_SUSPEND",
+    "CARD_VERIFY",
     "CENTER",
     "CONFIGURE",
     "IDENTITY_PERMISSIONS",
@@ -70,6 +76,22 @@ PURGE = "register.purge"  #: delete removed records past retention
 
 PERMISSIONS: frozenset[str] = frozenset({INIT, IMPORT_CODES, LOAD, NOTIFY, READ, EXPORT, PURGE})
 
+# -- the counter's card permissions (municipality tier; jukicore.cards)
+#: take applications, issue, hand over (activate), record continued use, void, collect
+CARD_ISSUE = "card.issue"
+CARD_VERIFY = "card.verify"  #: check a card's PIN (a certificate at the counter, a login)
+#: reset a locked PIN, resume a suspended card: at the counter, after an identity check
+CARD_RESET = "card.reset"
+CARD_SUSPEND = "card.suspend"  #: suspend a card reported lost (the hotline may, anywhere)
+
+CARD_PERMISSIONS: frozenset[str] = frozenset({CARD_ISSUE, CARD_VERIFY, CARD_RESET,
+                                              CARD_SUSPEND})
+
+#: What a role grants at EVERY municipality, not only its own: the ``hotline`` (the
+#: national call center for lost cards, open day and night) suspends a card reported lost
+#: for any municipality, and does nothing else anywhere.
+ANYWHERE: dict[str, frozenset[str]] = {"hotline": frozenset({CARD_SUSPEND})}
+
 # -- the identity store's permissions (prefecture and center tiers)
 ID_APPLY = "identity.apply"  #: apply a municipality's packet of changes
 ID_RECEIVE_CODES = "identity.receive_codes"  #: record a code block received from the center
@@ -101,10 +123,13 @@ _UPPER_ADMIN = (IDENTITY_PERMISSIONS - {ID_RECEIVE_CODES, ID_PROVIDE}) | {CONFIG
 
 #: The one table: (tier, actor kind, role) -> permissions. Anything not listed is denied.
 POLICY: dict[tuple[str, str, str], frozenset[str]] = {
-    (MUNICIPALITY, "operator", "clerk"): frozenset({NOTIFY, READ}),
-    (MUNICIPALITY, "operator", "supervisor"): frozenset({NOTIFY, READ, LOAD, EXPORT}),
-    (MUNICIPALITY, "operator", "admin"): PERMISSIONS | {CONFIGURE, OPERATE},
+    (MUNICIPALITY, "operator", "clerk"): frozenset({NOTIFY, READ}) | CARD_PERMISSIONS,
+    (MUNICIPALITY, "operator", "supervisor"): frozenset({NOTIFY, READ, LOAD, EXPORT})
+    | CARD_PERMISSIONS,
+    (MUNICIPALITY, "operator", "admin"): PERMISSIONS | CARD_PERMISSIONS | {CONFIGURE, OPERATE},
     (MUNICIPALITY, "operator", "batch"): frozenset({OPERATE}),
+    # the lost-card hotline: suspends cards, at every municipality (ANYWHERE), nothing else
+    (MUNICIPALITY, "operator", "hotline"): ANYWHERE["hotline"],
     # the municipality's communication server (CS): reads and sends what it synchronizes,
     # records acknowledgements, and imports the code blocks its prefecture sends
     (MUNICIPALITY, "node", "cs"): frozenset({READ, EXPORT, IMPORT_CODES}),
@@ -216,6 +241,12 @@ def refusal(actor: object, permission: str, tier: str, place: str) -> str | None
         return "a private party may never use the resident code or personal data"
     if tier == MUNICIPALITY:
         if actor.lg_code != place:
+            # only what a role grants everywhere (the hotline's suspension), by that role
+            if actor.kind == "operator" and any(
+                    permission in ANYWHERE.get(role, frozenset())
+                    and permission in POLICY.get((tier, actor.kind, role), frozenset())
+                    for role in actor.roles):
+                return None
             return f"{actor} does not belong to municipality {place}"
     elif actor.kind == "operator" and actor.node_id != place:
         return f"{actor} does not belong to node {place}"

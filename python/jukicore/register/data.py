@@ -101,6 +101,12 @@ class Batch:
     #: My Numbers replaced by this batch (their history rows are not written yet)
     replaced_numbers: set[int] = field(default_factory=set)
     last_person_id: int | None = None
+    #: the record updates of this batch, for the services that follow the register
+    #: (jukicore.cards), when the register has any (else None: nothing is kept): (code
+    #: before, reason, items changed, My Number before, new code, event date, notification
+    #: id)
+    updates: list[tuple[int, str, tuple[str, ...], int | None, int | None, dt.date,
+                        str | None]] | None = None
     #: notification ids of this batch already in the register, with what the log holds of
     #: them (None: ask per row)
     known_ids: dict[str, Prior] | None = None
@@ -381,6 +387,9 @@ class Batch:
             [*params, d(updated_on), person["person_id"]],
         )
         code_before = person["resident_code"]
+        if self.updates is not None:
+            self.updates.append((int(code_before), reason, tuple(diff), person["my_number"],
+                                 diff.get("resident_code"), event_date, nid))
         rec = self.now_p
         ev = d(event_date)
         if diff.get("my_number") is not None and person["my_number"] is not None:

@@ -560,6 +560,10 @@ class Register(SyncState):
         applied = duplicates = 0
         with self.policy.session(actor, perm.NOTIFY, now=now) as s, s.pipelined():
             b = self._batch(s, actor, today)
+            from jukicore.cards.follow import follow_updates, has_cards
+
+            if has_cards(s):  # cards follow their holders' records, in this transaction
+                b.updates = []
             good = [r for i, r in enumerate(rows) if i not in invalid]
             if len(good) > 1:  # a day's worth: read what the rows will look up, up front
                 b.prefetch(
@@ -593,6 +597,8 @@ class Register(SyncState):
                 if progress is not None and (i + 1) % 1000 == 0:
                     progress(1000)
             b.flush()
+            if b.updates:
+                follow_updates(s, b.updates, actor=actor, today=today)
         if progress is not None and len(rows) % 1000:
             progress(len(rows) % 1000)
         return ApplyReport(applied, duplicates, tuple(rejected), pa.array(codes, pa.uint64()))
