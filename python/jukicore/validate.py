@@ -713,7 +713,8 @@ def _item_format(f: _Found, col: pa.ChunkedArray, name: str) -> None:
                "a period of stay is years, months and/or days as on the card (e.g. 3年, 6月,"
                " 1年6月)")
     elif name == "nationality":
-        japan = _np_bool(pc.is_in(pc.utf8_lower(col), value_set=_value_set(_JAPAN, pa.string())))
+        folded = pc.utf8_lower(pc.utf8_normalize(col, "NFKC"))  # ＪＡＰＡＮ, Japan: japan
+        japan = _np_bool(pc.is_in(folded, value_set=_value_set(_JAPAN, pa.string())))
         f.mask(japan, name, "a Japanese national has no nationality item (null): only a foreign"
                " resident's nationality or region is recorded")
 
@@ -887,7 +888,7 @@ def record_item_problems(table: pa.Table, event: pa.ChunkedArray | dt.date, *,
         f.mask(period & mid & ((months < 3) | ((months == 3) & (pdays == 0))), "period_of_stay",
                "a mid- to long-term resident's period of stay is longer than 3 months"
                " (入管法 第19条の3)")
-        f.mask(period & mid & ((months > 60) | ((months == 60) & (pdays > 0))),
+        f.mask(period & ((months > 60) | ((months == 60) & (pdays > 0))),
                "period_of_stay", "a period of stay is at most 5 years (入管法施行規則 別表第二)")
         f.mask(period & eq("foreign_status", "temporary_refuge")
                & ((months > 6) | ((months == 6) & (pdays > 0))), "period_of_stay",
