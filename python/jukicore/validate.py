@@ -25,7 +25,10 @@ converted). The rules (docs/register.md, "Validation"):
   KEN_ALL by ``tools/gen_municipalities.py``);
 * **enumerations**: sex 1 or 2, status ``resident``/``removed``, notification kinds,
   change reasons, household actions;
-* **senders**: a municipality's valid, known local government code.
+* **senders**: a municipality's valid, known local government code;
+* **record items** (Article 7 and the foreign residents' items, Article 30-45): their
+  kinds and formats column by column here, the rules between items, ages and dates
+  record by record in :func:`record_item_problems` (docs/register.md, "Record items").
 """
 
 from __future__ import annotations
@@ -54,11 +57,19 @@ from jukicore.errors import BadRow, InvalidInputError
 
 __all__ = [
     "DATE_FLOOR",
+    "ELECTORAL_ROLL",
+    "FOREIGN_STATUSES",
+    "INDEFINITE_STATUSES",
     "KANA_PATTERN",
     "MAX_LENGTHS",
     "MOVE_OUT_LEAD_DAYS",
+    "PENSION_KINDS",
     "REFUSED_CHARACTERS",
+    "RESIDENCE_CARD_PATTERN",
+    "RESIDENCE_STATUSES",
     "Municipality",
+    "age_reached_on",
+    "anniversary",
     "check_lg_code",
     "check_sender",
     "coerce_column",
@@ -67,6 +78,7 @@ __all__ = [
     "first_per_row",
     "municipality",
     "parse_resident_code",
+    "record_item_problems",
     "sorted_rows",
     "valid_codes",
 ]
@@ -101,6 +113,11 @@ MAX_LENGTHS: Final[dict[str, int]] = {
     "change_reason": 40,
     "removal_reason": 20,
     "kind": 40,
+    "nationality": 50,
+    "foreign_status": 40,
+    "residence_status": 40,
+    "period_of_stay": 20,
+    "residence_card_number": 12,
 }
 _DEFAULT_MAX: Final = 300
 
@@ -121,6 +138,48 @@ HOUSEHOLD_ACTIONS: Final = ("new_head", "split", "merge", "relationship")
 MOVE_OUT_LEAD_DAYS: Final = 14
 #: How far after ``today`` an identity change may be dated: a move-out's planned date.
 CHANGE_LEAD_DAYS: Final = MOVE_OUT_LEAD_DAYS
+
+# -- record items (Article 7; foreign residents, Article 30-45) ---------------------------
+
+#: electoral_roll: 1 registered in the electoral roll (選挙人名簿登録), 0 not.
+ELECTORAL_ROLL: Final = (0, 1)
+#: pension_kind: national pension insured kind (国民年金 第1号/第2号/第3号被保険者).
+PENSION_KINDS: Final = (1, 2, 3)
+#: foreign_status: the kinds of foreign residents of Article 30-45.
+FOREIGN_STATUSES: Final = (
+    "mid_long_term",  # 中長期在留者 (出入国管理及び難民認定法 第19条の3)
+    "special_permanent",  # 特別永住者 (入管特例法)
+    "temporary_refuge",  # 一時庇護許可者 (入管法 第18条の2)
+    "provisional_stay",  # 仮滞在許可者 (入管法 第61条の2の4)
+    "birth_transition",  # 出生による経過滞在者 (入管法 第22条の2)
+    "nationality_loss_transition",  # 国籍喪失による経過滞在者 (入管法 第22条の2)
+)
+#: Statuses of residence (在留資格) a mid- to long-term resident can hold: the Immigration
+#: Control Act's appended tables (別表第一, 第二) without 外交, 公用 and 短期滞在, whose
+#: holders are not mid- to long-term residents (入管法 第19条の3) and are not registered.
+#: 高度専門職, 特定技能 and 技能実習 are written with their 号 (and イ/ロ/ハ), as on the card.
+RESIDENCE_STATUSES: Final = (
+    "教授", "芸術", "宗教", "報道",
+    "高度専門職1号イ", "高度専門職1号ロ", "高度専門職1号ハ", "高度専門職2号",
+    "経営・管理", "法律・会計業務", "医療", "研究", "教育", "技術・人文知識・国際業務",
+    "企業内転勤", "介護", "興行", "技能", "特定技能1号", "特定技能2号",
+    "技能実習1号イ", "技能実習1号ロ", "技能実習2号イ", "技能実習2号ロ", "技能実習3号イ",
+    "技能実習3号ロ", "文化活動", "留学", "研修", "家族滞在", "特定活動",
+    "永住者", "日本人の配偶者等", "永住者の配偶者等", "定住者",
+)
+#: Statuses of residence without a period of stay (no period, no expiry).
+INDEFINITE_STATUSES: Final = ("永住者", "高度専門職2号")
+#: A residence card (在留カード) or special permanent resident certificate (特別永住者証明書)
+#: number: two Latin capitals, eight digits, two Latin capitals (ASCII).
+RESIDENCE_CARD_PATTERN: Final = r"^[A-Z]{2}[0-9]{8}[A-Z]{2}$"
+#: A period of stay (在留期間) as written on the card: years, months and/or days, e.g.
+#: 5年, 3年, 1年6月, 4年3月, 6月 (ASCII digits, no leading zero).
+_PERIOD_PATTERN: Final = r"^(?:([1-9][0-9]?)年)?(?:([1-9][0-9]?)月)?(?:([1-9][0-9]?)日)?$"
+#: Nationalities a foreign resident cannot have (a Japanese national's is null).
+_JAPAN: Final = ("日本", "日本国", "japan")
+#: Days a person born in Japan or who lost Japanese nationality stays without a status
+#: (入管法 第22条の2第1項: 60日を限り).
+TRANSITION_DAYS: Final = 60
 
 
 # -- municipalities -------------------------------------------------------------------------
@@ -590,6 +649,11 @@ def find_problems(table: pa.Table, *, today: dt.date, lg_code: str | None = None
         elif name == "household_action":
             _text(f, col, name, required=req)
             _enum(f, col, name, HOUSEHOLD_ACTIONS)
+        elif name in ("electoral_roll", "pension_kind"):
+            _enum(f, col, name, ELECTORAL_ROLL if name == "electoral_roll" else PENSION_KINDS)
+        elif name in _ITEM_FORMATS:
+            _text(f, col, name, required=req)
+            _item_format(f, col, name)
         elif name in ("household_id", "person_id", "head_person_id", "seq"):
             _positive(f, col, name)
         elif name == "postal_code":
@@ -609,7 +673,7 @@ def find_problems(table: pa.Table, *, today: dt.date, lg_code: str | None = None
                 _event_dates(f, col, table.column("notified_date"), kind_col, today)
             elif name == "change_date":
                 _dates(f, col, name, latest=today + dt.timedelta(days=CHANGE_LEAD_DAYS))
-            elif name in ("removal_date", "updated_on"):
+            elif name in ("removal_date", "updated_on", "stay_expires_on"):
                 _dates(f, col, name, latest=None)
             else:
                 _dates(f, col, name, latest=today)
@@ -618,6 +682,230 @@ def find_problems(table: pa.Table, *, today: dt.date, lg_code: str | None = None
         for name in ("resident_since", "address_since"):
             if name in names:
                 f.mask(_np_days(table.column(name)) < birth, name, "before the date of birth")
+    return f.rows
+
+
+#: Text items checked against their kinds or formats (beyond the text rule).
+_ITEM_FORMATS: Final = ("nationality", "foreign_status", "residence_status", "period_of_stay",
+                        "residence_card_number")
+
+
+def _item_format(f: _Found, col: pa.ChunkedArray, name: str) -> None:
+    if _all_null(col):
+        return
+    col = _str(col)
+    valid = _np_valid(col)
+    if name == "foreign_status":
+        _enum(f, col, name, FOREIGN_STATUSES)
+    elif name == "residence_status":
+        inside = _np_bool(pc.is_in(col, value_set=_value_set(RESIDENCE_STATUSES, pa.string())))
+        f.mask(valid & ~inside, name,
+               "not a status of residence (在留資格) of a mid- to long-term resident, as"
+               " written on the card (e.g. 留学, 技術・人文知識・国際業務, 特定技能1号)")
+    elif name == "residence_card_number":
+        ok = _np_bool(pc.match_substring_regex(col, RESIDENCE_CARD_PATTERN))
+        f.mask(valid & ~ok, name, "a residence card or special permanent resident certificate"
+               " number is 2 Latin capitals, 8 digits and 2 Latin capitals (e.g. AB12345678CD)")
+    elif name == "period_of_stay":
+        ok = _np_bool(pc.match_substring_regex(col, _PERIOD_PATTERN)) & _np_bool(
+            pc.not_equal(col, ""))
+        f.mask(valid & ~ok, name,
+               "a period of stay is years, months and/or days as on the card (e.g. 3年, 6月,"
+               " 1年6月)")
+    elif name == "nationality":
+        folded = pc.utf8_lower(pc.utf8_normalize(col, "NFKC"))  # ＪＡＰＡＮ, Japan: japan
+        japan = _np_bool(pc.is_in(folded, value_set=_value_set(_JAPAN, pa.string())))
+        f.mask(japan, name, "a Japanese national has no nationality item (null): only a foreign"
+               " resident's nationality or region is recorded")
+
+
+def _day_of(col: Any, n: int) -> np.ndarray[Any, np.dtype[np.datetime64]]:
+    """A date column, a date or None as ``n`` numpy days (None: NaT)."""
+    if col is None:
+        return np.full(n, np.datetime64("NaT"), dtype="datetime64[D]")
+    if isinstance(col, dt.date):
+        return np.full(n, np.datetime64(col, "D"), dtype="datetime64[D]")
+    return _np_days(col)
+
+
+def add_months(days: np.ndarray[Any, Any], months: Any) -> np.ndarray[Any, Any]:
+    """Each date plus ``months`` calendar months, on the same day of the month; a day the
+    month lacks runs over into the next month (29 February + 12 months: 1 March)."""
+    d = np.asarray(days, dtype="datetime64[D]")
+    nat = np.isnat(d)
+    safe = np.where(nat, np.datetime64("2000-01-01"), d)
+    month = safe.astype("datetime64[M]")
+    into = safe - month.astype("datetime64[D]")
+    out = (month + np.asarray(months, dtype=np.int64)).astype("datetime64[D]") + into
+    return np.where(nat, np.datetime64("NaT"), out)
+
+
+def anniversary(birth: np.ndarray[Any, Any], years: int) -> np.ndarray[Any, Any]:
+    """The ``years``-th birthday (a 29 February birth's is 1 March in other years)."""
+    return add_months(birth, 12 * years)
+
+
+def age_reached_on(birth: np.ndarray[Any, Any], years: int) -> np.ndarray[Any, Any]:
+    """The day a person reaches ``years`` of age in law (年齢計算ニ関スル法律, 民法 第143条):
+    the day before the birthday (28 February for a 29 February birth in other years).
+    National pension (国民年金法 第8条, 第9条) and long-term care insurance (介護保険法
+    第10条) begin and end on that day."""
+    return anniversary(birth, years) - np.timedelta64(1, "D")
+
+
+def _period_parts(col: pa.ChunkedArray) -> tuple[np.ndarray[Any, Any], np.ndarray[Any, Any]]:
+    """(months, days) of each period of stay (0, 0 where null or malformed)."""
+    if _all_null(col):
+        return np.zeros(len(col), dtype=np.int64), np.zeros(len(col), dtype=np.int64)
+    parts = pc.extract_regex(_str(col), r"^(?:(?P<y>[1-9][0-9]?)年)?(?:(?P<m>[1-9][0-9]?)月)?"
+                                        r"(?:(?P<d>[1-9][0-9]?)日)?$")
+
+    def num(field: str) -> np.ndarray[Any, Any]:
+        v = pc.struct_field(parts, field)
+        v = pc.if_else(pc.equal(v, ""), pa.scalar(None, pa.string()), v)
+        return np.asarray(pc.fill_null(v.cast(pa.int64()), 0).to_numpy(zero_copy_only=False),
+                          dtype=np.int64)
+
+    return num("y") * 12 + num("m"), num("d")
+
+
+def record_item_problems(table: pa.Table, event: pa.ChunkedArray | dt.date, *,
+                         changed: Iterable[str] | None = None) -> list[BadRow]:
+    """The rules between a record's items (Article 7 and the foreign residents' items),
+    per row of ``table``: records as they are (load) or will be after a notification
+    (apply), with ``birth_date``, ``resident_since`` and the item columns (a missing item
+    column is null). ``event``: the date the items are recorded at (the event date; a
+    load: today). ``changed``: the items the notification sets, whose rules of age and
+    date apply (None: every item, as in a load); the rules between items always apply.
+    Formats are checked by :func:`find_problems`. The rules and their sources: docs/register.md.
+    """
+    n = table.num_rows
+    names = set(table.column_names)
+    f = _Found(n)
+    if n == 0:
+        return f.rows
+
+    def col(name: str) -> pa.ChunkedArray:
+        if name in names:
+            return table.column(name)
+        return pa.chunked_array([pa.nulls(n, pa.string())], pa.string())
+
+    def has(name: str) -> np.ndarray[Any, Any]:
+        return _np_valid(col(name)) if name in names else np.zeros(n, dtype=bool)
+
+    def days(name: str) -> np.ndarray[Any, Any]:
+        return _day_of(table.column(name) if name in names else None, n)
+
+    def eq(name: str, value: Any) -> np.ndarray[Any, Any]:
+        return _np_bool(pc.equal(col(name), value)) if name in names else np.zeros(n, bool)
+
+    todo = None if changed is None else set(changed)
+
+    def dated(name: str) -> bool:
+        return todo is None or name in todo
+
+    ev = _day_of(event, n)
+    birth = days("birth_date")
+    # -- Article 7 items ----------------------------------------------------------------
+    for name in ("nhi_since", "elderly_care_since", "ltc_insurance_since", "pension_since",
+                 "child_allowance_since"):
+        if name in names and dated(name):
+            d = days(name)
+            f.mask(d > ev, name, "dated after the event it is recorded at")
+            f.mask(d < birth, name, "before the date of birth")
+    if dated("electoral_roll"):
+        roll = eq("electoral_roll", 1)
+        f.mask(roll & ~(age_reached_on(birth, 18) <= ev), "electoral_roll",
+               "the electoral roll registers people of 18 or older (公職選挙法 第9条)")
+        since = days("resident_since")
+        f.mask(roll & ~(add_months(since, 3) <= ev), "electoral_roll",
+               "the electoral roll registers residents of three months or more (公職選挙法"
+               " 第21条)")
+    f.mask(eq("electoral_roll", 1) & has("nationality"), "electoral_roll",
+           "a foreign resident is not registered in the electoral roll (公職選挙法 第9条: a"
+           " Japanese national)")
+    f.mask(has("nhi_since") & has("elderly_care_since"), "nhi_since",
+           "national health insurance ends when late-stage elderly medical care begins"
+           " (国民健康保険法 第6条第8号): clear nhi_since")
+    if dated("nhi_since"):
+        f.mask(has("nhi_since") & (anniversary(birth, 75) <= ev), "nhi_since",
+               "a person of 75 or older is insured by late-stage elderly medical care, not"
+               " national health insurance (高齢者の医療の確保に関する法律 第50条)")
+    if dated("elderly_care_since"):
+        f.mask(has("elderly_care_since") & ~(age_reached_on(birth, 65)
+                                             <= days("elderly_care_since")),
+               "elderly_care_since", "late-stage elderly medical care begins at 75 (65 to 74"
+               " with a certified disability; 高齢者の医療の確保に関する法律 第50条):"
+               " not before 65")
+    if dated("ltc_insurance_since"):
+        f.mask(has("ltc_insurance_since") & ~(age_reached_on(birth, 40)
+                                              <= days("ltc_insurance_since")),
+               "ltc_insurance_since", "long-term care insurance begins at 40 (介護保険法 第9条,"
+               " 第10条)")
+    kind_set, since_set = has("pension_kind"), has("pension_since")
+    f.mask(kind_set & ~since_set, "pension_since", "pension_kind needs pension_since")
+    f.mask(since_set & ~kind_set, "pension_kind", "pension_since needs pension_kind")
+    if dated("pension_kind") or dated("pension_since"):
+        k1or3 = eq("pension_kind", 1) | eq("pension_kind", 3)
+        at20, at60 = age_reached_on(birth, 20), age_reached_on(birth, 60)
+        f.mask(k1or3 & ~((at20 <= ev) & (ev < at60)), "pension_kind",
+               "national pension kinds 1 and 3 insure people of 20 to 59 (国民年金法 第7条)")
+        f.mask(k1or3 & ~(at20 <= days("pension_since")), "pension_since",
+               "national pension kinds 1 and 3 begin at 20 (国民年金法 第8条)")
+        f.mask(eq("pension_kind", 2) & ~(ev < age_reached_on(birth, 70)), "pension_kind",
+               "national pension kind 2 insures employees under 70 (厚生年金保険法 第9条)")
+    # -- foreign residents (Article 30-45) -------------------------------------------------
+    national = ~has("nationality")
+    for name in ("foreign_status", "residence_status", "period_of_stay", "stay_expires_on",
+                 "residence_card_number"):
+        f.mask(national & has(name), name,
+               "a Japanese national (nationality null) has no foreign residents' items")
+    f.mask(~national & ~has("foreign_status"), "foreign_status",
+           "a foreign resident needs foreign_status (Article 30-45)")
+    mid = eq("foreign_status", "mid_long_term")
+    special = eq("foreign_status", "special_permanent")
+    refuge = eq("foreign_status", "temporary_refuge") | eq("foreign_status", "provisional_stay")
+    birth_tr = eq("foreign_status", "birth_transition")
+    indefinite = np.zeros(n, dtype=bool)
+    if "residence_status" in names:
+        indefinite = _np_bool(pc.is_in(col("residence_status"), value_set=_value_set(
+            INDEFINITE_STATUSES, pa.string())))
+    needs = {
+        "residence_status": mid,
+        "period_of_stay": (mid & ~indefinite) | refuge,
+        "stay_expires_on": (mid & ~indefinite) | refuge,
+        "residence_card_number": mid | special,
+    }
+    for name, need in needs.items():
+        f.mask(need & ~has(name), name, f"required for this foreign status ({name})")
+        f.mask(~national & ~need & has(name), name,
+               "does not apply to this foreign status" + (
+                   " (a status of residence without a period of stay)"
+                   if name in ("period_of_stay", "stay_expires_on") else ""))
+    if "period_of_stay" in names and not _all_null(col("period_of_stay")):
+        months, pdays = _period_parts(col("period_of_stay"))
+        period = has("period_of_stay")
+        f.mask(period & mid & ((months < 3) | ((months == 3) & (pdays == 0))), "period_of_stay",
+               "a mid- to long-term resident's period of stay is longer than 3 months"
+               " (入管法 第19条の3)")
+        f.mask(period & ((months > 60) | ((months == 60) & (pdays > 0))),
+               "period_of_stay", "a period of stay is at most 5 years (入管法施行規則 別表第二)")
+        f.mask(period & eq("foreign_status", "temporary_refuge")
+               & ((months > 6) | ((months == 6) & (pdays > 0))), "period_of_stay",
+               "a temporary refuge's period of landing is at most 6 months (入管法 第18条の2)")
+        if dated("stay_expires_on") or dated("period_of_stay"):
+            latest = add_months(ev, months + 3) + pdays.astype("timedelta64[D]")
+            f.mask(period & (days("stay_expires_on") > latest), "stay_expires_on",
+                   "later than the period of stay allows from the event date (a renewal runs"
+                   " from the old expiry, at most 3 months ahead)")
+    if dated("stay_expires_on"):
+        f.mask(has("stay_expires_on") & (days("stay_expires_on") < ev), "stay_expires_on",
+               "the period of stay has expired by the event date")
+    if dated("foreign_status") or dated("nationality"):
+        last_day: np.ndarray[Any, Any] = birth + np.timedelta64(TRANSITION_DAYS, "D")
+        f.mask(birth_tr & (ev > last_day), "foreign_status",
+               f"a person born in Japan stays at most {TRANSITION_DAYS} days without a status"
+               " of residence (入管法 第22条の2)")
     return f.rows
 
 

@@ -24,7 +24,14 @@ from jukicore.errors import (
     PermissionDeniedError,
 )
 from jukicore.identity import create_identity_store
-from jukicore.register import SCHEMA_VERSION, Actor, Register, create_register, open_register
+from jukicore.register import (
+    RECORD_ITEMS,
+    SCHEMA_VERSION,
+    Actor,
+    Register,
+    create_register,
+    open_register,
+)
 
 LG = "131016"
 ADMIN_PW = "Admin-passw0rd-Long"
@@ -378,6 +385,9 @@ def test_a_store_from_before_operators_gains_the_table(db_target: str, tmp_path:
         s.execute("DROP INDEX audit_actor_action_at")
         s.execute("DROP TABLE cards")
         s.execute("DROP TABLE card_fees")
+        s.execute("DROP INDEX residents_card_number")  # version 10: the record items
+        for item in RECORD_ITEMS:
+            s.execute(f"ALTER TABLE residents DROP COLUMN {item}")
         s.execute("DELETE FROM schema_version WHERE version >= 7")
     with open_register(db_target) as r:
         assert r.schema_version == SCHEMA_VERSION

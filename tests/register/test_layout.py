@@ -19,7 +19,7 @@ import jukicore.register as register_pkg
 
 REGISTER = Path(register_pkg.__file__).parent
 #: The rules, and the row checks they share.
-RULE_MODULES = ("notifications.py", "households.py", "_checks.py")
+RULE_MODULES = ("notifications.py", "households.py", "items.py", "_checks.py")
 #: SQL keywords as a statement spells them (upper case, a whole word).
 SQL = re.compile(r"\b(SELECT|INSERT|UPDATE|DELETE)\b")
 #: Methods of a store session (jukicore.store.backend.Session) that run SQL.

@@ -12,9 +12,12 @@ from __future__ import annotations
 from jukicore.access.actors import Actor, check_permission
 
 from ._schema import (
+    ARTICLE7_ITEMS,
+    FOREIGN_ITEMS,
     HISTORY_SCHEMA,
     HOUSEHOLD_SCHEMA,
     OUTBOX_SCHEMA,
+    RECORD_ITEMS,
     RESIDENT_SCHEMA,
     RETENTION_YEARS,
     SCHEMA_VERSION,
@@ -30,12 +33,15 @@ from .store import (
 )
 
 __all__ = [
+    "ARTICLE7_ITEMS",
     "EVENT_SCHEMA",
+    "FOREIGN_ITEMS",
     "HISTORY_SCHEMA",
     "HOUSEHOLD_SCHEMA",
     "KINDS",
     "OUTBOX_SCHEMA",
     "REASON_LABELS",
+    "RECORD_ITEMS",
     "RESIDENT_SCHEMA",
     "RETENTION_YEARS",
     "SCHEMA_VERSION",

@@ -27,8 +27,8 @@ def _c(name: str, type_: str, nullable: bool = True) -> Column:
 
 # -- the resident record (住民票) -----------------------------------------------------
 
-#: Items of a resident record that changes are tracked on (付随情報), in order.
-RESIDENT_COLUMNS: tuple[Column, ...] = (
+#: The resident record of schema version 1 (a published step: never edit).
+V1_RESIDENT_COLUMNS: tuple[Column, ...] = (
     _c("person_id", "int", False),
     _c("resident_code", "int", False),
     _c("my_number", "int"),
@@ -61,6 +61,39 @@ RESIDENT_COLUMNS: tuple[Column, ...] = (
     _c("updated_on", "date", False),
 )
 
+#: Items of Article 7 of the Basic Resident Registration Act that a certificate prints on
+#: request (added by a later version; null: does not apply). They never leave the
+#: municipality (not identity confirmation info): no outbox, packet or identity store.
+ARTICLE7_COLUMNS: tuple[Column, ...] = (
+    _c("electoral_roll", "small"),  # 1: registered in the electoral roll (選挙人名簿), 0: not
+    _c("nhi_since", "date"),  # national health insurance (国民健康保険) insured since
+    _c("elderly_care_since", "date"),  # late-stage elderly medical care (後期高齢者医療)
+    _c("ltc_insurance_since", "date"),  # long-term care insurance (介護保険)
+    _c("pension_kind", "small"),  # national pension insured kind 1, 2 or 3 (第1/2/3号)
+    _c("pension_since", "date"),  # national pension insured (in this kind) since
+    _c("child_allowance_since", "date"),  # child allowance recipient (児童手当) since
+)
+
+#: Items of foreign residents (Article 30-45; null for a Japanese national).
+FOREIGN_COLUMNS: tuple[Column, ...] = (
+    _c("nationality", "text"),  # nationality or region (国籍・地域)
+    _c("foreign_status", "text"),  # mid_long_term, special_permanent, ... (validate.py)
+    _c("residence_status", "text"),  # status of residence (在留資格)
+    _c("period_of_stay", "text"),  # period of stay (在留期間), e.g. 3年, 6月
+    _c("stay_expires_on", "date"),  # expiry of the period of stay (在留期間の満了の日)
+    _c("residence_card_number", "text"),  # 在留カード / 特別永住者証明書 number
+)
+
+#: The items added to the resident record by schema version 9, in order.
+RECORD_ITEM_COLUMNS: tuple[Column, ...] = ARTICLE7_COLUMNS + FOREIGN_COLUMNS
+ARTICLE7_ITEMS: tuple[str, ...] = tuple(c.name for c in ARTICLE7_COLUMNS)
+FOREIGN_ITEMS: tuple[str, ...] = tuple(c.name for c in FOREIGN_COLUMNS)
+RECORD_ITEMS: tuple[str, ...] = ARTICLE7_ITEMS + FOREIGN_ITEMS
+
+#: Items of a resident record that changes are tracked on (付随情報), in order: the
+#: columns of the current ``residents`` table.
+RESIDENT_COLUMNS: tuple[Column, ...] = V1_RESIDENT_COLUMNS + RECORD_ITEM_COLUMNS
+
 #: Items whose changes are recorded in the history (everything but the key and bookkeeping).
 TRACKED_ITEMS: tuple[str, ...] = tuple(
     c.name for c in RESIDENT_COLUMNS if c.name not in ("person_id", "updated_on")
@@ -70,7 +103,7 @@ TRACKED_ITEMS: tuple[str, ...] = tuple(
 #: Tables of schema version 1 (a published step: never edit).
 V1_TABLES: tuple[Table, ...] = (
     Table("meta", (_c("key", "text", False), _c("value", "text")), ("key",)),
-    Table("residents", RESIDENT_COLUMNS, ("person_id",)),
+    Table("residents", V1_RESIDENT_COLUMNS, ("person_id",)),
     Table(
         "households",
         (
@@ -192,6 +225,8 @@ ADDED_COLUMNS: dict[str, tuple[Column, ...]] = {
     "notifications": (_c("digest", "text"),),
     # v6: the entry's number, its leaf in the audit log's Merkle tree (jukicore.audit.chain)
     "audit": (_c("seq", "int"),),
+    # v9: the Article 7 items and the foreign residents' items (Article 30-45)
+    "residents": RECORD_ITEM_COLUMNS,
 }
 
 
@@ -257,6 +292,19 @@ def _cards(ddl: Ddl) -> list[str]:
     return migration_statements(ddl)
 
 
+#: Version 10: a residence card number (or special permanent resident certificate number)
+#: is looked up when a notification records one (one current holder at most).
+V10_INDEXES: tuple[tuple[str, str, str, bool, str | None], ...] = (
+    ("residents_card_number", "residents", "residence_card_number", False,
+     "residence_card_number IS NOT NULL"),
+)
+
+
+def _v10(ddl: Ddl) -> list[str]:
+    return [*(ddl.add_column("residents", c) for c in RECORD_ITEM_COLUMNS),
+            *(ddl.create_index(i) for i in V10_INDEXES)]
+
+
 #: Every schema version this jukicore knows, in order. Append; never edit a published step.
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "resident register: residents, households, history, notifications, audit, "
@@ -275,6 +323,9 @@ MIGRATIONS: tuple[Migration, ...] = (
               " audit's index by actor, action and time", policy_migration),
     Migration(9, "the counter's cards: resident register and My Number cards, their PINs"
               " and fees (jukicore.cards)", _cards),
+    Migration(10, "the Article 7 items (electoral roll, insurances, pension, child allowance)"
+              " and the foreign residents' items (Article 30-45) of the resident record",
+              _v10),
 )
 
 SCHEMA_VERSION = MIGRATIONS[-1].version

@@ -348,6 +348,21 @@ class Batch:
         return [(int(pid), int(rc)) for pid, rc in self.s.query(
             "SELECT person_id, resident_code FROM residents WHERE my_number = ?", (number,))]
 
+    def card_holders(self, card_number: str) -> list[tuple[int, int]]:
+        """(person id, resident code) of every record, current or removed, holding this
+        residence card (or special permanent resident certificate) number."""
+        return [(int(pid), int(rc)) for pid, rc in self.s.query(
+            "SELECT person_id, resident_code FROM residents WHERE residence_card_number = ?",
+            (card_number,))]
+
+    def item_changed_on(self, person_id: int, item: str) -> dt.date | None:
+        """The event date of the latest change in force of ``item`` of ``person_id`` (None:
+        never changed since the record came, by a notification or a load)."""
+        self.flush_history()
+        at = self.s.scalar("SELECT max(event_date) FROM history WHERE person_id = ?"
+                           " AND item = ? AND voided_by IS NULL", (person_id, item))
+        return self.s.pd(at)
+
     def take_code(self) -> int:
         rows = self.s.query("SELECT pos, code FROM code_pool ORDER BY pos LIMIT 1")
         if not rows:

@@ -22,6 +22,12 @@ REASON_LABELS: dict[str, str] = {
     # the old municipality closes a planned move-out at the actual move-in date that the new
     # municipality reported (転入通知): a removed record's removal date moves earlier
     "move_out_correction": "転出日訂正",
+    # a change of the Article 7 items (electoral roll, insurances, pension, child
+    # allowance), notified or ex officio
+    "record_items": "記載事項変更",
+    # the immigration services' notice (Article 30-50): status of residence, period of
+    # stay, card number; also a Japanese national's loss of nationality (経過滞在)
+    "residence_status_change": "在留資格等変更",
 }
 KINDS: tuple[str, ...] = tuple(REASON_LABELS)
 
@@ -60,6 +66,23 @@ EVENT_SCHEMA: pa.Schema = pa.schema(
         pa.field("my_number", pa.uint64()),
         # household_change new_head: other members' relationships restated to the new head
         pa.field("restated_relationships", RESTATED_TYPE),
+        # the Article 7 items and the foreign residents' items (docs/register.md): given
+        # with a birth or a move-in, changed by record_items / residence_status_change
+        pa.field("electoral_roll", pa.int8()),
+        pa.field("nhi_since", pa.date32()),
+        pa.field("elderly_care_since", pa.date32()),
+        pa.field("ltc_insurance_since", pa.date32()),
+        pa.field("pension_kind", pa.int8()),
+        pa.field("pension_since", pa.date32()),
+        pa.field("child_allowance_since", pa.date32()),
+        pa.field("nationality", pa.string()),
+        pa.field("foreign_status", pa.string()),
+        pa.field("residence_status", pa.string()),
+        pa.field("period_of_stay", pa.string()),
+        pa.field("stay_expires_on", pa.date32()),
+        pa.field("residence_card_number", pa.string()),
+        # record_items / residence_status_change: items that end (set to null)
+        pa.field("cleared_items", pa.list_(pa.string())),
     ]
 )
 

@@ -47,6 +47,13 @@ from .households import (
     new_household_id,
     plan_leave,
 )
+from .items import (
+    check_items,
+    given_items,
+    record_items,
+    residence_status_change,
+    row_items_allowed,
+)
 
 __all__ = ["HANDLERS", "MOVE_OUT_LEAD_DAYS", "Batch", "Prior", "Rejected", "already_applied",
            "apply_row", "fmt_code", "row_digest", "valid_my_number", "valid_resident_code"]
@@ -55,7 +62,8 @@ __all__ = ["HANDLERS", "MOVE_OUT_LEAD_DAYS", "Batch", "Prior", "Rejected", "alre
 #: Kinds whose log row holds the resident code the notification named.
 _NAMED_CODE_KINDS = frozenset({"death", "move_out", "move_within", "household_change",
                                "name_change", "my_number", "ex_officio_removal",
-                               "move_out_correction"})
+                               "move_out_correction", "record_items",
+                               "residence_status_change"})
 
 
 def _canonical(v: Any) -> Any:
@@ -143,6 +151,12 @@ def _birth(b: Batch, r: dict[str, Any], ev: dt.date, nid: str) -> int:
     if ev < h["address_since"]:
         raise conflict("the household did not live at its address on the date of birth",
                        "event_date")
+    items = given_items(r)
+    if items.get("foreign_status") not in (None, "birth_transition"):
+        raise invalid("foreign_status: a foreign newborn is a birth_transition (出生による"
+                      "経過滞在者) until granted a status", "foreign_status")
+    check_items(b, {**dict.fromkeys(RES_COLS), **items, "birth_date": ev, "resident_since": ev},
+                ev, items)
     code = b.take_code()
     p = _new_person(
         b,
@@ -158,6 +172,7 @@ def _birth(b: Batch, r: dict[str, Any], ev: dt.date, nid: str) -> int:
                              "street", "building", "address")},
         resident_since=ev,
         address_since=ev,
+        **items,
     )
     b.create(p, "birth", nid)
     return code
@@ -204,6 +219,9 @@ def _move_in(b: Batch, r: dict[str, Any], ev: dt.date, nid: str) -> int:
         if rel != HEAD:
             raise conflict("a new household's first member is its head (世帯主)", "relationship")
         hid = new_household_id(b, r)
+    items = given_items(r)
+    check_items(b, {**dict.fromkeys(RES_COLS), **items, "resident_code": code,
+                    "birth_date": birth, "resident_since": ev}, ev, items)
     if code is None:
         code = b.take_code()
     p = _new_person(
@@ -222,6 +240,7 @@ def _move_in(b: Batch, r: dict[str, Any], ev: dt.date, nid: str) -> int:
         address_since=ev,
         previous_address=str(r["previous_address"]),
         move_in_notified=r["notified_date"],
+        **items,
     )
     b.create(p, "move_in", nid)
     if not joining:
@@ -512,6 +531,8 @@ HANDLERS: dict[str, Handler] = {
     "my_number": _my_number,
     "ex_officio_removal": lambda b, r, ev, nid: _remove(b, r, ev, nid, "ex_officio_removal"),
     "move_out_correction": _move_out_correction,
+    "record_items": record_items,
+    "residence_status_change": residence_status_change,
 }
 assert set(HANDLERS) == set(KINDS)
 
@@ -583,6 +604,7 @@ def apply_row(b: Batch, r: dict[str, Any], digest: str | None = None) -> int | N
             kind == "household_change" and r.get("household_action") == "new_head"):
         raise invalid("restated_relationships go with a household_change new_head (one"
                       " member: household_action 'relationship')", "restated_relationships")
+    row_items_allowed(r, kind)
     b.last_person_id = None
     code = HANDLERS[kind](b, r, ev, nid)
     b.seen_ids[nid] = digest

@@ -45,6 +45,7 @@ from jukicore.validate import (
     find_problems,
     first_per_row,
     parse_resident_code,
+    record_item_problems,
     sorted_rows,
     valid_codes,
 )
@@ -59,6 +60,7 @@ from ._schema import (
     MIGRATIONS,
     NOTIFICATION_SCHEMA,
     OUTBOX_SCHEMA,
+    RECORD_ITEMS,
     RESIDENT,
     RESIDENT_COLUMNS,
     RESIDENT_SCHEMA,
@@ -452,6 +454,8 @@ class Register(SyncState):
                 codes = pa.array(self._take_codes(s, n))
             if "my_number" in res.column_names:
                 _check_my_numbers_free(s, res.column("my_number"))
+            if "residence_card_number" in res.column_names:
+                _check_cards_free(s, res)
             pids = pc.add(res.column("person_id").cast(pa.int64()), pid0)
             hids = pc.add(res.column("household_id").cast(pa.int64()), hid0)
             since = res.column("resident_since").cast(pa.date32())
@@ -998,6 +1002,42 @@ def _check_my_numbers_free(s: Session, numbers: pa.ChunkedArray | pa.Array) -> N
              for i in idx])
 
 
+def _check_cards_free(s: Session, res: pa.Table) -> None:
+    """Residence card (or special permanent resident certificate) numbers repeat nowhere:
+    not within the table, not on a record of the register (current or 除票) unless it
+    holds the same resident code (the same person)."""
+    cards = res.column("residence_card_number")
+    if cards.null_count == len(cards):
+        return
+    rows_of = np.flatnonzero(pc.is_valid(cards).to_numpy(zero_copy_only=False))
+    given = pc.drop_null(cards).combine_chunks()
+    values = given.to_numpy(zero_copy_only=False)
+    order = np.argsort(values, kind="stable")
+    same = values[order][1:] == values[order][:-1]
+    if same.any():
+        dup = set(values[order][1:][same])
+        raise InvalidInputError("residence card numbers repeat within the table",
+                                [BadRow(int(rows_of[i]), "repeated residence card number",
+                                        "residence_card_number")
+                                 for i in range(len(values)) if values[i] in dup])
+    held = s.fetch_arrow(
+        "SELECT residence_card_number, resident_code FROM residents"
+        " WHERE residence_card_number IS NOT NULL", (),
+        pa.schema([("residence_card_number", pa.string()), ("resident_code", pa.uint64())]))
+    if not held.num_rows:
+        return
+    owner = dict(zip(held.column(0).to_pylist(), held.column(1).to_pylist(), strict=True))
+    codes = (res.column("resident_code").to_pylist() if "resident_code" in res.column_names
+             else [None] * res.num_rows)
+    clash = [int(i) for i, v in zip(rows_of, values, strict=True)
+             if v in owner and owner[v] != codes[int(i)]]
+    if clash:
+        raise ConflictError(
+            f"{len(clash)} residence card numbers belong to records of the register: nothing"
+            " loaded", [BadRow(i, "residence card number of another record",
+                               "residence_card_number") for i in clash])
+
+
 #: What identifies a person when no resident code is given (氏名, 生年月日, 性別, 住所).
 _PERSON_KEY = ("family_name", "given_name", "birth_date", "sex", "address")
 
@@ -1049,6 +1089,8 @@ def _check_load(res: pa.Table, households: pa.Table | None, lg_code: str,
     unreadable = {(r.row, r.column) for r in bad}  # null now: not "missing" as well
     bad += [r for r in find_problems(res, today=today, lg_code=lg_code, required=_LOAD_REQUIRED)
             if (r.row, r.column) not in unreadable]
+    if any(c in res.column_names for c in RECORD_ITEMS):  # the items' rules, as of today
+        bad += [r for r in record_item_problems(res, today) if (r.row, r.column) not in unreadable]
     if names is not None:  # the register's own prefecture and municipality
         for column, name in zip(("prefecture", "municipality"), names, strict=True):
             other = pc.fill_null(pc.not_equal(res.column(column), name), False)
