@@ -60,6 +60,8 @@ def render_pdf(table: pa.Table, period: Period, municipality: str,
     pdf = FPDF(orientation="landscape", unit="mm", format="A4")
     pdf.set_title(f"住民基本台帳の一部の写しの閲覧の状況 {period.label}")
     pdf.set_creator("jukicore")
+    # dated by the publication, not the clock: the same list makes the same file
+    pdf.set_creation_date(dt.datetime.combine(published, dt.time(), dt.UTC))
     pdf.set_auto_page_break(True, margin=15)
     pdf.add_font("mincho", "", str(font))
     pdf.add_page()
