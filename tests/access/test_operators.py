@@ -7,6 +7,7 @@ import datetime as dt
 import json
 import logging
 import os
+import re
 import stat
 from collections.abc import Iterator
 from pathlib import Path
@@ -25,6 +26,7 @@ from jukicore.errors import (
 )
 from jukicore.identity import create_identity_store
 from jukicore.register import SCHEMA_VERSION, Actor, Register, create_register, open_register
+from jukicore.register._schema import MIGRATIONS
 
 LG = "131016"
 ADMIN_PW = "Admin-passw0rd-Long"
@@ -373,9 +375,12 @@ def test_a_store_from_before_operators_gains_the_table(db_target: str, tmp_path:
                                                       ) -> None:
     with create_register(db_target, lg_code=LG, prefecture="東京都", municipality="千代田区",
                          actor=Actor.operator("setup", LG, "admin")) as r, r._b.session() as s:
-        s.execute("DROP TABLE operator")  # back to version 6: later versions' tables go too
-        s.execute("DROP TABLE policy_config")
-        s.execute("DROP INDEX audit_actor_action_at")
+        # back to version 6: what every later version created goes (tables, indexes)
+        for stmt in reversed([q for m in MIGRATIONS if m.version >= 7
+                              for q in m.statements(s.ddl)]):
+            made = re.match(r"CREATE (?:UNIQUE )?(TABLE|INDEX) (?:IF NOT EXISTS )?(\w+)", stmt)
+            assert made is not None, f"a later version does more than create: {stmt}"
+            s.execute(f"DROP {made.group(1)} IF EXISTS {made.group(2)}")
         s.execute("DELETE FROM schema_version WHERE version >= 7")
     with open_register(db_target) as r:
         assert r.schema_version == SCHEMA_VERSION
