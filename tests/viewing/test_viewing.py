@@ -25,6 +25,7 @@ from viewkit import (
     public_request,
 )
 
+from jukicore.access.actors import Actor
 from jukicore.audit import verify
 from jukicore.errors import (
     ConflictError,
@@ -190,7 +191,7 @@ def test_a_public_request_names_its_statute(desk: Viewings) -> None:
 
 def test_requests_and_viewings_need_the_role(desk: Viewings) -> None:
     nobody = Unchanged(desk)
-    for actor in (ADMIN, BOSS.__class__.operator("x", "011002", "supervisor")):
+    for actor in (ADMIN, Actor.operator("x", "011002", "supervisor")):  # (another city's)
         with pytest.raises(PermissionDeniedError):
             private_request(desk, actor=actor)
     nobody.check(denied=2)
@@ -425,3 +426,31 @@ def test_requests_table_takes_any_arrow_reader(desk: Viewings) -> None:
     assert pa.table(v.table).equals(v.table)  # a plain pyarrow table, PyCapsule-readable
     assert hasattr(v.table, "__arrow_c_stream__")
     assert JUNE[0] <= v.started_at.date() <= JUNE[1]
+
+
+def test_two_supervisors_deciding_at_once_decide_once(desk: Viewings) -> None:
+    """Both approve the same request at the same moment: one wins, the other is told it
+    was decided (a ConflictError), and one decision entry is written."""
+    import threading
+
+    rid = private_request(desk)
+    barrier = threading.Barrier(2)
+    results: list[object] = []
+
+    def decide(actor: Any) -> None:
+        barrier.wait()
+        try:
+            results.append(desk.approve(rid, actor=actor, now=WORK)["decided_by"])
+        except ConflictError as exc:
+            results.append(exc)
+
+    threads = [threading.Thread(target=decide, args=(a,)) for a in (BOSS, BOSS2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    wins = [r for r in results if isinstance(r, str)]
+    assert len(wins) == 1 and len(results) == 2, results
+    [row] = desk.requests(actor=CLERK, now=WORK).to_pylist()
+    assert row["decided_by"] == wins[0]
+    assert [e["action"] for e in audit_rows(desk._reg)].count("viewing.approve") == 1
