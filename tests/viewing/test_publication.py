@@ -199,3 +199,16 @@ def test_a_cell_a_spreadsheet_would_run_is_defused(desk: Viewings, out: Path) ->
     [_, row] = list(csv.reader(io.StringIO(pub.csv.read_text(encoding="utf-8"))))
     assert row[2] == "'=HYPERLINK(\"http://x\")" and row[3] == "'@SUM(1)"
     assert pub.table.column("requester").to_pylist() == ["=HYPERLINK(\"http://x\")"]
+
+
+def test_a_character_the_font_lacks_is_marked_never_dropped(desk: Viewings,
+                                                            out: Path) -> None:
+    """𠮷 (outside the BMP) is printed; an emoji IPAmj明朝 has no glyph for becomes 〓 in
+    the PDF, with a note; the CSV keeps the text as recorded."""
+    rid = private_request(desk, requester="株式会社😀𠮷野調査")
+    desk.approve(rid, actor=BOSS, now=WORK)
+    desk.record(rid, viewers={"山田太郎": "passport"}, actor=CLERK, now=WORK)
+    pub = desk.publish(2024, 1, out, actor=BOSS, today=JULY_1)
+    assert "株式会社😀𠮷野調査" in pub.csv.read_bytes().decode("utf-8")
+    text = _pdf_text(pub.pdf)
+    assert "株式会社〓𠮷野調査" in text and "〓は書体にない文字" in "".join(text.split())

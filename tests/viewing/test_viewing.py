@@ -5,6 +5,7 @@ approved request, the fee per 30 minutes started, the audit of every step."""
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 from typing import Any
 
 import pyarrow as pa
@@ -313,6 +314,10 @@ def test_two_viewers_with_photo_ids(desk: Viewings) -> None:
     v = desk.record(rid, viewers=[("山田太郎", "my_number_card"), ("鈴木花子", "passport")],
                     actor=CLERK, now=WORK)
     [row] = desk.sessions(actor=CLERK, now=WORK).to_pylist()
+    # the digest kept is that of the list shown, row by row
+    lines = "".join(f"{r['name']}\t{r['address']}\t{r['birth_date'].isoformat()}\t{r['sex']}\n"
+                    for r in v.table.to_pylist())
+    assert row["extract_digest"] == hashlib.sha256(lines.encode()).hexdigest()
     assert row["viewers"] == [{"name": "山田太郎", "id_kind": "my_number_card"},
                               {"name": "鈴木花子", "id_kind": "passport"}]
     assert row["records"] == v.records and row["ended_at"] is None and row["fee"] is None

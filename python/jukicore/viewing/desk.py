@@ -430,6 +430,7 @@ class Viewings:
         if state is not None and state not in ("requested", "approved", "refused"):
             raise InvalidInputError(f"state {state!r}: requested, approved or refused")
         where, params = ("", ()) if state is None else (" WHERE state = ?", (state,))
+        _moment(now)  # (a malformed now is refused before the gate reads it)
         with self.policy.session(actor, VIEW_LIST, now=now, write=False) as s:
             t = s.fetch_arrow(f"SELECT {', '.join(_REQ_COLS)} FROM viewing_requests{where}"
                               " ORDER BY request_id", params, _REQ_RAW)
@@ -439,6 +440,7 @@ class Viewings:
                  now: dt.datetime | None = None) -> pa.Table:
         """The viewings held (:data:`SESSION_SCHEMA`: who viewed, showing what ID, the
         range, how many records, start, end, fee; never a resident's data), by id."""
+        _moment(now)
         with self.policy.session(actor, VIEW_LIST, now=now, write=False) as s:
             if request_id is None:
                 return self._sessions(s, "", ())
@@ -469,6 +471,7 @@ class Viewings:
         summary, the range of residents, how many records. No resident's data. A period
         that has not ended by ``today`` (default: the clock's Japanese date) is refused."""
         period = self._period(year, half, today)
+        _moment(now)
         with self.policy.session(actor, VIEW_PUBLISH, now=now, write=False,
                                  target=f"viewing publication {period.label}") as s:
             return self._publication(s, period)
@@ -585,17 +588,24 @@ def _extract(s: Session, towns: list[str] | None, bf: dt.date | None,
                    ("sex", pa.int8())]))
     name = pc.binary_join_element_wise(raw.column("family_name"), raw.column("given_name"),
                                        "　")
-    sex = pa.array([_SEX[int(x)] for x in raw.column("sex").to_pylist()], pa.string())
+    code = raw.column("sex")  # 1 or 2: the register's validation
+    sex = pc.if_else(pc.equal(code, 1), _SEX[1], _SEX[2]).cast(pa.string())
     return pa.Table.from_arrays([name, raw.column("address"), raw.column("birth_date"), sex],
                                 schema=EXTRACT_SCHEMA)
 
 
 def _extract_digest(table: pa.Table) -> str:
-    """SHA-256 of the list shown (its rows as text, in order): an auditor who makes the
-    list again can tell it is the one shown; the list itself is not kept."""
+    """SHA-256 of the list shown: its rows as text in order, each ``name TAB address TAB
+    birth date TAB sex LF`` (a stored text holds no tab or newline, so the text is
+    unambiguous). An auditor who makes the list again can tell it is the one shown; the
+    list itself is not kept."""
+    if table.num_rows == 0:
+        return hashlib.sha256(b"").hexdigest()
+    born = pc.strftime(table.column("birth_date").cast(pa.timestamp("s")), "%Y-%m-%d")
+    lines = pc.binary_join_element_wise(
+        table.column("name"), table.column("address"), born, table.column("sex"),
+        "\t").combine_chunks()
     h = hashlib.sha256()
-    for r in table.to_pylist():
-        h.update(json.dumps([r["name"], r["address"], r["birth_date"].isoformat(), r["sex"]],
-                            ensure_ascii=False).encode())
-        h.update(b"\n")
+    for start in range(0, len(lines), 65536):  # bounded memory for a whole city
+        h.update("".join(f"{x}\n" for x in lines.slice(start, 65536).to_pylist()).encode())
     return h.hexdigest()

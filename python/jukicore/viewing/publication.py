@@ -52,7 +52,7 @@ def render_pdf(table: pa.Table, period: Period, municipality: str,
     """The rows as an A4 document in IPAmj明朝 (landscape: eight columns stay readable at
     9 points); :class:`~jukicore.errors.MissingFontError` without the font."""
     from fpdf import FPDF
-    from fpdf.fonts import FontFace
+    from fpdf.fonts import FontFace, TTFFont
 
     from jukicore.documents import find_mincho
 
@@ -64,12 +64,24 @@ def render_pdf(table: pa.Table, period: Period, municipality: str,
     pdf.set_creation_date(dt.datetime.combine(published, dt.time(), dt.UTC))
     pdf.set_auto_page_break(True, margin=15)
     pdf.add_font("mincho", "", str(font))
+    face = pdf.fonts["mincho"]
+    covered: frozenset[int] = frozenset(face.cmap) if isinstance(face, TTFFont) else frozenset()
+    replaced = False
+
+    def shown(text: str) -> str:
+        """``text`` with each character the font has no glyph for as 〓 (geta, the printer's
+        mark of a missing character): never dropped silently. The CSV keeps the text."""
+        nonlocal replaced
+        out = "".join(c if ord(c) in covered else "〓" for c in text)
+        replaced |= out != text
+        return out
+
     pdf.add_page()
     pdf.set_font("mincho", size=15)
     pdf.cell(0, 10, "住民基本台帳の一部の写しの閲覧の状況の公表", align="C",
              new_x="LMARGIN", new_y="NEXT")
     pdf.set_font("mincho", size=10)
-    pdf.cell(0, 6, f"{municipality}　対象期間：{period.japanese}", align="C",
+    pdf.cell(0, 6, f"{shown(municipality)}　対象期間：{period.japanese}", align="C",
              new_x="LMARGIN", new_y="NEXT")
     pdf.cell(0, 6, f"公表日：{published.year}年{published.month}月{published.day}日"
              f"　閲覧 {table.num_rows} 件", align="C", new_x="LMARGIN", new_y="NEXT")
@@ -89,10 +101,12 @@ def render_pdf(table: pa.Table, period: Period, municipality: str,
                 for n in table.column_names:
                     v = r[n]
                     row.cell("" if v is None else v.isoformat() if isinstance(v, dt.date)
-                             else f"{v:,}" if isinstance(v, int) else str(v))
+                             else f"{v:,}" if isinstance(v, int) else shown(str(v)))
     pdf.ln(4)
     pdf.set_font("mincho", size=8)
     pdf.multi_cell(0, 4, "区分：請求＝国又は地方公共団体の機関の請求（住民基本台帳法第11条）、"
                    "申出＝個人又は法人の申出（同法第11条の2）。閲覧できる事項は氏名・住所・"
-                   "生年月日・性別の4項目に限られます。")
+                   "生年月日・性別の4項目に限られます。"
+                   + ("〓は書体にない文字です（CSVには元の文字のまま記載しています）。"
+                      if replaced else ""))
     return bytes(pdf.output())
