@@ -17,7 +17,7 @@ import json
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -60,6 +60,9 @@ from .rules import (
     fee_for,
     half_year,
 )
+
+if TYPE_CHECKING:
+    from jukicore.register import Register
 
 __all__ = ["Publication", "Viewing", "Viewings"]
 
@@ -194,7 +197,7 @@ class Viewings:
     """Register viewing at one municipality's :class:`~jukicore.register.Register`: its
     store, its policy (the register's :class:`~jukicore.access.policy.Gate`)."""
 
-    def __init__(self, register: Any) -> None:
+    def __init__(self, register: Register) -> None:
         self._reg = register
         self._b: Backend = register._b  # the register's store (one transaction per step)
         self.policy: Gate = register.policy
