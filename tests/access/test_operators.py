@@ -12,6 +12,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from regkit import undo_migrations
 
 from jukicore.access import operators as op
 from jukicore.access.cards import MIN_SCRYPT_N, load_card
@@ -24,14 +25,7 @@ from jukicore.errors import (
     PermissionDeniedError,
 )
 from jukicore.identity import create_identity_store
-from jukicore.register import (
-    RECORD_ITEMS,
-    SCHEMA_VERSION,
-    Actor,
-    Register,
-    create_register,
-    open_register,
-)
+from jukicore.register import SCHEMA_VERSION, Actor, Register, create_register, open_register
 
 LG = "131016"
 ADMIN_PW = "Admin-passw0rd-Long"
@@ -380,15 +374,7 @@ def test_a_store_from_before_operators_gains_the_table(db_target: str, tmp_path:
                                                       ) -> None:
     with create_register(db_target, lg_code=LG, prefecture="東京都", municipality="千代田区",
                          actor=Actor.operator("setup", LG, "admin")) as r, r._b.session() as s:
-        s.execute("DROP TABLE operator")  # back to version 6: later versions' tables go too
-        s.execute("DROP TABLE policy_config")
-        s.execute("DROP INDEX audit_actor_action_at")
-        s.execute("DROP TABLE cards")
-        s.execute("DROP TABLE card_fees")
-        s.execute("DROP INDEX residents_card_number")  # version 10: the record items
-        for item in RECORD_ITEMS:
-            s.execute(f"ALTER TABLE residents DROP COLUMN {item}")
-        s.execute("DELETE FROM schema_version WHERE version >= 7")
+        undo_migrations(s, 7)  # back to version 6: what every later version made goes
     with open_register(db_target) as r:
         assert r.schema_version == SCHEMA_VERSION
         op.bootstrap_admin(r, "admin1", name="A", password=ADMIN_PW,

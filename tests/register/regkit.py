@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import datetime as dt
 import itertools
+import re
 from collections.abc import Iterator
 from typing import Any
 
@@ -16,6 +17,8 @@ import pytest
 
 from jukicore.codes import CodeBlock, CodeRegistry, my_number_check_digit, resident_code_check_digit
 from jukicore.register import Actor, Register, create_register
+from jukicore.register._schema import MIGRATIONS
+from jukicore.store.backend import Session
 
 LG = "131016"  # 千代田区 (valid check digit)
 PREF = "東京都"
@@ -163,3 +166,19 @@ def move_in(nid: str, **kw: Any) -> dict[str, Any]:
               sex=1, relationship="世帯主", previous_address="大阪府大阪市北区1番地", **ADDR)
     base.update(kw)
     return base
+
+
+def undo_migrations(s: Session, first_version: int) -> None:
+    """Take a register back to the schema before ``first_version``: what that version and
+    every later one made (tables, indexes, added columns) goes, newest first, and their
+    rows of ``schema_version`` with it. Data steps (UPDATE, INSERT) go with their tables;
+    any other step is a failure here, to be taught to this function."""
+    steps = [q for m in MIGRATIONS if m.version >= first_version for q in m.statements(s.ddl)]
+    for stmt in reversed(steps):
+        if made := re.match(r"CREATE (?:UNIQUE )?(TABLE|INDEX) (?:IF NOT EXISTS )?(\w+)", stmt):
+            s.execute(f"DROP {made.group(1)} IF EXISTS {made.group(2)}")
+        elif added := re.match(r"ALTER TABLE (\w+) ADD COLUMN (\w+)", stmt):
+            s.execute(f"ALTER TABLE {added.group(1)} DROP COLUMN {added.group(2)}")
+        else:
+            assert re.match(r"(UPDATE|INSERT) ", stmt), f"cannot undo: {stmt[:80]}"
+    s.execute("DELETE FROM schema_version WHERE version >= ?", (first_version,))

@@ -51,6 +51,12 @@ __all__ = [
     "READ",
     "ROLE_PERMISSIONS",
     "TIERS",
+    "VIEWING_PERMISSIONS",
+    "VIEW_APPROVE",
+    "VIEW_LIST",
+    "VIEW_PUBLISH",
+    "VIEW_RECORD",
+    "VIEW_REQUEST",
     "Actor",
     "Override",
     "check_permission",
@@ -92,6 +98,19 @@ CARD_PERMISSIONS: frozenset[str] = frozenset({CARD_ISSUE, CARD_VERIFY, CARD_RESE
 #: for any municipality, and does nothing else anywhere.
 ANYWHERE: dict[str, frozenset[str]] = {"hotline": frozenset({CARD_SUSPEND})}
 
+# -- register viewing (住民基本台帳の一部の写しの閲覧, jukicore.viewing; municipality tier)
+VIEW_REQUEST = "viewing.request"  #: record a request to view (Art. 11 or 11-2)
+#: approve or refuse a recorded request: a supervisor (the mayor's delegate), never the
+#: operator who recorded it (jukicore.viewing checks that)
+VIEW_APPROVE = "viewing.approve"
+VIEW_RECORD = "viewing.record"  #: hold a viewing: show the four items, record its time
+VIEW_LIST = "viewing.list"  #: list requests and viewings (no resident's data)
+VIEW_PUBLISH = "viewing.publish"  #: publish the half-year's list of viewings
+
+VIEWING_PERMISSIONS: frozenset[str] = frozenset(
+    {VIEW_REQUEST, VIEW_APPROVE, VIEW_RECORD, VIEW_LIST, VIEW_PUBLISH})
+_VIEW_COUNTER = frozenset({VIEW_REQUEST, VIEW_RECORD, VIEW_LIST})
+
 # -- the identity store's permissions (prefecture and center tiers)
 ID_APPLY = "identity.apply"  #: apply a municipality's packet of changes
 ID_RECEIVE_CODES = "identity.receive_codes"  #: record a code block received from the center
@@ -123,9 +142,10 @@ _UPPER_ADMIN = (IDENTITY_PERMISSIONS - {ID_RECEIVE_CODES, ID_PROVIDE}) | {CONFIG
 
 #: The one table: (tier, actor kind, role) -> permissions. Anything not listed is denied.
 POLICY: dict[tuple[str, str, str], frozenset[str]] = {
-    (MUNICIPALITY, "operator", "clerk"): frozenset({NOTIFY, READ}) | CARD_PERMISSIONS,
+    (MUNICIPALITY, "operator", "clerk"): frozenset({NOTIFY, READ}) | CARD_PERMISSIONS
+    | _VIEW_COUNTER,
     (MUNICIPALITY, "operator", "supervisor"): frozenset({NOTIFY, READ, LOAD, EXPORT})
-    | CARD_PERMISSIONS,
+    | CARD_PERMISSIONS | VIEWING_PERMISSIONS,
     (MUNICIPALITY, "operator", "admin"): PERMISSIONS | CARD_PERMISSIONS | {CONFIGURE, OPERATE},
     (MUNICIPALITY, "operator", "batch"): frozenset({OPERATE}),
     # the lost-card hotline: suspends cards, at every municipality (ANYWHERE), nothing else

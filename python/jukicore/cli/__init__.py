@@ -47,7 +47,19 @@ def main(log_level: str, log_format: str) -> None:
 
 
 def _register() -> None:
-    from . import audit, card, codes, demo, identity, node, operator, register, sync, synth
+    from . import (
+        audit,
+        card,
+        codes,
+        demo,
+        identity,
+        node,
+        operator,
+        register,
+        sync,
+        synth,
+        viewing,
+    )
 
     main.add_command(codes.codes)
     main.add_command(synth.synth)
@@ -59,6 +71,7 @@ def _register() -> None:
     main.add_command(audit.audit)
     main.add_command(identity.identity)
     main.add_command(card.card)
+    main.add_command(viewing.viewing)
 
 
 _register()

@@ -292,6 +292,12 @@ def _cards(ddl: Ddl) -> list[str]:
     return migration_statements(ddl)
 
 
+def _v11(ddl: Ddl) -> list[str]:
+    from jukicore.viewing._schema import migration_statements
+
+    return migration_statements(ddl)
+
+
 #: Version 10: a residence card number (or special permanent resident certificate number)
 #: is looked up when a notification records one (one current holder at most).
 V10_INDEXES: tuple[tuple[str, str, str, bool, str | None], ...] = (
@@ -326,6 +332,8 @@ MIGRATIONS: tuple[Migration, ...] = (
     Migration(10, "the Article 7 items (electoral roll, insurances, pension, child allowance)"
               " and the foreign residents' items (Article 30-45) of the resident record",
               _v10),
+    Migration(11, "register viewing (閲覧): requests and their decisions, viewings held"
+              " (jukicore.viewing)", _v11),
 )
 
 SCHEMA_VERSION = MIGRATIONS[-1].version
