@@ -8,11 +8,11 @@ import json
 import logging
 import os
 import stat
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from regkit import undo_migrations
 
 from jukicore.access import operators as op
 from jukicore.access.cards import MIN_SCRYPT_N, load_card
@@ -26,6 +26,9 @@ from jukicore.errors import (
 )
 from jukicore.identity import create_identity_store
 from jukicore.register import SCHEMA_VERSION, Actor, Register, create_register, open_register
+
+sys.path.insert(0, str(Path(__file__).parent.parent / "register"))
+from regkit import undo_migrations
 
 LG = "131016"
 ADMIN_PW = "Admin-passw0rd-Long"

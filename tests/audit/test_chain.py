@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import sys
 import threading
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -19,6 +21,9 @@ from jukicore.identity import create_identity_store
 from jukicore.network.crypto import NodeKeys
 from jukicore.register import Actor, create_register
 from jukicore.store import Backend, connect
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "register"))
+from regkit import undo_migrations
 
 LG = "131016"
 ADMIN = Actor.operator("admin", LG, "admin")
@@ -365,8 +370,6 @@ def test_a_migrated_log_is_chained_by_its_first_writer(tmp_path: Any) -> None:
     """A store at v5 (entries without seq): v6 numbers them by id, the first write hashes
     them into the tree, and the log verifies."""
     import sqlite3
-
-    from regkit import undo_migrations
 
     from jukicore.register import open_register
 
