@@ -26,6 +26,8 @@ from jukicore.errors import InvalidInputError, PermissionDeniedError
 __all__ = [
     "ACTOR_KINDS",
     "CENTER",
+    "CERTIFY",
+    "CERT_LIST",
     "CONFIGURE",
     "IDENTITY_PERMISSIONS",
     "ID_APPLY",
@@ -67,8 +69,13 @@ NOTIFY = "register.notify"  #: apply notifications (届出)
 READ = "register.read"  #: query residents, households, history, notifications
 EXPORT = "register.export"  #: export the whole register, read the audit log and the outbox
 PURGE = "register.purge"  #: delete removed records past retention
+#: issue certificates of residence (住民票の写し, 除票の写し) at the counter
+CERTIFY = "certificate.issue"
+#: read the record of certificates issued (who asked for whom, identity, fee)
+CERT_LIST = "certificate.list"
 
-PERMISSIONS: frozenset[str] = frozenset({INIT, IMPORT_CODES, LOAD, NOTIFY, READ, EXPORT, PURGE})
+PERMISSIONS: frozenset[str] = frozenset({INIT, IMPORT_CODES, LOAD, NOTIFY, READ, EXPORT, PURGE,
+                                         CERTIFY, CERT_LIST})
 
 # -- the identity store's permissions (prefecture and center tiers)
 ID_APPLY = "identity.apply"  #: apply a municipality's packet of changes
@@ -101,8 +108,9 @@ _UPPER_ADMIN = (IDENTITY_PERMISSIONS - {ID_RECEIVE_CODES, ID_PROVIDE}) | {CONFIG
 
 #: The one table: (tier, actor kind, role) -> permissions. Anything not listed is denied.
 POLICY: dict[tuple[str, str, str], frozenset[str]] = {
-    (MUNICIPALITY, "operator", "clerk"): frozenset({NOTIFY, READ}),
-    (MUNICIPALITY, "operator", "supervisor"): frozenset({NOTIFY, READ, LOAD, EXPORT}),
+    (MUNICIPALITY, "operator", "clerk"): frozenset({NOTIFY, READ, CERTIFY}),
+    (MUNICIPALITY, "operator", "supervisor"): frozenset({NOTIFY, READ, LOAD, EXPORT, CERTIFY,
+                                                         CERT_LIST}),
     (MUNICIPALITY, "operator", "admin"): PERMISSIONS | {CONFIGURE, OPERATE},
     (MUNICIPALITY, "operator", "batch"): frozenset({OPERATE}),
     # the municipality's communication server (CS): reads and sends what it synchronizes,

@@ -12,7 +12,9 @@ module adds what depends on time and on the store:
 * **a daily read quota** per operator role (:data:`DEFAULT_QUOTAS`; clerks 500 record
   reads a day), counted from the store's ``register.read`` / ``identity.read`` audit
   entries of that (Japanese) day.
-* **the configuration** of both lives in the store (table ``policy_config``), changed
+* **fees** per municipality (:data:`DEFAULT_FEES`; a certificate of residence 300 yen),
+  recorded with each service: settings ``fee.SERVICE`` (yen).
+* **the configuration** of all three lives in the store (table ``policy_config``), changed
   only by an admin (``policy.configure``), each change audited.
 * **a denial** changes nothing, leaves an ``access.denied`` entry written in its own
   transaction (the action's is rolled back), and raises :class:`PermissionDeniedError`
@@ -50,6 +52,7 @@ from .actors import (
 
 __all__ = [
     "ACCESS_ACTIONS",
+    "DEFAULT_FEES",
     "DEFAULT_HOURS",
     "DEFAULT_QUOTAS",
     "DENIED",
@@ -143,6 +146,12 @@ DEFAULT_HOURS: dict[str, str] = {"clerk": "08:30-17:15"}
 #: Default daily record-read quota per operator role (a role not listed: no quota).
 DEFAULT_QUOTAS: dict[str, int] = {"clerk": 500, "supervisor": 5000}
 
+#: Default fee (yen) per counter service (``fee.SERVICE``): the seeds' 300 yen for a
+#: certificate of residence (住民票の写し, also when issued for another municipality).
+DEFAULT_FEES: dict[str, int] = {"certificate": 300}
+#: The highest fee a setting may name (yen).
+MAX_FEE = 100_000
+
 _ROLE = re.compile(r"[a-z][a-z0-9_]{0,31}")
 
 
@@ -168,9 +177,16 @@ def _check_setting(key: str, value: str) -> str:
     if not isinstance(key, str) or not isinstance(value, str):
         raise InvalidInputError("a policy setting is a text key and a text value")
     what, _, role = key.partition(".")
+    if what == "fee" and role in DEFAULT_FEES:
+        v = value.strip()
+        if not v.isascii() or not v.isdigit() or len(v) > 9 or int(v) > MAX_FEE:
+            raise InvalidInputError(f"fee {value!r}: expected a whole number of yen from 0 to"
+                                    f" {MAX_FEE}")
+        return str(int(v))
     if what not in ("hours", "quota") or not _ROLE.fullmatch(role):
-        raise InvalidInputError(f"unknown policy setting {key!r}: expected 'hours.ROLE' or"
-                                " 'quota.ROLE' (a role in lower case)")
+        raise InvalidInputError(f"unknown policy setting {key!r}: expected 'hours.ROLE',"
+                                " 'quota.ROLE' (a role in lower case) or 'fee.SERVICE' (one of"
+                                f" {', '.join(sorted(DEFAULT_FEES))})")
     if what == "hours":
         hours = Hours.parse(value)
         return "always" if hours is None else str(hours)
@@ -213,6 +229,7 @@ class Gate:
         """Every setting in force (defaults, then what the store says)."""
         out = {f"hours.{r}": v for r, v in DEFAULT_HOURS.items()}
         out |= {f"quota.{r}": str(v) for r, v in DEFAULT_QUOTAS.items()}
+        out |= {f"fee.{n}": str(v) for n, v in DEFAULT_FEES.items()}
         out |= dict(s.query("SELECT key, value FROM policy_config"))
         return dict(sorted(out.items()))
 
@@ -228,10 +245,16 @@ class Gate:
                 quotas[role] = None if value == "none" else int(value)
         return _Settings(hours, quotas)
 
+    def fee(self, s: Session, service: str) -> int:
+        """The fee (yen) of ``service`` in force (:data:`DEFAULT_FEES`, else the store's
+        ``fee.SERVICE`` setting)."""
+        return int(self.settings(s)[f"fee.{service}"])
+
     def configure(self, actor: Actor, key: str, value: str, *,
                   now: dt.datetime | None = None) -> str:
         """Set one setting (``hours.ROLE``: ``"08:30-17:15"``, ``"daily 08:30-17:15"`` or
-        ``"always"``; ``quota.ROLE``: record reads a day or ``"none"``). Admins only;
+        ``"always"``; ``quota.ROLE``: record reads a day or ``"none"``; ``fee.SERVICE``:
+        yen). Admins only;
         audited as ``policy.configure``. Returns the value as stored."""
         with self.session(actor, CONFIGURE, now=now) as s:
             canonical = _check_setting(key, value)

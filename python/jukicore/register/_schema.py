@@ -251,6 +251,12 @@ def _v7(ddl: Ddl) -> list[str]:
     return migration_statements(ddl)
 
 
+def _v9(ddl: Ddl) -> list[str]:
+    from jukicore.certificates.schema import migration_statements
+
+    return migration_statements(ddl)
+
+
 #: Every schema version this jukicore knows, in order. Append; never edit a published step.
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "resident register: residents, households, history, notifications, audit, "
@@ -267,6 +273,7 @@ MIGRATIONS: tuple[Migration, ...] = (
     Migration(7, "operator accounts (jukicore.access.operators)", _v7),
     Migration(8, "the access policy's configuration (working hours, read quotas) and the"
               " audit's index by actor, action and time", policy_migration),
+    Migration(9, "certificates of residence issued (jukicore.certificates)", _v9),
 )
 
 SCHEMA_VERSION = MIGRATIONS[-1].version
