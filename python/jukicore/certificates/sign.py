@@ -35,7 +35,7 @@ def _signer(keys: NodeKeys, cert: x509.Certificate) -> Any:
     return signers.SimpleSigner(
         signing_cert=ax509.Certificate.load(cert.public_bytes(serialization.Encoding.DER)),
         signing_key=akeys.PrivateKeyInfo.load(der),
-        cert_registry=SimpleCertificateStore())
+        cert_registry=SimpleCertificateStore())  # type: ignore[no-untyped-call]
 
 
 def sign_pdf(pdf: bytes, keys: NodeKeys, cert: x509.Certificate, *,
