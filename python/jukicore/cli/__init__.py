@@ -47,7 +47,18 @@ def main(log_level: str, log_format: str) -> None:
 
 
 def _register() -> None:
-    from . import audit, codes, demo, identity, node, operator, register, sync, synth
+    from . import (
+        audit,
+        certificate,
+        codes,
+        demo,
+        identity,
+        node,
+        operator,
+        register,
+        sync,
+        synth,
+    )
 
     main.add_command(codes.codes)
     main.add_command(synth.synth)
@@ -58,6 +69,7 @@ def _register() -> None:
     main.add_command(demo.demo)
     main.add_command(audit.audit)
     main.add_command(identity.identity)
+    main.add_command(certificate.certificate)
 
 
 _register()
