@@ -13,7 +13,9 @@ The font is 46 MB with 58,000 glyphs: parsing and subsetting it with fpdf2 (font
 costs about half a second per document, so each document first gets its own subset of
 exactly the characters it prints, cut by HarfBuzz's subsetter (``uharfbuzz``, about a
 millisecond), which fpdf2 then embeds. Text is shaped by HarfBuzz
-(``set_text_shaping``): an Ideographic Variation Sequence in a name (葛 + U+E0100)
+(``set_text_shaping``, for the texts that hold a variation selector; fpdf2 draws the
+others, characters beyond the BMP included, itself and several times faster): an
+Ideographic Variation Sequence in a name (葛 + U+E0100)
 selects the font's variant glyph, and the text extracted from the PDF keeps the
 sequence. A character the font lacks refuses the document
 (:class:`~jukicore.errors.InvalidInputError`): a name is never printed with a
@@ -140,25 +142,46 @@ def render_pdf(payload: Payload, qr_png: bytes | None = None, *,
         pdf.set_margins(_MARGIN, _MARGIN, _MARGIN)
         pdf.set_auto_page_break(True, margin=18)
         pdf.add_font("mj", fname=tmp)
-        pdf.set_text_shaping(True)
         _draw(pdf, payload, c, qr_png, office)
         return bytes(pdf.output())
     finally:
         os.unlink(tmp)
 
 
-def _table(pdf: Any, rows: list[tuple[str, str]]) -> None:
-    from fpdf.fonts import FontFace
+def _shaped(pdf: Any, text: str) -> None:
+    """Shape with HarfBuzz only text that holds a variation selector: elsewhere fpdf2's
+    own layout draws the same glyphs (non-BMP included) several times faster."""
+    pdf.set_text_shaping(any(_is_selector(ord(ch)) for ch in text))
 
-    label_style = FontFace(fill_color=(235, 235, 235))
-    width = pdf.epw
-    with pdf.table(col_widths=(_LABEL_W, width - _LABEL_W), width=width,
-                   first_row_as_headings=False, line_height=6.2, padding=(1.2, 2),
-                   text_align=("LEFT", "LEFT")) as table:
-        for label, value in rows:
-            row = table.row()
-            row.cell(label, style=label_style)
-            row.cell(value)
+
+def _table(pdf: Any, rows: list[tuple[str, str]]) -> None:
+    """Rows of (label, value) in two bordered columns, the labels shaded; a long value
+    wraps; a row never splits across pages."""
+    line_h, pad = 6.2, 2.0
+    value_w = pdf.epw - _LABEL_W
+    for label, value in rows:
+        _shaped(pdf, value)
+        fits = pdf.get_string_width(value) <= value_w - 2 * pad
+        lines = 1 if fits else len(pdf.multi_cell(value_w - 2 * pad, line_h, value,
+                                                  dry_run=True, output="LINES"))
+        h = line_h * lines + 1.2
+        if pdf.get_y() + h > pdf.page_break_trigger:
+            pdf.add_page()
+        x, y = pdf.l_margin, pdf.get_y()
+        pdf.set_fill_color(235, 235, 235)
+        pdf.rect(x, y, _LABEL_W, h, style="DF")
+        pdf.rect(x + _LABEL_W, y, value_w, h, style="D")
+        _shaped(pdf, label)
+        pdf.set_xy(x + pad, y + 0.6)
+        pdf.cell(_LABEL_W - 2 * pad, line_h, label)
+        _shaped(pdf, value)
+        pdf.set_xy(x + _LABEL_W + pad, y + 0.6)
+        if fits and not pdf.text_shaping:
+            pdf.cell(value_w - 2 * pad, line_h, value)
+        else:  # (fpdf2's cell() draws a shaped variation sequence with the base glyph)
+            pdf.multi_cell(value_w - 2 * pad, line_h, value)
+        pdf.set_xy(x, y + h)
+    pdf.set_text_shaping(False)
 
 
 def _draw(pdf: Any, payload: Payload, c: Composition, qr: bytes | None,
@@ -195,10 +218,13 @@ def _draw(pdf: Any, payload: Payload, c: Composition, qr: bytes | None,
     pdf.cell(text_w, 7, f"{jp}（{west}）", new_x="LMARGIN", new_y="NEXT")
     pdf.ln(3)
     pdf.set_font("mj", size=14)
+    _shaped(pdf, payload.certifier)
     pdf.multi_cell(text_w, 8, payload.certifier, align="R", new_x="LMARGIN", new_y="NEXT")
     if office:
         pdf.set_font("mj", size=9)
+        _shaped(pdf, office)
         pdf.multi_cell(text_w, 5, office, align="R", new_x="LMARGIN", new_y="NEXT")
+    pdf.set_text_shaping(False)
     if qr is not None:
         import io
 
