@@ -24,7 +24,6 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from _register_data import LG, MUNI, PREF, block, municipality
-
 from jukicore.certificates import Certificates, PhotoId, Requester, compose, render_pdf
 from jukicore.certificates.payload import Payload
 from jukicore.network.crypto import NodeKeys

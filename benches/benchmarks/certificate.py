@@ -14,7 +14,6 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # benches/
 
 import compare_certificate as cc
-
 from jukicore.certificates import PhotoId, Requester, compose, render_pdf
 from jukicore.certificates.payload import Payload
 
