@@ -157,14 +157,14 @@ def _shaped(pdf: Any, text: str) -> None:
 def _table(pdf: Any, rows: list[tuple[str, str]]) -> None:
     """Rows of (label, value) in two bordered columns, the labels shaded; a long value
     wraps; a row never splits across pages."""
-    line_h, pad = 6.2, 2.0
+    line_h, pad = 5.0, 2.0
     value_w = pdf.epw - _LABEL_W
     for label, value in rows:
         _shaped(pdf, value)
         fits = pdf.get_string_width(value) <= value_w - 2 * pad
         lines = 1 if fits else len(pdf.multi_cell(value_w - 2 * pad, line_h, value,
                                                   dry_run=True, output="LINES"))
-        h = line_h * lines + 1.2
+        h = line_h * lines + 0.8
         if pdf.get_y() + h > pdf.page_break_trigger:
             pdf.add_page()
         x, y = pdf.l_margin, pdf.get_y()
@@ -172,10 +172,10 @@ def _table(pdf: Any, rows: list[tuple[str, str]]) -> None:
         pdf.rect(x, y, _LABEL_W, h, style="DF")
         pdf.rect(x + _LABEL_W, y, value_w, h, style="D")
         _shaped(pdf, label)
-        pdf.set_xy(x + pad, y + 0.6)
+        pdf.set_xy(x + pad, y + 0.4)
         pdf.cell(_LABEL_W - 2 * pad, line_h, label)
         _shaped(pdf, value)
-        pdf.set_xy(x + _LABEL_W + pad, y + 0.6)
+        pdf.set_xy(x + _LABEL_W + pad, y + 0.4)
         if fits and not pdf.text_shaping:
             pdf.cell(value_w - 2 * pad, line_h, value)
         else:  # (fpdf2's cell() draws a shaped variation sequence with the base glyph)
@@ -192,14 +192,14 @@ def _draw(pdf: Any, payload: Payload, c: Composition, qr: bytes | None,
     pdf.set_font("mj", size=9)
     pdf.cell(0, 6, f"交付番号 {payload.number}", align="R", new_x="LMARGIN", new_y="NEXT")
     pdf.ln(2)
-    pdf.set_font("mj", size=11)
+    pdf.set_font("mj", size=10)
     _table(pdf, [("住所", c.address), ("世帯主", c.head)])
     n = len(c.members)
     for i in range(n):
-        pdf.ln(3)
+        pdf.ln(1.5)
         pdf.set_font("mj", size=9)
         pdf.cell(0, 5, f"（{i + 1}／{n}）", new_x="LMARGIN", new_y="NEXT")
-        pdf.set_font("mj", size=11)
+        pdf.set_font("mj", size=10)
         _table(pdf, c.rows(i))
     pdf.ln(2)
     pdf.set_font("mj", size=10)
