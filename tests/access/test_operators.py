@@ -376,6 +376,7 @@ def test_a_store_from_before_operators_gains_the_table(db_target: str, tmp_path:
         s.execute("DROP TABLE operator")  # back to version 6: later versions' tables go too
         s.execute("DROP TABLE policy_config")
         s.execute("DROP INDEX audit_actor_action_at")
+        s.execute("DROP TABLE certificate_issuance")
         s.execute("DELETE FROM schema_version WHERE version >= 7")
     with open_register(db_target) as r:
         assert r.schema_version == SCHEMA_VERSION

@@ -376,6 +376,7 @@ def test_a_migrated_log_is_chained_by_its_first_writer(tmp_path: Any) -> None:
     con.executescript("DROP INDEX audit_seq; DROP TABLE audit_state; DROP TABLE"
                       " audit_checkpoint; DROP TABLE audit_peer_checkpoint; DROP TABLE"
                       " operator; DROP TABLE policy_config; DROP INDEX audit_actor_action_at;"
+                      " DROP TABLE certificate_issuance;"
                       " ALTER TABLE audit DROP COLUMN seq;"
                       " DELETE FROM schema_version WHERE version >= 6;")
     con.executemany("INSERT INTO audit (at, actor, actor_kind, action, detail) VALUES"
