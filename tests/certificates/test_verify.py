@@ -61,12 +61,15 @@ def test_a_scan_of_the_paper_verifies(issued: bytes, trust: TrustStore,
     assert found[0].payload == verify_certificate(issued, trust, now=LATER).payload
 
 
-@pytest.mark.parametrize("where", ["start", "content", "signature", "end"])
+@pytest.mark.parametrize("where", ["start", "content", "signature", "padding", "case", "end"])
 def test_a_changed_byte_is_refused(issued: bytes, trust: TrustStore, where: str) -> None:
     data = bytearray(issued)
-    at = {"start": 20, "content": len(data) // 3,
-          "signature": issued.index(b"/Contents <") + 200, "end": len(data) - 30}[where]
-    data[at] ^= 0x01
+    sig = issued.index(b"/Contents <") + len(b"/Contents <")
+    end = issued.index(b">", sig)
+    at = {"start": 20, "content": len(data) // 3, "signature": sig + 200,
+          "padding": end - 5, "end": len(data) - 30,
+          "case": next(i for i in range(sig, end) if chr(data[i]) in "ABCDEF")}[where]
+    data[at] = ord(chr(data[at]).lower()) if where == "case" else data[at] ^ 0x01
     with pytest.raises((TamperedCertificateError, UntrustedCertificateError,
                         InvalidInputError)):
         verify_certificate(bytes(data), trust, now=LATER)
@@ -206,3 +209,57 @@ def test_node_certificate(keys: NodeKeys) -> None:
         node_certificate(keys, valid_from=dt.datetime(2024, 1, 1))
     leap = node_certificate(keys, valid_from=dt.datetime(2024, 2, 29, tzinfo=dt.UTC))
     assert leap.not_valid_after_utc.date() == dt.date(2034, 2, 28)
+
+
+@pytest.fixture(scope="module")
+def standalone() -> tuple[bytes, TrustStore]:
+    """A certificate made without a store (compose, render, sign), and its trust store."""
+    from test_render import payload, record
+
+    from jukicore.certificates import compose
+
+    keys = NodeKeys.generate("131016")
+    p = payload(compose([record()], items={"relationship"}))
+    p = replace_key(p, keys)
+    pdf = sign_pdf(render_pdf(p, qr_png(encode_payload(p, keys.signing))), keys,
+                   node_certificate(keys, valid_from=KEY_FROM), when=p.issued_at)
+    trust = TrustStore()
+    trust.add_record(keys.public_record("municipality", KEY_FROM))
+    return pdf, trust
+
+
+def replace_key(p: object, keys: NodeKeys) -> object:
+    from dataclasses import replace
+
+    return replace(p, key_id=keys.signing_key_id)  # type: ignore[type-var]
+
+
+def test_the_standalone_certificate_verifies(standalone: tuple[bytes, TrustStore]) -> None:
+    pdf, trust = standalone
+    assert verify_certificate(pdf, trust, now=LATER).source == "pdf"
+
+
+from hypothesis import HealthCheck, given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+
+@settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(data=st.data())
+def test_fuzz_any_changed_bytes_are_refused(standalone: tuple[bytes, TrustStore],
+                                            data: st.DataObject) -> None:
+    """Random changes anywhere (flipped bytes, a cut, bytes inserted): refused with a
+    certificate or input error, never passed, never another exception."""
+    from jukicore.errors import CertificateRefusedError
+
+    pdf, trust = standalone
+    b = bytearray(pdf)
+    how = data.draw(st.sampled_from(["flip", "cut", "insert"]))
+    at = data.draw(st.integers(0, len(b) - 1))
+    if how == "flip":
+        b[at] ^= data.draw(st.integers(1, 255))
+    elif how == "cut":
+        del b[at:at + data.draw(st.integers(1, 64))]
+    else:
+        b[at:at] = data.draw(st.binary(min_size=1, max_size=16))
+    with pytest.raises((CertificateRefusedError, InvalidInputError)):
+        verify_certificate(bytes(b), trust, now=LATER)

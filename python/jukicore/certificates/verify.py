@@ -165,6 +165,7 @@ def _pades(data: bytes, payload: Payload, key: PeerKey) -> None:
         if info.algorithm != "ed25519" or bytes(info["public_key"]) != _raw(
                 key.signing_public):
             raise UntrustedCertificateError("the PDF is not signed by the key of its QR payload")
+        _exact_contents(data, sig)
         status = validate_pdf_signature(
             sig, ValidationContext(trust_roots=[cert], moment=payload.issued_at))
     except JukiError:
@@ -184,6 +185,23 @@ def _pades(data: bytes, payload: Payload, key: PeerKey) -> None:
     if signed_at is None or abs(signed_at - payload.issued_at) > dt.timedelta(seconds=1):
         raise TamperedCertificateError("the PDF's signing time is not its payload's issue"
                                        " time")
+
+
+def _exact_contents(data: bytes, sig: Any) -> None:
+    """The one part of the file the signature cannot cover, its own ``/Contents``, must
+    be exactly the signature (DER) written in hex of one case, then zeros: otherwise a
+    changed digit's case or a changed byte of the padding would go unnoticed."""
+    from asn1crypto import cms
+
+    raw = bytes(sig.pkcs7_content)
+    _, len1, start2, _ = (int(v) for v in sig.byte_range)
+    written = data[len1:start2]
+    if written not in (b"<" + raw.hex().encode() + b">", b"<" + raw.hex().upper().encode()
+                       + b">"):
+        raise TamperedCertificateError("the PDF's signature value was changed")
+    used = len(cms.ContentInfo.load(raw, strict=False).dump())
+    if raw[used:].strip(b"\0"):
+        raise TamperedCertificateError("the PDF's signature value was changed (its padding)")
 
 
 def _squash(text: str) -> str:
