@@ -64,6 +64,8 @@ BENCHES = COMPARE.parent
      r" matches 0 "),
     ("index_build_scale.py", ("--rows", "20000"),
      r"^snapshot read alone: one reader .* ratio [\d.]+x"),
+    ("compare_certificate.py", ("--issues", "3", "--residents", "200"),
+     r"^ratio issued / unsigned \(p95\): [\d.]+x"),
     ("compare_identity.py", ("--scale", "small", "--no-postgres"),
      r"^pension checks 10,000 on 20,000, SQLite .* ratio +\d+\.\d\dx .*same as SQL"),
     ("compare_pin.py", ("--repeat", "3"),

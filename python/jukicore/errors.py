@@ -18,6 +18,7 @@ __all__ = [
     "AuditCheckpointError",
     "AuthenticationError",
     "BadRow",
+    "CertificateRefusedError",
     "CodeSpaceExhaustedError",
     "ConflictError",
     "CorruptFileError",
@@ -33,7 +34,9 @@ __all__ = [
     "PermissionDeniedError",
     "SchemaVersionError",
     "StoreError",
+    "TamperedCertificateError",
     "TamperedPacketError",
+    "UntrustedCertificateError",
     "UntrustedSenderError",
 ]
 
@@ -159,3 +162,17 @@ class PacketSequenceError(ConflictError, PacketRefusedError):
 class AuditCheckpointError(ConflictError, PacketRefusedError):
     """A sender's audit-log checkpoint is not signed by it, or is not consistent with the
     one it sent before (its past was rewritten); refused and audited."""
+
+
+class CertificateRefusedError(JukiError):
+    """A certificate of residence did not verify (``jukicore certificate verify``)."""
+
+
+class TamperedCertificateError(CertificateRefusedError, CorruptFileError):
+    """A certificate's PDF or QR payload was altered (a changed byte, a changed item, a
+    payload whose signature does not verify, a PDF that says other than its payload)."""
+
+
+class UntrustedCertificateError(CertificateRefusedError, PermissionDeniedError):
+    """A certificate is signed by a node or key the trust store does not hold, by a
+    revoked key, or by a key that was not valid at its issue time."""

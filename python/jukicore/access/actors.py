@@ -32,6 +32,8 @@ __all__ = [
     "CARD_SUSPEND",
     "CARD_VERIFY",
     "CENTER",
+    "CERTIFY",
+    "CERT_LIST",
     "CONFIGURE",
     "IDENTITY_PERMISSIONS",
     "ID_APPLY",
@@ -79,8 +81,13 @@ NOTIFY = "register.notify"  #: apply notifications (届出)
 READ = "register.read"  #: query residents, households, history, notifications
 EXPORT = "register.export"  #: export the whole register, read the audit log and the outbox
 PURGE = "register.purge"  #: delete removed records past retention
+#: issue certificates of residence (住民票の写し, 除票の写し) at the counter
+CERTIFY = "certificate.issue"
+#: read the record of certificates issued (who asked for whom, identity, fee)
+CERT_LIST = "certificate.list"
 
-PERMISSIONS: frozenset[str] = frozenset({INIT, IMPORT_CODES, LOAD, NOTIFY, READ, EXPORT, PURGE})
+PERMISSIONS: frozenset[str] = frozenset({INIT, IMPORT_CODES, LOAD, NOTIFY, READ, EXPORT, PURGE,
+                                         CERTIFY, CERT_LIST})
 
 # -- the counter's card permissions (municipality tier; jukicore.cards)
 #: take applications, issue, hand over (activate), record continued use, void, collect
@@ -142,9 +149,10 @@ _UPPER_ADMIN = (IDENTITY_PERMISSIONS - {ID_RECEIVE_CODES, ID_PROVIDE}) | {CONFIG
 
 #: The one table: (tier, actor kind, role) -> permissions. Anything not listed is denied.
 POLICY: dict[tuple[str, str, str], frozenset[str]] = {
-    (MUNICIPALITY, "operator", "clerk"): frozenset({NOTIFY, READ}) | CARD_PERMISSIONS
+    (MUNICIPALITY, "operator", "clerk"): frozenset({NOTIFY, READ, CERTIFY}) | CARD_PERMISSIONS
     | _VIEW_COUNTER,
-    (MUNICIPALITY, "operator", "supervisor"): frozenset({NOTIFY, READ, LOAD, EXPORT})
+    (MUNICIPALITY, "operator", "supervisor"): frozenset({NOTIFY, READ, LOAD, EXPORT, CERTIFY,
+                                                         CERT_LIST})
     | CARD_PERMISSIONS | VIEWING_PERMISSIONS,
     (MUNICIPALITY, "operator", "admin"): PERMISSIONS | CARD_PERMISSIONS | {CONFIGURE, OPERATE},
     (MUNICIPALITY, "operator", "batch"): frozenset({OPERATE}),

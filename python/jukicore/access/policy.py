@@ -14,6 +14,9 @@ module adds what depends on time and on the store:
 * **a daily read quota** per operator role (:data:`DEFAULT_QUOTAS`; clerks 500 record
   reads a day), counted from the store's ``register.read`` / ``identity.read`` audit
   entries of that (Japanese) day.
+* **fees** per municipality (:data:`DEFAULT_FEES`: a certificate of residence 300 yen,
+  register viewing 1,000 yen per 30 minutes started), recorded with each service:
+  settings ``fee.SERVICE`` (yen).
 * **the configuration** of all three lives in the store (table ``policy_config``), changed
   only by an admin (``policy.configure``), each change audited.
 * **a denial** changes nothing, leaves an ``access.denied`` entry written in its own
@@ -146,11 +149,12 @@ DEFAULT_HOURS: dict[str, str] = {"clerk": "08:30-17:15"}
 #: Default daily record-read quota per operator role (a role not listed: no quota).
 DEFAULT_QUOTAS: dict[str, int] = {"clerk": 500, "supervisor": 5000}
 
-#: Default fees of the counter's services in yen (``fee.SERVICE`` settings): ``viewing``
-#: is the fee of register viewing (閲覧) per 30 minutes started.
-DEFAULT_FEES: dict[str, int] = {"viewing": 1000}
+#: Default fees of the counter's services in yen (``fee.SERVICE`` settings): the seeds'
+#: 300 yen for a certificate of residence (住民票の写し, also when issued for another
+#: municipality); ``viewing``, register viewing (閲覧) per 30 minutes started.
+DEFAULT_FEES: dict[str, int] = {"certificate": 300, "viewing": 1000}
 #: The highest fee a setting may hold (a typo of a few digits is refused).
-MAX_FEE = 1_000_000
+MAX_FEE = 100_000
 
 _ROLE = re.compile(r"[a-z][a-z0-9_]{0,31}")
 

@@ -50,6 +50,7 @@ def _register() -> None:
     from . import (
         audit,
         card,
+        certificate,
         codes,
         demo,
         identity,
@@ -71,6 +72,7 @@ def _register() -> None:
     main.add_command(audit.audit)
     main.add_command(identity.identity)
     main.add_command(card.card)
+    main.add_command(certificate.certificate)
     main.add_command(viewing.viewing)
 
 

@@ -298,6 +298,12 @@ def _v11(ddl: Ddl) -> list[str]:
     return migration_statements(ddl)
 
 
+def _v12(ddl: Ddl) -> list[str]:
+    from jukicore.certificates.schema import migration_statements
+
+    return migration_statements(ddl)
+
+
 #: Version 10: a residence card number (or special permanent resident certificate number)
 #: is looked up when a notification records one (one current holder at most).
 V10_INDEXES: tuple[tuple[str, str, str, bool, str | None], ...] = (
@@ -334,6 +340,7 @@ MIGRATIONS: tuple[Migration, ...] = (
               _v10),
     Migration(11, "register viewing (閲覧): requests and their decisions, viewings held"
               " (jukicore.viewing)", _v11),
+    Migration(12, "certificates of residence issued (jukicore.certificates)", _v12),
 )
 
 SCHEMA_VERSION = MIGRATIONS[-1].version

@@ -1,0 +1,58 @@
+"""The register's table of certificates issued (one row per certificate), and its
+Arrow form."""
+
+from __future__ import annotations
+
+import pyarrow as pa
+
+from jukicore.store.schema import Column, Ddl, Index, Table
+
+__all__ = ["ISSUANCE_SCHEMA", "ISSUANCE_TABLE", "migration_statements"]
+
+#: Every certificate issued: who issued it, for whom (members' codes, comma-separated),
+#: which items, the requester's identity and right, the fee, when, with which key, and
+#: the digests of its signed payload and of its PDF.
+ISSUANCE_TABLE = Table("certificate_issuance", (
+    Column("issuance_id", "text", False),
+    Column("issued_at", "ts", False),
+    Column("actor", "text", False),
+    Column("kind", "text", False),          # residence (住民票の写し) / removed (除票の写し)
+    Column("scope", "text", False),         # person / household / members
+    Column("subject_code", "int", False),   # the person asked about (the first member)
+    Column("member_codes", "text", False),  # 11-digit codes, comma-separated, printed order
+    Column("items", "text", False),         # optional items shown, comma-separated
+    Column("identity_kind", "text", False),  # card / photo_id
+    Column("identity_ref", "text", False),  # card:<id> / <photo id kind>:<number>
+    Column("requester_name", "text"),
+    Column("requester_code", "int"),
+    Column("right_kind", "text", False),    # self / household / proxy:self / proxy:household
+    Column("principal_code", "int", False),
+    Column("letter", "text"),               # a proxy's letter of attorney (reference)
+    Column("fee", "int", False),            # yen
+    Column("node_id", "text", False),
+    Column("key_id", "text", False),
+    Column("payload_digest", "text", False),  # SHA-256 of the QR code's bytes
+    Column("pdf_digest", "text", False),    # SHA-256 of the signed PDF
+), ("issuance_id",))
+
+_INDEXES = (
+    Index("certificate_issuance_subject", "certificate_issuance", "subject_code"),
+    Index("certificate_issuance_at", "certificate_issuance", "issued_at"),
+)
+
+_CODES = ("subject_code", "requester_code", "principal_code")
+
+#: The issuance records as Arrow: codes as uint64, members and items as lists.
+ISSUANCE_SCHEMA: pa.Schema = pa.schema([
+    pa.field(c.name, pa.list_(pa.uint64()) if c.name == "member_codes"
+             else pa.list_(pa.string()) if c.name == "items"
+             else pa.uint64() if c.name in _CODES
+             else {"text": pa.string(), "int": pa.int64(), "ts": pa.timestamp("us", "UTC")}[
+                 c.type], c.nullable)
+    for c in ISSUANCE_TABLE.columns
+])
+
+
+def migration_statements(ddl: Ddl) -> list[str]:
+    """The register's schema step that adds the certificates issued."""
+    return [ddl.create_table(ISSUANCE_TABLE), *(ddl.create_index(i) for i in _INDEXES)]
