@@ -12,9 +12,11 @@ from certkit import ADMIN, CLERK, NOW, counts, pdf_text, photo, requester
 from regkit import TODAY, code_of, ev
 
 from jukicore.access.actors import Actor
+from jukicore.cards import Cards, create_pin_key
 from jukicore.certificates import (
     ISSUANCE_SCHEMA,
     CardHolder,
+    CardPin,
     Certificates,
     PhotoId,
     Requester,
@@ -82,16 +84,34 @@ def test_requested_items_are_shown(register: Register, certs: Certificates,
         "relationship", "domicile", "resident_code", "my_number"]
 
 
-def _my_number() -> int:
+def _my_number(person_id: int = 0) -> int:
     from regkit import make_my_number
 
-    return make_my_number(12345678901)
+    return make_my_number(12345678901 + 1000 * person_id)
 
 
-def test_whole_household_by_a_member_with_a_card(register: Register, certs: Certificates,
+def _card_of(register: Register, person_id: int, tmp_path: Path, pin: str = "4321"
+             ) -> tuple[Cards, str]:
+    """The cards service of the register and an active My Number card of ``person_id``
+    (given a My Number first), its PIN ``pin``."""
+    code = code_of(register, person_id)
+    register.notify(actor=ADMIN, today=TODAY, **ev("my_number", f"mn-{person_id}",
+                                                    resident_code=code,
+                                                    my_number=_my_number(person_id)))
+    cards = Cards(register, create_pin_key(tmp_path / f"pin-{person_id}.key"))
+    issued = cards.issue([{"resident_code": code, "kind": "mynumber"}], actor=CLERK,
+                         today=TODAY)
+    card_id = str(issued.column("card_id")[0].as_py())
+    cards.activate(card_id, pin, actor=CLERK, today=TODAY)
+    return cards, card_id
+
+
+def test_whole_household_by_a_member_with_a_card(register: Register, keys: NodeKeys,
                                                  tmp_path: Path) -> None:
     wife = code_of(register, 2)
-    card = Requester(CardHolder("card-0001", wife))
+    cards, card_id = _card_of(register, 2, tmp_path)
+    certs = Certificates(register, keys, cards=cards)
+    card = Requester(CardPin(card_id, "4321"))
     issued = certs.issue(wife, household=True, requester=card, actor=CLERK, now=NOW,
                          items=["relationship"])
     text = pdf_text(issued.pdf, tmp_path)
@@ -101,7 +121,40 @@ def test_whole_household_by_a_member_with_a_card(register: Register, certs: Cert
     row = issued.record.to_pylist()[0]
     assert row["scope"] == "household" and row["right_kind"] == "household"
     assert row["member_codes"] == [code_of(register, 1), wife]
-    assert row["identity_ref"] == "card:card-0001" and row["requester_code"] == wife
+    assert row["identity_ref"] == f"card:{card_id}" and row["requester_code"] == wife
+    assert row["identity_kind"] == "card"
+    assert "4321" not in repr(card)  # the PIN is never shown
+
+
+def test_a_card_is_accepted_only_with_its_pin_checked_by_the_cards_service(
+        register: Register, keys: NodeKeys, tmp_path: Path) -> None:
+    """Card + PIN: a wrong PIN is refused before anything is read or issued (and counts:
+    three lock the card, then even the right PIN is refused); a CardHolder handed in
+    from outside, or a card without the cards service, is refused; another person's
+    card gives no right to a third household's record."""
+    wife = code_of(register, 2)
+    cards, card_id = _card_of(register, 2, tmp_path)
+    certs = Certificates(register, keys, cards=cards)
+    before = counts(register)
+    for bad in (Requester(CardHolder(card_id, wife)),):  # not verified here
+        with pytest.raises(InvalidInputError, match="CardPin"):
+            certs.issue(wife, requester=bad, actor=CLERK, now=NOW)
+    with pytest.raises(InvalidInputError, match="cards service"):
+        Certificates(register, keys).issue(wife, requester=Requester(CardPin(card_id, "4321")),
+                                           actor=CLERK, now=NOW)
+    assert counts(register) == before
+    stranger = code_of(register, 10)  # another household: no right, even with a good PIN
+    with pytest.raises(PermissionDeniedError):
+        certs.issue(stranger, requester=Requester(CardPin(card_id, "4321")), actor=CLERK,
+                    now=NOW)
+    for _ in range(3):
+        with pytest.raises(PermissionDeniedError):
+            certs.issue(wife, requester=Requester(CardPin(card_id, "0000")), actor=CLERK,
+                        now=NOW)
+    with pytest.raises(PermissionDeniedError):  # locked: the right PIN no longer opens it
+        certs.issue(wife, requester=Requester(CardPin(card_id, "4321")), actor=CLERK, now=NOW)
+    assert certs.count() == 0
+    assert cards.list(actor=ADMIN, resident_code=wife).column("state").to_pylist() == ["locked"]
 
 
 def test_chosen_members(register: Register, certs: Certificates, tmp_path: Path) -> None:

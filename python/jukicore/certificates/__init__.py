@@ -17,6 +17,7 @@ from __future__ import annotations
 from .compose import (
     PHOTO_ID_KINDS,
     CardHolder,
+    CardPin,
     Composition,
     PhotoId,
     Requester,
@@ -40,6 +41,7 @@ __all__ = [
     "OPTIONAL_ITEMS",
     "PHOTO_ID_KINDS",
     "CardHolder",
+    "CardPin",
     "Certificates",
     "Composition",
     "Issued",

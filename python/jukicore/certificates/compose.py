@@ -36,6 +36,7 @@ from .items import (
 __all__ = [
     "PHOTO_ID_KINDS",
     "CardHolder",
+    "CardPin",
     "Composition",
     "PhotoId",
     "Requester",
@@ -109,10 +110,31 @@ class PhotoId:
 
 
 @dataclass(frozen=True)
+class CardPin:
+    """A card and the PIN its holder entered at the counter: what a requester identified
+    by card + PIN gives :meth:`Certificates.issue`, which has the PIN checked by the cards
+    service before anything else (the PIN is never shown: ``repr`` leaves it out)."""
+
+    card_id: str
+    pin: str = field(repr=False)
+
+    def __post_init__(self) -> None:
+        _text(self.card_id, "card id", 64)
+        if not isinstance(self.pin, str):
+            raise InvalidInputError("a card PIN is text")
+
+    @property
+    def ref(self) -> str:
+        return f"card:{self.card_id}"
+
+
+@dataclass(frozen=True)
 class CardHolder:
     """The holder of a card whose PIN was verified: the card's id and the resident code
     the card system answered. Made by :func:`card_holder` (which asks the cards
-    service); the certificate's workflow trusts the code it carries."""
+    service). :meth:`Certificates.issue` makes it itself from a :class:`CardPin` and
+    refuses one given from outside (it could not tell it was verified); the pure
+    :func:`judge_right` takes it, for a verification done elsewhere."""
 
     card_id: str
     resident_code: int
@@ -148,13 +170,14 @@ def card_holder(cards: PinVerifier, card_id: str | int, pin: str, *, actor: Any,
 class Requester:
     """Who stands at the counter.
 
-    ``identity``: a :class:`PhotoId` the operator recorded, or a :class:`CardHolder`
-    (card + PIN). ``name``: the requester's name as the photo ID shows it (needed with
-    a photo ID). ``resident_code``: the requester's own code when registered here (a
-    card holder's is the card's). A proxy gives ``proxy_for`` (the principal's resident
-    code) and ``letter`` (the reference of the letter of attorney, recorded)."""
+    ``identity``: a :class:`PhotoId` the operator recorded, or a :class:`CardPin`
+    (card + PIN; verified, it becomes a :class:`CardHolder`). ``name``: the requester's
+    name as the photo ID shows it (needed with a photo ID). ``resident_code``: the
+    requester's own code when registered here (a card holder's is the card's). A proxy
+    gives ``proxy_for`` (the principal's resident code) and ``letter`` (the reference of
+    the letter of attorney, recorded)."""
 
-    identity: PhotoId | CardHolder
+    identity: PhotoId | CardPin | CardHolder
     name: str | None = None
     resident_code: int | str | None = None
     proxy_for: int | str | None = None
@@ -163,8 +186,8 @@ class Requester:
     def checked(self) -> Requester:
         """This requester with its values checked and codes as ints (or an
         :class:`InvalidInputError`)."""
-        if not isinstance(self.identity, PhotoId | CardHolder):
-            raise InvalidInputError("a requester's identity is a PhotoId or a CardHolder, not "
+        if not isinstance(self.identity, PhotoId | CardPin | CardHolder):
+            raise InvalidInputError("a requester's identity is a PhotoId or a CardPin, not "
                                     f"{type(self.identity).__name__}")
         name = None if self.name is None else _text(self.name, "requester name", 100)
         if isinstance(self.identity, PhotoId) and name is None:
@@ -184,7 +207,7 @@ class Requester:
             raise InvalidInputError("a letter of attorney needs the principal (proxy_for)")
         if proxy is not None and name is None:
             raise InvalidInputError("a proxy needs their name")
-        if proxy is None and code is None:
+        if proxy is None and code is None and not isinstance(self.identity, CardPin):
             raise InvalidInputError("a requester acting for themself needs their resident code"
                                     " (or a card); anyone else acts as a proxy with a letter")
         return Requester(self.identity, name, code, proxy, letter)

@@ -6,7 +6,7 @@ import datetime as dt
 import hashlib
 import secrets
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
 import pyarrow as pa
@@ -21,9 +21,12 @@ from jukicore.store.backend import Session, rows_to_arrow, utcnow
 
 from .compose import (
     CardHolder,
+    CardPin,
     Composition,
+    PinVerifier,
     Requester,
     Right,
+    card_holder,
     compose,
     full_name,
     judge_right,
@@ -106,7 +109,8 @@ class Certificates:
 
     def __init__(self, register: Register, keys: NodeKeys, *, mayor: str | None = None,
                  office: str | None = None, certificate: x509.Certificate | None = None,
-                 key_valid_from: dt.datetime | None = None) -> None:
+                 key_valid_from: dt.datetime | None = None,
+                 cards: PinVerifier | None = None) -> None:
         from jukicore.network.x509 import node_certificate
 
         if keys.node_id != register.lg_code:
@@ -119,6 +123,9 @@ class Certificates:
         if not self.mayor or len(self.mayor) > 100:
             raise InvalidInputError("the certifier (mayor) is 1 to 100 characters")
         self.office = office
+        #: the cards service that checks a requester's card + PIN (``jukicore.cards.Cards``
+        #: of this register); without it a CardPin requester is refused
+        self.cards = cards
         self.certificate = certificate or node_certificate(
             keys, "municipality", valid_from=key_valid_from
             or dt.datetime(2000, 1, 1, tzinfo=dt.UTC))
@@ -151,8 +158,20 @@ class Certificates:
         codes = _codes_of(who)
         if not isinstance(requester, Requester):
             raise InvalidInputError("requester must be a jukicore.certificates.Requester")
-        req = requester.checked()
+        if isinstance(requester.identity, CardHolder):
+            raise InvalidInputError("a card holder is identified by the card and its PIN here:"
+                                    " give CardPin(card_id, pin), not a CardHolder")
         chosen = expand_items(items)
+        req = requester.checked()
+        if isinstance(req.identity, CardPin):
+            if self.cards is None:
+                raise InvalidInputError("card + PIN needs the cards service: Certificates(...,"
+                                        " cards=jukicore.cards.Cards(register, pin_key))")
+            # the attempt is counted and audited by the cards service in its own
+            # transaction (three wrong ones lock the card), whatever happens next
+            holder = card_holder(self.cards, req.identity.card_id, req.identity.pin,
+                                 actor=actor, now=now)
+            req = replace(requester, identity=holder).checked()
         if household and len(codes) > 1:
             raise InvalidInputError("a whole household is asked for by one member's code")
         scope = "household" if household else "members" if len(codes) > 1 else "person"

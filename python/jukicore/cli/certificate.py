@@ -98,14 +98,16 @@ def issue(*, node_dir: Path, codes: tuple[str, ...], out: Path, household: bool,
     with open_register(n.store_target()) as reg:
         actor = creds.login(reg)
         identity: Any
+        cards = None
         if photo_id is not None:
             kind, _, number = photo_id.partition(":")
             identity = PhotoId(kind, number)
         else:
-            identity = _card_holder(reg, pin_key, card_id or "", pin_file, actor)
+            cards, identity = _card_pin(reg, pin_key, card_id or "", pin_file)
         requester = Requester(identity, name=requester_name, resident_code=requester_code,
                               proxy_for=proxy_for, letter=letter)
-        certs = Certificates(reg, keys, mayor=mayor, office=office, key_valid_from=valid_from)
+        certs = Certificates(reg, keys, mayor=mayor, office=office, key_valid_from=valid_from,
+                             cards=cards)
         issued = certs.issue(list(codes) if len(codes) > 1 else codes[0],
                              requester=requester, actor=actor, items=chosen,
                              household=household, removed=removed)
@@ -122,11 +124,12 @@ def issue(*, node_dir: Path, codes: tuple[str, ...], out: Path, household: bool,
                    f" {row['fee']} yen) -> {out}")
 
 
-def _card_holder(reg: Any, pin_key: str | None, card_id: str, pin_file: Path | None,
-                 actor: Any) -> Any:
-    """The card's verified holder: the PIN checked by the cards service (jukicore.cards)."""
+def _card_pin(reg: Any, pin_key: str | None, card_id: str,
+              pin_file: Path | None) -> tuple[Any, Any]:
+    """The cards service of the register (with the node's pin key) and the requester's
+    card and PIN, which the issuance has checked by that service."""
     from jukicore.cards import Cards, PinKey
-    from jukicore.certificates import card_holder
+    from jukicore.certificates import CardPin
 
     from ._common import read_secret
 
@@ -135,7 +138,7 @@ def _card_holder(reg: Any, pin_key: str | None, card_id: str, pin_file: Path | N
                                 f" ${PIN_KEY_ENV}")
     pin = read_secret(pin_file, "JUKICORE_REQUESTER_PIN", "the requester's card PIN",
                       "--pin-file")
-    return card_holder(Cards(reg, PinKey.load(pin_key)), card_id, pin, actor=actor)
+    return Cards(reg, PinKey.load(pin_key)), CardPin(card_id, pin)
 
 
 @certificate.command("verify")
