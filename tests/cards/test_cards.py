@@ -109,7 +109,9 @@ def test_fees_per_municipality(cards: Cards, register: Register) -> None:
                      {"resident_code": code_of(register, 3), "kind": "juki_basic"}],
                     actor=CLERK, today=D(2015, 1, 5))
     assert t.column("fee").to_pylist() == [1000, 500]
-    assert "card.fee" in audit_actions(register, "juki_photo")
+    assert register.policy_settings()["fee.card_juki_photo"] == "1000"
+    assert any(r["action"] == "policy.configure" and "fee.card_juki_photo: default -> 1000"
+               in str(r["detail"]) for r in register.audit_log(actor=ADMIN).to_pylist())
 
 
 def test_bulk_issue_refuses_the_whole_table(cards: Cards, register: Register) -> None:

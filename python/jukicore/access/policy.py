@@ -151,8 +151,10 @@ DEFAULT_QUOTAS: dict[str, int] = {"clerk": 500, "supervisor": 5000}
 
 #: Default fees of the counter's services in yen (``fee.SERVICE`` settings): the seeds'
 #: 300 yen for a certificate of residence (住民票の写し, also when issued for another
-#: municipality); ``viewing``, register viewing (閲覧) per 30 minutes started.
-DEFAULT_FEES: dict[str, int] = {"certificate": 300, "viewing": 1000}
+#: municipality); ``viewing``, register viewing (閲覧) per 30 minutes started; a card's
+#: issue (jukicore.cards): a resident register card 500 yen, a first My Number card free.
+DEFAULT_FEES: dict[str, int] = {"certificate": 300, "viewing": 1000, "card_juki_basic": 500,
+                                "card_juki_photo": 500, "card_mynumber": 0}
 #: The highest fee a setting may hold (a typo of a few digits is refused).
 MAX_FEE = 100_000
 

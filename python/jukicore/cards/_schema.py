@@ -7,7 +7,7 @@ import pyarrow as pa
 
 from jukicore.store.schema import Column, Ddl, Index, Table
 
-__all__ = ["CARDS", "CARD_COLUMNS", "CARD_FEES", "CARD_SCHEMA", "migration_statements"]
+__all__ = ["CARDS", "CARD_COLUMNS", "CARD_SCHEMA", "migration_statements"]
 
 
 def _c(name: str, type_: str, nullable: bool = True) -> Column:
@@ -36,16 +36,13 @@ CARD_COLUMNS: tuple[Column, ...] = (
     _c("updated_at", "ts", False),
 )
 CARDS = Table("cards", CARD_COLUMNS, ("card_id",))
-#: The municipality's fee per kind (absent: rules.DEFAULT_FEES).
-CARD_FEES = Table("card_fees", (_c("kind", "text", False), _c("fee", "int", False),
-                                _c("changed_at", "ts", False), _c("changed_by", "text", False)),
-                  ("kind",))
 _INDEXES = (Index("cards_holder", "cards", "resident_code"),)
 
 
 def migration_statements(ddl: Ddl) -> list[str]:
-    """The cards' schema version of the register: the cards and the fees per kind."""
-    return [ddl.create_table(CARDS), ddl.create_table(CARD_FEES),
+    """The cards' schema version of the register: the cards (their fees per kind are
+    policy settings, ``fee.card_KIND``)."""
+    return [ddl.create_table(CARDS),
             *(ddl.create_index(i) for i in _INDEXES)]
 
 

@@ -14,7 +14,6 @@ from jukicore.errors import InvalidInputError
 __all__ = [
     "CARD_ID",
     "CONTINUE_DAYS",
-    "DEFAULT_FEES",
     "FINAL",
     "IDENTITY_DOCUMENTS",
     "JUKI_CLOSED",
@@ -35,6 +34,7 @@ __all__ = [
     "check_kind",
     "check_pin",
     "effective_state",
+    "fee_service",
     "nth_birthday_after",
     "refused_transition",
 ]
@@ -53,9 +53,13 @@ MYNUMBER_OPENED = dt.date(2016, 1, 1)
 JUKI_YEARS = 10
 #: Days after the move-in notification within which continued use must be recorded.
 CONTINUE_DAYS = 90
-#: Fees (yen) per issuance by default; each municipality may set its own (Cards.set_fee).
-DEFAULT_FEES: dict[str, int] = {JUKI_BASIC: 500, JUKI_PHOTO: 500, MYNUMBER: 0}
-MAX_FEE = 100_000
+
+
+def fee_service(kind: str) -> str:
+    """The fee of issuing a card of ``kind``, as the policy names it (``fee.card_KIND``:
+    defaults in :data:`jukicore.access.policy.DEFAULT_FEES`, each municipality may set
+    its own: Cards.set_fee)."""
+    return f"card_{kind}"
 
 # -- states ---------------------------------------------------------------------------------
 

@@ -125,8 +125,7 @@ class Cards:
                   [*values.values(), s.ts(utcnow()), card_id])
 
     def _fee(self, s: Session, kind: str) -> int:
-        rows = s.query("SELECT fee FROM card_fees WHERE kind = ?", (kind,))
-        return int(rows[0][0]) if rows else rules.DEFAULT_FEES[kind]
+        return self._gate.fee(s, rules.fee_service(kind))
 
     @staticmethod
     def _public(card: dict[str, Any], today: dt.date) -> dict[str, Any]:
@@ -689,25 +688,20 @@ class Cards:
 
     def set_fee(self, kind: str, yen: int, *, actor: Actor,
                 now: dt.datetime | None = None) -> int:
-        """Set this municipality's fee for ``kind`` (admins: ``policy.configure``)."""
+        """Set this municipality's fee for ``kind``: the policy setting
+        ``fee.card_KIND`` (admins: ``policy.configure``, audited as every setting)."""
         self._gate.precheck(actor, perm.CONFIGURE)
         kind = rules.check_kind(kind)
-        if isinstance(yen, bool) or not isinstance(yen, int) or not 0 <= yen <= rules.MAX_FEE:
-            raise InvalidInputError(f"a fee is a whole number of yen from 0 to {rules.MAX_FEE}")
-        with self._session(actor, perm.CONFIGURE, now, kind) as s:
-            before = self._fee(s, kind)
-            s.execute("DELETE FROM card_fees WHERE kind = ?", (kind,))
-            s.execute("INSERT INTO card_fees (kind, fee, changed_at, changed_by) VALUES"
-                      " (?, ?, ?, ?)", (kind, yen, s.ts(utcnow()), str(actor)))
-            audit.write(s, actor, "card.fee", kind, f"{before} -> {yen} yen")
-        return yen
+        if isinstance(yen, bool) or not isinstance(yen, int):
+            raise InvalidInputError("a fee is a whole number of yen")
+        return int(self._gate.configure(actor, f"fee.{rules.fee_service(kind)}", str(yen),
+                                        now=now))
 
     def content_digest(self) -> str:
-        """SHA-256 over the cards and fees (equal digests: nothing changed)."""
+        """SHA-256 over the cards (equal digests: nothing changed; the fees are policy
+        settings, in the register's digest)."""
         with self._b.session(write=False) as s:
-            return content_digest(s, [f"{_SELECT} ORDER BY card_id",
-                                      "SELECT kind, fee, changed_at, changed_by FROM card_fees"
-                                      " ORDER BY kind"])
+            return content_digest(s, [f"{_SELECT} ORDER BY card_id"])
 
     def counts(self) -> dict[str, int]:
         """Cards per stored state (no personal data)."""
