@@ -50,6 +50,13 @@ def test_demo_runs_a_whole_night(tmp_path: Path) -> None:
     assert summary["residents_loaded"] == 2000
     assert summary["applied"] + summary["rejected"] + summary["duplicates"] == 200
     assert summary["applied"] >= 190
+    # the counter: a card with its PIN, a certificate asked for with them, verified offline
+    desk = summary["counter"]
+    assert desk["fee"] == 300 and desk["members"] >= 1 and desk["card_id"].startswith(
+        summary["municipality"][-7:-1] + "-")
+    pdf = Path(desk["certificate"])
+    assert pdf.read_bytes().startswith(b"%PDF") and desk["verified_by"] != "center"
+    assert {"pades-signature", "qr-payload-signature", "text-matches"} <= set(desk["checks"])
     sent = summary["sent"]
     lg_code = summary["municipality"][-7:-1]
     prefecture = f"{lg_code[:2]}000{lg_code_check_digit(lg_code[:2] + '000')}"
@@ -59,6 +66,27 @@ def test_demo_runs_a_whole_night(tmp_path: Path) -> None:
         assert moved["applied"] == moved["acknowledged"] >= 2000, node
         assert summary["identity_records"][node] >= 2000
     assert (work / "center" / "registry.bin").exists()
+
+
+def test_a_night_without_notifications_still_serves_the_counter(tmp_path: Path) -> None:
+    """No notification gave anyone a My Number: the counter records one itself, then the
+    card and the certificate follow; the certificate verifies offline by the CLI too."""
+    work = tmp_path / "quiet"
+    code, out, _ = run("demo", "--population", "300", "--notifications", "0", "--workdir",
+                       str(work), "--json")
+    assert code == 0, out
+    summary = json.loads(out)
+    assert summary["applied"] == 0 and summary["counter"]["fee"] == 300
+    pdf = summary["counter"]["certificate"]
+    lg_code = summary["municipality"][-7:-1]
+    prefecture = f"{lg_code[:2]}000{lg_code_check_digit(lg_code[:2] + '000')}"
+    code, out, _ = run("certificate", "verify", pdf, "--trust",
+                       str(work / prefecture / "trust.json"), "--json")
+    assert code == 0, out
+    (work / "certificate.pdf").write_bytes(Path(pdf).read_bytes().replace(b"/Producer",
+                                                                          b"/Producex"))
+    assert run("certificate", "verify", pdf, "--trust",
+               str(work / prefecture / "trust.json"))[0] == 1
 
 
 def test_demo_never_deletes_a_directory_it_did_not_create(tmp_path: Path) -> None:

@@ -55,9 +55,11 @@ def demo(population: int, notifications: int, seed: int, workdir: Path, as_json:
 
     The center sends fresh resident codes to the prefecture, which hands a block to a
     synthetic municipality; the municipality loads its residents into a new register,
-    applies a day of births, deaths, moves and other notifications, and sends the
-    identity-info changes, encrypted and signed, to the prefecture and the center, which
-    apply them and send back signed acknowledgements.
+    applies a day of births, deaths, moves and other notifications; at its counter a
+    resident receives a My Number card with a PIN and, identified by card and PIN, a
+    signed certificate of residence of their household (certificate.pdf, verified
+    offline); then it sends the identity-info changes, encrypted and signed, to the
+    prefecture and the center, which apply them and send back signed acknowledgements.
     """
     from jukicore.network.night import run_night
 
@@ -75,6 +77,11 @@ def demo(population: int, notifications: int, seed: int, workdir: Path, as_json:
     click.echo(f"a day of notifications: {kinds}")
     click.echo(f"applied {summary['applied']:,}, duplicates {summary['duplicates']:,}, "
                f"rejected {summary['rejected']:,}")
+    desk = summary["counter"]
+    click.echo(f"at the counter: My Number card {desk['card_id']} issued with its PIN; a "
+               f"certificate of residence of {desk['members']} member(s) asked for with the "
+               f"card, fee {desk['fee']} yen, signed -> {desk['certificate']}, verified "
+               f"offline by {desk['verified_by']}'s trust store")
     for node, sent in summary["sent"].items():
         click.echo(f"to {node}: packet of {sent['packet_bytes']:,} bytes, {sent['applied']:,} "
                    f"changes applied, acknowledged up to entry {sent['acknowledged']:,}")

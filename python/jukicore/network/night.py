@@ -8,7 +8,10 @@
    and sends that on; the municipality imports it into its register.
 3. The municipality loads a synthetic population (its codes from the block)
    and applies a day of notifications.
-4. It exports the identity-info changes to the prefecture and the center; they
+4. At the counter, a resident receives a My Number card and sets its PIN, then asks
+   with the card and the PIN for a certificate of residence of their household; the
+   signed PDF is verified offline with the trust store of the prefecture.
+5. It exports the identity-info changes to the prefecture and the center; they
    verify, decrypt and apply them, and answer with signed acknowledgements,
    which the municipality records.
 
@@ -26,6 +29,7 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import os
+import secrets
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -102,8 +106,6 @@ def _demo_operators(muni: Any, cards: Path) -> tuple[Actor, Actor, Actor]:
     """The municipality's operators for the night: its first admin, a counter clerk and
     a supervisor, each with a card in ``cards`` (0700) and random one-night secrets,
     logged in."""
-    import secrets
-
     from jukicore.access import operators as ops
 
     cards.mkdir(mode=0o700)
@@ -122,6 +124,68 @@ def _demo_operators(muni: Any, cards: Path) -> tuple[Actor, Actor, Actor]:
                             card_pin=pin)
         supervisor = ops.login(reg, "supervisor-1", sup_pw, cards / "supervisor-1.card", pin)
     return admin.actor(), clerk.actor(), supervisor.actor()
+
+
+def _my_number_holder(reg: Any, events: Any, admin: Actor, counter: Actor,
+                      day: dt.date) -> int:
+    """A resident whose only notification of the day gave them their My Number (chosen
+    from ``events``: nothing is read for the choice). A day without one (a short day):
+    the counter records a My Number for the first resident of the outbox, the first
+    number the register does not hold yet."""
+    import pyarrow.compute as pc
+
+    from jukicore.codes import my_number_check_digit
+    from jukicore.errors import ConflictError
+
+    if events.num_rows:
+        codes = pc.drop_null(events.column("resident_code")).combine_chunks()
+        counted = pc.value_counts(codes)
+        once = counted.field("values").filter(pc.equal(counted.field("counts"), 1))
+        kinds = events.column("kind")
+        given = events.filter(pc.equal(kinds, "my_number")).column("resident_code")
+        chosen = pc.filter(given, pc.is_in(given, value_set=once))
+        if len(chosen):
+            return int(chosen[0].as_py())
+    code = int(reg.outbox(actor=admin).column("resident_code")[0].as_py())
+    for body in range(10**10, 10**10 + 100):
+        try:
+            reg.notify(actor=counter, today=day, kind="my_number",
+                       notification_id=f"counter-my-number-{body}", notified_date=day,
+                       event_date=day, resident_code=code,
+                       my_number=body * 10 + my_number_check_digit(body))
+        except ConflictError:
+            continue  # that number is someone's
+        return code
+    raise ConflictError("no free My Number among the demo's candidates")
+
+
+def _counter(reg: Any, muni: Node, trust_from: Node, counter: Actor, day: dt.date,
+             password: str, out: Path, events: Any, admin: Actor) -> dict[str, Any]:
+    """The counter's work of the day: a My Number card issued to a resident who has just
+    been given a My Number (:func:`_my_number_holder`), handed over with a PIN (the
+    node's pin key beside its keys, mode 0600), then a certificate of residence of that
+    resident's household asked for with the card and its PIN, written to ``out`` and
+    verified offline with the trust store of ``trust_from`` (which holds the
+    municipality's public key)."""
+
+    from jukicore.cards import Cards, create_pin_key
+    from jukicore.certificates import CardPin, Certificates, Requester, verify_file
+
+    holder = _my_number_holder(reg, events, admin, counter, day)
+    cards = Cards(reg, create_pin_key(muni.path / "pin.key"))
+    card_id = str(cards.issue([{"resident_code": holder, "kind": "mynumber"}],
+                              actor=counter, today=day).column("card_id")[0])
+    pin = f"{secrets.randbelow(10_000):04d}"
+    cards.activate(card_id, pin, actor=counter, today=day)
+    certs = Certificates(reg, muni.current_keys(password), cards=cards)
+    issued = certs.issue(holder, household=True, items=["relationship"],
+                         requester=Requester(CardPin(card_id, pin)), actor=counter)
+    write_atomic(out, issued.pdf, mode=PRIVATE_FILE)
+    checked = verify_file(out, trust_from.trust())
+    row = issued.record.to_pylist()[0]
+    return {"card_id": card_id, "certificate": str(out), "issuance_id": row["issuance_id"],
+            "members": len(row["member_codes"]), "fee": row["fee"],
+            "verified_by": trust_from.node_id, "checks": list(checked.checks)}
 
 
 def run_night(workdir: str | os.PathLike[str], *, population: int = 100_000,
@@ -185,6 +249,10 @@ def run_night(workdir: str | os.PathLike[str], *, population: int = 100_000,
             kinds = {k["values"]: k["counts"]
                      for k in events.column("kind").value_counts().to_pylist()}
             f.update(rows=events.num_rows, **report.summary())
+        with _step(times, "counter", node=muni.node_id) as f:
+            desk = _counter(reg, muni, pref, counter, day, password, root / "certificate.pdf",
+                            events, admin)
+            f.update(rows=desk["members"])
 
     moved: dict[str, Any] = {}
     with _step(times, "sync", node=muni.node_id) as f:
@@ -218,6 +286,7 @@ def run_night(workdir: str | os.PathLike[str], *, population: int = 100_000,
         "codes_issued_by_center": len(CodeRegistry.load(center.path / "registry.bin")),
         "notifications": kinds,
         **report.summary(),
+        "counter": desk,
         "sent": moved,
         "identity_records": {pref_id: pref_records, CENTER: center_records},
         "archived": archived,
