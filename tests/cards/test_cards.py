@@ -429,6 +429,17 @@ def test_death_voids_every_card(cards: Cards, register: Register) -> None:
         cards.verify_pin(cid, "1234", actor=CLERK, now=NOON)
 
 
+def test_removal_ex_officio_voids_every_card(cards: Cards, register: Register) -> None:
+    code = code_of(register, 10)
+    cid = active_card(cards, code, "juki_basic", D(2015, 6, 1))
+    register.notify(actor=CLERK, today=TODAY, **ev("ex_officio_removal", "x-1",
+                                                    resident_code=code))
+    assert _state(cards, cid, TODAY) == "voided"
+    voids = [r for r in register.audit_log(actor=ADMIN).to_pylist()
+             if r["action"] == "card.void" and r["target"] == cid]
+    assert len(voids) == 1 and "removed_ex_officio" in str(voids[0]["detail"])
+
+
 def test_a_refused_notification_touches_no_card(cards: Cards, register: Register) -> None:
     code = code_of(register, 1)  # heads a household of two: a death needs a new head
     cid = active_card(cards, code, "juki_basic", D(2015, 6, 1))

@@ -3,7 +3,8 @@
 :meth:`jukicore.register.Register.apply` calls :func:`follow_updates` with the record
 updates of its batch (when the register holds any card), before it commits:
 
-* a death voids every card of the deceased;
+* a death voids every card of the deceased, and so does a removal ex officio (職権消除:
+  the holder is no longer registered anywhere, and a card is only ever a resident's);
 * a My Number replaced (a number recorded over another, after a leak) voids the My
   Number card;
 * a resident-code change voids the resident register card (it stores only that code);
@@ -31,8 +32,8 @@ from . import rules
 
 __all__ = ["follow_updates", "has_cards"]
 
-_REASONS = frozenset({"death", "move_out", "code_change", "my_number", "name_change",
-                      "move_within"})
+_REASONS = frozenset({"death", "ex_officio_removal", "move_out", "code_change", "my_number",
+                      "name_change", "move_within"})
 #: Items of the signing certificate that a change revokes it for (name and address).
 _SIGNED_ITEMS = frozenset({"family_name", "given_name", "address"})
 
@@ -93,6 +94,8 @@ def follow_updates(s: Session, updates: Sequence[Update], *, actor: Actor,
             void = None
             if reason == "death" and "status" in items:
                 void = "death"
+            elif reason == "ex_officio_removal" and "status" in items:
+                void = "removed_ex_officio"  # no longer a resident anywhere: no card
             elif reason == "my_number" and "my_number" in items and mn_before is not None \
                     and mynumber:
                 void = "my_number_replaced"

@@ -101,7 +101,8 @@ TRANSITIONS: dict[tuple[str, str], str] = {
 }
 
 #: Why a card is voided (the register's notifications void with the first three).
-VOID_REASONS = ("death", "my_number_replaced", "code_change", "damaged", "holder_request",
+VOID_REASONS = ("death", "removed_ex_officio", "my_number_replaced", "code_change", "damaged",
+                "holder_request",
                 "issued_in_error", "not_collected")
 
 #: Documents an operator may record as the identity check at the counter.
