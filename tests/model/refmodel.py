@@ -105,6 +105,10 @@ class Muni:
     #: notification ids whose change reaches the outbox (identity items changed)
     identity_nids: set[str] = field(default_factory=set)
     retired_codes: set[int] = field(default_factory=set)
+    #: My Numbers replaced here (after a leak): this register's history holds them, so it
+    #: refuses them; one replaced at another municipality is not known here (My Numbers
+    #: never leave a municipality)
+    retired_numbers: set[int] = field(default_factory=set)
     #: codes of people who died here
     dead_codes: set[int] = field(default_factory=set)
 

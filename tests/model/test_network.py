@@ -729,6 +729,7 @@ class NetworkMachine(RuleBasedStateMachine):
         self.notify_ok(muni.lg_code, self.row(muni.lg_code, "my_number", resident_code=p.code,
                                               my_number=new), identity=False)
         self.model.retired_numbers.add(old)
+        muni.retired_numbers.add(old)
         self.model.number_owner[new] = p.human.hid
         self.model.number_code[new] = self.model.number_code[old]
         p.my_number, p.updated_on = new, self.today
@@ -784,7 +785,8 @@ class NetworkMachine(RuleBasedStateMachine):
                 held = {r.my_number for r in muni.records.values() if r.my_number is not None}
                 numbers = sorted(n for n in held if n not in self.model.retired_numbers)
             else:
-                numbers = sorted(self.model.retired_numbers)
+                # a number replaced here (one replaced elsewhere is not known here)
+                numbers = sorted(muni.retired_numbers)
             if takers and numbers:
                 p, n = pick(takers, pi), pick(numbers, qi)
                 if self.model.number_owner[n] != p.human.hid:
