@@ -185,6 +185,26 @@ def test_a_code_change_to_a_code_in_use_or_of_a_code_not_held(store: IdentitySto
     assert [r["resident_code"] for r in store.retired_codes(actor=store.node_id).to_pylist()] == [Z]
 
 
+@pytest.mark.parametrize("order", range(2))
+def test_a_code_change_after_the_person_moved_on_with_the_new_code(store: IdentityStore,
+                                                                   order: int) -> None:
+    """X lives in B, takes the new code X2 there on day 3 and moves to A with it on day 4;
+    when A's move-in arrives before B's code change, the change still retires X (found by
+    the model-based test: X stayed current at B beside X2 at A), and X2 stays A's."""
+    a, b = Packets(A), Packets(B)
+    b_stream = [b((X, "move_in", 1, {}),
+                  (X2, "code_change", 3, {"previous": X}),
+                  (X2, "move_out", 4, {"status": "removed"}))]
+    a_stream = [a((X2, "move_in", 4, {}))]
+    _play(store, orders(a_stream, b_stream)[order])
+    cur = current(store)
+    assert X not in cur
+    assert (cur[X2]["lg_code"], cur[X2]["status"]) == (A, "resident")
+    retired = store.retired_codes(actor=store.node_id).to_pylist()
+    assert [(r["resident_code"], r["lg_code"], r["new_code"]) for r in retired] == [(X, B, X2)]
+    assert store.quarantined(actor=store.node_id).num_rows == 0
+
+
 # ------------------------------------------------------------------ 2. the actual move-in
 
 

@@ -1037,8 +1037,19 @@ def _plan(s: Session, fresh: pa.Table, sender: str, packet_id: str) -> _Plan:
             elif old is None or old.lg_code != sender or old.status != "resident":
                 problem = (f"the previous code {prev:011d} is not held by {sender}" +
                            ("" if old is None else f" (held by {old.lg_code}, {old.status})"))
-            elif rec is not None:
+            elif rec is not None and (rec.lg_code == sender or rec.reason != "move_in"
+                                      or rec.since < date):
                 problem = f"the new code {code:011d} is held already (by {rec.lg_code})"
+            elif rec is not None:
+                # The person moved on with the new code, and the move-in of their new
+                # municipality came first: the change still retires the old code here;
+                # the new one stays with its holder (codes move only with their person).
+                retired[prev] = (sender, date)
+                held[prev] = None
+                final[prev] = None
+                new_retired.append((prev, sender, s.d(date), code, seq, packet_id))
+                out.superseded += 1
+                continue
             else:
                 retired[prev] = (sender, date)
                 held[prev] = None
