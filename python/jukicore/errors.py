@@ -28,6 +28,7 @@ __all__ = [
     "MisaddressedPacketError",
     "MissingDependencyError",
     "MissingFontError",
+    "NetworkError",
     "NotFoundError",
     "PacketRefusedError",
     "PacketSequenceError",
@@ -176,3 +177,10 @@ class TamperedCertificateError(CertificateRefusedError, CorruptFileError):
 class UntrustedCertificateError(CertificateRefusedError, PermissionDeniedError):
     """A certificate is signed by a node or key the trust store does not hold, by a
     revoked key, or by a key that was not valid at its issue time."""
+
+
+class NetworkError(JukiError, ConnectionError):
+    """A peer could not be reached, refused the handshake, or did not answer in time, after
+    the retries. Nothing changed on this side; the request may have reached the peer
+    (every service that changes state takes the same request again without doing it
+    twice, so the same call can be made again)."""

@@ -74,6 +74,7 @@ __all__ = [
     "PeerKey",
     "RecordCipher",
     "TrustStore",
+    "check_certificate",
     "check_node_id",
     "check_path_id",
     "key_id",
@@ -323,6 +324,34 @@ def load_private_key(
     return key
 
 
+def check_certificate(der: bytes, node_id: str, signing_public: Ed25519PublicKey) -> None:
+    """Refuse (:class:`InvalidInputError`) a certificate that is not ``node_id``'s for this
+    signing key: not DER X.509, naming another node, holding another key, or not
+    self-signed by that key."""
+    from cryptography import x509
+    from cryptography.exceptions import InvalidSignature
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+
+    from .x509 import node_of
+
+    try:
+        cert = x509.load_der_x509_certificate(bytes(der))
+        key = cert.public_key()
+    except (ValueError, TypeError) as e:
+        raise InvalidInputError(f"{node_id}: not an X.509 certificate: {e}") from None
+    if node_of(cert) != node_id:
+        raise InvalidInputError(f"the certificate names {node_of(cert)!r}, not {node_id!r}")
+    if not isinstance(key, Ed25519PublicKey) or _raw_public(key) != _raw_public(
+            signing_public):
+        raise InvalidInputError(f"{node_id}: the certificate holds another key than the"
+                                " signing key it comes with")
+    try:
+        signing_public.verify(cert.signature, cert.tbs_certificate_bytes)
+    except InvalidSignature:
+        raise InvalidInputError(f"{node_id}: the certificate is not signed by its key"
+                                ) from None
+
+
 @dataclass(frozen=True)
 class NodeKeys:
     """One generation of a node's private keys: Ed25519 to sign, X25519 to receive.
@@ -426,6 +455,9 @@ class PeerKey:
     revoked: bool = False
     retired_learned_at: dt.datetime | None = None
     used: bool = False
+    #: The generation's X.509 certificate (DER; :mod:`jukicore.network.x509`), which the
+    #: peer presents in mutual TLS; None for a generation trusted before certificates.
+    certificate: bytes | None = None
 
     @property
     def signing_key_id(self) -> str:
@@ -462,6 +494,8 @@ class PeerKey:
             else _iso(self.retired_learned_at),
             "revoked": self.revoked,
             "used": self.used,
+            "certificate": None if self.certificate is None
+            else base64.b64encode(self.certificate).decode(),
         }
 
     @classmethod
@@ -472,9 +506,11 @@ class PeerKey:
             v = d.get(name)
             return None if v is None else _parse_iso(v)
 
+        cert = d.get("certificate")
         key = cls(sign, enc, _parse_iso(d["valid_from"]), when("retired_at"),
                   _strict_bool(d.get("revoked", False)), when("retired_learned_at"),
-                  _strict_bool(d.get("used", False)))
+                  _strict_bool(d.get("used", False)),
+                  None if cert is None else base64.b64decode(cert, validate=True))
         if (key.signing_key_id, key.encryption_key_id) != (
             d.get("signing_key_id", key.signing_key_id),
             d.get("encryption_key_id", key.encryption_key_id),
@@ -547,23 +583,38 @@ class TrustStore:
         signing_public: Ed25519PublicKey,
         encryption_public: X25519PublicKey,
         valid_from: dt.datetime | None = None,
+        certificate: bytes | None = None,
     ) -> PeerKey:
-        """Trust a peer's key generation (a new peer, or a rotation of a known one).
+        """Trust a peer's key generation (a new peer, or a rotation of a known one), with
+        its X.509 ``certificate`` (DER) for mutual TLS.
 
         Refused with :class:`ConflictError` (and nothing changed) when the peer is
         known with another role, the key is already known, or ``valid_from`` is
-        not after the current generation's.
+        not after the current generation's. The one exception: a known generation
+        trusted without a certificate takes the certificate of the same keys (a trust
+        store made before certificates, brought up to date by the same record again).
+        A certificate that is not the peer's (another key, another node id, not
+        parseable) is :class:`InvalidInputError`.
         """
         check_node_id(node_id)
         if role not in ROLES:
             raise InvalidInputError(f"unknown role {role!r}; one of {', '.join(ROLES)}")
         when = _utc(valid_from)
-        new = PeerKey(signing_public, encryption_public, when)
+        if certificate is not None:
+            check_certificate(certificate, node_id, signing_public)
+        new = PeerKey(signing_public, encryption_public, when, certificate=certificate)
+        peer = self._peers.get(node_id)
+        if peer is not None and certificate is not None:
+            for i, g in enumerate(peer.keys):
+                if (g.signing_key_id, g.encryption_key_id, g.valid_from) == (
+                        new.signing_key_id, new.encryption_key_id, when) \
+                        and g.certificate is None and peer.role == role:
+                    peer.keys[i] = replace(g, certificate=certificate)
+                    return peer.keys[i]
         known = {k for p in self._peers.values() for g in p.keys
                  for k in (g.signing_key_id, g.encryption_key_id)}
         if new.signing_key_id in known or new.encryption_key_id in known:
             raise ConflictError(f"a key of this generation for {node_id!r} is already trusted")
-        peer = self._peers.get(node_id)
         if peer is None:
             self._peers[node_id] = _Peer(role, [new])
             return new
@@ -588,9 +639,24 @@ class TrustStore:
             sign, enc = _public_pair(record["signing_public"], record["encryption_public"])
             valid_from = _parse_iso(record["valid_from"])
             node_id, role = record["node_id"], record["role"]
-        except (KeyError, ValueError, TypeError) as e:
+            cert = record.get("certificate")
+            der = None if cert is None else base64.b64decode(cert, validate=True)
+        except (KeyError, ValueError, TypeError, AttributeError) as e:
             raise InvalidInputError(f"not a node's public record: {e}") from e
-        return self.add(node_id, role, sign, enc, valid_from)
+        return self.add(node_id, role, sign, enc, valid_from, der)
+
+    def certificates(self, node_id: str | None = None) -> list[bytes]:
+        """The X.509 certificates (DER) that mutual TLS accepts: of every generation of
+        ``node_id`` (or of every peer) that is neither revoked nor past its grace
+        period after a rotation, and that came with a certificate."""
+        now = dt.datetime.now(dt.UTC)
+        out = []
+        for nid in ([node_id] if node_id is not None else sorted(self._peers)):
+            for k in self._peer(nid).keys:
+                ends = k.grace_ends()
+                if k.certificate is not None and not k.revoked and (ends is None or now < ends):
+                    out.append(k.certificate)
+        return out
 
     def revoke(self, node_id: str, signing_key_id: str) -> None:
         """Stop trusting a (compromised) key generation for anything, even old packets."""
@@ -702,6 +768,9 @@ class TrustStore:
                 if p["role"] not in ROLES:
                     raise ValueError(f"unknown role {p['role']!r}")
                 store._peers[node] = _Peer(p["role"], [PeerKey._from_json(k) for k in p["keys"]])
+                for k in store._peers[node].keys:
+                    if k.certificate is not None:
+                        check_certificate(k.certificate, node, k.signing_public)
         except (KeyError, ValueError, TypeError, AttributeError, InvalidInputError) as e:
             raise CorruptFileError(f"damaged trust store: {e}") from e
         return store

@@ -33,6 +33,7 @@ code-block         the center / a prefecture       a prefecture / its municipali
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import datetime as dt
 import fcntl
@@ -250,6 +251,25 @@ class Node:
     def public_record(self, password: str | bytes | None = None) -> dict[str, Any]:
         """The current public keys, to hand to peers (``jukicore node trust``)."""
         keys = self.current_keys(password)
+        when = self.valid_from()
+        record = keys.public_record(self.role, when)
+        record["certificate"] = base64.b64encode(self.certificate(keys, when)).decode()
+        return record
+
+    def certificate(self, keys: NodeKeys, valid_from: dt.datetime) -> bytes:
+        """The node's X.509 certificate (DER) for a key generation: the same bytes every
+        time for the same keys and start (:func:`jukicore.network.x509.node_certificate`),
+        so the node needs no file for it and its peers hold the very certificate it
+        presents in mutual TLS."""
+        from cryptography.hazmat.primitives.serialization import Encoding
+
+        from jukicore.network.x509 import node_certificate
+
+        return node_certificate(keys, self.role, valid_from=valid_from).public_bytes(
+            Encoding.DER)
+
+    def valid_from(self) -> dt.datetime:
+        """When the current key generation became valid."""
         where = self.generations()[-1] / "valid_from"
         try:
             when = dt.datetime.fromisoformat(
@@ -258,7 +278,7 @@ class Node:
                 raise ValueError("no time zone")
         except (ValueError, TypeError, RecursionError) as exc:
             raise CorruptFileError(f"{where} is damaged: {exc}") from None
-        return keys.public_record(self.role, when)
+        return when
 
     def rotate(self, password: str | bytes | None = None,
                valid_from: dt.datetime | None = None) -> NodeKeys:

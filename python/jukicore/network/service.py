@@ -26,7 +26,7 @@ import logging
 import threading
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 
 from jukicore import errors
 from jukicore.errors import InvalidInputError, JukiError, PermissionDeniedError
@@ -56,6 +56,7 @@ JSON = "application/json"
 MAX_JSON_BYTES = 1 << 20
 CALLER_ROLES = ("municipality", "prefecture", "center", "agency")
 PeerKind = Literal["node", "agency"]
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -85,10 +86,17 @@ class ServeContext:
     password: str | bytes | None = None
     _locks: dict[str, threading.Lock] = field(default_factory=dict, repr=False)
     _guard: threading.Lock = field(default_factory=threading.Lock, repr=False)
+    _all_keys: list[NodeKeys] = field(default_factory=list, repr=False)
+    _shared: dict[str, Any] = field(default_factory=dict, repr=False)
 
     @classmethod
     def open(cls, node: Node, password: str | bytes | None = None) -> ServeContext:
-        return cls(node, node.current_keys(password), password)
+        every = node.keys(password)
+        return cls(node, every[-1], password, _all_keys=every)
+
+    def all_keys(self) -> list[NodeKeys]:
+        """Every key generation, oldest first (packets to a retired one still open)."""
+        return list(self._all_keys) or [self.keys]
 
     @property
     def node_id(self) -> str:
@@ -102,6 +110,22 @@ class ServeContext:
         """One in-process lock per ``name`` (handlers run in a thread pool)."""
         with self._guard:
             return self._locks.setdefault(name, threading.Lock())
+
+    def shared(self, name: str, make: Callable[[], T]) -> T:
+        """One object per ``name`` for the server's life (an open store: its sessions are
+        serialized, so the worker threads may share it), made on first use."""
+        with self.lock(f"shared-{name}"):
+            if name not in self._shared:
+                self._shared[name] = make()
+            return self._shared[name]  # type: ignore[no-any-return]
+
+    def close(self) -> None:
+        """Close what :meth:`shared` opened."""
+        for obj in self._shared.values():
+            close = getattr(obj, "close", None)
+            if close is not None:
+                close()
+        self._shared.clear()
 
 
 Handler = Callable[[ServeContext, Peer, bytes, str], tuple[bytes, str]]

@@ -237,16 +237,18 @@ class ApplyOutcome:
 
 def apply_packet(node: Node, path: str | os.PathLike[str], *,
                  password: str | bytes | None = None,
-                 max_bytes: int = MAX_PACKET_BYTES, archive: bool = False) -> ApplyOutcome:
+                 max_bytes: int = MAX_PACKET_BYTES, archive: bool = False,
+                 keys: list[NodeKeys] | None = None) -> ApplyOutcome:
     """Verify, open and apply one packet at ``node`` (see the module docs).
 
     The file is read with :meth:`Packet.read`: anything but a regular file, and a file
     larger than ``max_bytes`` or than its framing says, is refused before its body is
     read. With ``archive``, a packet that lies in the node's inbox is then moved into
-    its archive (:func:`archive_dir`; ``outcome.archived``).
+    its archive (:func:`archive_dir`; ``outcome.archived``). ``keys``: the node's key
+    generations, unlocked before (a server's), instead of ``password``.
     """
     node.clean_temps()
-    keys = node.keys(password)
+    keys = keys or node.keys(password)
     t = time.perf_counter()
     try:
         opened = _open(node, Path(path), keys, max_bytes)
@@ -423,9 +425,11 @@ def _apply_changes(node: Node, path: Path, h: PacketHeader, table: pa.Table,
         # backup). The refusal is answered with a rewind acknowledgement of what the store
         # holds; the municipality then sends again everything after it (docs/backup.md).
         reply = _write_ack(node, keys, h.sender, acked, REWIND + pid)
-        raise PacketSequenceError(f"{gap}; answered with a rewind acknowledgement of entry "
-                                  f"{acked} ({reply.name}): the sender sends the entries "
-                                  "after it again") from None
+        refusal = PacketSequenceError(f"{gap}; answered with a rewind acknowledgement of "
+                                      f"entry {acked} ({reply.name}): the sender sends the "
+                                      "entries after it again")
+        refusal.reply = reply  # type: ignore[attr-defined]  # (the network's answer)
+        raise refusal from None
     if h.audit is not None:
         # The sender's audit checkpoint: signed by it and consistent with the last one kept
         # from it. One that is not (the municipality's log was rewritten or truncated) is

@@ -6,7 +6,8 @@ trusted is not a certificate authority but the peer's trust store
 generations. A verifier therefore accepts a certificate only when its public key is
 a generation the trust store holds for the node it names (:func:`node_of`), valid at
 the time that matters. It serves the PAdES signatures of certificates of residence
-(:mod:`jukicore.certificates`) and, later, mutual TLS between nodes.
+(:mod:`jukicore.certificates`) and mutual TLS between nodes (:mod:`jukicore.network.tls`);
+agencies have certificates of the same form (:func:`agency_certificate`).
 
 Contents: subject and issuer ``CN=<node id>, OU=<role>, O=jukicore``; a subject
 alternative name ``urn:jukicore:node:<node id>``; not a CA; key usage digital
@@ -19,6 +20,7 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
+import re
 from typing import TYPE_CHECKING
 
 from jukicore.errors import InvalidInputError
@@ -27,10 +29,15 @@ from .crypto import ROLES, NodeKeys, check_node_id
 
 if TYPE_CHECKING:
     from cryptography import x509
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-__all__ = ["NODE_URN", "node_certificate", "node_of"]
+__all__ = ["AGENCY_URN", "NODE_URN", "agency_certificate", "agency_of", "node_certificate",
+           "node_of"]
 
 NODE_URN = "urn:jukicore:node:"
+AGENCY_URN = "urn:jukicore:agency:"
+#: An agency id (as the legal purposes table has them).
+AGENCY_ID = re.compile(r"[a-z0-9][a-z0-9._-]{0,63}")
 #: How long a node certificate is valid by default (a key generation is rotated well
 #: within it; old certificates stay verifiable by the trust store's generations).
 DEFAULT_YEARS = 10
@@ -42,13 +49,33 @@ def node_certificate(keys: NodeKeys, role: str = "municipality", *,
     """The node's self-signed X.509 certificate for its current signing key (see the
     module's text). ``valid_from``: the start of validity (default: now; give the key
     generation's ``valid_from`` for a stable certificate)."""
-    from cryptography import x509
-    from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
-
     check_node_id(keys.node_id)
     if role not in ROLES:
         raise InvalidInputError(f"unknown role {role!r}; one of {', '.join(ROLES)}")
-    if not isinstance(years, int) or not 1 <= years <= 30:
+    return _self_signed(keys.signing, keys.node_id, role, NODE_URN + keys.node_id,
+                        keys.signing_key_id, valid_from, years)
+
+
+def agency_certificate(key: Ed25519PrivateKey, agency: str, *,
+                       valid_from: dt.datetime | None = None,
+                       years: int = DEFAULT_YEARS) -> x509.Certificate:
+    """An agency's self-signed certificate for mutual TLS: as a node's, with ``CN=<agency
+    id>, OU=agency`` and the alternative name ``urn:jukicore:agency:<agency id>``. A node
+    accepts it only when its operator registered it (:mod:`jukicore.network.agency`)."""
+    from .crypto import key_id
+
+    if not isinstance(agency, str) or not AGENCY_ID.fullmatch(agency):
+        raise InvalidInputError(f"agency {agency!r}: an id of the legal purposes table")
+    return _self_signed(key, agency, "agency", AGENCY_URN + agency,
+                        key_id(key.public_key()), valid_from, years)
+
+
+def _self_signed(key: Ed25519PrivateKey, cn: str, ou: str, urn: str, kid: str,
+                 valid_from: dt.datetime | None, years: int) -> x509.Certificate:
+    from cryptography import x509
+    from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+
+    if not isinstance(years, int) or isinstance(years, bool) or not 1 <= years <= 30:
         raise InvalidInputError("a node certificate is valid for 1 to 30 years")
     start = (valid_from or dt.datetime.now(dt.UTC))
     if start.tzinfo is None:
@@ -60,12 +87,12 @@ def node_certificate(keys: NodeKeys, role: str = "municipality", *,
         end = start.replace(year=start.year + years, day=28)
     name = x509.Name([
         x509.NameAttribute(NameOID.ORGANIZATION_NAME, "jukicore"),
-        x509.NameAttribute(NameOID.ORGANIZATIONAL_UNIT_NAME, role),
-        x509.NameAttribute(NameOID.COMMON_NAME, keys.node_id),
+        x509.NameAttribute(NameOID.ORGANIZATIONAL_UNIT_NAME, ou),
+        x509.NameAttribute(NameOID.COMMON_NAME, cn),
     ])
-    public = keys.signing.public_key()
+    public = key.public_key()
     serial = int.from_bytes(hashlib.sha256(
-        f"{keys.signing_key_id}\0{start.isoformat()}".encode()).digest()[:16], "big") >> 1
+        f"{kid}\0{start.isoformat()}".encode()).digest()[:16], "big") >> 1
     return (
         x509.CertificateBuilder()
         .subject_name(name)
@@ -83,15 +110,25 @@ def node_certificate(keys: NodeKeys, role: str = "municipality", *,
                                               ExtendedKeyUsageOID.CLIENT_AUTH]),
                        critical=False)
         .add_extension(x509.SubjectAlternativeName(
-            [x509.UniformResourceIdentifier(NODE_URN + keys.node_id)]), critical=False)
+            [x509.UniformResourceIdentifier(urn)]), critical=False)
         .add_extension(x509.SubjectKeyIdentifier.from_public_key(public), critical=False)
-        .sign(keys.signing, None)
+        .sign(key, None)
     )
 
 
 def node_of(cert: x509.Certificate) -> str | None:
     """The node id a node certificate names (its ``urn:jukicore:node:`` alternative
     name, which must agree with its common name); None when it names none."""
+    return _named(cert, NODE_URN)
+
+
+def agency_of(cert: x509.Certificate) -> str | None:
+    """The agency id an agency certificate names (``urn:jukicore:agency:``, agreeing with
+    its common name); None when it names none."""
+    return _named(cert, AGENCY_URN)
+
+
+def _named(cert: x509.Certificate, prefix: str) -> str | None:
     from cryptography import x509
     from cryptography.x509.oid import NameOID
 
@@ -100,8 +137,8 @@ def node_of(cert: x509.Certificate) -> str | None:
     except x509.ExtensionNotFound:
         return None
     urns = [u for u in san.get_values_for_type(x509.UniformResourceIdentifier)
-            if u.startswith(NODE_URN)]
+            if u.startswith(prefix)]
     cns = [a.value for a in cert.subject.get_attributes_for_oid(NameOID.COMMON_NAME)]
-    if len(urns) != 1 or cns != [urns[0][len(NODE_URN):]]:
+    if len(urns) != 1 or cns != [urns[0][len(prefix):]]:
         return None
-    return urns[0][len(NODE_URN):]
+    return urns[0][len(prefix):]

@@ -9,6 +9,7 @@ audit entry.
 
 from __future__ import annotations
 
+import datetime as dt
 from typing import TYPE_CHECKING, Any
 
 from jukicore import audit
@@ -52,6 +53,21 @@ class SyncState:
         with self._b.session(write=False) as s:
             rows = s.query("SELECT peer, acked_seq FROM sync_peers ORDER BY peer")
         return {str(p): int(a) for p, a in rows}
+
+    def sync_lag(self, peer: str, *, actor: Actor, now: dt.datetime | None = None) -> float:
+        """Seconds ``peer`` is behind: since the first packet that carried an entry it has
+        not acknowledged was sent (0 when it holds every entry, or nothing is sent yet)."""
+        self._check(actor, perm.EXPORT)
+        with self._b.session(write=False) as s:
+            acked = s.scalar("SELECT acked_seq FROM sync_peers WHERE peer = ?", (peer,))
+            first = s.scalar("SELECT min(at) FROM sync_log WHERE peer = ? AND direction ="
+                             " 'out' AND kind = 'identity-changes' AND last_seq > ?",
+                             (peer, 0 if acked is None else int(acked)))
+        if first is None:
+            return 0.0
+        at = first if isinstance(first, dt.datetime) else dt.datetime.fromisoformat(str(first))
+        at = at.replace(tzinfo=dt.UTC) if at.tzinfo is None else at
+        return max(0.0, ((now or utcnow()) - at).total_seconds())
 
     def sync_sent(self, peer: str, first: int, last: int, *, actor: Actor) -> str | None:
         """The id of the packet already sent to ``peer`` for ``first..last``, if any."""

@@ -1,0 +1,580 @@
+"""``jukicore node serve``: a node's HTTPS server, with mutual TLS 1.3.
+
+Stack: Starlette on uvicorn (with httptools). Starlette is a small, well-kept ASGI
+toolkit (routing, streaming request bodies, responses) without the validation layer of a
+framework we do not need: every body here is a signed packet, an Arrow stream or a small
+JSON object that jukicore checks itself. uvicorn is the most used ASGI server, runs on
+asyncio with the standard :mod:`ssl` module (so the TLS context is ours: TLS 1.3 only,
+our trust anchors), stops gracefully on SIGTERM, and takes a protocol class, which is how
+the client's certificate reaches the application (:class:`_TlsHttp` puts it in the
+request's scope as the ASGI TLS extension describes, ``client_cert_chain``).
+
+Who calls: the handshake admits only a certificate of the node's trust store or of its
+registry of agencies (:mod:`jukicore.network.tls`); each request then maps the
+certificate to its :class:`~jukicore.network.service.Peer` again (:class:`Acceptor`,
+which rereads ``trust.json`` and ``agencies.json`` when they change, so a revoked peer or
+a removed agency is refused from its next request, 403, without a restart; a peer added
+is accepted after a restart or SIGHUP).
+
+Limits: a request body larger than its route allows is refused with 413 (from its
+``Content-Length`` before a byte is read, else when the stream passes the limit); a body
+that does not arrive within ``body_timeout`` seconds is 408 (a slow client holds one
+connection, not the server); more than ``max_concurrency`` connections and requests at
+once are answered 503 at once; handlers run in a pool of worker threads.
+
+Services: ``POST /v1/packets`` (every node: a signed packet in, its reply packet out;
+:func:`_packets`), ``GET /v1/health`` (any admitted peer), the identity services of the
+center and the prefectures (:mod:`jukicore.network.queries`) and the services the
+counter's modules add (:func:`default_routes`).
+
+Operations: a second listener without TLS, on loopback only (``ops_port``), serves
+``/health`` and ``/metrics`` (Prometheus: requests by route and status, latency, requests
+in flight, the inbox's depth, and at a municipality the entries each recipient has not
+acknowledged and the lag since the first of them was sent). Every request is logged on
+``jukicore.network.server`` with ``peer``, ``route``, ``status``, ``bytes`` and
+``seconds`` (JSON lines with ``--log-format json``). SIGTERM or SIGINT: both listeners
+stop accepting, requests in flight finish (up to ``graceful_seconds``), then the process
+exits 0.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import signal
+import ssl
+import threading
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from jukicore._files import PRIVATE_FILE, write_atomic
+from jukicore.errors import (
+    InvalidInputError,
+    JukiError,
+    MisaddressedPacketError,
+    PacketSequenceError,
+    UntrustedSenderError,
+)
+from jukicore.network.node import Node
+from jukicore.network.packet import MAX_PACKET_BYTES, Packet
+from jukicore.network.service import (
+    JSON,
+    Peer,
+    Route,
+    ServeContext,
+    encode_json,
+    error_body,
+    error_status,
+)
+
+if TYPE_CHECKING:
+    from starlette.requests import Request
+    from starlette.responses import Response
+
+__all__ = ["PACKET", "Acceptor", "NodeServer", "default_routes", "packet_route",
+           "serve_in_thread"]
+
+log = logging.getLogger(__name__)
+
+PACKET = "application/vnd.jukicore.packet"
+#: Loopback: where a server listens unless told otherwise, and the only place the
+#: operations listener (no TLS) may listen.
+LOOPBACK = "127.0.0.1"
+
+
+# ----------------------------------------------------------------------------- peers
+
+
+class Acceptor:
+    """The certificates a node accepts, each mapped to its peer; reread when the trust
+    store or the registry of agencies changes (checked at most once a second)."""
+
+    def __init__(self, node: Node) -> None:
+        self.node = node
+        self._by_der: dict[bytes, Peer] = {}
+        self._stamp: tuple[Any, ...] | None = None
+        self._checked = 0.0
+        self._lock = threading.Lock()
+        self.refresh(force=True)
+
+    def _files_stamp(self) -> tuple[Any, ...]:
+        from jukicore.network.agency import REGISTRY
+
+        out: list[Any] = []
+        for p in (self.node.trust_path, self.node.path / REGISTRY):
+            try:
+                st = os.stat(p)
+                out.append((st.st_mtime_ns, st.st_size, st.st_ino))
+            except FileNotFoundError:
+                out.append(None)
+        return tuple(out)
+
+    def refresh(self, *, force: bool = False) -> bool:
+        """Reread the files if they changed; True when the accepted set was rebuilt."""
+        now = time.monotonic()
+        if not force and now - self._checked < 1.0:
+            return False
+        with self._lock:
+            self._checked = now
+            stamp = self._files_stamp()
+            if not force and stamp == self._stamp:
+                return False
+            from jukicore.network.agency import agency_certificates
+
+            by_der: dict[bytes, Peer] = {}
+            trust = self.node.trust()
+            for nid in trust:
+                for der in trust.certificates(nid):
+                    by_der[der] = Peer("node", nid)
+            if self.node.role != "municipality":
+                for agency, ders in agency_certificates(self.node).items():
+                    for der in ders:
+                        by_der.setdefault(der, Peer("agency", agency))
+            self._by_der, self._stamp = by_der, stamp
+            return True
+
+    def certificates(self) -> list[bytes]:
+        return list(self._by_der)
+
+    def peer(self, der: bytes | None) -> Peer | None:
+        self.refresh()
+        return None if der is None else self._by_der.get(der)
+
+
+def _client_der(scope: Any) -> bytes | None:
+    chain = scope.get("extensions", {}).get("tls", {}).get("client_cert_chain") or ()
+    return ssl.PEM_cert_to_DER_cert(chain[0]) if chain else None
+
+
+def _tls_protocol() -> type:
+    """uvicorn's httptools protocol, with the client's certificate in each request's
+    scope (``scope["extensions"]["tls"]``, as the ASGI TLS extension names it)."""
+    from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
+
+    class _TlsHttp(HttpToolsProtocol):
+        _tls: dict[str, Any] | None = None
+
+        def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
+            super().connection_made(transport)
+            obj = transport.get_extra_info("ssl_object")
+            if obj is not None:
+                der = obj.getpeercert(binary_form=True)
+                self._tls = {"client_cert_chain": [ssl.DER_cert_to_PEM_cert(der)] if der
+                             else [], "tls_version": obj.version(),
+                             "cipher_suite": (obj.cipher() or ("",))[0]}
+
+        def on_message_begin(self) -> None:
+            super().on_message_begin()
+            if self._tls is not None:
+                scope: dict[str, Any] = self.scope  # type: ignore[assignment]
+                scope["extensions"] = {"tls": self._tls}
+
+    return _TlsHttp
+
+
+# ------------------------------------------------------------------------- metrics
+
+
+@dataclass
+class _Metrics:
+    node: Node
+    registry: Any = None
+    requests: Any = None
+    latency: Any = None
+    in_flight: Any = None
+
+    def __post_init__(self) -> None:
+        from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+
+        self.registry = CollectorRegistry()
+        self.requests = Counter("jukicore_requests", "Requests answered, by route and status",
+                                ["route", "status"], registry=self.registry)
+        self.latency = Histogram(
+            "jukicore_request_seconds", "Time to answer a request, by route", ["route"],
+            buckets=(.001, .0025, .005, .01, .02, .05, .1, .25, .5, 1, 2.5, 5, 10, 30),
+            registry=self.registry)
+        self.in_flight = Gauge("jukicore_requests_in_flight", "Requests being answered",
+                               registry=self.registry)
+        self.registry.register(_NodeCollector(self.node))
+
+    def render(self) -> bytes:
+        from prometheus_client import generate_latest
+
+        return bytes(generate_latest(self.registry))
+
+
+class _NodeCollector:
+    """The node's queues, read at each scrape: the inbox's packets and, at a
+    municipality, per recipient the entries not acknowledged and the lag."""
+
+    def __init__(self, node: Node) -> None:
+        self.node = node
+
+    def describe(self) -> list[Any]:
+        return []
+
+    def collect(self) -> Iterator[Any]:
+        from prometheus_client.core import GaugeMetricFamily
+
+        inbox = GaugeMetricFamily("jukicore_inbox_packets",
+                                  "Packets waiting in the inbox (refused ones stay there)")
+        try:
+            inbox.add_metric([], sum(1 for e in os.scandir(self.node.inbox)
+                                     if e.name.endswith(".jkp")))
+        except OSError:
+            inbox.add_metric([], 0)
+        yield inbox
+        if self.node.role != "municipality":
+            return
+        from jukicore.network.sync import _actor, default_recipients
+        from jukicore.register import open_register
+
+        depth = GaugeMetricFamily("jukicore_sync_pending_entries",
+                                  "Outbox entries a recipient has not acknowledged",
+                                  labels=["recipient"])
+        lag = GaugeMetricFamily("jukicore_sync_lag_seconds", "Seconds since the first packet"
+                                " a recipient has not acknowledged was sent",
+                                labels=["recipient"])
+        actor = _actor(self.node)
+        try:
+            with open_register(self.node.store_target()) as reg:
+                last = reg.outbox_last_seq(actor=actor)
+                for r in default_recipients(self.node.node_id):
+                    depth.add_metric([r], last - reg.sync_acked(r, actor=actor))
+                    lag.add_metric([r], reg.sync_lag(r, actor=actor))
+        except JukiError as exc:
+            log.warning("metrics: the register could not be read: %s", exc)
+            return
+        yield depth
+        yield lag
+
+
+# -------------------------------------------------------------------------- services
+
+
+def _packets(ctx: ServeContext, peer: Peer, body: bytes, content_type: str
+             ) -> tuple[bytes, str]:
+    """A packet sent to this node: checked against the caller (the packet's sender must be
+    the node the handshake authenticated), put into the inbox, applied as ``jukicore sync
+    apply`` does (and archived), answered with its reply (an acknowledgement; empty for a
+    code block or an acknowledgement). Sending a packet again is answered with the same
+    acknowledgement and changes nothing. A gap (this store was restored from a backup) is
+    answered with the rewind acknowledgement, as the file transport does."""
+    from jukicore.network.sync import apply_packet, packet_name
+
+    if content_type.split(";", maxsplit=1)[0].strip() != PACKET:
+        raise InvalidInputError(f"/v1/packets takes {PACKET}, not {content_type or 'nothing'}")
+    h = Packet.from_bytes(body).header
+    if peer.kind != "node" or h.sender != peer.id:
+        raise UntrustedSenderError(f"packet refused: it says it is from {h.sender}, but the"
+                                   f" caller is {peer}")
+    if h.recipient != ctx.node_id:
+        raise MisaddressedPacketError(f"packet refused: addressed to {h.recipient}, this is"
+                                      f" {ctx.node_id}")
+    first, last = h.seq_first, h.seq_last
+    name = packet_name(h.sender, h.recipient, h.kind, first, last)
+    with ctx.lock(f"apply-{h.sender}"):
+        path = ctx.node.inbox / name
+        write_atomic(path, body, mode=PRIVATE_FILE)
+        try:
+            outcome = apply_packet(ctx.node, path, keys=ctx.all_keys(), archive=True)
+        except PacketSequenceError as exc:
+            reply = getattr(exc, "reply", None)
+            if reply is None:
+                raise
+            return reply.read_bytes(), PACKET
+    return (b"" if outcome.reply is None else outcome.reply.read_bytes()), PACKET
+
+
+def packet_route() -> Route:
+    return Route("/v1/packets", _packets, frozenset({"municipality", "prefecture", "center"}),
+                 frozenset({"municipality", "prefecture", "center"}), MAX_PACKET_BYTES,
+                 "packets")
+
+
+def _health(ctx: ServeContext, peer: Peer, body: bytes, content_type: str
+            ) -> tuple[bytes, str]:
+    return encode_json({"node": ctx.node_id, "role": ctx.role, "status": "ok",
+                        "caller": str(peer)}), JSON
+
+
+def default_routes() -> list[Route]:
+    """Every service of this version of jukicore (each node serves those of its role)."""
+    from jukicore.network import queries
+
+    routes = [packet_route(),
+              Route("/v1/health", _health, frozenset({"municipality", "prefecture", "center",
+                                                      "agency"}),
+                    frozenset({"municipality", "prefecture", "center"}), 0, "health"),
+              *queries.ROUTES]
+    for module in ("jukicore.certificates.wide_area", "jukicore.register.special_move"):
+        with contextlib.suppress(ModuleNotFoundError):
+            import importlib
+
+            routes.extend(importlib.import_module(module).ROUTES)
+    return routes
+
+
+# ---------------------------------------------------------------------------- server
+
+
+class _BodyTooLarge(JukiError):
+    pass
+
+
+@dataclass
+class NodeServer:
+    """A node's server (see the module's text). ``port`` 0 picks a free port
+    (:attr:`port` tells which once :meth:`started` is set)."""
+
+    node: Node
+    password: str | bytes | None = None
+    host: str = LOOPBACK
+    port: int = 8443
+    ops_port: int | None = None
+    routes: list[Route] | None = None
+    max_concurrency: int = 256
+    body_timeout: float = 30.0
+    graceful_seconds: int = 30
+    started: threading.Event = field(default_factory=threading.Event)
+    ctx: ServeContext = field(init=False)
+    _servers: list[Any] = field(default_factory=list, init=False)
+    _stopping: bool = field(default=False, init=False)
+
+    def __post_init__(self) -> None:
+        if self.ops_port is not None and not isinstance(self.ops_port, int):
+            raise InvalidInputError("ops_port is a port number")
+        self.ctx = ServeContext.open(self.node, self.password)
+        self.acceptor = Acceptor(self.node)
+        all_routes = self.routes if self.routes is not None else default_routes()
+        self._routes = {r.path: r for r in all_routes if self.ctx.role in r.serves}
+        self.metrics = _Metrics(self.node)
+        self.ssl = self._ssl_context()
+
+    def _ssl_context(self) -> ssl.SSLContext:
+        from jukicore.network.tls import server_context
+
+        keys = self.ctx.keys
+        return server_context(self.node.certificate(keys, self.node.valid_from()),
+                              keys.signing, self.acceptor.certificates())
+
+    def reload(self) -> None:
+        """Accept the peers and agencies added since the start (SIGHUP): their certificates
+        join the handshake's trust anchors; removed ones are refused by :class:`Acceptor`."""
+        self.acceptor.refresh(force=True)
+        ders = self.acceptor.certificates()
+        if ders:
+            self.ssl.load_verify_locations(cadata=b"".join(ders))
+        log.info("reloaded the trust store and the agencies (%d certificates)", len(ders),
+                 extra={"step": "reload", "node": self.node.node_id})
+
+    # -- the application
+
+    def app(self) -> Any:
+        from starlette.applications import Starlette
+        from starlette.routing import Route as StarletteRoute
+
+        routes = [StarletteRoute(path, self._endpoint(r), methods=["POST"] if r.max_body
+                                 else ["GET"]) for path, r in self._routes.items()]
+        return Starlette(routes=routes)
+
+    def ops_app(self) -> Any:
+        from starlette.applications import Starlette
+        from starlette.responses import Response
+        from starlette.routing import Route as StarletteRoute
+
+        async def health(request: Request) -> Response:
+            body = {"node": self.node.node_id, "role": self.ctx.role,
+                    "status": "stopping" if self._stopping else "ok"}
+            return Response(encode_json(body), 503 if self._stopping else 200,
+                            media_type=JSON)
+
+        async def metrics(request: Request) -> Response:
+            from prometheus_client import CONTENT_TYPE_LATEST
+            from starlette.concurrency import run_in_threadpool
+
+            return Response(await run_in_threadpool(self.metrics.render),
+                            media_type=CONTENT_TYPE_LATEST)
+
+        return Starlette(routes=[StarletteRoute("/health", health),
+                                 StarletteRoute("/metrics", metrics)])
+
+    def _endpoint(self, route: Route) -> Callable[[Request], Any]:
+        from starlette.concurrency import run_in_threadpool
+        from starlette.responses import Response
+
+        async def endpoint(request: Request) -> Response:
+            t = time.perf_counter()
+            peer = self.acceptor.peer(_client_der(request.scope))
+            status, size = 500, 0
+            self.metrics.in_flight.inc()
+            try:
+                if peer is None:
+                    raise UntrustedSenderError("the certificate is no longer accepted here")
+                if not route.admits(peer):
+                    from jukicore.errors import PermissionDeniedError
+
+                    raise PermissionDeniedError(f"{peer} may not call {route.path}")
+                body = await self._body(request, route)
+                size = len(body)
+                answer, kind = await run_in_threadpool(
+                    route.handler, self.ctx, peer, body,
+                    request.headers.get("content-type", ""))
+                status = 200
+                return Response(answer, 200, media_type=kind)
+            except _BodyTooLarge as exc:
+                status = 413
+                return Response(encode_json({"error": "InvalidInputError",
+                                             "message": str(exc)}), 413, media_type=JSON)
+            except TimeoutError:
+                status = 408
+                return Response(encode_json({"error": "InvalidInputError", "message":
+                                             f"the body did not arrive within "
+                                             f"{self.body_timeout:g} s"}), 408,
+                                media_type=JSON, headers={"connection": "close"})
+            except Exception as exc:
+                status = error_status(exc)
+                if status >= 500 and not isinstance(exc, JukiError):
+                    log.exception("%s failed", route.path,
+                                  extra={"route": route.name, "peer": str(peer)})
+                return Response(error_body(exc), status, media_type=JSON)
+            finally:
+                seconds = time.perf_counter() - t
+                self.metrics.in_flight.dec()
+                self.metrics.requests.labels(route.name, str(status)).inc()
+                self.metrics.latency.labels(route.name).observe(seconds)
+                log.info("%s %s %d", peer, route.path, status,
+                         extra={"step": "request", "node": self.node.node_id,
+                                "peer": str(peer), "route": route.name, "status": status,
+                                "bytes": size, "seconds": seconds})
+
+        return endpoint
+
+    async def _body(self, request: Request, route: Route) -> bytes:
+        length = request.headers.get("content-length")
+        if length is not None:
+            if not length.isdigit():
+                raise InvalidInputError(f"Content-Length {length!r} is not a number")
+            if int(length) > route.max_body:
+                raise _BodyTooLarge(f"{route.path} takes at most {route.max_body} bytes;"
+                                    f" this request holds {int(length)}")
+        parts: list[bytes] = []
+        total = 0
+        async with asyncio.timeout(self.body_timeout):
+            async for chunk in request.stream():
+                total += len(chunk)
+                if total > route.max_body:
+                    raise _BodyTooLarge(f"{route.path} takes at most {route.max_body} bytes")
+                parts.append(chunk)
+        return b"".join(parts)
+
+    # -- running
+
+    def _config(self, app: Any, port: int, tls: bool) -> Any:
+        import uvicorn
+
+        config = uvicorn.Config(
+            app, host=self.host if tls else LOOPBACK, port=port,
+            http=_tls_protocol() if tls else "httptools", lifespan="off",
+            log_config=None, access_log=False, server_header=False,
+            limit_concurrency=self.max_concurrency, timeout_keep_alive=30,
+            timeout_graceful_shutdown=self.graceful_seconds, backlog=1024)
+        config.load()
+        if tls:
+            config.ssl = self.ssl
+        return config
+
+    async def serve(self) -> None:
+        """Serve until :meth:`stop` (or SIGTERM / SIGINT when run by :meth:`run`)."""
+        import uvicorn
+
+        class _Quiet(uvicorn.Server):
+            @contextlib.contextmanager
+            def capture_signals(self) -> Iterator[None]:  # NodeServer handles the signals
+                yield
+
+        configs = [self._config(self.app(), self.port, True)]
+        if self.ops_port is not None:
+            configs.append(self._config(self.ops_app(), self.ops_port, False))
+        self._servers = [_Quiet(c) for c in configs]
+        tasks = [asyncio.create_task(s.serve()) for s in self._servers]
+        while not all(s.started for s in self._servers):
+            if any(t.done() for t in tasks):
+                break
+            await asyncio.sleep(0.01)
+        if all(s.started for s in self._servers):
+            self.port = self._bound_port(self._servers[0], self.port)
+            if self.ops_port is not None:
+                self.ops_port = self._bound_port(self._servers[1], self.ops_port)
+            log.info("%s serving on https://%s:%d", self.node.node_id, self.host, self.port,
+                     extra={"step": "serve", "node": self.node.node_id, "port": self.port,
+                            "ops_port": self.ops_port, "routes": sorted(self._routes)})
+            self.started.set()
+        await asyncio.gather(*tasks)
+        for t in tasks:
+            exc = t.exception()
+            if exc is not None:
+                raise exc
+        if not self.started.is_set():
+            raise JukiError(f"{self.node.node_id}: the server did not start (port taken?)")
+
+    @staticmethod
+    def _bound_port(server: Any, asked: int) -> int:
+        for s in server.servers:
+            for sock in s.sockets:
+                return int(sock.getsockname()[1])
+        return asked
+
+    def stop(self) -> None:
+        """Stop accepting, finish the requests in flight, then return from :meth:`serve`."""
+        self._stopping = True
+        for s in self._servers:
+            s.should_exit = True
+
+    def run(self) -> None:
+        """Serve in this process until SIGTERM or SIGINT (a second SIGINT forces the exit);
+        SIGHUP reloads the trust store and the agencies (:meth:`reload`)."""
+
+        async def main() -> None:
+            loop = asyncio.get_running_loop()
+
+            def on_signal(sig: int) -> None:
+                log.info("signal %s: stopping", signal.Signals(sig).name,
+                         extra={"step": "stop", "node": self.node.node_id})
+                if self._stopping and sig == signal.SIGINT:
+                    for s in self._servers:
+                        s.force_exit = True
+                self.stop()
+
+            for sig in (signal.SIGTERM, signal.SIGINT):
+                loop.add_signal_handler(sig, on_signal, sig)
+            loop.add_signal_handler(signal.SIGHUP, self.reload)
+            await self.serve()
+
+        asyncio.run(main())
+
+
+def serve_in_thread(server: NodeServer, timeout: float = 30.0) -> threading.Thread:
+    """Run ``server`` in a daemon thread (its own event loop); returns once it listens.
+    For tests and the demo; a service runs :meth:`NodeServer.run` in its own process."""
+    errors: list[BaseException] = []
+
+    def target() -> None:
+        try:
+            asyncio.run(server.serve())
+        except BaseException as exc:
+            errors.append(exc)
+            server.started.set()
+
+    t = threading.Thread(target=target, name=f"node-{server.node.node_id}", daemon=True)
+    t.start()
+    if not server.started.wait(timeout) or errors:
+        server.stop()
+        raise errors[0] if errors else JukiError(f"{server.node.node_id}: no start within"
+                                                 f" {timeout:g} s")
+    return t
+
