@@ -15,9 +15,15 @@
    verify, decrypt and apply them, and answer with signed acknowledgements,
    which the municipality records.
 
-Every packet goes through the recipient's inbox and is applied as ``jukicore sync
-apply`` does (:func:`jukicore.network.sync.apply_inbox`): once applied it is moved into the
-node's ``archive/YYYY-MM-DD/``, so every inbox is empty after the night.
+The transport (``transport``): ``"network"`` (the default) starts each node's server
+(:class:`jukicore.network.server.NodeServer`, mutual TLS 1.3 on loopback, ephemeral ports
+written into each node's address book) and carries every packet over it: the code blocks
+with ``sync send``'s function, the night's changes with ``sync push``'s
+(:func:`jukicore.network.push.push_changes`); the servers stop gracefully at the end.
+``"files"``: the packets are copied into the recipients' inboxes (an air-gapped site).
+Either way every packet goes through the recipient's inbox and is applied as ``jukicore
+sync apply`` does: once applied it is moved into the node's ``archive/YYYY-MM-DD/``, so
+every inbox is empty after the night.
 
 Each step logs its figures on ``jukicore.network.night`` (``step``, ``node``, ``packets``,
 ``rows``, ``bytes``, ``seconds``; the export, seal and apply steps on
@@ -188,11 +194,104 @@ def _counter(reg: Any, muni: Node, trust_from: Node, counter: Actor, day: dt.dat
             "verified_by": trust_from.node_id, "checks": list(checked.checks)}
 
 
+class _Files:
+    """The file transport: a copy of each packet into its recipient's inbox, applied there."""
+
+    name = "files"
+
+    def __init__(self, nodes: dict[str, Node], password: str) -> None:
+        self.nodes, self.password = nodes, password
+
+    def send(self, sender: Node, packet: Path, to: str) -> dict[str, Any]:
+        node = self.nodes[to]
+        _deliver(packet, node)
+        outcome, = _apply_inbox(node, self.password)
+        return {**outcome.detail, "reply": outcome.reply}
+
+    def sync(self, muni: Node, recipients: tuple[str, ...]) -> dict[str, Any]:
+        moved: dict[str, Any] = {}
+        for r in recipients:
+            packet = export_changes(muni, r, password=self.password)
+            if packet is None:
+                continue
+            detail = self.send(muni, packet, r)
+            reply = detail.pop("reply")
+            assert reply is not None
+            _deliver(reply, muni)
+            ack, = _apply_inbox(muni, self.password)
+            moved[r] = {"packet_bytes": packet.stat().st_size, **detail,
+                        "acknowledged": ack.detail["acked_seq"]}
+        return moved
+
+    def close(self) -> None:
+        pass
+
+
+class _Network:
+    """The network: every node serves on loopback (mutual TLS); packets are sent to the
+    recipient's server, which applies them and answers with its reply."""
+
+    name = "network"
+
+    def __init__(self, nodes: dict[str, Node], password: str) -> None:
+        from jukicore.network.client import NodeClient, set_peer_address
+        from jukicore.network.server import NodeServer, serve_in_thread
+
+        self.nodes, self.password = nodes, password
+        self.servers: dict[str, NodeServer] = {}
+        self.threads: list[Any] = []
+        try:
+            for nid, node in nodes.items():
+                srv = NodeServer(node, password, port=0)
+                self.threads.append(serve_in_thread(srv))
+                self.servers[nid] = srv
+            for nid, node in nodes.items():
+                for other, srv in self.servers.items():
+                    if other != nid:
+                        set_peer_address(node, other, f"https://{srv.host}:{srv.port}")
+        except BaseException:
+            self.close()
+            raise
+        self.clients = {nid: NodeClient(node, password) for nid, node in nodes.items()}
+
+    def send(self, sender: Node, packet: Path, to: str) -> dict[str, Any]:
+        from jukicore.network.push import send_packet_file
+
+        return send_packet_file(sender, self.clients[sender.node_id], packet,
+                                password=self.password)
+
+    def sync(self, muni: Node, recipients: tuple[str, ...]) -> dict[str, Any]:
+        from jukicore.network.push import push_changes
+
+        pushed = push_changes(muni, self.clients[muni.node_id], recipients=recipients,
+                              password=self.password)
+        moved = {}
+        for r, res in pushed.items():
+            if res["status"] == "failed":
+                raise JukiError(f"push to {r}: {res['error']}")
+            if res["status"] == "sent":
+                moved[r] = {"rows": res["rows"], "seconds": res["seconds"],
+                            "acknowledged": res["acked_seq"]}
+        return moved
+
+    def close(self) -> None:
+        for c in getattr(self, "clients", {}).values():
+            c.close()
+        for srv in self.servers.values():
+            srv.stop()
+        for t in self.threads:
+            t.join(timeout=60)
+
+
 def run_night(workdir: str | os.PathLike[str], *, population: int = 100_000,
               notifications: int = 2_000, seed: int = 1, day: dt.date | None = None,
-              password: str = "jukicore-demo", progress: Progress | None = None
-              ) -> dict[str, Any]:
+              password: str = "jukicore-demo", progress: Progress | None = None,
+              transport: str = "network") -> dict[str, Any]:
     """Run the night in ``workdir`` (which must not hold nodes yet); returns a summary."""
+    if transport not in ("network", "files"):
+        from jukicore.errors import InvalidInputError
+
+        raise InvalidInputError(f"transport is 'network' or 'files', not {transport!r}")
     from jukicore.synth import synthesize_municipality
 
     day = day or dt.date.today()
@@ -213,6 +312,22 @@ def run_night(workdir: str | os.PathLike[str], *, population: int = 100_000,
         trust_each_other((muni, pref, center), password)
         admin, clerk, supervisor = _demo_operators(muni, root / "operators")
         f["nodes"] = [muni.node_id, pref.node_id, center.node_id]
+        carrier: _Files | _Network = (_Network if transport == "network" else _Files)(
+            {n.node_id: n for n in (muni, pref, center)}, password)
+    try:
+        return _night(root, m, day, times, night_start, muni, pref, center, carrier,
+                      (admin, clerk, supervisor), population, notifications, seed, password,
+                      progress)
+    finally:
+        carrier.close()
+
+
+def _night(root: Path, m: Any, day: dt.date, times: dict[str, float], night_start: float,
+           muni: Node, pref: Node, center: Node, carrier: _Files | _Network,
+           operators: tuple[Actor, Actor, Actor], population: int, notifications: int,
+           seed: int, password: str, progress: Progress | None) -> dict[str, Any]:
+    admin, clerk, supervisor = operators
+    pref_id = pref.node_id
 
     # Codes: center -> prefecture -> municipality, as packets.
     # Each step records where the codes went before they are sent (the registry before the
@@ -223,15 +338,14 @@ def run_night(workdir: str | os.PathLike[str], *, population: int = 100_000,
         private_dir(center.path / "allocated")
         to_pref = allocate_block_file(center.path / "registry.bin", 2 * needed, pref_id,
                                           center.path / "allocated" / f"{pref_id}.block")
-        _deliver(send_code_block(center, to_pref, password=password), pref)
-        _apply_inbox(pref, password)
+        carrier.send(center, send_code_block(center, to_pref, password=password), pref_id)
         private_dir(pref.path / "split")
         to_muni = split_block_file(pref.path / "blocks" / f"{to_pref.block_id}.block",
                                        needed, m.lg_code,
                                        pref.path / "split" / f"{m.lg_code}.block")
-        _deliver(send_code_block(pref, to_muni, password=password), muni)
-        _apply_inbox(muni, password)
+        carrier.send(pref, send_code_block(pref, to_muni, password=password), m.lg_code)
         f["rows"] = len(to_pref) + len(to_muni)
+        f["transport"] = carrier.name
 
     with open_register(muni.store_target()) as reg:
         with _step(times, "load", node=muni.node_id, rows=m.residents.num_rows,
@@ -254,19 +368,8 @@ def run_night(workdir: str | os.PathLike[str], *, population: int = 100_000,
                             events, admin)
             f.update(rows=desk["members"])
 
-    moved: dict[str, Any] = {}
-    with _step(times, "sync", node=muni.node_id) as f:
-        for node in (pref, center):
-            packet = export_changes(muni, node.node_id, password=password)
-            if packet is None:
-                continue
-            _deliver(packet, node)
-            outcome, = _apply_inbox(node, password)
-            assert outcome.reply is not None
-            _deliver(outcome.reply, muni)
-            ack, = _apply_inbox(muni, password)
-            moved[node.node_id] = {"packet_bytes": packet.stat().st_size, **outcome.detail,
-                                   "acknowledged": ack.detail["acked_seq"]}
+    with _step(times, "sync", node=muni.node_id, transport=carrier.name) as f:
+        moved = carrier.sync(muni, (pref.node_id, center.node_id))
         f["packets"] = 2 * len(moved)
     with open_identity_store(center.store_target()) as st:
         center_records = st.count()
@@ -281,6 +384,7 @@ def run_night(workdir: str | os.PathLike[str], *, population: int = 100_000,
     return {
         "workdir": str(root),
         "municipality": f"{m.prefecture}{m.name} ({m.lg_code})",
+        "transport": carrier.name,
         "residents_loaded": m.residents.num_rows,
         "households_loaded": m.households.num_rows,
         "codes_issued_by_center": len(CodeRegistry.load(center.path / "registry.bin")),

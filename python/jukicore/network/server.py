@@ -502,6 +502,12 @@ class NodeServer:
             configs.append(self._config(self.ops_app(), self.ops_port, False))
         self._servers = [_Quiet(c) for c in configs]
         tasks = [asyncio.create_task(s.serve()) for s in self._servers]
+        try:
+            await self._run(tasks)
+        finally:
+            await asyncio.to_thread(self.ctx.close)
+
+    async def _run(self, tasks: list[asyncio.Task[None]]) -> None:
         while not all(s.started for s in self._servers):
             if any(t.done() for t in tasks):
                 break
