@@ -48,6 +48,7 @@ def main(log_level: str, log_format: str) -> None:
 
 def _register() -> None:
     from . import (
+        agency,
         audit,
         card,
         certificate,
@@ -74,6 +75,7 @@ def _register() -> None:
     main.add_command(card.card)
     main.add_command(certificate.certificate)
     main.add_command(viewing.viewing)
+    main.add_command(agency.agency)
 
 
 _register()

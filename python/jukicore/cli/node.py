@@ -248,3 +248,112 @@ def restore(archive: Path, directory: Path, store: str | None, force: bool,
     else:
         click.echo(f"store migrated from schema v{st['schema_version']} to "
                    f"v{st['migrated_to']}")
+
+
+@node.command("serve")
+@click.argument("directory", type=click.Path(exists=True, file_okay=False, path_type=Path))
+@click.option("--host", default="127.0.0.1", show_default=True,
+              help="Address to listen on (mutual TLS 1.3). The dedicated line's address in"
+                   " production; loopback for a test.")
+@click.option("--port", default=8443, show_default=True, type=click.IntRange(0, 65535),
+              help="Port for the services (0: any free port, logged at the start).")
+@click.option("--ops-port", type=click.IntRange(0, 65535), default=None,
+              help="Port for /health and /metrics (Prometheus), plain HTTP on 127.0.0.1 only."
+                   " Default: none.")
+@click.option("--max-concurrency", default=256, show_default=True,
+              type=click.IntRange(min=1),
+              help="Connections and requests at once; more are answered 503 at once.")
+@click.option("--body-timeout", default=30.0, show_default=True,
+              type=click.FloatRange(min=0.1), help="Seconds a request body may take to arrive.")
+@click.option("--graceful-seconds", default=30, show_default=True,
+              type=click.IntRange(min=0),
+              help="On SIGTERM, how long requests in flight may take to finish.")
+@password_option
+@juki_errors
+def serve(directory: Path, host: str, port: int, ops_port: int | None, max_concurrency: int,
+          body_timeout: float, graceful_seconds: int, node_password_file: Path | None) -> None:
+    """Serve the node's services over mutual TLS 1.3 until SIGTERM or SIGINT.
+
+    Peers and agencies authenticate with their certificates (the trust store; the
+    agencies registered with ``node trust-agency``); SIGHUP rereads both. Every request is
+    logged (``--log-level info --log-format json`` for JSON lines). See docs/network.md
+    for the systemd unit and the runbook."""
+    from jukicore.network.server import NodeServer
+
+    n = Node.open(directory)
+    server = NodeServer(n, read_password(node_password_file), host=host, port=port,
+                        ops_port=ops_port, max_concurrency=max_concurrency,
+                        body_timeout=body_timeout, graceful_seconds=graceful_seconds)
+    click.echo(f"{n.node_id}: serving on https://{host}:{port}"
+               + (f", operations on http://127.0.0.1:{ops_port}" if ops_port is not None
+                  else ""), err=True)
+    server.run()
+
+
+@node.command("peer")
+@click.argument("directory", type=click.Path(exists=True, file_okay=False, path_type=Path))
+@click.argument("peer_id", required=False)
+@click.argument("url", required=False)
+@click.option("--forget", is_flag=True, help="Remove PEER_ID from the address book.")
+@json_option
+@juki_errors
+def peer(directory: Path, peer_id: str | None, url: str | None, forget: bool,
+         as_json: bool) -> None:
+    """Where the node's peers listen (the address book, peers.json).
+
+    ``node peer DIR PEER https://HOST:PORT`` records an address; ``node peer DIR`` lists
+    them. The peer must be trusted: what is reached there must present its certificate."""
+    from jukicore.network.client import peer_addresses, set_peer_address
+
+    n = Node.open(directory)
+    if peer_id is not None:
+        if forget == (url is not None):
+            raise click.UsageError("give PEER_ID and URL, or PEER_ID with --forget")
+        set_peer_address(n, peer_id, None if forget else url)
+    book = peer_addresses(n)
+    if as_json:
+        emit_json(book)
+        return
+    for k, v in book.items():
+        click.echo(f"{k} {v}")
+
+
+@node.command("trust-agency")
+@click.argument("directory", type=click.Path(exists=True, file_okay=False, path_type=Path))
+@click.argument("certificate", required=False,
+                type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--remove", "remove", default=None, metavar="AGENCY",
+              help="Stop accepting every certificate of this agency.")
+@operator_options
+@json_option
+@juki_errors
+def trust_agency(directory: Path, certificate: Path | None, remove: str | None,
+                 creds: Credentials, as_json: bool) -> None:
+    """Accept an agency's certificate (its ``certificate.pem`` from ``agency init``) at the
+    center or a prefecture, or stop accepting an agency's (--remove).
+
+    Done by a logged-in operator with ``node.operate``, audited; a running server takes it
+    at its next request (a removal) or after SIGHUP (an addition)."""
+    from jukicore.network.agency import trust_agency as add
+    from jukicore.network.agency import untrust_agency
+
+    from .operator import run_as_operator
+
+    if (certificate is None) == (remove is None):
+        raise click.UsageError("give a CERTIFICATE file, or --remove AGENCY")
+    n = Node.open(directory)
+    if certificate is not None:
+        data = read_regular(certificate, max_bytes=1 << 20)
+        from jukicore.network.agency import certificate_der
+
+        certificate_der(data)  # bad input refused before anyone logs in
+        run_as_operator(n.store_target(), creds, f"node trust-agency {certificate.name[:80]!r}")
+        out: dict[str, Any] = {"agency": add(n, data), "status": "accepted"}
+    else:
+        assert remove is not None
+        run_as_operator(n.store_target(), creds, f"node trust-agency --remove {remove[:64]!r}")
+        out = {"agency": remove, "status": "removed", "certificates": untrust_agency(n, remove)}
+    if as_json:
+        emit_json(out)
+    else:
+        click.echo(f"{out['agency']}: {out['status']}")

@@ -186,3 +186,84 @@ def quarantine(directory: Path, sender: str | None, creds: Credentials,
     for r in rejected:
         click.echo(f"{r['lg_code']} #{r['seq']} rejected: {r['problem']}: {r['entry']}")
     click.echo(f"{len(rows)} quarantined, {len(rejected)} rejected", err=True)
+
+
+@sync.command("push")
+@click.argument("directory", type=click.Path(exists=True, file_okay=False, path_type=Path))
+@click.option("--to", "recipients", multiple=True,
+              help="Recipient node (repeatable). Default: the municipality's prefecture and "
+                   "the center.")
+@click.option("--retry-for", default=600.0, show_default=True, type=click.FloatRange(min=0),
+              help="Seconds to keep trying a recipient that cannot be reached.")
+@click.option("--timeout", default=120.0, show_default=True, type=click.FloatRange(min=1),
+              help="Seconds to wait for each answer.")
+@password_option
+@operator_options
+@json_option
+@juki_errors
+def push(directory: Path, recipients: tuple[str, ...], retry_for: float, timeout: float,
+         node_password_file: Path | None, creds: Credentials, as_json: bool) -> None:
+    """Send what each recipient has not acknowledged over the network and record their
+    acknowledgements (the recipients' addresses: ``node peer``).
+
+    A recipient that cannot be reached is tried again for --retry-for seconds, then
+    reported (exit code 1): nothing is lost, the next push sends everything it has not
+    acknowledged, in order, and it applies each entry once. Run by a logged-in operator
+    with ``node.operate`` (an admin, or the ``batch`` role)."""
+    from jukicore.network.client import NodeClient
+    from jukicore.network.crypto import check_node_id
+    from jukicore.network.node import check_relation
+    from jukicore.network.push import push_changes
+    from jukicore.network.sync import default_recipients
+
+    n = Node.open(directory)
+    pw = read_password(node_password_file)
+    recipients = recipients or default_recipients(n.node_id)
+    for r in recipients:  # bad input is refused before anyone logs in: nothing written
+        check_node_id(r)
+        check_relation("identity-changes", n.node_id, r)
+    run_as_operator(n.store_target(), creds, f"sync push --to {','.join(recipients)}")
+    with NodeClient(n, pw, retry_for=retry_for, timeout=timeout) as client:
+        out = push_changes(n, client, recipients=recipients, password=pw)
+    if as_json:
+        emit_json(out)
+    else:
+        for r, res in out.items():
+            click.echo(f"{r}: {res['status']}" + (f" ({res['rows']} entries, acknowledged"
+                                                  f" up to {res.get('acked_seq')})"
+                                                  if res["status"] == "sent" else "")
+                       + (f": {res['error']}" if "error" in res else ""))
+    sys.exit(1 if any(r["status"] == "failed" for r in out.values()) else 0)
+
+
+@sync.command("send")
+@click.argument("directory", type=click.Path(exists=True, file_okay=False, path_type=Path))
+@click.argument("packets", nargs=-1, required=True,
+                type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--retry-for", default=600.0, show_default=True, type=click.FloatRange(min=0),
+              help="Seconds to keep trying a recipient that cannot be reached.")
+@password_option
+@operator_options
+@json_option
+@juki_errors
+def send(directory: Path, packets: tuple[Path, ...], retry_for: float,
+         node_password_file: Path | None, creds: Credentials, as_json: bool) -> None:
+    """Send packets of the node's outbox (code blocks, acknowledgements) to the recipients
+    they name, over the network, and take their replies.
+
+    Run by a logged-in operator with ``node.operate`` (an admin, or the ``batch`` role)."""
+    from jukicore.network.client import NodeClient
+    from jukicore.network.push import send_packet_file
+
+    n = Node.open(directory)
+    pw = read_password(node_password_file)
+    run_as_operator(n.store_target(), creds, f"sync send ({len(packets)} packets)")
+    results = []
+    with NodeClient(n, pw, retry_for=retry_for) as client:
+        for p in packets:
+            results.append({"packet": str(p), **send_packet_file(n, client, p, password=pw)})
+    if as_json:
+        emit_json(results)
+    else:
+        for r in results:
+            click.echo(f"{Path(r['packet']).name}: sent to {r['recipient']}")
