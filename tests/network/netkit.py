@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -105,3 +106,50 @@ def block_bytes(codes: Any, holder: str, block_id: str) -> bytes:
     return bytes(_jukicore.container_pack(
         _BLOCK_KIND, _BLOCK_VERSION,
         [meta, np.asarray(codes, dtype="<u8").tobytes()]))
+
+
+@contextlib.contextmanager
+def serving(*nodes: Node, **options: Any) -> Iterator[dict[str, Any]]:
+    """Each node's server on loopback (an ephemeral port, in a thread), every other node's
+    address book pointing at it; stopped (gracefully) at the end."""
+    from jukicore.network.client import set_peer_address
+    from jukicore.network.server import NodeServer, serve_in_thread
+
+    servers: dict[str, Any] = {}
+    threads = []
+    try:
+        for n in nodes:
+            srv = NodeServer(n, PASSWORD, port=0, **options)
+            threads.append(serve_in_thread(srv))
+            servers[n.node_id] = srv
+        for n in nodes:
+            for other in (net_node for net_node in _all_nodes(n) if net_node != n.node_id):
+                if other in servers:
+                    set_peer_address(n, other, f"https://127.0.0.1:{servers[other].port}")
+        yield servers
+    finally:
+        for srv in servers.values():
+            srv.stop()
+        for t in threads:
+            t.join(timeout=60)
+
+
+def _all_nodes(node: Node) -> list[str]:
+    return [node.node_id, *node.trust()]
+
+
+def point(node: Node, servers: dict[str, Any]) -> None:
+    """``node``'s address book: every server of ``servers``."""
+    from jukicore.network.client import set_peer_address
+
+    for nid, srv in servers.items():
+        if nid != node.node_id:
+            set_peer_address(node, nid, f"https://127.0.0.1:{srv.port}")
+
+
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])

@@ -309,7 +309,7 @@ def default_routes() -> list[Route]:
     routes = [packet_route(),
               Route("/v1/health", _health, frozenset({"municipality", "prefecture", "center",
                                                       "agency"}),
-                    frozenset({"municipality", "prefecture", "center"}), 0, "health"),
+                    frozenset({"municipality", "prefecture", "center"}), 1024, "health"),
               *queries.ROUTES]
     for module in ("jukicore.certificates.wide_area", "jukicore.register.special_move"):
         with contextlib.suppress(ModuleNotFoundError):
@@ -378,9 +378,22 @@ class NodeServer:
         from starlette.applications import Starlette
         from starlette.routing import Route as StarletteRoute
 
-        routes = [StarletteRoute(path, self._endpoint(r), methods=["POST"] if r.max_body
-                                 else ["GET"]) for path, r in self._routes.items()]
-        return Starlette(routes=routes)
+        from starlette.exceptions import HTTPException
+        from starlette.responses import Response
+
+        routes = [StarletteRoute(path, self._endpoint(r),
+                                 methods=["GET", "POST"] if r.name == "health" else ["POST"])
+                  for path, r in self._routes.items()]
+
+        async def refused(request: Request, exc: Exception) -> Response:
+            code = exc.status_code if isinstance(exc, HTTPException) else 500
+            name = {404: "NotFoundError", 405: "InvalidInputError"}.get(code, "JukiError")
+            text = {404: f"{self.node.node_id} serves no {request.url.path}",
+                    405: f"{request.url.path} takes POST"}.get(code, "refused")
+            return Response(encode_json({"error": name, "message": text}), code,
+                            media_type=JSON)
+
+        return Starlette(routes=routes, exception_handlers={404: refused, 405: refused})
 
     def ops_app(self) -> Any:
         from starlette.applications import Starlette
