@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import json
 import socket
@@ -32,7 +33,6 @@ from jukicore.network.server import PACKET, NodeServer
 from jukicore.network.sync import export_changes, sync_status
 from jukicore.network.tls import client_context
 from jukicore.network.x509 import node_certificate
-from jukicore.register import open_register
 
 
 def _held(node: Node) -> tuple[int, str]:
@@ -63,10 +63,8 @@ def _raw(node: Node, port: int, request: bytes, *, keys: NodeKeys | None = None,
         else:
             s.sendall(request[:pause_after])
             time.sleep(pause)
-            try:
+            with contextlib.suppress(OSError):
                 s.sendall(request[pause_after:])
-            except OSError:
-                pass
         out = b""
         while True:
             try:
@@ -321,7 +319,7 @@ def test_many_concurrent_clients_are_all_answered(network: Network) -> None:
                 with NodeClient(network.muni, PASSWORD, retry_for=30, backoff=0.05) as c:
                     for _ in range(10):
                         answers.append(c.call_json(CENTER, "/v1/health", {})["status"])
-            except BaseException as exc:  # noqa: BLE001 (reported below)
+            except BaseException as exc:
                 failures.append(exc)
 
         threads = [threading.Thread(target=worker) for _ in range(24)]

@@ -376,10 +376,9 @@ class NodeServer:
 
     def app(self) -> Any:
         from starlette.applications import Starlette
-        from starlette.routing import Route as StarletteRoute
-
         from starlette.exceptions import HTTPException
         from starlette.responses import Response
+        from starlette.routing import Route as StarletteRoute
 
         routes = [StarletteRoute(path, self._endpoint(r),
                                  methods=["GET", "POST"] if r.name == "health" else ["POST"])
