@@ -88,12 +88,12 @@ def test_a_server_killed_mid_request_loses_nothing_and_applies_each_entry_once(
         with node_process(network.center, port, ops) as proc:
             outcome: dict[str, Any] = {}
 
-            def push() -> None:
+            def push(into: dict[str, Any]) -> None:
                 with NodeClient(network.muni, PASSWORD, retry_for=0) as c:
-                    outcome.update(push_changes(network.muni, c, recipients=(CENTER,),
-                                                password=PASSWORD))
+                    into.update(push_changes(network.muni, c, recipients=(CENTER,),
+                                             password=PASSWORD))
 
-            t = threading.Thread(target=push)
+            t = threading.Thread(target=push, args=(outcome,))
             t.start()
             time.sleep(delay)
             proc.send_signal(signal.SIGKILL)
