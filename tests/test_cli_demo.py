@@ -62,10 +62,30 @@ def test_demo_runs_a_whole_night(tmp_path: Path) -> None:
     prefecture = f"{lg_code[:2]}000{lg_code_check_digit(lg_code[:2] + '000')}"
     assert set(sent) == {"center", prefecture}
     for node, moved in sent.items():
-        # Every change was applied and acknowledged: the whole outbox, load included.
-        assert moved["applied"] == moved["acknowledged"] >= 2000, node
+        # Every change was sent and acknowledged: the whole outbox, load included.
+        assert moved["entries"] == moved["acknowledged"] >= 2000, node
         assert summary["identity_records"][node] >= 2000
     assert (work / "center" / "registry.bin").exists()
+    # over the network: every node served on loopback and kept its address book
+    assert summary["transport"] == "network"
+    book = json.loads((work / lg_code / "peers.json").read_text())["peers"]
+    assert set(book) == {"center", prefecture}
+    assert all(url.startswith("https://127.0.0.1:") for url in book.values())
+    assert all(not any((work / n / "inbox").iterdir()) for n in (lg_code, prefecture, "center"))
+
+
+def test_the_demo_night_by_files_sends_the_same(tmp_path: Path) -> None:
+    by = {}
+    for transport in ("files", "network"):
+        code, out, _ = run("demo", "--population", "300", "--notifications", "20",
+                           "--seed", "3", "--workdir", str(tmp_path / transport),
+                           "--transport", transport, "--json", "-q")
+        assert code == 0, out
+        by[transport] = json.loads(out)
+    assert by["files"]["transport"] == "files"
+    assert {n: (s["entries"], s["acknowledged"]) for n, s in by["files"]["sent"].items()} == \
+        {n: (s["entries"], s["acknowledged"]) for n, s in by["network"]["sent"].items()}
+    assert by["files"]["identity_records"] == by["network"]["identity_records"]
 
 
 def test_a_night_without_notifications_still_serves_the_counter(tmp_path: Path) -> None:

@@ -49,7 +49,7 @@ def test_demo_logs_json_lines_with_each_steps_figures_and_json_stdout_parses(
     run = subprocess.run(
         [sys.executable, "-m", "jukicore", "--log-level", "info", "--log-format", "json",
          "demo", "--population", "300", "--notifications", "20", "--workdir",
-         str(tmp_path / "d"), "--json", "-q"],
+         str(tmp_path / "d"), "--transport", "files", "--json", "-q"],
         capture_output=True, text=True, env=ENV, timeout=300, check=False)
     assert run.returncode == 0, run.stderr
     summary = json.loads(run.stdout)  # stdout is the report alone
@@ -85,7 +85,7 @@ def test_demo_logs_json_lines_with_each_steps_figures_and_json_stdout_parses(
     for node, sent in summary["sent"].items():
         rows = [a["rows"] for a in by_step["apply-packet"]
                 if a["node"] == node and a["kind"] == "identity-changes"]
-        assert rows == [sent["applied"] + sent["skipped"]]
+        assert rows == [sent["entries"]]
     assert len(by_step["deliver"]) == 6 and all(d["packets"] == 1 for d in by_step["deliver"])
     (night,) = by_step["night"]
     assert night["steps"] == summary["seconds"] and night["archived"] == summary["archived"]

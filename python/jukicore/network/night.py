@@ -220,6 +220,7 @@ class _Files:
             _deliver(reply, muni)
             ack, = _apply_inbox(muni, self.password)
             moved[r] = {"packet_bytes": packet.stat().st_size, **detail,
+                        "entries": detail["applied"] + detail["skipped"],
                         "acknowledged": ack.detail["acked_seq"]}
         return moved
 
@@ -270,7 +271,8 @@ class _Network:
             if res["status"] == "failed":
                 raise JukiError(f"push to {r}: {res['error']}")
             if res["status"] == "sent":
-                moved[r] = {"rows": res["rows"], "seconds": res["seconds"],
+                moved[r] = {"packet_bytes": (muni.outbox / res["packet"]).stat().st_size,
+                            "entries": res["rows"], "seconds": res["seconds"],
                             "acknowledged": res["acked_seq"]}
         return moved
 

@@ -354,6 +354,16 @@ class NodeServer:
         self._routes = {r.path: r for r in all_routes if self.ctx.role in r.serves}
         self.metrics = _Metrics(self.node)
         self.ssl = self._ssl_context()
+        self._warm()
+
+    def _warm(self) -> None:
+        """Import what the services use now, not in the first request (a node's server
+        runs for months; the first packet of a night should not wait for imports)."""
+        import importlib
+
+        for module in ("jukicore.network.sync", "jukicore.identity", "jukicore.register",
+                       "jukicore.audit.chain", "pyarrow.compute", "pyarrow.ipc"):
+            importlib.import_module(module)
 
     def _ssl_context(self) -> ssl.SSLContext:
         from jukicore.network.tls import server_context
