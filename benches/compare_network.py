@@ -82,8 +82,10 @@ class Served:
         self.port, ops = free_port(), free_port()
         env = {**os.environ, "JUKICORE_NODE_PASSWORD": PASSWORD}
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "jukicore", *os.environ.get("BENCH_SERVER_LOG", "").split(), "node", "serve", str(node.path), "--port",
-             str(self.port), "--ops-port", str(ops), "--max-concurrency", "1024"], env=env)
+            [sys.executable, "-m", "jukicore",
+             *os.environ.get("BENCH_SERVER_LOG", "").split(),  # e.g. --log-level info
+             "node", "serve", str(node.path), "--port", str(self.port), "--ops-port",
+             str(ops), "--max-concurrency", "1024"], env=env)
         deadline = time.monotonic() + 120
         while True:
             try:
@@ -194,7 +196,7 @@ async def _load(port: int, ctx: ssl.SSLContext, codes: list[str], clients: int,
 
 
 def bench_queries(root: Path, records: int, seconds: float, clients: int) -> dict[str, Any]:
-    muni, pref, center = build(root / "q", records)
+    muni, _, center = build(root / "q", records)
     ident = AgencyIdentity.create(root / "jps", "jps", PASSWORD)
     trust_agency(center, (ident.path / "certificate.pem").read_bytes())
     files_night(muni, [center])
@@ -235,7 +237,7 @@ def bench_queries(root: Path, records: int, seconds: float, clients: int) -> dic
 
 
 def bench_verify(root: Path, records: int, rows: int) -> dict[str, Any]:
-    muni, pref, center = build(root / "v", records)
+    muni, _, center = build(root / "v", records)
     ident = AgencyIdentity.create(root / "jps-v", "jps", PASSWORD)
     trust_agency(center, (ident.path / "certificate.pem").read_bytes())
     files_night(muni, [center])
