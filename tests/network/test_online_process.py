@@ -144,3 +144,28 @@ def test_sigterm_lets_the_request_in_flight_finish_then_exits_0(network: Network
     req = [x for x in lines if x.get("step") == "request"]
     assert req and req[0]["peer"] == f"node:{MUNI}" and req[0]["status"] == 200
     assert any(x.get("step") == "stop" for x in lines)
+
+
+def test_two_workers_serve_one_port_and_stop_together(network: Network) -> None:
+    port, ops = free_port(), free_port()
+    set_peer_address(network.muni, CENTER, f"https://127.0.0.1:{port}")
+    with node_process(network.center, port, ops, "--workers", "2") as proc:
+        with NodeClient(network.muni, PASSWORD) as c:
+            for _ in range(20):
+                assert c.call_json(CENTER, "/v1/health", {})["status"] == "ok"
+        clients = [NodeClient(network.muni, PASSWORD) for _ in range(20)]
+        try:  # new connections, spread over the workers by the kernel
+            pids = {c.call_json(CENTER, "/v1/health", {})["worker"] for c in clients}
+        finally:
+            for c in clients:
+                c.close()
+        assert len(pids) == 2
+        metrics = httpx.get(f"http://127.0.0.1:{ops}/metrics").text
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(60) == 0
+    # the workers' requests are summed at /metrics
+    assert 'jukicore_requests_total{route="health",status="200"} 40.0' in metrics
+    import socket
+
+    with socket.socket() as s:  # nobody listens any more: the second worker stopped too
+        assert s.connect_ex(("127.0.0.1", port)) != 0

@@ -268,10 +268,13 @@ def restore(archive: Path, directory: Path, store: str | None, force: bool,
 @click.option("--graceful-seconds", default=30, show_default=True,
               type=click.IntRange(min=0),
               help="On SIGTERM, how long requests in flight may take to finish.")
+@click.option("--workers", default=1, show_default=True, type=click.IntRange(1, 64),
+              help="Processes serving the port together (one per core; /metrics sums them).")
 @password_option
 @juki_errors
 def serve(directory: Path, host: str, port: int, ops_port: int | None, max_concurrency: int,
-          body_timeout: float, graceful_seconds: int, node_password_file: Path | None) -> None:
+          body_timeout: float, graceful_seconds: int, workers: int,
+          node_password_file: Path | None) -> None:
     """Serve the node's services over mutual TLS 1.3 until SIGTERM or SIGINT.
 
     Peers and agencies authenticate with their certificates (the trust store; the
@@ -283,7 +286,8 @@ def serve(directory: Path, host: str, port: int, ops_port: int | None, max_concu
     n = Node.open(directory)
     server = NodeServer(n, read_password(node_password_file), host=host, port=port,
                         ops_port=ops_port, max_concurrency=max_concurrency,
-                        body_timeout=body_timeout, graceful_seconds=graceful_seconds)
+                        body_timeout=body_timeout, graceful_seconds=graceful_seconds,
+                        workers=workers)
     click.echo(f"{n.node_id}: serving on https://{host}:{port}"
                + (f", operations on http://127.0.0.1:{ops_port}" if ops_port is not None
                   else ""), err=True)

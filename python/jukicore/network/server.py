@@ -190,15 +190,22 @@ class _Metrics:
     def __post_init__(self) -> None:
         from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
+        shared = "PROMETHEUS_MULTIPROC_DIR" in os.environ  # several workers
+        own = CollectorRegistry()
         self.registry = CollectorRegistry()
+        metrics_to = own if shared else self.registry
         self.requests = Counter("jukicore_requests", "Requests answered, by route and status",
-                                ["route", "status"], registry=self.registry)
+                                ["route", "status"], registry=metrics_to)
         self.latency = Histogram(
             "jukicore_request_seconds", "Time to answer a request, by route", ["route"],
             buckets=(.001, .0025, .005, .01, .02, .05, .1, .25, .5, 1, 2.5, 5, 10, 30),
-            registry=self.registry)
+            registry=metrics_to)
         self.in_flight = Gauge("jukicore_requests_in_flight", "Requests being answered",
-                               registry=self.registry)
+                               registry=metrics_to, multiprocess_mode="livesum")
+        if shared:
+            from prometheus_client import multiprocess
+
+            multiprocess.MultiProcessCollector(self.registry)  # type: ignore[no-untyped-call]
         self.registry.register(_NodeCollector(self.node))
 
     def render(self) -> bytes:
@@ -299,7 +306,7 @@ def packet_route() -> Route:
 def _health(ctx: ServeContext, peer: Peer, body: bytes, content_type: str
             ) -> tuple[bytes, str]:
     return encode_json({"node": ctx.node_id, "role": ctx.role, "status": "ok",
-                        "caller": str(peer)}), JSON
+                        "caller": str(peer), "worker": os.getpid()}), JSON
 
 
 def default_routes() -> list[Route]:
@@ -340,6 +347,10 @@ class NodeServer:
     max_concurrency: int = 256
     body_timeout: float = 30.0
     graceful_seconds: int = 30
+    #: Processes serving the port together (SO_REUSEPORT; the kernel spreads the
+    #: connections): :meth:`run` starts ``workers - 1`` more, each with its own stores.
+    workers: int = 1
+    reuse_port: bool = False
     started: threading.Event = field(default_factory=threading.Event)
     ctx: ServeContext = field(init=False)
     _servers: list[Any] = field(default_factory=list, init=False)
@@ -348,6 +359,16 @@ class NodeServer:
     def __post_init__(self) -> None:
         if self.ops_port is not None and not isinstance(self.ops_port, int):
             raise InvalidInputError("ops_port is a port number")
+        if not isinstance(self.workers, int) or not 1 <= self.workers <= 64:
+            raise InvalidInputError("workers: 1 to 64 processes")
+        if self.workers > 1 and self.port == 0:
+            raise InvalidInputError("several workers share one port: give it (not 0)")
+        if self.workers > 1 and "PROMETHEUS_MULTIPROC_DIR" not in os.environ:
+            # the workers' request metrics, summed at /metrics (set before the first
+            # metric exists; inherited by the workers)
+            import tempfile
+
+            os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="jukicore-metrics-")
         self.ctx = ServeContext.open(self.node, self.password)
         self.acceptor = Acceptor(self.node)
         all_routes = self.routes if self.routes is not None else default_routes()
@@ -523,7 +544,10 @@ class NodeServer:
         if self.ops_port is not None:
             configs.append(self._config(self.ops_app(), self.ops_port, False))
         self._servers = [_Quiet(c) for c in configs]
-        tasks = [asyncio.create_task(s.serve()) for s in self._servers]
+        sockets: list[Any] = [[self._shared_socket()] if self.reuse_port else None,
+                              None][:len(self._servers)]
+        tasks = [asyncio.create_task(s.serve(sockets=k))
+                 for s, k in zip(self._servers, sockets, strict=True)]
         try:
             await self._run(tasks)
         finally:
@@ -550,6 +574,19 @@ class NodeServer:
         if not self.started.is_set():
             raise JukiError(f"{self.node.node_id}: the server did not start (port taken?)")
 
+    def _shared_socket(self) -> Any:
+        """The services' listening socket, shared with the other workers (SO_REUSEPORT)."""
+        import socket
+
+        family = socket.AF_INET6 if ":" in self.host else socket.AF_INET
+        sock = socket.socket(family, socket.SOCK_STREAM)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+        sock.bind((self.host, self.port))
+        sock.listen(1024)
+        sock.set_inheritable(True)
+        return sock
+
     @staticmethod
     def _bound_port(server: Any, asked: int) -> int:
         for s in server.servers:
@@ -565,7 +602,24 @@ class NodeServer:
 
     def run(self) -> None:
         """Serve in this process until SIGTERM or SIGINT (a second SIGINT forces the exit);
-        SIGHUP reloads the trust store and the agencies (:meth:`reload`)."""
+        SIGHUP reloads the trust store and the agencies (:meth:`reload`). With
+        ``workers`` > 1, the other workers are started first (each a process serving the
+        same port), stopped with this one (SIGTERM, then waited for), and reloaded with
+        it; a worker whose parent is gone stops itself."""
+        import multiprocessing
+
+        children: list[Any] = []
+        if self.workers > 1:
+            self.reuse_port = True
+            spawn = multiprocessing.get_context("spawn")
+            options = {"host": self.host, "port": self.port, "max_concurrency":
+                       self.max_concurrency, "body_timeout": self.body_timeout,
+                       "graceful_seconds": self.graceful_seconds}
+            for _ in range(self.workers - 1):
+                p = spawn.Process(target=_worker, args=(str(self.node.path), self.password,
+                                                         options, os.getpid()), daemon=False)
+                p.start()
+                children.append(p)
 
         async def main() -> None:
             loop = asyncio.get_running_loop()
@@ -576,14 +630,56 @@ class NodeServer:
                 if self._stopping and sig == signal.SIGINT:
                     for s in self._servers:
                         s.force_exit = True
+                for c in children:
+                    if c.pid is not None and c.is_alive():
+                        os.kill(c.pid, signal.SIGTERM)
                 self.stop()
+
+            def on_hup() -> None:
+                self.reload()
+                for c in children:
+                    if c.pid is not None and c.is_alive():
+                        os.kill(c.pid, signal.SIGHUP)
 
             for sig in (signal.SIGTERM, signal.SIGINT):
                 loop.add_signal_handler(sig, on_signal, sig)
-            loop.add_signal_handler(signal.SIGHUP, self.reload)
+            loop.add_signal_handler(signal.SIGHUP, on_hup)
             await self.serve()
 
-        asyncio.run(main())
+        try:
+            asyncio.run(main())
+        finally:
+            for c in children:
+                c.join(self.graceful_seconds + 15)
+                if c.is_alive():
+                    c.kill()
+                    c.join(5)
+
+    async def _watch_parent(self, parent: int) -> None:
+        while not self._stopping:
+            if os.getppid() != parent:
+                log.warning("the first worker is gone: stopping",
+                            extra={"step": "stop", "node": self.node.node_id})
+                self.stop()
+                return
+            await asyncio.sleep(1.0)
+
+
+def _worker(path: str, password: str | bytes | None, options: dict[str, Any],
+            parent: int) -> None:
+    """Another worker of ``NodeServer.run`` (a spawned process)."""
+    server = NodeServer(Node.open(path), password, ops_port=None, reuse_port=True, **options)
+
+    async def main() -> None:
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, server.stop)
+        loop.add_signal_handler(signal.SIGHUP, server.reload)
+        watch = asyncio.create_task(server._watch_parent(parent))
+        await server.serve()
+        watch.cancel()
+
+    asyncio.run(main())
 
 
 def serve_in_thread(server: NodeServer, timeout: float = 30.0) -> threading.Thread:
