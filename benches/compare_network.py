@@ -76,7 +76,7 @@ def free_port() -> int:
 class Served:
     """``jukicore node serve`` in its own process."""
 
-    def __init__(self, node: Node) -> None:
+    def __init__(self, node: Node, workers: int = 1) -> None:
         import httpx
 
         self.port, ops = free_port(), free_port()
@@ -85,7 +85,7 @@ class Served:
             [sys.executable, "-m", "jukicore",
              *os.environ.get("BENCH_SERVER_LOG", "").split(),  # e.g. --log-level info
              "node", "serve", str(node.path), "--port", str(self.port), "--ops-port",
-             str(ops), "--max-concurrency", "1024"], env=env)
+             str(ops), "--max-concurrency", "1024", "--workers", str(workers)], env=env)
         deadline = time.monotonic() + 120
         while True:
             try:
