@@ -306,6 +306,21 @@ def test_a_slow_client_times_out_and_does_not_hold_the_server(network: Network) 
     assert result["slow"].startswith(b"HTTP/1.1 408")
 
 
+def test_a_connection_that_sends_no_request_is_closed(network: Network) -> None:
+    """Idle or trickling connections of a trusted peer do not hold the server: the first
+    request's headers must arrive within the timeout of the handshake."""
+    with serving(network.center, body_timeout=1.0) as servers:
+        port = servers[CENTER].port
+        t = time.monotonic()
+        assert _raw(network.muni, port, b"", server=network.center) == b""  # nothing sent
+        idle = time.monotonic() - t
+        t = time.monotonic()
+        trickle = _raw(network.muni, port, b"GET /v1/health HTTP/1.1\r\nHost: x\r\n\r\n",
+                       server=network.center, pause_after=10, pause=3.0)
+        assert trickle == b""
+    assert 0.9 <= idle < 10
+
+
 def test_many_concurrent_clients_are_all_answered(network: Network) -> None:
     with serving(network.center, max_concurrency=8) as servers:
         from netkit import point

@@ -150,22 +150,46 @@ def _client_der(scope: Any) -> bytes | None:
     return ssl.PEM_cert_to_DER_cert(chain[0]) if chain else None
 
 
-def _tls_protocol() -> type:
+def _tls_protocol(first_request_timeout: float) -> type:
     """uvicorn's httptools protocol, with the client's certificate in each request's
-    scope (``scope["extensions"]["tls"]``, as the ASGI TLS extension names it)."""
+    scope (``scope["extensions"]["tls"]``, as the ASGI TLS extension names it), and a
+    connection closed when its first request's headers have not arrived within
+    ``first_request_timeout`` seconds of the handshake (idle or trickling clients do not
+    hold the server's connections; later requests are under uvicorn's keep-alive
+    timeout)."""
     from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
     class _TlsHttp(HttpToolsProtocol):
         _tls: dict[str, Any] | None = None
+        _first: asyncio.TimerHandle | None = None
 
         def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
             super().connection_made(transport)
+            self._first = asyncio.get_running_loop().call_later(
+                first_request_timeout, self._too_slow)
             obj = transport.get_extra_info("ssl_object")
             if obj is not None:
                 der = obj.getpeercert(binary_form=True)
                 self._tls = {"client_cert_chain": [ssl.DER_cert_to_PEM_cert(der)] if der
                              else [], "tls_version": obj.version(),
                              "cipher_suite": (obj.cipher() or ("",))[0]}
+
+        def _too_slow(self) -> None:
+            self._first = None
+            if not self.transport.is_closing():
+                self.transport.close()
+
+        def on_headers_complete(self) -> None:
+            if self._first is not None:
+                self._first.cancel()
+                self._first = None
+            super().on_headers_complete()
+
+        def connection_lost(self, exc: Exception | None) -> None:
+            if self._first is not None:
+                self._first.cancel()
+                self._first = None
+            super().connection_lost(exc)
 
         def on_message_begin(self) -> None:
             super().on_message_begin()
@@ -522,7 +546,7 @@ class NodeServer:
 
         config = uvicorn.Config(
             app, host=self.host if tls else LOOPBACK, port=port,
-            http=_tls_protocol() if tls else "httptools", lifespan="off",
+            http=_tls_protocol(self.body_timeout) if tls else "httptools", lifespan="off",
             log_config=None, access_log=False, server_header=False,
             limit_concurrency=self.max_concurrency, timeout_keep_alive=30,
             timeout_graceful_shutdown=self.graceful_seconds, backlog=1024)
