@@ -59,6 +59,7 @@ bench: build
 	$(PY) benches/compare_identity.py
 	$(PY) benches/compare_pin.py
 	$(PY) benches/compare_certificate.py
+	$(PY) benches/compare_network.py
 	$(PY) benches/compare_index.py --rows 40000000
 	$(PY) benches/index_build_scale.py --rows 10000000
 
