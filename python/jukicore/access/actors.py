@@ -34,6 +34,7 @@ __all__ = [
     "CENTER",
     "CERTIFY",
     "CERT_LIST",
+    "CERT_PROVIDE",
     "CONFIGURE",
     "IDENTITY_PERMISSIONS",
     "ID_APPLY",
@@ -85,6 +86,9 @@ PURGE = "register.purge"  #: delete removed records past retention
 CERTIFY = "certificate.issue"
 #: read the record of certificates issued (who asked for whom, identity, fee)
 CERT_LIST = "certificate.list"
+#: answer another municipality's request for a resident's record for a wide-area
+#: certificate (広域交付, jukicore.certificates.wide_area): the communication server only
+CERT_PROVIDE = "certificate.provide"
 
 PERMISSIONS: frozenset[str] = frozenset({INIT, IMPORT_CODES, LOAD, NOTIFY, READ, EXPORT, PURGE,
                                          CERTIFY, CERT_LIST})
@@ -160,7 +164,10 @@ POLICY: dict[tuple[str, str, str], frozenset[str]] = {
     (MUNICIPALITY, "operator", "hotline"): ANYWHERE["hotline"],
     # the municipality's communication server (CS): reads and sends what it synchronizes,
     # records acknowledgements, and imports the code blocks its prefecture sends
-    (MUNICIPALITY, "node", "cs"): frozenset({READ, EXPORT, IMPORT_CODES}),
+    # and answers other municipalities' wide-area certificate requests (広域交付), checking
+    # the PIN of a card it issued that its holder presented at the other counter
+    (MUNICIPALITY, "node", "cs"): frozenset({READ, EXPORT, IMPORT_CODES, CERT_PROVIDE,
+                                             CARD_VERIFY}),
     (PREFECTURE, "operator", "clerk"): frozenset({ID_READ, ID_DISCLOSE}),
     (PREFECTURE, "operator", "supervisor"): frozenset({ID_READ, ID_REVIEW, ID_EXPORT,
                                                        ID_DISCLOSE}),

@@ -30,6 +30,7 @@ from .items import (
     OPTIONAL_ITEMS,
     RECORD_ITEMS,
     SHOWN_OMITTED,
+    WIDE_AREA_ITEMS,
     format_value,
 )
 
@@ -388,6 +389,11 @@ def compose(records: Sequence[Mapping[str, Any]], *, items: Iterable[str] = (),
         if "domicile" in chosen:
             raise InvalidInputError("a wide-area certificate (広域交付) never shows the domicile"
                                     " and its head (本籍・筆頭者)")
+        barred = chosen - set(WIDE_AREA_ITEMS)
+        if barred:
+            raise InvalidInputError(f"a wide-area certificate (広域交付) shows only the items"
+                                    f" {', '.join(WIDE_AREA_ITEMS)}, not"
+                                    f" {', '.join(sorted(barred))}")
         if scope == "members":
             raise InvalidInputError("a wide-area certificate is for the person or the whole"
                                     " household only")

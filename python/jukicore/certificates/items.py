@@ -27,6 +27,7 @@ __all__ = [
     "OPTIONAL_ITEMS",
     "RECORD_ITEMS",
     "SHOWN_OMITTED",
+    "WIDE_AREA_ITEMS",
     "expand_items",
     "format_value",
     "wareki",
@@ -54,6 +55,12 @@ OPTIONAL_ITEMS: tuple[str, ...] = (
 )
 #: Optional items the layout prints as 「省略」 when they are not on the certificate.
 SHOWN_OMITTED: tuple[str, ...] = ("relationship", "domicile", "resident_code", "my_number")
+#: The optional items a wide-area certificate (広域交付, 住民基本台帳法第12条の4) may show.
+#: Never the domicile and its head (本籍・筆頭者: the seeds); the Article 7 items, the
+#: foreign residents' items and My Number are left out as well (the seeds name only
+#: 本籍・筆頭者; the law omits the Article 7 items too, and My Numbers never leave their
+#: municipality in jukicore: docs/certificates.md).
+WIDE_AREA_ITEMS: tuple[str, ...] = ("relationship", "resident_code")
 #: Names a request may use for several items at once.
 GROUPS: dict[str, tuple[str, ...]] = {"article7": ARTICLE7_ITEMS, "foreign": FOREIGN_ITEMS}
 

@@ -34,7 +34,7 @@ from .compose import (
 from .items import expand_items
 from .payload import Payload, digest, encode_payload, qr_png
 from .render import render_pdf
-from .schema import ISSUANCE_SCHEMA, ISSUANCE_TABLE
+from .schema import ISSUANCE_SCHEMA, ISSUANCE_TABLE, WIDE_REQUEST_TABLE
 from .sign import sign_pdf
 
 if TYPE_CHECKING:
@@ -79,6 +79,18 @@ def _latest_removed(s: Session, code: int) -> dict[str, Any] | None:
     if not found:
         return None
     return max(found, key=lambda r: (r["removal_date"] or dt.date.min, r["person_id"]))
+
+
+def _home(home: object, own: str) -> str:
+    """The residence municipality of a wide-area request: another municipality's code."""
+    from jukicore.network.node import role_of
+
+    if not isinstance(home, str) or role_of(home) != "municipality":
+        raise InvalidInputError("home is the local government code of a municipality")
+    if home == own:
+        raise InvalidInputError("a resident of this municipality gets a certificate from its"
+                                " register (issue), not by a wide-area request")
+    return home
 
 
 def _codes_of(who: int | str | Sequence[int | str]) -> list[int]:
@@ -217,6 +229,113 @@ class Certificates:
                         f" {right.label}; identity: {type(req.identity).__name__}; fee {fee}"
                         f" yen; key {self.keys.signing_key_id}")
         return Issued(pdf, record, qr_bytes)
+
+    def issue_wide_area(self, who: int | str, *, home: str, call: Any,
+                        requester: Requester, actor: Actor, items: Iterable[str] | str = (),
+                        household: bool = False, request_id: str | None = None,
+                        now: dt.datetime | None = None) -> Issued:
+        """Issue a wide-area certificate (広域交付) of ``who``, a resident of the
+        municipality ``home`` (its local government code), asked through ``call``
+        (``call(node_id, path, body) -> answer``: the network client's ``call_json``).
+
+        The requester is the person or a member of their household (never a proxy),
+        identified here by a :class:`PhotoId` (with the name it shows and their resident
+        code) or by their card and PIN (:class:`CardPin`, checked by ``home``, which issued
+        the card). ``household``: the whole household; ``items``: among
+        :data:`~jukicore.certificates.items.WIDE_AREA_ITEMS` (never the domicile).
+        ``request_id``: to resume a request cut off by a crash (default: a new one);
+        ``home`` answers the same id with the same data.
+
+        This operator's right to issue (and the hours) is checked before ``home`` is
+        asked; a refusal there, or here, changes nothing here but an ``access.denied``
+        entry. With ``home``'s answer, in one transaction: the certificate composed
+        (``wide_area=True``), rendered, signed with this node's keys, the issuance
+        recorded with this municipality's fee (``fee.certificate``) and the request
+        (``certificate_wide_request``: one certificate per request id) and audited."""
+        from . import wide_area as wide
+        from .items import WIDE_AREA_ITEMS
+
+        gate = self.register.policy
+        gate.precheck(actor, perm.CERTIFY)
+        codes = _codes_of(who)
+        if len(codes) != 1:
+            raise InvalidInputError("a wide-area certificate is of one person or of their whole"
+                                    " household: give one resident code")
+        home = _home(home, self.register.lg_code)
+        if not isinstance(requester, Requester):
+            raise InvalidInputError("requester must be a jukicore.certificates.Requester")
+        if isinstance(requester.identity, CardHolder):
+            raise InvalidInputError("a card holder is identified by the card and its PIN here:"
+                                    " give CardPin(card_id, pin), not a CardHolder")
+        chosen = expand_items(items)
+        req = requester.checked()
+        rid = wide.check_request_id(request_id) if request_id is not None else \
+            wide.new_request_id(self.register.lg_code, now)
+        moment = now or utcnow()
+        if moment.tzinfo is None:
+            raise InvalidInputError("now must be timezone-aware")
+        moment = moment.astimezone(dt.UTC).replace(microsecond=0)
+        target = str(codes[0]).zfill(11)
+        if req.is_proxy:
+            with gate.session(actor, perm.CERTIFY, now=now, target=target):
+                gate.deny("a proxy may not ask for a wide-area certificate (広域交付): only the"
+                          " person or a member of their household, at the residence"
+                          " municipality for a proxy")
+        barred = chosen - set(WIDE_AREA_ITEMS)
+        if barred:
+            with gate.session(actor, perm.CERTIFY, now=now, target=target):
+                gate.deny("a wide-area certificate (広域交付) never shows "
+                          + ", ".join(sorted(barred)) + " (never the domicile and its head,"
+                          " 本籍・筆頭者)")
+        body = wide.request_body(rid, codes[0], household=household, items=sorted(chosen),
+                                 requester=req, operator=actor)
+        # the operator may issue now (hours, override) and the request id is free here,
+        # before anyone is asked
+        with gate.session(actor, perm.CERTIFY, now=now, target=target) as s:
+            self._wide_request_free(s, rid)
+        records, head, right, by = wide.ask(call, home, body)
+        req = wide.verified_requester(req, by)
+        scope = "household" if household else "person"
+        with gate.session(actor, perm.CERTIFY, now=now, target=target) as s:
+            self._wide_request_free(s, rid)
+            gate.charge(s, actor, perm.READ, len(records))
+            composition = compose(records, items=chosen, kind="residence",
+                                  scope=scope, head=head, wide_area=True)  # type: ignore[arg-type]
+            number = f"{self.register.lg_code}-{moment.astimezone(JST):%Y%m%d}-" \
+                     f"{secrets.token_hex(5)}"
+            fee = gate.fee(s, "certificate")
+            payload = Payload(number, self.keys.node_id, self.keys.signing_key_id, moment,
+                              self.register.lg_code, self.municipality, self.mayor,
+                              composition)
+            qr_bytes = encode_payload(payload, self.keys.signing)
+            pdf = sign_pdf(render_pdf(payload, qr_png(qr_bytes), office=self.office),
+                           self.keys, self.certificate, when=moment,
+                           reason=f"{composition.title} {number}")
+            record = self._record(payload, composition, req, right, actor, fee, qr_bytes, pdf)
+            self._write(s, record)
+            s.execute(f"INSERT INTO {WIDE_REQUEST_TABLE.name} (request_id, home_lg_code,"
+                      " issuance_id, issued_at) VALUES (?, ?, ?, ?)",
+                      (rid, home, number, s.ts(moment)))
+            detail_read = read_detail(f"certificate of residence (広域交付) from {home}", None,
+                                      f"certificate {number}")
+            audit.write_many(s, [audit.entry(s, actor, "register.read",
+                                             str(c).zfill(11), detail_read)
+                                 for c in composition.codes])
+            audit.write(s, actor, "certificate.issue", target,
+                        f"{number}: {composition.title}, {len(composition.codes)} member(s)"
+                        f" of {home} (request {rid}); items:"
+                        f" {','.join(composition.items) or 'none'}; right: {right.label};"
+                        f" identity: {type(req.identity).__name__}; fee {fee} yen; key"
+                        f" {self.keys.signing_key_id}")
+        return Issued(pdf, record, qr_bytes)
+
+    @staticmethod
+    def _wide_request_free(s: Session, request_id: str) -> None:
+        done = s.query(f"SELECT issuance_id FROM {WIDE_REQUEST_TABLE.name} WHERE request_id"
+                       " = ?", (request_id,))
+        if done:
+            raise ConflictError(f"wide-area request {request_id} was issued already as"
+                                f" {done[0][0]}")
 
     def _members(self, s: Session, codes: list[int], scope: str, removed: bool,
                  now: dt.datetime) -> list[dict[str, Any]]:

@@ -304,6 +304,12 @@ def _v12(ddl: Ddl) -> list[str]:
     return migration_statements(ddl)
 
 
+def _v13(ddl: Ddl) -> list[str]:
+    from jukicore.certificates.schema import wide_area_statements
+
+    return wide_area_statements(ddl)
+
+
 #: Version 10: a residence card number (or special permanent resident certificate number)
 #: is looked up when a notification records one (one current holder at most).
 V10_INDEXES: tuple[tuple[str, str, str, bool, str | None], ...] = (
@@ -341,6 +347,8 @@ MIGRATIONS: tuple[Migration, ...] = (
     Migration(11, "register viewing (閲覧): requests and their decisions, viewings held"
               " (jukicore.viewing)", _v11),
     Migration(12, "certificates of residence issued (jukicore.certificates)", _v12),
+    Migration(13, "wide-area certificates (広域交付): records provided to other"
+              " municipalities, requests made to residence municipalities", _v13),
 )
 
 SCHEMA_VERSION = MIGRATIONS[-1].version
