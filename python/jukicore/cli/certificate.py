@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -61,6 +63,13 @@ def certificate() -> None:
 @click.option("--requester-code", help="The requester's own resident code (registered here).")
 @click.option("--proxy-for", help="A proxy: the principal's resident code.")
 @click.option("--letter", help="A proxy: the reference of the letter of attorney.")
+@click.option("--home", "home", metavar="LG_CODE",
+              help="Wide-area issuance (広域交付): RESIDENT_CODE is a resident of this other"
+                   " municipality, asked over the network (NODE's client, its trust store"
+                   " and address book). The card's PIN is then checked there.")
+@click.option("--request-id", "request_id", metavar="ID",
+              help="With --home: resume a wide-area request cut off after it was sent (the"
+                   " id a failed run printed); default: a new one.")
 @click.option("--mayor", help="The certifier as printed (default: <municipality>長).")
 @click.option("--office", help="A line printed under the certifier.")
 @password_option
@@ -71,6 +80,7 @@ def issue(*, node_dir: Path, codes: tuple[str, ...], out: Path, household: bool,
           removed: bool, items: str, photo_id: str | None, card_id: str | None,
           pin_file: Path | None, pin_key: str | None, requester_name: str | None,
           requester_code: str | None, proxy_for: str | None, letter: str | None,
+          home: str | None, request_id: str | None,
           mayor: str | None, office: str | None,
           node_password_file: Path | None, creds: Credentials, as_json: bool) -> None:
     """Issue a certificate of RESIDENT_CODE (several: chosen members of one household)
@@ -78,8 +88,9 @@ def issue(*, node_dir: Path, codes: tuple[str, ...], out: Path, household: bool,
 
     The requester is identified by --photo-id (with --requester-name) or by --card-id
     and its PIN; their right rests on --requester-code (the person or a household
-    member) or, for a proxy, on --proxy-for with --letter. A refusal changes nothing
-    (exit 1)."""
+    member) or, for a proxy, on --proxy-for with --letter. With --home, a wide-area
+    certificate of a resident of that municipality (the person or their household; no
+    proxy, no removed record, never the domicile). A refusal changes nothing (exit 1)."""
     from jukicore._files import write_atomic
     from jukicore.certificates import Certificates, PhotoId, Requester
     from jukicore.certificates.items import expand_items
@@ -89,6 +100,11 @@ def issue(*, node_dir: Path, codes: tuple[str, ...], out: Path, household: bool,
     chosen = expand_items(items)
     if (photo_id is None) == (card_id is None):
         raise InvalidInputError("identify the requester by --photo-id or by --card-id")
+    if home is None and request_id is not None:
+        raise InvalidInputError("--request-id resumes a wide-area request: give --home too")
+    if home is not None and removed:
+        raise InvalidInputError("a removed record (除票) is not issued by a wide-area request:"
+                                " ask the municipality that holds it")
     n = Node.open(node_dir)
     if n.role != "municipality":
         raise InvalidInputError(f"{node_dir} is a {n.role}'s node, not a municipality's")
@@ -102,15 +118,22 @@ def issue(*, node_dir: Path, codes: tuple[str, ...], out: Path, household: bool,
         if photo_id is not None:
             kind, _, number = photo_id.partition(":")
             identity = PhotoId(kind, number)
+        elif home is not None:  # the card is the residence municipality's: it checks the PIN
+            identity = _pin_only(card_id or "", pin_file)
         else:
             cards, identity = _card_pin(reg, pin_key, card_id or "", pin_file)
         requester = Requester(identity, name=requester_name, resident_code=requester_code,
                               proxy_for=proxy_for, letter=letter)
         certs = Certificates(reg, keys, mayor=mayor, office=office, key_valid_from=valid_from,
                              cards=cards)
-        issued = certs.issue(list(codes) if len(codes) > 1 else codes[0],
-                             requester=requester, actor=actor, items=chosen,
-                             household=household, removed=removed)
+        if home is not None:
+            issued = _wide_area(certs, node_dir, pw, home, request_id, codes,
+                                requester=requester, actor=actor, items=chosen,
+                                household=household)
+        else:
+            issued = certs.issue(list(codes) if len(codes) > 1 else codes[0],
+                                 requester=requester, actor=actor, items=chosen,
+                                 household=household, removed=removed)
     write_atomic(out, issued.pdf)
     row = issued.record.to_pylist()[0]
     row["member_codes"] = [str(c).zfill(11) for c in row["member_codes"]]
@@ -122,6 +145,47 @@ def issue(*, node_dir: Path, codes: tuple[str, ...], out: Path, household: bool,
     else:
         click.echo(f"issued {row['issuance_id']} ({len(row['member_codes'])} member(s), fee"
                    f" {row['fee']} yen) -> {out}")
+
+
+@contextlib.contextmanager
+def call_for(node_dir: Path, password: str | bytes | None) -> Iterator[Any]:
+    """``call(peer, path, body) -> answer`` of the node at ``node_dir``: its network client
+    (:class:`jukicore.network.client.NodeClient`: the node's certificate, trust store and
+    address book), closed when the block ends."""
+    from jukicore.network.client import NodeClient
+    from jukicore.network.node import Node
+
+    with NodeClient(Node.open(node_dir), password) as client:
+        yield client.call_json
+
+
+def _wide_area(certs: Any, node_dir: Path, password: str | bytes | None, home: str,
+               request_id: str | None, codes: tuple[str, ...], **kw: Any) -> Any:
+    """A wide-area certificate asked of ``home``; a failure names the request id to
+    resume with."""
+    from jukicore.certificates.wide_area import new_request_id
+
+    if len(codes) != 1:
+        raise InvalidInputError("a wide-area certificate is of one person or of their whole"
+                                " household (--household): give one resident code")
+    rid = request_id or new_request_id(certs.register.lg_code)
+    try:
+        with call_for(node_dir, password) as call:
+            return certs.issue_wide_area(codes[0], home=home, call=call, request_id=rid, **kw)
+    except JukiError:
+        click.echo(f"wide-area request {rid}: if {home} may have answered, run the same"
+                   f" command with --request-id {rid} to resume", err=True)
+        raise
+
+
+def _pin_only(card_id: str, pin_file: Path | None) -> Any:
+    from jukicore.certificates import CardPin
+
+    from ._common import read_secret
+
+    pin = read_secret(pin_file, "JUKICORE_REQUESTER_PIN", "the requester's card PIN",
+                      "--pin-file")
+    return CardPin(card_id, pin)
 
 
 def _card_pin(reg: Any, pin_key: str | None, card_id: str,
