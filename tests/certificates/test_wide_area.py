@@ -567,3 +567,32 @@ def test_card_and_pin_checked_by_y(register: Register, x_register: Register,
         x_certs.issue_wide_area(wife, home=LG, call=call, requester=Requester(
             CardPin(card_id, "4321"), resident_code=code_of(register, 1)), actor=CLERK_X,
             now=NOW)
+
+
+def test_odd_texts_in_a_request_are_refused(register: Register, call: Calls) -> None:
+    cases: list[tuple[dict[str, Any], str]] = [
+        ({"operator": "clerk\nforged audit line"}, "control character"),
+        ({"operator": "x" * 201}, "longer than"),
+        ({"requester_name": "鈴木\u2028太郎"}, "control character"),
+        ({"requester_name": " "}, "empty"),
+        ({"requester_name": 42}, "must be text"),
+        ({"resident_code": True}, "resident code"),
+        ({"resident_code": 12.0}, "resident code"),
+        ({"requester_resident_code": ["1"]}, "resident code"),
+    ]
+    for changes, match in cases:
+        _refused_at_y(register, call, body_of(register, 1, 1, **changes), InvalidInputError,
+                      match, denied=False)
+
+
+def test_compose_wide_area_shows_only_its_items(register: Register) -> None:
+    from jukicore.certificates import WIDE_AREA_ITEMS, compose
+
+    rec = {**register.resident(code_of(register, 1), actor=ADMIN), "sex": 1, "person_id": 1}
+    rec["resident_code"] = int(rec["resident_code"])
+    assert set(WIDE_AREA_ITEMS) == {"relationship", "resident_code"}
+    for item in ("domicile", "my_number", "electoral_roll", "nationality"):
+        with pytest.raises(InvalidInputError, match="wide-area"):
+            compose([rec], items={item}, wide_area=True)
+    c = compose([rec], items=set(WIDE_AREA_ITEMS), wide_area=True)
+    assert rec["domicile"] not in json.dumps(c.to_json(), ensure_ascii=False)

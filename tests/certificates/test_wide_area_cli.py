@@ -3,7 +3,9 @@ X's command asking Y's real server (mutual TLS 1.3 on loopback); nodes on SQLite
 
 from __future__ import annotations
 
+import datetime as dt
 import json
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -45,6 +47,11 @@ def nodes(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[Pat
         reg.import_code_block(make_block(50), actor=admin)
         reg.load(*tiny_municipality(), actor=admin)
     node_x, node_y = Node.open(x), Node.open(y)
+    # A certificate's issue time is whole seconds and the command takes the clock's: one
+    # issued within the second X's keys became valid (valid_from keeps microseconds)
+    # would read as issued before them and fail verification. Start past that second.
+    start = node_x.valid_from().replace(microsecond=0) + dt.timedelta(seconds=1)
+    time.sleep(max(0.0, (start - dt.datetime.now(dt.UTC)).total_seconds()))
     trust_each_other((node_x, node_y), PASSWORD)
     server = NodeServer(node_y, PASSWORD, port=0)
     serve_in_thread(server)
@@ -91,7 +98,7 @@ def test_wide_area_certificate_over_the_network(nodes: tuple[Path, Path],
     trust.save(tmp_path / "trust.json")
     code, stdout, stderr = run("certificate", "verify", str(out), "--trust",
                                str(tmp_path / "trust.json"), "--json")
-    assert code == 0, stderr
+    assert code == 0, stdout + stderr
     doc = json.loads(stdout)
     assert doc["ok"] and doc["number"] == row["issuance_id"]
     assert doc["title"] == "世帯全員の住民票の写し（広域交付）" and doc["wide_area"]

@@ -8,7 +8,10 @@
 >>> issued.pdf            # the signed PDF (PAdES, with its signed QR code)
 >>> issued.record         # the issuance as one Arrow row
 
-Verification needs no store: :func:`verify_file` with a trust store. See
+Verification needs no store: :func:`verify_file` with a trust store. A resident of
+another municipality gets a wide-area certificate (広域交付) with
+:meth:`Certificates.issue_wide_area`, which asks their municipality over the network
+(:mod:`jukicore.certificates.wide_area`, whose ``ROUTES`` that municipality serves). See
 docs/certificates.md.
 """
 
@@ -26,7 +29,7 @@ from .compose import (
     compose,
     judge_right,
 )
-from .items import ARTICLE7_ITEMS, FOREIGN_ITEMS, GROUPS, OPTIONAL_ITEMS, wareki
+from .items import ARTICLE7_ITEMS, FOREIGN_ITEMS, GROUPS, OPTIONAL_ITEMS, WIDE_AREA_ITEMS, wareki
 from .payload import Payload, decode_payload, encode_payload
 from .render import render_pdf
 from .schema import ISSUANCE_SCHEMA
@@ -40,6 +43,7 @@ __all__ = [
     "ISSUANCE_SCHEMA",
     "OPTIONAL_ITEMS",
     "PHOTO_ID_KINDS",
+    "WIDE_AREA_ITEMS",
     "CardHolder",
     "CardPin",
     "Certificates",

@@ -114,9 +114,11 @@ def _code_text(value: object, what: str) -> str:
 
 
 def _text(value: object, what: str, limit: int = _TEXT_LIMIT) -> str:
-    if not isinstance(value, str) or not value.strip() or len(value) > limit:
-        raise InvalidInputError(f"{what} is a text of 1 to {limit} characters")
-    return value
+    """A text of 1 to ``limit`` characters without control characters (it goes into the
+    audit log), stripped."""
+    from .compose import _text as checked
+
+    return checked(value, what, limit)
 
 
 # -- the request (X) ------------------------------------------------------------------------
