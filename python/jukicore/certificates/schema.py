@@ -64,8 +64,9 @@ def migration_statements(ddl: Ddl) -> list[str]:
 #: At the residence municipality: every record provided to another municipality for a
 #: wide-area certificate, one row per request (the requesting municipality's node id and
 #: its request id), with what was asked, how the requester was identified there, the
-#: right, a digest of the request and the answer as sent (the same request id again is
-#: answered from here, the same data, recorded once).
+#: right, and digests of the request and of the answer sent (the same request id again is
+#: answered with the same data, recomputed and checked against the digest, and recorded
+#: once; the data itself is not copied here: it stays in the register alone).
 WIDE_PROVISION_TABLE = Table("certificate_wide_provision", (
     Column("requester_lg", "text", False),   # the municipality that asked (its node id)
     Column("request_id", "text", False),     # that municipality's request id
@@ -80,7 +81,7 @@ WIDE_PROVISION_TABLE = Table("certificate_wide_provision", (
     Column("requester_code", "int", False),  # the requester (the person or a member)
     Column("right_kind", "text", False),     # self / household
     Column("request_digest", "text", False),  # SHA-256 of the canonical request
-    Column("answer", "text", False),         # the answer as sent (JSON)
+    Column("answer_digest", "text", False),  # SHA-256 of the canonical answer sent
 ), ("requester_lg", "request_id"))
 
 #: At the issuing municipality: each wide-area request it made and the certificate it
@@ -100,14 +101,14 @@ _WIDE_INDEXES = (
 )
 
 #: The provisions as Arrow (:func:`jukicore.certificates.wide_area.provisions`): codes as
-#: uint64, members and items as lists; the answer is not part of it.
+#: uint64, members and items as lists; the digests are not part of it.
 PROVISION_SCHEMA: pa.Schema = pa.schema([
     pa.field(c.name, pa.list_(pa.uint64()) if c.name == "member_codes"
              else pa.list_(pa.string()) if c.name == "items"
              else pa.uint64() if c.name in ("subject_code", "requester_code")
              else {"text": pa.string(), "int": pa.int64(), "ts": pa.timestamp("us", "UTC")}[
                  c.type], c.nullable)
-    for c in WIDE_PROVISION_TABLE.columns if c.name != "answer"
+    for c in WIDE_PROVISION_TABLE.columns if not c.name.endswith("_digest")
 ])
 
 

@@ -15,8 +15,10 @@ are those a wide-area certificate may show (:data:`~jukicore.certificates.items.
 WIDE_AREA_ITEMS`: never the domicile and its head). Y answers only those items of the
 members and records the provision (``certificate_wide_provision``) with its audit
 entries in one transaction. The same request id from the same municipality is answered
-again from that record (the same data) and recorded once; the same id with another
-request is a :class:`~jukicore.errors.ConflictError`.
+again with the same data (recomputed from the register as of the first answer's time and
+checked against the digest recorded; nothing recorded twice); the same id with another
+request, or once the record changed since, is a :class:`~jukicore.errors.ConflictError`
+(ask anew with a new id). The provision keeps digests, never a copy of the data.
 
 Identity: a photo ID is checked by X's operator; Y checks that the name on it is the
 requester's name in its register. A card (My Number card, resident register card) was
@@ -276,9 +278,9 @@ def provide(register: Register, requester_lg: str, body: Mapping[str, Any], *,
     gate = register.policy
     target = str(req.code).zfill(11)
     gate.precheck(actor, perm.CERT_PROVIDE, target=target)
-    # a repeated request is answered from its record, before any check that counts
+    # a repeated request is answered again from its record, before any check that counts
     with gate.session(actor, perm.CERT_PROVIDE, now=now, target=target, write=False) as s:
-        again = _replay(s, requester_lg, req)
+        again = _replay(s, register, requester_lg, req)
     if again is not None:
         return again
     if req.proxy_for is not None:
@@ -303,7 +305,7 @@ def provide(register: Register, requester_lg: str, body: Mapping[str, Any], *,
             raise InvalidInputError("the requester's resident code is not the card's")
     moment = (now or utcnow()).astimezone(dt.UTC).replace(microsecond=0)
     with gate.session(actor, perm.CERT_PROVIDE, now=now, target=target) as s:
-        again = _replay(s, requester_lg, req)  # a twin request committed meanwhile
+        again = _replay(s, register, requester_lg, req)  # a twin committed meanwhile
         if again is not None:
             return again
         members = _members_at_y(s, req.code, req.scope)
@@ -347,16 +349,35 @@ def _deny(gate: Any, actor: Actor, target: str, reason: str) -> None:
         gate.deny(reason)
 
 
-def _replay(s: Session, requester_lg: str, req: _Request) -> dict[str, Any] | None:
-    rows = s.query(f"SELECT request_digest, answer FROM {WIDE_PROVISION_TABLE.name}"
+def _answer_digest(answer: Mapping[str, Any]) -> str:
+    canon = json.dumps(answer, ensure_ascii=False, sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(canon.encode()).hexdigest()
+
+
+def _replay(s: Session, register: Register, requester_lg: str, req: _Request
+            ) -> dict[str, Any] | None:
+    """The answer already given to this request (recomputed; checked by its digest), or
+    None when the request is new."""
+    rows = s.query(f"SELECT request_digest, answer_digest, provided_at, right_kind,"
+                   f" requester_code, member_codes FROM {WIDE_PROVISION_TABLE.name}"
                    " WHERE requester_lg = ? AND request_id = ?", (requester_lg, req.request_id))
     if not rows:
         return None
-    if rows[0][0] != req.digest:
+    request_digest, answer_digest, at, right_kind, requester_code, codes = rows[0]
+    if request_digest != req.digest:
         raise ConflictError(f"request {req.request_id} of {requester_lg} was answered already"
                             " for another request: a new request needs a new id")
-    doc: dict[str, Any] = json.loads(rows[0][1])
-    return doc
+    members = _members_at_y(s, req.code, req.scope)
+    answer = None
+    if members is not None:
+        members = _order(members)
+        if ",".join(str(int(m["resident_code"])).zfill(11) for m in members) == codes:
+            answer = _answer(s, register, req, members, Right(right_kind, False),
+                             int(requester_code), _aware(at))
+    if answer is None or _answer_digest(answer) != answer_digest:
+        raise ConflictError(f"request {req.request_id} of {requester_lg} was answered already"
+                            " and the record changed since: ask again with a new request id")
+    return answer
 
 
 def _answer(s: Session, register: Register, req: _Request, members: list[dict[str, Any]],
@@ -395,7 +416,7 @@ def _record(s: Session, requester_lg: str, req: _Request, members: list[dict[str
         "requester_code": requester_code,
         "right_kind": right.label,
         "request_digest": req.digest,
-        "answer": json.dumps(answer, ensure_ascii=False, sort_keys=True),
+        "answer_digest": _answer_digest(answer),
     }
     names = WIDE_PROVISION_TABLE.names
     s.execute(f"INSERT INTO {WIDE_PROVISION_TABLE.name} ({', '.join(names)}) VALUES"
