@@ -33,6 +33,7 @@ from jukicore.certificates.wide_area import (
     provide,
     provisions,
     request_body,
+    requests,
 )
 from jukicore.errors import (
     ConflictError,
@@ -179,6 +180,17 @@ def test_person_certificate_issued_at_x_from_y(register: Register, x_register: R
         asked = s.query(f"SELECT request_id, home_lg_code, issuance_id FROM"
                         f" {WIDE_REQUEST_TABLE.name}")
     assert len(asked) == 1 and asked[0][1] == LG and asked[0][2] == row["issuance_id"]
+    made = requests(x_register, actor=ADMIN_X).to_pylist()
+    assert made == [{"request_id": asked[0][0], "home_lg_code": LG,
+                     "issuance_id": row["issuance_id"], "issued_at": NOW}]
+    assert requests(x_register, actor=ADMIN_X, since=NOW + dt.timedelta(seconds=1)
+                    ).num_rows == 0
+    with pytest.raises(PermissionDeniedError):
+        requests(x_register, actor=CLERK_X)  # supervisors and admins
+    with pytest.raises(PermissionDeniedError):
+        provisions(register, actor=CLERK)
+    with pytest.raises(InvalidInputError, match="timezone"):
+        provisions(register, actor=ADMIN, since=dt.datetime(2024, 1, 1))
     log_x = x_register.audit_log(actor=ADMIN_X).to_pylist()
     issue_entries = [e for e in log_x if e["action"] == "certificate.issue"]
     assert len(issue_entries) == 1 and LG in str(issue_entries[0]["detail"])

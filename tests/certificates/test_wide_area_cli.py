@@ -90,6 +90,7 @@ def test_wide_area_certificate_over_the_network(nodes: tuple[Path, Path],
     row: dict[str, Any] = json.loads(stdout)
     assert row["fee"] == 300 and sorted(row["member_codes"]) == sorted(codes[:2])
     assert row["node_id"] == LG_X and row["right_kind"] == "household"
+    assert row["home"] == LG and row["request_id"].startswith(f"{LG_X}-")
     assert _count(x, ISSUANCE_TABLE.name) == 1 and _count(y, WIDE_PROVISION_TABLE.name) == 1
     # X signed it: X's public key verifies it offline
     assert run("node", "public-key", str(x), "--out", str(tmp_path / "x.json"))[0] == 0
@@ -135,3 +136,33 @@ def test_refused_at_y_over_the_network_changes_nothing_at_x(nodes: tuple[Path, P
                           "passport:TK1", "--requester-name", "鈴木 太郎")
     assert code == 1 and "--home" in stderr
     assert _count(x, ISSUANCE_TABLE.name) == 0 and _count(y, WIDE_PROVISION_TABLE.name) == 0
+
+
+def test_a_request_cut_off_is_resumed_with_its_id(nodes: tuple[Path, Path],
+                                                  tmp_path: Path) -> None:
+    from jukicore.certificates import PhotoId, Requester
+    from jukicore.certificates.wide_area import PATH, request_body
+    from jukicore.network.client import NodeClient
+
+    x, y = nodes
+    codes = _codes(y)
+    rid = f"{LG_X}-20240603-cutoff01"
+    # X's command sent its request and died before its answer came back (another
+    # operator resumes it)
+    body = request_body(rid, codes[0], household=False, items=[], operator="operator:gone",
+                        requester=Requester(PhotoId("passport", "TK1"), name="鈴木 太郎",
+                                            resident_code=codes[0]).checked())
+    with NodeClient(Node.open(x), PASSWORD) as client:
+        client.call_json(LG, PATH, body)
+    assert _count(y, WIDE_PROVISION_TABLE.name) == 1 and _count(x, ISSUANCE_TABLE.name) == 0
+    out = tmp_path / "resumed.pdf"
+    args = ("--photo-id", "passport:TK1", "--requester-name", "鈴木 太郎",
+            "--requester-code", codes[0], "--request-id", rid, "--json")
+    code, stdout, stderr = _issue(x, codes[0], out, *args)
+    assert code == 0, stderr
+    assert json.loads(stdout)["request_id"] == rid and out.exists()
+    assert _count(y, WIDE_PROVISION_TABLE.name) == 1 and _count(x, ISSUANCE_TABLE.name) == 1
+    # the id is spent at X now
+    code, _, stderr = _issue(x, codes[0], tmp_path / "again.pdf", *args)
+    assert code == 1 and "issued already" in stderr
+    assert _count(y, WIDE_PROVISION_TABLE.name) == 1 and _count(x, ISSUANCE_TABLE.name) == 1

@@ -55,14 +55,15 @@ from jukicore.store.backend import Session, utcnow
 
 from .compose import CardHolder, CardPin, PhotoId, Requester, Right, judge_right
 from .items import OPTIONAL_ITEMS, WIDE_AREA_ITEMS, expand_items
-from .schema import PROVISION_SCHEMA, WIDE_PROVISION_TABLE
+from .schema import PROVISION_SCHEMA, WIDE_PROVISION_TABLE, WIDE_REQUEST_TABLE
 
 if TYPE_CHECKING:
     from jukicore.network.service import Peer, ServeContext
     from jukicore.register import Register
 
-__all__ = ["PATH", "PIN_KEY_ENV", "ROUTES", "Call", "ask", "check_request_id", "new_request_id",
-           "parse_answer", "provide", "provisions", "request_body", "verified_requester"]
+__all__ = ["PATH", "PIN_KEY_ENV", "REQUEST_SCHEMA", "ROUTES", "Call", "ask",
+           "check_request_id", "new_request_id", "parse_answer", "provide", "provisions",
+           "request_body", "requests", "verified_requester"]
 
 #: The route at the residence municipality.
 PATH = "/v1/certificates/wide-area"
@@ -158,8 +159,10 @@ def request_body(request_id: str, code: int | str, *, household: bool, items: Se
 
 def _digest(body: Mapping[str, Any]) -> str:
     """SHA-256 of the canonical request, the PIN left out (a 4-digit PIN's digest would
-    give the PIN away)."""
+    give the PIN away) and the operator too (another operator may resume a request cut
+    off; the provision names the first)."""
     doc = json.loads(json.dumps(body))
+    doc.pop("operator", None)
     ident = doc.get("requester", {}).get("identity")
     if isinstance(ident, dict):
         ident.pop("pin", None)
@@ -431,11 +434,12 @@ def provisions(register: Register, *, actor: Actor, since: dt.datetime | None = 
     right; not the data sent). Supervisors and admins; the read is audited."""
     gate = register.policy
     with gate.session(actor, perm.CERT_LIST, now=now) as s:
-        where, params = "", ()
+        where: str = ""
+        params: tuple[Any, ...] = ()
         if since is not None:
             if since.tzinfo is None:
                 raise InvalidInputError("since must be timezone-aware")
-            where, params = " WHERE provided_at >= ?", (s.ts(since),)  # type: ignore[assignment]
+            where, params = " WHERE provided_at >= ?", (s.ts(since),)
         names = PROVISION_SCHEMA.names
         rows = s.query(f"SELECT {', '.join(names)} FROM {WIDE_PROVISION_TABLE.name}{where}"
                        " ORDER BY provided_at, requester_lg, request_id", params)
@@ -449,6 +453,40 @@ def provisions(register: Register, *, actor: Actor, since: dt.datetime | None = 
         table = pa.Table.from_pylist(out, schema=PROVISION_SCHEMA)
         audit.write(s, actor, "register.read", None,
                     read_detail("wide-area provisions", table.num_rows, None))
+    return table
+
+
+#: The wide-area requests an issuing municipality made (:func:`requests`).
+REQUEST_SCHEMA: pa.Schema = pa.schema([
+    pa.field("request_id", pa.string(), False),
+    pa.field("home_lg_code", pa.string(), False),
+    pa.field("issuance_id", pa.string(), False),
+    pa.field("issued_at", pa.timestamp("us", "UTC"), False),
+])
+
+
+def requests(register: Register, *, actor: Actor, since: dt.datetime | None = None,
+             now: dt.datetime | None = None) -> pa.Table:
+    """The wide-area requests this municipality made and the certificate each gave
+    (:data:`REQUEST_SCHEMA`; join ``issuance_id`` to
+    :meth:`~jukicore.certificates.Certificates.issuances` for who asked, the fee...),
+    oldest first. Supervisors and admins; the read is audited."""
+    gate = register.policy
+    with gate.session(actor, perm.CERT_LIST, now=now) as s:
+        where: str = ""
+        params: tuple[Any, ...] = ()
+        if since is not None:
+            if since.tzinfo is None:
+                raise InvalidInputError("since must be timezone-aware")
+            where, params = " WHERE issued_at >= ?", (s.ts(since),)
+        rows = s.query(f"SELECT request_id, home_lg_code, issuance_id, issued_at FROM"
+                       f" {WIDE_REQUEST_TABLE.name}{where} ORDER BY issued_at, request_id",
+                       params)
+        table = pa.Table.from_pylist(
+            [{"request_id": r[0], "home_lg_code": r[1], "issuance_id": r[2],
+              "issued_at": _aware(r[3])} for r in rows], schema=REQUEST_SCHEMA)
+        audit.write(s, actor, "register.read", None,
+                    read_detail("wide-area requests made", table.num_rows, None))
     return table
 
 

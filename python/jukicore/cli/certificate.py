@@ -127,9 +127,9 @@ def issue(*, node_dir: Path, codes: tuple[str, ...], out: Path, household: bool,
         certs = Certificates(reg, keys, mayor=mayor, office=office, key_valid_from=valid_from,
                              cards=cards)
         if home is not None:
-            issued = _wide_area(certs, node_dir, pw, home, request_id, codes,
-                                requester=requester, actor=actor, items=chosen,
-                                household=household)
+            issued, request_id = _wide_area(certs, node_dir, pw, home, request_id, codes,
+                                            requester=requester, actor=actor, items=chosen,
+                                            household=household)
         else:
             issued = certs.issue(list(codes) if len(codes) > 1 else codes[0],
                                  requester=requester, actor=actor, items=chosen,
@@ -140,11 +140,14 @@ def issue(*, node_dir: Path, codes: tuple[str, ...], out: Path, household: bool,
     for k in ("subject_code", "requester_code", "principal_code"):
         row[k] = None if row[k] is None else str(row[k]).zfill(11)
     row["pdf"] = str(out)
+    if home is not None:
+        row["home"], row["request_id"] = home, request_id
     if as_json:
         emit_json(row)
     else:
+        wide = f", wide-area from {home}, request {request_id}" if home is not None else ""
         click.echo(f"issued {row['issuance_id']} ({len(row['member_codes'])} member(s), fee"
-                   f" {row['fee']} yen) -> {out}")
+                   f" {row['fee']} yen{wide}) -> {out}")
 
 
 @contextlib.contextmanager
@@ -160,9 +163,10 @@ def call_for(node_dir: Path, password: str | bytes | None) -> Iterator[Any]:
 
 
 def _wide_area(certs: Any, node_dir: Path, password: str | bytes | None, home: str,
-               request_id: str | None, codes: tuple[str, ...], **kw: Any) -> Any:
-    """A wide-area certificate asked of ``home``; a failure names the request id to
-    resume with."""
+               request_id: str | None, codes: tuple[str, ...], **kw: Any
+               ) -> tuple[Any, str]:
+    """A wide-area certificate asked of ``home`` and its request id; a failure names the
+    request id to resume with."""
     from jukicore.certificates.wide_area import new_request_id
 
     if len(codes) != 1:
@@ -171,7 +175,8 @@ def _wide_area(certs: Any, node_dir: Path, password: str | bytes | None, home: s
     rid = request_id or new_request_id(certs.register.lg_code)
     try:
         with call_for(node_dir, password) as call:
-            return certs.issue_wide_area(codes[0], home=home, call=call, request_id=rid, **kw)
+            return certs.issue_wide_area(codes[0], home=home, call=call, request_id=rid,
+                                         **kw), rid
     except JukiError:
         click.echo(f"wide-area request {rid}: if {home} may have answered, run the same"
                    f" command with --request-id {rid} to resume", err=True)
