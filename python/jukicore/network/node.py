@@ -333,7 +333,10 @@ def _new_generation(path: Path, node_id: str, n: int, password: str | bytes,
     keys = NodeKeys.generate(node_id)
     d = path / "keys" / str(n)
     tmp = path / "keys" / f".{n}.tmp-{os.getpid()}-{os.urandom(4).hex()}"
-    when = (valid_from or dt.datetime.now(dt.UTC)).astimezone(dt.UTC)
+    # a generation made now is valid from the start of this second: certificates of
+    # residence and node certificates state times in whole seconds, and one issued in
+    # the same second must fall within the key's validity
+    when = (valid_from or dt.datetime.now(dt.UTC).replace(microsecond=0)).astimezone(dt.UTC)
     try:
         keys.save(tmp, password)
         write_atomic(tmp / "valid_from", json.dumps(when.isoformat()).encode(),
