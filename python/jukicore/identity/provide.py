@@ -410,7 +410,9 @@ def _answer_many(st: IdentityStore, asked: list[_Asked],
                  out: list[pa.Table | JukiError | None], now: dt.datetime | None) -> None:
     """The transaction of :func:`confirm_many`: every request's checks, then the lookups
     of those that pass, then their records; the audit entries (overrides, denials,
-    provisions) in the requests' order at the end."""
+    provisions) in the requests' order at the end. The answers of one purpose are one
+    table, each request's answer a slice of it."""
+    answered: dict[tuple[str, int], tuple[Purpose, list[int], list[dict[str, Any]]]] = {}
     try:
         with st._b.session() as s:
             law = Law(s)
@@ -444,12 +446,18 @@ def _answer_many(st: IdentityStore, asked: list[_Asked],
                     f"request {a.rid}: {a.agency} for {p.purpose} (v{p.version}) by"
                     f" resident code: {row['answer']}"))
                 by_index[a.index] = entries
-                out[a.index] = _table([row], p)
+                answered.setdefault((p.purpose, p.version), (p, [], []))
+                answered[p.purpose, p.version][1].append(a.index)
+                answered[p.purpose, p.version][2].append(row)
             _provision_rows(s, provisions)
             audit.write_many(s, [e for i in sorted(by_index) for e in by_index[i]])
     except BaseException:
         st.policy.record_denials(list(refused.values()))  # the denials stand regardless
         raise
+    for p, indexes, rows in answered.values():  # the tables once the lock is let go
+        table = _table(rows, p)
+        for j, i in enumerate(indexes):
+            out[i] = table.slice(j, 1)
 
 
 def confirm(st: IdentityStore, *, agency: str, purpose: str, actor: Actor | str,
