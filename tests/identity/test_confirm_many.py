@@ -316,3 +316,32 @@ def test_a_failed_transaction_answers_nothing_and_keeps_the_denials(
     entries = _audit(center)
     assert len([e for e in entries if e[2] == "access.denied"]) == denials + 2
     assert not [e for e in entries if e[2] == "identity.provide"]
+
+
+def test_batches_from_several_threads_each_answer_whole(center: IdentityStore) -> None:
+    """A server answering batches from several threads at once: every batch commits whole
+    (its answers, records and entries), the audit log stays one unbroken chain."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from jukicore import audit
+
+    def run(t: int) -> list[pa.Table | JukiError]:
+        out: list[pa.Table | JukiError] = []
+        for b in range(4):
+            out += center.confirm_many(
+                [ConfirmRequest("jps", PENSION, JPS, _codes[(t * 7 + b + i) % 30],
+                                f"t{t}-b{b}-{i}") for i in range(15)]
+                + [ConfirmRequest("mofa", PENSION, MOFA, _codes[0], f"t{t}-b{b}-x")],
+                now=NOW)
+        return out
+
+    with ThreadPoolExecutor(4) as pool:
+        results = [o for r in pool.map(run, range(4)) for o in r]
+    assert sum(isinstance(o, pa.Table) for o in results) == 4 * 4 * 15
+    assert sum(isinstance(o, PermissionDeniedError) for o in results) == 16
+    requests, provisions, entries = _stored(center)
+    assert len(requests) == len(provisions) == 240 and len({r[0] for r in requests}) == 240
+    assert len([e for e in entries if e[2] == "identity.provide"]) == 240
+    assert len([e for e in entries if e[2] == "access.denied"]) == 16
+    report = audit.verify(center._b, node_id=center.node_id, keys=[])
+    assert report.ok, report.problems
