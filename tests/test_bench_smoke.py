@@ -82,3 +82,16 @@ def test_every_bench_script_runs_at_a_small_scale(script: str, args: tuple[str, 
                           text=True, timeout=600, check=False)
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert re.search(expect, proc.stdout, re.MULTILINE), proc.stdout
+
+
+def test_compare_confirm_batch_reports_every_way() -> None:
+    script = COMPARE.parent / "compare_confirm_batch.py"
+    proc = subprocess.run([sys.executable, str(script), "--codes", "300", "--repeats", "1",
+                           "--batch", "16"], capture_output=True, text=True, timeout=300,
+                          check=False)
+    assert proc.returncode == 0, proc.stderr
+    for way in ("one by one", "batch 16"):
+        line = re.search(rf"^  {way}\s+(\d+\.\d) us/query .* x\s*(\d+\.\d\d)", proc.stdout,
+                         re.MULTILINE)
+        assert line is not None, f"no line for {way}:\n{proc.stdout}"
+        assert float(line.group(1)) > 0 and float(line.group(2)) > 0

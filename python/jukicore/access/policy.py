@@ -62,6 +62,7 @@ __all__ = [
     "JST",
     "OVERRIDE",
     "POLICY_TABLE",
+    "Denied",
     "Gate",
     "Hours",
     "business_day",
@@ -212,12 +213,16 @@ def _check_fee(key: str, service: str, value: str) -> str:
     return str(int(v))
 
 
-class _Denied(Exception):
-    """Internal: a check failed inside the action's transaction (rolled back)."""
+class Denied(Exception):
+    """A check failed inside the action's transaction (:meth:`Gate.deny`): within
+    :meth:`Gate.session` the transaction is rolled back and the denial audited; a batch
+    answering many requests in one transaction catches it to refuse one of them
+    (:meth:`Gate.denied_entry`, :meth:`Gate.denied_error`)."""
 
     def __init__(self, reason: str) -> None:
         super().__init__(reason)
         self.reason = reason
+
 
 
 @dataclass(frozen=True)
@@ -299,7 +304,7 @@ class Gate:
             with opener(write=write) as s:
                 self._dynamic(s, actor, permission, now)
                 yield s
-        except _Denied as d:
+        except Denied as d:
             self._refuse(actor, permission, d.reason, target)
 
     def check(self, actor: Actor, permission: str, *, now: dt.datetime | None = None,
@@ -323,7 +328,7 @@ class Gate:
     def deny(reason: str) -> None:
         """Refuse from inside :meth:`session` (e.g. a read past the quota once its size is
         known): what the transaction did is rolled back and the denial audited."""
-        raise _Denied(reason)
+        raise Denied(reason)
 
     def charge(self, s: Session, actor: Actor, permission: str, records: int) -> None:
         """Refuse (:meth:`deny`) a whole-table read of ``records`` records that would take
@@ -358,8 +363,19 @@ class Gate:
             f"SELECT detail FROM audit WHERE {where} AND target IS NULL", params))
         return single + whole
 
+    def admit(self, s: Session, actor: Actor, permission: str, *,
+              now: dt.datetime | None = None, entries: list[tuple[Any, ...]]) -> None:
+        """The checks :meth:`session` makes inside its transaction (an operator's account,
+        hours and quota), for a batch answering several actors' requests in one
+        transaction: a refusal raises :class:`Denied` having written nothing, and the
+        entry of a supervisor's override is appended to ``entries`` (made by
+        :func:`jukicore.audit.entry`) for the batch to write with the request's own
+        entries, or to drop with them when the request is refused after all."""
+        self._dynamic(s, actor, permission, now, entries)
+
     def _dynamic(self, s: Session, actor: Actor, permission: str,
-                 now: dt.datetime | None) -> None:
+                 now: dt.datetime | None,
+                 entries: list[tuple[Any, ...]] | None = None) -> None:
         if actor.kind != "operator":
             return  # nodes and agencies: no hours, no quota
         _enabled(s, actor, "")
@@ -376,44 +392,65 @@ class Gate:
             outside.append(why)
         else:
             reason = outside[0] if outside else "no role grants it"
-            self._override(s, actor, permission, reason)
+            self._override(s, actor, permission, reason, entries)
         left = self.quota_left(s, actor, permission)
         if left is not None and left <= 0:
-            raise _Denied("daily read quota used up for today")
+            raise Denied("daily read quota used up for today")
 
-    def _override(self, s: Session, actor: Actor, permission: str, reason: str) -> None:
+    def _override(self, s: Session, actor: Actor, permission: str, reason: str,
+                  entries: list[tuple[Any, ...]] | None = None) -> None:
         ov = actor.override
         if ov is None:
-            raise _Denied(f"{reason}; a supervisor's override is needed")
+            raise Denied(f"{reason}; a supervisor's override is needed")
         sup = ov.supervisor
         _enabled(s, sup, "the supervisor's ")
         if not isinstance(sup, Actor) or sup.kind != "operator" or "supervisor" not in sup.roles:
-            raise _Denied(f"{reason}; the override is not a supervisor's")
+            raise Denied(f"{reason}; the override is not a supervisor's")
         if sup.name == actor.name:
-            raise _Denied(f"{reason}; an operator cannot override for themselves")
+            raise Denied(f"{reason}; an operator cannot override for themselves")
         if sup.override is not None:
-            raise _Denied(f"{reason}; an override cannot rest on another override")
+            raise Denied(f"{reason}; an override cannot rest on another override")
         if not isinstance(ov.reason, str) or not ov.reason.strip():
-            raise _Denied(f"{reason}; the override gives no reason")
+            raise Denied(f"{reason}; the override gives no reason")
         why = refusal(sup, permission, self.tier, self.place)
         if why is not None:
-            raise _Denied(f"{reason}; the supervisor may not override: {why}")
-        audit.write(s, actor, OVERRIDE, None,
-                    f"{permission} ({reason}) under the override of {sup}: "
-                    f"{ov.reason.strip()[:500]}")
+            raise Denied(f"{reason}; the supervisor may not override: {why}")
+        row = audit.entry(s, actor, OVERRIDE, None,
+                          f"{permission} ({reason}) under the override of {sup}: "
+                          f"{ov.reason.strip()[:500]}")
+        if entries is None:
+            audit.write_many(s, [row])
+        else:
+            entries.append(row)
+
+    @staticmethod
+    def denied_entry(s: Session, actor: object, permission: str, reason: str,
+                     target: str | None) -> tuple[Any, ...]:
+        """The ``access.denied`` entry of a refusal, for :func:`jukicore.audit.write_many`
+        (an actor that is no :class:`Actor` is recorded as ``unknown``)."""
+        if isinstance(actor, Actor):
+            return audit.entry(s, actor, DENIED, target, f"{permission}: {reason}")
+        return audit.entry(s, "unknown", DENIED, target, f"{permission}: {reason}",
+                           actor_kind="unknown")
+
+    @staticmethod
+    def denied_error(actor: object, permission: str, reason: str) -> PermissionDeniedError:
+        """The error a refusal raises (or a batch returns for the refused request)."""
+        name = str(actor) if isinstance(actor, Actor) else "an unknown actor"
+        return PermissionDeniedError(f"{name} may not {permission}: {reason}")
+
+    def record_denials(self, denials: list[tuple[object, str, str, str | None]]) -> None:
+        """Write the ``access.denied`` entries of ``(actor, permission, reason, target)``
+        refusals in a transaction of their own (the denials stand regardless)."""
+        if not denials:
+            return
+        with suppress(JukiError), self._b.session() as s:
+            audit.write_many(s, [self.denied_entry(s, *d) for d in denials])
 
     def _refuse(self, actor: object, permission: str, reason: str,
                 target: str | None) -> None:
-        who = actor if isinstance(actor, Actor) else None
-        with suppress(JukiError), self._b.session() as s:  # the denial stands regardless
-            if who is not None:
-                audit.write(s, who, DENIED, target, f"{permission}: {reason}")
-            else:
-                audit.write_many(s, [audit.entry(s, "unknown", DENIED, target,
-                                                 f"{permission}: {reason}",
-                                                 actor_kind="unknown")])
-        name = str(who) if who is not None else "an unknown actor"
-        raise PermissionDeniedError(f"{name} may not {permission}: {reason}")
+        self.record_denials([(actor, permission, reason, target)])
+        raise self.denied_error(actor, permission, reason)
 
 
 def _enabled(s: Session, actor: Actor, whose: str) -> None:
@@ -422,7 +459,7 @@ def _enabled(s: Session, actor: Actor, whose: str) -> None:
     library callers build, is judged by the table alone)."""
     rows = s.query("SELECT enabled FROM operator WHERE id = ?", (actor.name,))
     if rows and not bool(rows[0][0]):
-        raise _Denied(f"{whose}account {actor.name} is disabled")
+        raise Denied(f"{whose}account {actor.name} is disabled")
 
 
 def read_detail(what: str, count: int | None, purpose: str | None) -> str:

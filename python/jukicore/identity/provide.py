@@ -24,14 +24,16 @@ from __future__ import annotations
 
 import datetime as dt
 import secrets
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import pyarrow as pa
 
 from jukicore import audit
-from jukicore.access.actors import ID_DISCLOSE, ID_PROVIDE, ID_PURPOSES, Actor
-from jukicore.errors import InvalidInputError
+from jukicore.access.actors import ID_DISCLOSE, ID_PROVIDE, ID_PURPOSES, Actor, refusal
+from jukicore.access.policy import Denied
+from jukicore.errors import InvalidInputError, JukiError
 from jukicore.store import Session, utcnow
 from jukicore.validate import parse_resident_code, text_problem
 
@@ -41,7 +43,8 @@ from .purposes import Purpose
 if TYPE_CHECKING:
     from .store import IdentityStore
 
-__all__ = ["ANSWERS", "ANSWER_SCHEMA", "DISCLOSURE_SCHEMA", "VERIFY_ANSWERS"]
+__all__ = ["ANSWERS", "ANSWER_SCHEMA", "DISCLOSURE_SCHEMA", "VERIFY_ANSWERS", "ConfirmRequest",
+           "confirm_many"]
 
 ANSWERS: tuple[str, ...] = ("found", "died", "moved_out", "removed", "retired", "not_found",
                             "ambiguous")
@@ -91,6 +94,7 @@ DISCLOSURE_SCHEMA = pa.schema([
 ])
 
 _SEXES = (1, 2, 9)
+_ONE_OF = "a request asks by resident code or by the four items, one of them"
 _NAME_MAX, _ADDRESS_MAX = 100, 400
 
 
@@ -142,16 +146,42 @@ def new_request_id(request_id: str | None) -> str:
     return request_id
 
 
+class Law:
+    """The legal purposes table as one transaction sees it, each part read once: a batch
+    of requests (:func:`confirm_many`) asks it for every request, never across batches."""
+
+    def __init__(self, s: Session) -> None:
+        self._s = s
+        self._agencies: set[str] | None = None
+        self._current: dict[str, list[Purpose]] = {}
+
+    def agencies(self) -> set[str]:
+        """:func:`jukicore.identity.purposes.agencies`."""
+        if self._agencies is None:
+            self._agencies = lp.agencies(self._s)
+        return self._agencies
+
+    def current(self, purpose: str) -> list[Purpose]:
+        """:func:`jukicore.identity.purposes.current` of one purpose (on the clock)."""
+        found = self._current.get(purpose)
+        if found is None:
+            found = self._current[purpose] = lp.current(self._s, purpose)
+        return found
+
+
 def gate(st: IdentityStore, s: Session, actor: Actor, agency: str, purpose: str, *,
-         four: bool, embargo_until: dt.date | None, now: dt.datetime | None) -> Purpose:
+         four: bool, embargo_until: dt.date | None, now: dt.datetime | None,
+         law: Law | None = None) -> Purpose:
     """The purpose in force that lets ``agency`` receive identity info here, checked inside
-    the request's policy session; a refusal is :meth:`Gate.deny` (rolled back, audited)."""
+    the request's policy session; a refusal is :meth:`Gate.deny` (rolled back, audited).
+    ``law``: the batch's view of the legal purposes table (default: read it now)."""
+    law = Law(s) if law is None else law
     if actor.kind == "agency" and actor.name != agency:
         st.policy.deny(f"{actor} asks for agency {agency}: an agency asks for itself only")
-    if agency not in lp.agencies(s):
+    if agency not in law.agencies():
         st.policy.deny(f"{agency!r} is no agency of the legal purposes table: identity info"
                        " goes only to the agencies the law lists, never to a private party")
-    found = lp.current(s, purpose)  # (in force on the clock: ``now`` is for the hours)
+    found = law.current(purpose)  # (in force on the clock: ``now`` is for the hours)
     if not found:
         st.policy.deny(f"no legal purpose {purpose!r} is in force")
     p = found[0]
@@ -219,6 +249,19 @@ def _record_rows(s: Session, codes: list[int]) -> dict[int, dict[str, Any]]:
     return {int(r[0]): record(s, r) for r in rows}
 
 
+def _retired_rows(s: Session, codes: list[int]) -> dict[int, tuple[int, dt.date]]:
+    if not codes:
+        return {}
+    cond, params = s.any_of("resident_code", codes)
+    out = {}
+    for code, new, on in s.query("SELECT resident_code, new_code, retired_on FROM"
+                                 f" identity_retired WHERE {cond}", params):
+        d = s.pd(on)
+        assert d is not None
+        out[int(code)] = (int(new), d)
+    return out
+
+
 def _retired(s: Session, code: int) -> tuple[int, dt.date] | None:
     rows = s.query("SELECT new_code, retired_on FROM identity_retired WHERE resident_code = ?",
                    (code,))
@@ -269,8 +312,152 @@ def open_request(s: Session, p: Purpose, *, request_id: str, actor: Actor, agenc
 
 def _provisions(s: Session, request_no: int,
                 rows: list[tuple[int | None, str, str | None]]) -> None:
-    s.executemany("INSERT INTO provision (request_no, resident_code, answer, items)"
-                  " VALUES (?, ?, ?, ?)", [(request_no, *r) for r in rows])
+    _provision_rows(s, [(request_no, *r) for r in rows])
+
+
+def _provision_rows(s: Session, rows: list[tuple[int, int | None, str, str | None]]) -> None:
+    """Provision rows (request number, code, answer, items), of one request or many."""
+    if rows:
+        s.executemany("INSERT INTO provision (request_no, resident_code, answer, items)"
+                      " VALUES (?, ?, ?, ?)", rows)
+
+
+@dataclass(frozen=True)
+class ConfirmRequest:
+    """One request by resident code, for :func:`confirm_many`: the arguments
+    :func:`confirm` takes for it (``actor`` as the request authenticated it)."""
+
+    agency: str
+    purpose: str
+    actor: Actor | str
+    code: Any
+    request_id: str | None = None
+    embargo_until: dt.date | None = None
+
+
+@dataclass(frozen=True)
+class _Asked:
+    """A request that passed the policy's table and whose input is well formed."""
+
+    index: int
+    who: Actor
+    agency: str
+    purpose: str
+    code: int
+    target: str
+    rid: str
+    embargo_until: dt.date | None
+
+
+def _asked(index: int, who: Actor, r: ConfirmRequest) -> _Asked:
+    """The request's input checked as :func:`confirm` checks it, in the same order."""
+    check_ids(r.agency, r.purpose)
+    if r.code is None:
+        raise InvalidInputError(_ONE_OF)
+    code = parse_resident_code(r.code)
+    embargo_until = _date(r.embargo_until, "embargo_until")
+    rid = new_request_id(r.request_id)
+    return _Asked(index, who, r.agency, r.purpose, code, f"{code:011d}", rid, embargo_until)
+
+
+def confirm_many(st: IdentityStore, requests: Iterable[ConfirmRequest], *,
+                 now: dt.datetime | None = None) -> list[pa.Table | JukiError]:
+    """Answer many requests by resident code in ONE transaction (group commit), each as
+    :func:`confirm` answers it alone: for each request, in order, its answer table or the
+    error ``confirm`` would raise (:class:`InvalidInputError` for bad input, written
+    nowhere; :class:`PermissionDeniedError` for a refusal, which leaves its
+    ``access.denied`` entry and nothing else). An answered request has its
+    ``provision_request`` row, its provision row and its ``identity.provide`` entry in
+    the transaction of its answer; the audit entries follow the requests' order.
+    A refused or invalid request does not spoil the others. What is the same for every
+    request (the agencies, the purposes in force) is read once per batch.
+
+    A failure of the transaction itself (the database) raises: nothing is answered, and
+    the batch's refusals are recorded in a transaction of their own."""
+    if isinstance(requests, str | bytes | ConfirmRequest):
+        raise InvalidInputError("requests is a sequence of ConfirmRequest")
+    try:
+        reqs = list(requests)
+    except TypeError:
+        raise InvalidInputError("requests is a sequence of ConfirmRequest") from None
+    out: list[pa.Table | JukiError | None] = [None] * len(reqs)
+    asked: list[_Asked] = []
+    refused: dict[int, tuple[object, str, str, str | None]] = {}
+    for i, r in enumerate(reqs):
+        if not isinstance(r, ConfirmRequest):
+            out[i] = InvalidInputError(f"request {i} is a ConfirmRequest, not"
+                                       f" {type(r).__name__}")
+            continue
+        who = st._actor(r.actor)
+        why = refusal(who, ID_PROVIDE, st.policy.tier, st.policy.place)
+        if why is not None:  # the table refuses before the input is looked at
+            refused[i] = (who, ID_PROVIDE, why, None)
+            out[i] = st.policy.denied_error(who, ID_PROVIDE, why)
+            continue
+        try:
+            asked.append(_asked(i, who, r))
+        except InvalidInputError as e:
+            out[i] = e
+    if asked or refused:
+        _answer_many(st, asked, refused, out, now)
+    done = [o for o in out if o is not None]
+    assert len(done) == len(out)
+    return done
+
+
+def _answer_many(st: IdentityStore, asked: list[_Asked],
+                 refused: dict[int, tuple[object, str, str, str | None]],
+                 out: list[pa.Table | JukiError | None], now: dt.datetime | None) -> None:
+    """The transaction of :func:`confirm_many`: every request's checks, then the lookups
+    of those that pass, then their records; the audit entries (overrides, denials,
+    provisions) in the requests' order at the end. The answers of one purpose are one
+    table, each request's answer a slice of it."""
+    answered: dict[tuple[str, int], tuple[Purpose, list[int], list[dict[str, Any]]]] = {}
+    try:
+        with st._b.session() as s:
+            law = Law(s)
+            passed: list[tuple[_Asked, Purpose, list[tuple[Any, ...]]]] = []
+            for a in asked:
+                entries: list[tuple[Any, ...]] = []  # an override's, dropped if refused
+                try:
+                    st.policy.admit(s, a.who, ID_PROVIDE, now=now, entries=entries)
+                    p = gate(st, s, a.who, a.agency, a.purpose, four=False,
+                             embargo_until=a.embargo_until, now=now, law=law)
+                except Denied as d:
+                    refused[a.index] = (a.who, ID_PROVIDE, d.reason, a.target)
+                    out[a.index] = st.policy.denied_error(a.who, ID_PROVIDE, d.reason)
+                    continue
+                except InvalidInputError as e:
+                    out[a.index] = e
+                    continue
+                passed.append((a, p, entries))
+            codes = sorted({a.code for a, _, _ in passed})
+            recs, retired = _record_rows(s, codes), _retired_rows(s, codes)
+            by_index = {i: [st.policy.denied_entry(s, *d)] for i, d in refused.items()}
+            provisions: list[tuple[int, int | None, str, str | None]] = []
+            for a, p, entries in passed:
+                ret, rec = retired.get(a.code), recs.get(a.code)
+                row = _answer_row(None if ret is not None else rec, ret)
+                no = open_request(s, p, request_id=a.rid, actor=a.who, agency=a.agency,
+                                  embargo_until=a.embargo_until)
+                provisions.append((no, a.code, row["answer"], None))
+                entries.append(audit.entry(
+                    s, a.who, "identity.provide", a.target,
+                    f"request {a.rid}: {a.agency} for {p.purpose} (v{p.version}) by"
+                    f" resident code: {row['answer']}"))
+                by_index[a.index] = entries
+                answered.setdefault((p.purpose, p.version), (p, [], []))
+                answered[p.purpose, p.version][1].append(a.index)
+                answered[p.purpose, p.version][2].append(row)
+            _provision_rows(s, provisions)
+            audit.write_many(s, [e for i in sorted(by_index) for e in by_index[i]])
+    except BaseException:
+        st.policy.record_denials(list(refused.values()))  # the denials stand regardless
+        raise
+    for p, indexes, rows in answered.values():  # the tables once the lock is let go
+        table = _table(rows, p)
+        for j, i in enumerate(indexes):
+            out[i] = table.slice(j, 1)
 
 
 def confirm(st: IdentityStore, *, agency: str, purpose: str, actor: Actor | str,
@@ -280,12 +467,17 @@ def confirm(st: IdentityStore, *, agency: str, purpose: str, actor: Actor | str,
     """Answer one request: by resident ``code`` (its record now, or ``as_of`` a date) or
     by the ``four`` items (every person whose match keys equal the query's on every item
     given: one row ``found``/..., several ``ambiguous``, or ``not_found``)."""
+    if code is not None and four is None and as_of is None:  # one code path with batches
+        res = confirm_many(st, [ConfirmRequest(agency, purpose, actor, code, request_id,
+                                               embargo_until)], now=now)[0]
+        if isinstance(res, JukiError):
+            raise res
+        return res
     who = st._actor(actor)
     st.policy.precheck(who, ID_PROVIDE)
     check_ids(agency, purpose)
     if (code is None) == (four is None):
-        raise InvalidInputError("a request asks by resident code or by the four items,"
-                                " one of them")
+        raise InvalidInputError(_ONE_OF)
     parsed = None if code is None else parse_resident_code(code)
     if four is not None and not isinstance(four, FourItems):
         raise InvalidInputError("four is a FourItems")

@@ -36,6 +36,7 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import json
+from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -60,12 +61,13 @@ from jukicore.errors import (
     BadRow,
     ConflictError,
     InvalidInputError,
+    JukiError,
     PacketSequenceError,
 )
 from jukicore.identity import provide
 from jukicore.identity.index import TOUCHED_FROM, SideReaders, StoreIndex
 from jukicore.identity.items import IDENTITY_COLUMNS, IDENTITY_SCHEMA
-from jukicore.identity.provide import FourItems
+from jukicore.identity.provide import ConfirmRequest, FourItems
 from jukicore.identity.purposes import Purpose
 from jukicore.identity.purposes import seed as seed_purposes
 from jukicore.network.crypto import check_path_id
@@ -609,6 +611,12 @@ class IdentityStore:
         return provide.confirm(self, agency=agency, purpose=purpose, actor=actor, code=code,
                                four=four, as_of=as_of, embargo_until=embargo_until,
                                request_id=request_id, now=now)
+
+    def confirm_many(self, requests: Iterable[ConfirmRequest], *,
+                     now: dt.datetime | None = None) -> list[pa.Table | JukiError]:
+        """Answer many requests by resident code in one transaction, each answer or error
+        as :meth:`confirm` gives it (:func:`jukicore.identity.provide.confirm_many`)."""
+        return provide.confirm_many(self, requests, now=now)
 
     def changes_since(self, *, agency: str, purpose: str, actor: Actor | str, code: Any,
                       since: dt.date, request_id: str | None = None,
