@@ -297,17 +297,22 @@ def test_purposes_are_read_per_batch_not_across(center: IdentityStore) -> None:
 
 
 def test_a_failed_transaction_answers_nothing_and_keeps_the_denials(
-        center: IdentityStore, monkeypatch: pytest.MonkeyPatch) -> None:
-    from jukicore.identity import provide
-
+        center: IdentityStore) -> None:
+    """The database itself refuses the batch's provision rows (a trigger, as a full disk
+    or a broken constraint would): nothing is answered or recorded, the batch's denials
+    are still written."""
     before = _stored(center)[:2]
     denials = len([e for e in _audit(center) if e[2] == "access.denied"])
-
-    def broken(s: Any, rows: Any) -> None:
-        raise RuntimeError("the disk is full")
-
-    monkeypatch.setattr(provide, "_provision_rows", broken)
-    with pytest.raises(RuntimeError, match="disk is full"):
+    with center._b.session() as s:
+        if s.dialect == "sqlite":
+            s.execute("CREATE TRIGGER full_disk BEFORE INSERT ON provision"
+                      " BEGIN SELECT RAISE(ABORT, 'the disk is full'); END")
+        else:
+            s.execute("CREATE FUNCTION full_disk() RETURNS trigger LANGUAGE plpgsql AS"
+                      " $$ BEGIN RAISE EXCEPTION 'the disk is full'; END $$")
+            s.execute("CREATE TRIGGER full_disk BEFORE INSERT ON provision FOR EACH ROW"
+                      " EXECUTE FUNCTION full_disk()")
+    with pytest.raises(Exception, match="disk is full"):
         center.confirm_many([ConfirmRequest("jps", PENSION, JPS, _codes[0]),
                              ConfirmRequest("mofa", PENSION, MOFA, _codes[0]),
                              ConfirmRequest("jps", PENSION, Actor.private("x"), _codes[0])],
