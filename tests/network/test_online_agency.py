@@ -213,3 +213,40 @@ def test_an_agency_identity_refuses_odd_ids_and_a_second_creation(tmp_path: Path
 
     with pytest.raises(Denied):
         AgencyIdentity.open(tmp_path / "jps", "wrong password entirely")
+
+
+def test_queries_arriving_together_are_each_answered_and_recorded_or_refused(
+        network: Network, center_with_agency: dict[str, Any]) -> None:
+    """The center answers the queries that arrive together in one transaction (group
+    commit): each still gets its own answer and provision record, and a refused one
+    spoils none of the others."""
+    import threading
+
+    a = center_with_agency
+    with sqlite3.connect(network.center.path / network.center.store) as db:
+        codes = [f"{r[0]:011d}" for r in db.execute(
+            "SELECT resident_code FROM identity WHERE status = 'resident' LIMIT 40")]
+    before = _provisions(network.center)
+    found: list[str] = []
+    refused: list[Exception] = []
+
+    def ask(i: int) -> None:
+        with AgencyClient(a["ident"], a["record"], a["url"]) as c:
+            for k in range(5):
+                purpose = "mofa-passport" if i == 7 else PURPOSE
+                try:
+                    rows = c.confirm(purpose, code=codes[(i + k) % len(codes)],
+                                     request_id=f"t{i}-{k}")["rows"]
+                    found.append(rows[0]["resident_code"])
+                except PermissionDeniedError as exc:
+                    refused.append(exc)
+
+    threads = [threading.Thread(target=ask, args=(i,)) for i in range(16)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(120)
+    assert len(found) == 15 * 5 and len(refused) == 5
+    assert sorted(found) == sorted(codes[(i + k) % len(codes)] for i in range(16)
+                                   for k in range(5) if i != 7)
+    assert _provisions(network.center) == before + 75

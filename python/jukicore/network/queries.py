@@ -8,6 +8,8 @@ certificate registered with ``jukicore node trust-agency``):
     "given_name", "birth_date", "address", "sex"?}}``, with ``"as_of": "YYYY-MM-DD"`` (by
     code) and ``"request_id"`` optional. Answers ``{"request_id", "rows": [...]}``: the rows
     of :func:`jukicore.identity.provide.confirm` (codes as 11-digit strings, dates ISO).
+    Queries by code that arrive together are answered in one transaction (group commit,
+    :class:`_Batcher`), each exactly as alone.
 
 ``POST /v1/identity/verify`` (Arrow IPC stream)
     The agency's table (as :func:`jukicore.identity.verify.verify` takes it) with the
@@ -24,6 +26,8 @@ from __future__ import annotations
 
 import datetime as dt
 import secrets
+import threading
+from concurrent.futures import Future
 from typing import Any
 
 import pyarrow as pa
@@ -48,6 +52,12 @@ def _store(ctx: ServeContext) -> Any:
     from jukicore.identity import open_identity_store
 
     return ctx.shared("identity", lambda: open_identity_store(ctx.node.store_target()))
+
+
+def _fresh_store(ctx: ServeContext) -> Any:
+    from jukicore.identity import open_identity_store
+
+    return open_identity_store(ctx.node.store_target())
 
 
 def _agency(peer: Peer) -> Actor:
@@ -83,8 +93,66 @@ def rows_json(table: pa.Table) -> list[dict[str, Any]]:
     return out
 
 
+class _Batcher:
+    """Group commit of single queries by code: the requests that arrive while a batch is
+    being answered wait in a queue and are answered together in the next one
+    (:func:`jukicore.identity.provide.confirm_many`: one transaction, each request with
+    its own provision record and audit entry, each refusal on its own). Nobody waits for
+    a batch to fill: a request alone is answered at once."""
+
+    MAX = 64
+
+    def __init__(self, store: Any) -> None:
+        import queue
+
+        self.store = store
+        self.queue: queue.SimpleQueue[Any] = queue.SimpleQueue()
+        self.thread = threading.Thread(target=self._run, name="jukicore-confirm-batches",
+                                       daemon=True)
+        self.thread.start()
+
+    def ask(self, request: Any) -> pa.Table:
+        done: Future[pa.Table] = Future()
+        self.queue.put((request, done))
+        return done.result()
+
+    def _run(self) -> None:
+        import queue
+
+        while True:
+            first = self.queue.get()
+            if first is None:
+                return
+            batch = [first]
+            while len(batch) < self.MAX:
+                try:
+                    item = self.queue.get_nowait()
+                except queue.Empty:
+                    break
+                if item is None:
+                    self.queue.put(None)
+                    break
+                batch.append(item)
+            try:
+                answers = self.store.confirm_many([r for r, _ in batch])
+            except BaseException as exc:  # the transaction failed: every request with it
+                for _, done in batch:
+                    done.set_exception(exc)
+                continue
+            for (_, done), answer in zip(batch, answers, strict=True):
+                if isinstance(answer, BaseException):
+                    done.set_exception(answer)
+                else:
+                    done.set_result(answer)
+
+    def close(self) -> None:
+        self.queue.put(None)
+        self.thread.join(30)
+        self.store.close()
+
+
 def _confirm(ctx: ServeContext, peer: Peer, req: dict[str, Any]) -> dict[str, Any]:
-    from jukicore.identity.provide import FourItems, confirm
+    from jukicore.identity.provide import ConfirmRequest, FourItems, confirm
 
     actor = _agency(peer)
     extra = set(req) - _CONFIRM_KEYS
@@ -109,8 +177,13 @@ def _confirm(ctx: ServeContext, peer: Peer, req: dict[str, Any]) -> dict[str, An
     if code is not None and not isinstance(code, str | int):
         raise InvalidInputError("code is an 11-digit resident code")
     rid = req.get("request_id") or secrets.token_hex(8)
-    table = confirm(_store(ctx), agency=peer.id, purpose=purpose, actor=actor, code=code,
-                    four=four, as_of=_day(req.get("as_of"), "as_of"), request_id=rid)
+    as_of = _day(req.get("as_of"), "as_of")
+    if four is None and as_of is None:
+        batcher = ctx.shared("confirm-batches", lambda: _Batcher(_fresh_store(ctx)))
+        table = batcher.ask(ConfirmRequest(peer.id, purpose, actor, code, rid))
+    else:
+        table = confirm(_store(ctx), agency=peer.id, purpose=purpose, actor=actor, code=code,
+                        four=four, as_of=as_of, request_id=rid)
     return {"request_id": rid, "rows": rows_json(table)}
 
 
