@@ -52,6 +52,7 @@ __all__ = [
     "PREFECTURE",
     "READ",
     "ROLE_PERMISSIONS",
+    "SPECIAL_MOVE",
     "TIERS",
     "VIEWING_PERMISSIONS",
     "VIEW_APPROVE",
@@ -85,6 +86,9 @@ PURGE = "register.purge"  #: delete removed records past retention
 CERTIFY = "certificate.issue"
 #: read the record of certificates issued (who asked for whom, identity, fee)
 CERT_LIST = "certificate.list"
+#: the special move-in/out (転入転出の特例, jukicore.moves): answer the new municipality's
+#: fetch of a move-out's data and its confirmation of the move-in (the node's service)
+SPECIAL_MOVE = "special_move.serve"
 
 PERMISSIONS: frozenset[str] = frozenset({INIT, IMPORT_CODES, LOAD, NOTIFY, READ, EXPORT, PURGE,
                                          CERTIFY, CERT_LIST})
@@ -159,8 +163,12 @@ POLICY: dict[tuple[str, str, str], frozenset[str]] = {
     # the lost-card hotline: suspends cards, at every municipality (ANYWHERE), nothing else
     (MUNICIPALITY, "operator", "hotline"): ANYWHERE["hotline"],
     # the municipality's communication server (CS): reads and sends what it synchronizes,
-    # records acknowledgements, and imports the code blocks its prefecture sends
-    (MUNICIPALITY, "node", "cs"): frozenset({READ, EXPORT, IMPORT_CODES}),
+    # records acknowledgements, and imports the code blocks its prefecture sends; serves
+    # the special move-in/out to the municipality a move-out names (checks the card's PIN
+    # the new municipality forwards, answers the move-out's data, closes it on the
+    # confirmation: jukicore.moves)
+    (MUNICIPALITY, "node", "cs"): frozenset({READ, EXPORT, IMPORT_CODES, SPECIAL_MOVE,
+                                             CARD_VERIFY}),
     (PREFECTURE, "operator", "clerk"): frozenset({ID_READ, ID_DISCLOSE}),
     (PREFECTURE, "operator", "supervisor"): frozenset({ID_READ, ID_REVIEW, ID_EXPORT,
                                                        ID_DISCLOSE}),
