@@ -200,7 +200,12 @@ def test_refusals_change_nothing_at_either_end(towns: Towns) -> None:
                  {**_fetch_body(code, cid), "pin": 1234},
                  {**_fetch_body(code, cid), "resident_code": "1"},
                  {**_fetch_body(code, cid), "notified_on": "2024-02-30"},
-                 {**_fetch_body(code, cid), "notified_on": "2999-01-01"}):
+                 {**_fetch_body(code, cid), "notified_on": "2999-01-01"},
+                 {**_fetch_body(code, cid), "notified_on": "2024-6-12"},
+                 {**_fetch_body(code, cid), "pin": "１２３４"},
+                 {**_fetch_body(code, cid), "resident_code": "０" * 11},
+                 {**_fetch_body(code, cid), "card_id": "x" * 5000},
+                 {**_fetch_body(code, cid), "moved_in_on": None}):
         with pytest.raises(InvalidInputError):
             call_local(towns.ctx_a, ROUTES, Peer("node", B), FETCH_PATH, body)
     # bad input at B's counter: refused before A is asked
@@ -210,6 +215,10 @@ def test_refusals_change_nothing_at_either_end(towns: Towns) -> None:
         move_in(towns, code, cid, pin="12345")
     with pytest.raises(InvalidInputError):
         move_in(towns, code, cid, from_lg=B)
+    with pytest.raises(ConflictError, match="head"):  # joins no household: must head one
+        move_in(towns, code, cid, relationship="子")
+    with pytest.raises(InvalidInputError):
+        move_in(towns, code, cid, arrival=dt.datetime(2024, 6, 10, 9))
     assert towns.digests() == before
     assert towns.c.digest() == before_c
     # only access denials were written at A (excluded from the digests), and the reads
@@ -396,3 +405,69 @@ def test_the_reads_are_audited(towns: Towns) -> None:
     with pytest.raises(PermissionDeniedError):
         towns.a.moves.move_outs(actor=STAFF[B])
     assert code_of(towns.a.reg, 10) == code
+
+
+@pytest.mark.parametrize(("arrival", "notified", "planned", "ok"), [
+    # a leap year: 2024-02-15 + 14 days is 2024-02-29
+    (D(2024, 2, 15), D(2024, 2, 29), D(2024, 2, 15), True),
+    (D(2024, 2, 15), D(2024, 3, 1), D(2024, 2, 15), False),
+    # 30 days after 2024-02-10 is 2024-03-11 (February has 29 days)
+    (D(2024, 3, 1), D(2024, 3, 11), D(2024, 2, 10), True),
+    (D(2024, 3, 1), D(2024, 3, 12), D(2024, 2, 10), False),
+    # a common year: 30 days after 2023-02-10 is 2023-03-12
+    (D(2023, 3, 1), D(2023, 3, 12), D(2023, 2, 10), True),
+    (D(2023, 3, 1), D(2023, 3, 13), D(2023, 2, 10), False),
+    # an arrival before the planned date (moved earlier): fine
+    (D(2024, 6, 1), D(2024, 6, 2), D(2024, 6, 14), True),
+])
+def test_the_windows_across_february(arrival: dt.date, notified: dt.date,
+                                     planned: dt.date, ok: bool) -> None:
+    from jukicore.moves.service import _windows
+
+    if ok:
+        _windows(arrival, notified, planned)
+    else:
+        with pytest.raises(ConflictError):
+            _windows(arrival, notified, planned)
+
+
+def test_two_counters_at_once_move_in_once(towns: Towns) -> None:
+    """Two counters of B take the same resident at once (each with its own connection):
+    one move-in is recorded and confirmed, the other refused; A closes the move-out once."""
+    import threading
+
+    from jukicore.moves import SpecialMoves
+    from jukicore.moves.service import node_pin_key
+    from jukicore.register import open_register
+
+    code, cid = card_holder(towns, 10)
+    file_out(towns, code, cid)
+    barrier = threading.Barrier(2)
+    results: dict[str, Any] = {}
+
+    def counter(nid: str) -> None:
+        with open_register(towns.b.node.store_target()) as reg:
+            moves = SpecialMoves(reg, node_pin_key(towns.b.node.path))
+            barrier.wait()
+            try:
+                results[nid] = moves.move_in(
+                    notification_id=nid, from_lg=A, resident_code=code, card_id=cid,
+                    pin="4321", moved_in_on=PLANNED, postal_code="1600022", town="新宿",
+                    street="3丁目1番1号", call=towns.call(), actor=STAFF[B], today=NOTIFIED)
+            except JukiError as exc:
+                results[nid] = exc
+
+    threads = [threading.Thread(target=counter, args=(n,)) for n in ("in-a", "in-b")]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    done = [v for v in results.values() if isinstance(v, dict)]
+    refused = [v for v in results.values() if isinstance(v, JukiError)]
+    assert len(done) == 1 and len(refused) == 1, results
+    assert done[0]["state"] == "confirmed"
+    assert isinstance(refused[0], ConflictError)
+    assert towns.b.reg.counts()["residents"] == 1
+    assert towns.b.moves.move_ins(actor=ADMINS[B]).num_rows == 1
+    row = towns.a.moves.move_outs(actor=ADMINS[A]).to_pylist()[0]
+    assert (row["state"], row["move_in_id"]) == ("closed", done[0]["move_in_id"])

@@ -657,6 +657,19 @@ class SpecialMoves:
         if problems:
             raise InvalidInputError("the move-in's address or household is not valid",
                                     problems)
+        full = (f"{self._reg.prefecture}{self._reg.municipality}{counter['town']}"
+                f"{counter['street']}" + (f" {counter['building']}" if counter["building"]
+                                          else ""))
+        hid = counter["household_id"]
+        with self._b.session(write=False) as s:
+            hh = [] if hid is None else s.query(
+                "SELECT address FROM households WHERE household_id = ?"
+                " AND dissolved_on IS NULL", (int(hid),))
+        if hh and hh[0][0] != full:
+            raise ConflictError(f"household {hid} lives at another address")
+        if not hh and counter["relationship"] not in (None, HEAD):
+            raise ConflictError("a new household's first member is its head (世帯主): name"
+                                " the household to join (household_id)")
 
     @staticmethod
     def _check_answer(answer: Mapping[str, Any], origin: str, code: int, cid: str
