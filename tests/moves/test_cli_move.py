@@ -1,5 +1,5 @@
 """``jukicore move``: the special move-out at the old municipality's node, listing, and
-the move-in's refusal while the network client is not wired (call_for)."""
+usage errors (the move-in and resume over the network: test_online_move.py)."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import json
 
 import pytest
 from click.testing import CliRunner
-from movekit import DESTINATION, PASSWORD, A, B, Towns, card_holder
+from movekit import DESTINATION, PASSWORD, B, Towns, card_holder
 
 from jukicore.cli import main
 from jukicore.register._checks import fmt_code
@@ -49,19 +49,3 @@ def test_move_out_and_list(towns: Towns, runner: CliRunner, cli_operator: object
     assert other.exit_code == 1 and "other content" in other.output
     listed = runner.invoke(main, ["move", "list", str(towns.a.node.path), "--json"])
     assert json.loads(listed.output)["move_outs"] == rows  # (only the logins were added)
-
-
-def test_move_in_needs_the_network_client(towns: Towns, runner: CliRunner) -> None:
-    """Until jukicore.network.client is wired into call_for, the move-in says so and
-    changes nothing."""
-    code, cid = card_holder(towns, 10)
-    before = towns.b.digest()
-    got = runner.invoke(main, [
-        "move", "in", str(towns.b.node.path), "--notification-id", "in-cli", "--from", A,
-        "--resident-code", fmt_code(code) or "", "--card-id", cid, "--arrival", "2024-06-10",
-        "--postal-code", "1600022", "--town", "新宿", "--street", "3丁目1番1号",
-        "--pin-stdin", "--today", "2024-06-12"], input="4321\n")
-    assert got.exit_code == 1 and "network client" in got.output
-    resumed = runner.invoke(main, ["move", "resume", str(towns.b.node.path)])
-    assert resumed.exit_code == 1 and "network client" in resumed.output
-    assert towns.b.digest() == before

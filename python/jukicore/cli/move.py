@@ -18,7 +18,6 @@ import click
 
 from ._common import (
     Credentials,
-    die,
     emit_json,
     json_option,
     lg_code_arg,
@@ -38,20 +37,15 @@ _date = click.DateTime(["%Y-%m-%d"])
 
 
 def call_for(node_dir: Path, password: str | None) -> Any:
-    """The ``call(peer, path, body)`` through which NODE reaches another node: the
-    network client's ``NodeClient(...).call_json`` (jukicore.network.client), with the
-    node's keys and trust store. The client is not part of this jukicore yet: this
-    function is where it is wired."""
-    raise NotImplementedError(
-        "the network client (jukicore.network.client.NodeClient) is not available in this"
-        " jukicore yet: the move-in cannot reach the old municipality")
+    """The network client through which NODE reaches another node: a
+    :class:`jukicore.network.client.NodeClient` with the node's keys, certificate, trust
+    store and address book (``jukicore node peer``). Use it as a context manager; its
+    ``call_json`` is the ``call(peer, path, body)`` of :mod:`jukicore.moves`. The one
+    place where the CLI wires the network."""
+    from jukicore.network.client import NodeClient
+    from jukicore.network.node import Node
 
-
-def _call(node_dir: Path, password: str | None) -> Any:
-    try:
-        return call_for(node_dir, password)
-    except NotImplementedError as exc:
-        die(str(exc))
+    return NodeClient(Node.open(node_dir), password)
 
 
 def _day(today: dt.datetime | None) -> dt.date | None:
@@ -163,15 +157,15 @@ def in_(*, node_dir: Path, notification_id: str, from_lg: str, resident_code: in
     arrival and 30 of the planned move-out date; exit 0 once recorded (the confirmation to
     the old municipality may stay pending: see ``move resume``)."""
     pin = _read_pin(pin_stdin)
-    call = _call(node_dir, read_password(node_password_file))
-    reg, moves, actor = _open(node_dir, creds, pin_key=True)
-    with reg:
-        got = moves.move_in(notification_id=notification_id, from_lg=from_lg,
-                            resident_code=resident_code, card_id=card_id, pin=pin,
-                            moved_in_on=moved_in_on.date(), postal_code=postal_code,
-                            town=town, street=street, building=building,
-                            household_id=household_id, relationship=relationship,
-                            call=call, actor=actor, today=_day(today))
+    with call_for(node_dir, read_password(node_password_file)) as client:
+        reg, moves, actor = _open(node_dir, creds, pin_key=True)
+        with reg:
+            got = moves.move_in(notification_id=notification_id, from_lg=from_lg,
+                                resident_code=resident_code, card_id=card_id, pin=pin,
+                                moved_in_on=moved_in_on.date(), postal_code=postal_code,
+                                town=town, street=street, building=building,
+                                household_id=household_id, relationship=relationship,
+                                call=client.call_json, actor=actor, today=_day(today))
     extra = "" if got["state"] == "confirmed" else f" ({got['last_error']}; run move resume)"
     _show(got, as_json, f"special move-in {got['move_in_id']} of {got['resident_code']}"
                         f" from {got['from_lg']}: {got['state']}{extra}")
@@ -186,10 +180,10 @@ def resume(*, node_dir: Path, node_password_file: Path | None, creds: Credential
            as_json: bool) -> None:
     """Send again every confirmation a crash or an outage left pending at NODE. Exit 1
     while any stays pending."""
-    call = _call(node_dir, read_password(node_password_file))
-    reg, moves, actor = _open(node_dir, creds, pin_key=False)
-    with reg:
-        rows = moves.resume(call, actor=actor).to_pylist()
+    with call_for(node_dir, read_password(node_password_file)) as client:
+        reg, moves, actor = _open(node_dir, creds, pin_key=False)
+        with reg:
+            rows = moves.resume(client.call_json, actor=actor).to_pylist()
     pending = [r for r in rows if r["state"] != "confirmed"]
     if as_json:
         emit_json({"move_ins": rows, "pending": len(pending)})
