@@ -471,3 +471,58 @@ def test_two_counters_at_once_move_in_once(towns: Towns) -> None:
     assert towns.b.moves.move_ins(actor=ADMINS[B]).num_rows == 1
     row = towns.a.moves.move_outs(actor=ADMINS[A]).to_pylist()[0]
     assert (row["state"], row["move_in_id"]) == ("closed", done[0]["move_in_id"])
+
+
+@pytest.mark.parametrize("tamper", ["name", "code_and_digest", "no_data", "bad_my_number",
+                                    "not_an_object"])
+def test_a_garbled_or_forged_answer_changes_nothing_at_b(towns: Towns, tamper: str) -> None:
+    """What B takes from A is checked: the data must match its digest and be the data of
+    the move-out, person and card asked for; malformed data is refused by name."""
+    code, cid = card_holder(towns, 10)
+    file_out(towns, code, cid)
+    honest = towns.call()
+
+    def forged(peer: str, path: str, body: dict[str, Any]) -> Any:
+        answer = honest(peer, path, body)
+        if path != FETCH_PATH:
+            return answer
+        data = answer["data"]
+        if tamper == "no_data":
+            return {"move_out_id": answer["move_out_id"]}
+        if tamper == "not_an_object":
+            return [answer]
+        if tamper == "code_and_digest":
+            data["person"]["resident_code"] = fmt_code(code_of(towns.a.reg, 11))
+        elif tamper == "bad_my_number":
+            data["person"]["my_number"] = "twelve digits"
+        else:
+            data["person"]["family_name"] = "偽"
+        if tamper != "name":
+            answer["data_digest"] = data_digest(data)
+        return answer
+
+    before = towns.b.digest()
+    with pytest.raises((ConflictError, InvalidInputError)):
+        move_in(towns, code, cid, call=forged)
+    assert towns.b.digest() == before
+    assert towns.b.reg.counts()["residents"] == 0
+
+
+def test_a_never_closes_a_move_out_on_other_data_than_it_served(towns: Towns) -> None:
+    """Data changed on the way with a digest to match (only A itself could: the channel
+    is mutual TLS) is recorded by B, but A refuses to close its move-out on it: the
+    confirmation stays pending, naming the refusal."""
+    code, cid = card_holder(towns, 10)
+    file_out(towns, code, cid)
+    honest = towns.call()
+
+    def forged(peer: str, path: str, body: dict[str, Any]) -> Any:
+        answer = honest(peer, path, body)
+        if path == FETCH_PATH:
+            answer["data"]["person"]["family_name"] = "偽"
+            answer["data_digest"] = data_digest(answer["data"])
+        return answer
+
+    got = move_in(towns, code, cid, call=forged)
+    assert got["state"] == "pending" and "not the data" in got["last_error"]
+    assert towns.a.moves.move_outs(actor=ADMINS[A]).to_pylist()[0]["state"] == "open"

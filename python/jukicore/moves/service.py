@@ -596,25 +596,8 @@ class SpecialMoves:
         card = data["card"]
         continued = card.get("kind") == rules.MYNUMBER
         stored = self._key.hash(cid, pin) if continued else None
-        person = data["person"]
-        row: dict[str, Any] = {
-            "notification_id": nid, "kind": "move_in", "notified_date": day,
-            "event_date": arrival, "resident_code": code,
-            "previous_address": person.get("address"),
-            **{k: person.get(k) for k in ("family_name", "given_name", "family_name_kana",
-                                          "given_name_kana", "domicile", "domicile_head")},
-            "birth_date": _iso(person.get("birth_date"), "the data's birth_date"),
-            "sex": person.get("sex"),
-            "my_number": None if person.get("my_number") is None else int(person["my_number"]),
-            **{k: v for k, v in counter.items() if v is not None},
-        }
-        if "relationship" not in row:
-            row["relationship"] = HEAD
-        items = data.get("items") or {}
-        for k in FOREIGN_ITEMS:  # the person's status travels; Article 7's enrolments
-            if items.get(k) is not None:  # (insurance, pension ...) begin anew here
-                row[k] = (_iso(items[k], f"the data's {k}") if k == "stay_expires_on"
-                          else items[k])
+        row = _move_in_row(data, origin, nid=nid, day=day, arrival=arrival, code=code,
+                           counter=counter)
         with self._gate.session(actor, perm.NOTIFY, now=now, target=fmt_code(code)) as s:
             if self._in_row(s, "move_in_id = ? OR (from_lg = ? AND move_out_id = ?)",
                             (nid, origin, mid)) is not None:
@@ -705,6 +688,8 @@ class SpecialMoves:
         target = fmt_code(int(row["resident_code"]))
         try:
             answer = call(str(row["from_lg"]), CONFIRM_PATH, body)
+            if not isinstance(answer, Mapping):
+                raise ConflictError(f"{row['from_lg']} answered no confirmation")
             removal = _iso(answer.get("removal_date"), "the answer's removal_date")
             if answer.get("state") != "closed" or answer.get("move_out_id") != row[
                     "move_out_id"]:
@@ -792,6 +777,41 @@ class SpecialMoves:
                 f"SELECT {', '.join(_IN_COLS)} FROM special_move_ins ORDER BY move_in_id"])
         both = f"{self._reg.content_digest()}{self.cards.content_digest()}{mine}"
         return hashlib.sha256(both.encode()).hexdigest()
+
+
+def _move_in_row(data: Mapping[str, Any], origin: str, *, nid: str, day: dt.date,
+                 arrival: dt.date, code: int, counter: Mapping[str, Any]) -> dict[str, Any]:
+    """The ``move_in`` notification of the move-out data and the counter's input; data
+    malformed by the old municipality is an InvalidInputError naming it (the register's
+    validation then checks every value, as for any move-in)."""
+    try:
+        person = data["person"]
+        row: dict[str, Any] = {
+            "notification_id": nid, "kind": "move_in", "notified_date": day,
+            "event_date": arrival, "resident_code": code,
+            "previous_address": person.get("address"),
+            **{k: person.get(k) for k in ("family_name", "given_name", "family_name_kana",
+                                          "given_name_kana", "domicile", "domicile_head")},
+            "birth_date": _iso(person.get("birth_date"), "the data's birth_date"),
+            "sex": person.get("sex"),
+            "my_number": None if person.get("my_number") is None else int(person["my_number"]),
+            **{k: v for k, v in counter.items() if v is not None},
+        }
+        if "relationship" not in row:
+            row["relationship"] = HEAD
+        items = data.get("items") or {}
+        if not isinstance(items, dict):
+            raise TypeError("the items are not an object")
+        for k in FOREIGN_ITEMS:  # the person's status travels; Article 7's enrolments
+            if items.get(k) is not None:  # (insurance, pension ...) begin anew here
+                row[k] = (_iso(items[k], f"the data's {k}") if k == "stay_expires_on"
+                          else items[k])
+    except InvalidInputError:
+        raise
+    except (KeyError, TypeError, ValueError, AttributeError) as exc:
+        raise InvalidInputError(f"the move-out data from {origin} is malformed"
+                                f" ({type(exc).__name__}: {exc})") from None
+    return row
 
 
 def _correction_id(move_out_id: str) -> str:
