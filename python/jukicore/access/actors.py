@@ -53,6 +53,7 @@ __all__ = [
     "PREFECTURE",
     "READ",
     "ROLE_PERMISSIONS",
+    "SPECIAL_MOVE",
     "TIERS",
     "VIEWING_PERMISSIONS",
     "VIEW_APPROVE",
@@ -89,6 +90,9 @@ CERT_LIST = "certificate.list"
 #: answer another municipality's request for a resident's record for a wide-area
 #: certificate (広域交付, jukicore.certificates.wide_area): the communication server only
 CERT_PROVIDE = "certificate.provide"
+#: the special move-in/out (転入転出の特例, jukicore.moves): answer the new municipality's
+#: fetch of a move-out's data and its confirmation of the move-in (the node's service)
+SPECIAL_MOVE = "special_move.serve"
 
 PERMISSIONS: frozenset[str] = frozenset({INIT, IMPORT_CODES, LOAD, NOTIFY, READ, EXPORT, PURGE,
                                          CERTIFY, CERT_LIST})
@@ -163,10 +167,12 @@ POLICY: dict[tuple[str, str, str], frozenset[str]] = {
     # the lost-card hotline: suspends cards, at every municipality (ANYWHERE), nothing else
     (MUNICIPALITY, "operator", "hotline"): ANYWHERE["hotline"],
     # the municipality's communication server (CS): reads and sends what it synchronizes,
-    # records acknowledgements, and imports the code blocks its prefecture sends
-    # and answers other municipalities' wide-area certificate requests (広域交付), checking
-    # the PIN of a card it issued that its holder presented at the other counter
+    # records acknowledgements, and imports the code blocks its prefecture sends;
+    # answers other municipalities' wide-area certificate requests (広域交付) and serves
+    # the special move-in/out to the municipality a move-out names (jukicore.moves),
+    # checking the PIN of a card it issued that its holder presented at the other counter
     (MUNICIPALITY, "node", "cs"): frozenset({READ, EXPORT, IMPORT_CODES, CERT_PROVIDE,
+                                             SPECIAL_MOVE,
                                              CARD_VERIFY}),
     (PREFECTURE, "operator", "clerk"): frozenset({ID_READ, ID_DISCLOSE}),
     (PREFECTURE, "operator", "supervisor"): frozenset({ID_READ, ID_REVIEW, ID_EXPORT,

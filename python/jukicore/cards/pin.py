@@ -120,3 +120,25 @@ def create_pin_key(path: str | os.PathLike[str]) -> PinKey:
     except OSError as exc:
         raise FileError(f"cannot write {p}: {exc.strerror or exc}") from exc
     return PinKey(key)
+
+
+#: Where a node's server finds its pin key when it is not beside the node (``pin.key``).
+PIN_KEY_ENV = "JUKICORE_PIN_KEY"
+
+
+def node_pin_key(node_path: str | os.PathLike[str]) -> PinKey:
+    """A municipality node's pin key, which checks the PINs of the cards it issued (for
+    another municipality's wide-area certificate or special move-in): the file
+    ``$JUKICORE_PIN_KEY`` names (``jukicore node serve --pin-key``), else ``pin.key`` in
+    the node's directory (as ``jukicore demo`` makes it). None there is an
+    :class:`InvalidInputError` saying so (a photo ID then serves the wide-area
+    certificate)."""
+    from pathlib import Path
+
+    named = os.environ.get(PIN_KEY_ENV)
+    path = Path(named) if named else Path(node_path) / "pin.key"
+    if not named and not path.exists():
+        raise InvalidInputError(
+            f"this node has no pin key (${PIN_KEY_ENV}, or pin.key in {node_path}): a card"
+            " and its PIN cannot be checked here; identify the requester by a photo ID")
+    return PinKey.load(path)

@@ -407,7 +407,7 @@ class Cards:
             return f"card {card['card_id']} has no PIN"
         juki = card["kind"] in rules.JUKI_KINDS
         if card["moved_out_on"] is not None:
-            if juki and special_move:
+            if special_move:  # the special move-in: the use between move-out and move-in
                 return None
             if juki:
                 return f"card {card['card_id']}: its holder moved out; it serves only the" \
@@ -557,78 +557,88 @@ class Cards:
                                       or isinstance(issued_on, dt.datetime)):
             raise InvalidInputError("issued_on is a date")
         with self._session(actor, perm.CARD_ISSUE, now, cid) as s:
-            holder = self._holder(s, code)
-            if holder is None:
-                raise ConflictError(f"{fmt_code(code)} is not a current resident here")
-            moved_in = holder["move_in_notified"]
-            if moved_in is None:
-                raise ConflictError(f"{fmt_code(code)} has no move-in recorded here: continued"
-                                    " use follows a move-in")
-            days = (day - moved_in).days
-            if days < 0:
-                raise InvalidInputError(f"today ({day}) is before the move-in notification"
-                                        f" ({moved_in})")
-            if days > rules.CONTINUE_DAYS:
-                raise ConflictError(
-                    f"continued use is recorded within {rules.CONTINUE_DAYS} days of the"
-                    f" move-in notification ({moved_in}); {day} is day {days}: the card"
-                    " can no longer continue")
-            rows = s.query(f"{_SELECT} WHERE card_id = ?", (cid,))
-            detail = (f"continued use {days} days after the move-in of {moved_in};"
-                      f" identity checked ({doc})")
-            if rows:
-                card = self._card(s, rows[0])
-                if card["kind"] != rules.MYNUMBER:
-                    raise ConflictError(f"card {cid} is a resident register card: after a"
-                                        " move it serves only the special move-in/out")
-                if int(card["resident_code"]) != code:
-                    raise ConflictError(f"card {cid} is not {fmt_code(code)}'s")
-                state = rules.effective_state(card["state"], card["expires_on"], day)
-                if state not in (rules.ACTIVE, rules.LOCKED) or card["moved_out_on"] is None:
-                    raise ConflictError(f"card {cid} is {state}"
-                                        + ("" if card["moved_out_on"] else
-                                           ", its holder never moved out")
-                                        + ": no continued use to record")
-                values: dict[str, Any] = {"moved_out_on": None, "continued_on": day}
-                if card["sign_revoked_on"] is None:
-                    values["sign_revoked_on"] = day
-                self._set(s, cid, values)
-                card.update(values)
-                audit.write(s, actor, "card.continue_use", cid, detail)
-                return self._public(card, day)
-            if cid.startswith(f"{self.lg_code}-"):
-                raise NotFoundError(f"no card {cid} in the register of {self.lg_code}")
-            if issued_on is None or stored is None or key is None:
-                raise InvalidInputError(f"card {cid} was issued elsewhere: give its issue date"
-                                        " (issued_on) and the PIN its holder enters")
-            if not rules.MYNUMBER_OPENED <= issued_on <= moved_in:
-                raise InvalidInputError(f"a My Number card carried in was issued from"
-                                        f" {rules.MYNUMBER_OPENED} to the move-in ({moved_in})")
-            if holder["my_number"] is None:
-                raise ConflictError(f"{fmt_code(code)} has no My Number recorded here")
-            for other, kind, state, expires in s.query(
-                    "SELECT card_id, kind, state, expires_on FROM cards"
-                    " WHERE resident_code = ?", (code,)):
-                if kind == rules.MYNUMBER and rules.effective_state(
-                        str(state), s.pd(expires), day) in rules.LIVE:
-                    raise ConflictError(f"{fmt_code(code)} already holds My Number card"
-                                        f" {other} here")
-            expires_on = rules.card_expiry(rules.MYNUMBER, issued_on, holder["birth_date"])
-            if day > expires_on:
-                raise ConflictError(f"card {cid} expired on {expires_on}")
-            card = {"card_id": cid, "kind": rules.MYNUMBER, "resident_code": code,
-                    "state": rules.ACTIVE, "issuer": cid.split("-", 1)[0],
-                    "applied_on": issued_on, "issued_on": issued_on, "activated_on": day,
-                    "expires_on": expires_on,
-                    "cert_expires_on": min(expires_on, rules.certificate_expiry(
-                        issued_on, holder["birth_date"])),
-                    "sign_revoked_on": day, "fee": 0, "continued_on": day,
-                    "pin_hash": stored, "pin_key_id": key.key_id, "pin_failures": 0,
-                    "updated_at": s.ts(utcnow())}
-            self._insert(s, card)
-            audit.write(s, actor, "card.continue_use", cid,
-                        f"carried in from {card['issuer']}: {detail}")
+            return self.continue_use_in(s, actor, cid, code=code, document=doc, day=day,
+                                        issued_on=issued_on, stored=stored, key=key)
+
+    def continue_use_in(self, s: Session, actor: Actor, cid: str, *, code: int,
+                        document: str, day: dt.date, issued_on: dt.date | None,
+                        stored: str | None, key: PinKey | None) -> dict[str, Any]:
+        """:meth:`continue_use` in the caller's transaction ``s`` (a session of the
+        register's policy; the values already checked): the special move-in
+        (jukicore.moves) records the move-in and the card's continued use together.
+        ``stored``: the PIN's hash under ``key`` (a card carried in)."""
+        holder = self._holder(s, code)
+        if holder is None:
+            raise ConflictError(f"{fmt_code(code)} is not a current resident here")
+        moved_in = holder["move_in_notified"]
+        if moved_in is None:
+            raise ConflictError(f"{fmt_code(code)} has no move-in recorded here: continued"
+                                " use follows a move-in")
+        days = (day - moved_in).days
+        if days < 0:
+            raise InvalidInputError(f"today ({day}) is before the move-in notification"
+                                    f" ({moved_in})")
+        if days > rules.CONTINUE_DAYS:
+            raise ConflictError(
+                f"continued use is recorded within {rules.CONTINUE_DAYS} days of the"
+                f" move-in notification ({moved_in}); {day} is day {days}: the card"
+                " can no longer continue")
+        rows = s.query(f"{_SELECT} WHERE card_id = ?", (cid,))
+        detail = (f"continued use {days} days after the move-in of {moved_in};"
+                  f" identity checked ({document})")
+        if rows:
+            card = self._card(s, rows[0])
+            if card["kind"] != rules.MYNUMBER:
+                raise ConflictError(f"card {cid} is a resident register card: after a"
+                                    " move it serves only the special move-in/out")
+            if int(card["resident_code"]) != code:
+                raise ConflictError(f"card {cid} is not {fmt_code(code)}'s")
+            state = rules.effective_state(card["state"], card["expires_on"], day)
+            if state not in (rules.ACTIVE, rules.LOCKED) or card["moved_out_on"] is None:
+                raise ConflictError(f"card {cid} is {state}"
+                                    + ("" if card["moved_out_on"] else
+                                       ", its holder never moved out")
+                                    + ": no continued use to record")
+            values: dict[str, Any] = {"moved_out_on": None, "continued_on": day}
+            if card["sign_revoked_on"] is None:
+                values["sign_revoked_on"] = day
+            self._set(s, cid, values)
+            card.update(values)
+            audit.write(s, actor, "card.continue_use", cid, detail)
             return self._public(card, day)
+        if cid.startswith(f"{self.lg_code}-"):
+            raise NotFoundError(f"no card {cid} in the register of {self.lg_code}")
+        if issued_on is None or stored is None or key is None:
+            raise InvalidInputError(f"card {cid} was issued elsewhere: give its issue date"
+                                    " (issued_on) and the PIN its holder enters")
+        if not rules.MYNUMBER_OPENED <= issued_on <= moved_in:
+            raise InvalidInputError(f"a My Number card carried in was issued from"
+                                    f" {rules.MYNUMBER_OPENED} to the move-in ({moved_in})")
+        if holder["my_number"] is None:
+            raise ConflictError(f"{fmt_code(code)} has no My Number recorded here")
+        for other, kind, state, expires in s.query(
+                "SELECT card_id, kind, state, expires_on FROM cards"
+                " WHERE resident_code = ?", (code,)):
+            if kind == rules.MYNUMBER and rules.effective_state(
+                    str(state), s.pd(expires), day) in rules.LIVE:
+                raise ConflictError(f"{fmt_code(code)} already holds My Number card"
+                                    f" {other} here")
+        expires_on = rules.card_expiry(rules.MYNUMBER, issued_on, holder["birth_date"])
+        if day > expires_on:
+            raise ConflictError(f"card {cid} expired on {expires_on}")
+        card = {"card_id": cid, "kind": rules.MYNUMBER, "resident_code": code,
+                "state": rules.ACTIVE, "issuer": cid.split("-", 1)[0],
+                "applied_on": issued_on, "issued_on": issued_on, "activated_on": day,
+                "expires_on": expires_on,
+                "cert_expires_on": min(expires_on, rules.certificate_expiry(
+                    issued_on, holder["birth_date"])),
+                "sign_revoked_on": day, "fee": 0, "continued_on": day,
+                "pin_hash": stored, "pin_key_id": key.key_id, "pin_failures": 0,
+                "updated_at": s.ts(utcnow())}
+        self._insert(s, card)
+        audit.write(s, actor, "card.continue_use", cid,
+                    f"carried in from {card['issuer']}: {detail}")
+        return self._public(card, day)
 
     def void(self, card_id: str, reason: str, *, actor: Actor, today: dt.date | None = None,
              now: dt.datetime | None = None) -> dict[str, Any]:

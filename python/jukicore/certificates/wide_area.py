@@ -25,7 +25,8 @@ requester's name in its register. A card (My Number card, resident register card
 issued by Y, which holds its PIN's digest: X sends the card id and the PIN inside the
 request (over mutual TLS only; never stored, never in a digest), and Y's cards service
 checks it as it does at its own counter (the attempt counted, three wrong ones lock the
-card). Y's server then needs its pin key: :data:`PIN_KEY_ENV` in its environment.
+card). Y's server then needs its pin key (:func:`jukicore.cards.pin.node_pin_key`: the file
+:data:`PIN_KEY_ENV` names, or ``pin.key`` in the node's directory).
 
 A crash between the two steps is resumed by asking again with the same request id:
 Y answers the same data and records nothing new; X records the issuance once
@@ -37,7 +38,6 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import json
-import os
 import re
 import secrets
 from collections.abc import Callable, Mapping, Sequence
@@ -68,7 +68,7 @@ __all__ = ["PATH", "PIN_KEY_ENV", "REQUEST_SCHEMA", "ROUTES", "Call", "ask",
 #: The route at the residence municipality.
 PATH = "/v1/certificates/wide-area"
 #: The environment variable naming the serving node's pin key file (for card + PIN).
-PIN_KEY_ENV = "JUKICORE_PIN_KEY"
+from jukicore.cards.pin import PIN_KEY_ENV  # noqa: E402 (one name, defined with the pin key)
 #: The audit action of a provision at the residence municipality.
 PROVIDED = "certificate.provide"
 
@@ -252,23 +252,19 @@ def _order(members: list[dict[str, Any]]) -> list[dict[str, Any]]:
                                           m.get("person_id") or 0, m["resident_code"]))
 
 
-def _pin_key() -> Any:
-    from jukicore.cards import PinKey
+def _pin_key(node_path: Any) -> Any:
+    from jukicore.cards.pin import node_pin_key
 
-    path = os.environ.get(PIN_KEY_ENV)
-    if not path:
-        raise InvalidInputError(f"this node has no pin key configured (${PIN_KEY_ENV}): a card"
-                                " and its PIN cannot be checked here; identify the requester"
-                                " by a photo ID")
-    return PinKey.load(path)
+    return node_pin_key(node_path if node_path is not None else ".")
 
 
 def provide(register: Register, requester_lg: str, body: Mapping[str, Any], *,
-            now: dt.datetime | None = None, pin_key: Any = None) -> dict[str, Any]:
+            now: dt.datetime | None = None, pin_key: Any = None,
+            node_path: Any = None) -> dict[str, Any]:
     """Y's side of a wide-area request from municipality ``requester_lg`` (the peer the
     handshake authenticated): check it, answer the allowed items of the members, record
     the provision. See the module's text. ``pin_key``: Y's pin key for a card request
-    (default: the file :data:`PIN_KEY_ENV` names)."""
+    (default: the node's, :func:`jukicore.cards.pin.node_pin_key` of ``node_path``)."""
     from jukicore.network.node import role_of
 
     if role_of(requester_lg) != "municipality":
@@ -299,7 +295,7 @@ def provide(register: Register, requester_lg: str, body: Mapping[str, Any], *,
         from jukicore.cards import Cards
         from jukicore.certificates.compose import card_holder
 
-        cards = Cards(register, pin_key if pin_key is not None else _pin_key())
+        cards = Cards(register, pin_key if pin_key is not None else _pin_key(node_path))
         # counted and audited by the cards service in its own transaction (the card's
         # chip's retry counter, kept where the card was issued)
         holder = card_holder(cards, req.identity.card_id, req.identity.pin, actor=actor,
@@ -600,7 +596,7 @@ def _handler(ctx: ServeContext, peer: Peer, body: dict[str, Any]) -> dict[str, A
     with open_register(ctx.node.store_target()) as reg:
         if reg.lg_code != ctx.node_id:
             raise ConflictError(f"the node's register is {reg.lg_code}'s, not {ctx.node_id}'s")
-        return provide(reg, peer.id, body)
+        return provide(reg, peer.id, body, node_path=ctx.node.path)
 
 
 def _routes() -> tuple[Any, ...]:

@@ -55,6 +55,7 @@ def _register() -> None:
         codes,
         demo,
         identity,
+        move,
         node,
         operator,
         register,
@@ -76,6 +77,7 @@ def _register() -> None:
     main.add_command(certificate.certificate)
     main.add_command(viewing.viewing)
     main.add_command(agency.agency)
+    main.add_command(move.move)
 
 
 _register()

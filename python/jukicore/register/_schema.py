@@ -310,6 +310,12 @@ def _v13(ddl: Ddl) -> list[str]:
     return wide_area_statements(ddl)
 
 
+def _special_moves(ddl: Ddl) -> list[str]:
+    from jukicore.moves._schema import migration_statements
+
+    return migration_statements(ddl)
+
+
 #: Version 10: a residence card number (or special permanent resident certificate number)
 #: is looked up when a notification records one (one current holder at most).
 V10_INDEXES: tuple[tuple[str, str, str, bool, str | None], ...] = (
@@ -349,6 +355,9 @@ MIGRATIONS: tuple[Migration, ...] = (
     Migration(12, "certificates of residence issued (jukicore.certificates)", _v12),
     Migration(13, "wide-area certificates (広域交付): records provided to other"
               " municipalities, requests made to residence municipalities", _v13),
+    Migration(14, "the special move-in/out (転入転出の特例): move-outs filed with a card, kept"
+              " for the new municipality, and move-ins awaiting the old one's confirmation"
+              " (jukicore.moves)", _special_moves),
 )
 
 SCHEMA_VERSION = MIGRATIONS[-1].version

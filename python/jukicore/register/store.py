@@ -624,18 +624,47 @@ class Register(SyncState):
         """
         report = self.apply([fields], actor=actor, today=today, now=now)
         if report.rejected:
-            rej = report.rejected[0]
-            rows = [BadRow(0, rej.reason, rej.column)]
-            if rej.error == "ConflictError":
-                raise ConflictError("notification rejected", rows)
-            where = "" if rej.column is None else f" (column {rej.column!r})"
-            if rej.error == "NotFoundError":
-                raise NotFoundError(f"{rej.reason}{where}")
-            if rej.error == "CodeSpaceExhaustedError":
-                raise CodeSpaceExhaustedError(f"{rej.reason}{where}")
-            raise InvalidInputError("notification rejected", rows)
+            raise _rejection(report.rejected[0])
         value = report.resident_codes[0].as_py()
         return None if value is None else int(value)
+
+    def apply_in(self, s: Session, rows: Sequence[Mapping[str, Any]], *, actor: Actor,
+                 today: dt.date) -> list[int | None]:
+        """Apply notifications in the caller's transaction ``s``, for a workflow whose
+        change spans the register and its own tables (jukicore.moves: a special move-out
+        and its record, a move-in and its pending confirmation).
+
+        ``s`` must be a session of this register opened through its policy
+        (``self.policy.session``) for the permission that covers the rows. Every row is
+        checked as :meth:`apply` checks it; the first refused row raises its error
+        (as :meth:`notify` does) and the caller's transaction, rolled back, leaves
+        nothing. Returns the resident code of each row (None: applied before). The
+        cards follow their holders in the same transaction, as in :meth:`apply`."""
+        from jukicore.cards.follow import follow_updates, has_cards
+
+        table, bad = _normalize_events(list(rows))
+        invalid = first_per_row(sorted_rows(
+            [*bad, *find_problems(table, today=today, lg_code=self.lg_code, kinds=KINDS)]))
+        b = self._batch(s, actor, today)
+        if has_cards(s):
+            b.updates = []
+        codes: list[int | None] = []
+        for i, r in enumerate(table.to_pylist()):
+            if i in invalid:
+                bad_row = invalid[i]
+                raise _rejection(RejectedRow(i, r.get("notification_id"), r.get("kind"),
+                                             f"{bad_row.column}: {bad_row.reason}",
+                                             bad_row.column, "InvalidInputError"))
+            try:
+                codes.append(self._apply_row(b, r))
+            except Rejected as rej:
+                raise _rejection(RejectedRow(i, r.get("notification_id"), r.get("kind"),
+                                             str(rej.error), rej.column,
+                                             type(rej.error).__name__)) from None
+        b.flush()
+        if b.updates:
+            follow_updates(s, b.updates, actor=actor, today=today)
+        return codes
 
     # -- queries ---------------------------------------------------------------------------
     #
@@ -889,6 +918,19 @@ class Register(SyncState):
 
 
 # -- helpers -------------------------------------------------------------------------------
+
+
+def _rejection(rej: RejectedRow) -> Exception:
+    """The error a rejected notification raises (:meth:`Register.notify`)."""
+    rows = [BadRow(rej.row, rej.reason, rej.column)]
+    if rej.error == "ConflictError":
+        return ConflictError("notification rejected", rows)
+    where = "" if rej.column is None else f" (column {rej.column!r})"
+    if rej.error == "NotFoundError":
+        return NotFoundError(f"{rej.reason}{where}")
+    if rej.error == "CodeSpaceExhaustedError":
+        return CodeSpaceExhaustedError(f"{rej.reason}{where}")
+    return InvalidInputError("notification rejected", rows)
 
 
 def _chunks(values: list[int], size: int = 500) -> list[list[int]]:
