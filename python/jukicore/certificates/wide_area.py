@@ -50,6 +50,7 @@ from jukicore import audit
 from jukicore.access import actors as perm
 from jukicore.access.actors import Actor
 from jukicore.access.policy import JST, read_detail
+from jukicore.cards.pin import PIN_KEY_ENV
 from jukicore.errors import ConflictError, InvalidInputError
 from jukicore.store.backend import Session, utcnow
 
@@ -67,8 +68,6 @@ __all__ = ["PATH", "PIN_KEY_ENV", "REQUEST_SCHEMA", "ROUTES", "Call", "ask",
 
 #: The route at the residence municipality.
 PATH = "/v1/certificates/wide-area"
-#: The environment variable naming the serving node's pin key file (for card + PIN).
-from jukicore.cards.pin import PIN_KEY_ENV  # noqa: E402 (one name, defined with the pin key)
 #: The audit action of a provision at the residence municipality.
 PROVIDED = "certificate.provide"
 
