@@ -342,12 +342,10 @@ def default_routes() -> list[Route]:
                                                       "agency"}),
                     frozenset({"municipality", "prefecture", "center"}), 1024, "health"),
               *queries.ROUTES]
-    for module in ("jukicore.certificates.wide_area", "jukicore.register.special_move"):
-        with contextlib.suppress(ModuleNotFoundError):
-            import importlib
+    from jukicore.certificates import wide_area
+    from jukicore.moves import ROUTES as MOVES
 
-            routes.extend(importlib.import_module(module).ROUTES)
-    return routes
+    return [*routes, *wide_area.ROUTES, *MOVES]
 
 
 # ---------------------------------------------------------------------------- server
