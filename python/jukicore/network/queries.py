@@ -24,6 +24,7 @@ provision in the answer's own transaction. Any other field in a request is refus
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 import secrets
 import threading
@@ -34,7 +35,15 @@ import pyarrow as pa
 
 from jukicore.access.actors import Actor
 from jukicore.errors import InvalidInputError, PermissionDeniedError
-from jukicore.network.service import Peer, Route, ServeContext, json_route
+from jukicore.network.service import (
+    JSON,
+    MAX_JSON_BYTES,
+    Peer,
+    Route,
+    ServeContext,
+    decode_json,
+    encode_json,
+)
 
 __all__ = ["ARROW_STREAM", "MAX_VERIFY_BYTES", "ROUTES", "arrow_bytes", "read_arrow",
            "rows_json"]
@@ -112,9 +121,24 @@ class _Batcher:
         self.thread.start()
 
     def ask(self, request: Any) -> pa.Table:
+        """The answer (from a worker thread: waits for its batch)."""
         done: Future[pa.Table] = Future()
-        self.queue.put((request, done))
+        self.queue.put((request, done.set_result, done.set_exception))
         return done.result()
+
+    def ask_async(self, request: Any) -> asyncio.Future[pa.Table]:
+        """The answer, awaited in the event loop (the batch's thread resolves it)."""
+        loop = asyncio.get_running_loop()
+        done: asyncio.Future[pa.Table] = loop.create_future()
+
+        def result(value: pa.Table) -> None:
+            loop.call_soon_threadsafe(_resolve, done, value, None)
+
+        def error(exc: BaseException) -> None:
+            loop.call_soon_threadsafe(_resolve, done, None, exc)
+
+        self.queue.put((request, result, error))
+        return done
 
     def _run(self) -> None:
         import queue
@@ -134,16 +158,16 @@ class _Batcher:
                     break
                 batch.append(item)
             try:
-                answers = self.store.confirm_many([r for r, _ in batch])
+                answers = self.store.confirm_many([r for r, _, _ in batch])
             except BaseException as exc:  # the transaction failed: every request with it
-                for _, done in batch:
-                    done.set_exception(exc)
+                for _, _, error in batch:
+                    error(exc)
                 continue
-            for (_, done), answer in zip(batch, answers, strict=True):
+            for (_, result, error), answer in zip(batch, answers, strict=True):
                 if isinstance(answer, BaseException):
-                    done.set_exception(answer)
+                    error(answer)
                 else:
-                    done.set_result(answer)
+                    result(answer)
 
     def close(self) -> None:
         self.queue.put(None)
@@ -151,17 +175,69 @@ class _Batcher:
         self.store.close()
 
 
-def _confirm(ctx: ServeContext, peer: Peer, req: dict[str, Any]) -> dict[str, Any]:
-    from jukicore.identity.provide import ConfirmRequest, FourItems, confirm
+def _resolve(done: asyncio.Future[Any], value: Any, exc: BaseException | None) -> None:
+    if not done.done():
+        if exc is None:
+            done.set_result(value)
+        else:
+            done.set_exception(exc)
 
-    actor = _agency(peer)
+
+def _parse_confirm(ctx: ServeContext, peer: Peer, body: bytes, content_type: str
+                   ) -> tuple[Any, dict[str, Any]]:
+    """(a ConfirmRequest for the batch, or None) and the checked request."""
+    from jukicore.identity.provide import ConfirmRequest
+
+    if content_type.split(";", maxsplit=1)[0].strip() != JSON:
+        raise InvalidInputError(f"/v1/identity/confirm takes {JSON}")
+    req = decode_json(body)
+    _agency(peer)
     extra = set(req) - _CONFIRM_KEYS
     if extra:
         raise InvalidInputError(f"unknown fields {sorted(extra)}; a request has "
                                 f"{sorted(_CONFIRM_KEYS)}")
-    purpose = req.get("purpose")
-    if not isinstance(purpose, str):
+    if not isinstance(req.get("purpose"), str):
         raise InvalidInputError("every request states its legal purpose (purpose)")
+    if req.get("four") is None and req.get("as_of") is None:
+        code = req.get("code")
+        if code is not None and not isinstance(code, str | int):
+            raise InvalidInputError("code is an 11-digit resident code")
+        req["request_id"] = req.get("request_id") or secrets.token_hex(8)
+        return ConfirmRequest(peer.id, req["purpose"], _agency(peer), code,
+                              req["request_id"]), req
+    return None, req
+
+
+def _answer(rid: str, table: pa.Table) -> tuple[bytes, str]:
+    return encode_json({"request_id": rid, "rows": rows_json(table)}), JSON
+
+
+def _batcher(ctx: ServeContext) -> _Batcher:
+    return ctx.shared("confirm-batches", lambda: _Batcher(_fresh_store(ctx)))
+
+
+def _confirm_route(ctx: ServeContext, peer: Peer, body: bytes, content_type: str
+                   ) -> tuple[bytes, str]:
+    single, req = _parse_confirm(ctx, peer, body, content_type)
+    if single is not None:
+        return _answer(req["request_id"], _batcher(ctx).ask(single))
+    return encode_json(_confirm(ctx, peer, req)), JSON
+
+
+async def _confirm_async(ctx: ServeContext, peer: Peer, body: bytes, content_type: str
+                         ) -> tuple[bytes, str]:
+    single, req = _parse_confirm(ctx, peer, body, content_type)
+    if single is not None:
+        return _answer(req["request_id"], await _batcher(ctx).ask_async(single))
+    answer = await asyncio.get_running_loop().run_in_executor(None, _confirm, ctx, peer, req)
+    return encode_json(answer), JSON
+
+
+def _confirm(ctx: ServeContext, peer: Peer, req: dict[str, Any]) -> dict[str, Any]:
+    """A query by the four items, or by code as of a date (checked by
+    :func:`_parse_confirm`): answered alone, in a worker thread."""
+    from jukicore.identity.provide import FourItems, confirm
+
     four = None
     if req.get("four") is not None:
         f = req["four"]
@@ -177,13 +253,9 @@ def _confirm(ctx: ServeContext, peer: Peer, req: dict[str, Any]) -> dict[str, An
     if code is not None and not isinstance(code, str | int):
         raise InvalidInputError("code is an 11-digit resident code")
     rid = req.get("request_id") or secrets.token_hex(8)
-    as_of = _day(req.get("as_of"), "as_of")
-    if four is None and as_of is None:
-        batcher = ctx.shared("confirm-batches", lambda: _Batcher(_fresh_store(ctx)))
-        table = batcher.ask(ConfirmRequest(peer.id, purpose, actor, code, rid))
-    else:
-        table = confirm(_store(ctx), agency=peer.id, purpose=purpose, actor=actor, code=code,
-                        four=four, as_of=as_of, request_id=rid)
+    table = confirm(_store(ctx), agency=peer.id, purpose=req["purpose"], actor=_agency(peer),
+                    code=code, four=four, as_of=_day(req.get("as_of"), "as_of"),
+                    request_id=rid)
     return {"request_id": rid, "rows": rows_json(table)}
 
 
@@ -230,8 +302,9 @@ def _verify(ctx: ServeContext, peer: Peer, body: bytes, content_type: str
 
 
 ROUTES: tuple[Route, ...] = (
-    json_route("/v1/identity/confirm", _confirm, callers=("agency",),
-               serves=("prefecture", "center"), name="identity.confirm"),
+    Route("/v1/identity/confirm", _confirm_route, frozenset({"agency"}),
+          frozenset({"prefecture", "center"}), MAX_JSON_BYTES, "identity.confirm",
+          _confirm_async),
     Route("/v1/identity/verify", _verify, frozenset({"agency"}),
           frozenset({"prefecture", "center"}), MAX_VERIFY_BYTES, "identity.verify"),
 )

@@ -24,7 +24,7 @@ from __future__ import annotations
 import json
 import logging
 import threading
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal, TypeVar
 
@@ -129,6 +129,7 @@ class ServeContext:
 
 
 Handler = Callable[[ServeContext, Peer, bytes, str], tuple[bytes, str]]
+AsyncHandler = Callable[[ServeContext, Peer, bytes, str], Awaitable[tuple[bytes, str]]]
 
 
 @dataclass(frozen=True)
@@ -142,6 +143,10 @@ class Route:
     #: The most the request body may hold (a larger one is refused with 413 unread).
     max_body: int = MAX_JSON_BYTES
     name: str = ""
+    #: The same service as a coroutine the server awaits in its event loop instead of
+    #: running ``handler`` in a worker thread (for a handler that only hands the work
+    #: on, e.g. to a batch: it must not block). ``call_local`` runs ``handler``.
+    ahandler: AsyncHandler | None = None
 
     def __post_init__(self) -> None:
         if not self.path.startswith("/v1/"):
