@@ -350,3 +350,18 @@ def test_batches_from_several_threads_each_answer_whole(center: IdentityStore) -
     assert len([e for e in entries if e[2] == "access.denied"]) == 16
     report = audit.verify(center._b, node_id=center.node_id, keys=[])
     assert report.ok, report.problems
+
+
+def test_answers_as_rows_hold_what_the_tables_hold(center: IdentityStore) -> None:
+    """``as_rows`` (what a server turns into JSON) gives each answer's one row as a dict:
+    the same columns and values as its table; errors stay errors."""
+    asks = [ConfirmRequest("jps", PENSION, JPS, c, f"rows-{i}")
+            for i, c in enumerate(_codes[:5])]
+    asks.append(ConfirmRequest("mofa", PENSION, MOFA, _codes[0], "rows-x"))
+    tables = center.confirm_many(asks, now=NOW)
+    rows = center.confirm_many(asks, now=NOW, as_rows=True)
+    for t, r in zip(tables, rows, strict=True):
+        if isinstance(t, pa.Table):
+            assert isinstance(r, dict) and [r] == t.to_pylist()
+        else:
+            assert type(r) is type(t) and str(r) == str(t)

@@ -361,7 +361,8 @@ def _asked(index: int, who: Actor, r: ConfirmRequest) -> _Asked:
 
 
 def confirm_many(st: IdentityStore, requests: Iterable[ConfirmRequest], *,
-                 now: dt.datetime | None = None) -> list[pa.Table | JukiError]:
+                 now: dt.datetime | None = None, as_rows: bool = False
+                 ) -> list[pa.Table | dict[str, Any] | JukiError]:
     """Answer many requests by resident code in ONE transaction (group commit), each as
     :func:`confirm` answers it alone: for each request, in order, its answer table or the
     error ``confirm`` would raise (:class:`InvalidInputError` for bad input, written
@@ -373,14 +374,18 @@ def confirm_many(st: IdentityStore, requests: Iterable[ConfirmRequest], *,
     request (the agencies, the purposes in force) is read once per batch.
 
     A failure of the transaction itself (the database) raises: nothing is answered, and
-    the batch's refusals are recorded in a transaction of their own."""
+    the batch's refusals are recorded in a transaction of their own.
+
+    ``as_rows``: each answer as the dict of its one row (the columns its purpose allows,
+    the values the table would hold) instead of a one-row table: what a server turns
+    into JSON at once."""
     if isinstance(requests, str | bytes | ConfirmRequest):
         raise InvalidInputError("requests is a sequence of ConfirmRequest")
     try:
         reqs = list(requests)
     except TypeError:
         raise InvalidInputError("requests is a sequence of ConfirmRequest") from None
-    out: list[pa.Table | JukiError | None] = [None] * len(reqs)
+    out: list[pa.Table | dict[str, Any] | JukiError | None] = [None] * len(reqs)
     asked: list[_Asked] = []
     refused: dict[int, tuple[object, str, str, str | None]] = {}
     for i, r in enumerate(reqs):
@@ -399,7 +404,7 @@ def confirm_many(st: IdentityStore, requests: Iterable[ConfirmRequest], *,
         except InvalidInputError as e:
             out[i] = e
     if asked or refused:
-        _answer_many(st, asked, refused, out, now)
+        _answer_many(st, asked, refused, out, now, as_rows)
     done = [o for o in out if o is not None]
     assert len(done) == len(out)
     return done
@@ -407,7 +412,8 @@ def confirm_many(st: IdentityStore, requests: Iterable[ConfirmRequest], *,
 
 def _answer_many(st: IdentityStore, asked: list[_Asked],
                  refused: dict[int, tuple[object, str, str, str | None]],
-                 out: list[pa.Table | JukiError | None], now: dt.datetime | None) -> None:
+                 out: list[pa.Table | dict[str, Any] | JukiError | None],
+                 now: dt.datetime | None, as_rows: bool = False) -> None:
     """The transaction of :func:`confirm_many`: every request's checks, then the lookups
     of those that pass, then their records; the audit entries (overrides, denials,
     provisions) in the requests' order at the end. The answers of one purpose are one
@@ -455,6 +461,11 @@ def _answer_many(st: IdentityStore, asked: list[_Asked],
         st.policy.record_denials(list(refused.values()))  # the denials stand regardless
         raise
     for p, indexes, rows in answered.values():  # the tables once the lock is let go
+        if as_rows:
+            cols = allowed_columns(p)
+            for i, row in zip(indexes, rows, strict=True):
+                out[i] = {c: row.get(c) for c in cols}
+            continue
         table = _table(rows, p)
         for j, i in enumerate(indexes):
             out[i] = table.slice(j, 1)

@@ -613,10 +613,12 @@ class IdentityStore:
                                request_id=request_id, now=now)
 
     def confirm_many(self, requests: Iterable[ConfirmRequest], *,
-                     now: dt.datetime | None = None) -> list[pa.Table | JukiError]:
+                     now: dt.datetime | None = None, as_rows: bool = False
+                     ) -> list[pa.Table | dict[str, Any] | JukiError]:
         """Answer many requests by resident code in one transaction, each answer or error
-        as :meth:`confirm` gives it (:func:`jukicore.identity.provide.confirm_many`)."""
-        return provide.confirm_many(self, requests, now=now)
+        as :meth:`confirm` gives it (:func:`jukicore.identity.provide.confirm_many`;
+        ``as_rows``: each answer as its row's dict)."""
+        return provide.confirm_many(self, requests, now=now, as_rows=as_rows)
 
     def changes_since(self, *, agency: str, purpose: str, actor: Actor | str, code: Any,
                       since: dt.date, request_id: str | None = None,

@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import os
 import secrets
 import threading
 from concurrent.futures import Future
@@ -86,11 +87,13 @@ def _day(value: Any, name: str) -> dt.date | None:
         raise InvalidInputError(f"{name} {value!r} is not a date (YYYY-MM-DD)") from None
 
 
-def rows_json(table: pa.Table) -> list[dict[str, Any]]:
-    """An answer's rows as JSON values: codes as 11-digit strings, dates ISO 8601."""
+def rows_json(table: pa.Table | list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """An answer's rows (a table, or its rows as dicts) as JSON values: codes as 11-digit
+    strings, dates ISO 8601."""
     out = []
-    for row in table.to_pylist():
-        for k, v in row.items():
+    for given in table.to_pylist() if isinstance(table, pa.Table) else table:
+        row = dict(given)
+        for k, v in given.items():
             if k in ("resident_code", "new_code") and v is not None:
                 row[k] = f"{v:011d}"
             elif isinstance(v, dt.date):
@@ -120,18 +123,18 @@ class _Batcher:
                                        daemon=True)
         self.thread.start()
 
-    def ask(self, request: Any) -> pa.Table:
+    def ask(self, request: Any) -> dict[str, Any]:
         """The answer (from a worker thread: waits for its batch)."""
-        done: Future[pa.Table] = Future()
+        done: Future[dict[str, Any]] = Future()
         self.queue.put((request, done.set_result, done.set_exception))
         return done.result()
 
-    def ask_async(self, request: Any) -> asyncio.Future[pa.Table]:
+    def ask_async(self, request: Any) -> asyncio.Future[dict[str, Any]]:
         """The answer, awaited in the event loop (the batch's thread resolves it)."""
         loop = asyncio.get_running_loop()
-        done: asyncio.Future[pa.Table] = loop.create_future()
+        done: asyncio.Future[dict[str, Any]] = loop.create_future()
 
-        def result(value: pa.Table) -> None:
+        def result(value: dict[str, Any]) -> None:
             loop.call_soon_threadsafe(_resolve, done, value, None)
 
         def error(exc: BaseException) -> None:
@@ -158,7 +161,7 @@ class _Batcher:
                     break
                 batch.append(item)
             try:
-                answers = self.store.confirm_many([r for r, _, _ in batch])
+                answers = self.store.confirm_many([r for r, _, _ in batch], as_rows=True)
             except BaseException as exc:  # the transaction failed: every request with it
                 for _, _, error in batch:
                     error(exc)
@@ -202,14 +205,14 @@ def _parse_confirm(ctx: ServeContext, peer: Peer, body: bytes, content_type: str
         code = req.get("code")
         if code is not None and not isinstance(code, str | int):
             raise InvalidInputError("code is an 11-digit resident code")
-        req["request_id"] = req.get("request_id") or secrets.token_hex(8)
+        req["request_id"] = req.get("request_id") or os.urandom(8).hex()
         return ConfirmRequest(peer.id, req["purpose"], _agency(peer), code,
                               req["request_id"]), req
     return None, req
 
 
-def _answer(rid: str, table: pa.Table) -> tuple[bytes, str]:
-    return encode_json({"request_id": rid, "rows": rows_json(table)}), JSON
+def _answer(rid: str, row: dict[str, Any]) -> tuple[bytes, str]:
+    return encode_json({"request_id": rid, "rows": rows_json([row])}), JSON
 
 
 def _batcher(ctx: ServeContext) -> _Batcher:
