@@ -143,7 +143,11 @@ class Acceptor:
 
 
 def _client_der(scope: Any) -> bytes | None:
-    chain = scope.get("extensions", {}).get("tls", {}).get("client_cert_chain") or ()
+    tls = scope.get("extensions", {}).get("tls", {})
+    der = tls.get("jukicore_client_cert_der")
+    if der is not None:
+        return bytes(der)
+    chain = tls.get("client_cert_chain") or ()
     return ssl.PEM_cert_to_DER_cert(chain[0]) if chain else None
 
 
@@ -169,7 +173,8 @@ def _tls_protocol(first_request_timeout: float) -> type:
                 der = obj.getpeercert(binary_form=True)
                 self._tls = {"client_cert_chain": [ssl.DER_cert_to_PEM_cert(der)] if der
                              else [], "tls_version": obj.version(),
-                             "cipher_suite": (obj.cipher() or ("",))[0]}
+                             "cipher_suite": (obj.cipher() or ("",))[0],
+                             "jukicore_client_cert_der": der}  # (once per connection)
 
         def _too_slow(self) -> None:
             self._first = None
@@ -207,6 +212,7 @@ class _Metrics:
     requests: Any = None
     latency: Any = None
     in_flight: Any = None
+    _children: dict[tuple[str, int], tuple[Any, Any]] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
@@ -228,6 +234,16 @@ class _Metrics:
 
             multiprocess.MultiProcessCollector(self.registry)  # type: ignore[no-untyped-call]
         self.registry.register(_NodeCollector(self.node))
+
+    def count(self, route: str, status: int, seconds: float) -> None:
+        """One request answered (the labelled children kept: no lookup per request)."""
+        key = (route, status)
+        pair = self._children.get(key)
+        if pair is None:
+            pair = self._children[key] = (self.requests.labels(route, str(status)),
+                                          self.latency.labels(route))
+        pair[0].inc()
+        pair[1].observe(seconds)
 
     def render(self) -> bytes:
         from prometheus_client import generate_latest
@@ -522,8 +538,7 @@ class NodeServer:
         finally:
             seconds = time.perf_counter() - t
             self.metrics.in_flight.dec()
-            self.metrics.requests.labels(route.name, str(status)).inc()
-            self.metrics.latency.labels(route.name).observe(seconds)
+            self.metrics.count(route.name, status, seconds)
             if log.isEnabledFor(logging.INFO):
                 log.info("%s %s %d", peer, route.path, status,
                          extra={"step": "request", "node": self.node.node_id,
