@@ -207,18 +207,8 @@ class Certificates:
             composition = compose(members, items=chosen,
                                   kind="removed" if removed else "residence",
                                   scope=scope, head=head)  # type: ignore[arg-type]
-            number = f"{self.register.lg_code}-{moment.astimezone(JST):%Y%m%d}-" \
-                     f"{secrets.token_hex(5)}"
-            fee = gate.fee(s, "certificate")
-            payload = Payload(number, self.keys.node_id, self.keys.signing_key_id, moment,
-                              self.register.lg_code, self.municipality, self.mayor,
-                              composition)
-            qr_bytes = encode_payload(payload, self.keys.signing)
-            pdf = sign_pdf(render_pdf(payload, qr_png(qr_bytes), office=self.office),
-                           self.keys, self.certificate, when=moment,
-                           reason=f"{composition.title} {number}")
-            record = self._record(payload, composition, req, right, actor, fee, qr_bytes, pdf)
-            self._write(s, record)
+            number, fee, record, qr_bytes, pdf = self._sign_and_record(
+                s, composition, req, right, actor, moment)
             detail_read = read_detail("certificate of residence", None, f"certificate {number}")
             audit.write_many(s, [audit.entry(s, actor, "register.read",
                                              str(c).zfill(11), detail_read)
@@ -301,18 +291,8 @@ class Certificates:
             gate.charge(s, actor, perm.READ, len(records))
             composition = compose(records, items=chosen, kind="residence",
                                   scope=scope, head=head, wide_area=True)  # type: ignore[arg-type]
-            number = f"{self.register.lg_code}-{moment.astimezone(JST):%Y%m%d}-" \
-                     f"{secrets.token_hex(5)}"
-            fee = gate.fee(s, "certificate")
-            payload = Payload(number, self.keys.node_id, self.keys.signing_key_id, moment,
-                              self.register.lg_code, self.municipality, self.mayor,
-                              composition)
-            qr_bytes = encode_payload(payload, self.keys.signing)
-            pdf = sign_pdf(render_pdf(payload, qr_png(qr_bytes), office=self.office),
-                           self.keys, self.certificate, when=moment,
-                           reason=f"{composition.title} {number}")
-            record = self._record(payload, composition, req, right, actor, fee, qr_bytes, pdf)
-            self._write(s, record)
+            number, fee, record, qr_bytes, pdf = self._sign_and_record(
+                s, composition, req, right, actor, moment)
             s.execute(f"INSERT INTO {WIDE_REQUEST_TABLE.name} (request_id, home_lg_code,"
                       " issuance_id, issued_at) VALUES (?, ?, ?, ?)",
                       (rid, home, number, s.ts(moment)))
@@ -328,6 +308,24 @@ class Certificates:
                         f" identity: {type(req.identity).__name__}; fee {fee} yen; key"
                         f" {self.keys.signing_key_id}")
         return Issued(pdf, record, qr_bytes)
+
+    def _sign_and_record(self, s: Session, composition: Composition, req: Requester,
+                         right: Right, actor: Actor, moment: dt.datetime
+                         ) -> tuple[str, int, pa.Table, bytes, bytes]:
+        """Number, fee, render, sign and record one certificate in the session ``s``:
+        ``(number, fee, record, qr_bytes, pdf)``."""
+        number = f"{self.register.lg_code}-{moment.astimezone(JST):%Y%m%d}-" \
+                 f"{secrets.token_hex(5)}"
+        fee = self.register.policy.fee(s, "certificate")
+        payload = Payload(number, self.keys.node_id, self.keys.signing_key_id, moment,
+                          self.register.lg_code, self.municipality, self.mayor, composition)
+        qr_bytes = encode_payload(payload, self.keys.signing)
+        pdf = sign_pdf(render_pdf(payload, qr_png(qr_bytes), office=self.office),
+                       self.keys, self.certificate, when=moment,
+                       reason=f"{composition.title} {number}")
+        record = self._record(payload, composition, req, right, actor, fee, qr_bytes, pdf)
+        self._write(s, record)
+        return number, fee, record, qr_bytes, pdf
 
     @staticmethod
     def _wide_request_free(s: Session, request_id: str) -> None:
@@ -461,12 +459,7 @@ class Certificates:
         """:meth:`issuances` of ``register`` (no keys needed)."""
         gate = register.policy
         with gate.session(actor, perm.CERT_LIST, now=now) as s:
-            where: str = ""
-            params: tuple[Any, ...] = ()
-            if since is not None:
-                if since.tzinfo is None:
-                    raise InvalidInputError("since must be timezone-aware")
-                where, params = " WHERE issued_at >= ?", (s.ts(since),)
+            where, params = since_clause(s, since, "issued_at")
             rows = s.query(f"SELECT {', '.join(ISSUANCE_TABLE.names)} FROM"
                            f" {ISSUANCE_TABLE.name}{where} ORDER BY issued_at, issuance_id",
                            params)
@@ -479,6 +472,17 @@ class Certificates:
         """How many certificates were issued (no personal data)."""
         with self.register._b.session(write=False) as s:
             return int(s.scalar(f"SELECT count(*) FROM {ISSUANCE_TABLE.name}"))
+
+
+def since_clause(s: Session, since: dt.datetime | None, column: str
+                 ) -> tuple[str, tuple[Any, ...]]:
+    """``(" WHERE column >= ?", (since,))`` for a listing since a moment (timezone-aware),
+    or nothing."""
+    if since is None:
+        return "", ()
+    if since.tzinfo is None:
+        raise InvalidInputError("since must be timezone-aware")
+    return f" WHERE {column} >= ?", (s.ts(since),)
 
 
 def _to_arrow(rows: list[tuple[Any, ...]]) -> pa.Table:

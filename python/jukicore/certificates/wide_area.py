@@ -429,12 +429,9 @@ def provisions(register: Register, *, actor: Actor, since: dt.datetime | None = 
     right; not the data sent). Supervisors and admins; the read is audited."""
     gate = register.policy
     with gate.session(actor, perm.CERT_LIST, now=now) as s:
-        where: str = ""
-        params: tuple[Any, ...] = ()
-        if since is not None:
-            if since.tzinfo is None:
-                raise InvalidInputError("since must be timezone-aware")
-            where, params = " WHERE provided_at >= ?", (s.ts(since),)
+        from .service import since_clause
+
+        where, params = since_clause(s, since, "provided_at")
         names = PROVISION_SCHEMA.names
         rows = s.query(f"SELECT {', '.join(names)} FROM {WIDE_PROVISION_TABLE.name}{where}"
                        " ORDER BY provided_at, requester_lg, request_id", params)
@@ -468,12 +465,9 @@ def requests(register: Register, *, actor: Actor, since: dt.datetime | None = No
     oldest first. Supervisors and admins; the read is audited."""
     gate = register.policy
     with gate.session(actor, perm.CERT_LIST, now=now) as s:
-        where: str = ""
-        params: tuple[Any, ...] = ()
-        if since is not None:
-            if since.tzinfo is None:
-                raise InvalidInputError("since must be timezone-aware")
-            where, params = " WHERE issued_at >= ?", (s.ts(since),)
+        from .service import since_clause
+
+        where, params = since_clause(s, since, "issued_at")
         rows = s.query(f"SELECT request_id, home_lg_code, issuance_id, issued_at FROM"
                        f" {WIDE_REQUEST_TABLE.name}{where} ORDER BY issued_at, request_id",
                        params)
