@@ -25,7 +25,7 @@
 3. **Bulk verification over the network**: ``--rows`` codes verified by an agency with
    ``AgencyClient.verify`` (an Arrow IPC stream up, the answers' stream down) against the
    same table with ``IdentityStore.verify`` in-process on a copy of the same store
-   (target: network <= 1.5x in-process).
+   (target: network <= 1.5x in-process); each way the best of :data:`REPEATS` runs.
 """
 
 from __future__ import annotations
@@ -59,6 +59,9 @@ from jukicore.register import Actor as RegActor
 from jukicore.register import open_register
 
 PASSWORD = "bench-network-password"
+#: Bulk verifications are timed as the best of this many runs each way (the first of a
+#: process pays for its memory and the page cache; the next ones are what a service does).
+REPEATS = 2
 PURPOSE = "jps-pension-benefits"
 SCALES = {
     "full": {"records": 200_000, "changes": 40_000, "rows": 1_000_000, "seconds": 10.0,
@@ -281,19 +284,20 @@ def bench_verify(root: Path, records: int, rows: int) -> dict[str, Any]:
     table = pa.table({"resident_code": pa.array(rng.choice(held, rows), pa.uint64())})
     shutil.copytree(center.path, root / "center-copy", symlinks=True)
     local_node = Node.open(root / "center-copy")
+    local_s = net_s = float("inf")
     with open_identity_store(local_node.store_target()) as st:
-        st.verify(table.slice(0, 10), agency="jps", purpose=PURPOSE, actor=Actor.agency("jps"))
-        t = time.perf_counter()
-        local = st.verify(table, agency="jps", purpose=PURPOSE, actor=Actor.agency("jps"))
-        local_s = time.perf_counter() - t
+        for _ in range(REPEATS):
+            t = time.perf_counter()
+            local = st.verify(table, agency="jps", purpose=PURPOSE, actor=Actor.agency("jps"))
+            local_s = min(local_s, time.perf_counter() - t)
     server = Served(center)
     try:
         with AgencyClient(ident, center.public_record(PASSWORD), server.url,
                           timeout=3600) as c:
-            c.verify(table.slice(0, 10), PURPOSE)
-            t = time.perf_counter()
-            remote = c.verify(table, PURPOSE)
-            net_s = time.perf_counter() - t
+            for _ in range(REPEATS):
+                t = time.perf_counter()
+                remote = c.verify(table, PURPOSE)
+                net_s = min(net_s, time.perf_counter() - t)
     finally:
         server.stop()
     assert remote.equals(local), "the answers differ"
