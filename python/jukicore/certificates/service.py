@@ -168,13 +168,8 @@ class Certificates:
         recorded and audited (``certificate.issue``)."""
         self.register.policy.precheck(actor, perm.CERTIFY)
         codes = _codes_of(who)
-        if not isinstance(requester, Requester):
-            raise InvalidInputError("requester must be a jukicore.certificates.Requester")
-        if isinstance(requester.identity, CardHolder):
-            raise InvalidInputError("a card holder is identified by the card and its PIN here:"
-                                    " give CardPin(card_id, pin), not a CardHolder")
+        req = _requester(requester)
         chosen = expand_items(items)
-        req = requester.checked()
         if isinstance(req.identity, CardPin):
             if self.cards is None:
                 raise InvalidInputError("card + PIN needs the cards service: Certificates(...,"
@@ -252,13 +247,8 @@ class Certificates:
             raise InvalidInputError("a wide-area certificate is of one person or of their whole"
                                     " household: give one resident code")
         home = _home(home, self.register.lg_code)
-        if not isinstance(requester, Requester):
-            raise InvalidInputError("requester must be a jukicore.certificates.Requester")
-        if isinstance(requester.identity, CardHolder):
-            raise InvalidInputError("a card holder is identified by the card and its PIN here:"
-                                    " give CardPin(card_id, pin), not a CardHolder")
+        req = _requester(requester)
         chosen = expand_items(items)
-        req = requester.checked()
         rid = wide.check_request_id(request_id) if request_id is not None else \
             wide.new_request_id(self.register.lg_code, now)
         moment = now or utcnow()
@@ -472,6 +462,17 @@ class Certificates:
         """How many certificates were issued (no personal data)."""
         with self.register._b.session(write=False) as s:
             return int(s.scalar(f"SELECT count(*) FROM {ISSUANCE_TABLE.name}"))
+
+
+def _requester(requester: Any) -> Requester:
+    """The requester checked (a card holder must come as CardPin: its PIN is checked here
+    or at the card's municipality, never taken on trust)."""
+    if not isinstance(requester, Requester):
+        raise InvalidInputError("requester must be a jukicore.certificates.Requester")
+    if isinstance(requester.identity, CardHolder):
+        raise InvalidInputError("a card holder is identified by the card and its PIN here:"
+                                " give CardPin(card_id, pin), not a CardHolder")
+    return requester.checked()
 
 
 def since_clause(s: Session, since: dt.datetime | None, column: str
