@@ -69,7 +69,8 @@ BENCHES = COMPARE.parent
     ("compare_identity.py", ("--scale", "small", "--no-postgres"),
      r"^pension checks 10,000 on 20,000, SQLite .* ratio +\d+\.\d\dx .*same as SQL"),
     ("compare_network.py", ("--scale", "small"),
-     r"^agency code queries over mutual TLS .*/s, p50 .* in process .*x slower(.|\n)*"
+     r"^agency code queries over mutual TLS .*/s, p50 .* in process.*: network / in process"
+     r" [\d.]+x(.|\n)*"
      r"^a night of 2000 entries pushed .*x (.|\n)*^bulk verification of 20000 rows: .*x"),
     ("compare_pin.py", ("--repeat", "3"),
      r"^ratio defaults / jukicore: [\d.]+x; jukicore p95 [\d.]+ ms (within|OVER) the 150"),
