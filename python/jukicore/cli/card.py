@@ -13,10 +13,13 @@ from jukicore.errors import InvalidInputError
 
 from ._common import Credentials, emit_json, json_option, operator_options
 
+#: jukicore.cards.pin.PIN_KEY_ENV, named here so that the command line starts without
+#: importing the cards' package (its store pulls in pyarrow)
+PIN_KEY_ENV = "JUKICORE_PIN_KEY"
+
 __all__ = ["card"]
 
 #: Environment variable of the node's pin key file (``--pin-key``).
-PIN_KEY_ENV = "JUKICORE_PIN_KEY"
 
 _store = click.argument("store", metavar="STORE")
 _card_id = click.argument("card_id", metavar="CARD_ID")

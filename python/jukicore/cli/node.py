@@ -23,6 +23,7 @@ from ._common import (
     juki_errors,
     operator_options,
 )
+from .card import PIN_KEY_ENV
 
 password_option = click.option(
     "--node-password-file", "node_password_file",
@@ -270,7 +271,7 @@ def restore(archive: Path, directory: Path, store: str | None, force: bool,
               help="On SIGTERM, how long requests in flight may take to finish.")
 @click.option("--workers", default=1, show_default=True, type=click.IntRange(1, 64),
               help="Processes serving the port together (one per core; /metrics sums them).")
-@click.option("--pin-key", "pin_key", envvar="JUKICORE_PIN_KEY",
+@click.option("--pin-key", "pin_key", envvar=PIN_KEY_ENV,
               type=click.Path(exists=True, dir_okay=False, path_type=Path),
               help="A municipality's PIN key file: its cards' PINs checked for another "
                    "municipality's wide-area certificate. Env: JUKICORE_PIN_KEY.")
@@ -289,7 +290,7 @@ def serve(directory: Path, host: str, port: int, ops_port: int | None, max_concu
 
     n = Node.open(directory)
     if pin_key is not None:  # read by the services that check cards (and the workers)
-        os.environ["JUKICORE_PIN_KEY"] = str(pin_key.resolve())
+        os.environ[PIN_KEY_ENV] = str(pin_key.resolve())
     server = NodeServer(n, read_password(node_password_file), host=host, port=port,
                         ops_port=ops_port, max_concurrency=max_concurrency,
                         body_timeout=body_timeout, graceful_seconds=graceful_seconds,

@@ -188,13 +188,17 @@ def quarantine(directory: Path, sender: str | None, creds: Credentials,
     click.echo(f"{len(rows)} quarantined, {len(rejected)} rejected", err=True)
 
 
+retry_option = click.option(
+    "--retry-for", default=600.0, show_default=True, type=click.FloatRange(min=0),
+    help="Seconds to keep trying a recipient that cannot be reached.")
+
+
 @sync.command("push")
 @click.argument("directory", type=click.Path(exists=True, file_okay=False, path_type=Path))
 @click.option("--to", "recipients", multiple=True,
               help="Recipient node (repeatable). Default: the municipality's prefecture and "
                    "the center.")
-@click.option("--retry-for", default=600.0, show_default=True, type=click.FloatRange(min=0),
-              help="Seconds to keep trying a recipient that cannot be reached.")
+@retry_option
 @click.option("--timeout", default=120.0, show_default=True, type=click.FloatRange(min=1),
               help="Seconds to wait for each answer.")
 @password_option
@@ -240,8 +244,7 @@ def push(directory: Path, recipients: tuple[str, ...], retry_for: float, timeout
 @click.argument("directory", type=click.Path(exists=True, file_okay=False, path_type=Path))
 @click.argument("packets", nargs=-1, required=True,
                 type=click.Path(exists=True, dir_okay=False, path_type=Path))
-@click.option("--retry-for", default=600.0, show_default=True, type=click.FloatRange(min=0),
-              help="Seconds to keep trying a recipient that cannot be reached.")
+@retry_option
 @password_option
 @operator_options
 @json_option

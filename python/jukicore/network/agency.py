@@ -22,6 +22,7 @@ import base64
 import datetime as dt
 import json
 import os
+import ssl
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -41,13 +42,6 @@ __all__ = ["AgencyIdentity", "agency_certificates", "trust_agency", "untrust_age
 REGISTRY = "agencies.json"
 _FORMAT = "jukicore-agencies"
 _MAX = 16 << 20
-
-
-def _pem(der: bytes) -> bytes:
-    body = base64.encodebytes(der).decode().replace("\n", "")
-    lines = [body[i:i + 64] for i in range(0, len(body), 64)]
-    return ("-----BEGIN CERTIFICATE-----\n" + "\n".join(lines)
-            + "\n-----END CERTIFICATE-----\n").encode()
 
 
 def certificate_der(data: bytes) -> bytes:
@@ -89,7 +83,7 @@ class AgencyIdentity:
         der = agency_certificate(key, agency, valid_from=valid_from).public_bytes(Encoding.DER)
         private_dir(p, parents=True)
         save_private_key(key, p / "key.pem", password)
-        write_atomic(p / "certificate.pem", _pem(der), mode=0o644)
+        write_atomic(p / "certificate.pem", ssl.DER_cert_to_PEM_cert(der).encode(), mode=0o644)
         doc = {"agency": agency, "key_id": key_id(key.public_key())}
         write_atomic(p / "agency.json", (json.dumps(doc, indent=2) + "\n").encode(),
                      mode=PRIVATE_FILE)

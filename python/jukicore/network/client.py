@@ -199,6 +199,7 @@ class NodeClient:
         self.transport = Transport(node.certificate(keys, node.valid_from()), keys.signing,
                                    node.node_id, **policy)
         self._addresses = dict(addresses) if addresses is not None else None
+        self._targets: dict[str, tuple[str, list[bytes]]] = {}
 
     def address(self, peer: str) -> str:
         book = self._addresses if self._addresses is not None else peer_addresses(self.node)
@@ -208,15 +209,24 @@ class NodeClient:
             raise NotFoundError(f"no address for {peer}: jukicore node peer "
                                 f"{self.node.path} {peer} https://HOST:PORT") from None
 
+    def _target(self, peer: str) -> tuple[str, list[bytes]]:
+        """Where ``peer`` listens and the certificates it may present: read once per
+        client (its connections are made from them once)."""
+        found = self._targets.get(peer)
+        if found is None:
+            check_node_id(peer)
+            certs = self.node.trust().certificates(peer)
+            if not certs:
+                raise NotFoundError(f"no certificate of {peer} in the trust store (trust its"
+                                    " public record again: records carry certificates now)")
+            found = self._targets[peer] = (self.address(peer), certs)
+        return found
+
     def call(self, peer: str, path: str, body: bytes, content_type: str, *,
              idempotent: bool = True) -> tuple[bytes, str]:
-        check_node_id(peer)
-        certs = self.node.trust().certificates(peer)
-        if not certs:
-            raise NotFoundError(f"no certificate of {peer} in the trust store (trust its"
-                                " public record again: records carry certificates now)")
-        return self.transport.request(peer, self.address(peer), certs, path, body,
-                                      content_type, idempotent=idempotent)
+        url, certs = self._target(peer)
+        return self.transport.request(peer, url, certs, path, body, content_type,
+                                      idempotent=idempotent)
 
     def call_json(self, peer: str, path: str, body: dict[str, Any]) -> dict[str, Any]:
         """A JSON service of ``peer``: the request object in, the answer object out (the
